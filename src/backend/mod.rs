@@ -1,0 +1,97 @@
+//! Backends: where snapshots come from and where commands go.
+//!
+//! A [`Backend`] is one kind of storage (Linux md, the simulator, later btrfs,
+//! ZFS, MegaRAID). The engine and the guard only ever see this trait, so a
+//! dry-run against the simulator walks exactly the code a real swap walks.
+
+pub mod md;
+pub mod process;
+pub mod sim;
+pub mod smart;
+
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::health::model::{Identity, Snapshot};
+use crate::runbook::model::Step;
+
+/// How much a look includes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Depth {
+    /// Kernel state and cheap counters only (sysfs); for the fast watch loop.
+    Fast,
+    /// Everything, including SMART (slow: runs smartctl per drive).
+    Full,
+}
+
+/// What an external command did. Goes into the journal verbatim.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CommandOutput {
+    pub argv: Vec<String>,
+    /// `None` when the process was killed by a signal or timed out.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub timed_out: bool,
+}
+
+impl CommandOutput {
+    pub fn success(&self) -> bool {
+        self.code == Some(0) && !self.timed_out
+    }
+}
+
+/// Runs external programs as argv, never through a shell. Real processes in
+/// production; canned outputs in tests.
+pub trait CommandRunner {
+    /// Err only when the program could not be started at all (missing,
+    /// permission); a non-zero exit is a normal `CommandOutput`.
+    fn run(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput>;
+}
+
+/// What happened when the tool tried to switch a locate LED.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "led", rename_all = "kebab-case")]
+pub enum LocateOutcome {
+    /// The LED was switched; `how` says through what.
+    Switched { how: String },
+    /// No LED control exists for this drive; the message says why.
+    Unavailable { reason: String },
+}
+
+/// Where the engine is, told to the backend so the simulator can play the
+/// technician's hands and the scenario's events. Real backends ignore it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepPhase {
+    Began,
+    Ended,
+}
+
+/// One kind of storage.
+pub trait Backend {
+    /// A short name for messages and the journal: `md`, `sim`.
+    fn name(&self) -> &'static str;
+
+    /// Names of the arrays this backend can see.
+    fn arrays(&mut self) -> Result<Vec<String>>;
+
+    /// One look at `array` and every whole disk present. Err when the array
+    /// itself cannot be read; partial failures go into `Snapshot::problems`.
+    fn snapshot(&mut self, array: &str, depth: Depth) -> Result<Snapshot>;
+
+    /// Block until the kernel reports an array event or `timeout` passes.
+    /// Real md waits on /proc/mdstat; the simulator advances simulated time.
+    fn wait(&mut self, timeout: Duration) -> Result<()>;
+
+    /// Run an external command as argv.
+    fn execute(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput>;
+
+    /// Switch the locate LED of a drive's bay on or off.
+    fn locate(&mut self, drive: &Identity, on: bool) -> Result<LocateOutcome>;
+
+    /// The engine is starting or has finished `step`; `target` is the drive
+    /// being replaced.
+    fn step_phase(&mut self, _step: &Step, _phase: StepPhase, _target: &Identity) {}
+}

@@ -1,0 +1,3 @@
+//! The simulator: in-memory arrays and drives that react as real ones do.
+
+pub mod scenario;

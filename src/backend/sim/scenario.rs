@@ -1,0 +1,1 @@
+//! Scenario files: a simulated array, what goes wrong, and what must happen.

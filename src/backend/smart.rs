@@ -1,0 +1,1 @@
+//! SMART through `smartctl --json`.

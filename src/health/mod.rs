@@ -1,0 +1,4 @@
+//! Health: the snapshot model and the guard that compares snapshots.
+
+pub mod guard;
+pub mod model;

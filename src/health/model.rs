@@ -1,0 +1,241 @@
+//! The health model: what one look at an array and its drives saw.
+//!
+//! Every backend (md, the simulator, later btrfs/zfs/storcli) produces a
+//! [`Snapshot`]; the guard compares snapshots and never knows which backend
+//! made them. A snapshot records what could not be read in `problems`
+//! instead of guessing: health that was not read is not healthy.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// How a drive is known across hot-plugs.
+///
+/// Drives are identified by serial number or WWN, never by their /dev name,
+/// because kernel names move after a hot-plug: a freshly inserted drive can
+/// come up under the pulled drive's old name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DriveKey(pub String);
+
+impl DriveKey {
+    /// True when the key comes from the kernel name only (no serial, no WWN).
+    /// Such a drive cannot be told apart from a different drive that later
+    /// takes its name; a member keyed this way is a guard problem.
+    pub fn is_weak(&self) -> bool {
+        self.0.starts_with("dev:")
+    }
+}
+
+impl fmt::Display for DriveKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who a drive is: the facts that survive a hot-plug, plus where it sits now.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// Kernel name at the time of the look, without `/dev/` (`sda`, `nvme0n1`).
+    pub dev: String,
+    pub serial: Option<String>,
+    pub wwn: Option<String>,
+    pub model: Option<String>,
+    pub firmware: Option<String>,
+    pub size_bytes: Option<u64>,
+    /// Bay or slot, only when the hardware says so.
+    pub slot: Option<String>,
+    /// A stable `/dev/disk/by-id/` name, when present.
+    pub by_id: Option<String>,
+}
+
+impl Identity {
+    /// The stable key: serial first, then WWN, then (weakly) the kernel name.
+    pub fn key(&self) -> DriveKey {
+        if let Some(serial) = self.serial.as_deref().filter(|s| !s.is_empty()) {
+            DriveKey(format!("serial:{serial}"))
+        } else if let Some(wwn) = self.wwn.as_deref().filter(|s| !s.is_empty()) {
+            DriveKey(format!("wwn:{wwn}"))
+        } else {
+            DriveKey(format!("dev:{}", self.dev))
+        }
+    }
+
+    /// A short human description: `sdb (serial S3Z1..., bay 1)`.
+    pub fn describe(&self) -> String {
+        let serial = self.serial.as_deref().unwrap_or("unknown");
+        match &self.slot {
+            Some(slot) => format!("{} (serial {serial}, bay {slot})", self.dev),
+            None => format!("{} (serial {serial}, bay unknown)", self.dev),
+        }
+    }
+}
+
+/// A drive's role in the array, as the kernel reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemberState {
+    /// Holds a role and is fully in sync.
+    InSync,
+    /// Holds a role (or is a replacement) and is being recovered to.
+    Rebuilding,
+    /// A spare with no role.
+    Spare,
+    /// Marked faulty by the kernel, still listed in the array.
+    Faulty,
+}
+
+impl fmt::Display for MemberState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MemberState::InSync => "in-sync",
+            MemberState::Rebuilding => "rebuilding",
+            MemberState::Spare => "spare",
+            MemberState::Faulty => "faulty",
+        })
+    }
+}
+
+/// Membership of a drive in the array being guarded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    pub state: MemberState,
+    /// Role number in the array (md sysfs `slot`), when it has one.
+    pub role: Option<u32>,
+    /// The kernel's raw state flags, e.g. `in_sync`, `write_error`,
+    /// `want_replacement`, `blocked`, `replacement`, `writemostly`.
+    pub flags: Vec<String>,
+}
+
+/// The drive's own view of its health, when this look included SMART.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Smart {
+    Read {
+        /// Overall SMART health verdict.
+        passed: bool,
+        /// Error counters, keyed `smart.<name>` or `nvme.<name>`.
+        counters: BTreeMap<String, u64>,
+    },
+    /// SMART could not be read: tool missing, timeout, unparsable output.
+    Unreadable { reason: String },
+}
+
+/// One drive as seen in one look.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drive {
+    pub id: Identity,
+    /// `None` when the drive is present but not part of the array.
+    pub member: Option<Membership>,
+    /// Cheap error counters read at every look (`md.errors`,
+    /// `md.bad_blocks`, `io.ioerr_cnt`, ...). Any increase on a survivor halts.
+    pub counters: BTreeMap<String, u64>,
+    /// `None` when this look did not include SMART (a fast look).
+    pub smart: Option<Smart>,
+}
+
+impl Drive {
+    pub fn key(&self) -> DriveKey {
+        self.id.key()
+    }
+
+    pub fn state(&self) -> Option<MemberState> {
+        self.member.as_ref().map(|m| m.state)
+    }
+}
+
+/// Array-wide resync, recovery, reshape or check progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncProgress {
+    /// `recover`, `resync`, `reshape`, `check`, `repair` (md sysfs spelling).
+    pub action: String,
+    /// Work done and total, in the same unit (md: 512-byte sectors).
+    pub done: u64,
+    pub total: u64,
+    /// Current speed in KiB/s when the kernel reports it.
+    pub speed_kib: Option<u64>,
+}
+
+impl SyncProgress {
+    pub fn fraction(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.done as f64 / self.total as f64
+        }
+    }
+}
+
+/// The array as a whole.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArrayHealth {
+    pub name: String,
+    /// `raid1`, `raid5`, ...
+    pub level: String,
+    /// md `array_state`: `clean`, `active`, `read-auto`, `inactive`, ...
+    pub state: String,
+    /// Slots the array should have.
+    pub raid_disks: u32,
+    /// Slots without an in-sync device.
+    pub degraded: u32,
+    /// `None` when no resync, recovery, reshape or check is running.
+    pub sync: Option<SyncProgress>,
+}
+
+impl ArrayHealth {
+    /// States in which md serves I/O normally.
+    pub fn state_is_running(&self) -> bool {
+        matches!(
+            self.state.as_str(),
+            "clean" | "active" | "active-idle" | "write-pending" | "read-auto"
+        )
+    }
+}
+
+/// Something that could not be read. Never treated as healthy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// Which probe: `md`, `identity`, `counters`, `smart`.
+    pub probe: String,
+    /// What it was about: a drive's kernel name or the array name.
+    pub subject: String,
+    pub message: String,
+}
+
+/// One look at an array and every drive that matters to it: its members and
+/// any other whole disk present (so a drive that appears or vanishes is seen).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Milliseconds on the run's clock (wall clock or simulated).
+    pub at_ms: u64,
+    pub array: ArrayHealth,
+    pub drives: Vec<Drive>,
+    pub problems: Vec<Problem>,
+}
+
+impl Snapshot {
+    pub fn drive(&self, key: &DriveKey) -> Option<&Drive> {
+        self.drives.iter().find(|d| &d.key() == key)
+    }
+
+    pub fn members(&self) -> impl Iterator<Item = &Drive> {
+        self.drives.iter().filter(|d| d.member.is_some())
+    }
+
+    /// Find a drive by kernel name, serial, WWN or slot, as a technician
+    /// would name it on the command line. Several matches are an error for
+    /// the caller to report; this returns all of them.
+    pub fn find(&self, name: &str) -> Vec<&Drive> {
+        let bare = name.strip_prefix("/dev/").unwrap_or(name);
+        self.drives
+            .iter()
+            .filter(|d| {
+                d.id.dev == bare
+                    || d.id.serial.as_deref() == Some(name)
+                    || d.id.wwn.as_deref() == Some(name)
+                    || d.id.slot.as_deref() == Some(name)
+                    || d.id.by_id.as_deref() == Some(name)
+            })
+            .collect()
+    }
+}

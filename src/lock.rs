@@ -1,0 +1,1 @@
+//! One run per array at a time.

@@ -1,0 +1,116 @@
+//! Operators: the human side of a run.
+//!
+//! The engine never reads stdin or prints; everything a technician sees or
+//! answers goes through an [`Operator`]. The terminal operator talks to a
+//! person at a console; the scripted operator answers from a file, so CI and
+//! dry-runs drive the same engine without a person.
+
+pub mod scripted;
+pub mod terminal;
+
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::Serialize;
+
+/// A step as the technician sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StepView {
+    pub id: String,
+    /// `confirm`, `command`, `physical`, `wait`, `locate`.
+    pub kind: String,
+    /// 1-based position and the total number of steps.
+    pub number: usize,
+    pub total: usize,
+    /// The rendered instruction (variables bound, hardware strings sanitised).
+    pub text: String,
+    /// For command steps: the argv that will run, rendered.
+    pub argv: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum QuestionKind {
+    /// Yes or no.
+    YesNo,
+    /// The technician must type `expected` exactly (for example the last four
+    /// characters of a serial) before something irreversible.
+    TypeExact { expected: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Question {
+    /// The step asking; scripted answers are keyed by it.
+    pub step_id: String,
+    pub prompt: String,
+    pub kind: QuestionKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Answer {
+    Yes,
+    No,
+    Text(String),
+}
+
+/// One line of the health panel: a drive and how it is doing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PanelLine {
+    /// `survivor`, `target`, `new`, `other`.
+    pub role: String,
+    /// `sda (serial S3Z1NB0K100001, bay 0)`.
+    pub drive: String,
+    /// `in-sync`, `faulty`, `absent`, ...
+    pub state: String,
+    /// True when nothing is wrong with this drive.
+    pub ok: bool,
+}
+
+/// Progress of a wait (a rebuild) or a watch.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Progress {
+    pub step_id: String,
+    pub label: String,
+    /// 0.0 ..= 1.0, when known.
+    pub fraction: Option<f64>,
+    pub eta: Option<Duration>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoteLevel {
+    Info,
+    Good,
+    Warn,
+}
+
+/// Everything a technician needs when the guard stops the run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HaltReport {
+    /// The step during which the halt happened (`preflight` before step 1).
+    pub step_id: String,
+    pub headline: String,
+    /// One line per violation: drive, what changed, before → after.
+    pub details: Vec<String>,
+    /// The runbook's `[on_halt]` guidance.
+    pub guidance: String,
+}
+
+pub trait Operator {
+    /// Show a step's instruction, large and plain.
+    fn show_step(&mut self, step: &StepView) -> Result<()>;
+    /// Ask a question. Err when no answer can be had (no TTY, no scripted
+    /// answer for this step).
+    fn ask(&mut self, question: &Question) -> Result<Answer>;
+    /// Show the survivors' health.
+    fn health(&mut self, panel: &[PanelLine]);
+    /// Show progress of a wait or watch.
+    fn progress(&mut self, progress: &Progress);
+    /// A one-line message.
+    fn note(&mut self, level: NoteLevel, text: &str);
+    /// The guard stopped the run.
+    fn halted(&mut self, report: &HaltReport);
+    /// The run is over; the scripted operator fails here on answers left over.
+    fn finish(&mut self) -> Result<()>;
+}

@@ -1,0 +1,1 @@
+//! Scripted answers for CI, dry-runs and `run --answers FILE`.

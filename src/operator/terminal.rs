@@ -1,0 +1,1 @@
+//! The terminal operator: a technician at a console.

@@ -1,0 +1,124 @@
+//! Diagnostics for files people write: `path:line:col`, the source line
+//! with a caret under the problem, and a `help:` line.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::runbook::model::Span;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub path: PathBuf,
+    /// 1-based line and column (in characters).
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    /// The whole source line the problem is on.
+    pub source_line: String,
+    /// Width of the caret underline, in characters (at least 1).
+    pub width: usize,
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    /// A diagnostic at `span` of `source` (the file's text).
+    pub fn at(
+        severity: Severity,
+        path: &Path,
+        source: &str,
+        span: Span,
+        message: impl Into<String>,
+        help: Option<String>,
+    ) -> Self {
+        let start = span.start.min(source.len());
+        let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = source[start..]
+            .find('\n')
+            .map_or(source.len(), |i| start + i);
+        let line = source[..start].matches('\n').count() + 1;
+        let column = source[line_start..start].chars().count() + 1;
+        let end = span.end.clamp(start, line_end);
+        let width = source[start..end].chars().count().max(1);
+        Diagnostic {
+            severity,
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+            source_line: source[line_start..line_end]
+                .trim_end_matches('\r')
+                .to_string(),
+            width,
+            help,
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let label = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let gutter = self.line.to_string().len();
+        writeln!(f, "{label}: {}", self.message)?;
+        writeln!(
+            f,
+            "{:gutter$}--> {}:{}:{}",
+            "",
+            self.path.display(),
+            self.line,
+            self.column
+        )?;
+        writeln!(f, "{:gutter$} |", "")?;
+        writeln!(f, "{} | {}", self.line, self.source_line)?;
+        let pad: String = self
+            .source_line
+            .chars()
+            .take(self.column - 1)
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        write!(f, "{:gutter$} | {pad}{}", "", "^".repeat(self.width))?;
+        if let Some(help) = &self.help {
+            write!(f, "\n{:gutter$} = help: {help}", "")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_at_line_and_column() {
+        let src = "[guard]\nsmrt = \"required\"\n";
+        let d = Diagnostic::at(
+            Severity::Error,
+            Path::new("rb.toml"),
+            src,
+            Span { start: 8, end: 12 },
+            "unknown key `smrt` in [guard]",
+            Some("did you mean `smart`?".into()),
+        );
+        assert_eq!((d.line, d.column, d.width), (2, 1, 4));
+        assert_eq!(
+            d.to_string(),
+            "error: unknown key `smrt` in [guard]\n --> rb.toml:2:1\n  |\n2 | smrt = \"required\"\n  | ^^^^\n  = help: did you mean `smart`?"
+        );
+    }
+}

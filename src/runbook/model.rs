@@ -1,0 +1,322 @@
+//! The typed runbook model: what the engine walks.
+//!
+//! The loader (`load.rs`) turns a TOML file into this model only when the
+//! file is free of errors, so everything here is already validated: step ids
+//! are unique, every variable is defined, every physical step has an
+//! expectation, destructive commands sit behind a typed confirmation.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// A byte range in the runbook source, for messages that point at a line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+/// A string with `{variables}`, kept unrendered until the live array binds them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Template {
+    pub text: String,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    Md,
+    Btrfs,
+    Zfs,
+    Megaraid,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ParamKind {
+    /// An array name, e.g. `md0`.
+    Array,
+    /// A member of the array: kernel name, serial or bay.
+    Member,
+    /// Free text.
+    Text,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Param {
+    pub name: String,
+    pub kind: ParamKind,
+    pub help: String,
+}
+
+/// Whether a probe must be readable. Strict by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Requirement {
+    #[default]
+    Required,
+    Optional,
+}
+
+/// How strict the guard is. Every loosening is explicit in the runbook.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GuardPolicy {
+    pub smart: Requirement,
+    /// SMART polling while hands are in the chassis and during waits.
+    pub smart_poll: Duration,
+    /// Polling of cheap sysfs counters between kernel events.
+    pub watch_poll: Duration,
+    /// Counter names whose increase is not a halt (e.g. `smart.udma_crc_error_count`).
+    pub tolerate: Vec<String>,
+    /// Most slots the array may be missing at any time during the run; `None`
+    /// derives it from the steps' expectations.
+    pub max_degraded: Option<u32>,
+}
+
+impl Default for GuardPolicy {
+    fn default() -> Self {
+        GuardPolicy {
+            smart: Requirement::Required,
+            smart_poll: Duration::from_secs(10),
+            watch_poll: Duration::from_millis(250),
+            tolerate: Vec::new(),
+            max_degraded: None,
+        }
+    }
+}
+
+/// Built-in preflight conditions, evaluated on the baseline snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precondition {
+    /// The array stays redundant-enough (not failed) once the target leaves.
+    RedundantWithoutTarget,
+    /// Every survivor is in sync, SMART passes, no error flags.
+    SurvivorsHealthy,
+    /// No resync, recovery, reshape or check is running.
+    NoRebuildRunning,
+    /// The target has a serial or WWN (so a wrong pull can be told apart).
+    TargetIdentified,
+}
+
+impl Precondition {
+    pub const ALL: [(&'static str, Precondition); 4] = [
+        (
+            "redundant-without-target",
+            Precondition::RedundantWithoutTarget,
+        ),
+        ("survivors-healthy", Precondition::SurvivorsHealthy),
+        ("no-rebuild-running", Precondition::NoRebuildRunning),
+        ("target-identified", Precondition::TargetIdentified),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Precondition::ALL
+            .iter()
+            .find(|(_, p)| *p == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("unknown")
+    }
+}
+
+/// What an external check's result must satisfy.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckTest {
+    /// Exit status 0 and nothing else.
+    ExitZero,
+    /// The JSON value at `pointer` in stdout equals `value`.
+    JsonEquals {
+        pointer: String,
+        value: serde_json::Value,
+    },
+    /// The JSON value at `pointer` is a timestamp (RFC 3339 or Unix seconds)
+    /// no older than `max_age`.
+    JsonMaxAge { pointer: String, max_age: Duration },
+}
+
+/// A fact outside the array, such as backup freshness, checked by running
+/// an argv (never a shell).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExternalCheck {
+    pub name: String,
+    pub run: Vec<Template>,
+    pub test: CheckTest,
+    pub timeout: Duration,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Preflight {
+    pub require: Vec<Precondition>,
+    pub checks: Vec<ExternalCheck>,
+}
+
+/// The drive a step talks about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// The member being replaced.
+    Target,
+    /// The drive inserted during the run.
+    New,
+}
+
+/// What a drive must look like once a step is done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriveExpect {
+    /// A member, in sync.
+    InSync,
+    /// A member being recovered to (including an md replacement).
+    Rebuilding,
+    /// Still a member, marked faulty.
+    Faulty,
+    /// Present, no longer a member.
+    Removed,
+    /// Gone from the system (pulled).
+    Absent,
+    /// Present (for the new drive: appeared).
+    Present,
+}
+
+impl DriveExpect {
+    pub const ALL: [(&'static str, DriveExpect); 6] = [
+        ("in-sync", DriveExpect::InSync),
+        ("rebuilding", DriveExpect::Rebuilding),
+        ("faulty", DriveExpect::Faulty),
+        ("removed", DriveExpect::Removed),
+        ("absent", DriveExpect::Absent),
+        ("present", DriveExpect::Present),
+    ];
+
+    pub fn name(self) -> &'static str {
+        DriveExpect::ALL
+            .iter()
+            .find(|(_, e)| *e == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("unknown")
+    }
+}
+
+/// Rules a newly inserted drive must pass before anything writes to it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NewDriveRule {
+    /// Minimum size as a template (e.g. `{target.size}`) or a literal size.
+    pub min_size: Option<Template>,
+    pub blank: bool,
+    pub not_quarantined: bool,
+}
+
+/// What a step must achieve, and what may change while it runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Expectation {
+    pub target: Option<DriveExpect>,
+    pub new: Option<DriveExpect>,
+    /// Most array slots allowed missing during and after this step.
+    pub degraded: Option<u32>,
+}
+
+impl Expectation {
+    pub fn is_empty(&self) -> bool {
+        self.target.is_none() && self.new.is_none() && self.degraded.is_none()
+    }
+}
+
+/// How a step asks the technician before acting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Confirm {
+    /// No question (the default for command steps that are not destructive).
+    #[default]
+    None,
+    /// A yes/no question.
+    YesNo,
+    /// Type the last 4 characters of the drive's serial.
+    TypeSerial(Role),
+}
+
+/// What a wait step waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaitUntil {
+    /// No sync running, no slot missing, the new drive (if any) in sync.
+    InSync,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum StepKind {
+    /// The technician confirms something the tool cannot see.
+    Confirm,
+    /// Run an argv (never through a shell).
+    Command {
+        run: Vec<Template>,
+        /// What the command does, for lint: true when it can destroy data.
+        destructive: bool,
+    },
+    /// Hands in the chassis: the tool watches until the expectation holds.
+    Physical,
+    /// Wait, watching, until a condition holds.
+    Wait { until: WaitUntil },
+    /// Blink a bay's locate LED.
+    Locate { on: Role },
+}
+
+impl StepKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepKind::Confirm => "confirm",
+            StepKind::Command { .. } => "command",
+            StepKind::Physical => "physical",
+            StepKind::Wait { .. } => "wait",
+            StepKind::Locate { .. } => "locate",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub id: String,
+    pub kind: StepKind,
+    /// The instruction shown to the technician.
+    pub say: Option<Template>,
+    pub expect: Expectation,
+    /// Rules for the drive this step inserts (physical steps expecting `new`).
+    pub new_drive: Option<NewDriveRule>,
+    pub confirm: Confirm,
+    /// Record the target as quarantined once this step completes.
+    pub quarantine: Option<Role>,
+    /// A failure of this step (e.g. no LED control) does not stop the run.
+    pub optional: bool,
+    /// How long the step may take (waits, physical steps, commands).
+    pub timeout: Option<Duration>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Runbook {
+    #[serde(skip)]
+    pub path: PathBuf,
+    /// SHA-256 of the file's bytes, recorded in the journal.
+    pub hash: String,
+    pub name: String,
+    pub backend: BackendKind,
+    pub params: Vec<Param>,
+    pub guard: GuardPolicy,
+    pub preflight: Preflight,
+    /// Guidance printed after every halt.
+    pub on_halt: String,
+    pub steps: Vec<Step>,
+}
+
+impl Runbook {
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+}

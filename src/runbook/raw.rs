@@ -1,0 +1,1 @@
+//! The raw serde layer of a runbook file.
