@@ -132,6 +132,9 @@ pub struct Drive {
     pub counters: BTreeMap<String, u64>,
     /// `None` when this look did not include SMART (a fast look).
     pub smart: Option<Smart>,
+    /// Whether the drive carries no partition table, RAID superblock or
+    /// filesystem signature; `None` when not checked or not readable.
+    pub blank: Option<bool>,
 }
 
 impl Drive {
