@@ -1,1 +1,748 @@
-//! The guard: a pure comparison of a baseline snapshot with a later one.
+//! The guard: a pure comparison of the baseline snapshot with a later one.
+//!
+//! `compare` is the heart of the safety contract. It knows nothing about
+//! backends, steps or terminals: given the baseline, the current look, what
+//! the target and new drive may be doing right now, and the runbook's guard
+//! policy, it lists every way the array is worse off than the step allows.
+//! An empty list is the only "go on"; anything it cannot read is a violation.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::health::model::{Drive, DriveKey, MemberState, Smart, Snapshot};
+use crate::runbook::model::{DriveExpect, GuardPolicy, Requirement};
+
+/// Kernel flags that mean a member is in trouble even while md still calls
+/// it in sync (md keeps a member `in_sync` after failed rewrites and only
+/// records `write_error`/`want_replacement` and bad blocks).
+pub const BAD_FLAGS: [&str; 4] = ["faulty", "write_error", "want_replacement", "blocked"];
+
+/// How a drive looks now, in the vocabulary of step expectations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Observed {
+    InSync,
+    Rebuilding,
+    Spare,
+    Faulty,
+    /// Present but not a member of the array.
+    Removed,
+    /// Not present at all.
+    Absent,
+}
+
+impl Observed {
+    pub fn of(drive: Option<&Drive>) -> Observed {
+        match drive {
+            None => Observed::Absent,
+            Some(d) => match d.state() {
+                None => Observed::Removed,
+                Some(MemberState::InSync) => Observed::InSync,
+                Some(MemberState::Rebuilding) => Observed::Rebuilding,
+                Some(MemberState::Spare) => Observed::Spare,
+                Some(MemberState::Faulty) => Observed::Faulty,
+            },
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Observed::InSync => "in-sync",
+            Observed::Rebuilding => "rebuilding",
+            Observed::Spare => "spare",
+            Observed::Faulty => "faulty",
+            Observed::Removed => "removed",
+            Observed::Absent => "absent",
+        }
+    }
+}
+
+impl fmt::Display for Observed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whether what is observed satisfies an expectation.
+pub fn satisfies(observed: Observed, expect: DriveExpect) -> bool {
+    match expect {
+        DriveExpect::InSync => observed == Observed::InSync,
+        DriveExpect::Rebuilding => observed == Observed::Rebuilding,
+        DriveExpect::Faulty => observed == Observed::Faulty,
+        // A drive md dropped to spare is no longer holding data either.
+        DriveExpect::Removed => matches!(observed, Observed::Removed | Observed::Spare),
+        DriveExpect::Absent => observed == Observed::Absent,
+        DriveExpect::Present => observed != Observed::Absent,
+    }
+}
+
+/// What the new drive may be doing at this moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NewAllowance {
+    /// No drive may appear.
+    NotYet,
+    /// One drive may appear (a physical insert step is running).
+    MayAppear,
+    /// The new drive is known; it must be in one of these states.
+    Bound(DriveKey, Vec<DriveExpect>),
+}
+
+/// What the step allows at this moment: the target's and the new drive's
+/// acceptable states, and how many array slots may be missing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allowed {
+    pub target: DriveKey,
+    pub target_states: Vec<DriveExpect>,
+    pub new: NewAllowance,
+    pub max_degraded: u32,
+}
+
+/// Which drive a violation is about, in the terms the technician uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Subject {
+    Survivor,
+    Target,
+    NewDrive,
+    OtherDrive,
+    Array,
+    /// Something that could not be read.
+    Probe,
+}
+
+impl Subject {
+    fn label(self) -> &'static str {
+        match self {
+            Subject::Survivor => "survivor",
+            Subject::Target => "target",
+            Subject::NewDrive => "new drive",
+            Subject::OtherDrive => "drive",
+            Subject::Array => "array",
+            Subject::Probe => "unreadable",
+        }
+    }
+}
+
+/// One way the array is worse off than the step allows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    pub subject: Subject,
+    /// `sda (serial S3Z1NB0K100001, bay 0)` or the array name.
+    pub who: String,
+    /// The counter, flag or property that moved: `smart.current_pending_sector`,
+    /// `state`, `present`, `degraded`, `readable`.
+    pub what: String,
+    pub before: String,
+    pub after: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}: {} {} → {}",
+            self.subject.label(),
+            self.who,
+            self.what,
+            self.before,
+            self.after
+        )
+    }
+}
+
+fn violation(
+    subject: Subject,
+    who: impl Into<String>,
+    what: impl Into<String>,
+    before: impl Into<String>,
+    after: impl Into<String>,
+) -> Violation {
+    Violation {
+        subject,
+        who: who.into(),
+        what: what.into(),
+        before: before.into(),
+        after: after.into(),
+    }
+}
+
+fn expect_list(states: &[DriveExpect]) -> String {
+    states
+        .iter()
+        .map(|s| s.name())
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+/// Compare `now` with `baseline`. Pure: no I/O, no clock.
+pub fn compare(
+    baseline: &Snapshot,
+    now: &Snapshot,
+    allowed: &Allowed,
+    policy: &GuardPolicy,
+) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let smart_required = policy.smart == Requirement::Required;
+
+    for problem in &now.problems {
+        if problem.probe == "smart" && !smart_required {
+            continue;
+        }
+        out.push(violation(
+            Subject::Probe,
+            &problem.subject,
+            format!("{} readable", problem.probe),
+            "yes",
+            format!("no ({})", problem.message),
+        ));
+    }
+
+    // The array as a whole.
+    let who = &baseline.array.name;
+    if now.array.degraded > allowed.max_degraded {
+        out.push(violation(
+            Subject::Array,
+            who,
+            "degraded (slots missing)",
+            format!("{} allowed", allowed.max_degraded),
+            now.array.degraded.to_string(),
+        ));
+    }
+    if baseline.array.state_is_running() && !now.array.state_is_running() {
+        out.push(violation(
+            Subject::Array,
+            who,
+            "array_state",
+            &baseline.array.state,
+            &now.array.state,
+        ));
+    }
+    if now.array.level != baseline.array.level {
+        out.push(violation(
+            Subject::Array,
+            who,
+            "level",
+            &baseline.array.level,
+            &now.array.level,
+        ));
+    }
+
+    // Every drive the baseline saw.
+    for before in &baseline.drives {
+        let key = before.key();
+        let after = now.drive(&key);
+        if key == allowed.target {
+            let observed = Observed::of(after);
+            if !allowed
+                .target_states
+                .iter()
+                .any(|e| satisfies(observed, *e))
+            {
+                out.push(violation(
+                    Subject::Target,
+                    before.id.describe(),
+                    "state",
+                    format!("expected {}", expect_list(&allowed.target_states)),
+                    observed.name(),
+                ));
+            }
+            continue;
+        }
+        if let NewAllowance::Bound(new_key, _) = &allowed.new
+            && *new_key == key
+        {
+            continue;
+        }
+        match before.member {
+            Some(_) => survivor(before, after, smart_required, policy, &mut out),
+            None => {
+                if after.is_none() {
+                    out.push(violation(
+                        Subject::OtherDrive,
+                        before.id.describe(),
+                        "present",
+                        "yes",
+                        "vanished",
+                    ));
+                }
+            }
+        }
+    }
+
+    // Drives the baseline did not see.
+    let mut appeared: Vec<&Drive> = now
+        .drives
+        .iter()
+        .filter(|d| baseline.drive(&d.key()).is_none())
+        .collect();
+    match &allowed.new {
+        NewAllowance::NotYet => {}
+        NewAllowance::MayAppear => {
+            // One new drive is what the step asks for; the engine binds it.
+            if !appeared.is_empty() {
+                appeared.remove(0);
+            }
+        }
+        NewAllowance::Bound(new_key, states) => {
+            let drive = now.drive(new_key);
+            let observed = Observed::of(drive);
+            if !states.iter().any(|e| satisfies(observed, *e)) {
+                out.push(violation(
+                    Subject::NewDrive,
+                    drive.map_or_else(|| new_key.to_string(), |d| d.id.describe()),
+                    "state",
+                    format!("expected {}", expect_list(states)),
+                    observed.name(),
+                ));
+            }
+            if let Some(d) = drive {
+                bad_flags(Subject::NewDrive, None, d, &mut out);
+                smart_verdict(Subject::NewDrive, None, d, smart_required, &mut out);
+            }
+            appeared.retain(|d| d.key() != *new_key);
+        }
+    }
+    for drive in appeared {
+        out.push(violation(
+            Subject::OtherDrive,
+            drive.id.describe(),
+            "present",
+            "absent",
+            "appeared unexpectedly",
+        ));
+    }
+    out
+}
+
+/// A survivor: a member other than the target and the new drive.
+fn survivor(
+    before: &Drive,
+    after: Option<&Drive>,
+    smart_required: bool,
+    policy: &GuardPolicy,
+    out: &mut Vec<Violation>,
+) {
+    let who = before.id.describe();
+    let Some(after) = after else {
+        out.push(violation(
+            Subject::Survivor,
+            who,
+            "present",
+            "yes",
+            "vanished",
+        ));
+        return;
+    };
+    let was = Observed::of(Some(before));
+    let is = Observed::of(Some(after));
+    // A hot spare that md starts rebuilding onto is still not holding data
+    // the array depends on; every other change of state is a halt.
+    let spare_taken = was == Observed::Spare && is == Observed::Rebuilding;
+    if was != is && !spare_taken {
+        out.push(violation(
+            Subject::Survivor,
+            &who,
+            "state",
+            was.name(),
+            is.name(),
+        ));
+    }
+    bad_flags(Subject::Survivor, Some(before), after, out);
+    counters(
+        &who,
+        &before.counters,
+        &after.counters,
+        "counters",
+        policy,
+        out,
+    );
+    if let (Some(Smart::Read { counters: b, .. }), Some(Smart::Read { counters: a, .. })) =
+        (&before.smart, &after.smart)
+    {
+        counters(&who, b, a, "smart", policy, out);
+    }
+    smart_verdict(Subject::Survivor, Some(before), after, smart_required, out);
+}
+
+fn bad_flags(subject: Subject, before: Option<&Drive>, after: &Drive, out: &mut Vec<Violation>) {
+    let Some(member) = &after.member else {
+        return;
+    };
+    let had = |flag: &str| {
+        before
+            .and_then(|b| b.member.as_ref())
+            .is_some_and(|m| m.flags.iter().any(|f| f == flag))
+    };
+    for flag in &member.flags {
+        if BAD_FLAGS.contains(&flag.as_str()) && !had(flag) {
+            out.push(violation(
+                subject,
+                after.id.describe(),
+                format!("md flag `{flag}`"),
+                "clear",
+                "set",
+            ));
+        }
+    }
+}
+
+fn smart_verdict(
+    subject: Subject,
+    before: Option<&Drive>,
+    after: &Drive,
+    smart_required: bool,
+    out: &mut Vec<Violation>,
+) {
+    match &after.smart {
+        Some(Smart::Read { passed: false, .. }) => {
+            let was_failing = matches!(
+                before.and_then(|b| b.smart.as_ref()),
+                Some(Smart::Read { passed: false, .. })
+            );
+            if !was_failing {
+                out.push(violation(
+                    subject,
+                    after.id.describe(),
+                    "SMART overall health",
+                    "passed",
+                    "FAILED",
+                ));
+            }
+        }
+        Some(Smart::Unreadable { reason }) if smart_required => {
+            out.push(violation(
+                subject,
+                after.id.describe(),
+                "SMART readable",
+                "yes",
+                format!("no ({reason})"),
+            ));
+        }
+        _ => {}
+    }
+}
+
+/// Any increase of any counter is a violation unless the runbook tolerates
+/// that counter. A counter that was readable and no longer is, is a violation
+/// too: it could be hiding an increase.
+fn counters(
+    who: &str,
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+    source: &str,
+    policy: &GuardPolicy,
+    out: &mut Vec<Violation>,
+) {
+    for (name, &was) in before {
+        if policy.tolerate.iter().any(|t| t == name) {
+            continue;
+        }
+        match after.get(name) {
+            Some(&is) if is > was => out.push(violation(
+                Subject::Survivor,
+                who,
+                name,
+                was.to_string(),
+                is.to_string(),
+            )),
+            Some(_) => {}
+            None => out.push(violation(
+                Subject::Survivor,
+                who,
+                name,
+                was.to_string(),
+                format!("unreadable ({source})"),
+            )),
+        }
+    }
+    for (name, &is) in after {
+        if is > 0 && !before.contains_key(name) && !policy.tolerate.iter().any(|t| t == name) {
+            out.push(violation(
+                Subject::Survivor,
+                who,
+                name,
+                "not reported",
+                is.to_string(),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::model::{ArrayHealth, Identity, Membership, Problem};
+
+    fn drive(dev: &str, serial: &str, slot: &str, state: Option<MemberState>) -> Drive {
+        Drive {
+            id: Identity {
+                dev: dev.into(),
+                serial: Some(serial.into()),
+                slot: Some(slot.into()),
+                size_bytes: Some(960_000_000_000),
+                ..Identity::default()
+            },
+            member: state.map(|state| Membership {
+                state,
+                role: None,
+                flags: vec![match state {
+                    MemberState::InSync => "in_sync".into(),
+                    MemberState::Faulty => "faulty".into(),
+                    _ => "spare".into(),
+                }],
+            }),
+            counters: BTreeMap::from([("md.errors".into(), 0), ("md.bad_blocks".into(), 0)]),
+            smart: Some(Smart::Read {
+                passed: true,
+                counters: BTreeMap::from([("smart.current_pending_sector".into(), 0)]),
+            }),
+            blank: None,
+        }
+    }
+
+    fn mirror() -> Snapshot {
+        Snapshot {
+            at_ms: 0,
+            array: ArrayHealth {
+                name: "md0".into(),
+                level: "raid1".into(),
+                state: "clean".into(),
+                raid_disks: 2,
+                degraded: 0,
+                sync: None,
+            },
+            drives: vec![
+                drive("sda", "A1", "0", Some(MemberState::InSync)),
+                drive("sdb", "B2", "1", Some(MemberState::InSync)),
+                drive("nvme0n1", "BOOT", "9", None),
+            ],
+            problems: vec![],
+        }
+    }
+
+    fn allowed(target: &[DriveExpect], new: NewAllowance, max_degraded: u32) -> Allowed {
+        Allowed {
+            target: DriveKey("serial:B2".into()),
+            target_states: target.to_vec(),
+            new,
+            max_degraded,
+        }
+    }
+
+    fn lines(v: &[Violation]) -> Vec<String> {
+        v.iter().map(|v| v.to_string()).collect()
+    }
+
+    fn set_counter(s: &mut Snapshot, dev: &str, name: &str, value: u64) {
+        let d = s.drives.iter_mut().find(|d| d.id.dev == dev).unwrap();
+        if name.starts_with("smart.") {
+            if let Some(Smart::Read { counters, .. }) = &mut d.smart {
+                counters.insert(name.into(), value);
+            }
+        } else {
+            d.counters.insert(name.into(), value);
+        }
+    }
+
+    #[test]
+    fn identical_snapshots_pass() {
+        let s = mirror();
+        let a = allowed(&[DriveExpect::InSync], NewAllowance::NotYet, 0);
+        assert_eq!(lines(&compare(&s, &s, &a, &GuardPolicy::default())), Vec::<String>::new());
+    }
+
+    #[test]
+    fn table() {
+        type Mutate = fn(&mut Snapshot);
+        let cases: &[(&str, Mutate, &[DriveExpect], NewAllowance, u32, &[&str])] = &[
+            (
+                "survivor pending sectors rise",
+                |s| set_counter(s, "sda", "smart.current_pending_sector", 8),
+                &[DriveExpect::InSync, DriveExpect::Absent],
+                NewAllowance::NotYet,
+                1,
+                &["survivor sda (serial A1, bay 0): smart.current_pending_sector 0 → 8"],
+            ),
+            (
+                "survivor md errors rise",
+                |s| set_counter(s, "sda", "md.errors", 3),
+                &[DriveExpect::InSync],
+                NewAllowance::NotYet,
+                0,
+                &["survivor sda (serial A1, bay 0): md.errors 0 → 3"],
+            ),
+            (
+                "wrong drive pulled",
+                |s| {
+                    s.drives.retain(|d| d.id.dev != "sda");
+                },
+                &[DriveExpect::Removed, DriveExpect::Absent],
+                NewAllowance::NotYet,
+                1,
+                &[
+                    "survivor sda (serial A1, bay 0): present yes → vanished",
+                    "target sdb (serial B2, bay 1): state expected removed or absent → in-sync",
+                ],
+            ),
+            (
+                "target pulled as expected",
+                |s| {
+                    s.drives.retain(|d| d.id.dev != "sdb");
+                    s.array.degraded = 1;
+                },
+                &[DriveExpect::Removed, DriveExpect::Absent],
+                NewAllowance::NotYet,
+                1,
+                &[],
+            ),
+            (
+                "more redundancy lost than allowed",
+                |s| s.array.degraded = 1,
+                &[DriveExpect::InSync],
+                NewAllowance::NotYet,
+                0,
+                &["array md0: degraded (slots missing) 0 allowed → 1"],
+            ),
+            (
+                "write_error flag while md still says in_sync",
+                |s| {
+                    let m = s.drives[0].member.as_mut().unwrap();
+                    m.flags = vec!["in_sync".into(), "write_error".into(), "want_replacement".into()];
+                },
+                &[DriveExpect::InSync],
+                NewAllowance::NotYet,
+                0,
+                &[
+                    "survivor sda (serial A1, bay 0): md flag `write_error` clear → set",
+                    "survivor sda (serial A1, bay 0): md flag `want_replacement` clear → set",
+                ],
+            ),
+            (
+                "survivor SMART fails",
+                |s| s.drives[0].smart = Some(Smart::Read { passed: false, counters: BTreeMap::from([("smart.current_pending_sector".into(), 0)]) }),
+                &[DriveExpect::InSync],
+                NewAllowance::NotYet,
+                0,
+                &["survivor sda (serial A1, bay 0): SMART overall health passed → FAILED"],
+            ),
+            (
+                "survivor SMART unreadable fails closed",
+                |s| s.drives[0].smart = Some(Smart::Unreadable { reason: "smartctl: not found".into() }),
+                &[DriveExpect::InSync],
+                NewAllowance::NotYet,
+                0,
+                &["survivor sda (serial A1, bay 0): SMART readable yes → no (smartctl: not found)"],
+            ),
+            (
+                "fast look without SMART is not a violation",
+                |s| s.drives[0].smart = None,
+                &[DriveExpect::InSync],
+                NewAllowance::NotYet,
+                0,
+                &[],
+            ),
+            (
+                "a counter that can no longer be read",
+                |s| {
+                    s.drives[0].counters.remove("md.errors");
+                },
+                &[DriveExpect::InSync],
+                NewAllowance::NotYet,
+                0,
+                &["survivor sda (serial A1, bay 0): md.errors 0 → unreadable (counters)"],
+            ),
+            (
+                "a probe problem",
+                |s| s.problems.push(Problem { probe: "md".into(), subject: "md0".into(), message: "cannot read `degraded`".into() }),
+                &[DriveExpect::InSync],
+                NewAllowance::NotYet,
+                0,
+                &["unreadable md0: md readable yes → no (cannot read `degraded`)"],
+            ),
+            (
+                "a drive appears when none may",
+                |s| s.drives.push(drive("sdc", "C3", "2", None)),
+                &[DriveExpect::InSync],
+                NewAllowance::NotYet,
+                0,
+                &["drive sdc (serial C3, bay 2): present absent → appeared unexpectedly"],
+            ),
+            (
+                "a drive appears during the insert step",
+                |s| s.drives.push(drive("sdc", "C3", "2", None)),
+                &[DriveExpect::InSync],
+                NewAllowance::MayAppear,
+                1,
+                &[],
+            ),
+            (
+                "a non-member disk vanishes",
+                |s| {
+                    s.drives.retain(|d| d.id.dev != "nvme0n1");
+                },
+                &[DriveExpect::InSync],
+                NewAllowance::NotYet,
+                0,
+                &["drive nvme0n1 (serial BOOT, bay 9): present yes → vanished"],
+            ),
+        ];
+        for (name, mutate, target, new, max_degraded, want) in cases {
+            let base = mirror();
+            let mut now = mirror();
+            mutate(&mut now);
+            let got = compare(
+                &base,
+                &now,
+                &allowed(target, new.clone(), *max_degraded),
+                &GuardPolicy::default(),
+            );
+            assert_eq!(lines(&got), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn tolerated_counter_and_optional_smart() {
+        let base = mirror();
+        let mut now = mirror();
+        set_counter(&mut now, "sda", "smart.current_pending_sector", 2);
+        now.drives[1].smart = Some(Smart::Unreadable {
+            reason: "timeout".into(),
+        });
+        let policy = GuardPolicy {
+            smart: Requirement::Optional,
+            tolerate: vec!["smart.current_pending_sector".into()],
+            ..GuardPolicy::default()
+        };
+        let a = allowed(&[DriveExpect::InSync], NewAllowance::NotYet, 0);
+        assert!(compare(&base, &now, &a, &policy).is_empty());
+    }
+
+    #[test]
+    fn bound_new_drive_must_follow_its_expectation() {
+        let mut base = mirror();
+        base.drives.retain(|d| d.id.dev != "sdb");
+        base.array.degraded = 1;
+        let mut now = base.clone();
+        let mut new = drive("sdb", "NEW9", "1", Some(MemberState::Faulty));
+        new.member.as_mut().unwrap().flags = vec!["faulty".into()];
+        now.drives.push(new);
+        let a = Allowed {
+            target: DriveKey("serial:B2".into()),
+            target_states: vec![DriveExpect::Absent],
+            new: NewAllowance::Bound(
+                DriveKey("serial:NEW9".into()),
+                vec![DriveExpect::Rebuilding, DriveExpect::InSync],
+            ),
+            max_degraded: 1,
+        };
+        assert_eq!(
+            lines(&compare(&base, &now, &a, &GuardPolicy::default())),
+            [
+                "new drive sdb (serial NEW9, bay 1): state expected rebuilding or in-sync → faulty",
+                "new drive sdb (serial NEW9, bay 1): md flag `faulty` clear → set",
+            ]
+        );
+    }
+}
