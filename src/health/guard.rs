@@ -550,7 +550,10 @@ mod tests {
     fn identical_snapshots_pass() {
         let s = mirror();
         let a = allowed(&[DriveExpect::InSync], NewAllowance::NotYet, 0);
-        assert_eq!(lines(&compare(&s, &s, &a, &GuardPolicy::default())), Vec::<String>::new());
+        assert_eq!(
+            lines(&compare(&s, &s, &a, &GuardPolicy::default())),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
@@ -609,7 +612,11 @@ mod tests {
                 "write_error flag while md still says in_sync",
                 |s| {
                     let m = s.drives[0].member.as_mut().unwrap();
-                    m.flags = vec!["in_sync".into(), "write_error".into(), "want_replacement".into()];
+                    m.flags = vec![
+                        "in_sync".into(),
+                        "write_error".into(),
+                        "want_replacement".into(),
+                    ];
                 },
                 &[DriveExpect::InSync],
                 NewAllowance::NotYet,
@@ -621,7 +628,12 @@ mod tests {
             ),
             (
                 "survivor SMART fails",
-                |s| s.drives[0].smart = Some(Smart::Read { passed: false, counters: BTreeMap::from([("smart.current_pending_sector".into(), 0)]) }),
+                |s| {
+                    s.drives[0].smart = Some(Smart::Read {
+                        passed: false,
+                        counters: BTreeMap::from([("smart.current_pending_sector".into(), 0)]),
+                    })
+                },
                 &[DriveExpect::InSync],
                 NewAllowance::NotYet,
                 0,
@@ -629,7 +641,11 @@ mod tests {
             ),
             (
                 "survivor SMART unreadable fails closed",
-                |s| s.drives[0].smart = Some(Smart::Unreadable { reason: "smartctl: not found".into() }),
+                |s| {
+                    s.drives[0].smart = Some(Smart::Unreadable {
+                        reason: "smartctl: not found".into(),
+                    })
+                },
                 &[DriveExpect::InSync],
                 NewAllowance::NotYet,
                 0,
@@ -655,7 +671,13 @@ mod tests {
             ),
             (
                 "a probe problem",
-                |s| s.problems.push(Problem { probe: "md".into(), subject: "md0".into(), message: "cannot read `degraded`".into() }),
+                |s| {
+                    s.problems.push(Problem {
+                        probe: "md".into(),
+                        subject: "md0".into(),
+                        message: "cannot read `degraded`".into(),
+                    })
+                },
                 &[DriveExpect::InSync],
                 NewAllowance::NotYet,
                 0,
