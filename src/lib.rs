@@ -7,12 +7,14 @@
 pub mod backend;
 pub mod clock;
 pub mod engine;
+pub mod exit;
 pub mod health;
 pub mod journal;
 pub mod lock;
 pub mod operator;
 pub mod runbook;
 pub mod sanitize;
+pub mod units;
 
 use std::ffi::OsString;
 

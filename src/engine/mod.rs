@@ -1,1 +1,633 @@
 //! The engine: walks a runbook's steps with the guard around every step.
+//!
+//! The guard is not a step. Before the first step the engine takes a full
+//! baseline and runs preflight; around every step it looks again (before,
+//! during and after) and compares with the baseline through
+//! `guard::compare`. During physical steps and waits it keeps watching:
+//! woken by kernel events where the backend has them, polling cheap counters
+//! every `watch_poll`, and SMART every `smart_poll`. The first violation
+//! stops the run. The engine is the same for real hardware and for the
+//! simulator; it never prints or reads stdin (the operator does).
+
+mod accept;
+mod preflight;
+mod step;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::backend::{Backend, Depth, StepPhase};
+use crate::clock::Clock;
+use crate::health::guard::{self, Allowed, NewAllowance, Observed, Violation};
+use crate::health::model::{Drive, DriveKey, Identity, Snapshot};
+use crate::journal::{Event, Journal};
+use crate::operator::{HaltReport, NoteLevel, Operator, PanelLine};
+use crate::runbook::model::{DriveExpect, Role, Runbook, Step};
+use crate::runbook::template::{self, Vars};
+use crate::sanitize::sanitize;
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    /// The guard stopped the run.
+    Halted(HaltReport),
+    /// Preflight refused to start.
+    Refused(HaltReport),
+    /// The technician said no, or typed the wrong confirmation.
+    Aborted {
+        step: String,
+        reason: String,
+    },
+    /// Ctrl-C, SIGTERM or SIGHUP, at a safe point.
+    Interrupted {
+        step: String,
+    },
+}
+
+impl Outcome {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Halted(_) => "halted",
+            Outcome::Refused(_) => "refused",
+            Outcome::Aborted { .. } => "aborted",
+            Outcome::Interrupted { .. } => "interrupted",
+        }
+    }
+
+    /// The step the run stopped at (`preflight` before step 1), if it stopped.
+    pub fn step(&self) -> Option<&str> {
+        match self {
+            Outcome::Completed => None,
+            Outcome::Halted(r) | Outcome::Refused(r) => Some(&r.step_id),
+            Outcome::Aborted { step, .. } | Outcome::Interrupted { step } => Some(step),
+        }
+    }
+
+    /// Everything said about why the run stopped, for matching in scenarios.
+    pub fn text(&self) -> String {
+        match self {
+            Outcome::Completed => String::new(),
+            Outcome::Halted(r) | Outcome::Refused(r) => {
+                let mut t = r.headline.clone();
+                for d in &r.details {
+                    t.push('\n');
+                    t.push_str(d);
+                }
+                t
+            }
+            Outcome::Aborted { reason, .. } => reason.clone(),
+            Outcome::Interrupted { .. } => "interrupted".into(),
+        }
+    }
+}
+
+/// Everything a run needs. The CLI builds it; tests build it directly.
+pub struct Run<'a> {
+    pub runbook: &'a Runbook,
+    /// Parameter values: at least the array and the target.
+    pub params: BTreeMap<String, String>,
+    pub backend: &'a mut dyn Backend,
+    pub operator: &'a mut dyn Operator,
+    pub clock: &'a dyn Clock,
+    pub journal: &'a mut Journal,
+    /// Set by the signal handler; checked at every safe point.
+    pub interrupted: &'a AtomicBool,
+    /// A label for the journal's run-started entry.
+    pub session: String,
+}
+
+/// Why the walk stopped early. Internal: `execute` turns it into an Outcome.
+pub(crate) enum Stop {
+    Halt {
+        step: String,
+        headline: String,
+        violations: Vec<Violation>,
+    },
+    Refuse {
+        reasons: Vec<String>,
+    },
+    Abort {
+        step: String,
+        reason: String,
+    },
+    Interrupt {
+        step: String,
+    },
+    Error(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Stop {
+    fn from(e: anyhow::Error) -> Self {
+        Stop::Error(e)
+    }
+}
+
+/// The live state of a walk.
+pub(crate) struct Walk<'r, 'a> {
+    run: &'r mut Run<'a>,
+    array: String,
+    baseline: Snapshot,
+    target: Drive,
+    /// What the target must look like now (after the last completed step).
+    target_now: DriveExpect,
+    /// The drive inserted during the run, once it appeared.
+    new: Option<Drive>,
+    new_now: Option<DriveExpect>,
+    vars: Vars,
+    /// Drives pulled (and quarantined) in this run.
+    quarantined: Vec<Identity>,
+    /// LEDs this run switched on, to switch off whatever happens.
+    leds_on: Vec<Identity>,
+    last_full_ms: u64,
+}
+
+/// Walk the runbook. Journal write failures and operator failures (no
+/// answer) are errors; everything else is an `Outcome`.
+pub fn execute(run: &mut Run<'_>) -> Result<Outcome> {
+    let array = run
+        .params
+        .get("array")
+        .cloned()
+        .context("no array given: pass `--array NAME`")?;
+    record(
+        run,
+        Event::RunStarted {
+            session: run.session.clone(),
+            runbook: run.runbook.path.display().to_string(),
+            runbook_name: run.runbook.name.clone(),
+            runbook_hash: run.runbook.hash.clone(),
+            backend: run.backend.name().to_string(),
+            params: run.params.clone(),
+            pid: std::process::id(),
+        },
+    )?;
+    let result = walk(run, &array);
+    let (outcome, leds) = match result {
+        Ok((leds, ())) => (Ok(Outcome::Completed), leds),
+        Err((leds, stop)) => (finish_stop(run, stop), leds),
+    };
+    for drive in leds {
+        // Best effort: an LED left on is confusing, not dangerous.
+        if let Ok(off) = run.backend.locate(&drive, false) {
+            let _ = record(
+                run,
+                Event::Locate {
+                    step: "cleanup".into(),
+                    drive: drive.describe(),
+                    on: false,
+                    outcome: off,
+                },
+            );
+        }
+    }
+    let outcome = outcome?;
+    record(
+        run,
+        Event::RunFinished {
+            outcome: outcome.kind().into(),
+            exit_code: crate::exit::for_outcome(&outcome),
+        },
+    )?;
+    Ok(outcome)
+}
+
+fn finish_stop(run: &mut Run<'_>, stop: Stop) -> Result<Outcome> {
+    match stop {
+        Stop::Halt {
+            step,
+            headline,
+            violations,
+        } => {
+            let details: Vec<String> = violations
+                .iter()
+                .map(|v| sanitize(&v.to_string(), false))
+                .collect();
+            record(
+                run,
+                Event::Halted {
+                    step: step.clone(),
+                    headline: headline.clone(),
+                    violations,
+                    details: details.clone(),
+                },
+            )?;
+            let report = HaltReport {
+                step_id: step,
+                headline,
+                details,
+                guidance: run.runbook.on_halt.clone(),
+            };
+            run.operator.halted(&report);
+            Ok(Outcome::Halted(report))
+        }
+        Stop::Refuse { reasons } => {
+            let reasons: Vec<String> = reasons.iter().map(|r| sanitize(r, false)).collect();
+            record(
+                run,
+                Event::Refused {
+                    reasons: reasons.clone(),
+                },
+            )?;
+            let report = HaltReport {
+                step_id: "preflight".into(),
+                headline: "preflight refused to start: nothing was touched".into(),
+                details: reasons,
+                guidance: run.runbook.on_halt.clone(),
+            };
+            run.operator.halted(&report);
+            Ok(Outcome::Refused(report))
+        }
+        Stop::Abort { step, reason } => {
+            record(
+                run,
+                Event::Aborted {
+                    step: step.clone(),
+                    reason: reason.clone(),
+                },
+            )?;
+            run.operator.note(
+                NoteLevel::Warn,
+                &format!("aborted at step `{step}`: {reason}"),
+            );
+            Ok(Outcome::Aborted { step, reason })
+        }
+        Stop::Interrupt { step } => {
+            record(run, Event::Interrupted { step: step.clone() })?;
+            run.operator.note(
+                NoteLevel::Warn,
+                &format!("interrupted at step `{step}`; the journal has everything up to here"),
+            );
+            Ok(Outcome::Interrupted { step })
+        }
+        Stop::Error(e) => {
+            let _ = record(
+                run,
+                Event::RunFinished {
+                    outcome: format!("error: {e:#}"),
+                    exit_code: crate::exit::FAILURE,
+                },
+            );
+            Err(e)
+        }
+    }
+}
+
+pub(crate) fn record(run: &mut Run<'_>, event: Event) -> Result<()> {
+    run.journal.record(run.clock.wall_ms(), &event)
+}
+
+type WalkResult = std::result::Result<(Vec<Identity>, ()), (Vec<Identity>, Stop)>;
+
+fn walk(run: &mut Run<'_>, array: &str) -> WalkResult {
+    let baseline = match run.backend.snapshot(array, Depth::Full) {
+        Ok(s) => s,
+        Err(e) => {
+            return Err((
+                vec![],
+                Stop::Refuse {
+                    reasons: vec![format!("cannot read array `{array}`: {e:#}")],
+                },
+            ));
+        }
+    };
+    if let Err(e) = record(
+        run,
+        Event::Snapshot {
+            label: "baseline".into(),
+            snapshot: baseline.clone(),
+        },
+    ) {
+        return Err((vec![], Stop::Error(e)));
+    }
+    let target = match preflight::resolve_target(run, &baseline) {
+        Ok(t) => t,
+        Err(stop) => return Err((vec![], stop)),
+    };
+    let mut walk = Walk {
+        array: array.to_string(),
+        target_now: initial_expect(Observed::of(Some(&target))),
+        target,
+        new: None,
+        new_now: None,
+        vars: Vars::new(),
+        quarantined: Vec::new(),
+        leds_on: Vec::new(),
+        last_full_ms: baseline.at_ms,
+        baseline,
+        run,
+    };
+    let result = walk.all();
+    let leds = std::mem::take(&mut walk.leds_on);
+    match result {
+        Ok(()) => Ok((leds, ())),
+        Err(stop) => Err((leds, stop)),
+    }
+}
+
+fn initial_expect(observed: Observed) -> DriveExpect {
+    match observed {
+        Observed::InSync => DriveExpect::InSync,
+        Observed::Rebuilding => DriveExpect::Rebuilding,
+        Observed::Faulty => DriveExpect::Faulty,
+        Observed::Spare | Observed::Removed => DriveExpect::Removed,
+        Observed::Absent => DriveExpect::Absent,
+    }
+}
+
+impl Walk<'_, '_> {
+    fn all(&mut self) -> std::result::Result<(), Stop> {
+        self.bind_params()?;
+        preflight::check(self)?;
+        self.record(Event::PreflightPassed)?;
+        self.panel();
+        let total = self.run.runbook.steps.len();
+        for (index, step) in self.run.runbook.steps.iter().enumerate() {
+            if self.run.interrupted.load(Ordering::SeqCst) {
+                return Err(Stop::Interrupt {
+                    step: step.id.clone(),
+                });
+            }
+            self.step(step, index + 1, total)?;
+        }
+        self.run.operator.note(
+            NoteLevel::Good,
+            "all steps done; the array is guarded no longer",
+        );
+        Ok(())
+    }
+
+    fn record(&mut self, event: Event) -> Result<()> {
+        record(self.run, event)
+    }
+
+    fn bind_params(&mut self) -> Result<()> {
+        let params = self.run.params.clone();
+        for (name, value) in &params {
+            self.vars.set(name.clone(), value.clone());
+        }
+        let target = self.target.id.clone();
+        let target_param = self
+            .run
+            .runbook
+            .params
+            .iter()
+            .find(|p| p.kind == crate::runbook::model::ParamKind::Member)
+            .map_or("target".to_string(), |p| p.name.clone());
+        bind_drive(&mut self.vars, &target_param, &target);
+        Ok(())
+    }
+
+    /// One look at the array; unreadable is a halt at `step`.
+    fn look(&mut self, step: &str, depth: Depth) -> std::result::Result<Snapshot, Stop> {
+        match self.run.backend.snapshot(&self.array, depth) {
+            Ok(s) => {
+                if depth == Depth::Full {
+                    self.last_full_ms = s.at_ms;
+                }
+                Ok(s)
+            }
+            Err(e) => Err(Stop::Halt {
+                step: step.to_string(),
+                headline: format!(
+                    "cannot read array `{}`: the guard cannot see, so it stops",
+                    self.array
+                ),
+                violations: vec![Violation {
+                    subject: guard::Subject::Probe,
+                    who: self.array.clone(),
+                    what: "array readable".into(),
+                    before: "yes".into(),
+                    after: format!("no ({e:#})"),
+                }],
+            }),
+        }
+    }
+
+    /// What the guard allows right now, given the step's expectation (or
+    /// none, for the state between steps).
+    fn allowed(&self, during: Option<&Step>, finished: bool) -> Allowed {
+        let expect = during.map(|s| &s.expect);
+        let mut target_states = vec![self.target_now];
+        if let Some(t) = expect.and_then(|e| e.target) {
+            if finished {
+                target_states = vec![t];
+            } else if !target_states.contains(&t) {
+                target_states.push(t);
+            }
+        }
+        let new = match (&self.new, expect.and_then(|e| e.new)) {
+            (Some(drive), next) => {
+                let mut states: Vec<DriveExpect> = self.new_now.into_iter().collect();
+                if let Some(n) = next {
+                    if finished {
+                        states = vec![n];
+                    } else if !states.contains(&n) {
+                        states.push(n);
+                    }
+                }
+                NewAllowance::Bound(drive.key(), states)
+            }
+            (None, Some(_)) => NewAllowance::MayAppear,
+            (None, None) => NewAllowance::NotYet,
+        };
+        let policy = &self.run.runbook.guard;
+        let derived = self.baseline.array.degraded
+            + u32::from(target_states.iter().any(|s| *s != DriveExpect::InSync));
+        let max_degraded = expect
+            .and_then(|e| e.degraded)
+            .or(policy.max_degraded)
+            .unwrap_or(derived);
+        Allowed {
+            target: self.target.key(),
+            target_states,
+            new,
+            max_degraded,
+        }
+    }
+
+    /// Compare with the baseline; any violation halts.
+    fn guard(
+        &mut self,
+        step: &str,
+        now: &Snapshot,
+        allowed: &Allowed,
+    ) -> std::result::Result<(), Stop> {
+        // The pulled drive coming back is the incident's third mistake:
+        // say so plainly instead of a generic state mismatch.
+        if self.target_now == DriveExpect::Absent && now.drive(&self.target.key()).is_some() {
+            let when = self
+                .quarantined
+                .iter()
+                .any(|q| q.key() == self.target.key());
+            return Err(Stop::Halt {
+                step: step.to_string(),
+                headline: format!(
+                    "the drive that was pulled is back: {}{}; it must not be written to",
+                    self.target.id.describe(),
+                    if when {
+                        ", quarantined in this run"
+                    } else {
+                        ""
+                    }
+                ),
+                violations: vec![Violation {
+                    subject: guard::Subject::Target,
+                    who: self.target.id.describe(),
+                    what: "present".into(),
+                    before: "pulled".into(),
+                    after: "inserted again".into(),
+                }],
+            });
+        }
+        let violations = guard::compare(&self.baseline, now, allowed, &self.run.runbook.guard);
+        if violations.is_empty() {
+            return Ok(());
+        }
+        let first = &violations[0];
+        let headline = format!(
+            "{} changed during step `{step}`: {}",
+            match first.subject {
+                guard::Subject::Survivor => "a survivor",
+                guard::Subject::Target => "the target",
+                guard::Subject::NewDrive => "the new drive",
+                guard::Subject::OtherDrive => "a drive outside the plan",
+                guard::Subject::Array => "the array",
+                guard::Subject::Probe => "health that cannot be read",
+            },
+            first.who
+        );
+        let _ = self.record(Event::Snapshot {
+            label: format!("halt at {step}"),
+            snapshot: now.clone(),
+        });
+        Err(Stop::Halt {
+            step: step.to_string(),
+            headline,
+            violations,
+        })
+    }
+
+    fn panel(&mut self) {
+        let Ok(now) = self.run.backend.snapshot(&self.array, Depth::Fast) else {
+            return;
+        };
+        let lines = panel_lines(
+            &self.baseline,
+            &now,
+            &self.target.key(),
+            self.new.as_ref().map(Drive::key).as_ref(),
+        );
+        self.run.operator.health(&lines);
+    }
+
+    /// Text with variables bound; an unbound variable is an error (lint
+    /// should have caught it), never an empty hole.
+    fn render(&self, text: &str) -> Result<String> {
+        template::render(text, &self.vars)
+    }
+
+    fn drive_for(&self, role: Role) -> Option<&Drive> {
+        match role {
+            Role::Target => Some(&self.target),
+            Role::New => self.new.as_ref(),
+        }
+    }
+
+    fn interrupted(&self) -> bool {
+        self.run.interrupted.load(Ordering::SeqCst)
+    }
+
+    fn phase(&mut self, step: &Step, phase: StepPhase) {
+        let target = self.target.id.clone();
+        self.run.backend.step_phase(step, phase, &target);
+    }
+
+    fn poll(&self) -> Duration {
+        self.run.runbook.guard.watch_poll
+    }
+}
+
+/// Bind `{role.dev}`, `{role.serial}`, ... for a drive.
+pub(crate) fn bind_drive(vars: &mut Vars, role: &str, id: &Identity) {
+    let serial = id.serial.clone().unwrap_or_default();
+    let serial4: String = {
+        let chars: Vec<char> = serial.chars().collect();
+        chars[chars.len().saturating_sub(4)..].iter().collect()
+    };
+    vars.set(format!("{role}.dev"), format!("/dev/{}", id.dev));
+    vars.set(format!("{role}.name"), id.dev.clone());
+    vars.set(
+        format!("{role}.serial"),
+        if serial.is_empty() {
+            "unknown".into()
+        } else {
+            serial.clone()
+        },
+    );
+    vars.set(format!("{role}.serial4"), serial4);
+    vars.set(
+        format!("{role}.wwn"),
+        id.wwn.clone().unwrap_or_else(|| "unknown".into()),
+    );
+    vars.set(
+        format!("{role}.model"),
+        id.model.clone().unwrap_or_else(|| "unknown".into()),
+    );
+    vars.set(
+        format!("{role}.size"),
+        id.size_bytes
+            .map_or_else(|| "unknown".into(), |b| b.to_string()),
+    );
+    vars.set(
+        format!("{role}.slot"),
+        id.slot.clone().unwrap_or_else(|| {
+            format!("unknown (no bay information: identify the drive by serial {serial})")
+        }),
+    );
+}
+
+/// The health panel: survivors, target, new drive.
+pub fn panel_lines(
+    baseline: &Snapshot,
+    now: &Snapshot,
+    target: &DriveKey,
+    new: Option<&DriveKey>,
+) -> Vec<PanelLine> {
+    let mut lines = Vec::new();
+    for before in baseline.members() {
+        let key = before.key();
+        let drive = now.drive(&key);
+        let role = if &key == target { "target" } else { "survivor" };
+        let observed = Observed::of(drive);
+        let ok = role == "target"
+            || drive.is_some_and(|d| {
+                observed == Observed::InSync
+                    && d.member.as_ref().is_none_or(|m| {
+                        !m.flags
+                            .iter()
+                            .any(|f| guard::BAD_FLAGS.contains(&f.as_str()))
+                    })
+            });
+        lines.push(PanelLine {
+            role: role.into(),
+            drive: sanitize(&before.id.describe(), false),
+            state: observed.name().into(),
+            ok,
+        });
+    }
+    if let Some(key) = new {
+        let drive = now.drive(key);
+        lines.push(PanelLine {
+            role: "new".into(),
+            drive: drive.map_or_else(|| key.to_string(), |d| sanitize(&d.id.describe(), false)),
+            state: Observed::of(drive).name().into(),
+            ok: drive.is_some(),
+        });
+    }
+    lines
+}

@@ -557,6 +557,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn table() {
         type Mutate = fn(&mut Snapshot);
         let cases: &[(&str, Mutate, &[DriveExpect], NewAllowance, u32, &[&str])] = &[

@@ -121,7 +121,7 @@ mod tests {
     fn finds_variables_with_offsets() {
         let refs = variables("pull {target.dev} from {{bay}} {array}").unwrap();
         let names: Vec<_> = refs.iter().map(|r| (r.name.as_str(), r.offset)).collect();
-        assert_eq!(names, [("target.dev", 6), ("array", 31)]);
+        assert_eq!(names, [("target.dev", 6), ("array", 32)]);
     }
 
     #[test]

@@ -1,0 +1,109 @@
+//! New-drive acceptance: before anything writes to a freshly inserted drive,
+//! it must prove it is the right one.
+//!
+//! In the incident a backup was restored onto the drive that had just been
+//! pulled as broken. A new drive must therefore not be any drive this run has
+//! seen (above all not the quarantined target), must be large enough, blank
+//! and healthy. Anything that cannot be established is a refusal.
+
+use crate::engine::{Stop, Walk};
+use crate::health::guard::{Subject, Violation};
+use crate::health::model::{Drive, Smart};
+use crate::runbook::model::{Requirement, Step};
+use crate::units::{format_size, parse_size};
+
+pub(crate) fn check(walk: &Walk<'_, '_>, step: &Step, drive: &Drive) -> Result<(), Stop> {
+    let mut refusals: Vec<(String, String, String)> = Vec::new();
+    let key = drive.key();
+    if key.is_weak() {
+        refusals.push((
+            "identity".into(),
+            "serial or WWN".into(),
+            "none readable: the drive cannot be told apart from others".into(),
+        ));
+    }
+    if let Some(q) = walk.quarantined.iter().find(|q| q.key() == key) {
+        refusals.push((
+            "quarantine".into(),
+            "not quarantined".into(),
+            format!("quarantined in this run (pulled as {})", q.describe()),
+        ));
+    }
+    if let Some(rule) = &step.new_drive {
+        if let Some(min) = &rule.min_size {
+            match walk.render(&min.text).and_then(|t| parse_size(&t)) {
+                Ok(min) => match drive.id.size_bytes {
+                    Some(size) if size >= min => {}
+                    Some(size) => refusals.push((
+                        "size".into(),
+                        format!("at least {} ({min} bytes)", format_size(min)),
+                        format!("smaller: {} ({size} bytes)", format_size(size)),
+                    )),
+                    None => refusals.push((
+                        "size".into(),
+                        format!("at least {}", format_size(min)),
+                        "unknown (size could not be read)".into(),
+                    )),
+                },
+                Err(e) => refusals.push((
+                    "size".into(),
+                    format!("at least `{}`", min.text),
+                    format!("cannot work out the minimum: {e:#}"),
+                )),
+            }
+        }
+        if rule.blank {
+            match drive.blank {
+                Some(true) => {}
+                Some(false) => refusals.push((
+                    "blank".into(),
+                    "blank".into(),
+                    "not blank: it has a partition table, RAID superblock or filesystem \
+                     signature; wipe it only through a runbook step behind a typed confirmation"
+                        .into(),
+                )),
+                None => refusals.push((
+                    "blank".into(),
+                    "blank".into(),
+                    "unknown: its first and last sectors could not be read".into(),
+                )),
+            }
+        }
+    }
+    let smart_required = walk.run.runbook.guard.smart == Requirement::Required;
+    match &drive.smart {
+        Some(Smart::Read { passed: true, .. }) => {}
+        Some(Smart::Read { passed: false, .. }) => refusals.push((
+            "SMART".into(),
+            "passed".into(),
+            "FAILED: the new drive is itself failing".into(),
+        )),
+        Some(Smart::Unreadable { reason }) if smart_required => refusals.push((
+            "SMART".into(),
+            "readable".into(),
+            format!("unreadable ({reason})"),
+        )),
+        None if smart_required => {
+            refusals.push(("SMART".into(), "readable".into(), "not read".into()))
+        }
+        _ => {}
+    }
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    let who = drive.id.describe();
+    Err(Stop::Halt {
+        step: step.id.clone(),
+        headline: format!("refused the new drive {who}: nothing will be written to it"),
+        violations: refusals
+            .into_iter()
+            .map(|(what, before, after)| Violation {
+                subject: Subject::NewDrive,
+                who: who.clone(),
+                what,
+                before: format!("must be {before}"),
+                after,
+            })
+            .collect(),
+    })
+}

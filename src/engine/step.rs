@@ -1,0 +1,532 @@
+//! One step: guard before, act, watch, guard after.
+
+use std::time::Duration;
+
+use crate::backend::{Depth, LocateOutcome, StepPhase};
+use crate::engine::{Stop, Walk, accept, bind_drive, panel_lines};
+use crate::health::guard::{Observed, satisfies};
+use crate::health::model::{Drive, Snapshot};
+use crate::journal::Event;
+use crate::operator::{Answer, NoteLevel, Progress, Question, QuestionKind, StepView};
+use crate::runbook::model::{Confirm, Role, Step, StepKind, WaitUntil};
+use crate::sanitize::sanitize;
+
+/// How long a command's expectation may take to show in the kernel.
+const COMMAND_SETTLE: Duration = Duration::from_secs(30);
+/// How long a physical step may take when the runbook does not say.
+const PHYSICAL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// How long a wait may take when the runbook does not say.
+const WAIT_TIMEOUT: Duration = Duration::from_secs(48 * 3600);
+
+type StepResult<T> = std::result::Result<T, Stop>;
+
+impl Walk<'_, '_> {
+    pub(crate) fn step(&mut self, step: &Step, number: usize, total: usize) -> StepResult<()> {
+        let id = step.id.clone();
+        let text = self.instruction(step)?;
+        self.record(Event::StepStarted {
+            step: id.clone(),
+            kind: step.kind.name().into(),
+            text: text.clone(),
+        })?;
+        self.phase(step, StepPhase::Began);
+
+        // Guard before: nothing may have moved since the last step ended.
+        let before = self.look(&id, Depth::Full)?;
+        let allowed = self.allowed(None, true);
+        self.guard(&id, &before, &allowed)?;
+
+        let argv = match &step.kind {
+            StepKind::Command { run, .. } => Some(
+                run.iter()
+                    .map(|t| self.render(&t.text))
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            ),
+            _ => None,
+        };
+        self.run.operator.show_step(&StepView {
+            id: id.clone(),
+            kind: step.kind.name().into(),
+            number,
+            total,
+            text: sanitize(&text, true),
+            argv: argv.clone(),
+        })?;
+
+        match &step.kind {
+            StepKind::Confirm => {
+                self.ask_yes_no(step, "Done, and ready to go on?")?;
+            }
+            StepKind::Command { .. } => {
+                self.confirm(step)?;
+                let argv = argv.unwrap_or_default();
+                let timeout = step.timeout.unwrap_or(Duration::from_secs(600));
+                let output = self.run.backend.execute(&argv, timeout);
+                let output = match output {
+                    Ok(o) => o,
+                    Err(e) => {
+                        // Recorded before anything else happens.
+                        let reason = format!("cannot run `{}`: {e:#}", argv.join(" "));
+                        self.record(Event::Aborted {
+                            step: id.clone(),
+                            reason: reason.clone(),
+                        })?;
+                        return Err(self.command_failed(step, &reason));
+                    }
+                };
+                self.record(Event::Command {
+                    step: id.clone(),
+                    output: output.clone(),
+                })?;
+                if !output.success() {
+                    let reason = format!(
+                        "`{}` {}: {}",
+                        argv.join(" "),
+                        match (output.timed_out, output.code) {
+                            (true, _) => "timed out".to_string(),
+                            (false, Some(c)) => format!("exited with status {c}"),
+                            (false, None) => "was killed by a signal".to_string(),
+                        },
+                        sanitize(output.stderr.trim(), false)
+                    );
+                    if !step.optional {
+                        return Err(self.command_failed(step, &reason));
+                    }
+                    self.run
+                        .operator
+                        .note(NoteLevel::Warn, &format!("optional step failed: {reason}"));
+                }
+                if !step.expect.is_empty() {
+                    let deadline = step.timeout.unwrap_or(COMMAND_SETTLE);
+                    self.watch(step, deadline)?;
+                }
+            }
+            StepKind::Physical => {
+                let deadline = step.timeout.unwrap_or(PHYSICAL_TIMEOUT);
+                self.run.operator.note(
+                    NoteLevel::Info,
+                    "watching every drive while you work; the step completes by itself when the change is seen",
+                );
+                self.watch(step, deadline)?;
+            }
+            StepKind::Wait { until } => {
+                let deadline = step.timeout.unwrap_or(WAIT_TIMEOUT);
+                match until {
+                    WaitUntil::InSync => self.watch(step, deadline)?,
+                }
+            }
+            StepKind::Locate { on } => self.locate(step, *on)?,
+        }
+
+        // Guard after: the step's end state must hold exactly.
+        let after = self.look(&id, Depth::Full)?;
+        if step.expect.new.is_some() && self.new.is_none() {
+            self.bind_new(step, &after)?;
+        }
+        let allowed = self.allowed(Some(step), true);
+        self.guard(&id, &after, &allowed)?;
+        if !self.expectation_holds(step, &after) {
+            return Err(self.unmet(step, &after));
+        }
+        self.record(Event::Snapshot {
+            label: format!("after {id}"),
+            snapshot: after.clone(),
+        })?;
+        if let Some(t) = step.expect.target {
+            self.target_now = t;
+        }
+        if let Some(n) = step.expect.new {
+            self.new_now = Some(n);
+        }
+        if step.quarantine == Some(Role::Target) {
+            let drive = self.target.id.clone();
+            self.quarantined.push(drive.clone());
+            self.record(Event::Quarantined {
+                step: id.clone(),
+                drive: drive.clone(),
+            })?;
+            self.run.operator.note(
+                NoteLevel::Info,
+                &sanitize(
+                    &format!(
+                        "quarantined {}: it must not be reused, not even as a restore target",
+                        drive.describe()
+                    ),
+                    false,
+                ),
+            );
+        }
+        self.record(Event::StepCompleted { step: id.clone() })?;
+        self.phase(step, StepPhase::Ended);
+        let lines = panel_lines(
+            &self.baseline,
+            &after,
+            &self.target.key(),
+            self.new.as_ref().map(Drive::key).as_ref(),
+        );
+        self.run.operator.health(&lines);
+        Ok(())
+    }
+
+    fn instruction(&self, step: &Step) -> anyhow::Result<String> {
+        if let Some(say) = &step.say {
+            return self.render(&say.text);
+        }
+        Ok(match &step.kind {
+            StepKind::Confirm => format!("Confirm step `{}`.", step.id),
+            StepKind::Command { .. } => "Running the command below.".into(),
+            StepKind::Physical => format!("Physical step `{}`.", step.id),
+            StepKind::Wait { .. } => "Waiting until the array is fully in sync again.".into(),
+            StepKind::Locate { on } => format!(
+                "Blinking the locate LED of the {} drive.",
+                match on {
+                    Role::Target => "target",
+                    Role::New => "new",
+                }
+            ),
+        })
+    }
+
+    fn ask_yes_no(&mut self, step: &Step, prompt: &str) -> StepResult<()> {
+        let answer = self.run.operator.ask(&Question {
+            step_id: step.id.clone(),
+            prompt: prompt.into(),
+            kind: QuestionKind::YesNo,
+        })?;
+        self.record(Event::Answer {
+            step: step.id.clone(),
+            question: prompt.into(),
+            answer: answer_text(&answer),
+        })?;
+        match answer {
+            Answer::Yes => Ok(()),
+            _ => Err(Stop::Abort {
+                step: step.id.clone(),
+                reason: "the technician answered no".into(),
+            }),
+        }
+    }
+
+    /// The confirmation a command step asks for before it runs.
+    fn confirm(&mut self, step: &Step) -> StepResult<()> {
+        match step.confirm {
+            Confirm::None => Ok(()),
+            Confirm::YesNo => self.ask_yes_no(step, "Run this command now?"),
+            Confirm::TypeSerial(role) => {
+                let Some(drive) = self.drive_for(role) else {
+                    return Err(Stop::Error(anyhow::anyhow!(
+                        "step `{}` asks for the new drive's serial before a new drive was seen",
+                        step.id
+                    )));
+                };
+                let serial = drive.id.serial.clone().unwrap_or_default();
+                let chars: Vec<char> = serial.chars().collect();
+                if chars.len() < 4 {
+                    return Err(Stop::Error(anyhow::anyhow!(
+                        "cannot ask for the serial of {}: it has no serial of 4 or more characters",
+                        drive.id.describe()
+                    )));
+                }
+                let expected: String = chars[chars.len() - 4..].iter().collect();
+                let prompt = sanitize(
+                    &format!(
+                        "This cannot be undone. Type the last 4 characters of the serial of {} to go on",
+                        drive.id.describe()
+                    ),
+                    false,
+                );
+                let answer = self.run.operator.ask(&Question {
+                    step_id: step.id.clone(),
+                    prompt: prompt.clone(),
+                    kind: QuestionKind::TypeExact {
+                        expected: expected.clone(),
+                    },
+                })?;
+                let typed = answer_text(&answer);
+                self.record(Event::Answer {
+                    step: step.id.clone(),
+                    question: prompt,
+                    answer: typed.clone(),
+                })?;
+                if typed.trim() != expected {
+                    return Err(Stop::Abort {
+                        step: step.id.clone(),
+                        reason: format!(
+                            "typed `{}` but the serial ends in `{expected}`; nothing was run",
+                            sanitize(typed.trim(), false)
+                        ),
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn command_failed(&self, step: &Step, reason: &str) -> Stop {
+        Stop::Halt {
+            step: step.id.clone(),
+            headline: format!("step `{}` failed: {reason}", step.id),
+            violations: vec![],
+        }
+    }
+
+    /// Watch until the step's expectation holds, the guard halts, or the
+    /// deadline passes.
+    fn watch(&mut self, step: &Step, deadline: Duration) -> StepResult<()> {
+        let start = self.run.clock.now_ms();
+        let end = start.saturating_add(deadline.as_millis() as u64);
+        let smart_poll = self.run.runbook.guard.smart_poll.as_millis() as u64;
+        let mut rate: Option<(u64, u64)> = None;
+        let mut last_progress_ms = 0u64;
+        loop {
+            if self.interrupted() {
+                return Err(Stop::Interrupt {
+                    step: step.id.clone(),
+                });
+            }
+            let poll = self.poll();
+            self.run.backend.wait(poll)?;
+            let now_ms = self.run.clock.now_ms();
+            let depth = if now_ms.saturating_sub(self.last_full_ms) >= smart_poll {
+                Depth::Full
+            } else {
+                Depth::Fast
+            };
+            let now = self.look(&step.id, depth)?;
+            let allowed = self.allowed(Some(step), false);
+            self.guard(&step.id, &now, &allowed)?;
+            if self.expectation_holds(step, &now) {
+                return Ok(());
+            }
+            if matches!(step.kind, StepKind::Wait { .. })
+                && now_ms.saturating_sub(last_progress_ms) >= 1000
+            {
+                last_progress_ms = now_ms;
+                self.progress(step, &now, &mut rate);
+            }
+            if now_ms >= end {
+                return Err(Stop::Halt {
+                    step: step.id.clone(),
+                    headline: format!(
+                        "step `{}` did not complete within {}: {}",
+                        step.id,
+                        humantime::format_duration(deadline),
+                        self.describe_wait(step, &now)
+                    ),
+                    violations: vec![],
+                });
+            }
+        }
+    }
+
+    fn progress(&mut self, step: &Step, now: &Snapshot, rate: &mut Option<(u64, u64)>) {
+        let Some(sync) = &now.array.sync else {
+            return;
+        };
+        let t = now.at_ms;
+        let eta = match *rate {
+            Some((t0, done0)) if t > t0 && sync.done > done0 => {
+                let per_ms = (sync.done - done0) as f64 / (t - t0) as f64;
+                let left = sync.total.saturating_sub(sync.done) as f64 / per_ms;
+                Some(Duration::from_millis(left as u64))
+            }
+            _ => {
+                *rate = Some((t, sync.done));
+                None
+            }
+        };
+        self.run.operator.progress(&Progress {
+            step_id: step.id.clone(),
+            label: format!("{} of {}", sync.action, now.array.name),
+            fraction: Some(sync.fraction()),
+            eta,
+        });
+    }
+
+    fn describe_wait(&self, step: &Step, now: &Snapshot) -> String {
+        let mut parts = Vec::new();
+        if let Some(t) = step.expect.target {
+            parts.push(format!(
+                "expected the target {} to be {}, it is {}",
+                self.target.id.describe(),
+                t.name(),
+                Observed::of(now.drive(&self.target.key()))
+            ));
+        }
+        if let Some(n) = step.expect.new {
+            match &self.new {
+                Some(d) => parts.push(format!(
+                    "expected the new drive {} to be {}, it is {}",
+                    d.id.describe(),
+                    n.name(),
+                    Observed::of(now.drive(&d.key()))
+                )),
+                None => parts.push("no new drive appeared".into()),
+            }
+        }
+        if let Some(sync) = &now.array.sync {
+            parts.push(format!(
+                "{} at {:.1}%",
+                sync.action,
+                sync.fraction() * 100.0
+            ));
+        }
+        if parts.is_empty() {
+            "the expected change was not seen".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+
+    /// Drives that appeared since the baseline (not the target).
+    fn appeared<'s>(&self, now: &'s Snapshot) -> Vec<&'s Drive> {
+        now.drives
+            .iter()
+            .filter(|d| self.baseline.drive(&d.key()).is_none())
+            .collect()
+    }
+
+    pub(crate) fn expectation_holds(&self, step: &Step, now: &Snapshot) -> bool {
+        if let Some(t) = step.expect.target
+            && !satisfies(Observed::of(now.drive(&self.target.key())), t)
+        {
+            return false;
+        }
+        if let Some(n) = step.expect.new {
+            let observed = match &self.new {
+                Some(d) => Observed::of(now.drive(&d.key())),
+                None => match self.appeared(now).as_slice() {
+                    [one] => Observed::of(Some(one)),
+                    _ => Observed::Absent,
+                },
+            };
+            if !satisfies(observed, n) {
+                return false;
+            }
+        }
+        if let StepKind::Wait {
+            until: WaitUntil::InSync,
+        } = step.kind
+        {
+            let array_settled =
+                now.array.sync.is_none() && now.array.degraded <= self.baseline.array.degraded;
+            if !array_settled {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn unmet(&self, step: &Step, now: &Snapshot) -> Stop {
+        Stop::Halt {
+            step: step.id.clone(),
+            headline: format!(
+                "step `{}` did not do what it should: {}",
+                step.id,
+                self.describe_wait(step, now)
+            ),
+            violations: vec![],
+        }
+    }
+
+    /// The drive this step inserted: exactly one new drive, which must pass
+    /// the acceptance rules before anything writes to it.
+    fn bind_new(&mut self, step: &Step, after: &Snapshot) -> StepResult<()> {
+        let appeared: Vec<Drive> = self.appeared(after).into_iter().cloned().collect();
+        let drive = match appeared.as_slice() {
+            [one] => one.clone(),
+            [] => return Err(self.unmet(step, after)),
+            many => {
+                return Err(Stop::Halt {
+                    step: step.id.clone(),
+                    headline: format!(
+                        "{} drives appeared during step `{}`; exactly one was expected",
+                        many.len(),
+                        step.id
+                    ),
+                    violations: many
+                        .iter()
+                        .map(|d| crate::health::guard::Violation {
+                            subject: crate::health::guard::Subject::OtherDrive,
+                            who: d.id.describe(),
+                            what: "present".into(),
+                            before: "absent".into(),
+                            after: "appeared".into(),
+                        })
+                        .collect(),
+                });
+            }
+        };
+        accept::check(self, step, &drive)?;
+        self.record(Event::NewDrive {
+            step: step.id.clone(),
+            drive: drive.id.clone(),
+        })?;
+        bind_drive(&mut self.vars, "new", &drive.id);
+        self.run.operator.note(
+            NoteLevel::Good,
+            &sanitize(
+                &format!("new drive accepted: {}", drive.id.describe()),
+                false,
+            ),
+        );
+        self.new = Some(drive);
+        Ok(())
+    }
+
+    fn locate(&mut self, step: &Step, on: Role) -> StepResult<()> {
+        let Some(drive) = self.drive_for(on).map(|d| d.id.clone()) else {
+            return Err(Stop::Error(anyhow::anyhow!(
+                "step `{}` locates the new drive before a new drive was seen",
+                step.id
+            )));
+        };
+        let outcome = self.run.backend.locate(&drive, true)?;
+        self.record(Event::Locate {
+            step: step.id.clone(),
+            drive: drive.describe(),
+            on: true,
+            outcome: outcome.clone(),
+        })?;
+        match outcome {
+            LocateOutcome::Switched { how } => {
+                self.leds_on.push(drive.clone());
+                self.run.operator.note(
+                    NoteLevel::Good,
+                    &sanitize(
+                        &format!("locate LED blinking for {} ({how})", drive.describe()),
+                        false,
+                    ),
+                );
+                Ok(())
+            }
+            LocateOutcome::Unavailable { reason } => {
+                let text = sanitize(
+                    &format!(
+                        "no locate LED for {}: {reason}; identify the drive by its serial instead",
+                        drive.describe()
+                    ),
+                    false,
+                );
+                if step.optional {
+                    self.run.operator.note(NoteLevel::Warn, &text);
+                    Ok(())
+                } else {
+                    Err(Stop::Halt {
+                        step: step.id.clone(),
+                        headline: text,
+                        violations: vec![],
+                    })
+                }
+            }
+        }
+    }
+}
+
+fn answer_text(answer: &Answer) -> String {
+    match answer {
+        Answer::Yes => "yes".into(),
+        Answer::No => "no".into(),
+        Answer::Text(t) => t.clone(),
+    }
+}
