@@ -5,7 +5,9 @@
 //! called more than once in a process.
 
 pub mod backend;
+pub mod cli;
 pub mod clock;
+pub mod commands;
 pub mod engine;
 pub mod exit;
 pub mod health;
@@ -14,9 +16,13 @@ pub mod lock;
 pub mod operator;
 pub mod runbook;
 pub mod sanitize;
+pub mod signals;
 pub mod units;
 
 use std::ffi::OsString;
+
+use crate::commands::UsageError;
+use crate::lock::LockHeld;
 
 /// Run swapguard with these arguments (the first is the program name) and
 /// return the process exit code.
@@ -25,6 +31,28 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let _ = args.into_iter().count();
-    0
+    let config = match cli::parse(args) {
+        Ok(config) => config,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::SUCCESS
+            };
+        }
+    };
+    match commands::dispatch(&config) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", sanitize::sanitize(&format!("{e:#}"), true));
+            if e.downcast_ref::<LockHeld>().is_some() {
+                exit::LOCKED
+            } else if e.downcast_ref::<UsageError>().is_some() {
+                exit::USAGE
+            } else {
+                exit::FAILURE
+            }
+        }
+    }
 }

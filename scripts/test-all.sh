@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Every test swapguard has, on a fresh Debian 12 machine with Rust installed.
+# Installs the Debian packages the tests need when they are missing, then runs
+# the format and lint checks and the whole test suite. CI runs exactly this
+# (see .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# command:package pairs the tests need.
+required=()
+missing=()
+for pair in "${required[@]}"; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+    exit 1
+  fi
+  echo "== installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo test --all-targets"
+cargo test --all-targets --locked
+echo "all tests passed"

@@ -1,0 +1,171 @@
+//! `swapguard dry-run`: the real engine against a simulated array.
+//!
+//! The runbook, guard, journal and lock are exactly those of a real run; only
+//! the backend (the simulator) and the operator (the simulated technician
+//! plus the scenario's scripted answers) differ.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::backend::sim::SimBackend;
+use crate::backend::sim::scenario::{self, Expected, Scenario};
+use crate::backend::{Backend, CommandOutput, Depth, LocateOutcome, StepPhase};
+use crate::cli::Config;
+use crate::clock::SimClock;
+use crate::commands::{Setup, UsageError, guarded, load_runbook};
+use crate::engine::Outcome;
+use crate::exit;
+use crate::health::model::{Identity, Snapshot};
+use crate::operator::scripted::ScriptedOperator;
+use crate::runbook::model::{Runbook, Step};
+
+pub fn dry_run(config: &Config, runbook_path: &Path, scenario_path: &Path) -> Result<i32> {
+    let runbook = load_runbook(runbook_path)?;
+    let scenario =
+        scenario::load(scenario_path).map_err(|e| UsageError(format!("{e:#}")))?;
+    let problems = scenario.check_against(&runbook);
+    if problems.iter().any(|d| d.is_error()) {
+        let text: Vec<String> = problems.iter().map(|d| d.to_string()).collect();
+        return Err(UsageError(text.join("\n\n")).into());
+    }
+    let state = match config.state_dir.as_path() {
+        p if p == Path::new("/var/lib/swapguard") => None,
+        _ => Some(config.state_dir.clone()),
+    };
+    let (outcome, _) = simulate(&runbook, &scenario, state.as_deref(), &mut std::io::stdout())?;
+    Ok(judge(&outcome, &scenario.expect, &mut std::io::stdout()))
+}
+
+/// Walk `runbook` against `scenario`, writing the transcript to `out`.
+/// Journals go to `state_dir`, or to a temporary directory removed after.
+pub fn simulate(
+    runbook: &Runbook,
+    scenario: &Scenario,
+    state_dir: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<(Outcome, String)> {
+    let clock = SimClock::new();
+    let sim = SimBackend::new(scenario, clock.clone())?;
+    let buffer = crate::operator::scripted::SharedBuffer::new();
+    let mut backend = Narrated {
+        inner: sim,
+        out: buffer.clone(),
+    };
+    let mut operator =
+        ScriptedOperator::new(scenario.answers.clone(), true, Box::new(buffer.clone()));
+    let temp;
+    let dir = match state_dir {
+        Some(d) => d,
+        None => {
+            temp = tempfile::tempdir()?;
+            temp.path()
+        }
+    };
+    let interrupted = AtomicBool::new(false);
+    let _ = writeln!(out, "dry-run: {} — {}", runbook.name, scenario.name);
+    let result = guarded(
+        runbook,
+        &scenario.params,
+        Setup {
+            backend: &mut backend,
+            operator: &mut operator,
+            clock: &clock,
+            interrupted: &interrupted,
+            state_dir: dir,
+        },
+    );
+    backend.flush();
+    let transcript = buffer.contents();
+    let _ = out.write_all(transcript.as_bytes());
+    let (outcome, _) = result?;
+    Ok((outcome, transcript))
+}
+
+/// Compare the outcome with the scenario's `[expect]`; print the verdict.
+pub fn judge(outcome: &Outcome, expect: &Expected, out: &mut dyn Write) -> i32 {
+    let mut misses = Vec::new();
+    if outcome.kind() != expect.outcome.name() {
+        misses.push(format!(
+            "expected outcome `{}`, got `{}`",
+            expect.outcome.name(),
+            outcome.kind()
+        ));
+    }
+    if let Some(step) = &expect.step
+        && outcome.step() != Some(step.as_str())
+    {
+        misses.push(format!(
+            "expected the run to stop at step `{step}`, it stopped at {}",
+            outcome.step().map_or("no step (it completed)".into(), |s| format!("`{s}`"))
+        ));
+    }
+    let text = outcome.text();
+    for reason in &expect.reasons {
+        if !text.contains(reason.as_str()) {
+            misses.push(format!("expected the stop message to mention `{reason}`"));
+        }
+    }
+    let where_ = outcome.step().map(|s| format!(" at step `{s}`")).unwrap_or_default();
+    if misses.is_empty() {
+        let _ = writeln!(out, "expectation met: {}{where_}", outcome.kind());
+        exit::SUCCESS
+    } else {
+        let _ = writeln!(out, "EXPECTATION NOT MET: {}{where_}", outcome.kind());
+        for m in misses {
+            let _ = writeln!(out, "  - {m}");
+        }
+        exit::EXPECTATION_FAILED
+    }
+}
+
+/// The simulator, with its hardware log written into the transcript as it
+/// happens (the engine itself never prints).
+struct Narrated<W: Write> {
+    inner: SimBackend,
+    out: W,
+}
+
+impl<W: Write> Narrated<W> {
+    fn flush(&mut self) {
+        for line in self.inner.take_log() {
+            let _ = writeln!(self.out, "  {line}");
+        }
+    }
+}
+
+impl<W: Write> Backend for Narrated<W> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn arrays(&mut self) -> Result<Vec<String>> {
+        self.inner.arrays()
+    }
+    fn snapshot(&mut self, array: &str, depth: Depth) -> Result<Snapshot> {
+        let s = self.inner.snapshot(array, depth);
+        self.flush();
+        s
+    }
+    fn wait(&mut self, timeout: Duration) -> Result<()> {
+        let r = self.inner.wait(timeout);
+        self.flush();
+        r
+    }
+    fn execute(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput> {
+        let r = self.inner.execute(argv, timeout);
+        self.flush();
+        r
+    }
+    fn locate(&mut self, drive: &Identity, on: bool) -> Result<LocateOutcome> {
+        let r = self.inner.locate(drive, on);
+        self.flush();
+        r
+    }
+    fn step_phase(&mut self, step: &Step, phase: StepPhase, target: &Identity) {
+        self.inner.step_phase(step, phase, target);
+        self.flush();
+    }
+}

@@ -1,0 +1,139 @@
+//! The commands behind the CLI. Each takes a plain `Config` and returns an
+//! exit code; errors are printed in one place (`crate::run`).
+
+mod demo;
+pub mod dry_run;
+
+mod lint;
+mod run;
+mod status;
+
+use std::fmt;
+
+use anyhow::Result;
+
+use crate::cli::{Command, Config};
+
+/// An error that is the user's to fix (exit code 2): a bad runbook, a
+/// missing argument, no terminal.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+pub fn dispatch(config: &Config) -> Result<i32> {
+    match &config.command {
+        Command::Run {
+            runbook,
+            params,
+            answers,
+        } => run::run(config, runbook, params, answers.as_deref()),
+        Command::Lint { files } => lint::lint(files),
+        Command::DryRun { runbook, scenario } => dry_run::dry_run(config, runbook, scenario),
+        Command::Status { json, smart } => status::status(config, *json, *smart),
+        Command::Demo => demo::demo(),
+    }
+}
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use crate::backend::Backend;
+use crate::clock::Clock;
+use crate::engine::{self, Outcome};
+use crate::journal::Journal;
+use crate::operator::Operator;
+use crate::runbook::load;
+use crate::runbook::model::Runbook;
+
+/// Load a runbook for running: warnings go to stderr, errors refuse.
+pub(crate) fn load_runbook(path: &Path) -> Result<Runbook> {
+    let loaded = load::load(path)?;
+    let (errors, warnings): (Vec<_>, Vec<_>) =
+        loaded.diagnostics.iter().partition(|d| d.is_error());
+    for w in &warnings {
+        eprintln!("{w}\n");
+    }
+    match loaded.runbook {
+        Some(runbook) if errors.is_empty() => Ok(runbook),
+        _ => {
+            let text: Vec<String> = errors.iter().map(|d| d.to_string()).collect();
+            Err(UsageError(format!(
+                "`{}` has {} error(s); nothing was run\n\n{}",
+                path.display(),
+                errors.len(),
+                text.join("\n\n")
+            ))
+            .into())
+        }
+    }
+}
+
+/// Everything one guarded walk needs besides the runbook.
+pub(crate) struct Setup<'a> {
+    pub backend: &'a mut dyn Backend,
+    pub operator: &'a mut dyn Operator,
+    pub clock: &'a dyn Clock,
+    pub interrupted: &'a AtomicBool,
+    pub state_dir: &'a Path,
+}
+
+/// Take the array's lock, open a journal and walk the runbook.
+pub(crate) fn guarded(
+    runbook: &Runbook,
+    params: &BTreeMap<String, String>,
+    setup: Setup<'_>,
+) -> Result<(Outcome, std::path::PathBuf)> {
+    let array = params
+        .get("array")
+        .cloned()
+        .ok_or_else(|| UsageError("no array given: pass `--array NAME` (e.g. `md0`)".into()))?;
+    let started = crate::journal::rfc3339(setup.clock.wall_ms());
+    let _lock = crate::lock::acquire(
+        setup.state_dir,
+        &array,
+        &format!("pid {} started {started}", std::process::id()),
+    )?;
+    let stamp: String = started
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let base = format!("{array}-{stamp}-{}", std::process::id());
+    let mut session = base.clone();
+    let mut journal = None;
+    for n in 1..100 {
+        match Journal::create(setup.state_dir, &session) {
+            Ok(j) => {
+                journal = Some(j);
+                break;
+            }
+            Err(e) if setup.state_dir.join("sessions").join(format!("{session}.jsonl")).exists() => {
+                session = format!("{base}-{}", n + 1);
+                let _ = e;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let mut journal = journal.ok_or_else(|| anyhow::anyhow!("cannot find a free journal name for `{base}`"))?;
+    let path = journal.path().to_path_buf();
+    let mut run = engine::Run {
+        runbook,
+        params: params.clone(),
+        backend: setup.backend,
+        operator: setup.operator,
+        clock: setup.clock,
+        journal: &mut journal,
+        interrupted: setup.interrupted,
+        session,
+    };
+    let outcome = engine::execute(&mut run)?;
+    run.operator.finish()?;
+    Ok((outcome, path))
+}

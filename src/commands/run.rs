@@ -1,0 +1,73 @@
+//! `swapguard run`: a real swap on a real array.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::backend::Backend;
+use crate::backend::md::MdBackend;
+use crate::backend::process::ProcessRunner;
+use crate::cli::Config;
+use crate::clock::SystemClock;
+use crate::commands::{Setup, UsageError, guarded, load_runbook};
+use crate::exit;
+use crate::operator::Operator;
+use crate::operator::scripted::ScriptedOperator;
+use crate::operator::terminal::TerminalOperator;
+use crate::runbook::model::BackendKind;
+
+pub fn run(
+    config: &Config,
+    runbook_path: &Path,
+    params: &BTreeMap<String, String>,
+    answers: Option<&Path>,
+) -> Result<i32> {
+    let runbook = load_runbook(runbook_path)?;
+    let mut backend: Box<dyn Backend> = match runbook.backend {
+        BackendKind::Md => Box::new(MdBackend::new(
+            config.sysroot.clone(),
+            Box::new(ProcessRunner),
+        )),
+        other => {
+            return Err(UsageError(format!(
+                "the `{other:?}` backend is not available yet; only `md` runbooks can run",
+            ))
+            .into());
+        }
+    };
+    let mut params = params.clone();
+    if !params.contains_key("array") {
+        let arrays = backend.arrays().unwrap_or_default();
+        return Err(UsageError(if arrays.is_empty() {
+            "no array given: pass `--array NAME`".to_string()
+        } else {
+            format!("no array given: pass `--array NAME` (arrays here: {})", arrays.join(", "))
+        })
+        .into());
+    }
+    params.entry("target".into()).or_default();
+    if params.get("target").is_some_and(String::is_empty) {
+        return Err(UsageError("no target given: pass `--target DEVICE|SERIAL|BAY`".into()).into());
+    }
+    let mut operator: Box<dyn Operator> = match answers {
+        Some(path) => Box::new(ScriptedOperator::from_file(path, Box::new(std::io::stdout()))?),
+        None => Box::new(TerminalOperator::new().map_err(|e| UsageError(format!("{e:#}")))?),
+    };
+    let interrupted = crate::signals::interrupt_flag()?;
+    interrupted.store(false, std::sync::atomic::Ordering::SeqCst);
+    let clock = SystemClock::new();
+    let (outcome, journal) = guarded(
+        &runbook,
+        &params,
+        Setup {
+            backend: backend.as_mut(),
+            operator: operator.as_mut(),
+            clock: &clock,
+            interrupted: &interrupted,
+            state_dir: &config.state_dir,
+        },
+    )?;
+    eprintln!("journal: {}", journal.display());
+    Ok(exit::for_outcome(&outcome))
+}
