@@ -385,6 +385,12 @@ impl Backend for MdBackend {
         if !valid_array_name(array) {
             bail!("`{array}` is not an md array name: use a name such as `md0`");
         }
+        if self.watch.is_none() {
+            // Arm the event watch before the first look, so an md event
+            // between this look and the first `wait` wakes that wait at
+            // once. A failure here is reported by `wait` itself.
+            self.watch = MdstatWatch::open(&self.mdstat_path()).ok();
+        }
         let mut view = self.look_array(array)?;
         if !view.disagreements.is_empty() {
             // mdstat and sysfs are read a few microseconds apart; a member
