@@ -1,24 +1,353 @@
 //! Linux md (mdadm) arrays, read from /proc and /sys directly.
+//!
+//! One look combines sysfs (authoritative: `sysfs.rs`), /proc/mdstat (a
+//! cross-check: `mdstat.rs`), every whole disk present with its identity
+//! (`identity.rs`) and, for a full look, blankness (`blank.rs`) and SMART.
+//! Waiting is event-driven on /proc/mdstat (`watch.rs`). All paths hang off
+//! `root`, `/` on a real host or a captured tree in tests, so tests run the
+//! exact code a real swap runs.
 
+pub mod blank;
+pub mod identity;
 pub mod mdstat;
+pub mod sysfs;
+pub mod watch;
 
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
-use crate::backend::{Backend, CommandOutput, CommandRunner, Depth, LocateOutcome};
-use crate::health::model::{Identity, Snapshot};
+use crate::backend::md::identity::ByIdIndex;
+use crate::backend::md::mdstat::{Mdstat, MdstatArray, SyncState};
+use crate::backend::md::sysfs::{ArrayLook, MemberLook};
+use crate::backend::md::watch::MdstatWatch;
+use crate::backend::{Backend, CommandOutput, CommandRunner, Depth, LocateOutcome, smart};
+use crate::clock::{Clock, SystemClock};
+use crate::health::model::{
+    ArrayHealth, Drive, Identity, MemberState, Membership, Problem, Snapshot, SyncProgress,
+};
 
+/// How long one `smartctl` run may take in a full look.
+const SMART_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The md backend.
 pub struct MdBackend {
+    /// `/` on a real host; a captured tree in tests.
     pub root: PathBuf,
     pub runner: Box<dyn CommandRunner>,
+    clock: Box<dyn Clock>,
+    watch: Option<MdstatWatch>,
 }
 
 impl MdBackend {
     /// `root` is `/` on a real host, or a captured tree in tests.
     pub fn new(root: PathBuf, runner: Box<dyn CommandRunner>) -> Self {
-        MdBackend { root, runner }
+        MdBackend {
+            root,
+            runner,
+            clock: Box::new(SystemClock::new()),
+            watch: None,
+        }
+    }
+
+    /// Stamp snapshots (`Snapshot::at_ms`) from the run's clock instead of
+    /// a clock started when the backend was made.
+    pub fn with_clock(mut self, clock: Box<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn mdstat_path(&self) -> PathBuf {
+        self.root.join("proc/mdstat")
+    }
+
+    /// Read and parse /proc/mdstat.
+    fn read_mdstat(&self) -> Result<Mdstat> {
+        let path = self.mdstat_path();
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read `{}`", path.display()))?;
+        mdstat::parse(&text).with_context(|| format!("cannot parse `{}`", path.display()))
+    }
+
+    /// The array and its members as md sees them, cross-checked against
+    /// mdstat. Disagreements are kept apart so the caller can look again.
+    fn look_array(&self, array: &str) -> Result<ArrayView> {
+        let mut problems = Vec::new();
+        let mdstat = match self.read_mdstat() {
+            Ok(mdstat) => Some(mdstat),
+            Err(err) => {
+                problems.push(problem("md", array, format!("{err:#}")));
+                None
+            }
+        };
+        let listed = mdstat.as_ref().and_then(|m| m.array(array));
+        let md_dir = self.root.join("sys/block").join(array).join("md");
+        if !md_dir.exists() {
+            let Some(listed) = listed else {
+                bail!(
+                    "array `{array}` not found: no `{}` and not listed in `{}`",
+                    md_dir.display(),
+                    self.mdstat_path().display()
+                );
+            };
+            problems.push(problem(
+                "md",
+                array,
+                format!(
+                    "`{}` is missing although `{}` lists the array: state from mdstat only",
+                    md_dir.display(),
+                    self.mdstat_path().display()
+                ),
+            ));
+            return Ok(ArrayView {
+                look: from_mdstat(listed),
+                problems,
+                disagreements: Vec::new(),
+            });
+        }
+        let look = sysfs::read_array(&md_dir, array, &mut problems)?;
+        let disagreements = match &mdstat {
+            Some(mdstat) => cross_check(&look, mdstat.array(array)),
+            None => Vec::new(),
+        };
+        Ok(ArrayView {
+            look,
+            problems,
+            disagreements,
+        })
+    }
+
+    /// Drives for `members` and every other whole disk present.
+    fn drives(
+        &mut self,
+        members: Vec<MemberLook>,
+        depth: Depth,
+        problems: &mut Vec<Problem>,
+    ) -> Vec<Drive> {
+        let sys_block = self.root.join("sys/block");
+        let mut disks: BTreeSet<String> = match identity::whole_disks(&sys_block) {
+            Ok(disks) => disks.into_iter().collect(),
+            Err(err) => {
+                problems.push(problem("identity", "sys/block", format!("{err:#}")));
+                BTreeSet::new()
+            }
+        };
+        let mut on_disk: BTreeMap<String, MemberLook> = BTreeMap::new();
+        for member in members {
+            // A member md still lists whose block device has left /sys/block
+            // (pulled; md only notices at its next I/O) gets no Drive here.
+            // Inventing one would carry no readable identity and would be
+            // keyed by a kernel name the next inserted drive may reuse. Its
+            // absence is the signal: the guard sees that serial vanish. The
+            // array's own view (`[UU]`, `in_sync`) is reported as md says it.
+            //
+            // Members are matched to disks by kernel name, as md names them.
+            // If a new drive takes a pulled member's name before md notices,
+            // it shows here as that member; its serial differs, so the guard
+            // still sees the old drive vanish and an unknown one appear.
+            let Some(disk) = identity::member_disk(&self.root, &member.kname) else {
+                continue;
+            };
+            disks.insert(disk.clone());
+            match on_disk.get_mut(&disk) {
+                None => {
+                    on_disk.insert(disk, member);
+                }
+                Some(first) => {
+                    problems.push(problem(
+                        "md",
+                        &disk,
+                        format!(
+                            "members `{}` and `{}` are on the same disk `{disk}`",
+                            first.kname, member.kname
+                        ),
+                    ));
+                    for (name, value) in member.counters {
+                        *first.counters.entry(name).or_insert(0) += value;
+                    }
+                }
+            }
+        }
+        let by_id = ByIdIndex::scan(&self.root.join("dev/disk/by-id"), problems);
+        let enclosures = identity::enclosures_present(&self.root);
+        let mut drives = Vec::with_capacity(disks.len());
+        for disk in disks {
+            let (id, ioerr_cnt) =
+                identity::read_disk(&sys_block, &disk, &by_id, enclosures, problems);
+            let member = on_disk.remove(&disk);
+            let mut counters = BTreeMap::new();
+            if let Some(count) = ioerr_cnt {
+                counters.insert("io.ioerr_cnt".to_string(), count);
+            }
+            let membership = member.and_then(|m| {
+                counters.extend(m.counters);
+                m.membership
+            });
+            let (smart, blank) = match depth {
+                Depth::Fast => (None, None),
+                Depth::Full => (
+                    Some(smart::probe(
+                        &mut *self.runner,
+                        &format!("/dev/{disk}"),
+                        SMART_TIMEOUT,
+                    )),
+                    blank::is_blank(&self.root.join("dev").join(&disk), &sys_block.join(&disk)),
+                ),
+            };
+            drives.push(Drive {
+                id,
+                member: membership,
+                counters,
+                smart,
+                blank,
+            });
+        }
+        drives
+    }
+}
+
+/// One look at the array before the drives are read.
+struct ArrayView {
+    look: ArrayLook,
+    problems: Vec<Problem>,
+    /// mdstat and sysfs disagree; may be a change between the two reads.
+    disagreements: Vec<Problem>,
+}
+
+fn problem(probe: &str, subject: &str, message: String) -> Problem {
+    Problem {
+        probe: probe.to_string(),
+        subject: subject.to_string(),
+        message,
+    }
+}
+
+fn valid_array_name(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.') && !name.contains('/')
+}
+
+/// Compare what sysfs said with the array's mdstat entry.
+fn cross_check(look: &ArrayLook, listed: Option<&MdstatArray>) -> Vec<Problem> {
+    let name = &look.health.name;
+    let Some(listed) = listed else {
+        if look.members.is_empty() {
+            return Vec::new();
+        }
+        return vec![problem(
+            "md",
+            name,
+            "sysfs shows the array with members but `/proc/mdstat` does not list it".into(),
+        )];
+    };
+    let mut found = Vec::new();
+    let in_sysfs: BTreeSet<&str> = look.members.iter().map(|m| m.kname.as_str()).collect();
+    let in_mdstat: BTreeSet<&str> = listed.members.iter().map(|m| m.name.as_str()).collect();
+    if in_sysfs != in_mdstat {
+        found.push(problem(
+            "md",
+            name,
+            format!("`/proc/mdstat` lists members {in_mdstat:?} but sysfs has {in_sysfs:?}"),
+        ));
+    }
+    if let Some(degraded) = listed.degraded() {
+        if degraded != look.health.degraded {
+            found.push(problem(
+                "md",
+                name,
+                format!(
+                    "`/proc/mdstat` shows {degraded} missing slot(s) but sysfs `degraded` is {}",
+                    look.health.degraded
+                ),
+            ));
+        }
+    }
+    found
+}
+
+/// The array from mdstat alone, when its sysfs directory is missing. Fail
+/// closed: the state is `unknown`, and in a degraded array a member without
+/// flags may be the one behind, so none is claimed in sync.
+fn from_mdstat(listed: &MdstatArray) -> ArrayLook {
+    let raid_disks = listed.raid_disks.unwrap_or(0);
+    let degraded = listed.degraded().unwrap_or(raid_disks);
+    let sync = listed.sync.as_ref().map(|sync| {
+        let action = match sync.action.as_str() {
+            "recovery" => "recover".to_string(),
+            other => other.to_string(),
+        };
+        match &sync.state {
+            SyncState::Running {
+                done,
+                total,
+                speed_kib,
+                ..
+            } => SyncProgress {
+                action,
+                // mdstat counts 1 KiB blocks; the model counts sectors.
+                done: done.saturating_mul(2),
+                total: total.saturating_mul(2),
+                speed_kib: *speed_kib,
+            },
+            SyncState::Delayed | SyncState::Pending | SyncState::Remote => SyncProgress {
+                action,
+                done: 0,
+                total: 0,
+                speed_kib: None,
+            },
+        }
+    });
+    let members = listed
+        .members
+        .iter()
+        .map(|m| {
+            let mut flags = Vec::new();
+            for (on, flag) in [
+                (m.faulty, "faulty"),
+                (m.spare, "spare"),
+                (m.replacement, "replacement"),
+                (m.write_mostly, "writemostly"),
+                (m.journal, "journal"),
+            ] {
+                if on {
+                    flags.push(flag.to_string());
+                }
+            }
+            let state = if m.faulty {
+                MemberState::Faulty
+            } else if m.spare {
+                MemberState::Spare
+            } else if m.replacement || degraded > 0 {
+                MemberState::Rebuilding
+            } else {
+                MemberState::InSync
+            };
+            MemberLook {
+                kname: m.name.clone(),
+                // desc_nr is the superblock slot, not the role: no role.
+                membership: Some(Membership {
+                    state,
+                    role: None,
+                    flags,
+                }),
+                counters: BTreeMap::new(),
+            }
+        })
+        .collect();
+    ArrayLook {
+        health: ArrayHealth {
+            name: listed.name.clone(),
+            level: listed.level.clone().unwrap_or_else(|| "unknown".into()),
+            state: "unknown".into(),
+            raid_disks,
+            degraded,
+            sync,
+        },
+        members,
     }
 }
 
@@ -26,22 +355,89 @@ impl Backend for MdBackend {
     fn name(&self) -> &'static str {
         "md"
     }
+
+    /// Arrays listed in /proc/mdstat; when it cannot be read or parsed,
+    /// the `md*` entries of /sys/block that have an `md/` directory.
     fn arrays(&mut self) -> Result<Vec<String>> {
-        bail!("md backend not built yet")
+        let mdstat_err = match self.read_mdstat() {
+            Ok(mdstat) => return Ok(mdstat.arrays.into_iter().map(|a| a.name).collect()),
+            Err(err) => err,
+        };
+        let sys_block = self.root.join("sys/block");
+        let entries = match std::fs::read_dir(&sys_block) {
+            Ok(entries) => entries,
+            Err(err) => {
+                return Err(
+                    mdstat_err.context(format!("and cannot list `{}`: {err}", sys_block.display()))
+                );
+            }
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| n.starts_with("md") && sys_block.join(n).join("md").is_dir())
+            .collect();
+        names.sort();
+        Ok(names)
     }
-    fn snapshot(&mut self, _array: &str, _depth: Depth) -> Result<Snapshot> {
-        bail!("md backend not built yet")
+
+    fn snapshot(&mut self, array: &str, depth: Depth) -> Result<Snapshot> {
+        if !valid_array_name(array) {
+            bail!("`{array}` is not an md array name: use a name such as `md0`");
+        }
+        if self.watch.is_none() {
+            // Arm the event watch before the first look, so an md event
+            // between this look and the first `wait` wakes that wait at
+            // once. A failure here is reported by `wait` itself.
+            self.watch = MdstatWatch::open(&self.mdstat_path()).ok();
+        }
+        let mut view = self.look_array(array)?;
+        if !view.disagreements.is_empty() {
+            // mdstat and sysfs are read a few microseconds apart; a member
+            // added or failed in between looks like a disagreement. Look
+            // once more and report whatever is still inconsistent.
+            view = self.look_array(array)?;
+        }
+        let ArrayView {
+            look,
+            mut problems,
+            disagreements,
+        } = view;
+        problems.extend(disagreements);
+        let drives = self.drives(look.members, depth, &mut problems);
+        Ok(Snapshot {
+            at_ms: self.clock.now_ms(),
+            array: look.health,
+            drives,
+            problems,
+        })
     }
+
     fn wait(&mut self, timeout: Duration) -> Result<()> {
-        std::thread::sleep(timeout);
+        let watch = match &mut self.watch {
+            Some(watch) => watch,
+            None => self
+                .watch
+                .insert(MdstatWatch::open(&self.root.join("proc/mdstat"))?),
+        };
+        watch.wait(timeout)?;
         Ok(())
     }
+
     fn execute(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput> {
         self.runner.run(argv, timeout)
     }
-    fn locate(&mut self, _drive: &Identity, _on: bool) -> Result<LocateOutcome> {
-        Ok(LocateOutcome::Unavailable {
-            reason: "no LED control yet".into(),
-        })
+
+    fn locate(&mut self, drive: &Identity, _on: bool) -> Result<LocateOutcome> {
+        let reason = match &drive.serial {
+            Some(serial) => {
+                format!("no LED control yet: identify the drive by its serial `{serial}`")
+            }
+            None => format!(
+                "no LED control yet and `{}` has no readable serial: identify the drive by its label or WWN",
+                drive.dev
+            ),
+        };
+        Ok(LocateOutcome::Unavailable { reason })
     }
 }

@@ -1,0 +1,382 @@
+//! Which whole disks are present, who each one is, and its kernel I/O error
+//! counter.
+//!
+//! Drives are identified by serial and WWN read from sysfs, never by their
+//! /dev name: the kernel reuses a pulled drive's name for the next drive
+//! inserted (seen in the lab: `nvme1n1` came back as a different drive).
+//! Hardware strings are kept raw; they are sanitised when printed.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::ErrorKind;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::backend::md::sysfs::read_attr;
+use crate::health::model::{Identity, Problem};
+
+/// Kernel name prefixes that are never drives worth watching (unless md uses
+/// one as a member, which is handled by the caller).
+const NOT_DRIVES: [&str; 6] = ["md", "loop", "ram", "zram", "dm-", "sr"];
+
+/// Whole disks under `<root>/sys/block`, sorted. Partitions are never listed
+/// there; md arrays, loop, RAM, device-mapper and optical devices are
+/// skipped, and so is an `nbd` device with no size (not connected).
+pub fn whole_disks(sys_block: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let entries = fs::read_dir(sys_block)
+        .with_context(|| format!("cannot list `{}`", sys_block.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list `{}`", sys_block.display()))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if NOT_DRIVES.iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        if name.starts_with("nbd") {
+            let size = read_attr(&sys_block.join(&name).join("size"))
+                .ok()
+                .flatten();
+            if size.as_deref().map(str::trim).is_none_or(|s| s == "0") {
+                continue;
+            }
+        }
+        names.push(name);
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The whole disk holding md member `kname` (`sda1` → `sda`, `nvme0n1p2` →
+/// `nvme0n1`, `nvme1n1` → itself), or `None` when its block device is gone.
+pub fn member_disk(root: &Path, kname: &str) -> Option<String> {
+    let sys_block = root.join("sys/block");
+    if sys_block.join(kname).exists() {
+        return Some(kname.to_string());
+    }
+    let is_partition_of = |disk: &str| sys_block.join(disk).join(kname).join("partition").exists();
+    let base = kname.trim_end_matches(|c: char| c.is_ascii_digit());
+    if base.len() < kname.len() {
+        // nvme0n1p1, mmcblk0p1: the disk name ends in a digit, then `p`.
+        let parent = match base.strip_suffix('p') {
+            Some(disk) if disk.ends_with(|c: char| c.is_ascii_digit()) => disk,
+            _ => base,
+        };
+        if is_partition_of(parent) {
+            return Some(parent.to_string());
+        }
+    }
+    // Any other naming: /sys/class/block/<part> links to .../<disk>/<part>.
+    let link = fs::read_link(root.join("sys/class/block").join(kname)).ok()?;
+    let parent = link.parent()?.file_name()?.to_str()?;
+    is_partition_of(parent).then(|| parent.to_string())
+}
+
+/// `/dev/disk/by-id` names, best first per kernel name.
+#[derive(Clone, Debug, Default)]
+pub struct ByIdIndex {
+    best: HashMap<String, (u8, String)>,
+}
+
+impl ByIdIndex {
+    /// Scan `<root>/dev/disk/by-id` once. A missing directory (no udev, as in
+    /// the lab guest) is an empty index.
+    pub fn scan(dir: &Path, problems: &mut Vec<Problem>) -> Self {
+        let mut index = ByIdIndex::default();
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == ErrorKind::NotFound => return index,
+            Err(err) => {
+                problems.push(Problem {
+                    probe: "identity".into(),
+                    subject: "by-id".into(),
+                    message: format!("cannot list `{}`: {err}", dir.display()),
+                });
+                return index;
+            }
+        };
+        for entry in entries.flatten() {
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if is_partition_link(&name) {
+                continue;
+            }
+            let Ok(target) = fs::read_link(entry.path()) else {
+                continue;
+            };
+            let Some(kname) = target.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let rank = if name.starts_with("wwn-") {
+                0
+            } else if ["nvme-", "ata-", "scsi-"]
+                .iter()
+                .any(|p| name.starts_with(p))
+            {
+                1
+            } else {
+                2
+            };
+            let candidate = (rank, name);
+            match index.best.get(kname) {
+                Some(best) if *best <= candidate => {}
+                _ => {
+                    index.best.insert(kname.to_string(), candidate);
+                }
+            }
+        }
+        index
+    }
+
+    pub fn get(&self, kname: &str) -> Option<&str> {
+        self.best.get(kname).map(|(_, name)| name.as_str())
+    }
+}
+
+/// `...-part3`
+fn is_partition_link(name: &str) -> bool {
+    name.rsplit_once("-part")
+        .is_some_and(|(_, n)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// Whether any enclosure (SES) is known at all; without one, no disk has an
+/// `enclosure_device:*` link and the per-disk directory listing is skipped.
+pub fn enclosures_present(root: &Path) -> bool {
+    fs::read_dir(root.join("sys/class/enclosure")).is_ok_and(|mut e| e.next().is_some())
+}
+
+/// Who disk `name` is, plus its `io.ioerr_cnt` when the device has one.
+pub fn read_disk(
+    sys_block: &Path,
+    name: &str,
+    by_id: &ByIdIndex,
+    enclosures: bool,
+    problems: &mut Vec<Problem>,
+) -> (Identity, Option<u64>) {
+    let dir = sys_block.join(name);
+    let mut reader = Reader {
+        dir: &dir,
+        name,
+        problems,
+    };
+    let serial = reader
+        .text("device/serial")
+        .or_else(|| reader.text("serial"))
+        .or_else(|| reader.vpd_serial());
+    let wwn = reader.text("wwid").or_else(|| reader.text("device/wwid"));
+    let model = reader.text("device/model");
+    let firmware = reader
+        .text("device/firmware_rev")
+        .or_else(|| reader.text("device/rev"));
+    let size_bytes = match reader.text("size") {
+        Some(text) => match text.parse::<u64>() {
+            Ok(sectors) => Some(sectors.saturating_mul(512)),
+            Err(_) => {
+                reader.problem(
+                    "identity",
+                    format!(
+                        "cannot parse `{}`: `{text}` is not a number",
+                        dir.join("size").display()
+                    ),
+                );
+                None
+            }
+        },
+        None => {
+            reader.problem(
+                "identity",
+                format!("`{}` is missing", dir.join("size").display()),
+            );
+            None
+        }
+    };
+    let slot = if enclosures {
+        reader.enclosure_slot()
+    } else {
+        None
+    };
+    let ioerr_cnt = reader
+        .text("device/ioerr_cnt")
+        .and_then(|text| match parse_hex(&text) {
+            Some(count) => Some(count),
+            None => {
+                reader.problem(
+                    "counters",
+                    format!(
+                        "cannot parse `{}`: `{text}` is not a hex count",
+                        dir.join("device/ioerr_cnt").display()
+                    ),
+                );
+                None
+            }
+        });
+    let identity = Identity {
+        dev: name.to_string(),
+        serial,
+        wwn,
+        model,
+        firmware,
+        size_bytes,
+        slot,
+        by_id: by_id.get(name).map(str::to_string),
+    };
+    (identity, ioerr_cnt)
+}
+
+/// `0x1a` → 26 (the SCSI layer prints these counters as `0x%x`).
+pub fn parse_hex(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))?;
+    u64::from_str_radix(digits, 16).ok()
+}
+
+/// VPD page 0x80 (unit serial number): a 4-byte header whose bytes 2..4 are
+/// the big-endian length, then ASCII padded with spaces.
+pub fn vpd_serial(bytes: &[u8]) -> Option<String> {
+    let header = bytes.get(..4)?;
+    if header[1] != 0x80 {
+        return None;
+    }
+    let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    let body = bytes.get(4..)?;
+    let body = &body[..len.min(body.len())];
+    trimmed(&String::from_utf8_lossy(body))
+}
+
+/// Padding spaces and NULs removed; empty is `None`.
+fn trimmed(text: &str) -> Option<String> {
+    let text = text.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+struct Reader<'a> {
+    dir: &'a Path,
+    name: &'a str,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl Reader<'_> {
+    /// A trimmed identity string; absent or empty is `None`, unreadable is a
+    /// problem and `None`.
+    fn text(&mut self, file: &str) -> Option<String> {
+        let path = self.dir.join(file);
+        match read_attr(&path) {
+            Ok(text) => trimmed(&text?),
+            Err(err) => {
+                self.problem(
+                    "identity",
+                    format!("cannot read `{}`: {err}", path.display()),
+                );
+                None
+            }
+        }
+    }
+
+    fn vpd_serial(&mut self) -> Option<String> {
+        let path = self.dir.join("device/vpd_pg80");
+        match fs::read(&path) {
+            Ok(bytes) => vpd_serial(&bytes),
+            Err(err) if err.kind() == ErrorKind::NotFound => None,
+            Err(err) => {
+                self.problem(
+                    "identity",
+                    format!("cannot read `{}`: {err}", path.display()),
+                );
+                None
+            }
+        }
+    }
+
+    /// The slot name from a `device/enclosure_device:<slot>` link.
+    fn enclosure_slot(&mut self) -> Option<String> {
+        let entries = fs::read_dir(self.dir.join("device")).ok()?;
+        let mut slots: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("enclosure_device:"))
+                    .map(str::to_string)
+            })
+            .collect();
+        slots.sort();
+        slots.into_iter().next()
+    }
+
+    fn problem(&mut self, probe: &str, message: String) {
+        self.problems.push(Problem {
+            probe: probe.to_string(),
+            subject: self.name.to_string(),
+            message,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vpd_pg80_as_captured() {
+        // other-buses-sysfs.txt: sda (virtio-scsi) and sdc (SATA via libata).
+        let mut sda = vec![0x00, 0x80, 0x00, 0x0b];
+        sda.extend_from_slice(b"LAB-SCSI-01");
+        assert_eq!(vpd_serial(&sda).as_deref(), Some("LAB-SCSI-01"));
+        let mut sdc = vec![0x00, 0x80, 0x00, 0x14];
+        sdc.extend_from_slice(b"LAB-SATA-01         ");
+        assert_eq!(vpd_serial(&sdc).as_deref(), Some("LAB-SATA-01"));
+        // Length longer than the data, wrong page, too short, all padding.
+        assert_eq!(
+            vpd_serial(&[0, 0x80, 0, 0x40, b'A', b'B']).as_deref(),
+            Some("AB")
+        );
+        assert_eq!(vpd_serial(&[0, 0x83, 0, 2, b'A', b'B']), None);
+        assert_eq!(vpd_serial(&[0, 0x80]), None);
+        assert_eq!(vpd_serial(&[0, 0x80, 0, 2, b' ', 0]), None);
+    }
+
+    #[test]
+    fn hex_counters() {
+        for (text, want) in [
+            ("0x1a", Some(26)),
+            ("0x0\n", Some(0)),
+            ("0XFF", Some(255)),
+            ("26", None),
+            ("0x", None),
+            ("0xzz", None),
+        ] {
+            assert_eq!(parse_hex(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn partition_links() {
+        for (name, want) in [
+            ("wwn-0x5000c500a1b2c3d4-part1", true),
+            ("nvme-QEMU_NVMe_Ctrl_LAB-A-0001-part12", true),
+            ("wwn-0x5000c500a1b2c3d4", false),
+            ("ata-disk-partx", false),
+            ("ata-disk-part", false),
+        ] {
+            assert_eq!(is_partition_link(name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn padding_is_trimmed() {
+        assert_eq!(
+            trimmed("LAB-A-0001          ").as_deref(),
+            Some("LAB-A-0001")
+        );
+        assert_eq!(trimmed("  \0").as_deref(), None);
+        assert_eq!(
+            trimmed("t10.ATA     LAB SATA DISK      LAB-SATA-01         ").as_deref(),
+            Some("t10.ATA     LAB SATA DISK      LAB-SATA-01")
+        );
+    }
+}
