@@ -70,6 +70,10 @@ enum Cmd {
         runbook: PathBuf,
         #[arg(long, value_name = "FILE")]
         scenario: PathBuf,
+        /// Exit with the run's own code (3 halted, 4 refused, ...) instead of
+        /// checking the scenario's [expect].
+        #[arg(long)]
+        exit_with_outcome: bool,
     },
     /// Show every md array and its drives.
     #[command(after_help = "Examples:\n  swapguard status\n  swapguard status --json | jq '.arrays[0].drives'")]
@@ -113,6 +117,7 @@ pub enum Command {
     DryRun {
         runbook: PathBuf,
         scenario: PathBuf,
+        exit_with_outcome: bool,
     },
     Status {
         json: bool,
@@ -151,7 +156,15 @@ where
             }
         }
         Cmd::Lint { files } => Command::Lint { files },
-        Cmd::DryRun { runbook, scenario } => Command::DryRun { runbook, scenario },
+        Cmd::DryRun {
+            runbook,
+            scenario,
+            exit_with_outcome,
+        } => Command::DryRun {
+            runbook,
+            scenario,
+            exit_with_outcome,
+        },
         Cmd::Status { json, no_smart } => Command::Status {
             json,
             smart: !no_smart,

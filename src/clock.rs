@@ -16,6 +16,7 @@ pub trait Clock {
 }
 
 /// The real clock.
+#[derive(Clone, Copy, Debug)]
 pub struct SystemClock {
     start: Instant,
 }

@@ -23,7 +23,12 @@ use crate::health::model::{Identity, Snapshot};
 use crate::operator::scripted::ScriptedOperator;
 use crate::runbook::model::{Runbook, Step};
 
-pub fn dry_run(config: &Config, runbook_path: &Path, scenario_path: &Path) -> Result<i32> {
+pub fn dry_run(
+    config: &Config,
+    runbook_path: &Path,
+    scenario_path: &Path,
+    exit_with_outcome: bool,
+) -> Result<i32> {
     let runbook = load_runbook(runbook_path)?;
     let scenario =
         scenario::load(scenario_path).map_err(|e| UsageError(format!("{e:#}")))?;
@@ -37,6 +42,10 @@ pub fn dry_run(config: &Config, runbook_path: &Path, scenario_path: &Path) -> Re
         _ => Some(config.state_dir.clone()),
     };
     let (outcome, _) = simulate(&runbook, &scenario, state.as_deref(), &mut std::io::stdout())?;
+    if exit_with_outcome {
+        println!("outcome: {}", outcome.kind());
+        return Ok(exit::for_outcome(&outcome));
+    }
     Ok(judge(&outcome, &scenario.expect, &mut std::io::stdout()))
 }
 

@@ -35,7 +35,11 @@ pub fn dispatch(config: &Config) -> Result<i32> {
             answers,
         } => run::run(config, runbook, params, answers.as_deref()),
         Command::Lint { files } => lint::lint(files),
-        Command::DryRun { runbook, scenario } => dry_run::dry_run(config, runbook, scenario),
+        Command::DryRun {
+            runbook,
+            scenario,
+            exit_with_outcome,
+        } => dry_run::dry_run(config, runbook, scenario, *exit_with_outcome),
         Command::Status { json, smart } => status::status(config, *json, *smart),
         Command::Demo => demo::demo(),
     }

@@ -24,11 +24,12 @@ pub fn run(
     answers: Option<&Path>,
 ) -> Result<i32> {
     let runbook = load_runbook(runbook_path)?;
+    let clock = SystemClock::new();
     let mut backend: Box<dyn Backend> = match runbook.backend {
-        BackendKind::Md => Box::new(MdBackend::new(
-            config.sysroot.clone(),
-            Box::new(ProcessRunner),
-        )),
+        BackendKind::Md => Box::new(
+            MdBackend::new(config.sysroot.clone(), Box::new(ProcessRunner))
+                .with_clock(Box::new(clock)),
+        ),
         other => {
             return Err(UsageError(format!(
                 "the `{other:?}` backend is not available yet; only `md` runbooks can run",
@@ -56,7 +57,6 @@ pub fn run(
     };
     let interrupted = crate::signals::interrupt_flag()?;
     interrupted.store(false, std::sync::atomic::Ordering::SeqCst);
-    let clock = SystemClock::new();
     let (outcome, journal) = guarded(
         &runbook,
         &params,

@@ -19,6 +19,11 @@ use crate::runbook::model::{DriveExpect, GuardPolicy, Requirement};
 /// records `write_error`/`want_replacement` and bad blocks).
 pub const BAD_FLAGS: [&str; 4] = ["faulty", "write_error", "want_replacement", "blocked"];
 
+/// Counters that rise with normal wear, not damage: a rebuild that takes a
+/// day can move an SSD's wear percentage by one without anything being wrong.
+/// They are recorded in the journal but never halt.
+pub const WEAR_COUNTERS: [&str; 1] = ["nvme.percentage_used"];
+
 /// How a drive looks now, in the vocabulary of step expectations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -435,8 +440,11 @@ fn counters(
     policy: &GuardPolicy,
     out: &mut Vec<Violation>,
 ) {
+    let ignored = |name: &str| {
+        policy.tolerate.iter().any(|t| t == name) || WEAR_COUNTERS.contains(&name)
+    };
     for (name, &was) in before {
-        if policy.tolerate.iter().any(|t| t == name) {
+        if ignored(name) {
             continue;
         }
         match after.get(name) {
@@ -458,7 +466,7 @@ fn counters(
         }
     }
     for (name, &is) in after {
-        if is > 0 && !before.contains_key(name) && !policy.tolerate.iter().any(|t| t == name) {
+        if is > 0 && !before.contains_key(name) && !ignored(name) {
             out.push(violation(
                 Subject::Survivor,
                 who,

@@ -1,0 +1,337 @@
+//! Whole-process tests: the real binary, its output and its exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_swapguard");
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A test run: a scratch directory for files and state, arguments, and the
+/// finished process's output.
+struct Test {
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+}
+
+struct Done {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Test {
+    fn new() -> Test {
+        Test {
+            dir: tempfile::tempdir().unwrap(),
+            args: Vec::new(),
+        }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Write a file into the scratch directory; returns its path.
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn args<S: AsRef<str>>(mut self, args: &[S]) -> Test {
+        self.args.extend(args.iter().map(|a| a.as_ref().to_string()));
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(root())
+            .args(&self.args)
+            .arg("--state-dir")
+            .arg(self.state())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self) -> Done {
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = self.command().output().unwrap();
+        Done {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+
+    /// Every journal line written under the state directory.
+    fn journal(&self) -> Vec<serde_json::Value> {
+        let dir = self.state().join("sessions");
+        let mut lines = Vec::new();
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files {
+            for line in std::fs::read_to_string(f).unwrap().lines() {
+                lines.push(serde_json::from_str(line).unwrap());
+            }
+        }
+        lines
+    }
+}
+
+impl Done {
+    #[track_caller]
+    fn code(self, want: i32) -> Done {
+        assert_eq!(
+            self.code, want,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    fn stdout_has(self, text: &str) -> Done {
+        assert!(
+            self.stdout.contains(text),
+            "stdout lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    fn stderr_has(self, text: &str) -> Done {
+        assert!(
+            self.stderr.contains(text),
+            "stderr lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+fn scenarios() -> Vec<(PathBuf, PathBuf)> {
+    let mut out = Vec::new();
+    let dir = root().join("runbooks/scenarios");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let entry = entry.unwrap().path();
+        let runbook = root()
+            .join("runbooks")
+            .join(format!("{}.toml", entry.file_name().unwrap().to_string_lossy()));
+        for s in std::fs::read_dir(&entry).unwrap() {
+            let s = s.unwrap().path();
+            if s.extension().is_some_and(|e| e == "toml") {
+                out.push((runbook.clone(), s));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn rel(p: &Path) -> String {
+    p.strip_prefix(root()).unwrap_or(p).display().to_string()
+}
+
+#[test]
+fn shipped_runbooks_lint_clean() {
+    let files: Vec<String> = std::fs::read_dir(root().join("runbooks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| rel(&p))
+        .collect();
+    assert!(files.len() >= 2, "{files:?}");
+    let mut args = vec!["lint".to_string()];
+    args.extend(files);
+    Test::new().args(&args).run().code(0);
+}
+
+#[test]
+fn every_shipped_scenario_meets_its_expectation() {
+    let all = scenarios();
+    assert!(all.len() >= 8, "{all:?}");
+    for (runbook, scenario) in all {
+        let t = Test::new().args(&[
+            "dry-run".to_string(),
+            rel(&runbook),
+            "--scenario".into(),
+            rel(&scenario),
+        ]);
+        let done = t.run();
+        assert_eq!(
+            done.code,
+            0,
+            "{}\n--- stdout\n{}\n--- stderr\n{}",
+            rel(&scenario),
+            done.stdout,
+            done.stderr
+        );
+        assert!(done.stdout.contains("expectation met"), "{}", done.stdout);
+    }
+}
+
+#[test]
+fn survivor_counter_rise_halts_naming_drive_serial_bay_and_values() {
+    let t = Test::new().args(&[
+        "dry-run",
+        "runbooks/md-replace-member.toml",
+        "--scenario",
+        "runbooks/scenarios/md-replace-member/survivor-pending-sectors-during-pull.toml",
+        "--exit-with-outcome",
+    ]);
+    let done = t.run().code(3);
+    let halt = done
+        .stdout
+        .lines()
+        .find(|l| l.contains("smart.current_pending_sector"))
+        .unwrap_or_else(|| panic!("no counter line in\n{}", done.stdout))
+        .to_string();
+    assert!(halt.contains("survivor sda (serial "), "{halt}");
+    assert!(halt.contains("bay 0"), "{halt}");
+    assert!(halt.contains("0 → 8"), "{halt}");
+    let journal = t.journal();
+    let halted = journal
+        .iter()
+        .find(|e| e["event"] == "halted")
+        .expect("a halted entry in the journal");
+    assert_eq!(halted["step"], "pull");
+    assert_eq!(halted["violations"][0]["what"], "smart.current_pending_sector");
+    assert_eq!(halted["violations"][0]["before"], "0");
+    assert_eq!(halted["violations"][0]["after"], "8");
+    let last = journal.last().unwrap();
+    assert_eq!(last["event"], "run-finished");
+    assert_eq!(last["exit_code"], 3);
+}
+
+#[test]
+fn a_wrong_expectation_fails_with_a_clear_pointer() {
+    let t = Test::new();
+    let scenario = std::fs::read_to_string(
+        root().join("runbooks/scenarios/md-replace-member/wrong-drive-pulled.toml"),
+    )
+    .unwrap()
+    .replace("../../md-replace-member.toml", &rel(&root().join("runbooks/md-replace-member.toml")));
+    let scenario = scenario.replace("outcome = \"halted\"", "outcome = \"completed\"");
+    let path = t.write("wrong.toml", &scenario);
+    let done = t
+        .args(&[
+            "dry-run".to_string(),
+            "runbooks/md-replace-member.toml".into(),
+            "--scenario".into(),
+            path.display().to_string(),
+        ])
+        .run()
+        .code(7);
+    assert!(done.stdout.contains("EXPECTATION NOT MET: halted at step `pull`"), "{}", done.stdout);
+    assert!(
+        done.stdout.contains("expected outcome `completed`, got `halted`"),
+        "{}",
+        done.stdout
+    );
+}
+
+#[test]
+fn misspelt_key_is_reported_with_line_and_column() {
+    let t = Test::new();
+    let source = std::fs::read_to_string(root().join("runbooks/md-replace-member.toml"))
+        .unwrap()
+        .replacen("smart = ", "smrt = ", 1);
+    let line = source.lines().position(|l| l.starts_with("smrt = ")).unwrap() + 1;
+    let path = t.write("bad.toml", &source);
+    let done = t
+        .args(&["lint".to_string(), path.display().to_string()])
+        .run()
+        .code(2);
+    let out = format!("{}{}", done.stdout, done.stderr);
+    assert!(out.contains(&format!("bad.toml:{line}:1")), "{out}");
+    assert!(out.contains("did you mean `smart`"), "{out}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    Test::new().args(&["frobnicate"]).run().code(2);
+    Test::new()
+        .args(&["run", "runbooks/md-replace-member.toml", "--param", "x"])
+        .run()
+        .code(2)
+        .stderr_has("`x` is not NAME=VALUE");
+}
+
+#[test]
+fn run_without_a_terminal_names_answers() {
+    Test::new()
+        .args(&[
+            "run",
+            "runbooks/md-replace-member.toml",
+            "--array",
+            "md0",
+            "--target",
+            "nvme1n1",
+            "--sysroot",
+            "tests/fixtures/md/clean",
+        ])
+        .run()
+        .code(2)
+        .stderr_has("--answers");
+}
+
+#[test]
+fn lock_held_exits_6_naming_the_holder() {
+    let t = Test::new().args(&[
+        "dry-run",
+        "runbooks/md-replace-member.toml",
+        "--scenario",
+        "runbooks/scenarios/md-replace-member/healthy.toml",
+    ]);
+    let _held = swapguard::lock::acquire(&t.state(), "md0", "pid 99999 started yesterday").unwrap();
+    t.run()
+        .code(6)
+        .stderr_has("pid 99999 started yesterday");
+}
+
+#[test]
+fn status_reads_a_captured_tree() {
+    let done = Test::new()
+        .args(&["status", "--no-smart", "--sysroot", "tests/fixtures/md/after-read-errors"])
+        .run()
+        .code(0);
+    let out = done.stdout;
+    assert!(out.contains("md0  raid1  clean  2 slots, 0 missing"), "{out}");
+    assert!(out.contains("LAB-A-0001"), "{out}");
+    assert!(out.contains("[write_error,want_replacement]"), "{out}");
+}
+
+#[test]
+fn status_json_is_machine_readable() {
+    let done = Test::new()
+        .args(&["status", "--json", "--no-smart", "--sysroot", "tests/fixtures/md/clean"])
+        .run()
+        .code(0);
+    let v: serde_json::Value = serde_json::from_str(&done.stdout).unwrap();
+    assert_eq!(v["arrays"][0]["array"]["name"], "md0");
+    assert_eq!(v["arrays"][0]["drives"][0]["id"]["serial"], "LAB-A-0001");
+}
+
+#[test]
+fn status_of_a_missing_tree_is_an_error() {
+    Test::new()
+        .args(&["status", "--no-smart", "--sysroot", "/nonexistent-swapguard"])
+        .run()
+        .code(1);
+}
