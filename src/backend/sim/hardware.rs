@@ -345,7 +345,7 @@ impl Hardware {
     pub fn unplug(&mut self, drive: usize) -> Option<usize> {
         let d = &mut self.drives[drive];
         d.present = false;
-        if let Some(slot) = d.slot.take() {
+        if let Some(slot) = d.slot.clone() {
             self.vacated.retain(|s| s != &slot);
             self.vacated.push(slot);
         }

@@ -287,20 +287,19 @@ impl Run<'_> {
         }
         let needed = self.hw.array.component_sectors.saturating_mul(512);
         let d = &self.hw.drives[drive];
+        let former = d.superblock.as_deref() == Some(self.hw.array.name.as_str());
+        if re_add && !former {
+            self.say(format!(
+                "mdadm: --re-add for {arg} to {} is not possible",
+                self.md
+            ));
+            return false;
+        }
         if d.size_bytes < needed {
             self.say(format!("mdadm: {arg} not large enough to join array"));
             return false;
         }
-        let former = d.superblock.as_deref() == Some(self.hw.array.name.as_str());
-        if re_add {
-            if !former {
-                self.say(format!(
-                    "mdadm: --re-add for {arg} to {} is not possible",
-                    self.md
-                ));
-                return false;
-            }
-        } else if former {
+        if former && !re_add {
             self.say(format!(
                 "mdadm: {arg} reports being an active member for {}, but a --re-add fails.",
                 self.md

@@ -542,4 +542,6 @@ fn stamp(ms: u64) -> String {
 }
 
 #[cfg(test)]
+mod dry_tests;
+#[cfg(test)]
 mod tests;

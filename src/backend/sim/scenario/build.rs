@@ -103,15 +103,28 @@ impl Builder<'_> {
         }
 
         let mut drives = Vec::new();
+        let mut spans = Vec::new();
         for d in raw.array.members {
-            drives.extend(self.drive(d, DriveGroup::Member, None));
+            let span = span_of(d.span());
+            if let Some(spec) = self.drive(d, DriveGroup::Member, None) {
+                drives.push(spec);
+                spans.push(span);
+            }
         }
         let first_family = drives.first().map_or(Family::Sd, |d: &DriveSpec| d.family);
         for d in raw.array.spares {
-            drives.extend(self.drive(d, DriveGroup::Spare, Some(first_family)));
+            let span = span_of(d.span());
+            if let Some(spec) = self.drive(d, DriveGroup::Spare, Some(first_family)) {
+                drives.push(spec);
+                spans.push(span);
+            }
         }
         for d in raw.array.others {
-            drives.extend(self.drive(d, DriveGroup::Other, None));
+            let span = span_of(d.span());
+            if let Some(spec) = self.drive(d, DriveGroup::Other, None) {
+                drives.push(spec);
+                spans.push(span);
+            }
         }
         if !drives.iter().any(|d| d.group == DriveGroup::Member) {
             self.error(
@@ -122,7 +135,7 @@ impl Builder<'_> {
                 ),
             );
         }
-        self.check_unique(&drives);
+        self.check_unique(&drives, &spans);
 
         let holding_role = drives
             .iter()
@@ -375,16 +388,16 @@ impl Builder<'_> {
         })
     }
 
-    fn check_unique(&mut self, drives: &[DriveSpec]) {
+    fn check_unique(&mut self, drives: &[DriveSpec], spans: &[Span]) {
         let mut devs = BTreeSet::new();
         let mut serials = BTreeSet::new();
         let mut wwns = BTreeSet::new();
-        for d in drives {
+        for (d, &span) in drives.iter().zip(spans) {
             if d.group != DriveGroup::Spare {
                 if let Some(dev) = &d.dev {
                     if !devs.insert(dev.clone()) {
                         self.error(
-                            Span::default(),
+                            span,
                             format!("two drives are named `{dev}` at the start"),
                             None,
                         );
@@ -394,7 +407,7 @@ impl Builder<'_> {
             if let Some(serial) = &d.serial {
                 if !serials.insert(serial.clone()) {
                     self.error(
-                        Span::default(),
+                        span,
                         format!("two drives have serial `{serial}`"),
                         Some("serials are how drives are told apart; make them unique".into()),
                     );
@@ -402,11 +415,7 @@ impl Builder<'_> {
             }
             if let Some(wwn) = &d.wwn {
                 if !wwns.insert(wwn.clone()) {
-                    self.error(
-                        Span::default(),
-                        format!("two drives have WWN `{wwn}`"),
-                        None,
-                    );
+                    self.error(span, format!("two drives have WWN `{wwn}`"), None);
                 }
             }
         }
