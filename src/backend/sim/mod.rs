@@ -4,7 +4,8 @@
 //! engine and guard as a real swap (safety contract point 7). It plays three
 //! parts the real world plays on a host:
 //!
-//! - the hardware and md (`hardware.rs`): members fail, recover, vanish;
+//! - the hardware and md (`hardware.rs`, looked at through `view.rs`):
+//!   members fail, recover, vanish, and names move (`names.rs`);
 //! - mdadm (`mdadm.rs`): command steps change the array as mdadm would;
 //! - the technician's hands and the scenario's events, on the simulated
 //!   clock: `wait` advances the shared [`SimClock`] and applies everything

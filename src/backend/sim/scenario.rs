@@ -1,11 +1,12 @@
 //! Scenario files: a simulated array, what goes wrong, and what must happen.
 //!
-//! A scenario is TOML (see docs/scenario-format.md). `raw.rs` mirrors the
-//! file with serde (`deny_unknown_fields`, spans kept where a later check
-//! needs to point at a value); this module turns it into the typed
-//! [`Scenario`] the simulator and the dry-run command read. Every problem is
-//! a runbook-style [`Diagnostic`] with `path:line:col`, so a CI failure in a
-//! scenario reads like a lint error in a runbook.
+//! A scenario is TOML (see docs/scenario-format.md). `scenario/raw.rs`
+//! mirrors the file with serde (`deny_unknown_fields`, spans kept where a
+//! later check needs to point at a value); `scenario/build.rs` checks it and
+//! builds the typed [`Scenario`] defined here, which the simulator and the
+//! dry-run command read. Every problem is a runbook-style [`Diagnostic`]
+//! with `path:line:col`, so a CI failure in a scenario reads like a lint
+//! error in a runbook.
 
 mod build;
 mod raw;
