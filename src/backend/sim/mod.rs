@@ -1,3 +1,548 @@
 //! The simulator: in-memory arrays and drives that react as real ones do.
+//!
+//! [`SimBackend`] is a [`Backend`] like md, so a dry run walks the same
+//! engine and guard as a real swap (safety contract point 7). It plays three
+//! parts the real world plays on a host:
+//!
+//! - the hardware and md (`hardware.rs`, looked at through `view.rs`):
+//!   members fail, recover, vanish, and names move (`names.rs`);
+//! - mdadm (`mdadm.rs`): command steps change the array as mdadm would;
+//! - the technician's hands and the scenario's events, on the simulated
+//!   clock: `wait` advances the shared [`SimClock`] and applies everything
+//!   scheduled up to then, in order.
+//!
+//! Nothing here sleeps; a 24-hour rebuild is a few thousand polls.
 
+mod hardware;
+mod mdadm;
+pub mod names;
 pub mod scenario;
+mod view;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use crate::backend::sim::hardware::{Failure, Hardware};
+use crate::backend::sim::scenario::{
+    Action, CannedCommand, During, Event, Probe, Scenario, Technician,
+};
+use crate::backend::{Backend, CommandOutput, Depth, LocateOutcome, StepPhase};
+use crate::clock::{Clock, SimClock};
+use crate::health::model::{DriveKey, Identity, Snapshot};
+use crate::runbook::model::{DriveExpect, Step, StepKind};
+
+/// How long md takes to notice a member pulled without `--fail`: until the
+/// next write reaches it (lab-notes.md). Fixed, so runs are reproducible.
+const MD_NOTICES_AFTER: Duration = Duration::from_secs(2);
+
+/// The simulated hardware of one scenario.
+pub struct SimBackend {
+    clock: SimClock,
+    hw: Hardware,
+    /// Scenario drive labels, for log lines about drives that are absent.
+    labels: Vec<String>,
+    events: Vec<Event>,
+    technician: Technician,
+    commands: Vec<CannedCommand>,
+    scenario_path: PathBuf,
+    /// Spares not yet inserted, in scenario order.
+    shelf: Vec<usize>,
+    pending: Vec<Pending>,
+    next_seq: u64,
+    log: Vec<String>,
+}
+
+/// Something scheduled on the simulated clock.
+#[derive(Clone, Debug)]
+struct Pending {
+    at_ms: u64,
+    /// Ties at the same millisecond apply in scheduling order.
+    seq: u64,
+    what: Work,
+}
+
+#[derive(Clone, Debug)]
+enum Work {
+    /// One scenario event's actions.
+    Event { number: usize, actions: Vec<Action> },
+    /// The technician pulls the drive with this key (the step's target).
+    Pull { key: DriveKey, step: String },
+    /// The technician inserts the next spare from the shelf.
+    Insert { step: String },
+    /// md notices at the next write that a member's device is gone.
+    Notice { member: usize },
+}
+
+impl SimBackend {
+    /// Build the simulated machine; events `during = "baseline"` are applied
+    /// now, before anyone looks.
+    pub fn new(scenario: &Scenario, clock: SimClock) -> Result<SimBackend> {
+        let hw = Hardware::new(scenario);
+        let shelf = scenario
+            .drives
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.group == scenario::DriveGroup::Spare)
+            .map(|(i, _)| i)
+            .collect();
+        let mut sim = SimBackend {
+            clock,
+            hw,
+            labels: scenario.drives.iter().map(|d| d.label()).collect(),
+            events: scenario.events.clone(),
+            technician: scenario.technician,
+            commands: scenario.commands.clone(),
+            scenario_path: scenario.path.clone(),
+            shelf,
+            pending: Vec::new(),
+            next_seq: 0,
+            log: Vec::new(),
+        };
+        let baseline: Vec<(usize, Vec<Action>)> = sim
+            .events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.during == During::Baseline)
+            .map(|(i, e)| (i + 1, e.actions.clone()))
+            .collect();
+        for (number, actions) in baseline {
+            sim.apply_event(number, &actions);
+        }
+        let now = sim.now();
+        let mut log = Vec::new();
+        sim.hw.start_recovery(now, &mut log);
+        sim.note(log);
+        Ok(sim)
+    }
+
+    /// Hardware events since the last call, for the transcript:
+    /// `[sim 00:00:05] technician pulled sdb (serial S3Z1NB0K100002, bay 1)`.
+    pub fn take_log(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.log)
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    fn note(&mut self, lines: Vec<String>) {
+        let stamp = stamp(self.now());
+        self.log
+            .extend(lines.into_iter().map(|l| format!("[sim {stamp}] {l}")));
+    }
+
+    fn schedule(&mut self, at_ms: u64, what: Work) {
+        self.pending.push(Pending {
+            at_ms,
+            seq: self.next_seq,
+            what,
+        });
+        self.next_seq += 1;
+    }
+
+    /// Apply everything due up to `until` (advancing the clock to each
+    /// item's time), then move the clock to `until`. With `stop_early`,
+    /// return as soon as something happened, at that moment, as a kernel
+    /// event wakes a real waiter. Returns whether anything happened.
+    fn run_until(&mut self, until: u64, stop_early: bool) -> bool {
+        let mut happened = false;
+        loop {
+            let next = self
+                .pending
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, p)| (p.at_ms, p.seq))
+                .map(|(i, p)| (i, p.at_ms));
+            let recovery = self.hw.recovery_done_at();
+            let due = match (next, recovery) {
+                (Some((_, at)), Some(done)) if done < at => Some((None, done)),
+                (Some((i, at)), _) => Some((Some(i), at)),
+                (None, Some(done)) => Some((None, done)),
+                (None, None) => None,
+            };
+            let Some((index, at)) = due.filter(|(_, at)| *at <= until) else {
+                break;
+            };
+            self.advance_to(at);
+            match index {
+                Some(i) => {
+                    let p = self.pending.remove(i);
+                    self.perform(p.what);
+                }
+                None => {
+                    let mut log = Vec::new();
+                    self.hw.finish_recovery(at, &mut log);
+                    self.note(log);
+                }
+            }
+            happened = true;
+            if stop_early {
+                return true;
+            }
+        }
+        self.advance_to(until);
+        happened
+    }
+
+    fn advance_to(&mut self, at: u64) {
+        let now = self.now();
+        if at > now {
+            self.clock.advance(Duration::from_millis(at - now));
+        }
+    }
+
+    fn perform(&mut self, work: Work) {
+        match work {
+            Work::Event { number, actions } => self.apply_event(number, &actions),
+            Work::Pull { key, step } => {
+                let found = self
+                    .hw
+                    .drives
+                    .iter()
+                    .position(|d| d.present && d.identity().key() == key);
+                match found {
+                    Some(drive) => self.pull(drive, "technician pulled"),
+                    None => self.note(vec![format!(
+                        "technician found no drive {key} to pull during `{step}`"
+                    )]),
+                }
+            }
+            Work::Insert { step } => {
+                if self.shelf.is_empty() {
+                    self.note(vec![format!(
+                        "technician has no spare drive left to insert during `{step}`"
+                    )]);
+                } else {
+                    let drive = self.shelf.remove(0);
+                    self.insert(drive);
+                }
+            }
+            Work::Notice { member } => {
+                let m = &self.hw.members[member];
+                if m.removed || !m.detached {
+                    return;
+                }
+                let mut log = vec![format!(
+                    "md noticed at the next write that {} is gone",
+                    self.hw.describe_member(member)
+                )];
+                self.hw.md_error(member, &mut log);
+                let now = self.now();
+                self.hw.start_recovery(now, &mut log);
+                self.note(log);
+            }
+        }
+    }
+
+    fn pull(&mut self, drive: usize, verb: &str) {
+        let d = &self.hw.drives[drive];
+        if !d.present {
+            let line = format!("{verb} {}: it is not in the machine", self.labels[drive]);
+            self.note(vec![line]);
+            return;
+        }
+        let line = format!("{verb} {}", d.describe());
+        self.note(vec![line]);
+        if let Some(member) = self.hw.unplug(drive) {
+            let at = self.now() + millis(MD_NOTICES_AFTER);
+            self.schedule(at, Work::Notice { member });
+        }
+    }
+
+    fn insert(&mut self, drive: usize) {
+        if self.hw.drives[drive].present {
+            let line = format!(
+                "technician cannot insert {}: it is already in the machine",
+                self.hw.drives[drive].describe()
+            );
+            self.note(vec![line]);
+            return;
+        }
+        self.shelf.retain(|&d| d != drive);
+        self.hw.plug(drive);
+        let line = format!("technician inserted {}", self.hw.drives[drive].describe());
+        self.note(vec![line]);
+    }
+
+    fn apply_event(&mut self, number: usize, actions: &[Action]) {
+        for action in actions {
+            self.apply(number, action);
+        }
+        let now = self.now();
+        let mut log = Vec::new();
+        self.hw.start_recovery(now, &mut log);
+        self.note(log);
+    }
+
+    fn apply(&mut self, number: usize, action: &Action) {
+        let tag = format!("event {number}:");
+        match action {
+            Action::Set {
+                drive,
+                counter,
+                value,
+            } => {
+                let who = self.describe(*drive);
+                let before = if counter.starts_with("md.") {
+                    match self.hw.any_member(*drive) {
+                        Some(m) => self.hw.members[m].counters.insert(counter.clone(), *value),
+                        None => {
+                            let line =
+                                format!("{tag} {who} is not a member; `{counter}` has no meaning");
+                            self.note(vec![line]);
+                            return;
+                        }
+                    }
+                } else {
+                    self.hw.drives[*drive]
+                        .counters
+                        .insert(counter.clone(), *value)
+                };
+                let before = before.map_or("unset".to_string(), |v| v.to_string());
+                self.note(vec![format!("{tag} {who}: {counter} {before} → {value}")]);
+            }
+            Action::Flags { drive, flags } => {
+                let who = self.describe(*drive);
+                match self.hw.any_member(*drive) {
+                    Some(m) => {
+                        let have = &mut self.hw.members[m].flags;
+                        for f in flags {
+                            if !have.contains(f) {
+                                have.push(f.clone());
+                            }
+                        }
+                        self.note(vec![format!("{tag} md set {} on {who}", flags.join(","))]);
+                    }
+                    None => self.note(vec![format!(
+                        "{tag} {who} is not a member; md flags have no meaning"
+                    )]),
+                }
+            }
+            Action::SmartFailed(drive) => {
+                self.hw.drives[*drive].smart_passed = false;
+                let line = format!(
+                    "{tag} SMART overall health of {} fails",
+                    self.describe(*drive)
+                );
+                self.note(vec![line]);
+            }
+            Action::Unreadable(probe) => {
+                let line = match probe {
+                    Probe::Array => {
+                        self.hw.array.unreadable = true;
+                        format!("{tag} array {} can no longer be read", self.hw.array.name)
+                    }
+                    Probe::Smart(d) => {
+                        self.hw.drives[*d].smart_unreadable = true;
+                        format!("{tag} SMART of {} can no longer be read", self.describe(*d))
+                    }
+                    Probe::Counters(d) => {
+                        self.hw.drives[*d].counters_unreadable = true;
+                        format!(
+                            "{tag} error counters of {} can no longer be read",
+                            self.describe(*d)
+                        )
+                    }
+                };
+                self.note(vec![line]);
+            }
+            Action::Fail(drive) => {
+                let mut log = Vec::new();
+                match self.hw.any_member(*drive) {
+                    Some(m) => {
+                        if self.hw.md_error(m, &mut log) == Failure::AlreadyFaulty {
+                            log.push(format!("{} was faulty already", self.describe(*drive)));
+                        }
+                    }
+                    None => log.push(format!(
+                        "{} is not a member; md has nothing to fail",
+                        self.describe(*drive)
+                    )),
+                }
+                let lines = log.into_iter().map(|l| format!("{tag} {l}")).collect();
+                self.note(lines);
+            }
+            Action::Pull(drive) => self.pull(*drive, &format!("{tag} technician pulled")),
+            Action::Vanish(drive) => self.pull(*drive, &format!("{tag} vanished from the bus:")),
+            Action::Insert(drive) => self.insert(*drive),
+        }
+    }
+
+    /// A drive for a log line: its description while present, else its
+    /// scenario label.
+    fn describe(&self, drive: usize) -> String {
+        let d = &self.hw.drives[drive];
+        if d.present {
+            d.describe()
+        } else {
+            format!("{} (not in the machine)", self.labels[drive])
+        }
+    }
+
+    fn canned(&self, argv: &[String]) -> Option<CommandOutput> {
+        self.commands
+            .iter()
+            .find(|c| c.argv == argv)
+            .map(|c| CommandOutput {
+                argv: argv.to_vec(),
+                code: c.code,
+                stdout: c.stdout.clone(),
+                stderr: c.stderr.clone(),
+                timed_out: c.timed_out,
+            })
+    }
+}
+
+impl Backend for SimBackend {
+    fn name(&self) -> &'static str {
+        "sim"
+    }
+
+    fn arrays(&mut self) -> Result<Vec<String>> {
+        Ok(vec![self.hw.array.name.clone()])
+    }
+
+    fn snapshot(&mut self, array: &str, depth: Depth) -> Result<Snapshot> {
+        let now = self.now();
+        self.run_until(now, false);
+        self.hw.snapshot(array, depth, now)
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Result<()> {
+        let until = self.now().saturating_add(millis(timeout));
+        self.run_until(until, true);
+        Ok(())
+    }
+
+    fn execute(&mut self, argv: &[String], _timeout: Duration) -> Result<CommandOutput> {
+        let now = self.now();
+        self.run_until(now, false);
+        if let Some(out) = self.canned(argv) {
+            return Ok(out);
+        }
+        let Some(program) = argv.first() else {
+            bail!("empty command line");
+        };
+        let base = program.rsplit('/').next().unwrap_or(program);
+        if base == "mdadm" {
+            let mut log = Vec::new();
+            let out = mdadm::run(&mut self.hw, argv, now, &mut log)?;
+            self.note(log);
+            return Ok(out);
+        }
+        bail!(
+            "no simulated program `{base}` in scenario `{}`: add a [[command]] with argv {:?} and its output",
+            self.scenario_path.display(),
+            argv
+        )
+    }
+
+    fn locate(&mut self, drive: &Identity, on: bool) -> Result<LocateOutcome> {
+        let key = drive.key();
+        let found = self
+            .hw
+            .drives
+            .iter()
+            .find(|d| d.present && d.identity().key() == key);
+        let Some(d) = found else {
+            return Ok(LocateOutcome::Unavailable {
+                reason: format!("drive {key} is not in the machine"),
+            });
+        };
+        let Some(slot) = d.slot.clone() else {
+            return Ok(LocateOutcome::Unavailable {
+                reason: format!(
+                    "`{}` sits in no known bay, so there is no LED to switch",
+                    d.dev
+                ),
+            });
+        };
+        let line = format!(
+            "locate LED of bay {slot} ({}) {}",
+            d.dev,
+            if on { "on" } else { "off" }
+        );
+        self.note(vec![line]);
+        Ok(LocateOutcome::Switched {
+            how: "simulated enclosure LED".to_string(),
+        })
+    }
+
+    fn step_phase(&mut self, step: &Step, phase: StepPhase, target: &Identity) {
+        let now = self.now();
+        self.run_until(now, false);
+        match phase {
+            StepPhase::Began => self.begin(step, target, now),
+            StepPhase::Ended => {
+                // The technician stops with the step; scenario events keep
+                // their times (they are anchored to the step's start).
+                self.pending.retain(|p| match &p.what {
+                    Work::Pull { step: s, .. } | Work::Insert { step: s } => s != &step.id,
+                    _ => true,
+                });
+            }
+        }
+    }
+}
+
+impl SimBackend {
+    fn begin(&mut self, step: &Step, target: &Identity, now: u64) {
+        let mut event_pulls = false;
+        let mut event_inserts = false;
+        let mut due = Vec::new();
+        for (i, e) in self.events.iter().enumerate() {
+            if e.during != During::Step(step.id.clone()) {
+                continue;
+            }
+            event_pulls |= e.pulls();
+            event_inserts |= e.inserts();
+            due.push((now + millis(e.after), i + 1, e.actions.clone()));
+        }
+        for (at, number, actions) in due {
+            self.schedule(at, Work::Event { number, actions });
+        }
+        if step.kind != StepKind::Physical {
+            return;
+        }
+        if step.expect.target == Some(DriveExpect::Absent) && !event_pulls {
+            let at = now + millis(self.technician.pull_after);
+            self.schedule(
+                at,
+                Work::Pull {
+                    key: target.key(),
+                    step: step.id.clone(),
+                },
+            );
+        }
+        if step.expect.new == Some(DriveExpect::Present) && !event_inserts {
+            let at = now + millis(self.technician.insert_after);
+            self.schedule(
+                at,
+                Work::Insert {
+                    step: step.id.clone(),
+                },
+            );
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `00:00:05`, or `00:00:05.250` off the whole second.
+fn stamp(ms: u64) -> String {
+    let secs = ms / 1000;
+    let base = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    match ms % 1000 {
+        0 => base,
+        frac => format!("{base}.{frac:03}"),
+    }
+}
+
+#[cfg(test)]
+mod dry_tests;
+#[cfg(test)]
+mod tests;
