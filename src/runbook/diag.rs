@@ -40,14 +40,21 @@ impl Diagnostic {
         message: impl Into<String>,
         help: Option<String>,
     ) -> Self {
-        let start = span.start.min(source.len());
+        let mut start = span.start.min(source.len());
+        // A span from outside the TOML parser could split a character.
+        while !source.is_char_boundary(start) {
+            start -= 1;
+        }
         let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = source[start..]
             .find('\n')
             .map_or(source.len(), |i| start + i);
         let line = source[..start].matches('\n').count() + 1;
         let column = source[line_start..start].chars().count() + 1;
-        let end = span.end.clamp(start, line_end);
+        let mut end = span.end.clamp(start, line_end);
+        while !source.is_char_boundary(end) {
+            end -= 1;
+        }
         let width = source[start..end].chars().count().max(1);
         Diagnostic {
             severity,
@@ -130,6 +137,20 @@ impl fmt::Display for Diagnostic {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_inside_a_character_do_not_panic() {
+        let src = "say = \"é\"\n";
+        let d = Diagnostic::at(
+            Severity::Error,
+            Path::new("rb.toml"),
+            src,
+            Span { start: 8, end: 9 },
+            "m",
+            None,
+        );
+        assert_eq!((d.line, d.column), (1, 8));
+    }
 
     #[test]
     fn whole_file_diagnostic_names_the_path() {

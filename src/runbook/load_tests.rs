@@ -256,7 +256,7 @@ fn section_rules() {
                 E,
                 "backend = |\"sim\"",
                 "`sim` is not a runbook backend",
-                "--dry-run",
+                "a dry run",
             )],
         ),
         (
@@ -1644,6 +1644,16 @@ fn never_panics_on_broken_input() {
                 .collect();
             let _ = load_str(Path::new("rb.toml"), &text.join("\n"));
         }
+    }
+    for cut in (0..BASE.len()).filter(|&i| BASE.is_char_boundary(i)) {
+        let mut text = BASE.to_string();
+        text.remove(cut);
+        let loaded = load_str(Path::new("rb.toml"), &text);
+        assert_eq!(
+            loaded.runbook.is_none(),
+            loaded.errors() > 0,
+            "byte {cut} removed"
+        );
     }
     for odd in [
         "\u{feff}[runbook]",
