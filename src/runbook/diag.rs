@@ -40,14 +40,21 @@ impl Diagnostic {
         message: impl Into<String>,
         help: Option<String>,
     ) -> Self {
-        let start = span.start.min(source.len());
+        let mut start = span.start.min(source.len());
+        // A span from outside the TOML parser could split a character.
+        while !source.is_char_boundary(start) {
+            start -= 1;
+        }
         let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = source[start..]
             .find('\n')
             .map_or(source.len(), |i| start + i);
         let line = source[..start].matches('\n').count() + 1;
         let column = source[line_start..start].chars().count() + 1;
-        let end = span.end.clamp(start, line_end);
+        let mut end = span.end.clamp(start, line_end);
+        while !source.is_char_boundary(end) {
+            end -= 1;
+        }
         let width = source[start..end].chars().count().max(1);
         Diagnostic {
             severity,
@@ -63,6 +70,26 @@ impl Diagnostic {
         }
     }
 
+    /// A diagnostic about a whole file that has no position, such as a file
+    /// that cannot be read. It renders without a source line.
+    pub fn whole_file(
+        severity: Severity,
+        path: &Path,
+        message: impl Into<String>,
+        help: Option<String>,
+    ) -> Self {
+        Diagnostic {
+            severity,
+            path: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: message.into(),
+            source_line: String::new(),
+            width: 0,
+            help,
+        }
+    }
+
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
@@ -74,8 +101,15 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        let gutter = self.line.to_string().len();
         writeln!(f, "{label}: {}", self.message)?;
+        if self.line == 0 {
+            write!(f, " --> {}", self.path.display())?;
+            if let Some(help) = &self.help {
+                write!(f, "\n  = help: {help}")?;
+            }
+            return Ok(());
+        }
+        let gutter = self.line.to_string().len();
         writeln!(
             f,
             "{:gutter$}--> {}:{}:{}",
@@ -89,10 +123,10 @@ impl fmt::Display for Diagnostic {
         let pad: String = self
             .source_line
             .chars()
-            .take(self.column - 1)
+            .take(self.column.saturating_sub(1))
             .map(|c| if c == '\t' { '\t' } else { ' ' })
             .collect();
-        write!(f, "{:gutter$} | {pad}{}", "", "^".repeat(self.width))?;
+        write!(f, "{:gutter$} | {pad}{}", "", "^".repeat(self.width.max(1)))?;
         if let Some(help) = &self.help {
             write!(f, "\n{:gutter$} = help: {help}", "")?;
         }
@@ -103,6 +137,53 @@ impl fmt::Display for Diagnostic {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_inside_a_character_do_not_panic() {
+        let src = "say = \"é\"\n";
+        let d = Diagnostic::at(
+            Severity::Error,
+            Path::new("rb.toml"),
+            src,
+            Span { start: 8, end: 9 },
+            "m",
+            None,
+        );
+        assert_eq!((d.line, d.column), (1, 8));
+    }
+
+    #[test]
+    fn whole_file_diagnostic_names_the_path() {
+        let d = Diagnostic::whole_file(
+            Severity::Error,
+            Path::new("gone.toml"),
+            "cannot read `gone.toml`: no such file",
+            None,
+        );
+        assert_eq!(
+            d.to_string(),
+            "error: cannot read `gone.toml`: no such file\n --> gone.toml"
+        );
+    }
+
+    #[test]
+    fn caret_sits_under_the_column_with_tabs_kept() {
+        let src = "a = 1\n\tsay = \"x\"\n";
+        let d = Diagnostic::at(
+            Severity::Warning,
+            Path::new("rb.toml"),
+            src,
+            Span { start: 13, end: 16 },
+            "m",
+            None,
+        );
+        assert_eq!((d.line, d.column, d.width), (2, 8, 3));
+        assert!(
+            d.to_string()
+                .ends_with("2 | \tsay = \"x\"\n  | \t      ^^^"),
+            "{d}"
+        );
+    }
 
     #[test]
     fn points_at_line_and_column() {

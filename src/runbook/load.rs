@@ -1,27 +1,348 @@
-//! Loading and validating runbooks.
+//! Loading and validating runbooks: the pipeline that turns a TOML file into
+//! the typed model, or into every problem found on the way.
+//!
+//! The linter must report all problems, not the first, so loading runs in
+//! stages that each keep going after an error:
+//!
+//! 1. `toml` parses with recovery, giving a spanned tree and every syntax
+//!    error.
+//! 2. `keys.rs` walks the tree and checks every table's keys against the
+//!    raw structs' own field lists, then drops the unknown keys.
+//! 3. serde fills the raw structs (`raw.rs`). A value of the wrong type is
+//!    reported, removed from the tree, and serde runs again, so one bad value
+//!    does not hide the next.
+//! 4. `check.rs` and `steps.rs` build the model and collect every semantic
+//!    problem with its span.
+//!
+//! The model is returned only when no error was found; warnings never block.
 
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::ops::Range;
 use std::path::Path;
 
-use crate::runbook::diag::Diagnostic;
-use crate::runbook::model::Runbook;
+use anyhow::Context as _;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+use toml::de::{DeArray, DeTable, DeValue, ValueDeserializer};
+
+use crate::runbook::check;
+use crate::runbook::diag::{Diagnostic, Severity};
+use crate::runbook::keys;
+use crate::runbook::model::{Runbook, Span};
+use crate::runbook::raw::{RawRunbook, Str};
 
 /// The outcome of reading a runbook: the model when there is no error, and
-/// every diagnostic (errors and warnings) found on the way.
+/// every diagnostic (errors and warnings) found on the way, in file order.
+#[derive(Debug)]
 pub struct Loaded {
     pub runbook: Option<Runbook>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
+impl Loaded {
+    pub fn errors(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.diagnostics.len() - self.errors()
+    }
+}
+
 /// Read and validate a runbook file. An unreadable file is an `Err`.
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
-    let source = std::fs::read_to_string(path)?;
+    let source = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read runbook `{}`", path.display()))?;
     Ok(load_str(path, &source))
 }
 
 /// Validate runbook text (`path` is for messages only).
-pub fn load_str(_path: &Path, _source: &str) -> Loaded {
+pub fn load_str(path: &Path, source: &str) -> Loaded {
+    let mut ctx = Ctx::new(path, source);
+    let (root, syntax_errors) = DeTable::parse_recoverable(source);
+    for error in &syntax_errors {
+        ctx.error(
+            error.span().unwrap_or(0..0),
+            format!("invalid TOML: {}", error.message()),
+            syntax_help(error.message()),
+        );
+    }
+    let mut root = Spanned::new(root.span(), DeValue::Table(root.into_inner()));
+    keys::check(&mut ctx, &mut root, !syntax_errors.is_empty());
+
+    // A tree recovered from broken syntax has holes; checking its meaning
+    // would mostly report the holes again.
+    let runbook = if syntax_errors.is_empty() {
+        deserialize(&mut ctx, root).and_then(|raw| check::build(&mut ctx, &raw))
+    } else {
+        None
+    };
+
+    let mut diagnostics = ctx.diagnostics;
+    diagnostics.sort_by_key(|d| (d.line, d.column));
+    let runbook = runbook.filter(|_| !diagnostics.iter().any(Diagnostic::is_error));
     Loaded {
-        runbook: None,
-        diagnostics: Vec::new(),
+        runbook,
+        diagnostics,
     }
 }
+
+/// SHA-256 of the runbook's bytes, as lowercase hex.
+pub fn hash(source: &str) -> String {
+    let digest = Sha256::digest(source.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
+}
+
+/// Most type errors reported before giving up on the serde stage.
+const MAX_TYPE_ERRORS: usize = 100;
+
+/// Fill the raw structs, reporting and removing each value of the wrong type
+/// until serde succeeds.
+fn deserialize(ctx: &mut Ctx, mut root: Spanned<DeValue<'_>>) -> Option<RawRunbook> {
+    for _ in 0..MAX_TYPE_ERRORS {
+        let error = match RawRunbook::deserialize(ValueDeserializer::from(root.clone())) {
+            Ok(raw) => return Some(raw),
+            Err(error) => error,
+        };
+        let span = error.span().unwrap_or(0..0);
+        ctx.error(span.clone(), tidy_serde_message(error.message()), None);
+        let mut marks = Vec::new();
+        if !remove_at(&mut root, span.start, &mut marks) {
+            return None;
+        }
+        ctx.broken.extend(marks);
+    }
+    None
+}
+
+/// Remove the innermost value of `value` whose span holds `pos`. Records
+/// `(table span, key)` of every table on the way in `marks`, so later checks
+/// do not also call the removed key missing.
+fn remove_at(value: &mut Spanned<DeValue<'_>>, pos: usize, marks: &mut Vec<SpanKey>) -> bool {
+    let span = value.span();
+    match value.get_mut() {
+        DeValue::Table(table) => {
+            let Some(key) = table
+                .iter()
+                .find(|(k, v)| holds(k.span(), pos) || reaches(v, pos))
+                .map(|(k, _)| k.get_ref().to_string())
+            else {
+                return false;
+            };
+            marks.push(span_key(span, &key));
+            if let Some(child) = table.get_mut(key.as_str())
+                && remove_at(child, pos, marks)
+            {
+                return true;
+            }
+            table.remove(key.as_str());
+            true
+        }
+        DeValue::Array(array) => {
+            let Some(index) = array.iter().position(|v| reaches(v, pos)) else {
+                return false;
+            };
+            if let Some(child) = array.get_mut(index)
+                && remove_at(child, pos, marks)
+            {
+                return true;
+            }
+            let old = std::mem::replace(array, DeArray::new());
+            for (i, item) in old.into_iter().enumerate() {
+                if i != index {
+                    array.push(item);
+                }
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Whether `pos` lies in `value` or anything inside it. A table's own span
+/// is only its header, so its entries are searched too.
+fn reaches(value: &Spanned<DeValue<'_>>, pos: usize) -> bool {
+    if holds(value.span(), pos) {
+        return true;
+    }
+    match value.get_ref() {
+        DeValue::Table(table) => table
+            .iter()
+            .any(|(k, v)| holds(k.span(), pos) || reaches(v, pos)),
+        DeValue::Array(array) => array.iter().any(|v| reaches(v, pos)),
+        _ => false,
+    }
+}
+
+fn holds(span: Range<usize>, pos: usize) -> bool {
+    span.contains(&pos) || (span.is_empty() && span.start == pos)
+}
+
+/// serde speaks of Rust types; a runbook author thinks in TOML.
+fn tidy_serde_message(message: &str) -> String {
+    let mut out = message.replace("a sequence", "an array");
+    out = out.replace("invalid type: map", "invalid type: table");
+    out = out.replace("expected a map", "expected a table");
+    out = out.replace("expected u32", "expected a whole number, 0 or more");
+    if let Some(at) = out.find("expected struct ") {
+        out.truncate(at);
+        out.push_str("expected a table");
+    }
+    out
+}
+
+fn syntax_help(message: &str) -> Option<String> {
+    if message.contains("duplicate key") {
+        Some(
+            "each key may appear once in a table; for several steps write one `[[step]]` per step"
+                .into(),
+        )
+    } else if message.contains("string values must be quoted") {
+        Some("a value is missing or not quoted; write e.g. `id = \"pull\"`".into())
+    } else {
+        None
+    }
+}
+
+pub(crate) fn to_span(range: Range<usize>) -> Span {
+    Span {
+        start: range.start,
+        end: range.end,
+    }
+}
+
+/// `(table start, table end, key)`: a key of one particular table.
+pub(crate) type SpanKey = (usize, usize, String);
+
+pub(crate) fn span_key(table: impl IntoSpan, key: &str) -> SpanKey {
+    let span = table.into_span();
+    (span.start, span.end, key.to_string())
+}
+
+/// What the checks share while one file is loaded: where diagnostics go,
+/// where each key sits, and which keys were dropped after a type error.
+pub(crate) struct Ctx<'a> {
+    pub path: &'a Path,
+    pub source: &'a str,
+    pub diagnostics: Vec<Diagnostic>,
+    /// `(table span, key)` of values removed after a type error; checks for
+    /// a missing key stay quiet about these (the type error was reported).
+    pub broken: HashSet<SpanKey>,
+    /// Span of every key, by `(table span, key)`.
+    pub keys: HashMap<SpanKey, Span>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(path: &'a Path, source: &'a str) -> Self {
+        Ctx {
+            path,
+            source,
+            diagnostics: Vec::new(),
+            broken: HashSet::new(),
+            keys: HashMap::new(),
+        }
+    }
+
+    pub fn error(&mut self, span: impl IntoSpan, message: impl Into<String>, help: Option<String>) {
+        self.push(Severity::Error, span.into_span(), message.into(), help);
+    }
+
+    pub fn warn(&mut self, span: impl IntoSpan, message: impl Into<String>, help: Option<String>) {
+        self.push(Severity::Warning, span.into_span(), message.into(), help);
+    }
+
+    fn push(&mut self, severity: Severity, span: Span, message: String, help: Option<String>) {
+        let diagnostic = Diagnostic::at(severity, self.path, self.source, span, message, help);
+        self.diagnostics.push(diagnostic);
+    }
+
+    /// Whether `key` of the table at `table` was removed after a type error.
+    pub fn is_broken(&self, table: impl IntoSpan, key: &str) -> bool {
+        self.broken.contains(&span_key(table, key))
+    }
+
+    /// The span of `key` in the table at `table`, else `fallback`.
+    pub fn key_span(&self, table: impl IntoSpan, key: &str, fallback: impl IntoSpan) -> Span {
+        self.keys
+            .get(&span_key(table, key))
+            .copied()
+            .unwrap_or_else(|| fallback.into_span())
+    }
+
+    /// 1-based line of a byte offset, for help texts that name a line.
+    pub fn line_of(&self, span: impl IntoSpan) -> usize {
+        let start = span.into_span().start.min(self.source.len());
+        self.source
+            .get(..start)
+            .map_or(1, |before| before.matches('\n').count() + 1)
+    }
+
+    /// The span of `len` bytes at `offset` inside the text of string value
+    /// `value`. Exact for strings whose text appears verbatim in the source
+    /// (no escapes); otherwise the whole string.
+    pub fn inner_span(&self, value: &Str, offset: usize, len: usize) -> Span {
+        let whole = to_span(value.span());
+        match content_start(self.source, value.span(), value.get_ref()) {
+            Some(start) => Span {
+                start: start + offset,
+                end: start + offset + len,
+            },
+            None => whole,
+        }
+    }
+}
+
+/// Where the text of a string value starts in the source, when the source
+/// holds it verbatim between its delimiters.
+fn content_start(source: &str, span: Range<usize>, text: &str) -> Option<usize> {
+    let raw = source.get(span.clone())?;
+    let delimiter = ["\"\"\"", "'''", "\"", "'"]
+        .into_iter()
+        .find(|d| raw.starts_with(d) && raw.len() >= 2 * d.len())?;
+    let mut start = span.start + delimiter.len();
+    if delimiter.len() == 3 {
+        // A newline right after the opening delimiter is not part of the text.
+        if source.get(start..)?.starts_with("\r\n") {
+            start += 2;
+        } else if source.get(start..)?.starts_with('\n') {
+            start += 1;
+        }
+    }
+    let end = span.end.checked_sub(delimiter.len())?;
+    let verbatim =
+        end.checked_sub(start) == Some(text.len()) && source.get(start..end) == Some(text);
+    verbatim.then_some(start)
+}
+
+/// Anything a diagnostic can point at.
+pub(crate) trait IntoSpan {
+    fn into_span(self) -> Span;
+}
+
+impl IntoSpan for Span {
+    fn into_span(self) -> Span {
+        self
+    }
+}
+
+impl IntoSpan for Range<usize> {
+    fn into_span(self) -> Span {
+        to_span(self)
+    }
+}
+
+impl IntoSpan for &Range<usize> {
+    fn into_span(self) -> Span {
+        to_span(self.clone())
+    }
+}
+
+#[cfg(test)]
+#[path = "load_tests.rs"]
+mod tests;

@@ -3,10 +3,21 @@
 //! A runbook is TOML. `raw.rs` mirrors the file with serde
 //! (`deny_unknown_fields`); `load.rs` walks the spanned TOML tree so every
 //! problem is reported with its line and column, then builds the typed
-//! `model.rs` the engine walks.
+//! `model.rs` the engine walks. `keys.rs` checks keys; `check.rs`, `preflight.rs`,
+//! `steps.rs`, `expect.rs`, `vars.rs` and `destructive.rs` check meaning, and `lint.rs`
+//! renders the diagnostics of many files for `swapguard lint`. The format
+//! is documented in docs/runbook-format.md.
 
+mod check;
+mod destructive;
 pub mod diag;
+mod expect;
+mod keys;
+pub mod lint;
 pub mod load;
 pub mod model;
+mod preflight;
 pub mod raw;
+mod steps;
 pub mod template;
+mod vars;

@@ -1,0 +1,435 @@
+//! Semantic checks of the sections around the steps: `[runbook]`, `[params]`,
+//! `[guard]` and `[on_halt]` (`[preflight]` is in `preflight.rs`), and the helpers every
+//! check shares (enumerated values, durations).
+//!
+//! The guard is strict by default. A runbook may loosen it, but every
+//! loosening is a warning, so `swapguard lint` shows it to whoever reviews
+//! the runbook.
+
+use std::time::Duration;
+
+use crate::runbook::keys::{quoted_list, suggest};
+use crate::runbook::load::{Ctx, hash, to_span};
+use crate::runbook::model::{BackendKind, GuardPolicy, Param, ParamKind, Requirement, Runbook};
+use crate::runbook::raw::{RawGuard, RawRunbook, Str};
+use crate::runbook::template::variables;
+use crate::runbook::{preflight, steps};
+
+pub(crate) const BACKENDS: [(&str, BackendKind); 4] = [
+    ("md", BackendKind::Md),
+    ("btrfs", BackendKind::Btrfs),
+    ("zfs", BackendKind::Zfs),
+    ("megaraid", BackendKind::Megaraid),
+];
+
+const PARAM_KINDS: [(&str, ParamKind); 3] = [
+    ("array", ParamKind::Array),
+    ("member", ParamKind::Member),
+    ("text", ParamKind::Text),
+];
+
+const REQUIREMENTS: [(&str, Requirement); 2] = [
+    ("required", Requirement::Required),
+    ("optional", Requirement::Optional),
+];
+
+/// Slowest SMART poll that is not a loosening (the brief's default).
+const SMART_POLL_LIMIT: Duration = Duration::from_secs(10);
+/// Slowest counter poll that still detects a failure in about a second.
+const WATCH_POLL_LIMIT: Duration = Duration::from_secs(1);
+
+/// Build the model from the raw structs, reporting every problem to `ctx`.
+/// `None` when something the model cannot do without is missing.
+pub(crate) fn build(ctx: &mut Ctx, raw: &RawRunbook) -> Option<Runbook> {
+    let meta = meta(ctx, raw);
+    let params = params(ctx, raw);
+    let guard = guard(ctx, raw.guard.as_ref());
+    let preflight = preflight::build(ctx, raw.preflight.as_ref(), &params);
+    let on_halt = on_halt(ctx, raw);
+    let steps = steps::build(ctx, raw.step.as_ref(), &params, &guard);
+    let params = params.list;
+    let (name, backend) = meta?;
+    Some(Runbook {
+        path: ctx.path.to_path_buf(),
+        hash: hash(ctx.source),
+        name,
+        backend,
+        params,
+        guard,
+        preflight,
+        on_halt,
+        steps,
+    })
+}
+
+/// One of a fixed set of words, with "did you mean" for a near miss.
+pub(crate) fn choice<T: Copy>(
+    ctx: &mut Ctx,
+    value: &Str,
+    what: &str,
+    options: &[(&str, T)],
+) -> Option<T> {
+    let text = value.get_ref().as_str();
+    if let Some((_, found)) = options.iter().find(|(name, _)| *name == text) {
+        return Some(*found);
+    }
+    let names = options.iter().map(|(name, _)| *name);
+    let help = match suggest(text, names.clone()) {
+        Some(near) => format!("did you mean `{near}`?"),
+        None => format!("expected one of {}", quoted_list(names)),
+    };
+    ctx.error(value.span(), format!("unknown {what} `{text}`"), Some(help));
+    None
+}
+
+/// A humantime duration such as `250ms`, `10s` or `24h`, more than zero.
+pub(crate) fn duration(ctx: &mut Ctx, value: &Str, key: &str) -> Option<Duration> {
+    let text = value.get_ref().trim();
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => {
+            ctx.error(
+                value.span(),
+                format!("`{key}` must be longer than zero"),
+                None,
+            );
+            None
+        }
+        Ok(d) => Some(d),
+        Err(e) => {
+            ctx.error(
+                value.span(),
+                format!("`{text}` is not a duration: {e}"),
+                Some("write a number and a unit, e.g. `250ms`, `10s`, `24h`".into()),
+            );
+            None
+        }
+    }
+}
+
+/// A string that must not be empty once trimmed.
+pub(crate) fn non_empty(ctx: &mut Ctx, value: &Str, key: &str) -> Option<String> {
+    let text = value.get_ref().trim();
+    if text.is_empty() {
+        ctx.error(value.span(), format!("`{key}` is empty"), None);
+        None
+    } else {
+        Some(text.to_string())
+    }
+}
+
+fn meta(ctx: &mut Ctx, raw: &RawRunbook) -> Option<(String, BackendKind)> {
+    let Some(meta) = &raw.runbook else {
+        if !ctx.is_broken(0..0, "runbook") {
+            ctx.error(
+                0..0,
+                "missing `[runbook]` table",
+                Some(
+                    "start the file with `[runbook]`, `name = \"...\"` and `backend = \"md\"`"
+                        .into(),
+                ),
+            );
+        }
+        return None;
+    };
+    let table = meta.span();
+    let name = match &meta.get_ref().name {
+        Some(name) => non_empty(ctx, name, "name"),
+        None => {
+            if !ctx.is_broken(&table, "name") {
+                ctx.error(
+                    &table,
+                    "`[runbook]` has no `name`",
+                    Some("add `name = \"...\"`: it is shown to the technician and recorded in the journal".into()),
+                );
+            }
+            None
+        }
+    };
+    let backend = match &meta.get_ref().backend {
+        Some(value) if value.get_ref() == "sim" => {
+            ctx.error(
+                value.span(),
+                "`sim` is not a runbook backend",
+                Some("name the real backend; a dry run swaps in the simulator".into()),
+            );
+            None
+        }
+        Some(value) => choice(ctx, value, "backend", &BACKENDS),
+        None => {
+            if !ctx.is_broken(&table, "backend") {
+                ctx.error(
+                    &table,
+                    "`[runbook]` has no `backend`",
+                    Some(format!(
+                        "add `backend = \"md\"`; backends: {}",
+                        quoted_list(BACKENDS.iter().map(|(n, _)| *n))
+                    )),
+                );
+            }
+            None
+        }
+    };
+    Some((name?, backend?))
+}
+
+/// The params, and whether there was a `[params]` table to read them from
+/// (without one, every variable would be undefined; that is one error, not
+/// one per variable).
+pub(crate) struct Params {
+    pub list: Vec<Param>,
+    pub known: bool,
+}
+
+fn params(ctx: &mut Ctx, raw: &RawRunbook) -> Params {
+    let example = "e.g. `array = { kind = \"array\", help = \"md array, e.g. md0\" }` and \
+                   `target = { kind = \"member\", help = \"member to replace: device, serial or bay\" }`";
+    let Some(params) = &raw.params else {
+        if !ctx.is_broken(0..0, "params") {
+            ctx.error(
+                0..0,
+                "missing `[params]`: a runbook needs an `array` param and a `target` member param",
+                Some(format!("add a `[params]` table, {example}")),
+            );
+        }
+        return Params {
+            list: Vec::new(),
+            known: false,
+        };
+    };
+    let table = params.span();
+    let mut found: Vec<(usize, Param)> = Vec::new();
+    let mut kinds_known = true;
+    for (name, param) in params.get_ref() {
+        let text = name.get_ref().as_str();
+        if text == "new" {
+            ctx.error(
+                name.span(),
+                "`new` cannot be a param",
+                Some("`{new.*}` is the drive inserted during the run, found by the tool".into()),
+            );
+        } else if !is_param_name(text) {
+            ctx.error(
+                name.span(),
+                format!("`{text}` is not a param name"),
+                Some("use lowercase letters, digits and `_`, starting with a letter".into()),
+            );
+        }
+        let kind = match &param.get_ref().kind {
+            Some(kind) => choice(ctx, kind, "param kind", &PARAM_KINDS),
+            None => {
+                if !ctx.is_broken(param.span(), "kind") {
+                    ctx.error(
+                        name.span(),
+                        format!("param `{text}` has no `kind`"),
+                        Some("add `kind = \"array\"`, `\"member\"` or `\"text\"`".into()),
+                    );
+                }
+                None
+            }
+        };
+        let help = param
+            .get_ref()
+            .help
+            .as_ref()
+            .map(|h| h.get_ref().trim().to_string())
+            .unwrap_or_default();
+        if help.is_empty() && !ctx.is_broken(param.span(), "help") {
+            ctx.warn(
+                name.span(),
+                format!("param `{text}` has no `help`"),
+                Some("the help is what the technician sees when asked for the value".into()),
+            );
+        }
+        if kind.is_none() {
+            kinds_known = false;
+        }
+        // A param whose kind is unknown (already an error) is kept as a
+        // member, the kind with the most variables, so its uses do not each
+        // report an undefined variable as well.
+        found.push((
+            name.span().start,
+            Param {
+                name: text.to_string(),
+                kind: kind.unwrap_or(ParamKind::Member),
+                help,
+            },
+        ));
+    }
+    // Asked for in the order the file lists them.
+    found.sort_by_key(|(at, _)| *at);
+    let list: Vec<Param> = found.into_iter().map(|(_, p)| p).collect();
+    if kinds_known {
+        param_roles(ctx, &table, params.get_ref(), &list, example);
+    }
+    Params { list, known: true }
+}
+
+/// Exactly one `array` param, and a `member` param called `target`: the
+/// engine snapshots that array, and every expectation, quarantine and
+/// `{target.*}` speaks of that member.
+fn param_roles(
+    ctx: &mut Ctx,
+    table: &std::ops::Range<usize>,
+    raw: &std::collections::BTreeMap<Str, toml::Spanned<crate::runbook::raw::RawParam>>,
+    list: &[Param],
+    example: &str,
+) {
+    let name_span = |name: &str| {
+        raw.keys()
+            .find(|k| k.get_ref() == name)
+            .map_or(to_span(table.clone()), |k| to_span(k.span()))
+    };
+    let arrays: Vec<&Param> = list.iter().filter(|p| p.kind == ParamKind::Array).collect();
+    match arrays.as_slice() {
+        [] => ctx.error(
+            table,
+            "no `array` param: the tool must know which array to guard",
+            Some(format!("add one, {example}")),
+        ),
+        [_] => {}
+        [_, extra @ ..] => {
+            for param in extra {
+                ctx.error(
+                    name_span(&param.name),
+                    format!("a second `array` param `{}`", param.name),
+                    Some("a run guards exactly one array".into()),
+                );
+            }
+        }
+    }
+    match list.iter().find(|p| p.name == "target") {
+        Some(target) if target.kind != ParamKind::Member => ctx.error(
+            name_span("target"),
+            "param `target` must be of kind `member`",
+            Some("the target is the member being replaced".into()),
+        ),
+        Some(_) => {}
+        None => ctx.error(
+            table,
+            "no `target` param: the member being replaced",
+            Some(
+                "add `target = { kind = \"member\", help = \"member to replace: device, serial or bay\" }`"
+                    .into(),
+            ),
+        ),
+    }
+}
+
+fn is_param_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn guard(ctx: &mut Ctx, raw: Option<&toml::Spanned<RawGuard>>) -> GuardPolicy {
+    let mut policy = GuardPolicy::default();
+    let Some(raw) = raw.map(toml::Spanned::get_ref) else {
+        return policy;
+    };
+    if let Some(value) = &raw.smart {
+        if let Some(smart) = choice(ctx, value, "SMART requirement", &REQUIREMENTS) {
+            policy.smart = smart;
+        }
+        if policy.smart == Requirement::Optional {
+            ctx.warn(
+                value.span(),
+                "the guard is loosened: SMART that cannot be read will not halt the run",
+                Some("keep `smart = \"required\"` unless these drives have no SMART at all".into()),
+            );
+        }
+    }
+    if let Some(value) = &raw.smart_poll
+        && let Some(poll) = duration(ctx, value, "smart_poll")
+    {
+        policy.smart_poll = poll;
+        if poll > SMART_POLL_LIMIT {
+            ctx.warn(
+                value.span(),
+                format!(
+                    "the guard is loosened: SMART polled every {}, slower than the default 10s",
+                    humantime::format_duration(poll)
+                ),
+                Some("a SMART-only failure of a survivor can go unnoticed for that long while hands are in the chassis".into()),
+            );
+        }
+    }
+    if let Some(value) = &raw.watch_poll
+        && let Some(poll) = duration(ctx, value, "watch_poll")
+    {
+        policy.watch_poll = poll;
+        if poll > WATCH_POLL_LIMIT {
+            ctx.warn(
+                value.span(),
+                format!(
+                    "the guard is loosened: counters polled every {}",
+                    humantime::format_duration(poll)
+                ),
+                Some("a survivor's failure must be seen within about a second; keep `watch_poll` at 1s or less (default 250ms)".into()),
+            );
+        }
+    }
+    if let Some(list) = &raw.tolerate {
+        for counter in list.get_ref() {
+            let name = counter.get_ref().as_str();
+            if !is_counter_name(name) {
+                ctx.error(
+                    counter.span(),
+                    format!("`{name}` is not a counter name"),
+                    Some("counters are named `<source>.<name>`, e.g. `smart.udma_crc_error_count` or `md.errors`".into()),
+                );
+            } else if policy.tolerate.iter().any(|t| t == name) {
+                ctx.warn(counter.span(), format!("`{name}` is listed twice"), None);
+            } else {
+                ctx.warn(
+                    counter.span(),
+                    format!("the guard is loosened: a rise of `{name}` on a survivor will not halt the run"),
+                    Some("tolerate only a counter known to be noisy here, such as a cable's CRC count".into()),
+                );
+                policy.tolerate.push(name.to_string());
+            }
+        }
+    }
+    policy.max_degraded = raw.max_degraded.as_ref().map(|m| *m.get_ref());
+    policy
+}
+
+fn is_counter_name(name: &str) -> bool {
+    let Some((source, counter)) = name.split_once('.') else {
+        return false;
+    };
+    let word = |s: &str, extra: char| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == extra)
+    };
+    word(source, '_') && word(counter, '_')
+}
+
+fn on_halt(ctx: &mut Ctx, raw: &RawRunbook) -> String {
+    let say = raw.on_halt.as_ref().and_then(|h| h.get_ref().say.as_ref());
+    let text = say
+        .map(|s| s.get_ref().trim().to_string())
+        .unwrap_or_default();
+    if text.is_empty() {
+        let at = match (&raw.on_halt, say) {
+            (_, Some(say)) => to_span(say.span()),
+            (Some(section), None) => to_span(section.span()),
+            (None, None) => to_span(0..0),
+        };
+        ctx.warn(
+            at,
+            "no `[on_halt] say`: after a halt the technician is not told what to do",
+            Some("e.g. `say = \"Take your hands out of the chassis. Touch no drive. Call the storage lead.\"`".into()),
+        );
+    } else if let Some(say) = say
+        && variables(say.get_ref()).is_ok_and(|v| !v.is_empty())
+    {
+        ctx.warn(
+            say.span(),
+            "`[on_halt] say` is printed as written; `{...}` is not filled in",
+            Some("the halt message itself names the drive and what changed".into()),
+        );
+    }
+    text
+}

@@ -1,0 +1,283 @@
+//! The key check: every table's keys against the raw struct that reads it.
+//!
+//! The lists of valid keys come from the raw structs themselves
+//! ([`fields_of`]), so adding a field to `raw.rs` is all it takes for the
+//! checker to accept it. Unknown keys are reported with "did you mean" and
+//! then removed from the tree, so serde (whose `deny_unknown_fields` stays as
+//! a second line of defence) goes on to find the remaining problems. The walk
+//! also records where every key sits, for messages about keys that are
+//! known but do not apply.
+
+use std::ops::Range;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::runbook::load::{Ctx, span_key, to_span};
+use crate::runbook::raw::{
+    RawCheck, RawExpect, RawGuard, RawJson, RawMeta, RawNewDrive, RawOnHalt, RawParam,
+    RawPreflight, RawRunbook, RawStep, fields_of,
+};
+
+/// Check (and prune) the keys of the whole document. `recovered` says the
+/// tree was rebuilt around syntax errors, so its shape is not to be trusted
+/// beyond the keys themselves.
+pub(crate) fn check(ctx: &mut Ctx, root: &mut Spanned<DeValue<'_>>, recovered: bool) {
+    let root_span = root.span();
+    let DeValue::Table(table) = root.get_mut() else {
+        return;
+    };
+    table_keys(
+        ctx,
+        root_span.clone(),
+        table,
+        fields_of::<RawRunbook>(),
+        "at the top level",
+    );
+    if !recovered {
+        single_tables_for_arrays(ctx, root_span, table);
+    }
+    for (key, value) in table.iter_mut() {
+        match key.get_ref().as_ref() {
+            "runbook" => section(ctx, value, fields_of::<RawMeta>(), "in [runbook]"),
+            "guard" => section(ctx, value, fields_of::<RawGuard>(), "in [guard]"),
+            "on_halt" => section(ctx, value, fields_of::<RawOnHalt>(), "in [on_halt]"),
+            "params" => params(ctx, value),
+            "preflight" => preflight(ctx, value),
+            "step" => steps(ctx, value),
+            _ => {}
+        }
+    }
+}
+
+/// `[step]` where `[[step]]` was meant (and `[preflight.check]`): a common
+/// slip with a clear fix, reported instead of serde's type error.
+fn single_tables_for_arrays(ctx: &mut Ctx, root_span: Range<usize>, root: &mut DeTable<'_>) {
+    single_table_for_array(ctx, root_span, root, "step", "step");
+    if let Some(preflight) = root.get_mut("preflight") {
+        let span = preflight.span();
+        if let DeValue::Table(table) = preflight.get_mut() {
+            single_table_for_array(ctx, span, table, "check", "preflight.check");
+        }
+    }
+}
+
+fn single_table_for_array(
+    ctx: &mut Ctx,
+    span: Range<usize>,
+    table: &mut DeTable<'_>,
+    key: &str,
+    header: &str,
+) {
+    let Some(value) = table.get(key) else {
+        return;
+    };
+    if !matches!(value.get_ref(), DeValue::Table(_)) {
+        return;
+    }
+    ctx.error(
+        value.span(),
+        format!("`[{header}]` is a single table, but there can be several"),
+        Some(format!(
+            "write `[[{header}]]` (double brackets), once for each"
+        )),
+    );
+    ctx.broken.insert(span_key(span, key));
+    table.remove(key);
+}
+
+fn section(ctx: &mut Ctx, value: &mut Spanned<DeValue<'_>>, fields: &[&str], place: &str) {
+    let span = value.span();
+    if let DeValue::Table(table) = value.get_mut() {
+        table_keys(ctx, span, table, fields, place);
+    }
+}
+
+fn params(ctx: &mut Ctx, value: &mut Spanned<DeValue<'_>>) {
+    let span = value.span();
+    let DeValue::Table(table) = value.get_mut() else {
+        return;
+    };
+    record_keys(ctx, span, table);
+    for (name, param) in table.iter_mut() {
+        let place = format!("in param `{}`", name.get_ref());
+        section(ctx, param, fields_of::<RawParam>(), &place);
+    }
+}
+
+fn preflight(ctx: &mut Ctx, value: &mut Spanned<DeValue<'_>>) {
+    let span = value.span();
+    let DeValue::Table(table) = value.get_mut() else {
+        return;
+    };
+    table_keys(
+        ctx,
+        span,
+        table,
+        fields_of::<RawPreflight>(),
+        "in [preflight]",
+    );
+    let Some(checks) = table.get_mut("check") else {
+        return;
+    };
+    let DeValue::Array(checks) = checks.get_mut() else {
+        return;
+    };
+    for (index, check) in checks.iter_mut().enumerate() {
+        let span = check.span();
+        let DeValue::Table(table) = check.get_mut() else {
+            continue;
+        };
+        let who = match str_of(table, "name") {
+            Some(name) => format!("check `{name}`"),
+            None => format!("[[preflight.check]] number {}", index + 1),
+        };
+        table_keys(
+            ctx,
+            span,
+            table,
+            fields_of::<RawCheck>(),
+            &format!("in {who}"),
+        );
+        if let Some(json) = table.get_mut("json") {
+            section(
+                ctx,
+                json,
+                fields_of::<RawJson>(),
+                &format!("in `json` of {who}"),
+            );
+        }
+    }
+}
+
+fn steps(ctx: &mut Ctx, value: &mut Spanned<DeValue<'_>>) {
+    let DeValue::Array(steps) = value.get_mut() else {
+        return;
+    };
+    for (index, step) in steps.iter_mut().enumerate() {
+        let span = step.span();
+        let DeValue::Table(table) = step.get_mut() else {
+            continue;
+        };
+        let who = match str_of(table, "id") {
+            Some(id) => format!("step `{id}`"),
+            None => format!("step number {}", index + 1),
+        };
+        table_keys(
+            ctx,
+            span,
+            table,
+            fields_of::<RawStep>(),
+            &format!("in {who}"),
+        );
+        if let Some(expect) = table.get_mut("expect") {
+            let place = format!("in `expect` of {who}");
+            section(ctx, expect, fields_of::<RawExpect>(), &place);
+        }
+        if let Some(new) = table.get_mut("new") {
+            let place = format!("in `new` of {who}");
+            section(ctx, new, fields_of::<RawNewDrive>(), &place);
+        }
+    }
+}
+
+fn str_of(table: &DeTable<'_>, key: &str) -> Option<String> {
+    table
+        .get(key)
+        .and_then(|v| v.get_ref().as_str())
+        .map(str::to_string)
+}
+
+fn record_keys(ctx: &mut Ctx, span: Range<usize>, table: &DeTable<'_>) {
+    for key in table.keys() {
+        ctx.keys
+            .insert(span_key(span.clone(), key.get_ref()), to_span(key.span()));
+    }
+}
+
+/// Report every key of `table` that `fields` does not list, then drop them.
+fn table_keys(
+    ctx: &mut Ctx,
+    span: Range<usize>,
+    table: &mut DeTable<'_>,
+    fields: &[&str],
+    place: &str,
+) {
+    record_keys(ctx, span, table);
+    let mut unknown = Vec::new();
+    for key in table.keys() {
+        let name = key.get_ref().as_ref();
+        if fields.contains(&name) {
+            continue;
+        }
+        let help = match suggest(name, fields.iter().copied()) {
+            Some(near) => format!("did you mean `{near}`?"),
+            None => format!("valid keys here: {}", quoted_list(fields.iter().copied())),
+        };
+        ctx.error(
+            key.span(),
+            format!("unknown key `{name}` {place}"),
+            Some(help),
+        );
+        unknown.push(name.to_string());
+    }
+    for key in &unknown {
+        table.remove(key.as_str());
+    }
+}
+
+/// The candidate closest to `word`, when it is close enough to be a slip
+/// (one edit, or two in a longer word; case and `-`/`_` do not count).
+pub(crate) fn suggest<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
+    let norm = |s: &str| s.to_lowercase().replace('-', "_");
+    let word = norm(word);
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(&word, &norm(c)), c))
+        .filter(|(distance, c)| {
+            *distance <= 1 || (*distance == 2 && word.chars().count() >= 5 && c.len() >= 5)
+        })
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, c)| c)
+}
+
+/// `` `a`, `b`, `c` `` for help texts.
+pub(crate) fn quoted_list<'c>(items: impl IntoIterator<Item = &'c str>) -> String {
+    items
+        .into_iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_near_misses_only() {
+        let keys = [
+            "smart",
+            "smart_poll",
+            "watch_poll",
+            "tolerate",
+            "max_degraded",
+        ];
+        let cases = [
+            ("smrt", Some("smart")),
+            ("Smart", Some("smart")),
+            ("smart-poll", Some("smart_poll")),
+            ("watch_pol", Some("watch_poll")),
+            ("tolerat", Some("tolerate")),
+            ("maxdegraded", Some("max_degraded")),
+            ("xyz", None),
+            ("on", None),
+        ];
+        for (word, want) in cases {
+            assert_eq!(suggest(word, keys), want, "{word}");
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! `swapguard lint FILE...`: every diagnostic of every runbook, then a
+//! one-line summary. A file that cannot be read is reported like any other
+//! problem, naming the path; it never stops the other files being checked.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::runbook::diag::{Diagnostic, Severity};
+use crate::runbook::load::load_str;
+
+/// The diagnostics of one file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FileReport {
+    pub path: PathBuf,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl FileReport {
+    pub fn errors(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.diagnostics.len() - self.errors()
+    }
+}
+
+/// Lint one file.
+pub fn lint_file(path: &Path) -> FileReport {
+    let diagnostics = match std::fs::read_to_string(path) {
+        Ok(source) => load_str(path, &source).diagnostics,
+        Err(e) => vec![Diagnostic::whole_file(
+            Severity::Error,
+            path,
+            format!("cannot read `{}`: {e}", path.display()),
+            None,
+        )],
+    };
+    FileReport {
+        path: path.to_path_buf(),
+        diagnostics,
+    }
+}
+
+/// Lint every file, in the order given.
+pub fn lint_paths(paths: &[PathBuf]) -> Vec<FileReport> {
+    paths.iter().map(|p| lint_file(p)).collect()
+}
+
+/// True when any file has an error (warnings do not fail a lint).
+pub fn has_errors(reports: &[FileReport]) -> bool {
+    reports.iter().any(|r| r.errors() > 0)
+}
+
+/// What the CLI prints: every diagnostic, a blank line between them, then
+/// the summary line.
+pub fn render(reports: &[FileReport]) -> String {
+    let mut out = String::new();
+    for diagnostic in reports.iter().flat_map(|r| &r.diagnostics) {
+        out.push_str(&diagnostic.to_string());
+        out.push_str("\n\n");
+    }
+    out.push_str(&summary(reports));
+    out.push('\n');
+    out
+}
+
+/// `2 errors, 1 warning in 1 file`.
+pub fn summary(reports: &[FileReport]) -> String {
+    let errors: usize = reports.iter().map(FileReport::errors).sum();
+    let warnings: usize = reports.iter().map(FileReport::warnings).sum();
+    format!(
+        "{}, {} in {}",
+        counted(errors, "error"),
+        counted(warnings, "warning"),
+        counted(reports.len(), "file")
+    )
+}
+
+fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/runbooks")
+            .join(name)
+    }
+
+    #[test]
+    fn summary_counts_and_plurals() {
+        let d = |severity| Diagnostic::whole_file(severity, Path::new("a.toml"), "m", None);
+        let cases = [
+            (vec![], "0 errors, 0 warnings in 0 files"),
+            (
+                vec![FileReport {
+                    path: "a.toml".into(),
+                    diagnostics: vec![d(Severity::Error), d(Severity::Error), d(Severity::Warning)],
+                }],
+                "2 errors, 1 warning in 1 file",
+            ),
+            (
+                vec![
+                    FileReport {
+                        path: "a.toml".into(),
+                        diagnostics: vec![d(Severity::Error)],
+                    },
+                    FileReport {
+                        path: "b.toml".into(),
+                        diagnostics: vec![],
+                    },
+                ],
+                "1 error, 0 warnings in 2 files",
+            ),
+        ];
+        for (reports, want) in cases {
+            assert_eq!(summary(&reports), want);
+        }
+    }
+
+    #[test]
+    fn unreadable_file_is_a_diagnostic_not_a_panic() {
+        let missing = fixture("no-such-runbook.toml");
+        let reports = lint_paths(std::slice::from_ref(&missing));
+        assert!(has_errors(&reports));
+        let text = render(&reports);
+        assert!(
+            text.starts_with(&format!("error: cannot read `{}`: ", missing.display())),
+            "{text}"
+        );
+        assert!(text.ends_with("1 error, 0 warnings in 1 file\n"), "{text}");
+    }
+
+    #[test]
+    fn shipped_runbooks_lint_clean() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");
+        let paths = [
+            root.join("md-replace-member.toml"),
+            root.join("md-replace-hot.toml"),
+        ];
+        let reports = lint_paths(&paths);
+        assert_eq!(render(&reports), "0 errors, 0 warnings in 2 files\n");
+        assert!(!has_errors(&reports));
+    }
+
+    #[test]
+    fn renders_every_problem_of_every_file_then_the_summary() {
+        let reports = lint_paths(&[
+            fixture("misspelt-guard-key.toml"),
+            fixture("many-problems.toml"),
+        ]);
+        let text = render(&reports);
+        let errors: usize = reports.iter().map(FileReport::errors).sum();
+        assert!(errors >= 5, "{text}");
+        assert_eq!(text.matches("error: ").count(), errors, "{text}");
+        assert!(text.contains("misspelt-guard-key.toml:"), "{text}");
+        assert!(text.contains("many-problems.toml:"), "{text}");
+        assert!(text.trim_end().ends_with(" in 2 files"), "{text}");
+    }
+}
