@@ -198,7 +198,9 @@ fn params(ctx: &mut Ctx, raw: &RawRunbook) -> Params {
     };
     let table = params.span();
     let mut found: Vec<(usize, Param)> = Vec::new();
-    let mut kinds_known = true;
+    // A param dropped after a type error would make the role checks below
+    // report it missing as well.
+    let mut kinds_known = !ctx.any_broken(&table);
     for (name, param) in params.get_ref() {
         let text = name.get_ref().as_str();
         if text == "new" {
@@ -252,6 +254,25 @@ fn params(ctx: &mut Ctx, raw: &RawRunbook) -> Params {
                 name: text.to_string(),
                 kind: kind.unwrap_or(ParamKind::Member),
                 help,
+            },
+        ));
+    }
+    // Params dropped after a type error stay defined for the variable
+    // checks, as members (see above).
+    let dropped: Vec<String> = ctx
+        .broken
+        .iter()
+        .filter(|(start, end, _)| (*start, *end) == (table.start, table.end))
+        .map(|(_, _, key)| key.clone())
+        .collect();
+    for name in dropped {
+        let at = ctx.key_span(&table, &name, &table).start;
+        found.push((
+            at,
+            Param {
+                name,
+                kind: ParamKind::Member,
+                help: String::new(),
             },
         ));
     }
@@ -411,7 +432,12 @@ fn on_halt(ctx: &mut Ctx, raw: &RawRunbook) -> String {
     let text = say
         .map(|s| s.get_ref().trim().to_string())
         .unwrap_or_default();
-    if text.is_empty() {
+    let broken = ctx.is_broken(0..0, "on_halt")
+        || raw
+            .on_halt
+            .as_ref()
+            .is_some_and(|h| ctx.is_broken(h.span(), "say"));
+    if text.is_empty() && !broken {
         let at = match (&raw.on_halt, say) {
             (_, Some(say)) => to_span(say.span()),
             (Some(section), None) => to_span(section.span()),

@@ -35,7 +35,10 @@ pub(crate) fn check(ctx: &mut Ctx, root: &mut Spanned<DeValue<'_>>, recovered: b
         "at the top level",
     );
     if !recovered {
-        single_tables_for_arrays(ctx, root_span, table);
+        single_tables_for_arrays(ctx, root_span.clone(), table);
+        for key in ["runbook", "params", "guard", "preflight", "on_halt"] {
+            array_for_single_table(ctx, root_span.clone(), table, key);
+        }
     }
     for (key, value) in table.iter_mut() {
         match key.get_ref().as_ref() {
@@ -81,6 +84,34 @@ fn single_table_for_array(
         Some(format!(
             "write `[[{header}]]` (double brackets), once for each"
         )),
+    );
+    ctx.broken.insert(span_key(span, key));
+    table.remove(key);
+}
+
+/// `[[guard]]` where `[guard]` was meant.
+fn array_for_single_table(ctx: &mut Ctx, span: Range<usize>, table: &mut DeTable<'_>, key: &str) {
+    let Some(value) = table.get(key) else {
+        return;
+    };
+    let DeValue::Array(items) = value.get_ref() else {
+        return;
+    };
+    // An inline array (`guard = [1]`) is left to serde's type error.
+    let Some(first) = items.first() else {
+        return;
+    };
+    if !items
+        .iter()
+        .all(|i| matches!(i.get_ref(), DeValue::Table(_)))
+    {
+        return;
+    }
+    let at = first.span();
+    ctx.error(
+        at,
+        format!("`[[{key}]]` is an array of tables, but there is only one `[{key}]`"),
+        Some(format!("write `[{key}]` (single brackets)")),
     );
     ctx.broken.insert(span_key(span, key));
     table.remove(key);

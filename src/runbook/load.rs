@@ -111,7 +111,11 @@ fn deserialize(ctx: &mut Ctx, mut root: Spanned<DeValue<'_>>) -> Option<RawRunbo
             Err(error) => error,
         };
         let span = error.span().unwrap_or(0..0);
-        ctx.error(span.clone(), tidy_serde_message(error.message()), None);
+        let message = tidy_serde_message(error.message());
+        let help = message.ends_with("expected an array").then(|| {
+            "write an array in brackets, e.g. `[\"mdadm\", \"--detail\", \"/dev/{array}\"]`; an argv has one element per argument".to_string()
+        });
+        ctx.error(span.clone(), message, help);
         let mut marks = Vec::new();
         if !remove_at(&mut root, span.start, &mut marks) {
             return None;
@@ -187,6 +191,7 @@ fn holds(span: Range<usize>, pos: usize) -> bool {
 /// serde speaks of Rust types; a runbook author thinks in TOML.
 fn tidy_serde_message(message: &str) -> String {
     let mut out = message.replace("a sequence", "an array");
+    out = out.replace("invalid type: sequence", "invalid type: array");
     out = out.replace("invalid type: map", "invalid type: table");
     out = out.replace("expected a map", "expected a table");
     out = out.replace("expected u32", "expected a whole number, 0 or more");
@@ -265,6 +270,14 @@ impl<'a> Ctx<'a> {
     /// Whether `key` of the table at `table` was removed after a type error.
     pub fn is_broken(&self, table: impl IntoSpan, key: &str) -> bool {
         self.broken.contains(&span_key(table, key))
+    }
+
+    /// Whether any key of the table at `table` was removed after a type error.
+    pub fn any_broken(&self, table: impl IntoSpan) -> bool {
+        let span = table.into_span();
+        self.broken
+            .iter()
+            .any(|(start, end, _)| (*start, *end) == (span.start, span.end))
     }
 
     /// The span of `key` in the table at `table`, else `fallback`.

@@ -1167,6 +1167,17 @@ fn type_errors_are_all_reported_without_follow_ups() {
             )],
         ),
         (
+            "a param that is not a table",
+            "array = { kind = \"array\", help = \"a\" }",
+            "array = \"md0\"",
+            &[(
+                E,
+                "array = |\"md0\"",
+                "invalid type: string \"md0\", expected a table",
+                "",
+            )],
+        ),
+        (
             "an id that is not a string",
             "id = \"pull\"",
             "id = 7",
@@ -1213,6 +1224,39 @@ fn single_brackets_for_steps() {
             ),
             (E, "|id = \"y\"", "invalid TOML: duplicate key", ""),
         ],
+    );
+}
+
+#[test]
+fn double_brackets_for_a_section() {
+    let source = BASE.replacen("[on_halt]", "[[on_halt]]", 1);
+    assert_diagnostics(
+        "[[on_halt]]",
+        &source,
+        &[(
+            E,
+            "|[[on_halt]]",
+            "`[[on_halt]]` is an array of tables, but there is only one",
+            "write `[on_halt]`",
+        )],
+    );
+}
+
+#[test]
+fn a_string_for_an_argv_says_how_to_write_it() {
+    let source = edit(
+        "run = [\"mdadm\", \"/dev/{array}\", \"--fail\", \"{target.dev}\"]",
+        "run = \"mdadm --fail\"",
+    );
+    assert_diagnostics(
+        "run as a string",
+        &source,
+        &[(
+            E,
+            "run = |\"mdadm",
+            "invalid type: string \"mdadm --fail\", expected an array",
+            "one element per argument",
+        )],
     );
 }
 

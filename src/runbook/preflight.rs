@@ -43,6 +43,9 @@ pub(crate) fn build(
 ) -> Preflight {
     let mut out = Preflight::default();
     let Some(raw) = raw else {
+        if ctx.is_broken(0..0, "preflight") {
+            return out;
+        }
         let names = Precondition::ALL.iter().map(|(n, _)| *n);
         ctx.warn(
             0..0,
