@@ -1,18 +1,20 @@
 //! Sizes as people write them in runbooks and scenarios.
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 
 /// Parse `960G`, `1.92T`, `512Mi`, `4TiB`, `1000000` (bytes). Decimal
 /// suffixes (K, M, G, T, P) are powers of 1000, as drive labels use; binary
-/// ones (Ki, Mi, Gi, Ti, Pi) powers of 1024. A trailing `B` is allowed.
+/// ones (Ki, Mi, Gi, Ti, Pi) powers of 1024. A trailing `B` is allowed. A
+/// fraction is computed exactly and rounded down to whole bytes.
 pub fn parse_size(text: &str) -> Result<u64> {
     let t = text.trim();
-    let t = t.strip_suffix(['B', 'b']).unwrap_or(t);
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
-    let (number, suffix) = t.split_at(split);
-    let factor: u64 = match suffix.trim() {
+    let (number, unit) = t.split_at(split);
+    let unit = unit.trim();
+    let unit = unit.strip_suffix('B').unwrap_or(unit);
+    let multiplier: u128 = match unit {
         "" => 1,
         "K" | "k" => 1_000,
         "M" => 1_000_000,
@@ -25,25 +27,22 @@ pub fn parse_size(text: &str) -> Result<u64> {
         "Ti" => 1 << 40,
         "Pi" => 1 << 50,
         other => bail!(
-            "`{text}` is not a size: unknown unit `{other}` (use K, M, G, T or Ki, Mi, Gi, Ti)"
+            "`{text}` has an unknown unit `{other}`; use K, M, G, T (powers of 1000) or Ki, Mi, Gi, Ti (powers of 1024)"
         ),
     };
-    if number.is_empty() {
-        bail!("`{text}` is not a size: it has no number");
+    let bad = || anyhow!("`{text}` is not a size; write e.g. \"960G\", \"1.92T\" or \"512Gi\"");
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() || fraction.len() > 18 || fraction.contains('.') {
+        return Err(bad());
     }
-    if let Ok(whole) = number.parse::<u64>() {
-        return whole
-            .checked_mul(factor)
-            .ok_or_else(|| anyhow::anyhow!("`{text}` is too large"));
+    let whole: u128 = whole.parse().map_err(|_| bad())?;
+    let mut bytes = whole.checked_mul(multiplier).ok_or_else(bad)?;
+    if !fraction.is_empty() {
+        let digits: u128 = fraction.parse().map_err(|_| bad())?;
+        let scale = 10u128.pow(fraction.len() as u32);
+        bytes += digits * multiplier / scale;
     }
-    let value: f64 = number
-        .parse()
-        .map_err(|_| anyhow::anyhow!("`{text}` is not a size"))?;
-    let bytes = value * factor as f64;
-    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
-        bail!("`{text}` is too large");
-    }
-    Ok(bytes.round() as u64)
+    u64::try_from(bytes).map_err(|_| anyhow!("`{text}` is too large"))
 }
 
 /// Bytes in the decimal units drive labels use: `960.2 GB`.
@@ -68,18 +67,24 @@ mod tests {
 
     #[test]
     fn parses_sizes() {
-        for (text, want) in [
-            ("960G", 960_000_000_000),
-            ("1.92T", 1_920_000_000_000),
-            ("512Mi", 512 << 20),
-            ("4TiB", 4 << 40),
-            ("1000000", 1_000_000),
-            (" 64K ", 64_000),
-        ] {
-            assert_eq!(parse_size(text).unwrap(), want, "{text}");
-        }
-        for bad in ["", "G", "12X", "1.2.3G", "99999999999999999999P", "-5G"] {
-            assert!(parse_size(bad).is_err(), "{bad}");
+        let cases = [
+            ("960197124096", Some(960_197_124_096)),
+            ("960G", Some(960_000_000_000)),
+            ("960GB", Some(960_000_000_000)),
+            ("1.92T", Some(1_920_000_000_000)),
+            ("894GiB", Some(894 * (1 << 30))),
+            (" 4 TiB ", Some(4 << 40)),
+            ("0", Some(0)),
+            ("", None),
+            ("G", None),
+            (".5G", None),
+            ("1.2.3G", None),
+            ("12X", None),
+            ("-1G", None),
+            ("99999999999999999999999P", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_size(text).ok(), want, "{text:?}");
         }
     }
 

@@ -14,7 +14,8 @@ use crate::runbook::load::to_span;
 use crate::runbook::model::{DriveExpect, Expectation, GuardPolicy, NewDriveRule, Span, Template};
 use crate::runbook::raw::{RawExpect, RawNewDrive, Str};
 use crate::runbook::steps::StepCheck;
-use crate::runbook::template::{parse_size, variables};
+use crate::runbook::template::variables;
+use crate::units::parse_size;
 use crate::runbook::vars::{NewBinding, template};
 
 impl StepCheck<'_, '_, '_> {
@@ -160,7 +161,7 @@ impl StepCheck<'_, '_, '_> {
         let text = value.get_ref().trim();
         let refs = variables(text).unwrap_or_default();
         let fine = match refs.as_slice() {
-            [] => parse_size(text).is_some_and(|n| n > 0),
+            [] => parse_size(text).is_ok_and(|n| n > 0),
             [var] => var.name.ends_with(".size") && text == format!("{{{}}}", var.name),
             _ => false,
         };

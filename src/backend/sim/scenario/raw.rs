@@ -225,55 +225,10 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
-/// Parse a size: decimal units `K`, `M`, `G`, `T`, `P` (powers of 1000),
-/// binary units `Ki`, `Mi`, `Gi`, `Ti`, `Pi` (powers of 1024), an optional
-/// trailing `B`, an optional fraction (`1.92T`), or plain bytes.
+/// Parse a size (see `units::parse_size`), with the message as a string
+/// for serde.
 pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let unit = unit.trim();
-    let unit = unit.strip_suffix('B').unwrap_or(unit);
-    let multiplier: u64 = match unit {
-        "" => 1,
-        "K" | "k" => 1000,
-        "M" => 1000u64.pow(2),
-        "G" => 1000u64.pow(3),
-        "T" => 1000u64.pow(4),
-        "P" => 1000u64.pow(5),
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "Ti" => 1 << 40,
-        "Pi" => 1 << 50,
-        _ => {
-            return Err(format!(
-                "`{text}` has an unknown unit; use K, M, G, T (powers of 1000) or Ki, Mi, Gi, Ti (powers of 1024)"
-            ));
-        }
-    };
-    let bad = || format!("`{text}` is not a size; write e.g. \"960G\", \"1.92T\" or \"512Gi\"");
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() || fraction.contains('.') {
-        return Err(bad());
-    }
-    let whole: u64 = whole.parse().map_err(|_| bad())?;
-    let mut bytes = whole.checked_mul(multiplier).ok_or_else(bad)?;
-    if !fraction.is_empty() {
-        let digits = u32::try_from(fraction.len()).map_err(|_| bad())?;
-        let scale = 10u64.checked_pow(digits).ok_or_else(bad)?;
-        let part: u64 = fraction.parse().map_err(|_| bad())?;
-        let extra = u128::from(part) * u128::from(multiplier) / u128::from(scale);
-        bytes = bytes
-            .checked_add(u64::try_from(extra).map_err(|_| bad())?)
-            .ok_or_else(bad)?;
-        if u128::from(part) * u128::from(multiplier) % u128::from(scale) != 0 {
-            return Err(format!("`{text}` is not a whole number of bytes"));
-        }
-    }
-    Ok(bytes)
+    crate::units::parse_size(text).map_err(|e| e.to_string())
 }
 
 pub(crate) fn span_of(range: std::ops::Range<usize>) -> Span {
