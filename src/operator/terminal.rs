@@ -1,1 +1,364 @@
 //! The terminal operator: a technician at a console.
+//!
+//! Everything goes to stdout (instructions, panel, prompts, progress, the
+//! halt block), so what the technician sees is one stream in order. The
+//! drawing itself lives in [`render`](crate::operator::render) as pure
+//! functions; this file only decides the look from the environment, talks to
+//! the terminal and reads answers.
+//!
+//! Two kinds of terminal are served. A capable one (`TERM` names a real
+//! terminal) gets dialoguer prompts and an indicatif bar. A plain one (`TERM`
+//! unset, empty or `dumb`, as on some serial consoles and IPMI links) gets no
+//! escape sequences at all: line prompts and a progress line per 10%.
+//! Correctness never depends on cursor movement: every answer is read from
+//! keys the technician typed, never from what is on the screen.
+//!
+//! No signal handlers are installed here. An interrupted prompt (Ctrl-C,
+//! end of input, a signal) returns an `Err`, never a made-up answer.
+
+use std::env;
+use std::io::IsTerminal;
+
+use anyhow::{Context, Result, bail};
+use console::{Key, Term};
+use dialoguer::theme::SimpleTheme;
+use dialoguer::{Confirm, Input};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::operator::render::{
+    Look, ProgressThrottle, colors_wanted, format_eta, halt_block, is_plain_term, mismatch_message,
+    note_line, one_line, panel_block, percent, progress_line, step_block, unicode_wanted, wrap,
+};
+use crate::operator::{
+    Answer, HaltReport, NoteLevel, Operator, PanelLine, Progress, Question, QuestionKind, StepView,
+};
+use crate::sanitize::sanitize;
+
+/// What `new` says without a terminal. The CLI's tests check the wording.
+pub const NO_TTY_MESSAGE: &str = "swapguard needs an interactive terminal for this run; give \
+     scripted answers with `--answers FILE` (see `swapguard run --help`)";
+
+/// How many times a typed confirmation may be wrong before the answer goes
+/// back to the engine (which then refuses the step).
+const TYPE_TRIES: usize = 3;
+
+/// Fallback width when the terminal does not report one (serial consoles).
+const FALLBACK_WIDTH: usize = 80;
+
+/// The progress bar of the current wait, while there is one.
+struct ActiveBar {
+    key: (String, String, bool),
+    bar: ProgressBar,
+}
+
+pub struct TerminalOperator {
+    term: Term,
+    colors: bool,
+    unicode: bool,
+    /// `TERM` is unset or dumb: no dialoguer, no indicatif, no escapes.
+    plain: bool,
+    bar: Option<ActiveBar>,
+    throttle: ProgressThrottle,
+}
+
+impl TerminalOperator {
+    /// A terminal operator on stdout. Refuses unless both stdin and stdout
+    /// are terminals: answers must come from a person who sees the
+    /// questions, never from a pipe.
+    pub fn new() -> Result<Self> {
+        if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+            bail!(NO_TTY_MESSAGE);
+        }
+        let term_env = env::var("TERM").ok();
+        let term = Term::stdout();
+        let colors = colors_wanted(
+            env::var_os("NO_COLOR").is_some(),
+            term_env.as_deref(),
+            env::var("CLICOLOR").ok().as_deref(),
+            term.features().colors_supported(),
+        );
+        // dialoguer and indicatif style through console's global switch.
+        console::set_colors_enabled(colors);
+        console::set_colors_enabled_stderr(colors);
+        let unicode = unicode_wanted(
+            env::var("LC_ALL").ok().as_deref(),
+            env::var("LC_CTYPE").ok().as_deref(),
+            env::var("LANG").ok().as_deref(),
+            term_env.as_deref(),
+        );
+        Ok(TerminalOperator {
+            term,
+            colors,
+            unicode,
+            plain: is_plain_term(term_env.as_deref()),
+            bar: None,
+            throttle: ProgressThrottle::new(),
+        })
+    }
+
+    /// The look for this moment (the terminal may have been resized).
+    fn look(&self) -> Look {
+        let width = self
+            .term
+            .size_checked()
+            .map_or(FALLBACK_WIDTH, |(_, cols)| usize::from(cols))
+            // One column spare: some terminals wrap early on a full line.
+            .saturating_sub(1);
+        Look {
+            width,
+            colors: self.colors,
+            unicode: self.unicode,
+        }
+    }
+
+    fn write_lines(&self, lines: &[String]) -> Result<()> {
+        for line in lines {
+            self.term
+                .write_line(line)
+                .context("cannot write to the terminal")?;
+        }
+        self.term.flush().context("cannot write to the terminal")
+    }
+
+    /// Print while a progress bar may be on screen: the bar steps aside and
+    /// is redrawn below.
+    fn print_around_bar(&self, lines: &[String]) {
+        // The trait gives these calls nowhere to report a failed write; a
+        // terminal that cannot be written will fail the next prompt.
+        match &self.bar {
+            Some(active) if !active.bar.is_finished() => {
+                active.bar.suspend(|| {
+                    let _ = self.write_lines(lines);
+                });
+            }
+            _ => {
+                let _ = self.write_lines(lines);
+            }
+        }
+    }
+
+    /// Leave the current bar on screen as it is and stop drawing it.
+    fn end_bar(&mut self) {
+        if let Some(active) = self.bar.take() {
+            if !active.bar.is_finished() {
+                active.bar.abandon();
+            }
+            // indicatif leaves the cursor at the end of the bar's line.
+            let _ = self.term.write_line("");
+        }
+    }
+
+    fn ask_yes_no(&self) -> Result<bool> {
+        if self.plain {
+            loop {
+                self.term.write_str("answer yes or no [y/n]: ")?;
+                let line = read_plain_line(&self.term)?;
+                match line.trim().to_ascii_lowercase().as_str() {
+                    "y" | "yes" => return Ok(true),
+                    "n" | "no" => return Ok(false),
+                    _ => self.term.write_line("please type y or n, then Enter")?,
+                }
+            }
+        }
+        let answer = Confirm::with_theme(&SimpleTheme)
+            .with_prompt("answer")
+            .wait_for_newline(true)
+            .interact_on(&self.term)?;
+        Ok(answer)
+    }
+
+    fn read_typed(&self) -> Result<String> {
+        let typed = if self.plain {
+            self.term.write_str("type it here: ")?;
+            read_plain_line(&self.term)?
+        } else {
+            Input::<String>::with_theme(&SimpleTheme)
+                .with_prompt("type it here")
+                .interact_text_on(&self.term)?
+        };
+        Ok(typed.trim().to_string())
+    }
+}
+
+/// Read one line key by key with no escape sequences: characters are echoed,
+/// backspace rubs out with `\b \b`, Enter ends the line. Ctrl-C and end of
+/// input come back as errors from the terminal.
+fn read_plain_line(term: &Term) -> Result<String> {
+    let mut line = String::new();
+    loop {
+        match term.read_key()? {
+            Key::Enter => {
+                term.write_line("")?;
+                return Ok(line);
+            }
+            Key::Backspace if !line.is_empty() => {
+                line.pop();
+                term.write_str("\u{8} \u{8}")?;
+            }
+            Key::Char(c) if !c.is_control() => {
+                line.push(c);
+                term.write_str(c.encode_utf8(&mut [0; 4]))?;
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Operator for TerminalOperator {
+    fn show_step(&mut self, step: &StepView) -> Result<()> {
+        self.end_bar();
+        self.throttle.reset();
+        self.write_lines(&step_block(step, &self.look()))
+    }
+
+    fn ask(&mut self, question: &Question) -> Result<Answer> {
+        self.end_bar();
+        let look = self.look();
+        let bold = console::Style::new().bold().force_styling(look.colors);
+        let prompt: Vec<String> = wrap(&question.prompt, look.width.saturating_sub(2))
+            .into_iter()
+            .map(|l| format!("? {}", bold.apply_to(l)))
+            .collect();
+        self.write_lines(&prompt)?;
+        let step = sanitize(&question.step_id, false);
+        // A prompt cut short (Ctrl-C, end of input) may leave the cursor
+        // hidden mid-line: restore it before the error is printed.
+        let interrupted = |e: anyhow::Error| {
+            let _ = self.term.show_cursor();
+            let _ = self.term.write_line("");
+            e.context(format!(
+                "no answer at step `{step}`: the prompt was interrupted"
+            ))
+        };
+        match &question.kind {
+            QuestionKind::YesNo => {
+                let yes = self.ask_yes_no().map_err(interrupted)?;
+                Ok(if yes { Answer::Yes } else { Answer::No })
+            }
+            QuestionKind::TypeExact { expected } => {
+                let mut last = String::new();
+                for attempt in 1..=TYPE_TRIES {
+                    last = self.read_typed().map_err(interrupted)?;
+                    if &last == expected {
+                        break;
+                    }
+                    let message = mismatch_message(&last, TYPE_TRIES - attempt);
+                    self.write_lines(&[note_line(NoteLevel::Warn, &message, &look)])?;
+                }
+                // A wrong text goes back as typed: the engine refuses it.
+                Ok(Answer::Text(last))
+            }
+        }
+    }
+
+    fn health(&mut self, panel: &[PanelLine]) {
+        let lines = panel_block(panel, &self.look());
+        self.print_around_bar(&lines);
+    }
+
+    fn progress(&mut self, progress: &Progress) {
+        if self.plain {
+            if self.throttle.should_print(progress) {
+                let _ = self.write_lines(&[format!("  {}", progress_line(progress))]);
+            }
+            return;
+        }
+        let known = percent(progress.fraction).is_some();
+        let key = (progress.step_id.clone(), progress.label.clone(), known);
+        if self.bar.as_ref().is_none_or(|a| a.key != key) {
+            self.end_bar();
+            let bar = new_bar(&self.term, progress, self.unicode);
+            self.bar = Some(ActiveBar { key, bar });
+        }
+        let Some(active) = &self.bar else { return };
+        let bar = &active.bar;
+        if bar.is_finished() {
+            return;
+        }
+        match percent(progress.fraction) {
+            Some(_) => {
+                let fraction = progress.fraction.unwrap_or(0.0).clamp(0.0, 1.0);
+                bar.set_position((fraction * 1000.0).round() as u64);
+                bar.set_message(match progress.eta {
+                    Some(eta) => format!("eta {}", format_eta(eta)),
+                    None => String::new(),
+                });
+                if fraction >= 1.0 {
+                    bar.finish();
+                }
+            }
+            None => bar.tick(),
+        }
+    }
+
+    fn note(&mut self, level: NoteLevel, text: &str) {
+        let line = note_line(level, text, &self.look());
+        self.print_around_bar(&[line]);
+    }
+
+    fn halted(&mut self, report: &HaltReport) {
+        self.end_bar();
+        let _ = self.write_lines(&halt_block(report, &self.look()));
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.end_bar();
+        self.term.flush().context("cannot write to the terminal")
+    }
+}
+
+/// A bar (fraction known, with the backend's ETA or indicatif's estimate) or
+/// a spinner (fraction unknown), drawn on stdout. ASCII glyphs unless the
+/// locale promises UTF-8.
+fn new_bar(term: &Term, progress: &Progress, unicode: bool) -> ProgressBar {
+    let target = ProgressDrawTarget::term(term.clone(), 4);
+    let label = one_line(&progress.label);
+    if percent(progress.fraction).is_some() {
+        let eta = if progress.eta.is_some() {
+            "{msg}"
+        } else {
+            "eta {eta}"
+        };
+        let template = format!("  {{prefix}} [{{bar:30}}] {{percent:>3}}%  {eta}");
+        let style = ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars(if unicode { "\u{2588}\u{258c} " } else { "=> " });
+        ProgressBar::with_draw_target(Some(1000), target)
+            .with_style(style)
+            .with_prefix(label)
+    } else {
+        let style = ProgressStyle::with_template("  {spinner} {prefix}  {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner())
+            .tick_chars(if unicode {
+                "\u{280b}\u{2819}\u{2839}\u{2838}\u{283c}\u{2834}\u{2826}\u{2827}\u{2807}\u{280f} "
+            } else {
+                "|/-\\ "
+            });
+        ProgressBar::with_draw_target(None, target)
+            .with_style(style)
+            .with_prefix(label)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::IsTerminal;
+
+    use super::{NO_TTY_MESSAGE, TerminalOperator};
+
+    #[test]
+    fn refuses_without_a_terminal() {
+        // Under `cargo test` stdin or stdout is normally not a terminal;
+        // when both are (someone runs the tests at a console), there is
+        // nothing to assert.
+        if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+            return;
+        }
+        let err = match TerminalOperator::new() {
+            Ok(_) => panic!("a terminal operator started without a terminal"),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(err, NO_TTY_MESSAGE);
+        assert!(err.contains("`--answers FILE`"), "{err}");
+    }
+}

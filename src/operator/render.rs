@@ -1,0 +1,783 @@
+//! Pure rendering shared by the terminal and scripted operators: word
+//! wrapping, command lines, the health panel, progress lines, notes and the
+//! halt block.
+//!
+//! Everything here is a function of its inputs (no terminal queries, no
+//! environment reads), so it is tested without a TTY. Every string that may
+//! come from hardware or external tools passes through
+//! [`sanitize`](crate::sanitize::sanitize) here, so neither operator can
+//! forget it.
+
+use std::time::Duration;
+
+use console::{Style, measure_text_width};
+
+use crate::operator::{HaltReport, NoteLevel, PanelLine, Progress, StepView};
+use crate::sanitize::sanitize;
+
+/// The narrowest width wrapping will use, however small the terminal claims
+/// to be.
+const MIN_WIDTH: usize = 20;
+
+/// How the terminal operator draws: width in columns, colour on or off, and
+/// whether non-ASCII glyphs (rules, dashes) are safe to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Look {
+    pub width: usize,
+    pub colors: bool,
+    pub unicode: bool,
+}
+
+impl Look {
+    /// No colour, ASCII only: what a plain serial console gets.
+    pub fn plain(width: usize) -> Self {
+        Look {
+            width,
+            colors: false,
+            unicode: false,
+        }
+    }
+
+    fn width(&self) -> usize {
+        self.width.max(MIN_WIDTH)
+    }
+
+    fn style(&self, style: Style) -> Style {
+        style.force_styling(self.colors)
+    }
+
+    fn rule(&self, ch_unicode: char, ch_ascii: char) -> String {
+        let ch = if self.unicode { ch_unicode } else { ch_ascii };
+        std::iter::repeat_n(ch, self.width()).collect()
+    }
+
+    fn dash(&self) -> &'static str {
+        if self.unicode { "\u{2014}" } else { "-" }
+    }
+}
+
+/// Whether to colour output. `NO_COLOR` (any value, even empty) wins, then a
+/// dumb or missing `TERM`, then `CLICOLOR=0`; otherwise whatever the terminal
+/// supports.
+pub fn colors_wanted(
+    no_color_set: bool,
+    term: Option<&str>,
+    clicolor: Option<&str>,
+    color_terminal: bool,
+) -> bool {
+    if no_color_set || is_plain_term(term) || clicolor == Some("0") {
+        return false;
+    }
+    color_terminal
+}
+
+/// True for a terminal that understands no escape sequences: `TERM` unset,
+/// empty or `dumb`. Such a terminal gets no cursor movement at all (a line
+/// per 10% of progress instead of a bar, plain line prompts).
+pub fn is_plain_term(term: Option<&str>) -> bool {
+    matches!(term.map(str::trim), None | Some("") | Some("dumb"))
+}
+
+/// Whether the locale promises UTF-8 (the first of `LC_ALL`, `LC_CTYPE`,
+/// `LANG` that is set and not empty decides) and the terminal is not dumb.
+/// Serial consoles often run with `LANG=C`; they get ASCII rules and dashes.
+pub fn unicode_wanted(
+    lc_all: Option<&str>,
+    lc_ctype: Option<&str>,
+    lang: Option<&str>,
+    term: Option<&str>,
+) -> bool {
+    if is_plain_term(term) {
+        return false;
+    }
+    let locale = [lc_all, lc_ctype, lang]
+        .into_iter()
+        .flatten()
+        .find(|v| !v.is_empty())
+        .unwrap_or("");
+    let locale = locale.to_ascii_lowercase();
+    locale.contains("utf-8") || locale.contains("utf8")
+}
+
+/// Sanitise `text` and fold it onto one line: lines are trimmed and joined
+/// with a space, so a multi-line prompt or detail stays one transcript line.
+pub fn one_line(text: &str) -> String {
+    sanitize(text, true)
+        .lines()
+        .map(|l| l.trim().replace('\t', " "))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Word-wrap `text` to `width` columns. Source line breaks are kept (blank
+/// lines too); a line's leading spaces are kept as the indent of its
+/// continuation lines; a word longer than the width is left whole on its own
+/// line rather than cut (a cut device path reads as two wrong ones). The text
+/// is sanitised first.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(MIN_WIDTH);
+    let clean = sanitize(text, true).replace('\t', "    ");
+    let mut out = Vec::new();
+    for line in clean.trim_end().lines() {
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        let indent_width = measure_text_width(indent);
+        let mut current = String::new();
+        let mut current_width = 0;
+        for word in body.split_whitespace() {
+            let w = measure_text_width(word);
+            if current.is_empty() {
+                current.push_str(indent);
+                current.push_str(word);
+                current_width = indent_width + w;
+            } else if current_width + 1 + w <= width {
+                current.push(' ');
+                current.push_str(word);
+                current_width += 1 + w;
+            } else {
+                out.push(std::mem::take(&mut current));
+                current.push_str(indent);
+                current.push_str(word);
+                current_width = indent_width + w;
+            }
+        }
+        out.push(current);
+    }
+    out
+}
+
+/// Render an argv as one shell-like line, quoting words that would not
+/// survive a copy and paste into a shell. Each word is sanitised.
+pub fn shell_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|arg| {
+            let arg = sanitize(arg, false);
+            let safe = !arg.is_empty()
+                && arg.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || "-_./:=@%+,{}".contains(c) || !c.is_ascii()
+                });
+            if safe {
+                arg
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A duration as the technician reads it: whole seconds, `2h 5m 3s`.
+pub fn format_eta(eta: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(eta.as_secs())).to_string()
+}
+
+/// The whole percentage of a progress fraction, or `None` when the fraction
+/// is unknown or not a number.
+pub fn percent(fraction: Option<f64>) -> Option<u8> {
+    let f = fraction.filter(|f| f.is_finite())?;
+    // Floor, so 99.9% never shows as done.
+    Some((f.clamp(0.0, 1.0) * 100.0).floor() as u8)
+}
+
+/// One progress line without any cursor movement:
+/// `rebuild: 40% (eta 2m 30s)` or just the label when nothing is known.
+pub fn progress_line(progress: &Progress) -> String {
+    let label = one_line(&progress.label);
+    let mut line = match percent(progress.fraction) {
+        Some(p) => format!("{label}: {p}%"),
+        None => label,
+    };
+    if let Some(eta) = progress.eta {
+        line.push_str(&format!(" (eta {})", format_eta(eta)));
+    }
+    line
+}
+
+/// Decides when a progress report is worth a line of its own: when the step
+/// or label changes, or the whole percentage crosses a 10% boundary. A day of
+/// simulated rebuild then prints eleven lines, not thousands.
+#[derive(Debug, Default)]
+pub struct ProgressThrottle {
+    last: Option<(String, String, Option<u8>)>,
+}
+
+impl ProgressThrottle {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// True when `progress` should be printed; remembers it.
+    pub fn should_print(&mut self, progress: &Progress) -> bool {
+        let decile = percent(progress.fraction).map(|p| p / 10);
+        let key = (progress.step_id.clone(), progress.label.clone(), decile);
+        if self.last.as_ref() == Some(&key) {
+            return false;
+        }
+        self.last = Some(key);
+        true
+    }
+
+    /// Forget the last report, so the next one prints (a new step started).
+    pub fn reset(&mut self) {
+        self.last = None;
+    }
+}
+
+/// The health panel as aligned rows: `OK  survivor  sda (...)  in-sync`.
+/// The marker is `OK` or `!!`, readable without colour. Rows carry no
+/// trailing spaces.
+pub fn panel_rows(panel: &[PanelLine]) -> Vec<(bool, String)> {
+    let cells: Vec<(bool, String, String, String)> = panel
+        .iter()
+        .map(|l| {
+            (
+                l.ok,
+                sanitize(&l.role, false),
+                sanitize(&l.drive, false),
+                sanitize(&l.state, false),
+            )
+        })
+        .collect();
+    let role_w = cells
+        .iter()
+        .map(|c| measure_text_width(&c.1))
+        .max()
+        .unwrap_or(0);
+    let drive_w = cells
+        .iter()
+        .map(|c| measure_text_width(&c.2))
+        .max()
+        .unwrap_or(0);
+    cells
+        .into_iter()
+        .map(|(ok, role, drive, state)| {
+            let role_pad = " ".repeat(role_w - measure_text_width(&role));
+            let drive_pad = " ".repeat(drive_w - measure_text_width(&drive));
+            let row = format!("{role}{role_pad}  {drive}{drive_pad}  {state}");
+            (ok, row.trim_end().to_string())
+        })
+        .collect()
+}
+
+/// The marker for a panel row or note, coloured when the look allows.
+fn marker(ok: bool, look: &Look) -> String {
+    if ok {
+        look.style(Style::new().green().bold())
+            .apply_to("OK")
+            .to_string()
+    } else {
+        look.style(Style::new().red().bold())
+            .apply_to("!!")
+            .to_string()
+    }
+}
+
+/// The terminal's health panel: a heading and one marked row per drive.
+pub fn panel_block(panel: &[PanelLine], look: &Look) -> Vec<String> {
+    let mut out = vec![
+        look.style(Style::new().bold())
+            .apply_to("HEALTH")
+            .to_string(),
+    ];
+    if panel.is_empty() {
+        out.push("  (no drives to show)".to_string());
+    }
+    for (ok, row) in panel_rows(panel) {
+        out.push(format!("  {}  {row}", marker(ok, look)));
+    }
+    out
+}
+
+/// The terminal's step block: a rule, `STEP 3 OF 8 — PULL (physical)`, a
+/// rule, the instruction wrapped (bold when colours are on) and the command
+/// that will run.
+pub fn step_block(step: &StepView, look: &Look) -> Vec<String> {
+    let bold = look.style(Style::new().bold());
+    let rule = look.rule('\u{2500}', '-');
+    let title = format!(
+        "STEP {} OF {} {} {} ({})",
+        step.number,
+        step.total,
+        look.dash(),
+        sanitize(&step.id, false).to_uppercase(),
+        sanitize(&step.kind, false),
+    );
+    let mut out = vec![
+        String::new(),
+        rule.clone(),
+        bold.apply_to(title).to_string(),
+        rule,
+        String::new(),
+    ];
+    for line in wrap(&step.text, look.width().saturating_sub(2)) {
+        if line.is_empty() {
+            out.push(String::new());
+        } else {
+            out.push(format!("  {}", bold.apply_to(line)));
+        }
+    }
+    if let Some(argv) = &step.argv {
+        out.push(String::new());
+        out.push("  will run:".to_string());
+        out.push(format!("    $ {}", shell_line(argv)));
+    }
+    out.push(String::new());
+    out
+}
+
+/// A one-line message on the terminal: `OK`, `!!` or plain indent.
+pub fn note_line(level: NoteLevel, text: &str, look: &Look) -> String {
+    let text = one_line(text);
+    match level {
+        NoteLevel::Good => format!("{}  {text}", marker(true, look)),
+        NoteLevel::Warn => {
+            let warn = look.style(Style::new().yellow().bold()).apply_to("!!");
+            format!("{warn}  {text}")
+        }
+        NoteLevel::Info => format!("    {text}"),
+    }
+}
+
+/// The terminal's halt block: impossible to miss, readable without colour.
+pub fn halt_block(report: &HaltReport, look: &Look) -> Vec<String> {
+    let alarm = look.style(Style::new().red().bold());
+    let rule = alarm.apply_to(look.rule('!', '!')).to_string();
+    let width = look.width();
+    let mut out = vec![String::new(), rule.clone()];
+    let headline = format!("STOP {} {}", look.dash(), one_line(&report.headline));
+    for line in wrap(&headline, width) {
+        out.push(alarm.apply_to(line).to_string());
+    }
+    out.push(format!(
+        "the run halted at step `{}`",
+        sanitize(&report.step_id, false)
+    ));
+    if !report.details.is_empty() {
+        out.push(String::new());
+        out.push("what changed:".to_string());
+        for detail in &report.details {
+            for (i, line) in wrap(&one_line(detail), width.saturating_sub(4))
+                .into_iter()
+                .enumerate()
+            {
+                let lead = if i == 0 { "  - " } else { "    " };
+                out.push(format!("{lead}{line}"));
+            }
+        }
+    }
+    if !report.guidance.trim().is_empty() {
+        out.push(String::new());
+        out.push(
+            look.style(Style::new().bold())
+                .apply_to("what to do:")
+                .to_string(),
+        );
+        for line in wrap(&report.guidance, width.saturating_sub(2)) {
+            if line.is_empty() {
+                out.push(String::new());
+            } else {
+                out.push(format!("  {}", alarm.apply_to(line)));
+            }
+        }
+    }
+    out.push(rule);
+    out
+}
+
+/// What the terminal says when a typed confirmation does not match. The
+/// typed text is echoed back sanitised; the expected text is not repeated
+/// (the technician should read it off the drive, not off the screen).
+pub fn mismatch_message(typed: &str, tries_left: usize) -> String {
+    let typed = sanitize(typed, false);
+    match tries_left {
+        0 => format!("`{typed}` does not match; giving up after 3 tries"),
+        1 => format!("`{typed}` does not match; look again and type it exactly (1 try left)"),
+        n => format!("`{typed}` does not match; look again and type it exactly ({n} tries left)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{
+        Look, ProgressThrottle, colors_wanted, format_eta, halt_block, mismatch_message, note_line,
+        one_line, panel_block, panel_rows, percent, progress_line, shell_line, step_block,
+        unicode_wanted, wrap,
+    };
+    use crate::operator::{HaltReport, NoteLevel, PanelLine, Progress, StepView};
+
+    fn colored(width: usize) -> Look {
+        Look {
+            width,
+            colors: true,
+            unicode: true,
+        }
+    }
+
+    fn drive(role: &str, drive: &str, state: &str, ok: bool) -> PanelLine {
+        PanelLine {
+            role: role.into(),
+            drive: drive.into(),
+            state: state.into(),
+            ok,
+        }
+    }
+
+    fn progress(label: &str, fraction: Option<f64>) -> Progress {
+        Progress {
+            step_id: "rebuild".into(),
+            label: label.into(),
+            fraction,
+            eta: None,
+        }
+    }
+
+    #[test]
+    fn wraps_words_lines_and_indents() {
+        for (text, width, want) in [
+            ("short", 40, vec!["short"]),
+            (
+                "Pull the drive in bay 1 and touch no other drive at all please",
+                24,
+                vec![
+                    "Pull the drive in bay 1",
+                    "and touch no other drive",
+                    "at all please",
+                ],
+            ),
+            ("one\n\ntwo", 40, vec!["one", "", "two"]),
+            (
+                "  - indented item that wraps onto more lines",
+                24,
+                vec!["  - indented item that", "  wraps onto more lines"],
+            ),
+            (
+                "see /dev/disk/by-id/ata-Samsung_SSD_860_EVO_1TB_S3Z1NB0K100002 now",
+                24,
+                vec![
+                    "see",
+                    "/dev/disk/by-id/ata-Samsung_SSD_860_EVO_1TB_S3Z1NB0K100002",
+                    "now",
+                ],
+            ),
+            ("bell\x07 and \x1b[2J", 40, vec!["bell? and ?[2J"]),
+            ("trailing\n\n", 40, vec!["trailing"]),
+            // A silly width still wraps at a readable minimum.
+            (
+                "aaaa bbbb cccc dddd eeee ffff",
+                3,
+                vec!["aaaa bbbb cccc dddd", "eeee ffff"],
+            ),
+        ] {
+            assert_eq!(wrap(text, width), want, "{text:?} at {width}");
+        }
+    }
+
+    #[test]
+    fn one_line_folds_and_sanitises() {
+        for (text, want) in [
+            ("a\n  b\n", "a b"),
+            ("x\x1b[31my", "x?[31my"),
+            ("tab\there", "tab here"),
+            ("", ""),
+        ] {
+            assert_eq!(one_line(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn shell_line_quotes_what_a_shell_would_split() {
+        for (argv, want) in [
+            (
+                vec!["mdadm", "/dev/md0", "--fail", "/dev/sdb"],
+                "mdadm /dev/md0 --fail /dev/sdb",
+            ),
+            (vec!["echo", "two words"], "echo 'two words'"),
+            (vec!["echo", "it's"], r"echo 'it'\''s'"),
+            (vec!["echo", ""], "echo ''"),
+            (vec!["echo", "a\x1bb"], "echo 'a?b'"),
+        ] {
+            let argv: Vec<String> = argv.into_iter().map(String::from).collect();
+            assert_eq!(shell_line(&argv), want);
+        }
+    }
+
+    #[test]
+    fn colour_and_unicode_choices() {
+        for (no_color, term, clicolor, supported, want) in [
+            (false, Some("xterm-256color"), None, true, true),
+            (true, Some("xterm-256color"), None, true, false),
+            (false, Some("dumb"), None, true, false),
+            (false, None, None, true, false),
+            (false, Some("vt220"), Some("0"), true, false),
+            (false, Some("vt220"), None, false, false),
+        ] {
+            assert_eq!(
+                colors_wanted(no_color, term, clicolor, supported),
+                want,
+                "{no_color} {term:?} {clicolor:?} {supported}"
+            );
+        }
+        for (lc_all, lc_ctype, lang, term, want) in [
+            (None, None, Some("en_US.UTF-8"), Some("xterm"), true),
+            (None, None, Some("C"), Some("xterm"), false),
+            (Some(""), None, Some("de_DE.utf8"), Some("vt220"), true),
+            (Some("C"), None, Some("en_US.UTF-8"), Some("xterm"), false),
+            (None, None, Some("en_US.UTF-8"), Some("dumb"), false),
+            (None, None, None, Some("xterm"), false),
+        ] {
+            assert_eq!(
+                unicode_wanted(lc_all, lc_ctype, lang, term),
+                want,
+                "{lc_all:?} {lc_ctype:?} {lang:?} {term:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn panel_rows_align_and_sanitise() {
+        let rows = panel_rows(&[
+            drive(
+                "survivor",
+                "sda (serial S3Z1NB0K100001, bay 0)",
+                "in-sync",
+                true,
+            ),
+            drive("target", "sdb (serial EVIL\x1b[2J, bay 1)", "faulty", false),
+            drive("new", "sdc", "", true),
+        ]);
+        assert_eq!(
+            rows,
+            vec![
+                (
+                    true,
+                    "survivor  sda (serial S3Z1NB0K100001, bay 0)  in-sync".to_string()
+                ),
+                (
+                    false,
+                    "target    sdb (serial EVIL?[2J, bay 1)        faulty".to_string()
+                ),
+                (true, "new       sdc".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn panel_block_with_and_without_colour() {
+        let panel = [
+            drive("survivor", "sda", "in-sync", true),
+            drive("target", "sdb", "faulty", false),
+        ];
+        assert_eq!(
+            panel_block(&panel, &Look::plain(80)),
+            vec![
+                "HEALTH",
+                "  OK  survivor  sda  in-sync",
+                "  !!  target    sdb  faulty",
+            ]
+        );
+        let coloured = panel_block(&panel, &colored(80));
+        assert_eq!(
+            coloured[1],
+            "  \x1b[32m\x1b[1mOK\x1b[0m  survivor  sda  in-sync"
+        );
+        assert_eq!(
+            coloured[2],
+            "  \x1b[31m\x1b[1m!!\x1b[0m  target    sdb  faulty"
+        );
+        assert_eq!(
+            panel_block(&[], &Look::plain(80)),
+            vec!["HEALTH", "  (no drives to show)"]
+        );
+    }
+
+    fn pull_step() -> StepView {
+        StepView {
+            id: "pull".into(),
+            kind: "physical".into(),
+            number: 3,
+            total: 8,
+            text: "Pull the drive in bay 1 (serial S3Z1NB0K100002). Touch no other drive.".into(),
+            argv: None,
+        }
+    }
+
+    #[test]
+    fn step_block_plain_is_ascii_and_wrapped() {
+        let lines = step_block(&pull_step(), &Look::plain(40));
+        let want = vec![
+            "",
+            "----------------------------------------",
+            "STEP 3 OF 8 - PULL (physical)",
+            "----------------------------------------",
+            "",
+            "  Pull the drive in bay 1 (serial",
+            "  S3Z1NB0K100002). Touch no other drive.",
+            "",
+        ];
+        assert_eq!(lines, want);
+        assert!(lines.iter().all(|l| l.is_ascii()));
+    }
+
+    #[test]
+    fn step_block_coloured_is_bold_with_unicode_rule() {
+        let mut step = pull_step();
+        step.id = "fail".into();
+        step.kind = "command".into();
+        step.text = "Mark sdb failed.".into();
+        step.argv = Some(vec![
+            "mdadm".into(),
+            "/dev/md0".into(),
+            "--fail".into(),
+            "/dev/sdb".into(),
+        ]);
+        let lines = step_block(&step, &colored(20));
+        assert_eq!(lines[1], "\u{2500}".repeat(20));
+        assert_eq!(
+            lines[2],
+            "\x1b[1mSTEP 3 OF 8 \u{2014} FAIL (command)\x1b[0m"
+        );
+        assert_eq!(lines[5], "  \x1b[1mMark sdb failed.\x1b[0m");
+        assert_eq!(
+            &lines[6..],
+            [
+                "",
+                "  will run:",
+                "    $ mdadm /dev/md0 --fail /dev/sdb",
+                ""
+            ]
+        );
+    }
+
+    #[test]
+    fn halt_block_plain() {
+        let report = HaltReport {
+            step_id: "pull".into(),
+            headline: "survivor sda degraded while the target was pulled".into(),
+            details: vec!["sda (bay 0): smart current_pending_sector 0 -> 8".into()],
+            guidance: "STOP. Take your hands out of the chassis.\nCall the on-call storage lead.\n"
+                .into(),
+        };
+        assert_eq!(
+            halt_block(&report, &Look::plain(60)),
+            vec![
+                "",
+                "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
+                "STOP - survivor sda degraded while the target was pulled",
+                "the run halted at step `pull`",
+                "",
+                "what changed:",
+                "  - sda (bay 0): smart current_pending_sector 0 -> 8",
+                "",
+                "what to do:",
+                "  STOP. Take your hands out of the chassis.",
+                "  Call the on-call storage lead.",
+                "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
+            ]
+        );
+    }
+
+    #[test]
+    fn halt_block_coloured_marks_headline_and_sanitises_details() {
+        let report = HaltReport {
+            step_id: "preflight".into(),
+            headline: "survivor missing".into(),
+            details: vec!["model EVIL\x1b[2J".into()],
+            guidance: String::new(),
+        };
+        let lines = halt_block(&report, &colored(40));
+        assert_eq!(
+            lines[2],
+            "\x1b[31m\x1b[1mSTOP \u{2014} survivor missing\x1b[0m"
+        );
+        assert_eq!(lines[6], "  - model EVIL?[2J");
+        assert_eq!(
+            lines.len(),
+            8,
+            "no guidance section when there is none: {lines:?}"
+        );
+    }
+
+    #[test]
+    fn notes_are_marked_without_colour() {
+        let plain = Look::plain(80);
+        for (level, want) in [
+            (NoteLevel::Good, "OK  array is redundant again"),
+            (NoteLevel::Warn, "!!  array is redundant again"),
+            (NoteLevel::Info, "    array is redundant again"),
+        ] {
+            assert_eq!(note_line(level, "array is redundant again", &plain), want);
+        }
+        assert_eq!(
+            note_line(NoteLevel::Warn, "slow", &colored(80)),
+            "\x1b[33m\x1b[1m!!\x1b[0m  slow"
+        );
+    }
+
+    #[test]
+    fn progress_lines_and_percentages() {
+        for (fraction, eta, want) in [
+            (
+                Some(0.4),
+                Some(Duration::from_secs(150)),
+                "rebuild: 40% (eta 2m 30s)",
+            ),
+            (Some(0.999), None, "rebuild: 99%"),
+            (Some(1.5), None, "rebuild: 100%"),
+            (Some(f64::NAN), None, "rebuild"),
+            (None, None, "rebuild"),
+            (
+                None,
+                Some(Duration::from_millis(3_600_900)),
+                "rebuild (eta 1h)",
+            ),
+        ] {
+            let mut p = progress("rebuild", fraction);
+            p.eta = eta;
+            assert_eq!(progress_line(&p), want, "{fraction:?}");
+        }
+        assert_eq!(percent(Some(-0.2)), Some(0));
+        assert_eq!(format_eta(Duration::from_secs(7503)), "2h 5m 3s");
+    }
+
+    #[test]
+    fn throttle_prints_on_each_tenth_and_label_change() {
+        let mut throttle = ProgressThrottle::new();
+        let mut printed = Vec::new();
+        for i in 0..=1000 {
+            let p = progress("rebuild", Some(f64::from(i) / 1000.0));
+            if throttle.should_print(&p) {
+                printed.push(progress_line(&p));
+            }
+        }
+        assert_eq!(printed.len(), 11, "{printed:?}");
+        assert_eq!(printed[0], "rebuild: 0%");
+        assert_eq!(printed[10], "rebuild: 100%");
+        assert!(throttle.should_print(&progress("verify", Some(1.0))));
+        assert!(throttle.should_print(&progress("watch", None)));
+        assert!(!throttle.should_print(&progress("watch", None)));
+        throttle.reset();
+        assert!(throttle.should_print(&progress("watch", None)));
+    }
+
+    #[test]
+    fn mismatch_messages() {
+        for (typed, left, want) in [
+            (
+                "0002",
+                2,
+                "`0002` does not match; look again and type it exactly (2 tries left)",
+            ),
+            (
+                "0002",
+                1,
+                "`0002` does not match; look again and type it exactly (1 try left)",
+            ),
+            ("x\x1b", 0, "`x?` does not match; giving up after 3 tries"),
+        ] {
+            assert_eq!(mismatch_message(typed, left), want);
+        }
+    }
+}
