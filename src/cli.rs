@@ -24,7 +24,12 @@ Examples:
 )]
 struct Cli {
     /// Where journals and locks live.
-    #[arg(long, global = true, value_name = "DIR", default_value = "/var/lib/swapguard")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "/var/lib/swapguard"
+    )]
     state_dir: PathBuf,
     /// Root under which /proc, /sys and /dev are read (a captured tree in tests).
     #[arg(long, global = true, value_name = "DIR", default_value = "/")]
@@ -76,7 +81,9 @@ enum Cmd {
         exit_with_outcome: bool,
     },
     /// Show every md array and its drives.
-    #[command(after_help = "Examples:\n  swapguard status\n  swapguard status --json | jq '.arrays[0].drives'")]
+    #[command(
+        after_help = "Examples:\n  swapguard status\n  swapguard status --json | jq '.arrays[0].drives'"
+    )]
     Status {
         /// Machine-readable output.
         #[arg(long)]
@@ -185,7 +192,14 @@ mod tests {
     #[test]
     fn run_collects_params() {
         let c = parse([
-            "swapguard", "run", "rb.toml", "--array", "md0", "--target", "sdb", "--param",
+            "swapguard",
+            "run",
+            "rb.toml",
+            "--array",
+            "md0",
+            "--target",
+            "sdb",
+            "--param",
             "ticket=CHG-1",
         ])
         .unwrap();

@@ -21,7 +21,7 @@ pub mod units;
 
 use std::ffi::OsString;
 
-use crate::commands::UsageError;
+use crate::commands::{Diagnostics, UsageError};
 use crate::lock::LockHeld;
 
 /// Run swapguard with these arguments (the first is the program name) and
@@ -44,6 +44,10 @@ where
     };
     match commands::dispatch(&config) {
         Ok(code) => code,
+        Err(e) if e.downcast_ref::<Diagnostics>().is_some() => {
+            eprintln!("{e}");
+            exit::USAGE
+        }
         Err(e) => {
             eprintln!("error: {}", sanitize::sanitize(&format!("{e:#}"), true));
             if e.downcast_ref::<LockHeld>().is_some() {

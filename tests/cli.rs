@@ -45,7 +45,8 @@ impl Test {
     }
 
     fn args<S: AsRef<str>>(mut self, args: &[S]) -> Test {
-        self.args.extend(args.iter().map(|a| a.as_ref().to_string()));
+        self.args
+            .extend(args.iter().map(|a| a.as_ref().to_string()));
         self
     }
 
@@ -130,9 +131,10 @@ fn scenarios() -> Vec<(PathBuf, PathBuf)> {
     let dir = root().join("runbooks/scenarios");
     for entry in std::fs::read_dir(&dir).unwrap() {
         let entry = entry.unwrap().path();
-        let runbook = root()
-            .join("runbooks")
-            .join(format!("{}.toml", entry.file_name().unwrap().to_string_lossy()));
+        let runbook = root().join("runbooks").join(format!(
+            "{}.toml",
+            entry.file_name().unwrap().to_string_lossy()
+        ));
         for s in std::fs::read_dir(&entry).unwrap() {
             let s = s.unwrap().path();
             if s.extension().is_some_and(|e| e == "toml") {
@@ -199,7 +201,7 @@ fn survivor_counter_rise_halts_naming_drive_serial_bay_and_values() {
     let halt = done
         .stdout
         .lines()
-        .find(|l| l.contains("smart.current_pending_sector"))
+        .find(|l| l.contains("survivor sda") && l.contains("smart.current_pending_sector"))
         .unwrap_or_else(|| panic!("no counter line in\n{}", done.stdout))
         .to_string();
     assert!(halt.contains("survivor sda (serial "), "{halt}");
@@ -211,7 +213,10 @@ fn survivor_counter_rise_halts_naming_drive_serial_bay_and_values() {
         .find(|e| e["event"] == "halted")
         .expect("a halted entry in the journal");
     assert_eq!(halted["step"], "pull");
-    assert_eq!(halted["violations"][0]["what"], "smart.current_pending_sector");
+    assert_eq!(
+        halted["violations"][0]["what"],
+        "smart.current_pending_sector"
+    );
     assert_eq!(halted["violations"][0]["before"], "0");
     assert_eq!(halted["violations"][0]["after"], "8");
     let last = journal.last().unwrap();
@@ -226,8 +231,14 @@ fn a_wrong_expectation_fails_with_a_clear_pointer() {
         root().join("runbooks/scenarios/md-replace-member/wrong-drive-pulled.toml"),
     )
     .unwrap()
-    .replace("../../md-replace-member.toml", &rel(&root().join("runbooks/md-replace-member.toml")));
-    let scenario = scenario.replace("outcome = \"halted\"", "outcome = \"completed\"");
+    .replace(
+        "../../md-replace-member.toml",
+        &root()
+            .join("runbooks/md-replace-member.toml")
+            .display()
+            .to_string(),
+    );
+    let scenario = scenario.replace("step = \"pull\"", "step = \"insert\"");
     let path = t.write("wrong.toml", &scenario);
     let done = t
         .args(&[
@@ -238,9 +249,15 @@ fn a_wrong_expectation_fails_with_a_clear_pointer() {
         ])
         .run()
         .code(7);
-    assert!(done.stdout.contains("EXPECTATION NOT MET: halted at step `pull`"), "{}", done.stdout);
     assert!(
-        done.stdout.contains("expected outcome `completed`, got `halted`"),
+        done.stdout
+            .contains("EXPECTATION NOT MET: halted at step `pull`"),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        done.stdout
+            .contains("expected the run to stop at step `insert`, it stopped at `pull`"),
         "{}",
         done.stdout
     );
@@ -252,7 +269,11 @@ fn misspelt_key_is_reported_with_line_and_column() {
     let source = std::fs::read_to_string(root().join("runbooks/md-replace-member.toml"))
         .unwrap()
         .replacen("smart = ", "smrt = ", 1);
-    let line = source.lines().position(|l| l.starts_with("smrt = ")).unwrap() + 1;
+    let line = source
+        .lines()
+        .position(|l| l.starts_with("smrt = "))
+        .unwrap()
+        + 1;
     let path = t.write("bad.toml", &source);
     let done = t
         .args(&["lint".to_string(), path.display().to_string()])
@@ -300,27 +321,39 @@ fn lock_held_exits_6_naming_the_holder() {
         "runbooks/scenarios/md-replace-member/healthy.toml",
     ]);
     let _held = swapguard::lock::acquire(&t.state(), "md0", "pid 99999 started yesterday").unwrap();
-    t.run()
-        .code(6)
-        .stderr_has("pid 99999 started yesterday");
+    t.run().code(6).stderr_has("pid 99999 started yesterday");
 }
 
 #[test]
 fn status_reads_a_captured_tree() {
     let done = Test::new()
-        .args(&["status", "--no-smart", "--sysroot", "tests/fixtures/md/after-read-errors"])
+        .args(&[
+            "status",
+            "--no-smart",
+            "--sysroot",
+            "tests/fixtures/md/after-read-errors",
+        ])
         .run()
-        .code(0);
-    let out = done.stdout;
-    assert!(out.contains("md0  raid1  clean  2 slots, 0 missing"), "{out}");
-    assert!(out.contains("LAB-A-0001"), "{out}");
-    assert!(out.contains("[write_error,want_replacement]"), "{out}");
+        .code(0)
+        .stdout_has("md0  raid1  clean  2 slots, 0 missing")
+        .stdout_has("LAB-A-0001");
+    assert!(
+        done.stdout.contains("[write_error,want_replacement]"),
+        "{}",
+        done.stdout
+    );
 }
 
 #[test]
 fn status_json_is_machine_readable() {
     let done = Test::new()
-        .args(&["status", "--json", "--no-smart", "--sysroot", "tests/fixtures/md/clean"])
+        .args(&[
+            "status",
+            "--json",
+            "--no-smart",
+            "--sysroot",
+            "tests/fixtures/md/clean",
+        ])
         .run()
         .code(0);
     let v: serde_json::Value = serde_json::from_str(&done.stdout).unwrap();
@@ -331,7 +364,12 @@ fn status_json_is_machine_readable() {
 #[test]
 fn status_of_a_missing_tree_is_an_error() {
     Test::new()
-        .args(&["status", "--no-smart", "--sysroot", "/nonexistent-swapguard"])
+        .args(&[
+            "status",
+            "--no-smart",
+            "--sysroot",
+            "/nonexistent-swapguard",
+        ])
         .run()
         .code(1);
 }

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::commands::dry_run::{judge, simulate};
 use crate::backend::sim::scenario;
+use crate::commands::dry_run::{judge, simulate};
 use crate::exit;
 use crate::runbook::load;
 
@@ -41,8 +41,9 @@ pub fn demo() -> Result<i32> {
     ] {
         writeln!(out, "==== {title} ====\n")?;
         let path = Path::new("runbooks/scenarios/md-replace-member").join(file);
-        let scenario = scenario::parse(&path, source)
-            .with_context(|| format!("the embedded demo scenario `{file}` does not load; this is a bug"))?;
+        let scenario = scenario::parse(&path, source).with_context(|| {
+            format!("the embedded demo scenario `{file}` does not load; this is a bug")
+        })?;
         let (outcome, _) = simulate(&runbook, &scenario, None, &mut out)?;
         if judge(&outcome, &scenario.expect, &mut out) != exit::SUCCESS {
             code = exit::FAILURE;

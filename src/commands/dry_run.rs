@@ -16,7 +16,7 @@ use crate::backend::sim::scenario::{self, Expected, Scenario};
 use crate::backend::{Backend, CommandOutput, Depth, LocateOutcome, StepPhase};
 use crate::cli::Config;
 use crate::clock::SimClock;
-use crate::commands::{Setup, UsageError, guarded, load_runbook};
+use crate::commands::{Diagnostics, Setup, guarded, load_runbook};
 use crate::engine::Outcome;
 use crate::exit;
 use crate::health::model::{Identity, Snapshot};
@@ -30,18 +30,22 @@ pub fn dry_run(
     exit_with_outcome: bool,
 ) -> Result<i32> {
     let runbook = load_runbook(runbook_path)?;
-    let scenario =
-        scenario::load(scenario_path).map_err(|e| UsageError(format!("{e:#}")))?;
+    let scenario = scenario::load(scenario_path).map_err(|e| Diagnostics(format!("{e:#}")))?;
     let problems = scenario.check_against(&runbook);
     if problems.iter().any(|d| d.is_error()) {
         let text: Vec<String> = problems.iter().map(|d| d.to_string()).collect();
-        return Err(UsageError(text.join("\n\n")).into());
+        return Err(Diagnostics(text.join("\n\n")).into());
     }
     let state = match config.state_dir.as_path() {
         p if p == Path::new("/var/lib/swapguard") => None,
         _ => Some(config.state_dir.clone()),
     };
-    let (outcome, _) = simulate(&runbook, &scenario, state.as_deref(), &mut std::io::stdout())?;
+    let (outcome, _) = simulate(
+        &runbook,
+        &scenario,
+        state.as_deref(),
+        &mut std::io::stdout(),
+    )?;
     if exit_with_outcome {
         println!("outcome: {}", outcome.kind());
         return Ok(exit::for_outcome(&outcome));
@@ -109,7 +113,9 @@ pub fn judge(outcome: &Outcome, expect: &Expected, out: &mut dyn Write) -> i32 {
     {
         misses.push(format!(
             "expected the run to stop at step `{step}`, it stopped at {}",
-            outcome.step().map_or("no step (it completed)".into(), |s| format!("`{s}`"))
+            outcome
+                .step()
+                .map_or("no step (it completed)".into(), |s| format!("`{s}`"))
         ));
     }
     let text = outcome.text();
@@ -118,7 +124,10 @@ pub fn judge(outcome: &Outcome, expect: &Expected, out: &mut dyn Write) -> i32 {
             misses.push(format!("expected the stop message to mention `{reason}`"));
         }
     }
-    let where_ = outcome.step().map(|s| format!(" at step `{s}`")).unwrap_or_default();
+    let where_ = outcome
+        .step()
+        .map(|s| format!(" at step `{s}`"))
+        .unwrap_or_default();
     if misses.is_empty() {
         let _ = writeln!(out, "expectation met: {}{where_}", outcome.kind());
         exit::SUCCESS

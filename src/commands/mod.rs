@@ -27,6 +27,19 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// A usage error whose text is already rendered diagnostics (`error: ...
+/// --> path:line:col`); printed as it is, exit code 2.
+#[derive(Debug)]
+pub struct Diagnostics(pub String);
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
 pub fn dispatch(config: &Config) -> Result<i32> {
     match &config.command {
         Command::Run {
@@ -69,11 +82,11 @@ pub(crate) fn load_runbook(path: &Path) -> Result<Runbook> {
         Some(runbook) if errors.is_empty() => Ok(runbook),
         _ => {
             let text: Vec<String> = errors.iter().map(|d| d.to_string()).collect();
-            Err(UsageError(format!(
-                "`{}` has {} error(s); nothing was run\n\n{}",
+            Err(Diagnostics(format!(
+                "{}\n\nerror: `{}` has {} error(s); nothing was run",
+                text.join("\n\n"),
                 path.display(),
                 errors.len(),
-                text.join("\n\n")
             ))
             .into())
         }
@@ -118,14 +131,21 @@ pub(crate) fn guarded(
                 journal = Some(j);
                 break;
             }
-            Err(e) if setup.state_dir.join("sessions").join(format!("{session}.jsonl")).exists() => {
+            Err(e)
+                if setup
+                    .state_dir
+                    .join("sessions")
+                    .join(format!("{session}.jsonl"))
+                    .exists() =>
+            {
                 session = format!("{base}-{}", n + 1);
                 let _ = e;
             }
             Err(e) => return Err(e),
         }
     }
-    let mut journal = journal.ok_or_else(|| anyhow::anyhow!("cannot find a free journal name for `{base}`"))?;
+    let mut journal =
+        journal.ok_or_else(|| anyhow::anyhow!("cannot find a free journal name for `{base}`"))?;
     let path = journal.path().to_path_buf();
     let mut run = engine::Run {
         runbook,

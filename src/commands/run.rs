@@ -43,7 +43,10 @@ pub fn run(
         return Err(UsageError(if arrays.is_empty() {
             "no array given: pass `--array NAME`".to_string()
         } else {
-            format!("no array given: pass `--array NAME` (arrays here: {})", arrays.join(", "))
+            format!(
+                "no array given: pass `--array NAME` (arrays here: {})",
+                arrays.join(", ")
+            )
         })
         .into());
     }
@@ -52,7 +55,10 @@ pub fn run(
         return Err(UsageError("no target given: pass `--target DEVICE|SERIAL|BAY`".into()).into());
     }
     let mut operator: Box<dyn Operator> = match answers {
-        Some(path) => Box::new(ScriptedOperator::from_file(path, Box::new(std::io::stdout()))?),
+        Some(path) => Box::new(ScriptedOperator::from_file(
+            path,
+            Box::new(std::io::stdout()),
+        )?),
         None => Box::new(TerminalOperator::new().map_err(|e| UsageError(format!("{e:#}")))?),
     };
     let interrupted = crate::signals::interrupt_flag()?;

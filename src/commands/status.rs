@@ -74,7 +74,11 @@ fn render(report: &Report) -> String {
                     .map(String::as_str)
                     .filter(|f| BAD_FLAGS.contains(f))
                     .collect();
-                if bad.is_empty() { String::new() } else { format!(" [{}]", bad.join(",")) }
+                if bad.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", bad.join(","))
+                }
             });
             let counters: Vec<String> = d
                 .counters
@@ -96,14 +100,21 @@ fn render(report: &Report) -> String {
                     d.id.slot.as_deref().unwrap_or("unknown"),
                     d.id.serial.as_deref().unwrap_or("unknown"),
                     d.id.size_bytes.map_or("?".into(), format_size),
-                    if counters.is_empty() { String::new() } else { format!("  {}", counters.join(" ")) }
+                    if counters.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  {}", counters.join(" "))
+                    }
                 ),
                 true,
             ));
         }
         for p in &s.problems {
             out.push_str(&sanitize(
-                &format!("  cannot read {} of {}: {}\n", p.probe, p.subject, p.message),
+                &format!(
+                    "  cannot read {} of {}: {}\n",
+                    p.probe, p.subject, p.message
+                ),
                 true,
             ));
         }

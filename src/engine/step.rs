@@ -87,7 +87,7 @@ impl Walk<'_, '_> {
                             (false, Some(c)) => format!("exited with status {c}"),
                             (false, None) => "was killed by a signal".to_string(),
                         },
-                        sanitize(output.stderr.trim(), false)
+                        sanitize(&output.stderr.trim().replace('\n', " / "), false)
                     );
                     if !step.optional {
                         return Err(self.command_failed(step, &reason));

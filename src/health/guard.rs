@@ -440,9 +440,8 @@ fn counters(
     policy: &GuardPolicy,
     out: &mut Vec<Violation>,
 ) {
-    let ignored = |name: &str| {
-        policy.tolerate.iter().any(|t| t == name) || WEAR_COUNTERS.contains(&name)
-    };
+    let ignored =
+        |name: &str| policy.tolerate.iter().any(|t| t == name) || WEAR_COUNTERS.contains(&name);
     for (name, &was) in before {
         if ignored(name) {
             continue;

@@ -15,8 +15,8 @@ use crate::runbook::model::{DriveExpect, Expectation, GuardPolicy, NewDriveRule,
 use crate::runbook::raw::{RawExpect, RawNewDrive, Str};
 use crate::runbook::steps::StepCheck;
 use crate::runbook::template::variables;
-use crate::units::parse_size;
 use crate::runbook::vars::{NewBinding, template};
+use crate::units::parse_size;
 
 impl StepCheck<'_, '_, '_> {
     pub(crate) fn expectation(
