@@ -625,7 +625,10 @@ pub fn panel_lines(
         lines.push(PanelLine {
             role: "new".into(),
             drive: drive.map_or_else(|| key.to_string(), |d| sanitize(&d.id.describe(), false)),
-            state: Observed::of(drive).name().into(),
+            state: match Observed::of(drive) {
+                Observed::Removed => "inserted, not in the array yet".into(),
+                other => other.name().into(),
+            },
             ok: drive.is_some(),
         });
     }

@@ -543,6 +543,4 @@ fn stamp(ms: u64) -> String {
 }
 
 #[cfg(test)]
-mod dry_tests;
-#[cfg(test)]
 mod tests;
