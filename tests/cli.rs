@@ -373,3 +373,88 @@ fn status_of_a_missing_tree_is_an_error() {
         .run()
         .code(1);
 }
+
+#[test]
+fn ctrl_c_during_a_physical_step_stops_at_a_safe_point_with_130() {
+    use std::io::{BufRead, BufReader};
+    let t = Test::new();
+    let answers = t.write("answers.toml", "antistatic = \"yes\"\n");
+    let t = t.args(&[
+        "run".to_string(),
+        "tests/fixtures/runbooks-e2e/pull-only.toml".into(),
+        "--array".into(),
+        "md0".into(),
+        "--target".into(),
+        "nvme1n1".into(),
+        "--sysroot".into(),
+        "tests/fixtures/md/clean".into(),
+        "--answers".into(),
+        answers.display().to_string(),
+    ]);
+    let mut child = t
+        .command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("watching every drive") {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGINT,
+            )
+            .unwrap();
+        }
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    let journal = t.journal();
+    assert!(
+        journal
+            .iter()
+            .any(|e| e["event"] == "interrupted" && e["step"] == "pull"),
+        "{journal:?}"
+    );
+    assert_eq!(journal.last().unwrap()["exit_code"], 130);
+}
+
+/// RFC 3339 journal time (simulated clock) to milliseconds since the epoch.
+fn at_ms(entry: &serde_json::Value) -> u64 {
+    let text = entry["at"].as_str().unwrap();
+    humantime::parse_rfc3339(text)
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn smart_only_degradation_halts_within_one_smart_poll() {
+    // The scenario raises the survivor's NVMe critical warning 30 s into
+    // the rebuild wait; SMART is polled every 10 s during waits.
+    let t = Test::new().args(&[
+        "dry-run",
+        "runbooks/md-replace-member.toml",
+        "--scenario",
+        "runbooks/scenarios/md-replace-member/nvme-critical-warning-during-rebuild.toml",
+    ]);
+    t.run().code(0);
+    let journal = t.journal();
+    let started = journal
+        .iter()
+        .find(|e| e["event"] == "step-started" && e["step"] == "rebuild")
+        .unwrap();
+    let halted = journal.iter().find(|e| e["event"] == "halted").unwrap();
+    assert_eq!(halted["violations"][0]["what"], "nvme.critical_warning");
+    let fault_ms = at_ms(started) + 30_000;
+    let latency = at_ms(halted) - fault_ms;
+    assert!(
+        latency <= 10_000 + 250,
+        "halted {latency} ms after the fault"
+    );
+}

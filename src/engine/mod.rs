@@ -489,18 +489,27 @@ impl Walk<'_, '_> {
             return Ok(());
         }
         let first = &violations[0];
-        let headline = format!(
-            "{} changed during step `{step}`: {}",
-            match first.subject {
-                guard::Subject::Survivor => "a survivor",
-                guard::Subject::Target => "the target",
-                guard::Subject::NewDrive => "the new drive",
-                guard::Subject::OtherDrive => "a drive outside the plan",
-                guard::Subject::Array => "the array",
-                guard::Subject::Probe => "health that cannot be read",
-            },
-            first.who
-        );
+        let who = &first.who;
+        let headline = match first.subject {
+            guard::Subject::Survivor => {
+                format!("survivor {who} degraded during step `{step}`")
+            }
+            guard::Subject::Target => {
+                format!("the target {who} did not do what step `{step}` expects")
+            }
+            guard::Subject::NewDrive => {
+                format!("the new drive {who} misbehaved during step `{step}`")
+            }
+            guard::Subject::OtherDrive => {
+                format!("a drive outside the plan changed during step `{step}`: {who}")
+            }
+            guard::Subject::Array => {
+                format!("array {who} lost more redundancy than step `{step}` allows")
+            }
+            guard::Subject::Probe => format!(
+                "cannot read the health of {who} during step `{step}`: the guard stops rather than guess"
+            ),
+        };
         let _ = self.record(Event::Snapshot {
             label: format!("halt at {step}"),
             snapshot: now.clone(),

@@ -1,0 +1,87 @@
+//! The terminal operator, proven through a real pseudo-terminal: the binary
+//! runs against a copy of a captured md tree, a person's keystrokes answer
+//! its prompts, and the "pull" is removing the drive from the copied tree.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use expectrl::{Eof, Session, WaitStatus};
+
+const BIN: &str = env!("CARGO_BIN_EXE_swapguard");
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn pull_run(term: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    copy_tree(&root().join("tests/fixtures/md/clean"), &tree);
+    let state = dir.path().join("state");
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(root())
+        .args(["run", "tests/fixtures/runbooks-e2e/pull-only.toml"])
+        .args(["--array", "md0", "--target", "LAB-B-0002"])
+        .arg("--sysroot")
+        .arg(&tree)
+        .arg("--state-dir")
+        .arg(&state)
+        .env("TERM", term)
+        .env("NO_COLOR", "1");
+    let mut session = Session::spawn(cmd).unwrap();
+    session.set_expect_timeout(Some(Duration::from_secs(30)));
+    session.expect("STEP 1 OF 2").unwrap();
+    session.expect("anti-static wrist strap").unwrap();
+    session.expect("y/n").unwrap();
+    session.send_line("y").unwrap();
+    session.expect("STEP 2 OF 2").unwrap();
+    session.expect("LAB-B-0002").unwrap();
+    // The technician pulls the drive: it leaves /sys/block, while md's own
+    // files still list it (md notices only at the next I/O).
+    std::fs::remove_dir_all(tree.join("sys/block/nvme1n1")).unwrap();
+    session.expect("quarantined").unwrap();
+    session.expect(Eof).unwrap();
+    let status = session.get_process().wait().unwrap();
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "exit status {status:?}"
+    );
+    let journal = std::fs::read_dir(state.join("sessions"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(journal).unwrap();
+    for event in [
+        "\"event\":\"answer\"",
+        "\"event\":\"quarantined\"",
+        "\"outcome\":\"completed\"",
+    ] {
+        assert!(text.contains(event), "journal lacks {event}:\n{text}");
+    }
+}
+
+#[test]
+fn interactive_run_on_a_plain_serial_console() {
+    pull_run("dumb");
+}
+
+#[test]
+fn interactive_run_on_a_full_terminal() {
+    pull_run("xterm-256color");
+}
