@@ -28,30 +28,6 @@ fn scenario_error(path: &Path) -> ScenarioError {
 
 /// Step ids of the shipped runbooks (fixed by the runbook authors; the
 /// runbooks are written on another branch, so they are listed here).
-fn runbook_steps(runbook: &Path) -> &'static [&'static str] {
-    match runbook.file_name().and_then(|n| n.to_str()) {
-        Some("md-replace-member.toml") => &[
-            "antistatic",
-            "fail",
-            "remove",
-            "locate",
-            "pull",
-            "insert",
-            "add",
-            "rebuild",
-        ],
-        Some("md-replace-hot.toml") => &[
-            "antistatic",
-            "insert",
-            "replace",
-            "copy",
-            "remove",
-            "locate",
-            "pull",
-        ],
-        other => panic!("no step list for runbook {other:?}"),
-    }
-}
 
 #[test]
 fn every_shipped_scenario_parses_and_names_real_steps() {
@@ -74,8 +50,11 @@ fn every_shipped_scenario_parses_and_names_real_steps() {
                 .join("runbooks")
                 .join(format!("{folder}.toml"));
             assert_eq!(scenario.runbook, expected, "{}", path.display());
-            let problems =
-                scenario.check_names(runbook_steps(&scenario.runbook), &["array", "target"]);
+            let runbook = crate::runbook::load::load(&scenario.runbook)
+                .expect("readable runbook")
+                .runbook
+                .expect("the shipped runbook loads");
+            let problems = scenario.check_against(&runbook);
             assert!(
                 problems.is_empty(),
                 "{}:\n{}",
@@ -92,7 +71,7 @@ fn every_shipped_scenario_parses_and_names_real_steps() {
             count += 1;
         }
     }
-    assert_eq!(count, 13, "every shipped scenario was checked");
+    assert!(count >= 13, "every shipped scenario was checked ({count})");
 }
 
 #[test]
