@@ -85,3 +85,37 @@ fn interactive_run_on_a_plain_serial_console() {
 fn interactive_run_on_a_full_terminal() {
     pull_run("xterm-256color");
 }
+
+#[test]
+fn the_demo_at_a_terminal_makes_the_person_the_technician() {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(root())
+        .arg("demo")
+        .env("TERM", "dumb")
+        .env("NO_COLOR", "1");
+    let mut session = Session::spawn(cmd).unwrap();
+    session.set_expect_timeout(Some(Duration::from_secs(60)));
+    // Part 1: a healthy swap, answered by the person.
+    session.expect("PART 1").unwrap();
+    session.expect("y/n").unwrap();
+    session.send_line("y").unwrap();
+    session.expect("S3Z1NB0K900003").unwrap();
+    session.expect("type it here").unwrap();
+    session.send_line("0003").unwrap();
+    session.expect("expectation met: completed").unwrap();
+    // Part 2: the incident; the guard halts at the pull.
+    session.expect("PART 2").unwrap();
+    session.expect("y/n").unwrap();
+    session.send_line("y").unwrap();
+    session.expect("STOP").unwrap();
+    session.expect("S3Z1NB0K100001").unwrap();
+    session
+        .expect("expectation met: halted at step `pull`")
+        .unwrap();
+    session.expect(Eof).unwrap();
+    let status = session.get_process().wait().unwrap();
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "exit status {status:?}"
+    );
+}

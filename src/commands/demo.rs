@@ -8,8 +8,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::backend::sim::scenario;
-use crate::commands::dry_run::{judge, simulate};
+use crate::commands::dry_run::{judge, simulate, simulate_with};
 use crate::exit;
+use crate::operator::terminal::TerminalOperator;
 use crate::runbook::load;
 
 const RUNBOOK: &str = include_str!("../../runbooks/md-replace-member.toml");
@@ -27,8 +28,10 @@ pub fn demo() -> Result<i32> {
     writeln!(
         out,
         "swapguard demo: replacing drive B of a simulated two-drive mirror.\n\
-         Nothing on this machine is touched. The simulated technician answers\n\
-         every question; the simulated hardware reacts as a real md array does.\n"
+         Nothing on this machine is touched. At a terminal you are the technician\n\
+         and answer the questions (the simulated hands pull and insert drives);\n\
+         otherwise a simulated technician answers. The simulated hardware reacts\n\
+         as a real md array does.\n"
     )?;
     let mut code = exit::SUCCESS;
     for (title, source, file) in [
@@ -44,7 +47,11 @@ pub fn demo() -> Result<i32> {
         let scenario = scenario::parse(&path, source).with_context(|| {
             format!("the embedded demo scenario `{file}` does not load; this is a bug")
         })?;
-        let (outcome, _) = simulate(&runbook, &scenario, None, &mut out)?;
+        let outcome = match TerminalOperator::new() {
+            // At a terminal, the person running the demo is the technician.
+            Ok(mut person) => simulate_with(&runbook, &scenario, &mut person, 0.01)?,
+            Err(_) => simulate(&runbook, &scenario, None, &mut out)?.0,
+        };
         if judge(&outcome, &scenario.expect, &mut out) != exit::SUCCESS {
             code = exit::FAILURE;
         }

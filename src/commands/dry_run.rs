@@ -20,7 +20,8 @@ use crate::commands::{Diagnostics, Setup, guarded, load_runbook};
 use crate::engine::Outcome;
 use crate::exit;
 use crate::health::model::{Identity, Snapshot};
-use crate::operator::scripted::ScriptedOperator;
+use crate::operator::Operator;
+use crate::operator::scripted::{ScriptedOperator, SharedBuffer};
 use crate::runbook::model::{Runbook, Step};
 
 pub fn dry_run(
@@ -61,15 +62,57 @@ pub fn simulate(
     state_dir: Option<&Path>,
     out: &mut dyn Write,
 ) -> Result<(Outcome, String)> {
-    let clock = SimClock::new();
-    let sim = SimBackend::new(scenario, clock.clone())?;
-    let buffer = crate::operator::scripted::SharedBuffer::new();
-    let mut backend = Narrated {
-        inner: sim,
-        out: buffer.clone(),
-    };
+    let buffer = SharedBuffer::new();
     let mut operator =
         ScriptedOperator::new(scenario.answers.clone(), true, Box::new(buffer.clone()));
+    let _ = writeln!(out, "dry-run: {} — {}", runbook.name, scenario.name);
+    let result = walk(
+        runbook,
+        scenario,
+        state_dir,
+        &mut operator,
+        Box::new(buffer.clone()),
+        0.0,
+    );
+    let transcript = buffer.contents();
+    let _ = out.write_all(transcript.as_bytes());
+    Ok((result?, transcript))
+}
+
+/// Walk `runbook` against `scenario` with a person answering at the
+/// terminal (the demo). The simulated hardware's log goes to stdout; `pace`
+/// slows simulated time down to a fraction of real time so a person can
+/// follow it (0.01: a two-minute rebuild shows for about a second).
+pub fn simulate_with(
+    runbook: &Runbook,
+    scenario: &Scenario,
+    operator: &mut dyn Operator,
+    pace: f64,
+) -> Result<Outcome> {
+    walk(
+        runbook,
+        scenario,
+        None,
+        operator,
+        Box::new(std::io::stdout()),
+        pace,
+    )
+}
+
+fn walk(
+    runbook: &Runbook,
+    scenario: &Scenario,
+    state_dir: Option<&Path>,
+    operator: &mut dyn Operator,
+    log: Box<dyn Write>,
+    pace: f64,
+) -> Result<Outcome> {
+    let clock = SimClock::new();
+    let mut backend = Narrated {
+        inner: SimBackend::new(scenario, clock.clone())?,
+        out: log,
+        pace,
+    };
     let temp;
     let dir = match state_dir {
         Some(d) => d,
@@ -79,23 +122,19 @@ pub fn simulate(
         }
     };
     let interrupted = AtomicBool::new(false);
-    let _ = writeln!(out, "dry-run: {} — {}", runbook.name, scenario.name);
     let result = guarded(
         runbook,
         &scenario.params,
         Setup {
             backend: &mut backend,
-            operator: &mut operator,
+            operator,
             clock: &clock,
             interrupted: &interrupted,
             state_dir: dir,
         },
     );
     backend.flush();
-    let transcript = buffer.contents();
-    let _ = out.write_all(transcript.as_bytes());
-    let (outcome, _) = result?;
-    Ok((outcome, transcript))
+    Ok(result?.0)
 }
 
 /// Compare the outcome with the scenario's `[expect]`; print the verdict.
@@ -142,12 +181,14 @@ pub fn judge(outcome: &Outcome, expect: &Expected, out: &mut dyn Write) -> i32 {
 
 /// The simulator, with its hardware log written into the transcript as it
 /// happens (the engine itself never prints).
-struct Narrated<W: Write> {
+struct Narrated {
     inner: SimBackend,
-    out: W,
+    out: Box<dyn Write>,
+    /// Real seconds slept per simulated second (0: as fast as possible).
+    pace: f64,
 }
 
-impl<W: Write> Narrated<W> {
+impl Narrated {
     fn flush(&mut self) {
         for line in self.inner.take_log() {
             let _ = writeln!(self.out, "  {line}");
@@ -155,7 +196,7 @@ impl<W: Write> Narrated<W> {
     }
 }
 
-impl<W: Write> Backend for Narrated<W> {
+impl Backend for Narrated {
     fn name(&self) -> &'static str {
         self.inner.name()
     }
@@ -168,6 +209,9 @@ impl<W: Write> Backend for Narrated<W> {
         s
     }
     fn wait(&mut self, timeout: Duration) -> Result<()> {
+        if self.pace > 0.0 {
+            std::thread::sleep(timeout.mul_f64(self.pace));
+        }
         let r = self.inner.wait(timeout);
         self.flush();
         r
