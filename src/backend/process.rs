@@ -1,6 +1,7 @@
 //! Real external processes, run as argv with a timeout, never through a shell.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -18,8 +19,11 @@ impl CommandRunner for ProcessRunner {
         let Some((program, args)) = argv.split_first() else {
             bail!("empty command line");
         };
+        // Its own process group: a Ctrl-C at the terminal reaches swapguard,
+        // which stops at a safe point, not an mdadm halfway through its work.
         let mut child = Command::new(program)
             .args(args)
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

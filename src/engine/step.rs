@@ -35,6 +35,10 @@ impl Walk<'_, '_> {
         let before = self.look(&id, Depth::Full)?;
         let allowed = self.allowed(None, true);
         self.guard(&id, &before, &allowed)?;
+        self.record(Event::Snapshot {
+            label: format!("before {id}"),
+            snapshot: before,
+        })?;
 
         let argv = match &step.kind {
             StepKind::Command { run, .. } => Some(
@@ -65,12 +69,8 @@ impl Walk<'_, '_> {
                 let output = match output {
                     Ok(o) => o,
                     Err(e) => {
-                        // Recorded before anything else happens.
+                        // Nothing ran; the halt entry records why.
                         let reason = format!("cannot run `{}`: {e:#}", argv.join(" "));
-                        self.record(Event::Aborted {
-                            step: id.clone(),
-                            reason: reason.clone(),
-                        })?;
                         return Err(self.command_failed(step, &reason));
                     }
                 };
