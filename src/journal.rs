@@ -3,6 +3,18 @@
 //! Every step, answer, command output, snapshot and verdict is one JSON line,
 //! written and flushed to disk (fsync) before the engine takes its next
 //! action, so a crash or power cut loses nothing that already happened.
+//!
+//! The journal is tamper-evident: every line carries `prev`, the SHA-256 of
+//! the line before it (the first line carries [`GENESIS`]), so an entry
+//! edited, removed or inserted afterwards breaks the chain and
+//! [`verify`] says where. The hash of the last line (the head) goes into the
+//! session report, so a journal rewritten from scratch with a fresh chain
+//! does not match the ticket either.
+//!
+//! A crash can tear the last line (power lost mid-write). Readers skip a
+//! torn last line without losing the entries before it; a resumed run
+//! ([`Journal::reopen`]) cuts the torn bytes off before it appends and
+//! records how many it cut.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -11,8 +23,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::backend::{CommandOutput, LocateOutcome};
 use crate::health::guard::Violation;
@@ -94,13 +107,44 @@ pub enum Event {
         outcome: String,
         exit_code: i32,
     },
+    /// `swapguard resume` picked the session up again.
+    Resumed {
+        session: String,
+        pid: u32,
+        /// SHA-256 of the runbook file now.
+        runbook_hash: String,
+        /// Given when the runbook changed since the run started.
+        runbook_changed_reason: Option<String>,
+        /// Bytes of a torn last line cut off before appending.
+        dropped_torn_bytes: u64,
+        /// Steps already completed, in runbook order.
+        completed: Vec<String>,
+        /// The step that was started and not finished, if any.
+        unfinished: Option<String>,
+    },
+    /// What a resume did with the step that was started and not finished.
+    ResumeDecision {
+        step: String,
+        /// `done-already`, `run-again`, `watch-again`, `declined`.
+        decision: String,
+        detail: String,
+    },
 }
+
+/// The `prev` of the first line of every journal.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Set (in debug builds only) to make the process abort right after its Nth
+/// journal write: the crash tests' kill switch.
+pub const CRASH_ENV: &str = "SWAPGUARD_CRASH_AFTER_WRITE";
 
 #[derive(Serialize)]
 struct Line<'a> {
     seq: u64,
     /// RFC 3339 wall-clock time (simulated runs use a pinned clock).
     at: String,
+    /// SHA-256 (hex) of the previous line's bytes, or [`GENESIS`].
+    prev: &'a str,
     #[serde(flatten)]
     event: &'a Event,
 }
@@ -110,6 +154,29 @@ pub struct Journal {
     file: File,
     path: PathBuf,
     seq: u64,
+    /// Hash of the last line written: the next line's `prev`.
+    head: String,
+    /// Debug builds: abort the process after this many writes (all time,
+    /// counted by `seq`), from [`CRASH_ENV`].
+    crash_after: Option<u64>,
+    /// Tests: after this many writes (by `seq`) every write fails and the
+    /// flag is raised, as if the process had died right there.
+    #[cfg(test)]
+    pub(crate) test_crash: Option<(u64, std::sync::Arc<std::sync::atomic::AtomicBool>)>,
+}
+
+/// The hex SHA-256 of one journal line (without its newline).
+pub fn line_hash(line: &str) -> String {
+    let digest = Sha256::digest(line.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn crash_after_from_env() -> Option<u64> {
+    if cfg!(debug_assertions) {
+        std::env::var(CRASH_ENV).ok().and_then(|v| v.parse().ok())
+    } else {
+        None
+    }
 }
 
 impl Journal {
@@ -126,7 +193,63 @@ impl Journal {
             .mode(0o600)
             .open(&path)
             .with_context(|| format!("cannot create journal `{}`", path.display()))?;
-        Ok(Journal { file, path, seq: 0 })
+        Ok(Journal::with(file, path, 0, GENESIS.to_string()))
+    }
+
+    fn with(file: File, path: PathBuf, seq: u64, head: String) -> Journal {
+        Journal {
+            file,
+            path,
+            seq,
+            head,
+            crash_after: crash_after_from_env(),
+            #[cfg(test)]
+            test_crash: None,
+        }
+    }
+
+    /// Open an existing journal to append to it (a resumed run). A torn last
+    /// line is cut off first; returns the journal and how many bytes were
+    /// cut. The chain continues from the last whole line.
+    pub fn reopen(path: &Path) -> Result<(Journal, u64)> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read journal `{}`", path.display()))?;
+        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let torn = (bytes.len() - whole) as u64;
+        let text = std::str::from_utf8(&bytes[..whole])
+            .with_context(|| format!("journal `{}` is not UTF-8", path.display()))?;
+        let (seq, head) = match text.lines().last() {
+            Some(last) => {
+                let value: serde_json::Value = serde_json::from_str(last).with_context(|| {
+                    format!("the last line of journal `{}` is damaged", path.display())
+                })?;
+                let Some(seq) = value.get("seq").and_then(serde_json::Value::as_u64) else {
+                    bail!("the last line of journal `{}` has no `seq`", path.display());
+                };
+                (seq, line_hash(last))
+            }
+            None => (0, GENESIS.to_string()),
+        };
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("cannot open journal `{}`", path.display()))?;
+        if torn > 0 {
+            file.set_len(whole as u64)
+                .and_then(|()| file.sync_data())
+                .with_context(|| format!("cannot cut the torn line off `{}`", path.display()))?;
+        }
+        drop(file);
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open journal `{}`", path.display()))?;
+        Ok((Journal::with(file, path.to_path_buf(), seq, head), torn))
+    }
+
+    /// The hash of the last line written (what the next line's `prev` is).
+    pub fn head(&self) -> &str {
+        &self.head
     }
 
     pub fn path(&self) -> &Path {
@@ -135,18 +258,34 @@ impl Journal {
 
     /// Append one event and sync it to disk before returning.
     pub fn record(&mut self, wall_ms: u64, event: &Event) -> Result<()> {
-        self.seq += 1;
+        #[cfg(test)]
+        if let Some((after, crashed)) = &self.test_crash
+            && self.seq >= *after
+        {
+            crashed.store(true, std::sync::atomic::Ordering::SeqCst);
+            bail!("simulated crash after journal write {after}");
+        }
         let line = Line {
-            seq: self.seq,
+            seq: self.seq + 1,
             at: rfc3339(wall_ms),
+            prev: &self.head,
             event,
         };
         let mut text = serde_json::to_string(&line).context("cannot encode journal entry")?;
+        let hash = line_hash(&text);
         text.push('\n');
         self.file
             .write_all(text.as_bytes())
             .and_then(|()| self.file.sync_data())
-            .with_context(|| format!("cannot write journal `{}`", self.path.display()))
+            .with_context(|| format!("cannot write journal `{}`", self.path.display()))?;
+        self.seq += 1;
+        self.head = hash;
+        if self.crash_after == Some(self.seq) {
+            // The crash tests' kill switch (debug builds only): die as a
+            // power cut would, with nothing more written or undone.
+            std::process::abort();
+        }
+        Ok(())
     }
 }
 
@@ -174,6 +313,100 @@ pub fn read(path: &Path) -> Result<Vec<serde_json::Value>> {
         }
     }
     Ok(out)
+}
+
+/// What [`verify`] found in a journal.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verification {
+    /// Whole entries read.
+    pub entries: usize,
+    /// Hash of the last whole line: the journal's head.
+    pub head: String,
+    /// Bytes of a torn last line (a crash mid-write), not counted as an entry.
+    pub torn_bytes: usize,
+    /// Every broken link, naming its line.
+    pub problems: Vec<String>,
+}
+
+impl Verification {
+    pub fn is_intact(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Check a journal's hash chain and numbering. An I/O error is `Err`; a
+/// broken chain is a `Verification` with problems.
+pub fn verify(path: &Path) -> Result<Verification> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read journal `{}`", path.display()))?;
+    Ok(verify_bytes(&bytes))
+}
+
+/// [`verify`] on a journal's bytes.
+pub fn verify_bytes(bytes: &[u8]) -> Verification {
+    let mut out = Verification {
+        head: GENESIS.to_string(),
+        ..Verification::default()
+    };
+    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let mut body = &bytes[..whole];
+    let tail = &bytes[whole..];
+    if !tail.is_empty() {
+        if serde_json::from_slice::<serde_json::Value>(tail).is_ok() {
+            // A whole entry that lost only its newline.
+            body = bytes;
+        } else {
+            out.torn_bytes = tail.len();
+        }
+    }
+    let mut lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        // What follows the final newline.
+        lines.pop();
+    }
+    let mut prev = GENESIS.to_string();
+    for (i, raw) in lines.into_iter().enumerate() {
+        let number = i + 1;
+        let Ok(line) = std::str::from_utf8(raw) else {
+            out.problems.push(format!("line {number} is not UTF-8 text"));
+            prev = String::new();
+            continue;
+        };
+        let value: serde_json::Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(e) => {
+                out.problems
+                    .push(format!("line {number} is not a journal entry ({e})"));
+                prev = line_hash(line);
+                continue;
+            }
+        };
+        out.entries += 1;
+        let seq = value.get("seq").and_then(serde_json::Value::as_u64);
+        if seq != Some(number as u64) {
+            out.problems.push(format!(
+                "line {number} has seq {}, expected {number}: an entry was removed or inserted",
+                seq.map_or("none".to_string(), |s| s.to_string())
+            ));
+        }
+        match value.get("prev").and_then(serde_json::Value::as_str) {
+            Some(p) if p == prev => {}
+            Some(_) if number == 1 => out.problems.push(
+                "line 1 does not start the chain: entries before it were removed".to_string(),
+            ),
+            Some(_) => out.problems.push(format!(
+                "line {number} does not follow line {}: line {} was edited, or lines were removed or inserted",
+                number - 1,
+                number - 1
+            )),
+            None => out
+                .problems
+                .push(format!("line {number} has no `prev` hash")),
+        }
+        prev = line_hash(line);
+    }
+    out.head = prev;
+    out
 }
 
 /// A value that serialises like an `Event` in tests and readers.
@@ -212,6 +445,84 @@ mod tests {
             Journal::create(dir.path(), "md0-test").is_err(),
             "never overwritten"
         );
+    }
+
+    fn three_entries(dir: &Path) -> PathBuf {
+        let mut j = Journal::create(dir, "s").unwrap();
+        j.record(1, &Event::PreflightPassed).unwrap();
+        j.record(2, &Event::StepCompleted { step: "a".into() })
+            .unwrap();
+        j.record(3, &Event::StepCompleted { step: "b".into() })
+            .unwrap();
+        j.path().to_path_buf()
+    }
+
+    #[test]
+    fn every_entry_carries_the_hash_of_the_one_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = three_entries(dir.path());
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let values = read(&path).unwrap();
+        assert_eq!(values[0]["prev"], GENESIS);
+        assert_eq!(values[1]["prev"], line_hash(lines[0]));
+        assert_eq!(values[2]["prev"], line_hash(lines[1]));
+        let v = verify(&path).unwrap();
+        assert!(v.is_intact(), "{v:?}");
+        assert_eq!((v.entries, v.head.as_str()), (3, line_hash(lines[2]).as_str()));
+    }
+
+    #[test]
+    fn verify_finds_edits_removals_and_insertions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = three_entries(dir.path());
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let join = |ls: &[&str]| ls.iter().map(|l| format!("{l}
+")).collect::<String>();
+        let edited = lines[1].replace("\"a\"", "\"x\"");
+        let cases: [(&str, String, &str); 4] = [
+            ("edited", join(&[lines[0], &edited, lines[2]]), "line 3 does not follow line 2"),
+            ("removed", join(&[lines[0], lines[2]]), "line 2 has seq 3, expected 2"),
+            ("head cut", join(&[lines[1], lines[2]]), "line 1 does not start the chain"),
+            ("garbage", join(&[lines[0], "{oops", lines[2]]), "line 2 is not a journal entry"),
+        ];
+        for (name, bytes, want) in cases {
+            let v = verify_bytes(bytes.as_bytes());
+            assert!(
+                v.problems.iter().any(|p| p.contains(want)),
+                "{name}: {:?}",
+                v.problems
+            );
+        }
+    }
+
+    #[test]
+    fn a_torn_last_line_is_not_a_broken_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = three_entries(dir.path());
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(b"{\"seq\":4,\"at\":\"2026");
+        let v = verify_bytes(&bytes);
+        assert!(v.is_intact(), "{v:?}");
+        assert_eq!((v.entries, v.torn_bytes), (3, 19));
+    }
+
+    #[test]
+    fn reopen_cuts_a_torn_line_and_continues_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = three_entries(dir.path());
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"seq\":4,\"at\"").unwrap();
+        drop(f);
+        let (mut j, cut) = Journal::reopen(&path).unwrap();
+        assert_eq!(cut, 13);
+        j.record(4, &Event::StepCompleted { step: "c".into() })
+            .unwrap();
+        let v = verify(&path).unwrap();
+        assert!(v.is_intact(), "{v:?}");
+        assert_eq!(v.entries, 4);
+        assert_eq!(read(&path).unwrap()[3]["seq"], 4);
     }
 
     #[test]
