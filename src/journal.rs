@@ -159,10 +159,23 @@ pub struct Journal {
     /// Debug builds: abort the process after this many writes (all time,
     /// counted by `seq`), from [`CRASH_ENV`].
     crash_after: Option<u64>,
-    /// Tests: after this many writes (by `seq`) every write fails and the
-    /// flag is raised, as if the process had died right there.
+    /// Tests: the in-process kill switch (see [`TestCrash`]).
     #[cfg(test)]
-    pub(crate) test_crash: Option<(u64, std::sync::Arc<std::sync::atomic::AtomicBool>)>,
+    pub(crate) test_crash: Option<TestCrash>,
+}
+
+/// Tests: "the process dies after journal write `after`". Every later write
+/// fails and raises `dead`, which the crash tests' backend also obeys, so
+/// nothing more happens to the (simulated) hardware. With `at_once` the
+/// flag goes up right after write `after`; without it, only when the next
+/// write is attempted, so whatever the engine does between the two writes
+/// (running a command, say) still happens: a crash just before a write.
+#[cfg(test)]
+#[derive(Clone, Debug)]
+pub(crate) struct TestCrash {
+    pub after: u64,
+    pub at_once: bool,
+    pub dead: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The hex SHA-256 of one journal line (without its newline).
@@ -212,8 +225,8 @@ impl Journal {
     /// line is cut off first; returns the journal and how many bytes were
     /// cut. The chain continues from the last whole line.
     pub fn reopen(path: &Path) -> Result<(Journal, u64)> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read journal `{}`", path.display()))?;
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read journal `{}`", path.display()))?;
         let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let torn = (bytes.len() - whole) as u64;
         let text = std::str::from_utf8(&bytes[..whole])
@@ -259,11 +272,11 @@ impl Journal {
     /// Append one event and sync it to disk before returning.
     pub fn record(&mut self, wall_ms: u64, event: &Event) -> Result<()> {
         #[cfg(test)]
-        if let Some((after, crashed)) = &self.test_crash
-            && self.seq >= *after
+        if let Some(c) = &self.test_crash
+            && self.seq >= c.after
         {
-            crashed.store(true, std::sync::atomic::Ordering::SeqCst);
-            bail!("simulated crash after journal write {after}");
+            c.dead.store(true, std::sync::atomic::Ordering::SeqCst);
+            bail!("simulated crash after journal write {}", c.after);
         }
         let line = Line {
             seq: self.seq + 1,
@@ -280,6 +293,13 @@ impl Journal {
             .with_context(|| format!("cannot write journal `{}`", self.path.display()))?;
         self.seq += 1;
         self.head = hash;
+        #[cfg(test)]
+        if let Some(c) = &self.test_crash
+            && c.at_once
+            && self.seq >= c.after
+        {
+            c.dead.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         if self.crash_after == Some(self.seq) {
             // The crash tests' kill switch (debug builds only): die as a
             // power cut would, with nothing more written or undone.
@@ -368,7 +388,8 @@ pub fn verify_bytes(bytes: &[u8]) -> Verification {
     for (i, raw) in lines.into_iter().enumerate() {
         let number = i + 1;
         let Ok(line) = std::str::from_utf8(raw) else {
-            out.problems.push(format!("line {number} is not UTF-8 text"));
+            out.problems
+                .push(format!("line {number} is not UTF-8 text"));
             prev = String::new();
             continue;
         };
@@ -469,7 +490,10 @@ mod tests {
         assert_eq!(values[2]["prev"], line_hash(lines[1]));
         let v = verify(&path).unwrap();
         assert!(v.is_intact(), "{v:?}");
-        assert_eq!((v.entries, v.head.as_str()), (3, line_hash(lines[2]).as_str()));
+        assert_eq!(
+            (v.entries, v.head.as_str()),
+            (3, line_hash(lines[2]).as_str())
+        );
     }
 
     #[test]
@@ -478,14 +502,38 @@ mod tests {
         let path = three_entries(dir.path());
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        let join = |ls: &[&str]| ls.iter().map(|l| format!("{l}
-")).collect::<String>();
+        let join = |ls: &[&str]| {
+            ls.iter()
+                .map(|l| {
+                    format!(
+                        "{l}
+"
+                    )
+                })
+                .collect::<String>()
+        };
         let edited = lines[1].replace("\"a\"", "\"x\"");
         let cases: [(&str, String, &str); 4] = [
-            ("edited", join(&[lines[0], &edited, lines[2]]), "line 3 does not follow line 2"),
-            ("removed", join(&[lines[0], lines[2]]), "line 2 has seq 3, expected 2"),
-            ("head cut", join(&[lines[1], lines[2]]), "line 1 does not start the chain"),
-            ("garbage", join(&[lines[0], "{oops", lines[2]]), "line 2 is not a journal entry"),
+            (
+                "edited",
+                join(&[lines[0], &edited, lines[2]]),
+                "line 3 does not follow line 2",
+            ),
+            (
+                "removed",
+                join(&[lines[0], lines[2]]),
+                "line 2 has seq 3, expected 2",
+            ),
+            (
+                "head cut",
+                join(&[lines[1], lines[2]]),
+                "line 1 does not start the chain",
+            ),
+            (
+                "garbage",
+                join(&[lines[0], "{oops", lines[2]]),
+                "line 2 is not a journal entry",
+            ),
         ];
         for (name, bytes, want) in cases {
             let v = verify_bytes(bytes.as_bytes());

@@ -11,7 +11,10 @@
 
 mod accept;
 mod preflight;
+mod resume;
 mod step;
+
+pub use resume::{Journaled, Resume, resume};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -167,6 +170,11 @@ pub fn execute(run: &mut Run<'_>) -> Result<Outcome> {
         },
     )?;
     let result = walk(run, &array);
+    finish(run, result)
+}
+
+/// Switch off the LEDs the walk left on and record how the run ended.
+pub(crate) fn finish(run: &mut Run<'_>, result: WalkResult) -> Result<Outcome> {
     let (outcome, leds) = match result {
         Ok((leds, ())) => (Ok(Outcome::Completed), leds),
         Err((leds, stop)) => (finish_stop(run, stop), leds),

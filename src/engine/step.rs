@@ -12,7 +12,7 @@ use crate::runbook::model::{Confirm, Role, Step, StepKind, WaitUntil};
 use crate::sanitize::sanitize;
 
 /// How long a command's expectation may take to show in the kernel.
-const COMMAND_SETTLE: Duration = Duration::from_secs(30);
+pub(crate) const COMMAND_SETTLE: Duration = Duration::from_secs(30);
 /// How long a physical step may take when the runbook does not say.
 const PHYSICAL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// How long a wait may take when the runbook does not say.
@@ -118,6 +118,14 @@ impl Walk<'_, '_> {
             StepKind::Locate { on } => self.locate(step, *on)?,
         }
 
+        self.conclude(step)
+    }
+
+    /// The end of a step: guard after, bind the new drive, quarantine,
+    /// step-completed. A resume enters here for a step whose expectation
+    /// already holds.
+    pub(crate) fn conclude(&mut self, step: &Step) -> StepResult<()> {
+        let id = step.id.clone();
         // Guard after: the step's end state must hold exactly.
         let after = self.look(&id, Depth::Full)?;
         if step.expect.new.is_some() && self.new.is_none() {
@@ -138,7 +146,12 @@ impl Walk<'_, '_> {
         if let Some(n) = step.expect.new {
             self.new_now = Some(n);
         }
-        if step.quarantine == Some(Role::Target) {
+        // Already quarantined: a resumed step that had got this far.
+        let known = self
+            .quarantined
+            .iter()
+            .any(|q| q.key() == self.target.key());
+        if step.quarantine == Some(Role::Target) && !known {
             let drive = self.target.id.clone();
             self.quarantined.push(drive.clone());
             self.record(Event::Quarantined {
@@ -168,7 +181,7 @@ impl Walk<'_, '_> {
         Ok(())
     }
 
-    fn instruction(&self, step: &Step) -> anyhow::Result<String> {
+    pub(crate) fn instruction(&self, step: &Step) -> anyhow::Result<String> {
         if let Some(say) = &step.say {
             return self.render(&say.text);
         }
@@ -188,11 +201,15 @@ impl Walk<'_, '_> {
     }
 
     fn ask_yes_no(&mut self, step: &Step, prompt: &str) -> StepResult<()> {
-        let answer = self.run.operator.ask(&Question {
-            step_id: step.id.clone(),
-            prompt: prompt.into(),
-            kind: QuestionKind::YesNo,
-        })?;
+        let answer = self
+            .run
+            .operator
+            .ask(&Question {
+                step_id: step.id.clone(),
+                prompt: prompt.into(),
+                kind: QuestionKind::YesNo,
+            })
+            .map_err(|e| operator_stop(self.interrupted(), &step.id, e))?;
         self.record(Event::Answer {
             step: step.id.clone(),
             question: prompt.into(),
@@ -235,13 +252,17 @@ impl Walk<'_, '_> {
                     ),
                     false,
                 );
-                let answer = self.run.operator.ask(&Question {
-                    step_id: step.id.clone(),
-                    prompt: prompt.clone(),
-                    kind: QuestionKind::TypeExact {
-                        expected: expected.clone(),
-                    },
-                })?;
+                let answer = self
+                    .run
+                    .operator
+                    .ask(&Question {
+                        step_id: step.id.clone(),
+                        prompt: prompt.clone(),
+                        kind: QuestionKind::TypeExact {
+                            expected: expected.clone(),
+                        },
+                    })
+                    .map_err(|e| operator_stop(self.interrupted(), &step.id, e))?;
                 let typed = answer_text(&answer);
                 self.record(Event::Answer {
                     step: step.id.clone(),
@@ -272,7 +293,7 @@ impl Walk<'_, '_> {
 
     /// Watch until the step's expectation holds, the guard halts, or the
     /// deadline passes.
-    fn watch(&mut self, step: &Step, deadline: Duration) -> StepResult<()> {
+    pub(crate) fn watch(&mut self, step: &Step, deadline: Duration) -> StepResult<()> {
         let start = self.run.clock.now_ms();
         let end = start.saturating_add(deadline.as_millis() as u64);
         let smart_poll = self.run.runbook.guard.smart_poll.as_millis() as u64;
@@ -343,7 +364,7 @@ impl Walk<'_, '_> {
         });
     }
 
-    fn describe_wait(&self, step: &Step, now: &Snapshot) -> String {
+    pub(crate) fn describe_wait(&self, step: &Step, now: &Snapshot) -> String {
         let mut parts = Vec::new();
         if let Some(t) = step.expect.target {
             parts.push(format!(
@@ -523,7 +544,25 @@ impl Walk<'_, '_> {
     }
 }
 
-fn answer_text(answer: &Answer) -> String {
+/// A question that got no answer: an interrupt when a signal arrived or the
+/// technician pressed Ctrl-C at the prompt (read as a key in raw mode),
+/// otherwise an error.
+pub(crate) fn operator_stop(interrupted: bool, step: &str, e: anyhow::Error) -> Stop {
+    let ctrl_c = e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::Interrupted)
+    });
+    if interrupted || ctrl_c {
+        Stop::Interrupt {
+            step: step.to_string(),
+        }
+    } else {
+        Stop::Error(e)
+    }
+}
+
+pub(crate) fn answer_text(answer: &Answer) -> String {
     match answer {
         Answer::Yes => "yes".into(),
         Answer::No => "no".into(),

@@ -1,0 +1,729 @@
+//! Resuming a run that stopped without finishing: a crash, a power cut, a
+//! closed terminal, Ctrl-C.
+//!
+//! The journal is the only memory. [`Journaled::read`] replays it into what
+//! the walk knew: the baseline, the target, the new drive, the drives
+//! quarantined, the steps completed and the step in flight. [`resume`] then
+//! walks on from there, under three rules that keep a resumed run as safe as
+//! an unbroken one:
+//!
+//! - **Look first.** A fresh full snapshot is compared with the original
+//!   baseline (the guard's baseline never moves) under what the step in
+//!   flight allows. A survivor that degraded while nothing was watching is a
+//!   halt, as it would have been had the tool been running.
+//! - **Never twice without asking.** A step that was started and not
+//!   finished is not silently run again. If its expectation already holds
+//!   (the command ran, the drive was pulled) it is marked done, through the
+//!   same checks as a step that finishes normally (acceptance of a new drive,
+//!   quarantine). A command whose result was journaled is never run again:
+//!   the engine only watches for its effect. Otherwise the technician is
+//!   shown the step and the current state, and chooses.
+//! - **Completed steps stay completed.** The walk continues with the first
+//!   step not completed, in runbook order.
+//!
+//! Simulated runs cannot be resumed from another process: the simulated
+//! hardware lived in the process that died. The crash tests therefore
+//! resume in-process with the same simulator still alive, which models a
+//! process crash while the hardware keeps its state (see `tests` below).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::backend::Depth;
+use crate::engine::step::{COMMAND_SETTLE, operator_stop};
+use crate::engine::{
+    Outcome, Run, Stop, Walk, WalkResult, bind_drive, finish, initial_expect, panel_lines,
+    preflight, record, walk,
+};
+use crate::health::guard::Observed;
+use crate::health::model::{Drive, Identity, Snapshot};
+use crate::journal::{self, Event};
+use crate::operator::{Answer, HaltReport, NoteLevel, Question, QuestionKind, StepView};
+use crate::runbook::model::{Confirm, DriveExpect, Runbook, Step, StepKind};
+use crate::runbook::template::Vars;
+use crate::sanitize::sanitize;
+
+/// What a session's journal says happened.
+#[derive(Clone, Debug, Default)]
+pub struct Journaled {
+    pub session: String,
+    /// The runbook path as given when the run started.
+    pub runbook: PathBuf,
+    pub runbook_hash: String,
+    pub backend: String,
+    pub params: BTreeMap<String, String>,
+    /// When the run started (RFC 3339).
+    pub started_at: String,
+    /// When the last entry was written (RFC 3339).
+    pub last_at: String,
+    pub baseline: Option<Snapshot>,
+    pub preflight_passed: bool,
+    /// Steps completed, in the order they completed.
+    pub completed: Vec<String>,
+    /// The step started and not finished.
+    pub unfinished: Option<Unfinished>,
+    pub new_drive: Option<Identity>,
+    pub quarantined: Vec<Identity>,
+    /// Drives (as described in the journal) whose LED is still on.
+    pub leds_on: Vec<String>,
+    /// Answers given, per step, over the whole session.
+    pub answers: BTreeMap<String, usize>,
+    /// How the run ended, if it did.
+    pub ended: Option<Ended>,
+    /// Whole entries read.
+    pub entries: usize,
+}
+
+/// The step in flight when the run stopped, and what the journal says it
+/// did before it stopped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Unfinished {
+    pub step: String,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// Answers given in this attempt, in order.
+    pub answers: Vec<String>,
+    /// The command's result when it was journaled: whether it succeeded.
+    pub command: Option<bool>,
+    /// A locate LED was switched for it.
+    pub located: bool,
+}
+
+/// How a journaled run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The run-finished entry: the outcome's name and the exit code.
+    Finished { outcome: String, exit_code: i64 },
+    /// A halt, refusal or abort was journaled, and then the process died
+    /// before run-finished.
+    Stopped {
+        kind: String,
+        step: String,
+        headline: String,
+        details: Vec<String>,
+    },
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn parse<T: serde::de::DeserializeOwned>(v: &Value, key: &str, seq: u64) -> Result<T> {
+    let field = v.get(key).cloned().unwrap_or(Value::Null);
+    serde_json::from_value(field)
+        .with_context(|| format!("journal entry {seq} has an unreadable `{key}`"))
+}
+
+impl Journaled {
+    /// Read and replay a session journal. A torn last line is skipped.
+    pub fn read(path: &Path) -> Result<Journaled> {
+        let entries = journal::read(path)?;
+        Journaled::replay(&entries)
+            .with_context(|| format!("cannot replay journal `{}`", path.display()))
+    }
+
+    /// Replay journal entries in order.
+    pub fn replay(entries: &[Value]) -> Result<Journaled> {
+        let mut j = Journaled::default();
+        let Some(first) = entries.first() else {
+            bail!("the journal is empty");
+        };
+        if text(first, "event") != "run-started" {
+            bail!("the journal does not begin with run-started");
+        }
+        for e in entries {
+            let seq = e.get("seq").and_then(Value::as_u64).unwrap_or(0);
+            let step = text(e, "step");
+            j.last_at = text(e, "at");
+            j.entries += 1;
+            match text(e, "event").as_str() {
+                "run-started" => {
+                    j.session = text(e, "session");
+                    j.runbook = PathBuf::from(text(e, "runbook"));
+                    j.runbook_hash = text(e, "runbook_hash");
+                    j.backend = text(e, "backend");
+                    j.params = parse(e, "params", seq)?;
+                    j.started_at = text(e, "at");
+                }
+                "resumed" => j.ended = None,
+                "snapshot" if text(e, "label") == "baseline" => {
+                    j.baseline = Some(parse(e, "snapshot", seq)?);
+                }
+                "preflight-passed" => j.preflight_passed = true,
+                "step-started" => {
+                    j.unfinished = Some(Unfinished {
+                        step,
+                        started_at: text(e, "at"),
+                        ..Unfinished::default()
+                    });
+                }
+                "answer" => {
+                    *j.answers.entry(step.clone()).or_default() += 1;
+                    if let Some(u) = j.unfinished.as_mut().filter(|u| u.step == step) {
+                        u.answers.push(text(e, "answer"));
+                    }
+                }
+                "command" => {
+                    if let Some(u) = j.unfinished.as_mut().filter(|u| u.step == step) {
+                        let out = e.get("output");
+                        let code = out.and_then(|o| o.get("code")).and_then(Value::as_i64);
+                        let timed_out = out
+                            .and_then(|o| o.get("timed_out"))
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false);
+                        u.command = Some(code == Some(0) && !timed_out);
+                    }
+                }
+                "locate" => {
+                    let drive = text(e, "drive");
+                    let on = e.get("on").and_then(Value::as_bool).unwrap_or(false);
+                    let switched = e
+                        .get("outcome")
+                        .and_then(|o| o.get("led"))
+                        .and_then(Value::as_str)
+                        == Some("switched");
+                    if let Some(u) = j.unfinished.as_mut().filter(|u| u.step == step) {
+                        u.located = true;
+                    }
+                    j.leds_on.retain(|d| d != &drive);
+                    if on && switched {
+                        j.leds_on.push(drive);
+                    }
+                }
+                "new-drive" => j.new_drive = Some(parse(e, "drive", seq)?),
+                "quarantined" => j.quarantined.push(parse(e, "drive", seq)?),
+                "step-completed" => {
+                    if j.unfinished.as_ref().is_some_and(|u| u.step == step) {
+                        j.unfinished = None;
+                    }
+                    if !j.completed.contains(&step) {
+                        j.completed.push(step);
+                    }
+                }
+                "halted" => {
+                    j.ended = Some(Ended::Stopped {
+                        kind: "halted".into(),
+                        step,
+                        headline: text(e, "headline"),
+                        details: parse(e, "details", seq)?,
+                    });
+                }
+                "refused" => {
+                    j.ended = Some(Ended::Stopped {
+                        kind: "refused".into(),
+                        step: "preflight".into(),
+                        headline: "preflight refused to start: nothing was touched".into(),
+                        details: parse(e, "reasons", seq)?,
+                    });
+                }
+                "aborted" => {
+                    j.ended = Some(Ended::Stopped {
+                        kind: "aborted".into(),
+                        step,
+                        headline: text(e, "reason"),
+                        details: vec![],
+                    });
+                }
+                "run-finished" => {
+                    j.ended = Some(Ended::Finished {
+                        outcome: text(e, "outcome"),
+                        exit_code: e.get("exit_code").and_then(Value::as_i64).unwrap_or(-1),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(j)
+    }
+
+    pub fn array(&self) -> Option<&str> {
+        self.params.get("array").map(String::as_str)
+    }
+
+    /// Why this session cannot be resumed, or `None` when it can: it
+    /// stopped without finishing, was interrupted, or ended in an error.
+    pub fn not_resumable(&self) -> Option<String> {
+        match &self.ended {
+            None | Some(Ended::Stopped { .. }) => None,
+            Some(Ended::Finished { outcome, .. })
+                if outcome == "interrupted" || outcome.starts_with("error") =>
+            {
+                None
+            }
+            Some(Ended::Finished { outcome, .. }) => Some(format!(
+                "session `{}` already finished ({outcome}); start a new run instead",
+                self.session
+            )),
+        }
+    }
+}
+
+/// A resume: the replayed journal and what the command layer decided.
+pub struct Resume<'j> {
+    pub journaled: &'j Journaled,
+    /// Bytes of a torn last line cut off when the journal was reopened.
+    pub dropped_torn_bytes: u64,
+    /// Why the run goes on although the runbook changed since it started.
+    pub runbook_changed_reason: Option<String>,
+}
+
+/// Continue a journaled run. `run.journal` is the session's journal,
+/// reopened for appending; `run.params` are the journaled parameters.
+pub fn resume(run: &mut Run<'_>, from: &Resume<'_>) -> Result<Outcome> {
+    let j = from.journaled;
+    let array = run
+        .params
+        .get("array")
+        .cloned()
+        .context("the journal names no array")?;
+    record(
+        run,
+        Event::Resumed {
+            session: run.session.clone(),
+            pid: std::process::id(),
+            runbook_hash: run.runbook.hash.clone(),
+            runbook_changed_reason: from.runbook_changed_reason.clone(),
+            dropped_torn_bytes: from.dropped_torn_bytes,
+            completed: j.completed.clone(),
+            unfinished: j.unfinished.as_ref().map(|u| u.step.clone()),
+        },
+    )?;
+    if let Some(Ended::Stopped {
+        kind,
+        step,
+        headline,
+        details,
+    }) = &j.ended
+    {
+        return finish_stopped(run, kind, step, headline, details);
+    }
+    let result = match &j.baseline {
+        // Nothing was looked at yet, let alone touched: start from the top.
+        None => walk(run, &array),
+        Some(baseline) => resume_walk(run, &array, j, baseline.clone()),
+    };
+    finish(run, result)
+}
+
+/// The run had already stopped (halt, refusal, abort) when the process
+/// died: record how it ended and say so again.
+fn finish_stopped(
+    run: &mut Run<'_>,
+    kind: &str,
+    step: &str,
+    headline: &str,
+    details: &[String],
+) -> Result<Outcome> {
+    let report = HaltReport {
+        step_id: step.to_string(),
+        headline: headline.to_string(),
+        details: details.to_vec(),
+        guidance: run.runbook.on_halt.clone(),
+    };
+    let outcome = match kind {
+        "halted" => Outcome::Halted(report.clone()),
+        "refused" => Outcome::Refused(report.clone()),
+        _ => Outcome::Aborted {
+            step: step.to_string(),
+            reason: headline.to_string(),
+        },
+    };
+    match &outcome {
+        Outcome::Aborted { .. } => run.operator.note(
+            NoteLevel::Warn,
+            &format!("this run had already been aborted at step `{step}`: {headline}"),
+        ),
+        _ => run.operator.halted(&report),
+    }
+    record(
+        run,
+        Event::RunFinished {
+            outcome: outcome.kind().into(),
+            exit_code: crate::exit::for_outcome(&outcome),
+        },
+    )?;
+    Ok(outcome)
+}
+
+fn resume_walk(run: &mut Run<'_>, array: &str, j: &Journaled, baseline: Snapshot) -> WalkResult {
+    let target = match preflight::resolve_target(run, &baseline) {
+        Ok(t) => t,
+        Err(stop) => return Err((vec![], stop)),
+    };
+    // What the target and new drive must look like now: replay the
+    // expectations of the steps completed, in the order they completed.
+    let mut target_now = initial_expect(Observed::of(Some(&target)));
+    let mut new_now = None;
+    for id in &j.completed {
+        if let Some(step) = run.runbook.step(id) {
+            if let Some(t) = step.expect.target {
+                target_now = t;
+            }
+            if let Some(n) = step.expect.new {
+                new_now = Some(n);
+            }
+        }
+    }
+    let new = j.new_drive.clone().map(|id| Drive {
+        id,
+        member: None,
+        counters: BTreeMap::new(),
+        smart: None,
+        blank: None,
+    });
+    let mut leds_on = Vec::new();
+    for described in &j.leds_on {
+        for id in [Some(&target.id), new.as_ref().map(|d| &d.id)]
+            .into_iter()
+            .flatten()
+        {
+            if &id.describe() == described && !leds_on.contains(id) {
+                leds_on.push(id.clone());
+            }
+        }
+    }
+    let mut walk = Walk {
+        array: array.to_string(),
+        target_now,
+        target,
+        new,
+        new_now,
+        vars: Vars::new(),
+        quarantined: j.quarantined.clone(),
+        leds_on,
+        last_full_ms: baseline.at_ms,
+        baseline,
+        run,
+    };
+    let result = walk.resume_all(j);
+    let leds = std::mem::take(&mut walk.leds_on);
+    match result {
+        Ok(()) => Ok((leds, ())),
+        Err(stop) => Err((leds, stop)),
+    }
+}
+
+type StepResult<T> = std::result::Result<T, Stop>;
+
+impl Walk<'_, '_> {
+    fn resume_all(&mut self, j: &Journaled) -> StepResult<()> {
+        let runbook: &Runbook = self.run.runbook;
+        self.bind_params()?;
+        if let Some(id) = self.new.as_ref().map(|d| d.id.clone()) {
+            bind_drive(&mut self.vars, "new", &id);
+        }
+        if !j.preflight_passed {
+            preflight::check(self)?;
+            self.record(Event::PreflightPassed)?;
+        }
+        let unfinished = j
+            .unfinished
+            .as_ref()
+            .and_then(|u| runbook.step(&u.step).map(|s| (u, s)));
+        let here = unfinished.map_or("resume", |(_, s)| s.id.as_str());
+
+        // Look first: did anything degrade while nothing was watching?
+        let fresh = self.look(here, Depth::Full)?;
+        if let Some(key) = self.new.as_ref().map(Drive::key)
+            && let Some(d) = fresh.drive(&key)
+        {
+            self.new = Some(d.clone());
+        }
+        let allowed = match unfinished {
+            Some((_, step)) => self.allowed(Some(step), false),
+            None => self.allowed(None, true),
+        };
+        if let Err(stop) = self.guard(here, &fresh, &allowed) {
+            return Err(unwatched(stop, &j.last_at));
+        }
+        self.record(Event::Snapshot {
+            label: "resume".into(),
+            snapshot: fresh.clone(),
+        })?;
+        let done = j.completed.len();
+        let total = runbook.steps.len();
+        self.run.operator.note(
+            NoteLevel::Info,
+            &format!(
+                "resuming session `{}`: {done} of {total} steps were completed; nothing degraded while swapguard was not watching",
+                sanitize(&j.session, false)
+            ),
+        );
+        self.run.operator.health(&panel_lines(
+            &self.baseline,
+            &fresh,
+            &self.target.key(),
+            self.new.as_ref().map(Drive::key).as_ref(),
+        ));
+
+        if let Some((u, step)) = unfinished {
+            let number = position(runbook, &step.id);
+            self.settle(u, step, &fresh, number, total)?;
+        }
+        for (index, step) in runbook.steps.iter().enumerate() {
+            if j.completed.contains(&step.id) || unfinished.is_some_and(|(_, s)| s.id == step.id) {
+                continue;
+            }
+            if self.interrupted() {
+                return Err(Stop::Interrupt {
+                    step: step.id.clone(),
+                });
+            }
+            self.step(step, index + 1, total)?;
+        }
+        self.run.operator.note(
+            NoteLevel::Good,
+            "all steps done; the array is guarded no longer",
+        );
+        Ok(())
+    }
+
+    /// Decide what to do with the step that was in flight.
+    fn settle(
+        &mut self,
+        u: &Unfinished,
+        step: &Step,
+        fresh: &Snapshot,
+        number: usize,
+        total: usize,
+    ) -> StepResult<()> {
+        if let Some(reason) = self.journaled_refusal(step, u) {
+            // The answer that stops the run was given and journaled; the
+            // abort it leads to only was not.
+            return Err(Stop::Abort {
+                step: step.id.clone(),
+                reason,
+            });
+        }
+        let has_expect = !step.expect.is_empty() || matches!(step.kind, StepKind::Wait { .. });
+        let holds = has_expect && self.expectation_holds(step, fresh);
+        let (done, why) = match &step.kind {
+            StepKind::Confirm => (
+                u.answers.iter().any(|a| a == "yes"),
+                "the technician had confirmed it",
+            ),
+            StepKind::Locate { .. } => (u.located, "its LED had been switched"),
+            StepKind::Command { .. } if holds => (
+                true,
+                if u.command.is_some() {
+                    "its command ran and its expected result is there"
+                } else {
+                    "its expected result is there (the command's output was not journaled before the interruption)"
+                },
+            ),
+            StepKind::Command { .. } => (
+                !has_expect && u.command == Some(true),
+                "its command ran and succeeded",
+            ),
+            StepKind::Physical | StepKind::Wait { .. } => {
+                (holds, "its expected result is already there")
+            }
+        };
+        let id = step.id.clone();
+        // A rebuild that finished while nothing was watching is further
+        // along than the step expects, not a failure: the step is done, and
+        // its end state is the one now seen.
+        let advanced = if done { None } else { advanced(step) };
+        if let Some(step) = advanced.filter(|a| self.expectation_holds(a, fresh)) {
+            self.record(Event::ResumeDecision {
+                step: id.clone(),
+                decision: "done-already".into(),
+                detail: "its result is there and has moved on (the rebuild finished)".into(),
+            })?;
+            return self.conclude(&step);
+        }
+        if done {
+            self.record(Event::ResumeDecision {
+                step: id.clone(),
+                decision: "done-already".into(),
+                detail: why.into(),
+            })?;
+            self.run.operator.note(
+                NoteLevel::Good,
+                &format!(
+                    "step `{id}` was under way when the run stopped; {why}, so it counts as done"
+                ),
+            );
+            return self.conclude(step);
+        }
+        if let (StepKind::Command { .. }, Some(succeeded)) = (&step.kind, u.command) {
+            // The journal holds the command's result: it is never run twice.
+            if !succeeded && !step.optional {
+                return Err(Stop::Halt {
+                    step: id.clone(),
+                    headline: format!(
+                        "step `{id}` failed before the run stopped (its command's output is in the journal)"
+                    ),
+                    violations: vec![],
+                });
+            }
+            self.record(Event::ResumeDecision {
+                step: id.clone(),
+                decision: "watch-again".into(),
+                detail: "the command ran; watching for its expected result".into(),
+            })?;
+            self.run.operator.note(
+                NoteLevel::Info,
+                &format!("step `{id}`: its command ran before the run stopped; it is not run again, swapguard watches for its result"),
+            );
+            self.watch(step, step.timeout.unwrap_or(COMMAND_SETTLE))?;
+            return self.conclude(step);
+        }
+
+        // Nothing shows the step finished: show it and the state now, and
+        // let the technician choose.
+        let text = self.instruction(step)?;
+        let argv = match &step.kind {
+            StepKind::Command { run, .. } => Some(
+                run.iter()
+                    .map(|t| self.render(&t.text))
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            ),
+            _ => None,
+        };
+        self.run
+            .operator
+            .show_step(&StepView {
+                id: id.clone(),
+                kind: step.kind.name().into(),
+                number,
+                total,
+                text: sanitize(&text, true),
+                argv: argv.clone(),
+            })
+            .map_err(|e| operator_stop(self.interrupted(), &id, e))?;
+        let state = if has_expect {
+            self.describe_wait(step, fresh)
+        } else {
+            "swapguard cannot see from the array whether it was done".into()
+        };
+        self.run.operator.note(
+            NoteLevel::Warn,
+            &sanitize(
+                &format!(
+                    "step `{id}` was started at {} and did not finish; now: {state}",
+                    u.started_at
+                ),
+                false,
+            ),
+        );
+        let prompt = match (&argv, u.answers.is_empty()) {
+            (Some(argv), false) => format!(
+                "The journal cannot tell whether `{}` ran before the run stopped. Start step `{id}` again (its confirmation is asked again)?",
+                argv.join(" ")
+            ),
+            _ => format!("Start step `{id}` again from its beginning?"),
+        };
+        let answer = self
+            .run
+            .operator
+            .ask(&Question {
+                step_id: resume_question_id(&id),
+                prompt: sanitize(&prompt, false),
+                kind: QuestionKind::YesNo,
+            })
+            .map_err(|e| operator_stop(self.interrupted(), &id, e))?;
+        self.record(Event::Answer {
+            step: resume_question_id(&id),
+            question: prompt,
+            answer: crate::engine::step::answer_text(&answer),
+        })?;
+        if answer != Answer::Yes {
+            self.record(Event::ResumeDecision {
+                step: id.clone(),
+                decision: "declined".into(),
+                detail: state,
+            })?;
+            return Err(Stop::Abort {
+                step: id.clone(),
+                reason: format!(
+                    "the technician chose not to start step `{id}` again after the interruption"
+                ),
+            });
+        }
+        self.record(Event::ResumeDecision {
+            step: id,
+            decision: "run-again".into(),
+            detail: state,
+        })?;
+        self.step(step, number, total)
+    }
+}
+
+/// The step with `rebuilding` expectations moved on to `in-sync`, if it has
+/// any.
+fn advanced(step: &Step) -> Option<Step> {
+    let up = |e: Option<DriveExpect>| match e {
+        Some(DriveExpect::Rebuilding) => Some(DriveExpect::InSync),
+        other => other,
+    };
+    let mut s = step.clone();
+    s.expect.target = up(step.expect.target);
+    s.expect.new = up(step.expect.new);
+    (s.expect != step.expect).then_some(s)
+}
+
+impl Walk<'_, '_> {
+    /// The abort a journaled answer of the step in flight decided: a no, or a
+    /// typed confirmation that does not match.
+    fn journaled_refusal(&self, step: &Step, u: &Unfinished) -> Option<String> {
+        if u.answers.iter().any(|a| a == "no") {
+            return Some("the technician answered no".into());
+        }
+        let Confirm::TypeSerial(role) = step.confirm else {
+            return None;
+        };
+        let typed = u.answers.last()?;
+        let serial = self.drive_for(role)?.id.serial.clone().unwrap_or_default();
+        let chars: Vec<char> = serial.chars().collect();
+        let expected: String = chars[chars.len().saturating_sub(4)..].iter().collect();
+        (typed.trim() != expected).then(|| {
+            format!(
+                "typed `{}` but the serial ends in `{expected}`; nothing was run",
+                sanitize(typed.trim(), false)
+            )
+        })
+    }
+}
+
+/// The key of the question a resume asks about the step in flight, in
+/// scripted answers files: `resume-<step>`.
+pub fn resume_question_id(step: &str) -> String {
+    format!("resume-{step}")
+}
+
+fn position(runbook: &Runbook, id: &str) -> usize {
+    runbook
+        .steps
+        .iter()
+        .position(|s| s.id == id)
+        .map_or(0, |i| i + 1)
+}
+
+/// A halt found by the first look of a resume happened while nothing was
+/// watching: say so.
+fn unwatched(stop: Stop, since: &str) -> Stop {
+    match stop {
+        Stop::Halt {
+            step,
+            headline,
+            violations,
+        } => Stop::Halt {
+            step,
+            headline: format!(
+                "while swapguard was not running (last journal entry {since}): {headline}"
+            ),
+            violations,
+        },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests;

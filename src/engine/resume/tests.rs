@@ -1,0 +1,358 @@
+//! Crash tests: every shipped scenario is run and killed right after its
+//! Nth journal write, for every N, then resumed; the run must end as it
+//! would have without the crash, no command may run twice, and the journal
+//! must be whole.
+//!
+//! How a crash is modelled. A dry-run's hardware is the simulator, which
+//! lives in the process; a real crash would take it along. So the run and
+//! its resume happen in one test process: the journal's test kill switch
+//! ([`TestCrash`]) stops all journal writes after write N, and the
+//! [`Crashable`] backend wrapped around the simulator refuses every call
+//! from then on, so the dead run can do nothing more. The resume then opens
+//! the same journal file again and drives the *same* simulator instance,
+//! whose state (drives pulled, rebuild progress, the simulated clock) is
+//! what real hardware would still have after the tool died. Two crash
+//! points are tried for each N: right after write N, and just before write
+//! N+1 (everything between the writes, such as running a command, has
+//! happened but is not journaled). The simulator's time stands still while
+//! no one is running; the real world's would not, which the
+//! `rebuild_finished_while_no_one_watched` test covers.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use crate::backend::sim::SimBackend;
+use crate::backend::sim::scenario::{self, Scenario};
+use crate::backend::{Backend, CommandOutput, Depth, LocateOutcome, StepPhase};
+use crate::clock::SimClock;
+use crate::engine::{self, Journaled, Outcome, Resume, Run};
+use crate::health::model::{Identity, Snapshot};
+use crate::journal::{self, Journal, TestCrash};
+use crate::operator::scripted::ScriptedOperator;
+use crate::runbook::load;
+use crate::runbook::model::{Runbook, Step};
+
+/// The simulator behind a switch that the journal's kill switch throws.
+struct Crashable {
+    inner: SimBackend,
+    dead: Arc<AtomicBool>,
+    /// Every argv executed, over the crashed run and its resume.
+    executed: Rc<RefCell<Vec<Vec<String>>>>,
+}
+
+impl Crashable {
+    fn alive(&self) -> Result<()> {
+        if self.dead.load(Ordering::SeqCst) {
+            bail!("the process is dead");
+        }
+        Ok(())
+    }
+}
+
+impl Backend for Crashable {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn arrays(&mut self) -> Result<Vec<String>> {
+        self.alive()?;
+        self.inner.arrays()
+    }
+    fn snapshot(&mut self, array: &str, depth: Depth) -> Result<Snapshot> {
+        self.alive()?;
+        self.inner.snapshot(array, depth)
+    }
+    fn wait(&mut self, timeout: Duration) -> Result<()> {
+        self.alive()?;
+        self.inner.wait(timeout)
+    }
+    fn execute(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput> {
+        self.alive()?;
+        self.executed.borrow_mut().push(argv.to_vec());
+        self.inner.execute(argv, timeout)
+    }
+    fn locate(&mut self, drive: &Identity, on: bool) -> Result<LocateOutcome> {
+        self.alive()?;
+        self.inner.locate(drive, on)
+    }
+    fn step_phase(&mut self, step: &Step, phase: StepPhase, target: &Identity) {
+        if !self.dead.load(Ordering::SeqCst) {
+            self.inner.step_phase(step, phase, target);
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn runbook(path: &Path) -> Runbook {
+    load::load(path)
+        .unwrap()
+        .runbook
+        .expect("shipped runbook loads")
+}
+
+fn scenarios() -> Vec<(Runbook, Scenario)> {
+    let mut out = Vec::new();
+    let dir = root().join("runbooks/scenarios");
+    let mut runbook_dirs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    runbook_dirs.sort();
+    for d in runbook_dirs {
+        let name = d.file_name().unwrap().to_string_lossy().to_string();
+        let rb = runbook(&root().join(format!("runbooks/{name}.toml")));
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files {
+            out.push((rb.clone(), scenario::load(&f).unwrap()));
+        }
+    }
+    assert!(out.len() >= 10, "found {} scenarios", out.len());
+    out
+}
+
+/// What one crash-and-resume produced.
+struct Crashed {
+    /// The outcome of the first run, when it got to the end.
+    first: Option<Outcome>,
+    resumed: Option<Outcome>,
+    executed: Vec<Vec<String>>,
+    journal: Vec<serde_json::Value>,
+    verified: journal::Verification,
+}
+
+/// Run `scenario`, dying after journal write `crash_after` (never, with
+/// `None`), then resume if the run did not finish.
+fn crash_and_resume(
+    runbook: &Runbook,
+    scenario: &Scenario,
+    crash_after: Option<u64>,
+    at_once: bool,
+) -> Crashed {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = SimClock::new();
+    let dead = Arc::new(AtomicBool::new(false));
+    let executed = Rc::new(RefCell::new(Vec::new()));
+    let mut backend = Crashable {
+        inner: SimBackend::new(scenario, clock.clone()).unwrap(),
+        dead: Arc::clone(&dead),
+        executed: Rc::clone(&executed),
+    };
+    let session = "md0-crash".to_string();
+    let mut journal = Journal::create(dir.path(), &session).unwrap();
+    let path = journal.path().to_path_buf();
+    journal.test_crash = crash_after.map(|after| TestCrash {
+        after,
+        at_once,
+        dead: Arc::clone(&dead),
+    });
+    let interrupted = AtomicBool::new(false);
+    let mut operator =
+        ScriptedOperator::new(scenario.answers.clone(), true, Box::new(std::io::sink()));
+    let first = {
+        let mut run = Run {
+            runbook,
+            params: scenario.params.clone(),
+            backend: &mut backend,
+            operator: &mut operator,
+            clock: &clock,
+            journal: &mut journal,
+            interrupted: &interrupted,
+            session: session.clone(),
+        };
+        engine::execute(&mut run)
+    };
+    drop(journal);
+    let died = dead.load(Ordering::SeqCst);
+    let first = match first {
+        Ok(o) if !died => Some(o),
+        Ok(_) => None,
+        Err(e) => {
+            assert!(died, "the run failed without a crash: {e:#}");
+            None
+        }
+    };
+    let mut resumed = None;
+    if first.is_none() {
+        // The process is restarted: the hardware is as the dead run left it.
+        dead.store(false, Ordering::SeqCst);
+        let journaled = Journaled::read(&path).unwrap();
+        assert!(journaled.not_resumable().is_none());
+        let (mut journal, torn) = Journal::reopen(&path).unwrap();
+        assert_eq!(torn, 0);
+        let mut answers = scenario.answers.clone();
+        for (step, used) in &journaled.answers {
+            if let Some(list) = answers.get_mut(step) {
+                list.drain(..(*used).min(list.len()));
+            }
+        }
+        answers.retain(|_, list| !list.is_empty());
+        let mut operator = ScriptedOperator::new(answers, true, Box::new(std::io::sink()));
+        let mut run = Run {
+            runbook,
+            params: journaled.params.clone(),
+            backend: &mut backend,
+            operator: &mut operator,
+            clock: &clock,
+            journal: &mut journal,
+            interrupted: &interrupted,
+            session: session.clone(),
+        };
+        let outcome = engine::resume(
+            &mut run,
+            &Resume {
+                journaled: &journaled,
+                dropped_torn_bytes: 0,
+                runbook_changed_reason: None,
+            },
+        )
+        .unwrap_or_else(|e| panic!("resume failed: {e:#}"));
+        resumed = Some(outcome);
+    }
+    let executed = executed.borrow().clone();
+    Crashed {
+        first,
+        resumed,
+        executed,
+        journal: journal::read(&path).unwrap(),
+        verified: journal::verify(&path).unwrap(),
+    }
+}
+
+fn count<'a>(journal: &'a [serde_json::Value], event: &str) -> BTreeMap<&'a str, usize> {
+    let mut out = BTreeMap::new();
+    for e in journal.iter().filter(|e| e["event"] == event) {
+        *out.entry(e["step"].as_str().unwrap_or("")).or_default() += 1;
+    }
+    out
+}
+
+#[test]
+fn killed_after_every_journal_write_every_scenario_resumes_to_the_same_end() {
+    let mut runs = 0;
+    for (runbook, scenario) in scenarios() {
+        let clean = crash_and_resume(&runbook, &scenario, None, true);
+        let expected = clean.first.expect("an uncrashed run finishes");
+        let writes = clean.journal.len() as u64;
+        for n in 1..writes {
+            for at_once in [true, false] {
+                runs += 1;
+                let label = format!(
+                    "{} killed after write {n}{}",
+                    scenario.path.display(),
+                    if at_once { "" } else { " (before the next)" }
+                );
+                let c = crash_and_resume(&runbook, &scenario, Some(n), at_once);
+                let outcome = c.resumed.as_ref().or(c.first.as_ref()).unwrap();
+                // The end is the one an unbroken run reaches. (A resume may
+                // halt earlier than the unbroken run did, when it sees the
+                // survivor's damage at its first look.)
+                assert_eq!(outcome.kind(), expected.kind(), "{label}: {outcome:?}");
+                // No command ran twice.
+                let mut seen: Vec<&Vec<String>> = Vec::new();
+                for argv in &c.executed {
+                    if argv.first().is_some_and(|p| p == "mdadm") {
+                        assert!(!seen.contains(&argv), "{label}: ran twice: {argv:?}");
+                        seen.push(argv);
+                    }
+                }
+                // The journal is whole and ends with the run's end.
+                assert!(c.verified.is_intact(), "{label}: {:?}", c.verified);
+                let last = c.journal.last().unwrap();
+                assert_eq!(last["event"], "run-finished", "{label}");
+                assert_eq!(
+                    last["exit_code"],
+                    crate::exit::for_outcome(outcome),
+                    "{label}"
+                );
+                // No step completed twice, no drive quarantined twice.
+                for (step, n) in count(&c.journal, "step-completed") {
+                    assert_eq!(n, 1, "{label}: step `{step}` completed {n} times");
+                }
+                assert!(count(&c.journal, "quarantined").values().all(|&n| n == 1));
+            }
+        }
+    }
+    assert!(runs > 100, "only {runs} crash points");
+}
+
+#[test]
+fn killed_in_the_middle_of_the_rebuild_wait_the_swap_completes() {
+    let (runbook, scenario) = scenarios()
+        .into_iter()
+        .find(|(r, s)| {
+            r.step("fail").is_some() && s.path.ends_with("md-replace-member/healthy.toml")
+        })
+        .unwrap();
+    let clean = crash_and_resume(&runbook, &scenario, None, true);
+    let rebuild = clean
+        .journal
+        .iter()
+        .find(|e| e["event"] == "step-started" && e["step"] == "rebuild")
+        .unwrap();
+    let n = rebuild["seq"].as_u64().unwrap() + 1;
+    let c = crash_and_resume(&runbook, &scenario, Some(n), true);
+    assert_eq!(c.resumed, Some(Outcome::Completed));
+    let decision = c
+        .journal
+        .iter()
+        .find(|e| e["event"] == "resume-decision")
+        .unwrap();
+    assert_eq!(
+        (&decision["step"], &decision["decision"]),
+        (&"rebuild".into(), &"run-again".into())
+    );
+    let resumed = c.journal.iter().find(|e| e["event"] == "resumed").unwrap();
+    assert_eq!(resumed["unfinished"], "rebuild");
+    assert_eq!(
+        resumed["completed"],
+        serde_json::json!([
+            "antistatic",
+            "fail",
+            "remove",
+            "locate",
+            "pull",
+            "insert",
+            "add"
+        ])
+    );
+}
+
+#[test]
+fn a_command_that_ran_but_was_not_journaled_is_marked_done_not_run_again() {
+    let (runbook, scenario) = scenarios()
+        .into_iter()
+        .find(|(_, s)| s.path.ends_with("md-replace-member/healthy.toml"))
+        .unwrap();
+    let clean = crash_and_resume(&runbook, &scenario, None, true);
+    // The last write before `fail`'s command output: its before-snapshot.
+    let output = clean
+        .journal
+        .iter()
+        .find(|e| e["event"] == "command" && e["step"] == "fail")
+        .unwrap();
+    let n = output["seq"].as_u64().unwrap() - 1;
+    let c = crash_and_resume(&runbook, &scenario, Some(n), false);
+    assert_eq!(c.resumed, Some(Outcome::Completed));
+    let fails = c
+        .executed
+        .iter()
+        .filter(|a| a.iter().any(|x| x == "--fail"))
+        .count();
+    assert_eq!(fails, 1);
+    assert!(c.journal.iter().any(|e| e["event"] == "resume-decision"
+        && e["step"] == "fail"
+        && e["decision"] == "done-already"));
+}
