@@ -94,7 +94,59 @@ enum Cmd {
     },
     /// A guided swap of a simulated mirror, including a halt, for newcomers.
     Demo,
+    /// Continue a run that stopped without finishing (crash, closed
+    /// terminal, Ctrl-C): look at the array first, then go on from the first
+    /// step not completed.
+    #[command(after_help = format!("{RESUME_EXAMPLES}\n\n{}", exit::TABLE))]
+    Resume {
+        /// The session (journal name); default: the one unfinished session,
+        /// for `--array` when given.
+        session: Option<String>,
+        /// Pick the unfinished session of this array.
+        #[arg(long)]
+        array: Option<String>,
+        /// Use this runbook file instead of the path journaled at the start.
+        #[arg(long, value_name = "FILE")]
+        runbook: Option<PathBuf>,
+        /// Go on although the runbook file changed since the run started;
+        /// the reason is recorded in the journal.
+        #[arg(long, value_name = "REASON")]
+        runbook_changed: Option<String>,
+        /// Answer questions from this file instead of a terminal.
+        #[arg(long, value_name = "FILE")]
+        answers: Option<PathBuf>,
+    },
+    /// Read session journals.
+    #[command(subcommand)]
+    Journal(JournalCmd),
+    /// A Markdown summary of a session for the maintenance ticket.
+    #[command(
+        after_help = "Examples:\n  swapguard report md0-20260101T000000000Z-4242 > ticket.md"
+    )]
+    Report {
+        /// The session (journal name or path).
+        session: String,
+    },
 }
+
+#[derive(Subcommand, Debug)]
+enum JournalCmd {
+    /// Check a journal's hash chain: any entry edited, removed or inserted
+    /// after it was written is found.
+    Verify {
+        /// The session (journal name or path).
+        session: String,
+    },
+    /// List sessions: array, start, how each ended.
+    List,
+}
+
+const RESUME_EXAMPLES: &str = "\
+Examples:
+  swapguard resume
+  swapguard resume --array md0
+  swapguard resume md0-20260101T000000000Z-4242
+  swapguard resume md0-20260101T000000000Z-4242 --runbook-changed \"fixed a typo in the pull text\"";
 
 fn parse_param(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
@@ -131,6 +183,20 @@ pub enum Command {
         smart: bool,
     },
     Demo,
+    Resume {
+        session: Option<String>,
+        array: Option<String>,
+        runbook: Option<PathBuf>,
+        runbook_changed: Option<String>,
+        answers: Option<PathBuf>,
+    },
+    JournalVerify {
+        session: String,
+    },
+    JournalList,
+    Report {
+        session: String,
+    },
 }
 
 /// Parse arguments. `Err` carries clap's own rendering (help and version
@@ -177,6 +243,22 @@ where
             smart: !no_smart,
         },
         Cmd::Demo => Command::Demo,
+        Cmd::Resume {
+            session,
+            array,
+            runbook,
+            runbook_changed,
+            answers,
+        } => Command::Resume {
+            session,
+            array,
+            runbook,
+            runbook_changed,
+            answers,
+        },
+        Cmd::Journal(JournalCmd::Verify { session }) => Command::JournalVerify { session },
+        Cmd::Journal(JournalCmd::List) => Command::JournalList,
+        Cmd::Report { session } => Command::Report { session },
     };
     Ok(Config {
         state_dir: cli.state_dir,

@@ -44,6 +44,8 @@ pub enum Event {
         backend: String,
         params: BTreeMap<String, String>,
         pid: u32,
+        /// Who ran it: the login name, and the sudo user behind root.
+        user: String,
     },
     Snapshot {
         label: String,
@@ -111,6 +113,7 @@ pub enum Event {
     Resumed {
         session: String,
         pid: u32,
+        user: String,
         /// SHA-256 of the runbook file now.
         runbook_hash: String,
         /// Given when the runbook changed since the run started.
@@ -306,6 +309,19 @@ impl Journal {
             std::process::abort();
         }
         Ok(())
+    }
+}
+
+/// Who is running swapguard, for the journal: `alice`, or `root (sudo
+/// from alice)`. From the environment, so only as trustworthy as the login.
+pub fn who() -> String {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let user = var("USER")
+        .or_else(|| var("LOGNAME"))
+        .unwrap_or_else(|| "unknown".into());
+    match var("SUDO_USER") {
+        Some(from) if from != user => format!("{user} (sudo from {from})"),
+        _ => user,
     }
 }
 

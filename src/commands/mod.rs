@@ -4,9 +4,13 @@
 mod demo;
 pub mod dry_run;
 
+mod journal;
 mod lint;
+mod report;
+mod resume;
 mod run;
 mod status;
+mod trust;
 
 use std::fmt;
 
@@ -55,6 +59,25 @@ pub fn dispatch(config: &Config) -> Result<i32> {
         } => dry_run::dry_run(config, runbook, scenario, *exit_with_outcome),
         Command::Status { json, smart } => status::status(config, *json, *smart),
         Command::Demo => demo::demo(),
+        Command::Resume {
+            session,
+            array,
+            runbook,
+            runbook_changed,
+            answers,
+        } => resume::resume(
+            config,
+            &resume::Options {
+                session: session.as_deref(),
+                array: array.as_deref(),
+                runbook: runbook.as_deref(),
+                runbook_changed: runbook_changed.as_deref(),
+                answers: answers.as_deref(),
+            },
+        ),
+        Command::JournalVerify { session } => journal::verify(config, session),
+        Command::JournalList => journal::list(config),
+        Command::Report { session } => report::report(config, session),
     }
 }
 

@@ -10,7 +10,7 @@ use crate::backend::md::MdBackend;
 use crate::backend::process::ProcessRunner;
 use crate::cli::Config;
 use crate::clock::SystemClock;
-use crate::commands::{Setup, UsageError, guarded, load_runbook};
+use crate::commands::{Setup, UsageError, guarded, load_runbook, trust};
 use crate::exit;
 use crate::operator::Operator;
 use crate::operator::scripted::ScriptedOperator;
@@ -23,6 +23,7 @@ pub fn run(
     params: &BTreeMap<String, String>,
     answers: Option<&Path>,
 ) -> Result<i32> {
+    trust::check_runbook(runbook_path)?;
     let runbook = load_runbook(runbook_path)?;
     let clock = SystemClock::new();
     let mut backend: Box<dyn Backend> = match runbook.backend {

@@ -14,7 +14,7 @@ mod preflight;
 mod resume;
 mod step;
 
-pub use resume::{Journaled, Resume, resume};
+pub use resume::{Ended, Journaled, Resume, Unfinished, resume, resume_question_id};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -167,6 +167,7 @@ pub fn execute(run: &mut Run<'_>) -> Result<Outcome> {
             backend: run.backend.name().to_string(),
             params: run.params.clone(),
             pid: std::process::id(),
+            user: crate::journal::who(),
         },
     )?;
     let result = walk(run, &array);

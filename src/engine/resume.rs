@@ -287,6 +287,7 @@ pub fn resume(run: &mut Run<'_>, from: &Resume<'_>) -> Result<Outcome> {
         Event::Resumed {
             session: run.session.clone(),
             pid: std::process::id(),
+            user: crate::journal::who(),
             runbook_hash: run.runbook.hash.clone(),
             runbook_changed_reason: from.runbook_changed_reason.clone(),
             dropped_torn_bytes: from.dropped_torn_bytes,
