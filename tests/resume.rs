@@ -1,0 +1,423 @@
+//! Whole-process tests of crash safety: the real binary is killed right
+//! after its Nth journal write (the debug-only `SWAPGUARD_CRASH_AFTER_WRITE`
+//! switch aborts the process), the "hardware" (a copy of a captured md tree)
+//! keeps its state, and `swapguard resume` finishes the job. Also
+//! `journal verify`, `report` and the root-only runbook ownership check.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_swapguard");
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A scratch machine: a copied md tree, a state directory, a runbook copy.
+struct Machine {
+    dir: tempfile::TempDir,
+}
+
+struct Done {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Machine {
+    fn new() -> Machine {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(
+            &root().join("tests/fixtures/md/clean"),
+            &dir.path().join("tree"),
+        );
+        std::fs::copy(
+            root().join("tests/fixtures/runbooks-e2e/pull-only.toml"),
+            dir.path().join("pull-only.toml"),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("answers.toml"), "antistatic = \"yes\"\n").unwrap();
+        Machine { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn swapguard(&self, args: &[&str], crash_after: Option<u64>) -> Done {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(self.dir.path())
+            .args(args)
+            .arg("--state-dir")
+            .arg(self.path("state"))
+            .arg("--sysroot")
+            .arg(self.path("tree"))
+            .env("NO_COLOR", "1")
+            .env_remove("SWAPGUARD_CRASH_AFTER_WRITE")
+            .stdin(Stdio::null());
+        if let Some(n) = crash_after {
+            cmd.env("SWAPGUARD_CRASH_AFTER_WRITE", n.to_string());
+        }
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = cmd.output().unwrap();
+        Done {
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+
+    fn run(&self, crash_after: Option<u64>) -> Done {
+        self.swapguard(
+            &[
+                "run",
+                "pull-only.toml",
+                "--array",
+                "md0",
+                "--target",
+                "nvme1n1",
+                "--answers",
+                "answers.toml",
+            ],
+            crash_after,
+        )
+    }
+
+    fn session(&self) -> PathBuf {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.path("state/sessions"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        files.remove(0)
+    }
+
+    fn journal(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.session())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The technician pulls the target while swapguard is not running.
+    fn pull(&self) {
+        std::fs::remove_dir_all(self.path("tree/sys/block/nvme1n1")).unwrap();
+    }
+}
+
+/// Kill the run right after it journals the start of the `pull` step.
+fn killed_during_the_pull() -> Machine {
+    for n in 1..40 {
+        let m = Machine::new();
+        let done = m.run(Some(n));
+        assert_eq!(done.code, None, "the kill switch aborts: {}", done.stderr);
+        let last = m.journal().pop().unwrap();
+        if last["event"] == "step-started" && last["step"] == "pull" {
+            return m;
+        }
+    }
+    panic!("the run never journaled the start of `pull`");
+}
+
+#[test]
+fn killed_during_a_physical_step_resume_sees_the_pull_and_completes() {
+    let m = killed_during_the_pull();
+    m.pull();
+    // An empty answers file: the resume must not need to ask anything.
+    std::fs::write(m.path("answers-resume.toml"), "").unwrap();
+    let done = m.swapguard(&["resume", "--answers", "answers-resume.toml"], None);
+    assert_eq!(
+        done.code,
+        Some(0),
+        "--- stdout\n{}\n--- stderr\n{}",
+        done.stdout,
+        done.stderr
+    );
+    assert!(done.stdout.contains("counts as done"), "{}", done.stdout);
+    let journal = m.journal();
+    let events: Vec<&str> = journal
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    let resumed = events.iter().position(|e| *e == "resumed").unwrap();
+    assert_eq!(
+        &events[resumed..],
+        [
+            "resumed",
+            "snapshot",
+            "resume-decision",
+            "snapshot",
+            "quarantined",
+            "step-completed",
+            "run-finished"
+        ]
+    );
+    assert_eq!(journal[resumed]["unfinished"], "pull");
+    assert_eq!(journal.last().unwrap()["exit_code"], 0);
+    // The chain runs through the crash and the resume.
+    let session = m.session();
+    let name = session.file_stem().unwrap().to_str().unwrap();
+    let verify = m.swapguard(&["journal", "verify", name], None);
+    assert_eq!(verify.code, Some(0), "{}", verify.stdout);
+    assert!(
+        verify.stdout.contains("hash chain intact"),
+        "{}",
+        verify.stdout
+    );
+}
+
+#[test]
+fn a_survivor_that_degraded_while_no_one_watched_halts_the_resume() {
+    let m = killed_during_the_pull();
+    // Hands in the chassis, no one watching: the survivor collects errors.
+    let errors = m.path("tree/sys/block/md0/md/dev-nvme0n1/errors");
+    assert!(errors.exists(), "fixture has {}", errors.display());
+    std::fs::write(&errors, "7\n").unwrap();
+    m.pull();
+    std::fs::write(m.path("answers-resume.toml"), "").unwrap();
+    let done = m.swapguard(&["resume", "--answers", "answers-resume.toml"], None);
+    assert_eq!(done.code, Some(3), "{}\n{}", done.stdout, done.stderr);
+    assert!(
+        done.stdout.contains("while swapguard was not running"),
+        "{}",
+        done.stdout
+    );
+    let halted = m
+        .journal()
+        .into_iter()
+        .find(|e| e["event"] == "halted")
+        .unwrap();
+    assert_eq!(halted["violations"][0]["what"], "md.errors");
+    assert_eq!(halted["violations"][0]["after"], "7");
+}
+
+#[test]
+fn a_changed_runbook_is_refused_unless_a_reason_is_recorded() {
+    let m = killed_during_the_pull();
+    m.pull();
+    let mut text = std::fs::read_to_string(m.path("pull-only.toml")).unwrap();
+    text.push_str("# edited while the run was stopped\n");
+    std::fs::write(m.path("pull-only.toml"), text).unwrap();
+    std::fs::write(m.path("answers-resume.toml"), "").unwrap();
+    let done = m.swapguard(&["resume", "--answers", "answers-resume.toml"], None);
+    assert_eq!(done.code, Some(2));
+    assert!(
+        done.stderr.contains("changed since session") && done.stderr.contains("--runbook-changed"),
+        "{}",
+        done.stderr
+    );
+    let done = m.swapguard(
+        &[
+            "resume",
+            "--array",
+            "md0",
+            "--answers",
+            "answers-resume.toml",
+            "--runbook-changed",
+            "comment added, steps unchanged",
+        ],
+        None,
+    );
+    assert_eq!(done.code, Some(0), "{}\n{}", done.stdout, done.stderr);
+    let resumed = m
+        .journal()
+        .into_iter()
+        .find(|e| e["event"] == "resumed")
+        .unwrap();
+    assert_eq!(
+        resumed["runbook_changed_reason"],
+        "comment added, steps unchanged"
+    );
+}
+
+#[test]
+fn resume_without_an_unfinished_session_says_so() {
+    let m = Machine::new();
+    let done = m.swapguard(&["resume"], None);
+    assert_eq!(done.code, Some(2));
+    assert!(
+        done.stderr.contains("no unfinished session"),
+        "{}",
+        done.stderr
+    );
+}
+
+#[test]
+fn a_finished_session_is_not_resumed() {
+    let m = Machine::new();
+    let m = {
+        // Interrupt-free finished run: pull before it starts watching is a
+        // halt, which ends the session.
+        m.pull();
+        let done = m.run(None);
+        assert_eq!(done.code, Some(4), "{}", done.stdout);
+        m
+    };
+    let name = m
+        .session()
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let done = m.swapguard(&["resume", &name], None);
+    assert_eq!(done.code, Some(2));
+    assert!(done.stderr.contains("already finished"), "{}", done.stderr);
+}
+
+/// A dry-run session of the shipped healthy scenario, in `m`'s state dir.
+fn dry_run(m: &Machine) -> String {
+    let mut cmd = Command::new(BIN);
+    let out = cmd
+        .current_dir(root())
+        .args([
+            "dry-run",
+            "runbooks/md-replace-member.toml",
+            "--scenario",
+            "runbooks/scenarios/md-replace-member/healthy.toml",
+            "--state-dir",
+        ])
+        .arg(m.path("state"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    m.session()
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn journal_verify_detects_an_edited_entry() {
+    let m = Machine::new();
+    let name = dry_run(&m);
+    let done = m.swapguard(&["journal", "verify", &name], None);
+    assert_eq!(done.code, Some(0), "{}", done.stdout);
+    // Someone changes the typed confirmation after the fact.
+    let path = m.session();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let edited = text.replacen("\"answer\":\"0003\"", "\"answer\":\"0004\"", 1);
+    assert_ne!(text, edited);
+    std::fs::write(&path, edited).unwrap();
+    let done = m.swapguard(&["journal", "verify", &name], None);
+    assert_eq!(done.code, Some(1), "{}", done.stdout);
+    assert!(done.stdout.contains("BROKEN"), "{}", done.stdout);
+    assert!(done.stdout.contains("was edited"), "{}", done.stdout);
+}
+
+#[test]
+fn a_dry_run_session_cannot_be_resumed_from_another_process() {
+    let m = Machine::new();
+    let name = dry_run(&m);
+    // Make it look interrupted: drop the run-finished line.
+    let path = m.session();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: Vec<&str> = text.lines().collect();
+    std::fs::write(&path, format!("{}\n", kept[..kept.len() - 1].join("\n"))).unwrap();
+    let done = m.swapguard(&["resume", &name], None);
+    assert_eq!(done.code, Some(2));
+    assert!(done.stderr.contains("was a dry-run"), "{}", done.stderr);
+}
+
+#[test]
+fn report_renders_the_session_for_the_ticket() {
+    let m = Machine::new();
+    let name = dry_run(&m);
+    let done = m.swapguard(&["report", &name], None);
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    for want in [
+        "# swapguard session `md0-",
+        "| runbook | Replace one member of a Linux md array (`runbooks/md-replace-member.toml`) |",
+        "| parameter `target` | `sdb` |",
+        "| ended | **completed** (exit 0)",
+        "hash chain intact; head `",
+        "## Health before (baseline)",
+        "| sda (serial S3Z1NB0K100001, bay 0) | in-sync |",
+        "### 2. `fail` (command): completed at",
+        "- command `mdadm /dev/md0 --fail /dev/sdb`: exit 0",
+        "- answer: \"This cannot be undone.",
+        "→ **0003**",
+        "- quarantined: sdb (serial S3Z1NB0K100002, bay 1)",
+        "## Drives quarantined",
+        "## Health after (last look: after rebuild)",
+    ] {
+        assert!(
+            done.stdout.contains(want),
+            "report lacks {want:?}:\n{}",
+            done.stdout
+        );
+    }
+}
+
+#[test]
+fn report_of_a_halt_has_the_before_and_after_values() {
+    let m = Machine::new();
+    let out = Command::new(BIN)
+        .current_dir(root())
+        .args([
+            "dry-run",
+            "runbooks/md-replace-member.toml",
+            "--scenario",
+            "runbooks/scenarios/md-replace-member/incident-2019.toml",
+            "--state-dir",
+        ])
+        .arg(m.path("state"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let name = m
+        .session()
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let done = m.swapguard(&["report", &name], None);
+    assert!(done.stdout.contains("## Halts"), "{}", done.stdout);
+    assert!(
+        done.stdout.contains("| who | what | before | after |"),
+        "{}",
+        done.stdout
+    );
+    assert!(done.stdout.contains("**halted**"), "{}", done.stdout);
+}
+
+#[test]
+fn as_root_a_runbook_others_can_write_is_refused() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("not root: the ownership check only applies to root");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let m = Machine::new();
+    let rb = m.path("pull-only.toml");
+    std::fs::set_permissions(&rb, std::fs::Permissions::from_mode(0o664)).unwrap();
+    let done = m.run(None);
+    assert_eq!(done.code, Some(2));
+    assert!(
+        done.stderr.contains("refusing runbook")
+            && done.stderr.contains("writable by its group (mode 0664)"),
+        "{}",
+        done.stderr
+    );
+    assert!(!m.path("state/sessions").exists(), "nothing was journaled");
+}
