@@ -1,3 +1,4 @@
 fn main() {
-    std::process::exit(swapguard::run(std::env::args_os()));
+    let code = swapguard::run(std::env::args_os());
+    swapguard::signals::exit(code)
 }

@@ -1,32 +1,214 @@
 //! Ctrl-C, SIGTERM and SIGHUP stop a run at a safe point.
 //!
-//! The handler only sets a flag; the engine checks it between actions (never
-//! between a command and the journal entry for its result) and stops with
-//! "interrupted". A second Ctrl-C while the first is pending ends the
-//! process at once with status 130, for a run stuck in a hung tool.
+//! A thread receives the signals and decides ([`react`]); the engine only
+//! sees a flag, which it checks between actions (never between a command
+//! and the journal entry for its result) and then stops with
+//! "interrupted", switching off the LEDs it switched on. The process then
+//! exits 130, by re-raising SIGINT when that is what stopped it, as fd does,
+//! so a calling shell sees the interrupt ([`exit`]).
+//!
+//! A second Ctrl-C while the first is pending (a hung tool, a slow SMART
+//! probe) leaves at once, without waiting for the safe point, except during
+//! a physical step: the technician's hands may be in the chassis, and
+//! leaving then stops the guard without the usual goodbye. So there the
+//! second Ctrl-C only asks, and a third leaves. SIGTERM and SIGHUP never
+//! leave early: they come from the system or a closed terminal, not from a
+//! person who can be asked.
 
-use std::sync::Arc;
-use std::sync::OnceLock;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
-static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+use crate::operator::{
+    Answer, HaltReport, NoteLevel, Operator, PanelLine, Progress, Question, StepView,
+};
+
+/// What the process knows about signals received.
+struct State {
+    /// Set on the first signal; the engine stops at its next safe point.
+    flag: Arc<AtomicBool>,
+    /// SIGINTs received since the flag was last cleared.
+    sigints: AtomicUsize,
+    /// The last signal received (0: none).
+    last: AtomicI32,
+    /// A physical step is on screen.
+    physical: AtomicBool,
+}
+
+static STATE: OnceLock<Arc<State>> = OnceLock::new();
+
+/// What to do on a signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reaction {
+    /// Set the flag: stop at the next safe point.
+    Stop,
+    /// Tell the technician a further Ctrl-C leaves at once, and why that is
+    /// risky now.
+    Ask,
+    /// Leave at once.
+    Leave,
+}
+
+/// The decision, pure: `sigints_before` is how many Ctrl-Cs came before
+/// this signal while the first is still pending.
+pub fn react(signal: i32, sigints_before: usize, physical: bool) -> Reaction {
+    if signal != SIGINT {
+        return Reaction::Stop;
+    }
+    match (sigints_before, physical) {
+        (0, _) => Reaction::Stop,
+        (1, true) => Reaction::Ask,
+        _ => Reaction::Leave,
+    }
+}
+
+fn state() -> Result<Arc<State>> {
+    if let Some(s) = STATE.get() {
+        return Ok(Arc::clone(s));
+    }
+    let state = Arc::new(State {
+        flag: Arc::new(AtomicBool::new(false)),
+        sigints: AtomicUsize::new(0),
+        last: AtomicI32::new(0),
+        physical: AtomicBool::new(false),
+    });
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP]).context("cannot install signal handlers")?;
+    let seen = Arc::clone(&state);
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                let before = if signal == SIGINT {
+                    seen.sigints.fetch_add(1, Ordering::SeqCst)
+                } else {
+                    0
+                };
+                seen.last.store(signal, Ordering::SeqCst);
+                match react(signal, before, seen.physical.load(Ordering::SeqCst)) {
+                    Reaction::Stop => seen.flag.store(true, Ordering::SeqCst),
+                    Reaction::Ask => eprintln!(
+                        "\nswapguard stops at the next safe point. Your hands may be in the chassis: \
+                         leaving now stops the guard without recording anything more. \
+                         Press Ctrl-C again to leave anyway."
+                    ),
+                    Reaction::Leave => {
+                        eprintln!(
+                            "\nleaving at once; the journal has everything up to its last entry \
+                             (`swapguard resume` continues the run)"
+                        );
+                        leave(SIGINT, crate::exit::INTERRUPTED);
+                    }
+                }
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(Arc::clone(STATE.get_or_init(|| state)))
+}
 
 /// The process-wide interrupt flag, with handlers installed on first use.
+/// Clear it (and the count of Ctrl-Cs) with [`reset`] before a run.
 pub fn interrupt_flag() -> Result<Arc<AtomicBool>> {
-    if let Some(flag) = FLAG.get() {
-        return Ok(Arc::clone(flag));
+    Ok(Arc::clone(&state()?.flag))
+}
+
+/// Forget earlier signals: a new run starts uninterrupted.
+pub fn reset() {
+    if let Some(s) = STATE.get() {
+        s.flag.store(false, Ordering::SeqCst);
+        s.sigints.store(0, Ordering::SeqCst);
+        s.last.store(0, Ordering::SeqCst);
+        s.physical.store(false, Ordering::SeqCst);
     }
-    let flag = Arc::new(AtomicBool::new(false));
-    for signal in [SIGINT, SIGTERM, SIGHUP] {
-        // Order matters: the conditional shutdown fires only when the flag is
-        // already set, i.e. on the second signal.
-        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&flag))
-            .context("cannot install signal handler")?;
-        signal_hook::flag::register(signal, Arc::clone(&flag))
-            .context("cannot install signal handler")?;
+}
+
+/// Whether a physical step is on screen (for the second Ctrl-C).
+pub fn set_physical(on: bool) {
+    if let Some(s) = STATE.get() {
+        s.physical.store(on, Ordering::SeqCst);
     }
-    Ok(Arc::clone(FLAG.get_or_init(|| flag)))
+}
+
+/// End the process with `code`. After an interrupt by SIGINT the signal is
+/// raised again with its default action, so a calling shell or script sees
+/// that the program was interrupted (status 130 in the shell), not that it
+/// merely failed.
+pub fn exit(code: i32) -> ! {
+    let by_sigint = STATE
+        .get()
+        .is_some_and(|s| s.last.load(Ordering::SeqCst) == SIGINT);
+    if code == crate::exit::INTERRUPTED && by_sigint {
+        leave(SIGINT, code);
+    }
+    std::process::exit(code)
+}
+
+fn leave(signal: i32, code: i32) -> ! {
+    let _ = signal_hook::low_level::emulate_default_handler(signal);
+    std::process::exit(code)
+}
+
+/// An operator that tells the signal thread whether a physical step is on
+/// screen; everything else passes through.
+pub struct Tracking<'a> {
+    inner: &'a mut dyn Operator,
+}
+
+impl<'a> Tracking<'a> {
+    pub fn new(inner: &'a mut dyn Operator) -> Self {
+        Tracking { inner }
+    }
+}
+
+impl Operator for Tracking<'_> {
+    fn show_step(&mut self, step: &StepView) -> Result<()> {
+        set_physical(step.kind == "physical");
+        self.inner.show_step(step)
+    }
+    fn ask(&mut self, question: &Question) -> Result<Answer> {
+        self.inner.ask(question)
+    }
+    fn health(&mut self, panel: &[PanelLine]) {
+        self.inner.health(panel)
+    }
+    fn progress(&mut self, progress: &Progress) {
+        self.inner.progress(progress)
+    }
+    fn note(&mut self, level: NoteLevel, text: &str) {
+        self.inner.note(level, text)
+    }
+    fn halted(&mut self, report: &HaltReport) {
+        set_physical(false);
+        self.inner.halted(report)
+    }
+    fn finish(&mut self) -> Result<()> {
+        set_physical(false);
+        self.inner.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_ctrl_c_asks_during_a_physical_step_and_leaves_otherwise() {
+        use Reaction::{Ask, Leave, Stop};
+        let cases = [
+            ("first ctrl-c", SIGINT, 0, false, Stop),
+            ("first ctrl-c, physical", SIGINT, 0, true, Stop),
+            ("second ctrl-c", SIGINT, 1, false, Leave),
+            ("second ctrl-c, physical", SIGINT, 1, true, Ask),
+            ("third ctrl-c, physical", SIGINT, 2, true, Leave),
+            ("sigterm", SIGTERM, 0, false, Stop),
+            ("sigterm after ctrl-c", SIGTERM, 0, true, Stop),
+            ("sighup", SIGHUP, 0, false, Stop),
+        ];
+        for (name, signal, before, physical, want) in cases {
+            assert_eq!(react(signal, before, physical), want, "{name}");
+        }
+    }
 }

@@ -104,12 +104,13 @@ pub fn resume(config: &Config, opts: &Options<'_>) -> Result<i32> {
     )?;
     let (mut journal, dropped) = Journal::reopen(&path)?;
     let interrupted = crate::signals::interrupt_flag()?;
-    interrupted.store(false, std::sync::atomic::Ordering::SeqCst);
+    crate::signals::reset();
+    let mut tracking = crate::signals::Tracking::new(operator.as_mut());
     let mut run = engine::Run {
         runbook: &runbook,
         params: journaled.params.clone(),
         backend: backend.as_mut(),
-        operator: operator.as_mut(),
+        operator: &mut tracking,
         clock: &clock,
         journal: &mut journal,
         interrupted: &interrupted,
@@ -123,7 +124,7 @@ pub fn resume(config: &Config, opts: &Options<'_>) -> Result<i32> {
             runbook_changed_reason: reason,
         },
     )?;
-    operator.finish()?;
+    tracking.finish()?;
     eprintln!("journal: {}", path.display());
     Ok(exit::for_outcome(&outcome))
 }

@@ -63,13 +63,13 @@ pub fn run(
         None => Box::new(TerminalOperator::new().map_err(|e| UsageError(format!("{e:#}")))?),
     };
     let interrupted = crate::signals::interrupt_flag()?;
-    interrupted.store(false, std::sync::atomic::Ordering::SeqCst);
+    crate::signals::reset();
     let (outcome, journal) = guarded(
         &runbook,
         &params,
         Setup {
             backend: backend.as_mut(),
-            operator: operator.as_mut(),
+            operator: &mut crate::signals::Tracking::new(operator.as_mut()),
             clock: &clock,
             interrupted: &interrupted,
             state_dir: &config.state_dir,

@@ -35,6 +35,7 @@ use crate::clock::SimClock;
 use crate::engine::{self, Journaled, Outcome, Resume, Run};
 use crate::health::model::{Identity, Snapshot};
 use crate::journal::{self, Journal, TestCrash};
+use crate::operator::Operator;
 use crate::operator::scripted::ScriptedOperator;
 use crate::runbook::load;
 use crate::runbook::model::{Runbook, Step};
@@ -355,4 +356,129 @@ fn a_command_that_ran_but_was_not_journaled_is_marked_done_not_run_again() {
     assert!(c.journal.iter().any(|e| e["event"] == "resume-decision"
         && e["step"] == "fail"
         && e["decision"] == "done-already"));
+}
+
+/// The simulator, with a technician who presses Ctrl-C as `step` starts.
+struct CtrlC {
+    inner: SimBackend,
+    step: &'static str,
+    interrupted: Arc<AtomicBool>,
+    leds: Vec<(String, bool)>,
+}
+
+impl Backend for CtrlC {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn arrays(&mut self) -> Result<Vec<String>> {
+        self.inner.arrays()
+    }
+    fn snapshot(&mut self, array: &str, depth: Depth) -> Result<Snapshot> {
+        self.inner.snapshot(array, depth)
+    }
+    fn wait(&mut self, timeout: Duration) -> Result<()> {
+        self.inner.wait(timeout)
+    }
+    fn execute(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput> {
+        self.inner.execute(argv, timeout)
+    }
+    fn locate(&mut self, drive: &Identity, on: bool) -> Result<LocateOutcome> {
+        self.leds.push((drive.dev.clone(), on));
+        self.inner.locate(drive, on)
+    }
+    fn step_phase(&mut self, step: &Step, phase: StepPhase, target: &Identity) {
+        if step.id == self.step && phase == StepPhase::Began {
+            self.interrupted.store(true, Ordering::SeqCst);
+        }
+        self.inner.step_phase(step, phase, target);
+    }
+}
+
+#[test]
+fn ctrl_c_during_the_pull_switches_the_led_off_and_the_run_resumes() {
+    let (runbook, scenario) = scenarios()
+        .into_iter()
+        .find(|(_, s)| s.path.ends_with("md-replace-member/healthy.toml"))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = SimClock::new();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let mut backend = CtrlC {
+        inner: SimBackend::new(&scenario, clock.clone()).unwrap(),
+        step: "pull",
+        interrupted: Arc::clone(&interrupted),
+        leds: Vec::new(),
+    };
+    let mut journal = Journal::create(dir.path(), "md0-ctrl-c").unwrap();
+    let path = journal.path().to_path_buf();
+    let mut operator =
+        ScriptedOperator::new(scenario.answers.clone(), true, Box::new(std::io::sink()));
+    let outcome = engine::execute(&mut Run {
+        runbook: &runbook,
+        params: scenario.params.clone(),
+        backend: &mut backend,
+        operator: &mut operator,
+        clock: &clock,
+        journal: &mut journal,
+        interrupted: &interrupted,
+        session: "md0-ctrl-c".into(),
+    })
+    .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Interrupted {
+            step: "pull".into()
+        }
+    );
+    // The LED the run switched on (step `locate`) is off again.
+    assert_eq!(
+        backend.leds,
+        [("sdb".to_string(), true), ("sdb".to_string(), false)]
+    );
+    let entries = journal::read(&path).unwrap();
+    let last = entries.last().unwrap();
+    assert_eq!(
+        (&last["event"], &last["exit_code"]),
+        (&"run-finished".into(), &130.into())
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["event"] == "locate" && e["step"] == "cleanup" && e["on"] == false)
+    );
+
+    // Later: resume. The pull is asked about again (nothing shows it done).
+    interrupted.store(false, Ordering::SeqCst);
+    backend.step = "none";
+    let journaled = Journaled::read(&path).unwrap();
+    assert_eq!(journaled.unfinished.as_ref().unwrap().step, "pull");
+    assert!(journaled.leds_on.is_empty());
+    let (mut journal, _) = Journal::reopen(&path).unwrap();
+    let answers = BTreeMap::from([
+        ("resume-pull".to_string(), vec!["yes".to_string()]),
+        ("add".to_string(), vec!["0003".to_string()]),
+    ]);
+    let mut operator = ScriptedOperator::new(answers, false, Box::new(std::io::sink()));
+    let mut run = Run {
+        runbook: &runbook,
+        params: journaled.params.clone(),
+        backend: &mut backend,
+        operator: &mut operator,
+        clock: &clock,
+        journal: &mut journal,
+        interrupted: &interrupted,
+        session: "md0-ctrl-c".into(),
+    };
+    let outcome = engine::resume(
+        &mut run,
+        &Resume {
+            journaled: &journaled,
+            dropped_torn_bytes: 0,
+            runbook_changed_reason: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(outcome, Outcome::Completed);
+    operator.finish().unwrap();
+    assert!(journal::verify(&path).unwrap().is_intact());
 }
