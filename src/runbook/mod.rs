@@ -18,6 +18,7 @@ pub mod load;
 pub mod model;
 mod preflight;
 pub mod raw;
+mod shell;
 mod steps;
 pub mod template;
 mod vars;

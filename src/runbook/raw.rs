@@ -111,6 +111,8 @@ pub struct RawStep {
     pub quarantine: Option<Str>,
     pub optional: Option<Spanned<bool>>,
     pub timeout: Option<Str>,
+    /// The command runs a shell with a command line, on purpose.
+    pub shell: Option<Spanned<bool>>,
 }
 
 /// `expect = { target = "...", new = "...", degraded = N }`

@@ -50,8 +50,9 @@ impl Kind {
 
 /// Keys that apply only to some kinds (`id`, `kind`, `say` and `optional`
 /// apply to all).
-const APPLIES: [(&str, &[Kind]); 9] = [
+const APPLIES: [(&str, &[Kind]); 10] = [
     ("run", &[Kind::Command]),
+    ("shell", &[Kind::Command]),
     ("until", &[Kind::Wait]),
     ("on", &[Kind::Locate]),
     ("expect", &[Kind::Command, Kind::Physical, Kind::Wait]),
@@ -279,6 +280,7 @@ impl StepCheck<'_, '_, '_> {
         }
         let new_drive = self.new_drive(binds_new);
         let run = self.run(kind);
+        crate::runbook::shell::check(self, run.as_deref());
         let mentions = run
             .as_ref()
             .is_some_and(|r| r.iter().any(|t| mentions_new(&t.text)))
