@@ -1069,11 +1069,11 @@ fn confirmation_rules() {
         (
             "a wrapper cannot be judged",
             "[\"mdadm\", \"/dev/{array}\", \"--fail\", \"{target.dev}\"]",
-            "[\"sh\", \"-c\", \"mdadm --fail\"]",
+            "[\"nice\", \"mdadm\", \"--fail\"]",
             &[(
                 E,
-                "run = [|\"sh\"",
-                "cannot tell what step `fail` runs (`sh` runs another program)",
+                "run = [|\"nice\"",
+                "cannot tell what step `fail` runs (`nice` runs another program)",
                 "type-serial",
             )],
         ),
