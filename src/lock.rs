@@ -8,7 +8,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -74,6 +74,9 @@ pub fn acquire(state_dir: &Path, array: &str, holder: &str) -> Result<ArrayLock>
         .mode(0o600)
         .open(&path)
         .with_context(|| format!("cannot open lock file `{}`", path.display()))?;
+    // A lock file left by an older version or created by hand: private too.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot make lock file `{}` private", path.display()))?;
     let mut flock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(flock) => flock,
         Err((mut file, Errno::EWOULDBLOCK)) => {
@@ -118,6 +121,11 @@ mod tests {
                 .contains("pid 4242 started 2026-01-01T00:00:00Z"),
             "{held}"
         );
+        let mode = std::fs::metadata(dir.path().join("locks/md0.lock"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
         // Other arrays are independent.
         let _other = acquire(dir.path(), "md1", "pid 2").unwrap();
         drop(first);
