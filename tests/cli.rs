@@ -458,3 +458,29 @@ fn smart_only_degradation_halts_within_one_smart_poll() {
         "halted {latency} ms after the fault"
     );
 }
+
+#[test]
+fn each_outcome_has_its_exit_code() {
+    for (scenario, code, outcome) in [
+        ("healthy", 0, "completed"),
+        ("wrong-drive-pulled", 3, "halted"),
+        ("smart-unreadable", 4, "refused"),
+        ("wrong-answer", 5, "aborted"),
+    ] {
+        let done = Test::new()
+            .args(&[
+                "dry-run".to_string(),
+                "runbooks/md-replace-member.toml".into(),
+                "--scenario".into(),
+                format!("runbooks/scenarios/md-replace-member/{scenario}.toml"),
+                "--exit-with-outcome".into(),
+            ])
+            .run();
+        assert_eq!(done.code, code, "{scenario}\n{}", done.stdout);
+        assert!(
+            done.stdout.contains(&format!("outcome: {outcome}")),
+            "{scenario}\n{}",
+            done.stdout
+        );
+    }
+}
