@@ -24,6 +24,11 @@ pub enum Depth {
     Fast,
     /// Everything, including SMART (slow: runs smartctl per drive).
     Full,
+    /// For the watch loop: a fast look, plus SMART results that finished in
+    /// the background since the last look. `smart_due` starts a new
+    /// background round (unless one is still running). A slow `smartctl`
+    /// never delays this look.
+    Watch { smart_due: bool },
 }
 
 /// What an external command did. Goes into the journal verbatim.

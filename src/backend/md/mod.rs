@@ -18,6 +18,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -26,6 +27,8 @@ use crate::backend::md::identity::ByIdIndex;
 use crate::backend::md::mdstat::{Mdstat, MdstatArray, SyncState};
 use crate::backend::md::sysfs::{ArrayLook, MemberLook};
 use crate::backend::md::watch::MdstatWatch;
+use crate::backend::process::ProcessRunner;
+use crate::backend::smart::poller::{RunnerFactory, SmartPoller};
 use crate::backend::{Backend, CommandOutput, CommandRunner, Depth, LocateOutcome, smart};
 use crate::clock::{Clock, SystemClock};
 use crate::health::model::{
@@ -42,6 +45,8 @@ pub struct MdBackend {
     pub runner: Box<dyn CommandRunner>,
     clock: Box<dyn Clock>,
     watch: Option<MdstatWatch>,
+    /// SMART for the watch loop, read on a worker thread.
+    poller: SmartPoller,
 }
 
 impl MdBackend {
@@ -52,7 +57,15 @@ impl MdBackend {
             runner,
             clock: Box::new(SystemClock::new()),
             watch: None,
+            poller: SmartPoller::new(Arc::new(|| Box::new(ProcessRunner)), SMART_TIMEOUT),
         }
+    }
+
+    /// How the background SMART worker runs programs (tests give canned
+    /// outputs; production runs real processes).
+    pub fn with_smart_runner(mut self, factory: RunnerFactory) -> Self {
+        self.poller = SmartPoller::new(factory, SMART_TIMEOUT);
+        self
     }
 
     /// Stamp snapshots (`Snapshot::at_ms`) from the run's clock instead of
@@ -173,6 +186,15 @@ impl MdBackend {
                 }
             }
         }
+        let mut background = match depth {
+            Depth::Watch { smart_due } => {
+                if smart_due {
+                    self.poller.start(disks.iter().cloned().collect());
+                }
+                self.poller.take()
+            }
+            Depth::Fast | Depth::Full => BTreeMap::new(),
+        };
         let by_id = ByIdIndex::scan(&self.root.join("dev/disk/by-id"), problems);
         let enclosures = identity::enclosures_present(&self.root);
         let mut drives = Vec::with_capacity(disks.len());
@@ -190,6 +212,7 @@ impl MdBackend {
             });
             let (smart, blank) = match depth {
                 Depth::Fast => (None, None),
+                Depth::Watch { .. } => (background.remove(&disk), None),
                 Depth::Full => (
                     Some(smart::probe(
                         &mut *self.runner,
