@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use crate::backend::led;
 use crate::backend::md::identity::ByIdIndex;
 use crate::backend::md::mdstat::{Mdstat, MdstatArray, SyncState};
 use crate::backend::md::sysfs::{ArrayLook, MemberLook};
@@ -451,16 +452,7 @@ impl Backend for MdBackend {
         self.runner.run(argv, timeout)
     }
 
-    fn locate(&mut self, drive: &Identity, _on: bool) -> Result<LocateOutcome> {
-        let reason = match &drive.serial {
-            Some(serial) => {
-                format!("no LED control yet: identify the drive by its serial `{serial}`")
-            }
-            None => format!(
-                "no LED control yet and `{}` has no readable serial: identify the drive by its label or WWN",
-                drive.dev
-            ),
-        };
-        Ok(LocateOutcome::Unavailable { reason })
+    fn locate(&mut self, drive: &Identity, on: bool) -> Result<LocateOutcome> {
+        Ok(led::locate(&self.root, &mut *self.runner, drive, on))
     }
 }

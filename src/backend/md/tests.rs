@@ -730,7 +730,9 @@ fn wait_execute_and_locate() {
     assert_eq!(
         md.locate(&drive, true).unwrap(),
         LocateOutcome::Unavailable {
-            reason: "no LED control yet: identify the drive by its serial `LAB-B-0002`".into()
+            reason: "no SES enclosure slot for `nvme1n1`; \
+                     `ledctl --listed-only locate=/dev/nvme1n1` failed: fake"
+                .into()
         }
     );
     let empty = Tree::new();
