@@ -484,3 +484,41 @@ fn each_outcome_has_its_exit_code() {
         );
     }
 }
+
+#[test]
+fn unreadable_smart_refuses_unless_the_runbook_opts_out() {
+    let t = Test::new();
+    let runbook = std::fs::read_to_string(root().join("runbooks/md-replace-member.toml"))
+        .unwrap()
+        .replacen("smart = \"required\"", "smart = \"optional\"", 1);
+    assert!(runbook.contains("smart = \"optional\""));
+    let runbook_path = t.write("optional-smart.toml", &runbook);
+    let scenario = std::fs::read_to_string(
+        root().join("runbooks/scenarios/md-replace-member/smart-unreadable.toml"),
+    )
+    .unwrap()
+    .replace(
+        "../../md-replace-member.toml",
+        &runbook_path.display().to_string(),
+    );
+    let expect_at = scenario.find("[expect]").unwrap();
+    let scenario = format!(
+        "{}[expect]\noutcome = \"completed\"\n",
+        &scenario[..expect_at]
+    );
+    let scenario_path = t.write("smart-unreadable-opted-out.toml", &scenario);
+    let done = t
+        .args(&[
+            "dry-run".to_string(),
+            runbook_path.display().to_string(),
+            "--scenario".into(),
+            scenario_path.display().to_string(),
+        ])
+        .run();
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    assert!(
+        done.stdout.contains("expectation met: completed"),
+        "{}",
+        done.stdout
+    );
+}
