@@ -241,7 +241,7 @@ fn scenario_case(case: &Case, classname: &str) -> TestCase {
 
 fn mutation_case(m: &MutationCase, classname: &str) -> TestCase {
     let name = format!(
-        "`{}`: {} (from {})",
+        "step `{}`: {} (from {})",
         m.step,
         m.description,
         m.from.display()

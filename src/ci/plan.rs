@@ -25,7 +25,7 @@ pub fn render(runbook: &Runbook, path: &Path) -> String {
     let _ = writeln!(out, "# {}\n", md(&runbook.name));
     let _ = writeln!(
         out,
-        "Checklist for `{}` ({} backend, {} steps, sha256 `{}`), printed by `swapguard plan`.",
+        "Checklist for `{}` ({} backend, {} steps, sha256 `{}`), printed by `swapguard plan`.\n",
         path.display(),
         backend_name(runbook),
         runbook.steps.len(),

@@ -580,3 +580,136 @@ impl Scratch {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::sim::scenario;
+
+    fn shipped(rel: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("runbooks/scenarios")
+            .join(rel)
+    }
+
+    #[test]
+    fn which_scenarios_prove_a_runbook_halts() {
+        let cases = [
+            (
+                "md-replace-member/survivor-pending-sectors-during-pull.toml",
+                true,
+            ),
+            (
+                "md-replace-member/survivor-write-errors-during-pull.toml",
+                true,
+            ),
+            ("md-replace-member/wrong-drive-pulled.toml", true),
+            (
+                "md-replace-member/second-member-fails-during-rebuild.toml",
+                true,
+            ),
+            ("md-replace-hot/survivor-fails-during-copy.toml", true),
+            // Completes: nothing fails.
+            ("md-replace-member/healthy.toml", false),
+            // The new drive is bad, not a survivor.
+            ("md-replace-member/new-drive-too-small.toml", false),
+            ("md-replace-member/broken-drive-put-back.toml", false),
+            // Broken before the run: preflight refuses, nothing halts.
+            ("md-replace-member/smart-unreadable.toml", false),
+        ];
+        for (rel, want) in cases {
+            let s = scenario::load(&shipped(rel)).unwrap();
+            let proves = s.expect.outcome == scenario::Outcome::Halted && survivor_fails(&s);
+            assert_eq!(proves, want, "{rel}");
+        }
+    }
+
+    #[test]
+    fn a_survivor_must_be_named_in_the_reasons() {
+        let mut s = scenario::load(&shipped(
+            "md-replace-member/survivor-pending-sectors-during-pull.toml",
+        ))
+        .unwrap();
+        assert!(survivor_fails(&s));
+        s.expect.reasons = vec!["smart.current_pending_sector".into()];
+        assert!(
+            !survivor_fails(&s),
+            "the counter alone does not name the drive"
+        );
+        s.expect.reasons = vec!["survivor sda (serial".into()];
+        assert!(survivor_fails(&s), "the name as a word");
+        s.expect.reasons = vec!["sdab".into()];
+        assert!(!survivor_fails(&s), "not a substring of another name");
+        s.expect.reasons = vec!["S3Z1NB0K100001".into()];
+        assert!(survivor_fails(&s), "the serial");
+    }
+
+    fn case(verdict: Verdict) -> Case {
+        Case {
+            scenario: "s.toml".into(),
+            name: "s".into(),
+            expected: None,
+            got: None,
+            verdict,
+            problems: vec![],
+            transcript: String::new(),
+            seconds: 0.0,
+            times: None,
+        }
+    }
+
+    #[test]
+    fn exit_codes() {
+        let report = |verdicts: &[Verdict], warnings: usize| Report {
+            runbooks: vec![RunbookReport {
+                path: "r.toml".into(),
+                name: None,
+                lint: FileReport {
+                    path: "r.toml".into(),
+                    diagnostics: vec![],
+                },
+                warnings: vec!["w".to_string(); warnings],
+                scenarios: verdicts.iter().map(|v| case(*v)).collect(),
+                mutations: vec![],
+                mutation_notes: vec![],
+                seconds: 0.0,
+            }],
+            orphans: vec![],
+            elapsed: Duration::ZERO,
+        };
+        let table: [(&[Verdict], usize, bool, i32); 7] = [
+            (&[Verdict::Pass], 0, false, exit::SUCCESS),
+            (
+                &[Verdict::Pass, Verdict::Fail],
+                0,
+                false,
+                exit::EXPECTATION_FAILED,
+            ),
+            (&[Verdict::Fail, Verdict::Error], 0, false, exit::USAGE),
+            (&[Verdict::Skipped], 0, false, exit::SUCCESS),
+            (&[Verdict::Pass], 1, false, exit::SUCCESS),
+            (&[Verdict::Pass], 1, true, exit::USAGE),
+            (&[], 0, true, exit::SUCCESS),
+        ];
+        for (verdicts, warnings, deny, want) in table {
+            assert_eq!(
+                report(verdicts, warnings).exit_code(deny),
+                want,
+                "{verdicts:?} {warnings} {deny}"
+            );
+        }
+    }
+
+    #[test]
+    fn runs_the_shipped_suites_in_process() {
+        let found =
+            crate::ci::discover::discover(
+                &[Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks")],
+            )
+            .unwrap();
+        let report = run(found, Options { mutate: false }).unwrap();
+        assert_eq!(report.exit_code(true), exit::SUCCESS);
+        assert!(report.cases().all(|c| c.verdict == Verdict::Pass));
+        assert!(report.runbooks.iter().all(|r| r.warnings.is_empty()));
+    }
+}
