@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::commands::test::TestArgs;
 use crate::exit;
 
 const RUN_EXAMPLES: &str = "\
@@ -168,6 +167,17 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+/// What `swapguard test` was asked to do.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TestArgs {
+    /// Runbook files, scenario files or folders; empty means `runbooks`.
+    pub paths: Vec<PathBuf>,
+    pub mutate: bool,
+    pub junit: Option<PathBuf>,
+    pub json: bool,
+    pub deny_warnings: bool,
 }
 
 /// A shell `swapguard completions` writes for.

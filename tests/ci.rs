@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use quick_xml::Reader;
 use quick_xml::events::Event;
+use quick_xml::{Reader, XmlVersion};
 
 const BIN: &str = env!("CARGO_BIN_EXE_swapguard");
 
@@ -338,7 +338,9 @@ fn parse_xml(xml: &str) -> Node {
                 let a = a.expect("a well-formed attribute");
                 (
                     String::from_utf8(a.key.as_ref().to_vec()).unwrap(),
-                    a.unescape_value().expect("a valid escape").into_owned(),
+                    a.normalized_value(XmlVersion::Explicit1_0)
+                        .expect("a valid escape")
+                        .into_owned(),
                 )
             })
             .collect()

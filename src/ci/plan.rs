@@ -14,8 +14,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::runbook::model::{
-    CheckTest, Confirm, DriveExpect, Expectation, ParamKind, Precondition, Requirement, Role,
-    Runbook, Step, StepKind, WaitUntil,
+    BackendKind, CheckTest, Confirm, DriveExpect, Expectation, ParamKind, Precondition,
+    Requirement, Role, Runbook, Step, StepKind, WaitUntil,
 };
 use crate::runbook::template::variables;
 
@@ -55,7 +55,6 @@ pub fn render(runbook: &Runbook, path: &Path) -> String {
 }
 
 fn backend_name(runbook: &Runbook) -> &'static str {
-    use crate::runbook::model::BackendKind;
     match runbook.backend {
         BackendKind::Md => "md",
         BackendKind::Btrfs => "btrfs",

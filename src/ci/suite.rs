@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::backend::sim::scenario::{DriveGroup, Scenario};
+use crate::backend::sim::scenario::{
+    Action, DriveGroup, During, Outcome as Expected, Probe, Scenario,
+};
 use crate::ci::discover::{Discovered, Found, Suite};
 use crate::ci::mutate::{self, Mutation, StepTimes};
 use crate::commands::dry_run::{judge, simulate};
@@ -248,7 +250,16 @@ fn run_suite(suite: Suite, options: Options, scratch: &mut Scratch) -> RunbookRe
         scenarios.push(run_case(runbook.as_ref(), found, scratch, options.mutate));
     }
     let mut warnings = Vec::new();
-    if runbook.is_some() && !proves_it_halts(&suite.scenarios, &scenarios) {
+    if suite.scenarios.is_empty() {
+        warnings.push(format!(
+            "runbook `{}` has no scenarios: add them as `scenarios/{}/*.toml` beside it (see docs/ci.md)",
+            suite.runbook.display(),
+            suite
+                .runbook
+                .file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+        ));
+    } else if runbook.is_some() && !proves_it_halts(&suite.scenarios, &scenarios) {
         warnings.push(format!(
             "runbook `{}` has no scenario in which a survivor fails: add one that degrades a survivor during a step and expects `halted` naming it (see docs/ci.md)",
             suite.runbook.display()
@@ -499,14 +510,11 @@ fn journal_times(dir: &Path) -> Result<StepTimes> {
 fn proves_it_halts(found: &[Found], cases: &[Case]) -> bool {
     found.iter().zip(cases).any(|(f, c)| {
         let Ok(s) = &f.scenario else { return false };
-        c.verdict == Verdict::Pass
-            && s.expect.outcome == crate::backend::sim::scenario::Outcome::Halted
-            && survivor_fails(s)
+        c.verdict == Verdict::Pass && s.expect.outcome == Expected::Halted && survivor_fails(s)
     })
 }
 
 fn survivor_fails(s: &Scenario) -> bool {
-    use crate::backend::sim::scenario::{Action, During, Probe};
     let target = mutate::target_of(s);
     let touched = |a: &Action| -> Option<usize> {
         match a {

@@ -12,20 +12,11 @@ use crate::ci::discover::discover;
 use crate::ci::junit;
 use crate::ci::report;
 use crate::ci::suite::{self, Options, Verdict};
+use crate::cli::TestArgs;
 use crate::commands::UsageError;
 
 /// Where `swapguard test` looks when given no path.
 pub const DEFAULT_PATH: &str = "runbooks";
-
-/// What `swapguard test` was asked to do.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TestArgs {
-    pub paths: Vec<PathBuf>,
-    pub mutate: bool,
-    pub junit: Option<PathBuf>,
-    pub json: bool,
-    pub deny_warnings: bool,
-}
 
 pub fn test(args: &TestArgs) -> Result<i32> {
     let paths = if args.paths.is_empty() {
