@@ -712,3 +712,30 @@ fn man_page_from_the_cli_definitions() {
     assert!(test_page.contains("\\-\\-junit"), "{test_page}");
     assert!(test_page.contains("Examples:"), "{test_page}");
 }
+
+#[test]
+fn a_runbook_with_no_scenarios_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "runbooks/md-replace-member.toml",
+        &shipped("md-replace-member.toml"),
+    );
+    swapguard(Some(dir.path()), &["test", "--mutate"])
+        .code(0)
+        .has("  warning: runbook `runbooks/md-replace-member.toml` has no scenarios: add them as `scenarios/md-replace-member/*.toml` beside it")
+        .has("  warning: no scenario of `runbooks/md-replace-member.toml` completes, so there is nothing to mutate");
+    swapguard(Some(dir.path()), &["test", "--deny-warnings"]).code(2);
+}
+
+#[test]
+fn an_empty_folder_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let done = swapguard(Some(dir.path()), &["test", "."]).code(2);
+    assert!(
+        done.stderr.contains("no runbooks found in `.`"),
+        "{}",
+        done.stderr
+    );
+    swapguard(Some(dir.path()), &["test"]).code(2);
+}

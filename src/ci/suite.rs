@@ -280,7 +280,7 @@ fn run_suite(suite: Suite, options: Options, scratch: &mut Scratch) -> RunbookRe
         }
         mutation_notes.dedup();
         if mutations.is_empty() {
-            mutation_notes.push(format!(
+            warnings.push(format!(
                 "no scenario of `{}` completes, so there is nothing to mutate: add a healthy one that expects `completed`",
                 suite.runbook.display()
             ));
