@@ -62,17 +62,15 @@ pub fn render(report: &Report, ctx: &Context) -> String {
         for n in &rb.mutation_notes {
             let _ = writeln!(system_out, "note: {n}");
         }
-        suite(
-            &mut out,
+        let head = Head {
             id,
-            &name,
-            &package,
-            &props,
-            &cases,
-            rb.seconds,
-            &system_out,
-            ctx,
-        );
+            name: &name,
+            package: &package,
+            props: &props,
+            seconds: rb.seconds,
+            system_out: &system_out,
+        };
+        suite(&mut out, &head, &cases, ctx);
         id += 1;
     }
     if !report.orphans.is_empty() {
@@ -82,34 +80,39 @@ pub fn render(report: &Report, ctx: &Context) -> String {
             .map(|c| scenario_case(c, "orphans"))
             .collect();
         let seconds = cases.iter().map(|c| c.seconds).sum();
-        suite(
-            &mut out,
+        let head = Head {
             id,
-            "orphans",
-            "orphans",
-            &[],
-            &cases,
+            name: "orphans",
+            package: "orphans",
+            props: &[],
             seconds,
-            "",
-            ctx,
-        );
+            system_out: "",
+        };
+        suite(&mut out, &head, &cases, ctx);
     }
     out.push_str("</testsuites>\n");
     out
 }
 
-#[allow(clippy::too_many_arguments)]
-fn suite(
-    out: &mut String,
+/// A `<testsuite>`'s own attributes and output.
+struct Head<'a> {
     id: usize,
-    name: &str,
-    package: &str,
-    props: &[(String, String)],
-    cases: &[TestCase],
+    name: &'a str,
+    package: &'a str,
+    props: &'a [(String, String)],
     seconds: f64,
-    system_out: &str,
-    ctx: &Context,
-) {
+    system_out: &'a str,
+}
+
+fn suite(out: &mut String, head: &Head<'_>, cases: &[TestCase], ctx: &Context) {
+    let Head {
+        id,
+        name,
+        package,
+        props,
+        seconds,
+        system_out,
+    } = *head;
     let count = |kind: &str| {
         cases
             .iter()

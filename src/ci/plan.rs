@@ -254,7 +254,7 @@ fn steps(out: &mut String, runbook: &Runbook) {
                 items.push(format!(
                     "LEDs: the locate LED of the {} drive's bay (`{{{}.slot}}`) blinks. Without LED control swapguard says so{}.",
                     role_name(*on),
-                    role_var(*on),
+                    role_name(*on),
                     if step.optional { " and goes on" } else { " and stops" }
                 ));
                 led = Some((*on, n, &step.id));
@@ -266,7 +266,7 @@ fn steps(out: &mut String, runbook: &Runbook) {
             Confirm::TypeSerial(role) => items.push(format!(
                 "Confirm: type the last 4 characters of the {} drive's serial (`{{{}.serial4}}`).",
                 role_name(role),
-                role_var(role)
+                role_name(role)
             )),
         }
         if let Some(rule) = &step.new_drive {
@@ -353,10 +353,6 @@ fn role_name(role: Role) -> &'static str {
         Role::Target => "target",
         Role::New => "new",
     }
-}
-
-fn role_var(role: Role) -> &'static str {
-    role_name(role)
 }
 
 /// `the target is out of the machine; at most 1 array slot missing`.
