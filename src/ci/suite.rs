@@ -423,7 +423,12 @@ fn run_case(
             {
                 match journal_times(&dir) {
                     Ok(t) => case.times = Some(t),
-                    Err(e) => case.problems.push(format!("{e:#}")),
+                    Err(e) => {
+                        // Fail closed: --mutate was asked for and cannot run.
+                        case.verdict = Verdict::Error;
+                        case.problems
+                            .push(format!("cannot time the steps for --mutate: {e:#}"));
+                    }
                 }
             }
         }
