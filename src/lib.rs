@@ -5,6 +5,7 @@
 //! called more than once in a process.
 
 pub mod backend;
+pub mod ci;
 pub mod cli;
 pub mod clock;
 pub mod commands;

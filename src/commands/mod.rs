@@ -2,7 +2,10 @@
 //! exit code; errors are printed in one place (`crate::run`).
 
 mod demo;
+mod docs;
 pub mod dry_run;
+mod plan;
+pub mod test;
 
 mod journal;
 mod lint;
@@ -59,6 +62,10 @@ pub fn dispatch(config: &Config) -> Result<i32> {
         } => dry_run::dry_run(config, runbook, scenario, *exit_with_outcome),
         Command::Status { json, smart } => status::status(config, *json, *smart),
         Command::Demo => demo::demo(),
+        Command::Test(args) => test::test(args),
+        Command::Plan { runbook } => plan::plan(runbook),
+        Command::Completions { shell } => docs::completions(*shell, &mut std::io::stdout()),
+        Command::Man { dir } => docs::man(dir.as_deref(), &mut std::io::stdout()),
         Command::Resume {
             session,
             array,
