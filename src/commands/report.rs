@@ -210,9 +210,8 @@ pub(crate) fn render(path: &str, entries: &[Value], verified: &journal::Verifica
                     cell(&s(e, "question")),
                     cell(&s(e, "answer"))
                 );
-                match idx.or(current) {
-                    Some(i) => steps[i].lines.push(line),
-                    None => {}
+                if let Some(i) = idx.or(current) {
+                    steps[i].lines.push(line);
                 }
             }
             "command" => {

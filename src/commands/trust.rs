@@ -67,9 +67,12 @@ pub(crate) fn judge(mode: u32, owner: u32, euid: u32, sudo_uid: Option<u32>) -> 
 mod tests {
     use super::judge;
 
+    /// name, mode, owner, euid, SUDO_UID, expected refusal
+    type Case = (&'static str, u32, u32, u32, Option<u32>, Option<&'static str>);
+
     #[test]
     fn root_refuses_runbooks_others_could_change() {
-        let cases: [(&str, u32, u32, u32, Option<u32>, Option<&str>); 8] = [
+        let cases: [Case; 8] = [
             ("root's own 0644", 0o100644, 0, 0, None, None),
             ("root's own 0600", 0o100600, 0, 0, None, None),
             (
