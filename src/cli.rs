@@ -145,7 +145,10 @@ enum Cmd {
         answers: Option<PathBuf>,
     },
     /// Read session journals.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  swapguard journal list\n  swapguard journal verify md0-20260101T000000000Z-4242"
+    )]
     Journal(JournalCmd),
     /// A Markdown summary of a session for the maintenance ticket.
     #[command(
@@ -230,11 +233,15 @@ pub fn command() -> clap::Command {
 enum JournalCmd {
     /// Check a journal's hash chain: any entry edited, removed or inserted
     /// after it was written is found.
+    #[command(
+        after_help = "Examples:\n  swapguard journal verify md0-20260101T000000000Z-4242\n  swapguard journal verify /var/lib/swapguard/sessions/md0-20260101T000000000Z-4242.jsonl"
+    )]
     Verify {
         /// The session (journal name or path).
         session: String,
     },
     /// List sessions: array, start, how each ended.
+    #[command(after_help = "Examples:\n  swapguard journal list")]
     List,
 }
 

@@ -68,7 +68,14 @@ mod tests {
     use super::judge;
 
     /// name, mode, owner, euid, SUDO_UID, expected refusal
-    type Case = (&'static str, u32, u32, u32, Option<u32>, Option<&'static str>);
+    type Case = (
+        &'static str,
+        u32,
+        u32,
+        u32,
+        Option<u32>,
+        Option<&'static str>,
+    );
 
     #[test]
     fn root_refuses_runbooks_others_could_change() {
