@@ -43,7 +43,6 @@ fn cell(text: &str) -> String {
     sanitize(text, false)
         .replace('\\', "\\\\")
         .replace('|', "\\|")
-        .replace('`', "'")
         .replace('\n', " ")
 }
 
@@ -186,6 +185,7 @@ pub(crate) fn render(path: &str, entries: &[Value], verified: &journal::Verifica
     let mut current: Option<usize> = None;
     let mut halts = Vec::new();
     let mut quarantined = Vec::new();
+    let mut cleanup = Vec::new();
     for e in entries {
         let step = s(e, "step");
         let at = cell(&s(e, "at"));
@@ -243,6 +243,9 @@ pub(crate) fn render(path: &str, entries: &[Value], verified: &journal::Verifica
                     }
                     steps[i].lines.push(line);
                 }
+            }
+            "locate" if step == "cleanup" => {
+                cleanup.push(format!("{} at {at}", cell(&s(e, "drive"))));
             }
             "locate" => {
                 if let Some(i) = idx {
@@ -336,6 +339,14 @@ pub(crate) fn render(path: &str, entries: &[Value], verified: &journal::Verifica
         if !step.lines.is_empty() {
             out.push('\n');
         }
+    }
+
+    if !cleanup.is_empty() {
+        let _ = writeln!(
+            out,
+            "Locate LEDs switched off when the run ended: {}.\n",
+            cleanup.join("; ")
+        );
     }
 
     let refused: Vec<&Value> = entries.iter().filter(|e| e["event"] == "refused").collect();
