@@ -10,6 +10,7 @@
 //! simulator; it never prints or reads stdin (the operator does).
 
 mod accept;
+mod check;
 mod preflight;
 mod step;
 

@@ -116,6 +116,7 @@ impl Walk<'_, '_> {
                 }
             }
             StepKind::Locate { on } => self.locate(step, *on)?,
+            StepKind::Check { check } => self.check_step(step, check)?,
         }
 
         // Guard after: the step's end state must hold exactly.
@@ -177,6 +178,7 @@ impl Walk<'_, '_> {
             StepKind::Command { .. } => "Running the command below.".into(),
             StepKind::Physical => format!("Physical step `{}`.", step.id),
             StepKind::Wait { .. } => "Waiting until the array is fully in sync again.".into(),
+            StepKind::Check { check } => format!("Checking `{}`.", check.name),
             StepKind::Locate { on } => format!(
                 "Blinking the locate LED of the {} drive.",
                 match on {

@@ -497,7 +497,7 @@ fn preflight_check_rules() {
             ),
             &[(
                 E,
-                "max_age = |\"24h\", equals",
+                "equals = |1",
                 "`json` has both `max_age` and `equals`",
                 "",
             )],
@@ -508,8 +508,8 @@ fn preflight_check_rules() {
             &[(
                 E,
                 "json = |{ pointer",
-                "`json` has neither `max_age` nor `equals`",
-                "exit status 0",
+                "`json` has no test",
+                "only tests the exit status",
             )],
         ),
         (
@@ -677,7 +677,7 @@ fn step_rules() {
                 E,
                 "|run = [\"true\"]",
                 "`run` does not apply to a physical step",
-                "`run` is for command steps",
+                "`run` is for command or check steps",
             )],
         ),
         (
