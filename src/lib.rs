@@ -5,6 +5,7 @@
 //! called more than once in a process.
 
 pub mod backend;
+pub mod canary;
 pub mod cli;
 pub mod clock;
 pub mod commands;
@@ -14,6 +15,7 @@ pub mod health;
 pub mod journal;
 pub mod lock;
 pub mod operator;
+pub mod quarantine;
 pub mod runbook;
 pub mod sanitize;
 pub mod signals;

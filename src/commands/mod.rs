@@ -5,6 +5,7 @@ mod demo;
 pub mod dry_run;
 
 mod lint;
+mod quarantine;
 mod run;
 mod status;
 
@@ -55,6 +56,7 @@ pub fn dispatch(config: &Config) -> Result<i32> {
         } => dry_run::dry_run(config, runbook, scenario, *exit_with_outcome),
         Command::Status { json, smart } => status::status(config, *json, *smart),
         Command::Demo => demo::demo(),
+        Command::Quarantine(action) => quarantine::quarantine(config, action),
     }
 }
 
@@ -156,6 +158,7 @@ pub(crate) fn guarded(
         journal: &mut journal,
         interrupted: setup.interrupted,
         session,
+        state_dir: setup.state_dir,
     };
     let outcome = engine::execute(&mut run)?;
     run.operator.finish()?;

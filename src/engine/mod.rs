@@ -12,6 +12,7 @@
 mod accept;
 mod check;
 mod preflight;
+mod quarantine;
 mod step;
 
 use std::collections::BTreeMap;
@@ -100,6 +101,8 @@ pub struct Run<'a> {
     pub interrupted: &'a AtomicBool,
     /// A label for the journal's run-started entry.
     pub session: String,
+    /// The state directory: the quarantine registry lives there.
+    pub state_dir: &'a std::path::Path,
 }
 
 /// Why the walk stopped early. Internal: `execute` turns it into an Outcome.

@@ -15,6 +15,14 @@ pub(crate) fn resolve_target(run: &Run<'_>, baseline: &Snapshot) -> Result<Drive
         .iter()
         .find(|p| p.kind == ParamKind::Member)
         .map_or("target", |p| p.name.as_str());
+    if run
+        .runbook
+        .params
+        .iter()
+        .any(|p| p.name == "target" && p.kind == ParamKind::Drive)
+    {
+        return resolve_drive(run, baseline);
+    }
     let Some(name) = run.params.get(param) else {
         return Err(Stop::Refuse {
             reasons: vec![format!(
@@ -47,6 +55,35 @@ pub(crate) fn resolve_target(run: &Run<'_>, baseline: &Snapshot) -> Result<Drive
         (many, _) => Err(Stop::Refuse {
             reasons: vec![format!(
                 "target `{name}` matches {} members ({}); name it by serial",
+                many.len(),
+                many.iter()
+                    .map(|d| d.id.describe())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )],
+        }),
+    }
+}
+
+/// A `drive` target (a restore target): any one drive of the system. That
+/// it is outside the array and not quarantined is checked in preflight, so
+/// the refusal names the drive.
+fn resolve_drive(run: &Run<'_>, baseline: &Snapshot) -> Result<Drive, Stop> {
+    let Some(name) = run.params.get("target").filter(|n| !n.is_empty()) else {
+        return Err(Stop::Refuse {
+            reasons: vec!["no target given: pass `--target SERIAL` (the drive to write to)".into()],
+        });
+    };
+    match baseline.find(name).as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(Stop::Refuse {
+            reasons: vec![format!(
+                "target `{name}` is not present: no drive has that name, serial, WWN or bay"
+            )],
+        }),
+        many => Err(Stop::Refuse {
+            reasons: vec![format!(
+                "target `{name}` matches {} drives ({}); name it by serial",
                 many.len(),
                 many.iter()
                     .map(|d| d.id.describe())
@@ -176,6 +213,7 @@ pub(crate) fn check(walk: &mut Walk<'_, '_>) -> Result<(), Stop> {
             }
         }
     }
+    reasons.extend(walk.drive_target_refusals());
     if !base.array.state_is_running() {
         reasons.push(format!(
             "`{}` is {}, not running",

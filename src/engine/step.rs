@@ -35,6 +35,8 @@ impl Walk<'_, '_> {
         let before = self.look(&id, Depth::Full)?;
         let allowed = self.allowed(None, true);
         self.guard(&id, &before, &allowed)?;
+        // How the target looked last, for the quarantine registry.
+        let target_before = before.drive(&self.target.key()).cloned();
         self.record(Event::Snapshot {
             label: format!("before {id}"),
             snapshot: before,
@@ -64,6 +66,7 @@ impl Walk<'_, '_> {
             StepKind::Command { .. } => {
                 self.confirm(step)?;
                 let argv = argv.unwrap_or_default();
+                self.argv_refusal(step, &argv)?;
                 let timeout = step.timeout.unwrap_or(Duration::from_secs(600));
                 let output = self.run.backend.execute(&argv, timeout);
                 let output = match output {
@@ -140,22 +143,7 @@ impl Walk<'_, '_> {
             self.new_now = Some(n);
         }
         if step.quarantine == Some(Role::Target) {
-            let drive = self.target.id.clone();
-            self.quarantined.push(drive.clone());
-            self.record(Event::Quarantined {
-                step: id.clone(),
-                drive: drive.clone(),
-            })?;
-            self.run.operator.note(
-                NoteLevel::Info,
-                &sanitize(
-                    &format!(
-                        "quarantined {}: it must not be reused, not even as a restore target",
-                        drive.describe()
-                    ),
-                    false,
-                ),
-            );
+            self.quarantine_target(step, target_before.as_ref())?;
         }
         self.record(Event::StepCompleted { step: id.clone() })?;
         self.phase(step, StepPhase::Ended);
