@@ -208,11 +208,10 @@ fn same_serial(a: &str, b: &str) -> bool {
 fn same_wwn(a: &str, b: &str) -> bool {
     let norm = |w: &str| {
         let w = w.trim().to_ascii_lowercase();
-        let w = ["0x", "naa.", "eui.", "wwn-0x", "wwn-"]
+        ["wwn-0x", "wwn-", "0x", "naa.", "eui."]
             .iter()
             .find_map(|p| w.strip_prefix(p).map(str::to_string))
-            .unwrap_or(w);
-        w
+            .unwrap_or(w)
     };
     let (a, b) = (norm(a), norm(b));
     !a.is_empty() && a == b

@@ -10,6 +10,7 @@
 //! simulator; it never prints or reads stdin (the operator does).
 
 mod accept;
+mod canary;
 mod check;
 mod preflight;
 mod quarantine;
@@ -148,6 +149,8 @@ pub(crate) struct Walk<'r, 'a> {
     /// LEDs this run switched on, to switch off whatever happens.
     leds_on: Vec<Identity>,
     last_full_ms: u64,
+    /// The data canary, when the runbook names one.
+    canary: canary::Watch,
 }
 
 /// Walk the runbook. Journal write failures and operator failures (no
@@ -322,10 +325,12 @@ fn walk(run: &mut Run<'_>, array: &str) -> WalkResult {
         quarantined: Vec::new(),
         leds_on: Vec::new(),
         last_full_ms: baseline.at_ms,
+        canary: canary::Watch::new(),
         baseline,
         run,
     };
     let result = walk.all();
+    walk.remove_canary();
     let leds = std::mem::take(&mut walk.leds_on);
     match result {
         Ok(()) => Ok((leds, ())),
@@ -348,6 +353,7 @@ impl Walk<'_, '_> {
         self.bind_params()?;
         preflight::check(self)?;
         self.record(Event::PreflightPassed)?;
+        self.plant_canary(None)?;
         self.panel();
         let total = self.run.runbook.steps.len();
         for (index, step) in self.run.runbook.steps.iter().enumerate() {

@@ -35,6 +35,7 @@ impl Walk<'_, '_> {
         let before = self.look(&id, Depth::Full)?;
         let allowed = self.allowed(None, true);
         self.guard(&id, &before, &allowed)?;
+        self.verify_canary(&id)?;
         // How the target looked last, for the quarantine registry.
         let target_before = before.drive(&self.target.key()).cloned();
         self.record(Event::Snapshot {
@@ -132,6 +133,7 @@ impl Walk<'_, '_> {
         if !self.expectation_holds(step, &after) {
             return Err(self.unmet(step, &after));
         }
+        self.verify_canary(&id)?;
         self.record(Event::Snapshot {
             label: format!("after {id}"),
             snapshot: after.clone(),
@@ -146,6 +148,7 @@ impl Walk<'_, '_> {
             self.quarantine_target(step, target_before.as_ref())?;
         }
         self.record(Event::StepCompleted { step: id.clone() })?;
+        self.plant_canary(Some(&id))?;
         self.phase(step, StepPhase::Ended);
         let lines = panel_lines(
             &self.baseline,
@@ -285,6 +288,7 @@ impl Walk<'_, '_> {
             let now = self.look(&step.id, depth)?;
             let allowed = self.allowed(Some(step), false);
             self.guard(&step.id, &now, &allowed)?;
+            self.watch_canary(&step.id)?;
             if self.expectation_holds(step, &now) {
                 return Ok(());
             }
