@@ -14,6 +14,7 @@ mod canary;
 mod check;
 mod preflight;
 mod quarantine;
+mod signoff;
 mod step;
 
 use std::collections::BTreeMap;

@@ -66,6 +66,7 @@ impl Walk<'_, '_> {
             }
             StepKind::Command { .. } => {
                 self.confirm(step)?;
+                self.sign_off(step)?;
                 let argv = argv.unwrap_or_default();
                 self.argv_refusal(step, &argv)?;
                 let timeout = step.timeout.unwrap_or(Duration::from_secs(600));
@@ -106,6 +107,7 @@ impl Walk<'_, '_> {
                 }
             }
             StepKind::Physical => {
+                self.sign_off(step)?;
                 let deadline = step.timeout.unwrap_or(PHYSICAL_TIMEOUT);
                 self.run.operator.note(
                     NoteLevel::Info,
