@@ -213,6 +213,11 @@ pub(crate) fn check(walk: &mut Walk<'_, '_>) -> Result<(), Stop> {
             }
         }
     }
+    // The registry is consulted before every write; one that cannot be
+    // read now would fail in the middle of the run.
+    if let Err(e) = walk.registry() {
+        reasons.push(format!("cannot read the quarantine registry: {e:#}"));
+    }
     reasons.extend(walk.drive_target_refusals());
     if !base.array.state_is_running() {
         reasons.push(format!(
@@ -223,8 +228,12 @@ pub(crate) fn check(walk: &mut Walk<'_, '_>) -> Result<(), Stop> {
 
     let checks = walk.run.runbook.preflight.checks.clone();
     for c in &checks {
-        if let Err(reason) = walk.run_check(c) {
-            reasons.push(format!("check `{}` failed: {reason}", c.name));
+        match walk.run_check(c) {
+            Ok(seen) => walk.run.operator.note(
+                crate::operator::NoteLevel::Good,
+                &crate::sanitize::sanitize(&format!("check `{}` passed: {seen}", c.name), false),
+            ),
+            Err(reason) => reasons.push(format!("check `{}` failed: {reason}", c.name)),
         }
     }
     reasons.dedup();

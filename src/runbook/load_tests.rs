@@ -53,6 +53,7 @@ expect = { new = "rebuilding" }
 
 const MEMBER: &str = include_str!("../../runbooks/md-replace-member.toml");
 const HOT: &str = include_str!("../../runbooks/md-replace-hot.toml");
+const RESTORE: &str = include_str!("../../runbooks/restore-from-backup.toml");
 
 /// 1-based line and column of the `|` in `needle`, found in `source` (the
 /// needle without its `|`; the start of the needle when it has none).
@@ -120,7 +121,7 @@ fn base_is_clean() {
 
 #[test]
 fn shipped_runbooks_have_no_errors_and_no_warnings() {
-    for (name, source) in [("member", MEMBER), ("hot", HOT)] {
+    for (name, source) in [("member", MEMBER), ("hot", HOT), ("restore", RESTORE)] {
         assert_diagnostics(name, source, &[]);
     }
 }

@@ -2,7 +2,7 @@
 //! real filesystem, played in memory, so a scenario can make the array (or
 //! one member of a mirror) return zeros and the dry run shows the halt.
 //!
-//! A scenario event `zero_canary = "array"` makes every read of the canary
+//! A scenario event `zero_canary = "all"` makes every read of the canary
 //! return zeros; `zero_canary = "sda"` zeros only that member's copy, which
 //! only the per-member check of a RAID1 sees (reads through the array may
 //! be served by the healthy twin).

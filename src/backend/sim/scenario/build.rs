@@ -589,7 +589,7 @@ impl Builder<'_> {
             }
         }
         if let Some(z) = e.zero_canary {
-            if z.get_ref() == "array" {
+            if z.get_ref() == "all" {
                 actions.push(Action::ZeroCanary(None));
             } else if let Some(i) = self.drive_ref(&label, z.get_ref(), span_of(z.span()), drives) {
                 actions.push(Action::ZeroCanary(Some(i)));
