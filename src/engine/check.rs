@@ -88,7 +88,7 @@ impl Walk<'_, '_> {
 
 /// The verdict of a check on a command's result. Pure: `Ok` says what was
 /// seen, `Err` why it fails.
-pub(crate) fn evaluate(
+pub fn evaluate(
     check: &ExternalCheck,
     output: &CommandOutput,
     wall_ms: u64,
@@ -126,7 +126,7 @@ pub(crate) fn evaluate(
 }
 
 /// The output test alone.
-pub(crate) fn test_output(
+pub fn test_output(
     test: &CheckTest,
     stdout: &str,
     code: i32,
@@ -252,7 +252,7 @@ fn compare(a: &serde_json::Number, b: &serde_json::Number) -> Option<Ordering> {
 
 /// RFC 3339 (with `Z`, a numeric offset, or none: read as UTC) or Unix
 /// seconds (a number, or a string of digits), as Unix ms.
-pub(crate) fn timestamp_ms(value: &serde_json::Value) -> Option<u64> {
+pub fn timestamp_ms(value: &serde_json::Value) -> Option<u64> {
     if let Some(secs) = value.as_u64() {
         return secs.checked_mul(1000);
     }

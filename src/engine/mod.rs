@@ -11,7 +11,7 @@
 
 mod accept;
 mod canary;
-mod check;
+pub mod check;
 mod preflight;
 mod quarantine;
 mod signoff;
