@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::exit;
 
@@ -14,6 +14,33 @@ Examples:
   swapguard run runbooks/md-replace-member.toml --array md0 --target sdb
   swapguard run runbooks/md-replace-member.toml --array md0 --target S3Z1NB0K100002
   swapguard run runbooks/md-replace-member.toml --array md0 --target sdb --answers answers.toml";
+
+const TEST_EXAMPLES: &str = "\
+Examples:
+  swapguard test                                   everything under runbooks/
+  swapguard test runbooks/md-replace-member.toml   one runbook and its scenarios
+  swapguard test --mutate --junit report.xml       also the bad-hardware variants
+  swapguard test --json | jq '.summary'
+
+Layout: runbooks/NAME.toml, its scenarios in runbooks/scenarios/NAME/*.toml;
+a scenario's `runbook =` key says which runbook it proves. Rules and CI
+snippets: docs/ci.md.";
+
+const PLAN_EXAMPLES: &str = "\
+Examples:
+  swapguard plan runbooks/md-replace-member.toml > checklist.md
+  swapguard plan runbooks/md-replace-hot.toml | pandoc -o checklist.pdf";
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  swapguard completions bash > /etc/bash_completion.d/swapguard
+  swapguard completions zsh > \"${fpath[1]}/_swapguard\"
+  swapguard completions fish > ~/.config/fish/completions/swapguard.fish";
+
+const MAN_EXAMPLES: &str = "\
+Examples:
+  swapguard man | man -l -
+  swapguard man --dir /usr/local/share/man/man1";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -93,7 +120,53 @@ enum Cmd {
         no_smart: bool,
     },
     /// A guided swap of a simulated mirror, including a halt, for newcomers.
+    #[command(after_help = "Examples:\n  swapguard demo")]
     Demo,
+    /// Lint every runbook and dry-run it against every one of its scenarios;
+    /// with --mutate, also against bad-hardware variants it must halt on.
+    #[command(after_help = format!("{TEST_EXAMPLES}\n\n{}", exit::TABLE))]
+    Test {
+        /// Runbook files, scenario files or folders of runbooks [default: runbooks]
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Also derive bad-hardware variants of every scenario that completes
+        /// (a survivor's counter rises during each step, the wrong drive is
+        /// pulled, the new drive is too small, not blank or quarantined) and
+        /// require every one to halt or be refused.
+        #[arg(long)]
+        mutate: bool,
+        /// Also write a JUnit XML report to FILE (for GitLab, Jenkins,
+        /// GitHub Actions).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Print the report as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Fail (exit 2) on warnings too: lint warnings, and a runbook with no
+        /// scenario in which a survivor fails.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Print a runbook as a Markdown checklist: numbered steps with boxes,
+    /// what to check, what the LEDs show, the halt guidance, the preflight.
+    #[command(after_help = PLAN_EXAMPLES)]
+    Plan {
+        /// The runbook file.
+        runbook: PathBuf,
+    },
+    /// Print a shell completion script.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff), or write one page per command to a folder.
+    #[command(after_help = MAN_EXAMPLES)]
+    Man {
+        /// Write swapguard.1, swapguard-run.1, ... into DIR instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// List, add or release quarantined drives (drives nothing may write to).
     #[command(
         subcommand,
@@ -133,6 +206,30 @@ enum QuarantineCmd {
     },
 }
 
+/// What `swapguard test` was asked to do.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TestArgs {
+    /// Runbook files, scenario files or folders; empty means `runbooks`.
+    pub paths: Vec<PathBuf>,
+    pub mutate: bool,
+    pub junit: Option<PathBuf>,
+    pub json: bool,
+    pub deny_warnings: bool,
+}
+
+/// A shell `swapguard completions` writes for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// The whole command-line definition, for completions and man pages.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
 fn parse_param(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
@@ -168,6 +265,16 @@ pub enum Command {
         smart: bool,
     },
     Demo,
+    Test(TestArgs),
+    Plan {
+        runbook: PathBuf,
+    },
+    Completions {
+        shell: Shell,
+    },
+    Man {
+        dir: Option<PathBuf>,
+    },
     Quarantine(QuarantineAction),
 }
 
@@ -233,6 +340,22 @@ where
             smart: !no_smart,
         },
         Cmd::Demo => Command::Demo,
+        Cmd::Test {
+            paths,
+            mutate,
+            junit,
+            json,
+            deny_warnings,
+        } => Command::Test(TestArgs {
+            paths,
+            mutate,
+            junit,
+            json,
+            deny_warnings,
+        }),
+        Cmd::Plan { runbook } => Command::Plan { runbook },
+        Cmd::Completions { shell } => Command::Completions { shell },
+        Cmd::Man { dir } => Command::Man { dir },
         Cmd::Quarantine(q) => Command::Quarantine(match q {
             QuarantineCmd::List { json, all } => QuarantineAction::List { json, all },
             QuarantineCmd::Add {
@@ -287,6 +410,61 @@ mod tests {
             }
         );
         assert_eq!(c.state_dir, PathBuf::from("/var/lib/swapguard"));
+    }
+
+    #[test]
+    fn test_takes_paths_and_report_options() {
+        let c = parse([
+            "swapguard",
+            "test",
+            "--mutate",
+            "--junit",
+            "r.xml",
+            "runbooks/a.toml",
+            "more/",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.command,
+            Command::Test(TestArgs {
+                paths: vec!["runbooks/a.toml".into(), "more/".into()],
+                mutate: true,
+                junit: Some("r.xml".into()),
+                json: false,
+                deny_warnings: false,
+            })
+        );
+        let c = parse(["swapguard", "test"]).unwrap();
+        assert_eq!(c.command, Command::Test(TestArgs::default()));
+    }
+
+    #[test]
+    fn completions_know_three_shells() {
+        for (name, shell) in [
+            ("bash", Shell::Bash),
+            ("zsh", Shell::Zsh),
+            ("fish", Shell::Fish),
+        ] {
+            let c = parse(["swapguard", "completions", name]).unwrap();
+            assert_eq!(c.command, Command::Completions { shell });
+        }
+        assert!(parse(["swapguard", "completions", "tcsh"]).is_err());
+    }
+
+    #[test]
+    fn every_command_help_has_examples() {
+        let cmd = command();
+        for sub in cmd.get_subcommands() {
+            let after = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                after.contains("Examples:"),
+                "`swapguard {} --help` has no examples",
+                sub.get_name()
+            );
+        }
     }
 
     #[test]

@@ -16,7 +16,9 @@ pub const REFUSED: i32 = 4;
 pub const ABORTED: i32 = 5;
 /// Another run holds the array's lock.
 pub const LOCKED: i32 = 6;
-/// A dry-run's outcome differed from the scenario's `[expect]`.
+/// A dry-run's outcome differed from the scenario's `[expect]`; for
+/// `swapguard test`, also a bad-hardware variant (`--mutate`) that was not
+/// halted in time.
 pub const EXPECTATION_FAILED: i32 = 7;
 /// Ctrl-C, SIGTERM or SIGHUP.
 pub const INTERRUPTED: i32 = 130;
@@ -32,7 +34,8 @@ Exit codes:
   4    refused by preflight (nothing was touched)
   5    aborted by the operator (answered no, typed a wrong confirmation)
   6    another run holds the array's lock
-  7    dry-run: the outcome differed from the scenario's [expect]
+  7    dry-run or test: an outcome differed from the scenario's [expect];
+       test --mutate: a bad-hardware variant was not halted in time
   130  interrupted (Ctrl-C, SIGTERM, SIGHUP)";
 
 pub fn for_outcome(outcome: &Outcome) -> i32 {

@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod canary;
+pub mod ci;
 pub mod cli;
 pub mod clock;
 pub mod commands;

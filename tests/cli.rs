@@ -458,3 +458,67 @@ fn smart_only_degradation_halts_within_one_smart_poll() {
         "halted {latency} ms after the fault"
     );
 }
+
+#[test]
+fn each_outcome_has_its_exit_code() {
+    for (scenario, code, outcome) in [
+        ("healthy", 0, "completed"),
+        ("wrong-drive-pulled", 3, "halted"),
+        ("smart-unreadable", 4, "refused"),
+        ("wrong-answer", 5, "aborted"),
+    ] {
+        let done = Test::new()
+            .args(&[
+                "dry-run".to_string(),
+                "runbooks/md-replace-member.toml".into(),
+                "--scenario".into(),
+                format!("runbooks/scenarios/md-replace-member/{scenario}.toml"),
+                "--exit-with-outcome".into(),
+            ])
+            .run();
+        assert_eq!(done.code, code, "{scenario}\n{}", done.stdout);
+        assert!(
+            done.stdout.contains(&format!("outcome: {outcome}")),
+            "{scenario}\n{}",
+            done.stdout
+        );
+    }
+}
+
+#[test]
+fn unreadable_smart_refuses_unless_the_runbook_opts_out() {
+    let t = Test::new();
+    let runbook = std::fs::read_to_string(root().join("runbooks/md-replace-member.toml"))
+        .unwrap()
+        .replacen("smart = \"required\"", "smart = \"optional\"", 1);
+    assert!(runbook.contains("smart = \"optional\""));
+    let runbook_path = t.write("optional-smart.toml", &runbook);
+    let scenario = std::fs::read_to_string(
+        root().join("runbooks/scenarios/md-replace-member/smart-unreadable.toml"),
+    )
+    .unwrap()
+    .replace(
+        "../../md-replace-member.toml",
+        &runbook_path.display().to_string(),
+    );
+    let expect_at = scenario.find("[expect]").unwrap();
+    let scenario = format!(
+        "{}[expect]\noutcome = \"completed\"\n",
+        &scenario[..expect_at]
+    );
+    let scenario_path = t.write("smart-unreadable-opted-out.toml", &scenario);
+    let done = t
+        .args(&[
+            "dry-run".to_string(),
+            runbook_path.display().to_string(),
+            "--scenario".into(),
+            scenario_path.display().to_string(),
+        ])
+        .run();
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    assert!(
+        done.stdout.contains("expectation met: completed"),
+        "{}",
+        done.stdout
+    );
+}

@@ -4,6 +4,7 @@
 //! ZFS, MegaRAID). The engine and the guard only ever see this trait, so a
 //! dry-run against the simulator walks exactly the code a real swap walks.
 
+pub mod led;
 pub mod md;
 pub mod process;
 pub mod sim;
@@ -24,6 +25,11 @@ pub enum Depth {
     Fast,
     /// Everything, including SMART (slow: runs smartctl per drive).
     Full,
+    /// For the watch loop: a fast look, plus SMART results that finished in
+    /// the background since the last look. `smart_due` starts a new
+    /// background round (unless one is still running). A slow `smartctl`
+    /// never delays this look.
+    Watch { smart_due: bool },
 }
 
 /// What an external command did. Goes into the journal verbatim.

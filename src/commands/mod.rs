@@ -2,7 +2,10 @@
 //! exit code; errors are printed in one place (`crate::run`).
 
 mod demo;
+mod docs;
 pub mod dry_run;
+mod plan;
+pub mod test;
 
 mod lint;
 mod quarantine;
@@ -57,6 +60,10 @@ pub fn dispatch(config: &Config) -> Result<i32> {
         Command::Status { json, smart } => status::status(config, *json, *smart),
         Command::Demo => demo::demo(),
         Command::Quarantine(action) => quarantine::quarantine(config, action),
+        Command::Test(args) => test::test(args),
+        Command::Plan { runbook } => plan::plan(runbook),
+        Command::Completions { shell } => docs::completions(*shell, &mut std::io::stdout()),
+        Command::Man { dir } => docs::man(dir.as_deref(), &mut std::io::stdout()),
     }
 }
 

@@ -18,8 +18,8 @@ pub(crate) fn check(walk: &Walk<'_, '_>, step: &Step, drive: &Drive) -> Result<(
     let key = drive.key();
     if key.is_weak() {
         refusals.push((
-            "identity".into(),
             "serial or WWN".into(),
+            "readable".into(),
             "none readable: the drive cannot be told apart from others".into(),
         ));
     }
@@ -59,14 +59,14 @@ pub(crate) fn check(walk: &Walk<'_, '_>, step: &Step, drive: &Drive) -> Result<(
             match drive.blank {
                 Some(true) => {}
                 Some(false) => refusals.push((
-                    "blank".into(),
+                    "blankness".into(),
                     "blank".into(),
                     "not blank: it has a partition table, RAID superblock or filesystem \
                      signature; wipe it only through a runbook step behind a typed confirmation"
                         .into(),
                 )),
                 None => refusals.push((
-                    "blank".into(),
+                    "blankness".into(),
                     "blank".into(),
                     "unknown: its first and last sectors could not be read".into(),
                 )),
@@ -77,14 +77,14 @@ pub(crate) fn check(walk: &Walk<'_, '_>, step: &Step, drive: &Drive) -> Result<(
     match &drive.smart {
         Some(Smart::Read { passed: true, .. }) => {}
         Some(Smart::Read { passed: false, .. }) => refusals.push((
-            "SMART".into(),
+            "SMART overall health".into(),
             "passed".into(),
             "FAILED: the new drive is itself failing".into(),
         )),
         Some(Smart::Unreadable { reason }) if smart_required => refusals.push((
-            "SMART".into(),
-            "readable".into(),
-            format!("unreadable ({reason})"),
+            "SMART readable".into(),
+            "yes".into(),
+            format!("no ({reason})"),
         )),
         None if smart_required => {
             refusals.push(("SMART".into(), "readable".into(), "not read".into()))
@@ -104,7 +104,7 @@ pub(crate) fn check(walk: &Walk<'_, '_>, step: &Step, drive: &Drive) -> Result<(
                 subject: Subject::NewDrive,
                 who: who.clone(),
                 what,
-                before: format!("must be {before}"),
+                before,
                 after,
             })
             .collect(),

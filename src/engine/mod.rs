@@ -397,7 +397,7 @@ impl Walk<'_, '_> {
     fn look(&mut self, step: &str, depth: Depth) -> std::result::Result<Snapshot, Stop> {
         match self.run.backend.snapshot(&self.array, depth) {
             Ok(s) => {
-                if depth == Depth::Full {
+                if matches!(depth, Depth::Full | Depth::Watch { smart_due: true }) {
                     self.last_full_ms = s.at_ms;
                 }
                 Ok(s)

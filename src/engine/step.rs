@@ -282,10 +282,10 @@ impl Walk<'_, '_> {
             let poll = self.poll();
             self.run.backend.wait(poll)?;
             let now_ms = self.run.clock.now_ms();
-            let depth = if now_ms.saturating_sub(self.last_full_ms) >= smart_poll {
-                Depth::Full
-            } else {
-                Depth::Fast
+            // SMART runs in the background during watches: a slow smartctl
+            // must never delay noticing an md state change.
+            let depth = Depth::Watch {
+                smart_due: now_ms.saturating_sub(self.last_full_ms) >= smart_poll,
             };
             let now = self.look(&step.id, depth)?;
             let allowed = self.allowed(Some(step), false);

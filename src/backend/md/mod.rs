@@ -18,14 +18,18 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use crate::backend::led;
 use crate::backend::md::identity::ByIdIndex;
 use crate::backend::md::mdstat::{Mdstat, MdstatArray, SyncState};
 use crate::backend::md::sysfs::{ArrayLook, MemberLook};
 use crate::backend::md::watch::MdstatWatch;
+use crate::backend::process::ProcessRunner;
+use crate::backend::smart::poller::{RunnerFactory, SmartPoller};
 use crate::backend::{Backend, CommandOutput, CommandRunner, Depth, LocateOutcome, smart};
 use crate::clock::{Clock, SystemClock};
 use crate::health::model::{
@@ -42,6 +46,8 @@ pub struct MdBackend {
     pub runner: Box<dyn CommandRunner>,
     clock: Box<dyn Clock>,
     watch: Option<MdstatWatch>,
+    /// SMART for the watch loop, read on a worker thread.
+    poller: SmartPoller,
 }
 
 impl MdBackend {
@@ -52,7 +58,15 @@ impl MdBackend {
             runner,
             clock: Box::new(SystemClock::new()),
             watch: None,
+            poller: SmartPoller::new(Arc::new(|| Box::new(ProcessRunner)), SMART_TIMEOUT),
         }
+    }
+
+    /// How the background SMART worker runs programs (tests give canned
+    /// outputs; production runs real processes).
+    pub fn with_smart_runner(mut self, factory: RunnerFactory) -> Self {
+        self.poller = SmartPoller::new(factory, SMART_TIMEOUT);
+        self
     }
 
     /// Stamp snapshots (`Snapshot::at_ms`) from the run's clock instead of
@@ -173,6 +187,15 @@ impl MdBackend {
                 }
             }
         }
+        let mut background = match depth {
+            Depth::Watch { smart_due } => {
+                if smart_due {
+                    self.poller.start(disks.iter().cloned().collect());
+                }
+                self.poller.take()
+            }
+            Depth::Fast | Depth::Full => BTreeMap::new(),
+        };
         let by_id = ByIdIndex::scan(&self.root.join("dev/disk/by-id"), problems);
         let enclosures = identity::enclosures_present(&self.root);
         let mut drives = Vec::with_capacity(disks.len());
@@ -190,6 +213,7 @@ impl MdBackend {
             });
             let (smart, blank) = match depth {
                 Depth::Fast => (None, None),
+                Depth::Watch { .. } => (background.remove(&disk), None),
                 Depth::Full => (
                     Some(smart::probe(
                         &mut *self.runner,
@@ -428,16 +452,7 @@ impl Backend for MdBackend {
         self.runner.run(argv, timeout)
     }
 
-    fn locate(&mut self, drive: &Identity, _on: bool) -> Result<LocateOutcome> {
-        let reason = match &drive.serial {
-            Some(serial) => {
-                format!("no LED control yet: identify the drive by its serial `{serial}`")
-            }
-            None => format!(
-                "no LED control yet and `{}` has no readable serial: identify the drive by its label or WWN",
-                drive.dev
-            ),
-        };
-        Ok(LocateOutcome::Unavailable { reason })
+    fn locate(&mut self, drive: &Identity, on: bool) -> Result<LocateOutcome> {
+        Ok(led::locate(&self.root, &mut *self.runner, drive, on))
     }
 }

@@ -730,7 +730,9 @@ fn wait_execute_and_locate() {
     assert_eq!(
         md.locate(&drive, true).unwrap(),
         LocateOutcome::Unavailable {
-            reason: "no LED control yet: identify the drive by its serial `LAB-B-0002`".into()
+            reason: "no SES enclosure slot for `nvme1n1`; \
+                     `ledctl --listed-only locate=/dev/nvme1n1` failed: fake"
+                .into()
         }
     );
     let empty = Tree::new();
@@ -765,4 +767,56 @@ fn problems_name_their_subject() {
         ]
     );
     assert!(!snapshot.drives[0].counters.contains_key("io.ioerr_cnt"));
+}
+
+/// smartctl that blocks until the test says go, like a drive stuck in
+/// error recovery; then reports a healthy NVMe drive.
+struct StuckSmartctl(std::sync::Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>);
+
+impl CommandRunner for StuckSmartctl {
+    fn run(&mut self, argv: &[String], _timeout: Duration) -> Result<CommandOutput> {
+        let _ = self.0.lock().unwrap().recv();
+        Ok(CommandOutput {
+            argv: argv.to_vec(),
+            code: Some(0),
+            stdout: fs::read_to_string(
+                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures/smart/lab-smartctl-nvme-healthy.json"),
+            )
+            .unwrap(),
+            stderr: String::new(),
+            timed_out: false,
+        })
+    }
+}
+
+#[test]
+fn a_stuck_smartctl_does_not_delay_the_watch_look() {
+    let (go, wait) = std::sync::mpsc::channel();
+    let wait = std::sync::Arc::new(std::sync::Mutex::new(wait));
+    let mut md = backend(&fixture("clean")).with_smart_runner(std::sync::Arc::new(move || {
+        Box::new(StuckSmartctl(std::sync::Arc::clone(&wait))) as Box<dyn CommandRunner + Send>
+    }));
+    // The round starts and hangs in smartctl; the look returns at once with
+    // the md state and counters, and no SMART yet.
+    let first = md
+        .snapshot("md0", Depth::Watch { smart_due: true })
+        .unwrap();
+    assert_eq!(first.drives.len(), 2);
+    assert!(first.drives.iter().all(|d| d.smart.is_none()));
+    let again = md
+        .snapshot("md0", Depth::Watch { smart_due: true })
+        .unwrap();
+    assert!(again.drives.iter().all(|d| d.smart.is_none()));
+    // smartctl answers; a later look carries the results.
+    go.send(()).unwrap();
+    go.send(()).unwrap();
+    let mut seen = 0;
+    while seen < 2 {
+        let look = md
+            .snapshot("md0", Depth::Watch { smart_due: false })
+            .unwrap();
+        seen += look.drives.iter().filter(|d| d.smart.is_some()).count();
+        std::thread::yield_now();
+    }
 }

@@ -142,8 +142,10 @@ impl Hardware {
             }
         }
         let (smart, blank) = match depth {
-            Depth::Fast => (None, None),
-            Depth::Full => {
+            // The simulator's smartctl answers at once, so a due background
+            // round is simply a full look's SMART.
+            Depth::Fast | Depth::Watch { smart_due: false } => (None, None),
+            Depth::Full | Depth::Watch { smart_due: true } => {
                 let smart = if d.smart_unreadable {
                     Smart::Unreadable {
                         reason: format!(

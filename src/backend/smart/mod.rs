@@ -19,6 +19,7 @@
 
 mod counters;
 mod json;
+pub mod poller;
 mod status;
 
 use std::collections::BTreeMap;
