@@ -6,8 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# command:package pairs the tests need.
-required=()
+# command:package pairs the tests need: restic for the restore runbook's
+# backup gate against a real repository (tests/restic.rs); mkfs.ext4 and
+# losetup for data canaries on a loop device (tests/canary_fs.rs, which also
+# needs root and /dev/loop-control).
+required=(restic:restic mkfs.ext4:e2fsprogs losetup:mount)
 missing=()
 for pair in "${required[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")

@@ -203,6 +203,43 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// List, add or release quarantined drives (drives nothing may write to).
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  swapguard quarantine list\n  swapguard quarantine add S3Z1NB0K100002 --reason \"dropped on the floor\"\n  swapguard quarantine release S3Z1NB0K100002 --reason \"vendor tested it: RMA 4711\""
+    )]
+    Quarantine(QuarantineCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum QuarantineCmd {
+    /// Show the quarantined drives: serial, WWN, when, by which run, why.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Include released drives.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Quarantine a drive by hand, by its serial.
+    Add {
+        serial: String,
+        /// Why it must not be used (recorded).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// Its WWN too, when known.
+        #[arg(long)]
+        wwn: Option<String>,
+    },
+    /// Allow a quarantined drive to be used again (journaled).
+    Release {
+        /// Its serial or WWN.
+        serial: String,
+        /// Why it may be used again (required, recorded).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
 }
 
 /// What `swapguard test` was asked to do.
@@ -311,6 +348,25 @@ pub enum Command {
     Man {
         dir: Option<PathBuf>,
     },
+    Quarantine(QuarantineAction),
+}
+
+/// `swapguard quarantine ...`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QuarantineAction {
+    List {
+        json: bool,
+        all: bool,
+    },
+    Add {
+        serial: String,
+        wwn: Option<String>,
+        reason: String,
+    },
+    Release {
+        serial: String,
+        reason: String,
+    },
 }
 
 /// Parse arguments. `Err` carries clap's own rendering (help and version
@@ -389,6 +445,21 @@ where
         Cmd::Plan { runbook } => Command::Plan { runbook },
         Cmd::Completions { shell } => Command::Completions { shell },
         Cmd::Man { dir } => Command::Man { dir },
+        Cmd::Quarantine(q) => Command::Quarantine(match q {
+            QuarantineCmd::List { json, all } => QuarantineAction::List { json, all },
+            QuarantineCmd::Add {
+                serial,
+                reason,
+                wwn,
+            } => QuarantineAction::Add {
+                serial,
+                wwn,
+                reason,
+            },
+            QuarantineCmd::Release { serial, reason } => {
+                QuarantineAction::Release { serial, reason }
+            }
+        }),
     };
     Ok(Config {
         state_dir: cli.state_dir,

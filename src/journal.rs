@@ -132,6 +132,34 @@ pub enum Event {
         decision: String,
         detail: String,
     },
+    /// A drive quarantined by hand (`swapguard quarantine add`).
+    QuarantineAdded {
+        entry: crate::quarantine::Entry,
+    },
+    /// A quarantined drive released (`swapguard quarantine release`).
+    QuarantineReleased {
+        entry: crate::quarantine::Entry,
+    },
+    /// A second person signed off a step before it acted.
+    SignOff {
+        step: String,
+        name: String,
+        drive: String,
+    },
+    /// The data canary was written and read back once.
+    CanaryPlanted {
+        report: crate::canary::Planted,
+    },
+    /// The data canary read back as written.
+    CanaryVerified {
+        step: String,
+        checked: Vec<String>,
+    },
+    /// The data canary was removed at the end of the run.
+    CanaryRemoved {
+        path: String,
+        outcome: String,
+    },
 }
 
 /// The `prev` of the first line of every journal.

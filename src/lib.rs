@@ -5,6 +5,7 @@
 //! called more than once in a process.
 
 pub mod backend;
+pub mod canary;
 pub mod ci;
 pub mod cli;
 pub mod clock;
@@ -15,6 +16,7 @@ pub mod health;
 pub mod journal;
 pub mod lock;
 pub mod operator;
+pub mod quarantine;
 pub mod runbook;
 pub mod sanitize;
 pub mod signals;

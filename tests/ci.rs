@@ -93,7 +93,7 @@ fn shipped_runbooks_pass() {
         .code(0)
         .has(&format!("{n} scenarios: {n} ok;"))
         .has("0 lint errors, 0 warnings");
-    assert_eq!(done.stdout.matches("  ok    lint: lint clean").count(), 2);
+    assert_eq!(done.stdout.matches("  ok    lint: lint clean").count(), 3);
     assert!(!done.stdout.contains("FAIL"), "{}", done.stdout);
     assert!(!done.stdout.contains("warning:"), "{}", done.stdout);
     for line in done.stdout.lines().filter(|l| l.contains(".toml — ")) {
@@ -193,7 +193,7 @@ fn mutate_passes_the_shipped_runbooks() {
         .lines()
         .filter(|l| l.starts_with("  ") && l.contains("mutations: "))
         .collect();
-    assert_eq!(lines.len(), 2, "{}", done.stdout);
+    assert_eq!(lines.len(), 3, "{}", done.stdout);
     for l in lines {
         assert!(l.starts_with("  ok    mutations: "), "{l}");
     }

@@ -100,4 +100,10 @@ pub trait Backend {
     /// The engine is starting or has finished `step`; `target` is the drive
     /// being replaced.
     fn step_phase(&mut self, _step: &Step, _phase: StepPhase, _target: &Identity) {}
+
+    /// Data canaries the backend plays itself (the simulator). `None`, the
+    /// default: the engine writes and reads real files (src/canary.rs).
+    fn canaries(&mut self) -> Option<&mut dyn crate::canary::Canaries> {
+        None
+    }
 }

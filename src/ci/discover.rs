@@ -235,7 +235,14 @@ mod tests {
                     .into_owned()
             })
             .collect();
-        assert_eq!(names, ["md-replace-hot.toml", "md-replace-member.toml"]);
+        assert_eq!(
+            names,
+            [
+                "md-replace-hot.toml",
+                "md-replace-member.toml",
+                "restore-from-backup.toml"
+            ]
+        );
         for suite in &suites {
             let stem = suite.runbook.file_stem().unwrap();
             assert!(!suite.scenarios.is_empty());

@@ -351,12 +351,23 @@ pub fn derive(runbook: &Runbook, healthy: &Scenario, times: &StepTimes) -> Deriv
 pub fn target_of(scenario: &Scenario) -> Option<usize> {
     let value = scenario.params.get("target")?;
     let value = value.strip_prefix("/dev/").unwrap_or(value);
-    scenario.drives.iter().position(|d| {
-        d.group == DriveGroup::Member
-            && [&d.dev, &d.serial, &d.wwn, &d.slot]
+    let named = |d: &&DriveSpec| {
+        [&d.dev, &d.serial, &d.wwn, &d.slot]
+            .iter()
+            .any(|field| field.as_deref() == Some(value))
+    };
+    // A member target first; a `drive` target (a restore target) is any
+    // drive outside the array.
+    scenario
+        .drives
+        .iter()
+        .position(|d| d.group == DriveGroup::Member && named(&d))
+        .or_else(|| {
+            scenario
+                .drives
                 .iter()
-                .any(|field| field.as_deref() == Some(value))
-    })
+                .position(|d| d.group != DriveGroup::Spare && named(&d))
+        })
 }
 
 /// `sda (serial S3Z1NB0K100001)`, or the serial alone for a spare.
@@ -475,7 +486,8 @@ mod tests {
             ("/dev/sdb", Some(1)),
             ("S3Z1NB0K100002", Some(1)),
             ("0", Some(0)),
-            ("nvme0n1", None),
+            // A drive outside the array: what a `drive` target (restore) names.
+            ("nvme0n1", Some(3)),
             ("sdz", None),
         ] {
             sc.params.insert("target".into(), value.into());

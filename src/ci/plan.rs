@@ -14,8 +14,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::runbook::model::{
-    BackendKind, CheckTest, Confirm, DriveExpect, Expectation, ParamKind, Precondition,
-    Requirement, Role, Runbook, Step, StepKind, WaitUntil,
+    BackendKind, CheckTest, Confirm, DriveExpect, Expectation, ExternalCheck, ParamKind,
+    Precondition, Requirement, Role, Runbook, Step, StepKind, WaitUntil,
 };
 use crate::runbook::template::variables;
 
@@ -70,6 +70,7 @@ fn fill_in(out: &mut String, runbook: &Runbook) {
         let what = match p.kind {
             ParamKind::Array => "array",
             ParamKind::Member => "drive to replace",
+            ParamKind::Drive => "drive to write to (serial)",
             ParamKind::Text => "value",
         };
         let help = if p.help.is_empty() {
@@ -130,20 +131,50 @@ fn preflight(out: &mut String, runbook: &Runbook) {
         let _ = writeln!(out, "- [ ] {what} (`{}`)", p.name());
     }
     for c in &pre.checks {
-        let test = match &c.test {
-            CheckTest::ExitZero => "exits with status 0".to_string(),
-            CheckTest::JsonEquals { pointer, value } => {
-                format!("`{pointer}` in its JSON output is `{value}`")
-            }
-            CheckTest::JsonMaxAge { pointer, max_age } => format!(
-                "`{pointer}` in its JSON output is no older than {}",
-                duration(*max_age)
-            ),
-        };
+        let test = check_test(c);
         let argv: Vec<String> = c.run.iter().map(|t| code_text(&t.text)).collect();
         let _ = writeln!(out, "- [ ] {}: `{}` {test}", md(&c.name), argv.join(" "));
     }
     out.push('\n');
+}
+
+/// What an external check must see, in words.
+fn check_test(c: &ExternalCheck) -> String {
+    let exit = match c.exit.as_slice() {
+        [0] => "exits with status 0".to_string(),
+        codes => format!(
+            "exits with status {}",
+            codes
+                .iter()
+                .map(i32::to_string)
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ),
+    };
+    let output = match &c.test {
+        CheckTest::ExitZero => return exit,
+        CheckTest::JsonEquals { pointer, value } => {
+            format!("`{pointer}` in its JSON output is `{value}`")
+        }
+        CheckTest::JsonNotEquals { pointer, value } => {
+            format!("`{pointer}` in its JSON output is not `{value}`")
+        }
+        CheckTest::JsonAtLeast { pointer, bound } => {
+            format!("`{pointer}` in its JSON output is at least {bound}")
+        }
+        CheckTest::JsonAtMost { pointer, bound } => {
+            format!("`{pointer}` in its JSON output is at most {bound}")
+        }
+        CheckTest::JsonMaxAge { pointer, max_age } => format!(
+            "`{pointer}` in its JSON output is no older than {}",
+            duration(*max_age)
+        ),
+        CheckTest::Matches { pattern } => format!("its output matches `{}`", code_text(pattern)),
+        CheckTest::NotMatches { pattern } => {
+            format!("its output does not match `{}`", code_text(pattern))
+        }
+    };
+    format!("{exit} and {output}")
 }
 
 fn guard(out: &mut String, runbook: &Runbook) {
@@ -250,6 +281,14 @@ fn steps(out: &mut String, runbook: &Runbook) {
                      The survivors are still watched: a rebuild reads every block of them."
                 ));
             }
+            StepKind::Check { check } => {
+                let argv: Vec<String> = check.run.iter().map(|t| code_text(&t.text)).collect();
+                items.push(format!(
+                    "swapguard runs `{}` and goes on only if it {}; otherwise it stops here.",
+                    argv.join(" "),
+                    check_test(check)
+                ));
+            }
             StepKind::Locate { on } => {
                 items.push(format!(
                     "LEDs: the locate LED of the {} drive's bay (`{{{}.slot}}`) blinks. Without LED control swapguard says so{}.",
@@ -268,6 +307,9 @@ fn steps(out: &mut String, runbook: &Runbook) {
                 role_name(role),
                 role_name(role)
             )),
+        }
+        if step.sign_off {
+            items.push("Sign-off: a second person gives their name and types the same 4 characters after checking the drive; both go into the journal.".into());
         }
         if let Some(rule) = &step.new_drive {
             let mut must = Vec::new();
@@ -345,6 +387,7 @@ fn kind_label(step: &Step) -> &'static str {
         StepKind::Physical => "physical: hands in the chassis",
         StepKind::Wait { .. } => "wait",
         StepKind::Locate { .. } => "locate",
+        StepKind::Check { .. } => "check",
     }
 }
 

@@ -34,8 +34,9 @@ fn survivor_fails(s: &Scenario) -> bool {
             | Action::Fail(drive)
             | Action::Pull(drive)
             | Action::Vanish(drive)
-            | Action::Unreadable(Probe::Smart(drive) | Probe::Counters(drive)) => Some(*drive),
-            Action::Unreadable(Probe::Array) | Action::Insert(_) => None,
+            | Action::Unreadable(Probe::Smart(drive) | Probe::Counters(drive))
+            | Action::ZeroCanary(Some(drive)) => Some(*drive),
+            Action::Unreadable(Probe::Array) | Action::Insert(_) | Action::ZeroCanary(None) => None,
         }
     };
     s.events

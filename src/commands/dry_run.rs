@@ -22,6 +22,7 @@ use crate::exit;
 use crate::health::model::{Identity, Snapshot};
 use crate::operator::Operator;
 use crate::operator::scripted::{ScriptedOperator, SharedBuffer};
+use crate::quarantine::{self, Entry};
 use crate::runbook::model::{Runbook, Step};
 
 pub fn dry_run(
@@ -121,6 +122,7 @@ fn walk(
             temp.path()
         }
     };
+    seed_quarantine(scenario, dir)?;
     let interrupted = AtomicBool::new(false);
     let result = guarded(
         runbook,
@@ -135,6 +137,29 @@ fn walk(
     );
     backend.flush();
     Ok(result?.0)
+}
+
+/// Put the scenario's `[[quarantined]]` drives into the registry of the
+/// dry run's state directory, as an earlier run would have left them.
+fn seed_quarantine(scenario: &Scenario, state_dir: &Path) -> Result<()> {
+    for q in &scenario.quarantined {
+        let Some(d) = scenario.drives.get(q.drive) else {
+            continue;
+        };
+        let id = Identity {
+            dev: d.dev.clone().unwrap_or_default(),
+            serial: d.serial.clone(),
+            wwn: d.wwn.clone(),
+            model: d.model.clone(),
+            firmware: d.firmware.clone(),
+            size_bytes: Some(d.size_bytes),
+            slot: d.slot.clone(),
+            by_id: None,
+        };
+        let entry = Entry::for_drive(&id, q.at.clone(), q.session.clone(), q.reason.clone());
+        quarantine::add(state_dir, entry)?;
+    }
+    Ok(())
 }
 
 /// Compare the outcome with the scenario's `[expect]`; print the verdict.
@@ -229,5 +254,9 @@ impl Backend for Narrated {
     fn step_phase(&mut self, step: &Step, phase: StepPhase, target: &Identity) {
         self.inner.step_phase(step, phase, target);
         self.flush();
+    }
+    fn canaries(&mut self) -> Option<&mut dyn crate::canary::Canaries> {
+        self.flush();
+        self.inner.canaries()
     }
 }

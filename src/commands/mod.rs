@@ -9,6 +9,7 @@ pub mod test;
 
 mod journal;
 mod lint;
+mod quarantine;
 mod report;
 mod resume;
 mod run;
@@ -62,6 +63,7 @@ pub fn dispatch(config: &Config) -> Result<i32> {
         } => dry_run::dry_run(config, runbook, scenario, *exit_with_outcome),
         Command::Status { json, smart } => status::status(config, *json, *smart),
         Command::Demo => demo::demo(),
+        Command::Quarantine(action) => quarantine::quarantine(config, action),
         Command::Test(args) => test::test(args),
         Command::Plan { runbook } => plan::plan(runbook),
         Command::Completions { shell } => docs::completions(*shell, &mut std::io::stdout()),
@@ -186,6 +188,7 @@ pub(crate) fn guarded(
         journal: &mut journal,
         interrupted: setup.interrupted,
         session,
+        state_dir: setup.state_dir,
     };
     let outcome = engine::execute(&mut run)?;
     run.operator.finish()?;

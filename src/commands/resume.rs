@@ -115,6 +115,7 @@ pub fn resume(config: &Config, opts: &Options<'_>) -> Result<i32> {
         journal: &mut journal,
         interrupted: &interrupted,
         session: session.clone(),
+        state_dir: &config.state_dir,
     };
     let outcome = engine::resume(
         &mut run,

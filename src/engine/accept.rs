@@ -3,8 +3,9 @@
 //!
 //! In the incident a backup was restored onto the drive that had just been
 //! pulled as broken. A new drive must therefore not be any drive this run has
-//! seen (above all not the quarantined target), must be large enough, blank
-//! and healthy. Anything that cannot be established is a refusal.
+//! seen, nor any drive in the quarantine registry (above all not the target
+//! just pulled), must be large enough, blank and healthy. Anything that
+//! cannot be established is a refusal.
 
 use crate::engine::{Stop, Walk};
 use crate::health::guard::{Subject, Violation};
@@ -22,12 +23,14 @@ pub(crate) fn check(walk: &Walk<'_, '_>, step: &Step, drive: &Drive) -> Result<(
             "none readable: the drive cannot be told apart from others".into(),
         ));
     }
-    if let Some(q) = walk.quarantined.iter().find(|q| q.key() == key) {
-        refusals.push((
+    match walk.quarantine_of(&drive.id) {
+        Ok(Some(why)) => refusals.push(("quarantine".into(), "not quarantined".into(), why)),
+        Ok(None) => {}
+        Err(e) => refusals.push((
             "quarantine".into(),
             "not quarantined".into(),
-            format!("quarantined in this run (pulled as {})", q.describe()),
-        ));
+            format!("unknown: the quarantine registry cannot be read ({e:#})"),
+        )),
     }
     if let Some(rule) = &step.new_drive {
         if let Some(min) = &rule.min_size {

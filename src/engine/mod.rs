@@ -10,8 +10,12 @@
 //! simulator; it never prints or reads stdin (the operator does).
 
 mod accept;
+mod canary;
+pub mod check;
 mod preflight;
+mod quarantine;
 mod resume;
+mod signoff;
 mod step;
 
 pub use resume::{Ended, Journaled, Resume, Unfinished, resume, resume_question_id};
@@ -102,6 +106,8 @@ pub struct Run<'a> {
     pub interrupted: &'a AtomicBool,
     /// A label for the journal's run-started entry.
     pub session: String,
+    /// The state directory: the quarantine registry lives there.
+    pub state_dir: &'a std::path::Path,
 }
 
 /// Why the walk stopped early. Internal: `execute` turns it into an Outcome.
@@ -147,6 +153,8 @@ pub(crate) struct Walk<'r, 'a> {
     /// LEDs this run switched on, to switch off whatever happens.
     leds_on: Vec<Identity>,
     last_full_ms: u64,
+    /// The data canary, when the runbook names one.
+    canary: canary::Watch,
 }
 
 /// Walk the runbook. Journal write failures and operator failures (no
@@ -327,10 +335,12 @@ fn walk(run: &mut Run<'_>, array: &str) -> WalkResult {
         quarantined: Vec::new(),
         leds_on: Vec::new(),
         last_full_ms: baseline.at_ms,
+        canary: canary::Watch::new(),
         baseline,
         run,
     };
     let result = walk.all();
+    walk.remove_canary();
     let leds = std::mem::take(&mut walk.leds_on);
     match result {
         Ok(()) => Ok((leds, ())),
@@ -353,6 +363,7 @@ impl Walk<'_, '_> {
         self.bind_params()?;
         preflight::check(self)?;
         self.record(Event::PreflightPassed)?;
+        self.plant_canary(None)?;
         self.panel();
         let total = self.run.runbook.steps.len();
         for (index, step) in self.run.runbook.steps.iter().enumerate() {

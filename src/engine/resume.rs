@@ -35,14 +35,14 @@ use serde_json::Value;
 use crate::backend::Depth;
 use crate::engine::step::{COMMAND_SETTLE, operator_stop};
 use crate::engine::{
-    Outcome, Run, Stop, Walk, WalkResult, bind_drive, finish, initial_expect, panel_lines,
+    Outcome, Run, Stop, Walk, WalkResult, bind_drive, canary, finish, initial_expect, panel_lines,
     preflight, record, walk,
 };
 use crate::health::guard::Observed;
 use crate::health::model::{Drive, Identity, Snapshot};
 use crate::journal::{self, Event};
 use crate::operator::{Answer, HaltReport, NoteLevel, Question, QuestionKind, StepView};
-use crate::runbook::model::{Confirm, DriveExpect, Runbook, Step, StepKind};
+use crate::runbook::model::{DriveExpect, Runbook, Step, StepKind};
 use crate::runbook::template::Vars;
 use crate::sanitize::sanitize;
 
@@ -84,12 +84,14 @@ pub struct Unfinished {
     pub step: String,
     /// When it started (RFC 3339).
     pub started_at: String,
-    /// Answers given in this attempt, in order.
-    pub answers: Vec<String>,
+    /// Answers given in this attempt, in order: the question and the answer.
+    pub answers: Vec<(String, String)>,
     /// The command's result when it was journaled: whether it succeeded.
     pub command: Option<bool>,
     /// A locate LED was switched for it.
     pub located: bool,
+    /// The look taken just before it acted.
+    pub before: Option<Snapshot>,
 }
 
 /// How a journaled run ended.
@@ -155,6 +157,16 @@ impl Journaled {
                 "snapshot" if text(e, "label") == "baseline" => {
                     j.baseline = Some(parse(e, "snapshot", seq)?);
                 }
+                "snapshot" => {
+                    let label = text(e, "label");
+                    if let Some(u) = j
+                        .unfinished
+                        .as_mut()
+                        .filter(|u| label == format!("before {}", u.step))
+                    {
+                        u.before = Some(parse(e, "snapshot", seq)?);
+                    }
+                }
                 "preflight-passed" => j.preflight_passed = true,
                 "step-started" => {
                     j.unfinished = Some(Unfinished {
@@ -166,7 +178,7 @@ impl Journaled {
                 "answer" => {
                     *j.answers.entry(step.clone()).or_default() += 1;
                     if let Some(u) = j.unfinished.as_mut().filter(|u| u.step == step) {
-                        u.answers.push(text(e, "answer"));
+                        u.answers.push((text(e, "question"), text(e, "answer")));
                     }
                 }
                 "command" => {
@@ -399,10 +411,12 @@ fn resume_walk(run: &mut Run<'_>, array: &str, j: &Journaled, baseline: Snapshot
         quarantined: j.quarantined.clone(),
         leds_on,
         last_full_ms: baseline.at_ms,
+        canary: canary::Watch::new(),
         baseline,
         run,
     };
     let result = walk.resume_all(j);
+    walk.remove_canary();
     let leds = std::mem::take(&mut walk.leds_on);
     match result {
         Ok(()) => Ok((leds, ())),
@@ -447,6 +461,13 @@ impl Walk<'_, '_> {
             label: "resume".into(),
             snapshot: fresh.clone(),
         })?;
+        // The canary the dead run planted cannot be trusted to be as it
+        // was read last: plant it afresh when it was due.
+        match runbook.canary.as_ref().map(|c| c.after.clone()) {
+            Some(None) => self.plant_canary(None)?,
+            Some(Some(after)) if j.completed.contains(&after) => self.plant_canary(Some(&after))?,
+            _ => {}
+        }
         let done = j.completed.len();
         let total = runbook.steps.len();
         self.run.operator.note(
@@ -494,7 +515,7 @@ impl Walk<'_, '_> {
         number: usize,
         total: usize,
     ) -> StepResult<()> {
-        if let Some(reason) = self.journaled_refusal(step, u) {
+        if let Some(reason) = self.journaled_refusal(u) {
             // The answer that stops the run was given and journaled; the
             // abort it leads to only was not.
             return Err(Stop::Abort {
@@ -506,7 +527,7 @@ impl Walk<'_, '_> {
         let holds = has_expect && self.expectation_holds(step, fresh);
         let (done, why) = match &step.kind {
             StepKind::Confirm => (
-                u.answers.iter().any(|a| a == "yes"),
+                u.answers.iter().any(|(_, a)| a == "yes"),
                 "the technician had confirmed it",
             ),
             StepKind::Locate { .. } => (u.located, "its LED had been switched"),
@@ -525,6 +546,16 @@ impl Walk<'_, '_> {
             StepKind::Physical | StepKind::Wait { .. } => {
                 (holds, "its expected result is already there")
             }
+            StepKind::Check { .. } => {
+                // A check only reads: running it again is always safe, and
+                // its answer must be current.
+                self.record(Event::ResumeDecision {
+                    step: step.id.clone(),
+                    decision: "run-again".into(),
+                    detail: "a check only reads; it is checked again".into(),
+                })?;
+                return self.step(step, number, total);
+            }
         };
         let id = step.id.clone();
         // A rebuild that finished while nothing was watching is further
@@ -537,7 +568,7 @@ impl Walk<'_, '_> {
                 decision: "done-already".into(),
                 detail: "its result is there and has moved on (the rebuild finished)".into(),
             })?;
-            return self.conclude(&step);
+            return self.conclude(&step, self.target_before(u));
         }
         if done {
             self.record(Event::ResumeDecision {
@@ -551,7 +582,7 @@ impl Walk<'_, '_> {
                     "step `{id}` was under way when the run stopped; {why}, so it counts as done"
                 ),
             );
-            return self.conclude(step);
+            return self.conclude(step, self.target_before(u));
         }
         if let (StepKind::Command { .. }, Some(succeeded)) = (&step.kind, u.command) {
             // The journal holds the command's result: it is never run twice.
@@ -574,7 +605,7 @@ impl Walk<'_, '_> {
                 &format!("step `{id}`: its command ran before the run stopped; it is not run again, swapguard watches for its result"),
             );
             self.watch(step, step.timeout.unwrap_or(COMMAND_SETTLE))?;
-            return self.conclude(step);
+            return self.conclude(step, self.target_before(u));
         }
 
         // Nothing shows the step finished: show it and the state now, and
@@ -671,25 +702,57 @@ fn advanced(step: &Step) -> Option<Step> {
 }
 
 impl Walk<'_, '_> {
-    /// The abort a journaled answer of the step in flight decided: a no, or a
-    /// typed confirmation that does not match.
-    fn journaled_refusal(&self, step: &Step, u: &Unfinished) -> Option<String> {
-        if u.answers.iter().any(|a| a == "no") {
-            return Some("the technician answered no".into());
+    /// How the target looked just before the unfinished step acted.
+    fn target_before(&self, u: &Unfinished) -> Option<Drive> {
+        u.before
+            .as_ref()
+            .and_then(|s| s.drive(&self.target.key()))
+            .cloned()
+    }
+
+    /// The abort a journaled answer of the step in flight decided: a no, a
+    /// typed serial that matches no drive of the run, a sign-off without a
+    /// name. The questions are told apart by the engine's own wording
+    /// (`confirm` and `sign_off` ask for "the last 4 characters of the
+    /// serial", a sign-off for a name), which the crash tests pin.
+    fn journaled_refusal(&self, u: &Unfinished) -> Option<String> {
+        // (full serial, its last 4 characters) of the drives of the run
+        let serials: Vec<(String, String)> = [Some(&self.target), self.new.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.id.serial.clone())
+            .map(|serial| {
+                let chars: Vec<char> = serial.chars().collect();
+                let last: String = chars[chars.len().saturating_sub(4)..].iter().collect();
+                (serial, last)
+            })
+            .collect();
+        for (question, answer) in &u.answers {
+            let answer = answer.trim();
+            if answer == "no" {
+                return Some("the technician answered no".into());
+            }
+            // The question names the drive by its serial.
+            let asked = serials
+                .iter()
+                .find(|(serial, _)| question.contains(serial.as_str()));
+            let right = match asked {
+                Some((_, last)) => last == answer,
+                None => serials.iter().any(|(_, last)| last == answer),
+            };
+            if question.contains("last 4 characters of the serial") && !right {
+                return Some(format!(
+                    "typed `{}`, which is not the end of the serial asked for; nothing was run",
+                    sanitize(answer, false)
+                ));
+            }
+            if question.contains("type your name") && answer.chars().count() < 2 {
+                return Some(
+                    "no second person signed off (no name given); nothing was done".into(),
+                );
+            }
         }
-        let Confirm::TypeSerial(role) = step.confirm else {
-            return None;
-        };
-        let typed = u.answers.last()?;
-        let serial = self.drive_for(role)?.id.serial.clone().unwrap_or_default();
-        let chars: Vec<char> = serial.chars().collect();
-        let expected: String = chars[chars.len().saturating_sub(4)..].iter().collect();
-        (typed.trim() != expected).then(|| {
-            format!(
-                "typed `{}` but the serial ends in `{expected}`; nothing was run",
-                sanitize(typed.trim(), false)
-            )
-        })
+        None
     }
 }
 

@@ -35,6 +35,9 @@ impl Walk<'_, '_> {
         let before = self.look(&id, Depth::Full)?;
         let allowed = self.allowed(None, true);
         self.guard(&id, &before, &allowed)?;
+        self.verify_canary(&id)?;
+        // How the target looked last, for the quarantine registry.
+        let target_before = before.drive(&self.target.key()).cloned();
         self.record(Event::Snapshot {
             label: format!("before {id}"),
             snapshot: before,
@@ -63,7 +66,9 @@ impl Walk<'_, '_> {
             }
             StepKind::Command { .. } => {
                 self.confirm(step)?;
+                self.sign_off(step)?;
                 let argv = argv.unwrap_or_default();
+                self.argv_refusal(step, &argv)?;
                 let timeout = step.timeout.unwrap_or(Duration::from_secs(600));
                 let output = self.run.backend.execute(&argv, timeout);
                 let output = match output {
@@ -102,6 +107,7 @@ impl Walk<'_, '_> {
                 }
             }
             StepKind::Physical => {
+                self.sign_off(step)?;
                 let deadline = step.timeout.unwrap_or(PHYSICAL_TIMEOUT);
                 self.run.operator.note(
                     NoteLevel::Info,
@@ -116,15 +122,16 @@ impl Walk<'_, '_> {
                 }
             }
             StepKind::Locate { on } => self.locate(step, *on)?,
+            StepKind::Check { check } => self.check_step(step, check)?,
         }
 
-        self.conclude(step)
+        self.conclude(step, target_before)
     }
 
     /// The end of a step: guard after, bind the new drive, quarantine,
     /// step-completed. A resume enters here for a step whose expectation
     /// already holds.
-    pub(crate) fn conclude(&mut self, step: &Step) -> StepResult<()> {
+    pub(crate) fn conclude(&mut self, step: &Step, target_before: Option<Drive>) -> StepResult<()> {
         let id = step.id.clone();
         // Guard after: the step's end state must hold exactly.
         let after = self.look(&id, Depth::Full)?;
@@ -136,6 +143,7 @@ impl Walk<'_, '_> {
         if !self.expectation_holds(step, &after) {
             return Err(self.unmet(step, &after));
         }
+        self.verify_canary(&id)?;
         self.record(Event::Snapshot {
             label: format!("after {id}"),
             snapshot: after.clone(),
@@ -146,30 +154,11 @@ impl Walk<'_, '_> {
         if let Some(n) = step.expect.new {
             self.new_now = Some(n);
         }
-        // Already quarantined: a resumed step that had got this far.
-        let known = self
-            .quarantined
-            .iter()
-            .any(|q| q.key() == self.target.key());
-        if step.quarantine == Some(Role::Target) && !known {
-            let drive = self.target.id.clone();
-            self.quarantined.push(drive.clone());
-            self.record(Event::Quarantined {
-                step: id.clone(),
-                drive: drive.clone(),
-            })?;
-            self.run.operator.note(
-                NoteLevel::Info,
-                &sanitize(
-                    &format!(
-                        "quarantined {}: it must not be reused, not even as a restore target",
-                        drive.describe()
-                    ),
-                    false,
-                ),
-            );
+        if step.quarantine == Some(Role::Target) {
+            self.quarantine_target(step, target_before.as_ref())?;
         }
         self.record(Event::StepCompleted { step: id.clone() })?;
+        self.plant_canary(Some(&id))?;
         self.phase(step, StepPhase::Ended);
         let lines = panel_lines(
             &self.baseline,
@@ -190,6 +179,7 @@ impl Walk<'_, '_> {
             StepKind::Command { .. } => "Running the command below.".into(),
             StepKind::Physical => format!("Physical step `{}`.", step.id),
             StepKind::Wait { .. } => "Waiting until the array is fully in sync again.".into(),
+            StepKind::Check { check } => format!("Checking `{}`.", check.name),
             StepKind::Locate { on } => format!(
                 "Blinking the locate LED of the {} drive.",
                 match on {
@@ -316,6 +306,7 @@ impl Walk<'_, '_> {
             let now = self.look(&step.id, depth)?;
             let allowed = self.allowed(Some(step), false);
             self.guard(&step.id, &now, &allowed)?;
+            self.watch_canary(&step.id)?;
             if self.expectation_holds(step, &now) {
                 return Ok(());
             }

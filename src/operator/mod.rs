@@ -37,6 +37,9 @@ pub enum QuestionKind {
     /// The technician must type `expected` exactly (for example the last four
     /// characters of a serial) before something irreversible.
     TypeExact { expected: String },
+    /// A person's name (a second person signing off a step): any text that
+    /// is not blank.
+    Name,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -183,7 +183,7 @@ fn interpret(question: &Question, text: &str) -> Result<Answer> {
                 one_line(&question.prompt)
             ),
         },
-        QuestionKind::TypeExact { .. } => Ok(Answer::Text(text.to_string())),
+        QuestionKind::TypeExact { .. } | QuestionKind::Name => Ok(Answer::Text(text.to_string())),
     }
 }
 
@@ -192,6 +192,7 @@ fn simulated(question: &Question) -> Answer {
     match &question.kind {
         QuestionKind::YesNo => Answer::Yes,
         QuestionKind::TypeExact { expected } => Answer::Text(expected.clone()),
+        QuestionKind::Name => Answer::Text("a second simulated technician".to_string()),
     }
 }
 

@@ -13,7 +13,7 @@ use crate::runbook::load::{Ctx, hash, to_span};
 use crate::runbook::model::{BackendKind, GuardPolicy, Param, ParamKind, Requirement, Runbook};
 use crate::runbook::raw::{RawGuard, RawRunbook, Str};
 use crate::runbook::template::variables;
-use crate::runbook::{preflight, steps};
+use crate::runbook::{canary, preflight, steps};
 
 pub(crate) const BACKENDS: [(&str, BackendKind); 4] = [
     ("md", BackendKind::Md),
@@ -22,9 +22,10 @@ pub(crate) const BACKENDS: [(&str, BackendKind); 4] = [
     ("megaraid", BackendKind::Megaraid),
 ];
 
-const PARAM_KINDS: [(&str, ParamKind); 3] = [
+const PARAM_KINDS: [(&str, ParamKind); 4] = [
     ("array", ParamKind::Array),
     ("member", ParamKind::Member),
+    ("drive", ParamKind::Drive),
     ("text", ParamKind::Text),
 ];
 
@@ -47,6 +48,7 @@ pub(crate) fn build(ctx: &mut Ctx, raw: &RawRunbook) -> Option<Runbook> {
     let preflight = preflight::build(ctx, raw.preflight.as_ref(), &params);
     let on_halt = on_halt(ctx, raw);
     let steps = steps::build(ctx, raw.step.as_ref(), &params, &guard);
+    let canary = canary::build(ctx, raw.canary.as_ref(), &params, &steps);
     let params = params.list;
     let (name, backend) = meta?;
     Some(Runbook {
@@ -58,6 +60,7 @@ pub(crate) fn build(ctx: &mut Ctx, raw: &RawRunbook) -> Option<Runbook> {
         guard,
         preflight,
         on_halt,
+        canary,
         steps,
     })
 }
@@ -318,11 +321,21 @@ fn param_roles(
             }
         }
     }
+    for param in list
+        .iter()
+        .filter(|p| p.kind == ParamKind::Drive && p.name != "target")
+    {
+        ctx.error(
+            name_span(&param.name),
+            format!("`drive` param `{}` is not the `target`", param.name),
+            Some("a `drive` param names the drive a run acts on (a restore target); call it `target`".into()),
+        );
+    }
     match list.iter().find(|p| p.name == "target") {
-        Some(target) if target.kind != ParamKind::Member => ctx.error(
+        Some(target) if !matches!(target.kind, ParamKind::Member | ParamKind::Drive) => ctx.error(
             name_span("target"),
-            "param `target` must be of kind `member`",
-            Some("the target is the member being replaced".into()),
+            "param `target` must be of kind `member` or `drive`",
+            Some("the target is the member being replaced (`member`), or a drive outside the array that the run writes to, such as a restore target (`drive`)".into()),
         ),
         Some(_) => {}
         None => ctx.error(

@@ -15,7 +15,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::runbook::load::{Ctx, span_key, to_span};
 use crate::runbook::raw::{
-    RawCheck, RawExpect, RawGuard, RawJson, RawMeta, RawNewDrive, RawOnHalt, RawParam,
+    RawCanary, RawCheck, RawExpect, RawGuard, RawJson, RawMeta, RawNewDrive, RawOnHalt, RawParam,
     RawPreflight, RawRunbook, RawStep, fields_of,
 };
 
@@ -36,7 +36,14 @@ pub(crate) fn check(ctx: &mut Ctx, root: &mut Spanned<DeValue<'_>>, recovered: b
     );
     if !recovered {
         single_tables_for_arrays(ctx, root_span.clone(), table);
-        for key in ["runbook", "params", "guard", "preflight", "on_halt"] {
+        for key in [
+            "runbook",
+            "params",
+            "guard",
+            "preflight",
+            "on_halt",
+            "canary",
+        ] {
             array_for_single_table(ctx, root_span.clone(), table, key);
         }
     }
@@ -45,6 +52,7 @@ pub(crate) fn check(ctx: &mut Ctx, root: &mut Spanned<DeValue<'_>>, recovered: b
             "runbook" => section(ctx, value, fields_of::<RawMeta>(), "in [runbook]"),
             "guard" => section(ctx, value, fields_of::<RawGuard>(), "in [guard]"),
             "on_halt" => section(ctx, value, fields_of::<RawOnHalt>(), "in [on_halt]"),
+            "canary" => section(ctx, value, fields_of::<RawCanary>(), "in [canary]"),
             "params" => params(ctx, value),
             "preflight" => preflight(ctx, value),
             "step" => steps(ctx, value),
@@ -208,6 +216,10 @@ fn steps(ctx: &mut Ctx, value: &mut Spanned<DeValue<'_>>) {
         if let Some(new) = table.get_mut("new") {
             let place = format!("in `new` of {who}");
             section(ctx, new, fields_of::<RawNewDrive>(), &place);
+        }
+        if let Some(json) = table.get_mut("json") {
+            let place = format!("in `json` of {who}");
+            section(ctx, json, fields_of::<RawJson>(), &place);
         }
     }
 }

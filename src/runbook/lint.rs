@@ -146,9 +146,10 @@ mod tests {
         let paths = [
             root.join("md-replace-member.toml"),
             root.join("md-replace-hot.toml"),
+            root.join("restore-from-backup.toml"),
         ];
         let reports = lint_paths(&paths);
-        assert_eq!(render(&reports), "0 errors, 0 warnings in 2 files\n");
+        assert_eq!(render(&reports), "0 errors, 0 warnings in 3 files\n");
         assert!(!has_errors(&reports));
     }
 

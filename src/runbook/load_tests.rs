@@ -53,6 +53,7 @@ expect = { new = "rebuilding" }
 
 const MEMBER: &str = include_str!("../../runbooks/md-replace-member.toml");
 const HOT: &str = include_str!("../../runbooks/md-replace-hot.toml");
+const RESTORE: &str = include_str!("../../runbooks/restore-from-backup.toml");
 
 /// 1-based line and column of the `|` in `needle`, found in `source` (the
 /// needle without its `|`; the start of the needle when it has none).
@@ -120,7 +121,7 @@ fn base_is_clean() {
 
 #[test]
 fn shipped_runbooks_have_no_errors_and_no_warnings() {
-    for (name, source) in [("member", MEMBER), ("hot", HOT)] {
+    for (name, source) in [("member", MEMBER), ("hot", HOT), ("restore", RESTORE)] {
         assert_diagnostics(name, source, &[]);
     }
 }
@@ -497,7 +498,7 @@ fn preflight_check_rules() {
             ),
             &[(
                 E,
-                "max_age = |\"24h\", equals",
+                "equals = |1",
                 "`json` has both `max_age` and `equals`",
                 "",
             )],
@@ -508,8 +509,8 @@ fn preflight_check_rules() {
             &[(
                 E,
                 "json = |{ pointer",
-                "`json` has neither `max_age` nor `equals`",
-                "exit status 0",
+                "`json` has no test",
+                "only tests the exit status",
             )],
         ),
         (
@@ -677,7 +678,7 @@ fn step_rules() {
                 E,
                 "|run = [\"true\"]",
                 "`run` does not apply to a physical step",
-                "`run` is for command steps",
+                "`run` is for command or check steps",
             )],
         ),
         (
@@ -1709,4 +1710,130 @@ fn never_panics_on_broken_input() {
     ] {
         let _ = load_str(Path::new("rb.toml"), odd);
     }
+}
+
+/// A check step and a canary appended to BASE, for the rules below.
+const CHECK_STEP: &str =
+    "\n[[step]]\nid = \"verified\"\nkind = \"check\"\nrun = [\"restic\", \"check\"]\n";
+
+#[test]
+fn check_step_canary_drive_and_sign_off_rules() {
+    let with_check = |extra: &str| format!("{BASE}{CHECK_STEP}{extra}");
+    let cases: Vec<(&str, String, Vec<Want>)> = vec![
+        ("a plain check step", with_check(""), vec![]),
+        (
+            "exit list and a regex",
+            with_check("exit = [0, 3]\nmatches = \"(?m)^t$\"\n"),
+            vec![],
+        ),
+        (
+            "exit out of range",
+            with_check("exit = 300\n"),
+            vec![(E, "exit = |300", "`exit` must be an exit status from 0 to 255", "exit = [0, 1]")],
+        ),
+        (
+            "bad regex",
+            with_check("matches = \"(\"\n"),
+            vec![(E, "matches = |\"(\"", "`(` is not a regular expression", "regex")],
+        ),
+        (
+            "two output tests",
+            with_check("matches = \"a\"\nnot_matches = \"b\"\n"),
+            vec![(E, "not_matches = |\"b\"", "step `verified` has both `matches` and `not_matches`", "one test")],
+        ),
+        (
+            "json at_most needs a number",
+            with_check("json = { pointer = \"/lag\", at_most = \"zero\" }\n"),
+            vec![(E, "at_most = |\"zero\"", "`at_most` must be a number", "at_most = 0")],
+        ),
+        (
+            "json with two tests",
+            with_check("json = { pointer = \"/s\", equals = 1, not_equals = 2 }\n"),
+            vec![(E, "not_equals = |2", "`json` has both `equals` and `not_equals`", "")],
+        ),
+        (
+            "a check that writes",
+            format!("{BASE}\n[[step]]\nid = \"verified\"\nkind = \"check\"\nrun = [\"wipefs\", \"-a\", \"{{target.dev}}\"]\n"),
+            vec![(E, "run = [|\"wipefs\"", "step `verified` runs a command that writes", "must only read")],
+        ),
+        (
+            "check keys on a command step",
+            BASE.replacen("expect = { new = \"rebuilding\" }", "expect = { new = \"rebuilding\" }\nmatches = \"x\"", 1),
+            vec![(E, "|matches = \"x\"", "`matches` does not apply to a command step", "check steps")],
+        ),
+        (
+            "sign-off on a check step",
+            with_check("sign_off = true\n"),
+            vec![(E, "|sign_off = true", "`sign_off` does not apply to a check step", "command or physical")],
+        ),
+        (
+            "canary",
+            format!("{BASE}\n[canary]\npath = \"/srv/db\"\nsize = \"64Ki\"\nevery = \"500ms\"\nafter = \"fail\"\n"),
+            vec![],
+        ),
+        (
+            "canary: relative path, odd size, unknown step",
+            format!("{BASE}\n[canary]\npath = \"srv\"\nsize = \"1000\"\nafter = \"nope\"\n"),
+            vec![
+                (E, "path = |\"srv\"", "canary `path` `srv` is not absolute", "/srv/db"),
+                (E, "size = |\"1000\"", "whole number of 4 KiB blocks", "1Mi"),
+                (E, "after = |\"nope\"", "canary `after` names no step: `nope`", "`fail`"),
+            ],
+        ),
+        (
+            "canary: slow re-reads warn",
+            format!("{BASE}\n[canary]\npath = \"/srv/db\"\nevery = \"1m\"\n"),
+            vec![(W, "every = |\"1m\"", "re-read only every 1m", "10s or less")],
+        ),
+        (
+            "canary: unknown key",
+            format!("{BASE}\n[canary]\npath = \"/srv/db\"\nsise = \"1Mi\"\n"),
+            vec![(E, "|sise", "unknown key `sise` in [canary]", "did you mean `size`?")],
+        ),
+        (
+            "a drive param must be the target",
+            BASE.replacen("target = { kind = \"member\", help = \"t\" }", "target = { kind = \"member\", help = \"t\" }\nspare = { kind = \"drive\", help = \"s\" }", 1),
+            vec![(E, "|spare = {", "`drive` param `spare` is not the `target`", "call it `target`")],
+        ),
+    ];
+    for (name, source, want) in &cases {
+        assert_diagnostics(name, source, want);
+    }
+}
+
+#[test]
+fn check_step_canary_and_sign_off_reach_the_model() {
+    let source = format!(
+        "{}{CHECK_STEP}json = {{ pointer = \"/0/time\", max_age = \"24h\" }}\ntimeout = \"5m\"\n\n[canary]\npath = \"/srv/{{array}}\"\n",
+        BASE.replacen(
+            "confirm = \"type-serial\"",
+            "confirm = \"type-serial\"\nsign_off = true",
+            1
+        )
+    );
+    let loaded = load_str(Path::new("t.toml"), &source);
+    let shown = render(&loaded);
+    let runbook = loaded.runbook.unwrap_or_else(|| panic!("{shown}"));
+    let step = runbook.step("verified").unwrap();
+    let StepKind::Check { check } = &step.kind else {
+        panic!("{:?}", step.kind)
+    };
+    assert_eq!(check.name, "verified");
+    assert_eq!(check.exit, [0]);
+    assert_eq!(check.timeout, Duration::from_secs(300));
+    assert_eq!(
+        check.test,
+        CheckTest::JsonMaxAge {
+            pointer: "/0/time".into(),
+            max_age: Duration::from_secs(86_400)
+        }
+    );
+    assert!(runbook.step("add").unwrap().sign_off);
+    assert!(!runbook.step("fail").unwrap().sign_off);
+    let canary = runbook.canary.unwrap();
+    assert_eq!(canary.dir.text, "/srv/{array}");
+    assert_eq!(
+        (canary.size, canary.every, canary.after),
+        (1 << 20, Duration::from_secs(1), None)
+    );
 }

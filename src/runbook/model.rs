@@ -41,6 +41,10 @@ pub enum ParamKind {
     Array,
     /// A member of the array: kernel name, serial or bay.
     Member,
+    /// A drive outside the array, such as a restore target: kernel name,
+    /// serial or WWN, resolved against the live system. It must not be a
+    /// member of the array nor a quarantined drive.
+    Drive,
     /// Free text.
     Text,
 }
@@ -122,28 +126,49 @@ impl Precondition {
     }
 }
 
-/// What an external check's result must satisfy.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// What an external check's output must satisfy (besides its exit status).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CheckTest {
-    /// Exit status 0 and nothing else.
+    /// The exit status alone decides.
     ExitZero,
     /// The JSON value at `pointer` in stdout equals `value`.
     JsonEquals {
         pointer: String,
         value: serde_json::Value,
     },
+    /// The JSON value at `pointer` exists and differs from `value`.
+    JsonNotEquals {
+        pointer: String,
+        value: serde_json::Value,
+    },
+    /// The JSON value at `pointer` is a number no less than `bound`.
+    JsonAtLeast {
+        pointer: String,
+        bound: serde_json::Number,
+    },
+    /// The JSON value at `pointer` is a number no more than `bound`.
+    JsonAtMost {
+        pointer: String,
+        bound: serde_json::Number,
+    },
     /// The JSON value at `pointer` is a timestamp (RFC 3339 or Unix seconds)
     /// no older than `max_age`.
     JsonMaxAge { pointer: String, max_age: Duration },
+    /// The regular expression finds a match in stdout.
+    Matches { pattern: String },
+    /// The regular expression finds no match in stdout.
+    NotMatches { pattern: String },
 }
 
 /// A fact outside the array, such as backup freshness, checked by running
 /// an argv (never a shell).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ExternalCheck {
     pub name: String,
     pub run: Vec<Template>,
+    /// Exit statuses that pass (default `[0]`).
+    pub exit: Vec<i32>,
     pub test: CheckTest,
     pub timeout: Duration,
     #[serde(skip)]
@@ -265,6 +290,8 @@ pub enum StepKind {
     Wait { until: WaitUntil },
     /// Blink a bay's locate LED.
     Locate { on: Role },
+    /// Test an external fact (e.g. the backup verifies); a failure halts.
+    Check { check: ExternalCheck },
 }
 
 impl StepKind {
@@ -275,6 +302,7 @@ impl StepKind {
             StepKind::Physical => "physical",
             StepKind::Wait { .. } => "wait",
             StepKind::Locate { .. } => "locate",
+            StepKind::Check { .. } => "check",
         }
     }
 }
@@ -295,6 +323,9 @@ pub struct Step {
     pub optional: bool,
     /// How long the step may take (waits, physical steps, commands).
     pub timeout: Option<Duration>,
+    /// A second person signs off (name and typed confirmation) before the
+    /// step acts.
+    pub sign_off: bool,
     #[serde(skip)]
     pub span: Span,
 }
@@ -312,7 +343,23 @@ pub struct Runbook {
     pub preflight: Preflight,
     /// Guidance printed after every halt.
     pub on_halt: String,
+    /// A data canary on the array's filesystem, when the runbook names one.
+    pub canary: Option<CanaryRule>,
     pub steps: Vec<Step>,
+}
+
+/// `[canary]`: a file of random content written at the start, re-read with
+/// O_DIRECT at every step boundary and during watches (see src/canary.rs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CanaryRule {
+    /// The directory the canary file is written in (on the guarded filesystem).
+    pub dir: Template,
+    /// Size of the canary file in bytes.
+    pub size: u64,
+    /// How often it is re-read during watches.
+    pub every: Duration,
+    /// Plant it once this step is done (default: before the first step).
+    pub after: Option<String>,
 }
 
 impl Runbook {

@@ -3,22 +3,18 @@
 //!
 //! Leaving out a built-in precondition is allowed but is a warning, like
 //! every other loosening. An external check runs an argv and must only read:
-//! one that writes is an error, one that cannot be judged a warning.
-
-use std::time::Duration;
+//! one that writes is an error, one that cannot be judged a warning (see
+//! `checks.rs`, shared with steps of kind `check`).
 
 use toml::Spanned;
 
-use crate::runbook::check::{Params, choice, duration, non_empty};
-use crate::runbook::destructive::{Effect, classify};
+use crate::runbook::check::{Params, choice, non_empty};
+use crate::runbook::checks::{self, Parts};
 use crate::runbook::keys::{quoted_list, suggest};
 use crate::runbook::load::{Ctx, to_span};
-use crate::runbook::model::{CheckTest, ExternalCheck, Precondition, Preflight};
-use crate::runbook::raw::{RawCheck, RawJson, RawPreflight};
-use crate::runbook::vars::{NewBinding, Scope, template};
-
-/// How long an external check may run when the runbook does not say.
-pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(60);
+use crate::runbook::model::{ExternalCheck, Precondition, Preflight};
+use crate::runbook::raw::{RawCheck, RawPreflight};
+use crate::runbook::vars::{NewBinding, Scope};
 
 /// Why each built-in precondition matters, for the warning when it is left out.
 fn precondition_risk(p: Precondition) -> &'static str {
@@ -124,148 +120,24 @@ fn external_check(
             None
         }
     };
-    let label = name.clone().unwrap_or_else(|| "check".into());
-    let run = match &raw.run {
-        Some(run) if run.get_ref().is_empty() => {
-            ctx.error(run.span(), "`run` is empty", Some("give the program and its arguments, e.g. `run = [\"restic\", \"snapshots\", \"--json\"]`".into()));
-            None
-        }
-        Some(run) => {
-            let argv: Vec<_> = run
-                .get_ref()
-                .iter()
-                .map(|a| template(ctx, a, scope))
-                .collect();
-            let texts: Vec<&str> = argv.iter().map(|t| t.text.as_str()).collect();
-            match classify(&texts) {
-                Effect::ReadOnly => {}
-                Effect::Destroys { at, what } => ctx.error(
-                    run.get_ref()[at].span(),
-                    format!("check `{label}` runs a command that writes: {what}"),
-                    Some("a preflight check must only read; put changes in a step".into()),
-                ),
-                Effect::Opaque { at, what } => ctx.warn(
-                    run.get_ref()[at].span(),
-                    format!("cannot tell whether check `{label}` changes anything: {what}"),
-                    Some("run the reading tool directly; checks should only read".into()),
-                ),
-            }
-            Some(argv)
-        }
-        None => {
-            if !ctx.is_broken(&table, "run") {
-                ctx.error(
-                    &table,
-                    format!("check `{label}` has no `run`"),
-                    Some("add `run = [\"program\", \"arg\", ...]` (an argv, never a shell)".into()),
-                );
-            }
-            None
-        }
+    let label = format!("check `{}`", name.as_deref().unwrap_or("check"));
+    let parts = Parts {
+        table: table.clone(),
+        label,
+        run: raw.run.as_ref(),
+        timeout: raw.timeout.as_ref(),
+        exit: raw.exit.as_ref(),
+        json: raw.json.as_ref(),
+        matches: raw.matches.as_ref(),
+        not_matches: raw.not_matches.as_ref(),
     };
-    let timeout = match &raw.timeout {
-        Some(value) => duration(ctx, value, "timeout"),
-        None => Some(DEFAULT_CHECK_TIMEOUT),
-    };
-    let test = match &raw.json {
-        None => Some(CheckTest::ExitZero),
-        Some(json) => json_test(ctx, json),
-    };
+    let built = checks::build(ctx, &parts, scope);
     Some(ExternalCheck {
         name: name?,
-        run: run?,
-        test: test?,
-        timeout: timeout?,
+        run: built.run?,
+        exit: built.exit?,
+        test: built.test?,
+        timeout: built.timeout?,
         span: to_span(table),
-    })
-}
-
-fn json_test(ctx: &mut Ctx, json: &Spanned<RawJson>) -> Option<CheckTest> {
-    let table = json.span();
-    let raw = json.get_ref();
-    let pointer = match &raw.pointer {
-        Some(p) if p.get_ref().is_empty() || p.get_ref().starts_with('/') => {
-            Some(p.get_ref().clone())
-        }
-        Some(p) => {
-            ctx.error(
-                p.span(),
-                format!("`{}` is not a JSON pointer", p.get_ref()),
-                Some(format!(
-                    "a pointer starts with `/`, e.g. `/{}` or `/0/time`",
-                    p.get_ref()
-                )),
-            );
-            None
-        }
-        None => {
-            if !ctx.is_broken(&table, "pointer") {
-                ctx.error(
-                    &table,
-                    "`json` has no `pointer`",
-                    Some("say which value to test, e.g. `pointer = \"/0/time\"`".into()),
-                );
-            }
-            None
-        }
-    };
-    match (&raw.max_age, &raw.equals) {
-        (Some(age), None) => {
-            let max_age = duration(ctx, age, "max_age");
-            Some(CheckTest::JsonMaxAge {
-                pointer: pointer?,
-                max_age: max_age?,
-            })
-        }
-        (None, Some(value)) => {
-            let json = toml_to_json(value.get_ref());
-            if json.is_none() {
-                ctx.error(value.span(), "this value cannot be compared as JSON", None);
-            }
-            Some(CheckTest::JsonEquals {
-                pointer: pointer?,
-                value: json?,
-            })
-        }
-        (Some(age), Some(_)) => {
-            ctx.error(
-                age.span(),
-                "`json` has both `max_age` and `equals`",
-                Some("one test per check; write two checks to test both".into()),
-            );
-            None
-        }
-        (None, None) => {
-            if !ctx.is_broken(&table, "max_age") && !ctx.is_broken(&table, "equals") {
-                ctx.error(
-                    &table,
-                    "`json` has neither `max_age` nor `equals`",
-                    Some("add `max_age = \"24h\"` (a timestamp no older than that) or `equals = <value>`; without `json` the check only needs exit status 0".into()),
-                );
-            }
-            None
-        }
-    }
-}
-
-/// A TOML value as JSON; dates become their TOML text. `None` for floats
-/// JSON cannot hold (NaN, infinity).
-fn toml_to_json(value: &toml::Value) -> Option<serde_json::Value> {
-    use serde_json::Value as J;
-    Some(match value {
-        toml::Value::String(s) => J::String(s.clone()),
-        toml::Value::Integer(i) => J::from(*i),
-        toml::Value::Float(f) => J::Number(serde_json::Number::from_f64(*f)?),
-        toml::Value::Boolean(b) => J::Bool(*b),
-        toml::Value::Datetime(d) => J::String(d.to_string()),
-        toml::Value::Array(items) => {
-            J::Array(items.iter().map(toml_to_json).collect::<Option<_>>()?)
-        }
-        toml::Value::Table(table) => J::Object(
-            table
-                .iter()
-                .map(|(k, v)| Some((k.clone(), toml_to_json(v)?)))
-                .collect::<Option<_>>()?,
-        ),
     })
 }

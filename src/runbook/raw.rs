@@ -30,7 +30,18 @@ pub struct RawRunbook {
     pub guard: Option<Spanned<RawGuard>>,
     pub preflight: Option<Spanned<RawPreflight>>,
     pub on_halt: Option<Spanned<RawOnHalt>>,
+    pub canary: Option<Spanned<RawCanary>>,
     pub step: Option<Spanned<Vec<Spanned<RawStep>>>>,
+}
+
+/// `[canary]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCanary {
+    pub path: Option<Str>,
+    pub size: Option<Str>,
+    pub every: Option<Str>,
+    pub after: Option<Str>,
 }
 
 /// `[runbook]`
@@ -75,16 +86,23 @@ pub struct RawCheck {
     pub name: Option<Str>,
     pub run: Option<StrList>,
     pub timeout: Option<Str>,
+    pub exit: Option<Spanned<toml::Value>>,
     pub json: Option<Spanned<RawJson>>,
+    pub matches: Option<Str>,
+    pub not_matches: Option<Str>,
 }
 
-/// `json = { pointer = "...", max_age = "24h" }` or `{ pointer, equals }`.
+/// `json = { pointer = "...", max_age = "24h" }`, or with `equals`,
+/// `not_equals`, `at_least` or `at_most` instead of `max_age`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawJson {
     pub pointer: Option<Str>,
     pub max_age: Option<Str>,
     pub equals: Option<Spanned<toml::Value>>,
+    pub not_equals: Option<Spanned<toml::Value>>,
+    pub at_least: Option<Spanned<toml::Value>>,
+    pub at_most: Option<Spanned<toml::Value>>,
 }
 
 /// `[on_halt]`
@@ -111,6 +129,11 @@ pub struct RawStep {
     pub quarantine: Option<Str>,
     pub optional: Option<Spanned<bool>>,
     pub timeout: Option<Str>,
+    pub exit: Option<Spanned<toml::Value>>,
+    pub json: Option<Spanned<RawJson>>,
+    pub matches: Option<Str>,
+    pub not_matches: Option<Str>,
+    pub sign_off: Option<Spanned<bool>>,
     /// The command runs a shell with a command line, on purpose.
     pub shell: Option<Spanned<bool>>,
 }
@@ -196,6 +219,6 @@ mod tests {
             assert_eq!(got, want);
         }
         assert!(fields_of::<RawStep>().contains(&"confirm_drive"));
-        assert_eq!(fields_of::<RawRunbook>().len(), 6);
+        assert_eq!(fields_of::<RawRunbook>().len(), 7);
     }
 }

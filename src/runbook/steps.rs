@@ -12,11 +12,13 @@ use std::collections::HashMap;
 use toml::Spanned;
 
 use crate::runbook::check::{Params, choice, duration};
+use crate::runbook::checks::{self, Parts};
 use crate::runbook::destructive::{Effect, classify};
 use crate::runbook::keys::quoted_list;
 use crate::runbook::load::{Ctx, to_span};
 use crate::runbook::model::{
-    Confirm, DriveExpect, Expectation, GuardPolicy, Role, Span, Step, StepKind, Template, WaitUntil,
+    Confirm, DriveExpect, Expectation, ExternalCheck, GuardPolicy, Role, Span, Step, StepKind,
+    Template, WaitUntil,
 };
 use crate::runbook::raw::RawStep;
 use crate::runbook::vars::{NewBinding, Scope, mentions_new, template};
@@ -29,14 +31,16 @@ enum Kind {
     Physical,
     Wait,
     Locate,
+    Check,
 }
 
-const KINDS: [(&str, Kind); 5] = [
+const KINDS: [(&str, Kind); 6] = [
     ("confirm", Kind::Confirm),
     ("command", Kind::Command),
     ("physical", Kind::Physical),
     ("wait", Kind::Wait),
     ("locate", Kind::Locate),
+    ("check", Kind::Check),
 ];
 
 impl Kind {
@@ -50,8 +54,8 @@ impl Kind {
 
 /// Keys that apply only to some kinds (`id`, `kind`, `say` and `optional`
 /// apply to all).
-const APPLIES: [(&str, &[Kind]); 10] = [
-    ("run", &[Kind::Command]),
+const APPLIES: [(&str, &[Kind]); 15] = [
+    ("run", &[Kind::Command, Kind::Check]),
     ("shell", &[Kind::Command]),
     ("until", &[Kind::Wait]),
     ("on", &[Kind::Locate]),
@@ -62,8 +66,19 @@ const APPLIES: [(&str, &[Kind]); 10] = [
     ("quarantine", &[Kind::Command, Kind::Physical, Kind::Wait]),
     (
         "timeout",
-        &[Kind::Command, Kind::Physical, Kind::Wait, Kind::Locate],
+        &[
+            Kind::Command,
+            Kind::Physical,
+            Kind::Wait,
+            Kind::Locate,
+            Kind::Check,
+        ],
     ),
+    ("exit", &[Kind::Check]),
+    ("json", &[Kind::Check]),
+    ("matches", &[Kind::Check]),
+    ("not_matches", &[Kind::Check]),
+    ("sign_off", &[Kind::Command, Kind::Physical]),
 ];
 
 const CONFIRMS: [(&str, ConfirmWord); 2] = [
@@ -279,7 +294,11 @@ impl StepCheck<'_, '_, '_> {
             );
         }
         let new_drive = self.new_drive(binds_new);
-        let run = self.run(kind);
+        let run = if kind == Some(Kind::Check) {
+            None
+        } else {
+            self.run(kind)
+        };
         crate::runbook::shell::check(self, run.as_deref());
         let mentions = run
             .as_ref()
@@ -304,6 +323,7 @@ impl StepCheck<'_, '_, '_> {
             .as_ref()
             .and_then(|t| duration(self.ctx, t, "timeout"));
         let optional = self.raw.optional.as_ref().is_some_and(|o| *o.get_ref());
+        let sign_off = self.raw.sign_off.as_ref().is_some_and(|o| *o.get_ref());
         Some(Step {
             id: id?,
             kind: step_kind?,
@@ -314,6 +334,7 @@ impl StepCheck<'_, '_, '_> {
             quarantine,
             optional,
             timeout,
+            sign_off,
             span: self.table,
         })
     }
@@ -359,7 +380,7 @@ impl StepCheck<'_, '_, '_> {
     /// Report every present key that does not apply to `kind`.
     fn applicable_keys(&mut self, kind: Kind) {
         let raw = self.raw;
-        let present: [(&str, Option<std::ops::Range<usize>>); 9] = [
+        let present: [(&str, Option<std::ops::Range<usize>>); 14] = [
             ("run", raw.run.as_ref().map(Spanned::span)),
             ("until", raw.until.as_ref().map(Spanned::span)),
             ("on", raw.on.as_ref().map(Spanned::span)),
@@ -372,6 +393,11 @@ impl StepCheck<'_, '_, '_> {
             ),
             ("quarantine", raw.quarantine.as_ref().map(Spanned::span)),
             ("timeout", raw.timeout.as_ref().map(Spanned::span)),
+            ("exit", raw.exit.as_ref().map(Spanned::span)),
+            ("json", raw.json.as_ref().map(Spanned::span)),
+            ("matches", raw.matches.as_ref().map(Spanned::span)),
+            ("not_matches", raw.not_matches.as_ref().map(Spanned::span)),
+            ("sign_off", raw.sign_off.as_ref().map(Spanned::span)),
         ];
         for (key, value) in present {
             let Some(value) = value else { continue };
@@ -471,6 +497,31 @@ impl StepCheck<'_, '_, '_> {
         new_bound: bool,
     ) -> Option<StepKind> {
         match kind? {
+            Kind::Check => {
+                let raw = self.raw;
+                let parts = Parts {
+                    table: self.table.start..self.table.end,
+                    label: self.label.clone(),
+                    run: raw.run.as_ref(),
+                    timeout: raw.timeout.as_ref(),
+                    exit: raw.exit.as_ref(),
+                    json: raw.json.as_ref(),
+                    matches: raw.matches.as_ref(),
+                    not_matches: raw.not_matches.as_ref(),
+                };
+                let built = checks::build(self.ctx, &parts, self.scope);
+                let name = raw.id.as_ref().map(|id| id.get_ref().clone())?;
+                Some(StepKind::Check {
+                    check: ExternalCheck {
+                        name,
+                        run: built.run?,
+                        exit: built.exit?,
+                        test: built.test?,
+                        timeout: built.timeout?,
+                        span: self.table,
+                    },
+                })
+            }
             Kind::Confirm => Some(StepKind::Confirm),
             Kind::Physical => Some(StepKind::Physical),
             Kind::Command => {

@@ -40,7 +40,7 @@ impl Scope<'_> {
         let mut names = Vec::new();
         for param in self.params {
             names.push(param.name.clone());
-            if param.kind == ParamKind::Member {
+            if matches!(param.kind, ParamKind::Member | ParamKind::Drive) {
                 names.extend(DRIVE_FIELDS.iter().map(|f| format!("{}.{f}", param.name)));
             }
         }
@@ -124,7 +124,9 @@ fn undefined(ctx: &Ctx, name: &str, scope: &Scope) -> Option<(String, Option<Str
         }
         _ if !scope.params_known => None,
         Some((base, field)) => match param(base) {
-            Some(p) if p.kind == ParamKind::Member => field_problem(base, field, fields()),
+            Some(p) if matches!(p.kind, ParamKind::Member | ParamKind::Drive) => {
+                field_problem(base, field, fields())
+            }
             Some(p) => Some((
                 format!(
                     "`{base}` is {} param, not a drive: it has no fields",
@@ -173,6 +175,7 @@ fn kind_name(kind: ParamKind) -> &'static str {
     match kind {
         ParamKind::Array => "an `array`",
         ParamKind::Member => "a `member`",
+        ParamKind::Drive => "a `drive`",
         ParamKind::Text => "a `text`",
     }
 }

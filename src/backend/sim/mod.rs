@@ -13,6 +13,7 @@
 //!
 //! Nothing here sleeps; a 24-hour rebuild is a few thousand polls.
 
+mod canary;
 mod hardware;
 mod mdadm;
 pub mod names;
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
+use crate::backend::sim::canary::SimCanary;
 use crate::backend::sim::hardware::{Failure, Hardware};
 use crate::backend::sim::scenario::{
     Action, CannedCommand, During, Event, Probe, Scenario, Technician,
@@ -52,6 +54,7 @@ pub struct SimBackend {
     pending: Vec<Pending>,
     next_seq: u64,
     log: Vec<String>,
+    canary: SimCanary,
 }
 
 /// Something scheduled on the simulated clock.
@@ -99,6 +102,7 @@ impl SimBackend {
             pending: Vec::new(),
             next_seq: 0,
             log: Vec::new(),
+            canary: SimCanary::default(),
         };
         let baseline: Vec<(usize, Vec<Action>)> = sim
             .events
@@ -367,6 +371,23 @@ impl SimBackend {
             Action::Pull(drive) => self.pull(*drive, &format!("{tag} technician pulled")),
             Action::Vanish(drive) => self.pull(*drive, &format!("{tag} vanished from the bus:")),
             Action::Insert(drive) => self.insert(*drive),
+            Action::ZeroCanary(None) => {
+                self.canary.array_zeros = true;
+                let line = format!(
+                    "{tag} {} returns zeros where the data canary is",
+                    self.hw.array.name
+                );
+                self.note(vec![line]);
+            }
+            Action::ZeroCanary(Some(drive)) => {
+                let key = self.hw.drives[*drive].identity().key();
+                self.canary.zeroed.push(key);
+                let line = format!(
+                    "{tag} {} wrote zeros over its copy of the data canary",
+                    self.describe(*drive)
+                );
+                self.note(vec![line]);
+            }
         }
     }
 
@@ -468,6 +489,29 @@ impl Backend for SimBackend {
         Ok(LocateOutcome::Switched {
             how: "simulated enclosure LED".to_string(),
         })
+    }
+
+    fn canaries(&mut self) -> Option<&mut dyn crate::canary::Canaries> {
+        let now = self.now();
+        self.run_until(now, false);
+        let hw = &self.hw;
+        self.canary.level = hw.array.level.name().to_string();
+        self.canary.array = hw.array.name.clone();
+        self.canary.members = hw
+            .members
+            .iter()
+            .filter(|m| {
+                !m.removed
+                    && !m.detached
+                    && m.state == crate::health::model::MemberState::InSync
+                    && hw.drives[m.drive].present
+            })
+            .map(|m| {
+                let d = &hw.drives[m.drive];
+                (d.identity().key(), d.dev.clone())
+            })
+            .collect();
+        Some(&mut self.canary)
     }
 
     fn step_phase(&mut self, step: &Step, phase: StepPhase, target: &Identity) {

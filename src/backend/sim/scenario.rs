@@ -52,6 +52,9 @@ pub struct Scenario {
     pub events: Vec<Event>,
     /// `[[command]]`: canned outputs for programs the simulator does not model.
     pub commands: Vec<CannedCommand>,
+    /// `[[quarantined]]`: drives in the quarantine registry when the run
+    /// starts (quarantined by an earlier run).
+    pub quarantined: Vec<Quarantined>,
     /// `[answers]`: scripted answers by step id, overriding the default
     /// simulated technician (who answers every question correctly).
     pub answers: BTreeMap<String, Vec<String>>,
@@ -235,6 +238,20 @@ pub enum Action {
     Vanish(usize),
     /// The technician inserts this drive (instead of the next spare).
     Insert(usize),
+    /// The data canary reads back as zeros: through the array (`None`), or
+    /// in one member's copy only.
+    ZeroCanary(Option<usize>),
+}
+
+/// `[[quarantined]]`: a drive quarantined before the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quarantined {
+    /// Index into [`Scenario::drives`].
+    pub drive: usize,
+    pub reason: String,
+    /// RFC 3339.
+    pub at: String,
+    pub session: String,
 }
 
 /// A probe an event can make unreadable.

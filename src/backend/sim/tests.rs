@@ -69,6 +69,7 @@ fn step(id: &str, kind: StepKind, target: Option<DriveExpect>, new: Option<Drive
         quarantine: None,
         optional: false,
         timeout: None,
+        sign_off: false,
         span: Span::default(),
     }
 }

@@ -172,6 +172,7 @@ fn crash_and_resume(
             journal: &mut journal,
             interrupted: &interrupted,
             session: session.clone(),
+            state_dir: dir.path(),
         };
         engine::execute(&mut run)
     };
@@ -210,6 +211,7 @@ fn crash_and_resume(
             journal: &mut journal,
             interrupted: &interrupted,
             session: session.clone(),
+            state_dir: dir.path(),
         };
         let outcome = engine::resume(
             &mut run,
@@ -422,6 +424,7 @@ fn ctrl_c_during_the_pull_switches_the_led_off_and_the_run_resumes() {
         journal: &mut journal,
         interrupted: &interrupted,
         session: "md0-ctrl-c".into(),
+        state_dir: dir.path(),
     })
     .unwrap();
     assert_eq!(
@@ -468,6 +471,7 @@ fn ctrl_c_during_the_pull_switches_the_led_off_and_the_run_resumes() {
         journal: &mut journal,
         interrupted: &interrupted,
         session: "md0-ctrl-c".into(),
+        state_dir: dir.path(),
     };
     let outcome = engine::resume(
         &mut run,

@@ -17,7 +17,7 @@ use crate::backend::sim::scenario::raw::{
 };
 use crate::backend::sim::scenario::{
     Action, ArraySpec, CannedCommand, DriveGroup, DriveSpec, During, Event, Expected, Outcome,
-    Probe, Scenario, StepRef, Technician,
+    Probe, Quarantined, Scenario, StepRef, Technician,
 };
 use crate::health::model::MemberState;
 use crate::runbook::diag::{Diagnostic, Severity};
@@ -217,6 +217,35 @@ impl Builder<'_> {
             });
         }
 
+        let mut quarantined = Vec::new();
+        for q in raw.quarantined {
+            let q = q.into_inner();
+            let label = "[[quarantined]]";
+            if let Some(drive) =
+                self.drive_ref(label, q.drive.get_ref(), span_of(q.drive.span()), &drives)
+            {
+                if drives[drive].serial.is_none() && drives[drive].wwn.is_none() {
+                    self.error(
+                        span_of(q.drive.span()),
+                        format!(
+                            "{label}: `{}` has no serial or WWN to quarantine it by",
+                            q.drive.get_ref()
+                        ),
+                        None,
+                    );
+                    continue;
+                }
+                quarantined.push(Quarantined {
+                    drive,
+                    reason: q
+                        .reason
+                        .unwrap_or_else(|| "quarantined before this scenario".into()),
+                    at: q.at.unwrap_or_else(|| "2025-12-31T23:00:00.000Z".into()),
+                    session: q.session.unwrap_or_else(|| "an earlier run".into()),
+                });
+            }
+        }
+
         let mut answers = BTreeMap::new();
         for (key, value) in raw.answers {
             step_refs.push(StepRef {
@@ -275,6 +304,7 @@ impl Builder<'_> {
             technician,
             events,
             commands,
+            quarantined,
             answers,
             expect: Expected {
                 outcome: e.outcome,
@@ -558,11 +588,18 @@ impl Builder<'_> {
                 }
             }
         }
+        if let Some(z) = e.zero_canary {
+            if z.get_ref() == "all" {
+                actions.push(Action::ZeroCanary(None));
+            } else if let Some(i) = self.drive_ref(&label, z.get_ref(), span_of(z.span()), drives) {
+                actions.push(Action::ZeroCanary(Some(i)));
+            }
+        }
         if actions.is_empty() && self.diagnostics.len() == ok_before {
             self.error(
                 span,
                 format!("{label} does nothing"),
-                Some("give it an action: `set`, `flags`, `smart_failed`, `unreadable`, `fail`, `pull`, `vanish` or `insert`".into()),
+                Some("give it an action: `set`, `flags`, `smart_failed`, `unreadable`, `fail`, `pull`, `vanish`, `insert` or `zero_canary`".into()),
             );
         }
         Some(Event {

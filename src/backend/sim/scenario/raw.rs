@@ -32,6 +32,8 @@ pub(crate) struct RawFile {
     #[serde(default, rename = "command")]
     pub commands: Vec<Spanned<RawCommand>>,
     #[serde(default)]
+    pub quarantined: Vec<Spanned<RawQuarantined>>,
+    #[serde(default)]
     pub answers: BTreeMap<Spanned<String>, Answers>,
     pub expect: Spanned<RawExpect>,
 }
@@ -98,6 +100,17 @@ pub(crate) struct RawEvent {
     pub pull: Option<Spanned<String>>,
     pub vanish: Option<Spanned<String>>,
     pub insert: Option<Spanned<String>>,
+    pub zero_canary: Option<Spanned<String>>,
+}
+
+/// `[[quarantined]]`: a drive in the quarantine registry before the run.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQuarantined {
+    pub drive: Spanned<String>,
+    pub reason: Option<String>,
+    pub at: Option<String>,
+    pub session: Option<String>,
 }
 
 #[derive(Deserialize)]

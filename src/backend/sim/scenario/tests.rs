@@ -32,7 +32,7 @@ fn scenario_error(path: &Path) -> ScenarioError {
 #[test]
 fn every_shipped_scenario_parses_and_names_real_steps() {
     let mut count = 0;
-    for folder in ["md-replace-member", "md-replace-hot"] {
+    for folder in ["md-replace-member", "md-replace-hot", "restore-from-backup"] {
         let dir = shipped_dir().join(folder);
         let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
             .expect("scenario folder")

@@ -1,0 +1,378 @@
+//! The engine's side of the quarantine registry (src/quarantine.rs): record
+//! the drive a step pulled, and refuse every write to a quarantined drive.
+//!
+//! Three paths write to a drive and all three ask here first: a new drive
+//! before it is accepted (`accept.rs`), a `drive` param such as a restore
+//! target at preflight, and every command step, whose argv is resolved
+//! against a live look at the system right before it runs. Drives are
+//! matched by serial and WWN, never by `/dev` name: after a hot-plug a
+//! quarantined drive can come up under a name a healthy one had, and the
+//! argv `/dev/sdb` written when the step was planned may now mean it.
+
+use anyhow::Result;
+
+use crate::backend::Depth;
+use crate::engine::{Stop, Walk};
+use crate::health::guard::{Subject, Violation};
+use crate::health::model::{Drive, Identity, Snapshot};
+use crate::journal::{Event, rfc3339};
+use crate::operator::NoteLevel;
+use crate::quarantine::{self, Entry, LastHealth, Registry};
+use crate::runbook::model::{ParamKind, Step, StepKind};
+use crate::sanitize::sanitize;
+
+/// Character devices and the like that name no drive.
+const NOT_DRIVES: [&str; 8] = [
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/stdin",
+    "/dev/stdout",
+    "/dev/stderr",
+];
+
+/// What a `/dev/...` argument of a command turned out to be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Named<'s> {
+    /// A drive of the live look (the whole disk or one of its partitions).
+    Drive(&'s Drive),
+    /// An md array, or something that is not a drive (`/dev/zero`).
+    NotADrive,
+    /// No drive of the live look has this name.
+    Unknown,
+}
+
+/// Every `/dev/...` path in an argv (also after `=`, as in `of=/dev/sdb`),
+/// resolved against a snapshot. Pure.
+pub(crate) fn devices_named<'s>(argv: &[String], now: &'s Snapshot) -> Vec<(String, Named<'s>)> {
+    let mut out = Vec::new();
+    for arg in argv {
+        let mut candidates = vec![arg.as_str()];
+        if let Some((_, value)) = arg.split_once('=') {
+            candidates.push(value);
+        }
+        for path in candidates.into_iter().filter(|c| c.starts_with("/dev/")) {
+            out.push((path.to_string(), resolve(path, now)));
+        }
+    }
+    out
+}
+
+fn resolve<'s>(path: &str, now: &'s Snapshot) -> Named<'s> {
+    if NOT_DRIVES.contains(&path) || path.starts_with("/dev/fd/") {
+        return Named::NotADrive;
+    }
+    let Some(name) = path.strip_prefix("/dev/") else {
+        return Named::Unknown;
+    };
+    if name.starts_with("md") && name != "md" || name == now.array.name {
+        return Named::NotADrive;
+    }
+    if let Some(link) = name.strip_prefix("disk/by-id/") {
+        return by_id(link, now);
+    }
+    // The whole disk, or a partition of it: `sdb1`, `nvme0n1p1`.
+    let found = now.drives.iter().find(|d| {
+        let dev = d.id.dev.as_str();
+        !dev.is_empty()
+            && (name == dev
+                || name.strip_prefix(dev).is_some_and(|rest| {
+                    let digits = rest.strip_prefix('p').unwrap_or(rest);
+                    !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())
+                }))
+    });
+    found.map_or(Named::Unknown, Named::Drive)
+}
+
+/// `/dev/disk/by-id/` names: the drive's own link, a `-partN` of it, a
+/// `wwn-` link, or any link ending in `_<serial>`.
+fn by_id<'s>(link: &str, now: &'s Snapshot) -> Named<'s> {
+    let base = match link.rsplit_once("-part") {
+        Some((base, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => base,
+        _ => link,
+    };
+    let found = now.drives.iter().find(|d| {
+        d.id.by_id.as_deref() == Some(base)
+            || base.strip_prefix("wwn-").is_some_and(|w| {
+                d.id.wwn
+                    .as_deref()
+                    .is_some_and(|have| have.eq_ignore_ascii_case(w))
+            })
+            || d.id
+                .serial
+                .as_deref()
+                .is_some_and(|s| !s.is_empty() && base.ends_with(&format!("_{s}")))
+    });
+    found.map_or(Named::Unknown, Named::Drive)
+}
+
+impl Walk<'_, '_> {
+    /// The registry as it is now (another run may have added to it).
+    pub(crate) fn registry(&self) -> Result<Registry> {
+        Registry::load(self.run.state_dir)
+    }
+
+    /// Why `id` must not be written to: quarantined in this run, or in the
+    /// registry. `Err` when the registry cannot be read (fail closed).
+    pub(crate) fn quarantine_of(&self, id: &Identity) -> Result<Option<String>> {
+        if let Some(q) = self.quarantined.iter().find(|q| q.key() == id.key()) {
+            return Ok(Some(format!(
+                "quarantined in this run (pulled as {})",
+                q.describe()
+            )));
+        }
+        Ok(self.registry()?.find(id).map(Entry::why))
+    }
+
+    /// Record the target as quarantined after `step` pulled it: in the
+    /// journal, in this run's list and in the registry.
+    pub(crate) fn quarantine_target(
+        &mut self,
+        step: &Step,
+        last_seen: Option<&Drive>,
+    ) -> Result<(), Stop> {
+        let drive = self.target.id.clone();
+        // A resumed step that had got this far journaled the quarantine
+        // already; the registry entry below is made again (`add` keeps an
+        // existing one), in case the process died before writing it.
+        if !self.quarantined.iter().any(|q| q.key() == drive.key()) {
+            self.quarantined.push(drive.clone());
+            self.record(Event::Quarantined {
+                step: step.id.clone(),
+                drive: drive.clone(),
+            })?;
+        }
+        let mut entry = Entry::for_drive(
+            &drive,
+            rfc3339(self.run.clock.wall_ms()),
+            self.run.session.clone(),
+            format!(
+                "pulled by step `{}` of runbook `{}` on array `{}`",
+                step.id, self.run.runbook.name, self.array
+            ),
+        );
+        entry.step = Some(step.id.clone());
+        entry.last_health = Some(LastHealth::of(last_seen.unwrap_or(&self.target)));
+        if entry.serial.is_some() || entry.wwn.is_some() {
+            quarantine::add(self.run.state_dir, entry).map_err(|e| {
+                Stop::Error(e.context(format!(
+                    "cannot record the quarantine of {} in the registry",
+                    drive.describe()
+                )))
+            })?;
+        }
+        self.run.operator.note(
+            NoteLevel::Info,
+            &sanitize(
+                &format!(
+                    "quarantined {}: it must not be reused, not even as a restore target",
+                    drive.describe()
+                ),
+                false,
+            ),
+        );
+        Ok(())
+    }
+
+    /// Before a command step runs: look at the system now and refuse when
+    /// its argv names a quarantined drive (by whatever name it has now), or,
+    /// for a destructive command, a device that is no drive of this system.
+    /// The run's own member target is exempt: failing and removing it from
+    /// the array is what a replacement does.
+    pub(crate) fn argv_refusal(&mut self, step: &Step, argv: &[String]) -> Result<(), Stop> {
+        let now = self.look(&step.id, Depth::Fast)?;
+        let destructive = matches!(
+            step.kind,
+            StepKind::Command {
+                destructive: true,
+                ..
+            }
+        );
+        let member_target = self.target_kind() == ParamKind::Member;
+        let mut violations = Vec::new();
+        for (path, named) in devices_named(argv, &now) {
+            match named {
+                Named::NotADrive => {}
+                Named::Unknown if destructive => violations.push(Violation {
+                    subject: Subject::OtherDrive,
+                    who: path.clone(),
+                    what: "known drive".into(),
+                    before: "must be a drive of this system".into(),
+                    after: format!(
+                        "`{path}` is no drive swapguard can see, so it cannot tell whether it is quarantined; name the drive itself"
+                    ),
+                }),
+                Named::Unknown => {}
+                Named::Drive(drive) => {
+                    if member_target && drive.key() == self.target.key() {
+                        continue;
+                    }
+                    let why = self.quarantine_of(&drive.id).map_err(|e| {
+                        Stop::Halt {
+                            step: step.id.clone(),
+                            headline: format!(
+                                "cannot read the quarantine registry, so step `{}` does not run: {e:#}",
+                                step.id
+                            ),
+                            violations: vec![],
+                        }
+                    })?;
+                    if let Some(why) = why {
+                        violations.push(Violation {
+                            subject: Subject::OtherDrive,
+                            who: drive.id.describe(),
+                            what: "quarantine".into(),
+                            before: "must not be quarantined".into(),
+                            after: format!("`{path}` is this drive, {why}"),
+                        });
+                    }
+                }
+            }
+        }
+        if violations.is_empty() {
+            return Ok(());
+        }
+        let _ = self.record(Event::Snapshot {
+            label: format!("refused {}", step.id),
+            snapshot: now,
+        });
+        Err(Stop::Halt {
+            step: step.id.clone(),
+            headline: format!(
+                "step `{}` was not run: it would write to {}",
+                step.id,
+                if violations.iter().any(|v| v.what == "quarantine") {
+                    "a quarantined drive"
+                } else {
+                    "a device swapguard cannot identify"
+                }
+            ),
+            violations,
+        })
+    }
+
+    /// The kind of the `target` param (`member` unless the runbook says `drive`).
+    pub(crate) fn target_kind(&self) -> ParamKind {
+        self.run
+            .runbook
+            .params
+            .iter()
+            .find(|p| p.name == "target")
+            .map_or(ParamKind::Member, |p| p.kind)
+    }
+
+    /// Preflight for a `drive` target (a restore target): never a member of
+    /// the array, never quarantined, known by serial or WWN, SMART passing.
+    pub(crate) fn drive_target_refusals(&self) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if self.target_kind() != ParamKind::Drive {
+            return reasons;
+        }
+        let who = self.target.id.describe();
+        if let Some(m) = &self.target.member {
+            reasons.push(format!(
+                "the target {who} is a member of `{}` ({}): a drive the run writes to must be outside the array",
+                self.array, m.state
+            ));
+        }
+        if self.target.key().is_weak() {
+            reasons.push(format!(
+                "the target {who} has no readable serial or WWN: it cannot be told apart from a quarantined drive"
+            ));
+        }
+        match self.quarantine_of(&self.target.id) {
+            Ok(Some(why)) => reasons.push(format!(
+                "the target {who} must not be written to: it is {why}"
+            )),
+            Ok(None) => {}
+            Err(e) => reasons.push(format!("cannot read the quarantine registry: {e:#}")),
+        }
+        reasons
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::model::ArrayHealth;
+
+    fn drive(dev: &str, serial: &str, by_id: Option<&str>) -> Drive {
+        Drive {
+            id: Identity {
+                dev: dev.into(),
+                serial: Some(serial.into()),
+                wwn: Some(format!("0x5000{serial}")),
+                by_id: by_id.map(str::to_string),
+                ..Identity::default()
+            },
+            member: None,
+            counters: Default::default(),
+            smart: None,
+            blank: None,
+        }
+    }
+
+    #[test]
+    fn resolves_device_arguments_by_the_live_look() {
+        let now = Snapshot {
+            at_ms: 0,
+            array: ArrayHealth {
+                name: "md0".into(),
+                ..ArrayHealth::default()
+            },
+            drives: vec![
+                drive("sda", "A1", Some("ata-M_A1")),
+                drive("sdb", "B2", None),
+                drive("nvme0n1", "N3", None),
+            ],
+            problems: vec![],
+        };
+        let argv: Vec<String> = [
+            "dd",
+            "if=/dev/zero",
+            "of=/dev/sdb1",
+            "/dev/md0",
+            "/dev/nvme0n1p2",
+            "/dev/disk/by-id/ata-M_A1-part1",
+            "/dev/disk/by-id/wwn-0x5000B2",
+            "/dev/disk/by-id/nvme-Other_N3",
+            "/dev/sdc",
+            "/dev/mapper/vg-lv",
+            "/dev/sdbx",
+            "sdb",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let got: Vec<(String, String)> = devices_named(&argv, &now)
+            .into_iter()
+            .map(|(path, n)| {
+                let what = match n {
+                    Named::Drive(d) => d.id.dev.clone(),
+                    Named::NotADrive => "not a drive".into(),
+                    Named::Unknown => "unknown".into(),
+                };
+                (path, what)
+            })
+            .collect();
+        let want: Vec<(&str, &str)> = vec![
+            ("/dev/zero", "not a drive"),
+            ("/dev/sdb1", "sdb"),
+            ("/dev/md0", "not a drive"),
+            ("/dev/nvme0n1p2", "nvme0n1"),
+            ("/dev/disk/by-id/ata-M_A1-part1", "sda"),
+            ("/dev/disk/by-id/wwn-0x5000B2", "sdb"),
+            ("/dev/disk/by-id/nvme-Other_N3", "nvme0n1"),
+            ("/dev/sdc", "unknown"),
+            ("/dev/mapper/vg-lv", "unknown"),
+            ("/dev/sdbx", "unknown"),
+        ];
+        let want: Vec<(String, String)> = want
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(got, want);
+    }
+}
