@@ -186,6 +186,7 @@ pub(crate) fn render(path: &str, entries: &[Value], verified: &journal::Verifica
     let mut halts = Vec::new();
     let mut quarantined = Vec::new();
     let mut cleanup = Vec::new();
+    let mut checks = Vec::new();
     for e in entries {
         let step = s(e, "step");
         let at = cell(&s(e, "at"));
@@ -265,6 +266,34 @@ pub(crate) fn render(path: &str, entries: &[Value], verified: &journal::Verifica
                     ));
                 }
             }
+            "sign-off" => {
+                if let Some(i) = idx {
+                    steps[i].lines.push(format!(
+                        "signed off by **{}**, who checked {} ({at})",
+                        cell(&s(e, "name")),
+                        cell(&s(e, "drive"))
+                    ));
+                }
+            }
+            "check" => {
+                let line = format!(
+                    "check \"{}\": {}{} ({at})",
+                    cell(&s(e, "name")),
+                    if e["passed"] == true {
+                        "passed"
+                    } else {
+                        "**FAILED**"
+                    },
+                    match s(e, "detail").as_str() {
+                        "" => String::new(),
+                        d => format!(": {}", cell(d)),
+                    }
+                );
+                match current {
+                    Some(i) if steps[i].end.is_none() => steps[i].lines.push(line),
+                    _ => checks.push(line),
+                }
+            }
             "new-drive" => {
                 if let Some(i) = idx {
                     steps[i]
@@ -341,6 +370,13 @@ pub(crate) fn render(path: &str, entries: &[Value], verified: &journal::Verifica
         }
     }
 
+    if !checks.is_empty() {
+        let _ = writeln!(out, "## Checks before the first step\n");
+        for c in &checks {
+            let _ = writeln!(out, "- {c}");
+        }
+        out.push('\n');
+    }
     if !cleanup.is_empty() {
         let _ = writeln!(
             out,
