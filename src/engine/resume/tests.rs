@@ -142,6 +142,14 @@ fn crash_and_resume(
     crash_after: Option<u64>,
     at_once: bool,
 ) -> Crashed {
+    let crashes: Vec<(u64, bool)> = crash_after.map(|n| (n, at_once)).into_iter().collect();
+    crash_repeatedly(runbook, scenario, &crashes)
+}
+
+/// Run `scenario` and die after each of `crashes` in turn (absolute journal
+/// write numbers, ascending: the first kills the run, the next its resume,
+/// ...), resuming after each; the last resume runs to the end.
+fn crash_repeatedly(runbook: &Runbook, scenario: &Scenario, crashes: &[(u64, bool)]) -> Crashed {
     let dir = tempfile::tempdir().unwrap();
     let clock = SimClock::new();
     let dead = Arc::new(AtomicBool::new(false));
@@ -154,11 +162,14 @@ fn crash_and_resume(
     let session = "md0-crash".to_string();
     let mut journal = Journal::create(dir.path(), &session).unwrap();
     let path = journal.path().to_path_buf();
-    journal.test_crash = crash_after.map(|after| TestCrash {
-        after,
-        at_once,
-        dead: Arc::clone(&dead),
-    });
+    let kill = |journal: &mut Journal, at: Option<&(u64, bool)>| {
+        journal.test_crash = at.map(|&(after, at_once)| TestCrash {
+            after,
+            at_once,
+            dead: Arc::clone(&dead),
+        });
+    };
+    kill(&mut journal, crashes.first());
     let interrupted = AtomicBool::new(false);
     let mut operator =
         ScriptedOperator::new(scenario.answers.clone(), true, Box::new(std::io::sink()));
@@ -177,23 +188,27 @@ fn crash_and_resume(
         engine::execute(&mut run)
     };
     drop(journal);
-    let died = dead.load(Ordering::SeqCst);
-    let first = match first {
-        Ok(o) if !died => Some(o),
-        Ok(_) => None,
-        Err(e) => {
-            assert!(died, "the run failed without a crash: {e:#}");
-            None
-        }
-    };
+    let mut outcome = settle_crash(first, &dead);
+    let first = outcome.clone();
     let mut resumed = None;
-    if first.is_none() {
+    let mut next = 1;
+    while outcome.is_none() {
         // The process is restarted: the hardware is as the dead run left it.
         dead.store(false, Ordering::SeqCst);
         let journaled = Journaled::read(&path).unwrap();
+        if let Some(crate::engine::Ended::Finished { outcome: o, .. }) = &journaled.ended
+            && journaled.not_resumable().is_some()
+        {
+            // Killed right after its last write: it had finished.
+            assert_eq!(o, "completed", "a finished run that did not complete");
+            resumed = Some(Outcome::Completed);
+            break;
+        }
         assert!(journaled.not_resumable().is_none());
         let (mut journal, torn) = Journal::reopen(&path).unwrap();
         assert_eq!(torn, 0);
+        kill(&mut journal, crashes.get(next));
+        next += 1;
         let mut answers = scenario.answers.clone();
         for (step, used) in &journaled.answers {
             if let Some(list) = answers.get_mut(step) {
@@ -213,16 +228,17 @@ fn crash_and_resume(
             session: session.clone(),
             state_dir: dir.path(),
         };
-        let outcome = engine::resume(
+        let result = engine::resume(
             &mut run,
             &Resume {
                 journaled: &journaled,
                 dropped_torn_bytes: 0,
                 runbook_changed_reason: None,
             },
-        )
-        .unwrap_or_else(|e| panic!("resume failed: {e:#}"));
-        resumed = Some(outcome);
+        );
+        outcome = settle_crash(result, &dead);
+        resumed = outcome.clone();
+        assert!(next <= crashes.len() + 1, "the last resume must finish");
     }
     let executed = executed.borrow().clone();
     Crashed {
@@ -231,6 +247,19 @@ fn crash_and_resume(
         executed,
         journal: journal::read(&path).unwrap(),
         verified: journal::verify(&path).unwrap(),
+    }
+}
+
+/// The outcome of a run that may have died: `None` when it did.
+fn settle_crash(result: Result<Outcome>, dead: &AtomicBool) -> Option<Outcome> {
+    let died = dead.load(Ordering::SeqCst);
+    match result {
+        Ok(o) if !died => Some(o),
+        Ok(_) => None,
+        Err(e) => {
+            assert!(died, "the run failed without a crash: {e:#}");
+            None
+        }
     }
 }
 
@@ -289,6 +318,38 @@ fn killed_after_every_journal_write_every_scenario_resumes_to_the_same_end() {
         }
     }
     assert!(runs > 100, "only {runs} crash points");
+}
+
+#[test]
+fn killed_again_while_resuming_the_next_resume_completes() {
+    let (runbook, scenario) = scenarios()
+        .into_iter()
+        .find(|(_, s)| s.path.ends_with("md-replace-member/healthy.toml"))
+        .unwrap();
+    let clean = crash_and_resume(&runbook, &scenario, None, true);
+    let writes = clean.journal.len() as u64;
+    let mut runs = 0;
+    for first in (1..writes).step_by(4) {
+        // The resume writes a few entries of its own before the walk goes on.
+        for second in (first + 1..writes + 6).step_by(3) {
+            for at_once in [true, false] {
+                runs += 1;
+                let c = crash_repeatedly(&runbook, &scenario, &[(first, true), (second, at_once)]);
+                let label = format!("killed after {first}, then after {second}");
+                assert_eq!(c.resumed, Some(Outcome::Completed), "{label}");
+                assert!(c.verified.is_intact(), "{label}: {:?}", c.verified);
+                let mut seen: Vec<&Vec<String>> = Vec::new();
+                for argv in c.executed.iter().filter(|a| a[0] == "mdadm") {
+                    assert!(!seen.contains(&argv), "{label}: ran twice: {argv:?}");
+                    seen.push(argv);
+                }
+                for (step, n) in count(&c.journal, "step-completed") {
+                    assert_eq!(n, 1, "{label}: step `{step}` completed {n} times");
+                }
+            }
+        }
+    }
+    assert!(runs > 50, "{runs}");
 }
 
 #[test]
