@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-300}"
-for target in runbook_load scenario_parse mdstat_parse smart_parse; do
+for target in runbook_load scenario_parse mdstat_parse smart_parse journal_read; do
   mkdir -p "fuzz/corpus/$target"
   cp -n fuzz/seeds/"$target"/* "fuzz/corpus/$target/" 2>/dev/null || true
   echo "== $target for ${seconds}s"

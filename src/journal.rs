@@ -256,9 +256,23 @@ impl Journal {
     /// line is cut off first; returns the journal and how many bytes were
     /// cut. The chain continues from the last whole line.
     pub fn reopen(path: &Path) -> Result<(Journal, u64)> {
-        let bytes = std::fs::read(path)
+        let mut bytes = std::fs::read(path)
             .with_context(|| format!("cannot read journal `{}`", path.display()))?;
-        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let mut whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if whole < bytes.len()
+            && serde_json::from_slice::<serde_json::Value>(&bytes[whole..]).is_ok()
+        {
+            // A whole entry that lost only its newline: keep it.
+            let mut f = OpenOptions::new()
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open journal `{}`", path.display()))?;
+            f.write_all(b"\n")
+                .and_then(|()| f.sync_data())
+                .with_context(|| format!("cannot write journal `{}`", path.display()))?;
+            bytes.push(b'\n');
+            whole = bytes.len();
+        }
         let torn = (bytes.len() - whole) as u64;
         let text = std::str::from_utf8(&bytes[..whole])
             .with_context(|| format!("journal `{}` is not UTF-8", path.display()))?;
@@ -598,6 +612,38 @@ mod tests {
         let v = verify_bytes(&bytes);
         assert!(v.is_intact(), "{v:?}");
         assert_eq!((v.entries, v.torn_bytes), (3, 19));
+    }
+
+    #[test]
+    fn a_crash_at_any_byte_loses_nothing_written_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = three_entries(dir.path());
+        let bytes = std::fs::read(&path).unwrap();
+        let cut = dir.path().join("cut.jsonl");
+        for len in 0..=bytes.len() {
+            let part = &bytes[..len];
+            let whole_lines = part.iter().filter(|&&b| b == b'\n').count();
+            let v = verify_bytes(part);
+            assert!(v.is_intact(), "cut at {len}: {v:?}");
+            // A line cut just before its newline is whole JSON: it counts.
+            let complete = whole_lines
+                + usize::from(
+                    len < bytes.len()
+                        && v.torn_bytes == 0
+                        && part.last().is_some_and(|&b| b != b'\n'),
+                );
+            assert_eq!(v.entries, complete, "cut at {len}");
+            std::fs::write(&cut, part).unwrap();
+            assert!(read(&cut).unwrap().len() >= whole_lines, "cut at {len}");
+            if len > 0 {
+                let (mut j, _) = Journal::reopen(&cut).unwrap();
+                j.record(9, &Event::PreflightPassed).unwrap();
+                let v = verify(&cut).unwrap();
+                assert!(v.is_intact(), "cut at {len}, appended: {v:?}");
+                // Nothing whole was lost by the reopen.
+                assert_eq!(v.entries, complete + 1, "cut at {len}");
+            }
+        }
     }
 
     #[test]
