@@ -27,10 +27,8 @@
 //! process crash while the hardware keeps its state (see `tests` below).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
-use serde_json::Value;
+use anyhow::{Context, Result};
 
 use crate::backend::Depth;
 use crate::engine::step::{COMMAND_SETTLE, operator_stop};
@@ -39,242 +37,16 @@ use crate::engine::{
     preflight, record, walk,
 };
 use crate::health::guard::Observed;
-use crate::health::model::{Drive, Identity, Snapshot};
-use crate::journal::{self, Event};
+use crate::health::model::{Drive, Snapshot};
+use crate::journal::Event;
 use crate::operator::{Answer, HaltReport, NoteLevel, Question, QuestionKind, StepView};
 use crate::runbook::model::{DriveExpect, Runbook, Step, StepKind};
 use crate::runbook::template::Vars;
 use crate::sanitize::sanitize;
 
-/// What a session's journal says happened.
-#[derive(Clone, Debug, Default)]
-pub struct Journaled {
-    pub session: String,
-    /// The runbook path as given when the run started.
-    pub runbook: PathBuf,
-    pub runbook_hash: String,
-    pub backend: String,
-    pub params: BTreeMap<String, String>,
-    /// When the run started (RFC 3339).
-    pub started_at: String,
-    /// When the last entry was written (RFC 3339).
-    pub last_at: String,
-    pub baseline: Option<Snapshot>,
-    pub preflight_passed: bool,
-    /// Steps completed, in the order they completed.
-    pub completed: Vec<String>,
-    /// The step started and not finished.
-    pub unfinished: Option<Unfinished>,
-    pub new_drive: Option<Identity>,
-    pub quarantined: Vec<Identity>,
-    /// Drives (as described in the journal) whose LED is still on.
-    pub leds_on: Vec<String>,
-    /// Answers given, per step, over the whole session.
-    pub answers: BTreeMap<String, usize>,
-    /// How the run ended, if it did.
-    pub ended: Option<Ended>,
-    /// Whole entries read.
-    pub entries: usize,
-}
+mod replay;
 
-/// The step in flight when the run stopped, and what the journal says it
-/// did before it stopped.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Unfinished {
-    pub step: String,
-    /// When it started (RFC 3339).
-    pub started_at: String,
-    /// Answers given in this attempt, in order: the question and the answer.
-    pub answers: Vec<(String, String)>,
-    /// The command's result when it was journaled: whether it succeeded.
-    pub command: Option<bool>,
-    /// A locate LED was switched for it.
-    pub located: bool,
-    /// The look taken just before it acted.
-    pub before: Option<Snapshot>,
-}
-
-/// How a journaled run ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Ended {
-    /// The run-finished entry: the outcome's name and the exit code.
-    Finished { outcome: String, exit_code: i64 },
-    /// A halt, refusal or abort was journaled, and then the process died
-    /// before run-finished.
-    Stopped {
-        kind: String,
-        step: String,
-        headline: String,
-        details: Vec<String>,
-    },
-}
-
-fn text(v: &Value, key: &str) -> String {
-    v.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn parse<T: serde::de::DeserializeOwned>(v: &Value, key: &str, seq: u64) -> Result<T> {
-    let field = v.get(key).cloned().unwrap_or(Value::Null);
-    serde_json::from_value(field)
-        .with_context(|| format!("journal entry {seq} has an unreadable `{key}`"))
-}
-
-impl Journaled {
-    /// Read and replay a session journal. A torn last line is skipped.
-    pub fn read(path: &Path) -> Result<Journaled> {
-        let entries = journal::read(path)?;
-        Journaled::replay(&entries)
-            .with_context(|| format!("cannot replay journal `{}`", path.display()))
-    }
-
-    /// Replay journal entries in order.
-    pub fn replay(entries: &[Value]) -> Result<Journaled> {
-        let mut j = Journaled::default();
-        let Some(first) = entries.first() else {
-            bail!("the journal is empty");
-        };
-        if text(first, "event") != "run-started" {
-            bail!("the journal does not begin with run-started");
-        }
-        for e in entries {
-            let seq = e.get("seq").and_then(Value::as_u64).unwrap_or(0);
-            let step = text(e, "step");
-            j.last_at = text(e, "at");
-            j.entries += 1;
-            match text(e, "event").as_str() {
-                "run-started" => {
-                    j.session = text(e, "session");
-                    j.runbook = PathBuf::from(text(e, "runbook"));
-                    j.runbook_hash = text(e, "runbook_hash");
-                    j.backend = text(e, "backend");
-                    j.params = parse(e, "params", seq)?;
-                    j.started_at = text(e, "at");
-                }
-                "resumed" => j.ended = None,
-                "snapshot" if text(e, "label") == "baseline" => {
-                    j.baseline = Some(parse(e, "snapshot", seq)?);
-                }
-                "snapshot" => {
-                    let label = text(e, "label");
-                    if let Some(u) = j
-                        .unfinished
-                        .as_mut()
-                        .filter(|u| label == format!("before {}", u.step))
-                    {
-                        u.before = Some(parse(e, "snapshot", seq)?);
-                    }
-                }
-                "preflight-passed" => j.preflight_passed = true,
-                "step-started" => {
-                    j.unfinished = Some(Unfinished {
-                        step,
-                        started_at: text(e, "at"),
-                        ..Unfinished::default()
-                    });
-                }
-                "answer" => {
-                    *j.answers.entry(step.clone()).or_default() += 1;
-                    if let Some(u) = j.unfinished.as_mut().filter(|u| u.step == step) {
-                        u.answers.push((text(e, "question"), text(e, "answer")));
-                    }
-                }
-                "command" => {
-                    if let Some(u) = j.unfinished.as_mut().filter(|u| u.step == step) {
-                        let out = e.get("output");
-                        let code = out.and_then(|o| o.get("code")).and_then(Value::as_i64);
-                        let timed_out = out
-                            .and_then(|o| o.get("timed_out"))
-                            .and_then(Value::as_bool)
-                            .unwrap_or(false);
-                        u.command = Some(code == Some(0) && !timed_out);
-                    }
-                }
-                "locate" => {
-                    let drive = text(e, "drive");
-                    let on = e.get("on").and_then(Value::as_bool).unwrap_or(false);
-                    let switched = e
-                        .get("outcome")
-                        .and_then(|o| o.get("led"))
-                        .and_then(Value::as_str)
-                        == Some("switched");
-                    if let Some(u) = j.unfinished.as_mut().filter(|u| u.step == step) {
-                        u.located = true;
-                    }
-                    j.leds_on.retain(|d| d != &drive);
-                    if on && switched {
-                        j.leds_on.push(drive);
-                    }
-                }
-                "new-drive" => j.new_drive = Some(parse(e, "drive", seq)?),
-                "quarantined" => j.quarantined.push(parse(e, "drive", seq)?),
-                "step-completed" => {
-                    if j.unfinished.as_ref().is_some_and(|u| u.step == step) {
-                        j.unfinished = None;
-                    }
-                    if !j.completed.contains(&step) {
-                        j.completed.push(step);
-                    }
-                }
-                "halted" => {
-                    j.ended = Some(Ended::Stopped {
-                        kind: "halted".into(),
-                        step,
-                        headline: text(e, "headline"),
-                        details: parse(e, "details", seq)?,
-                    });
-                }
-                "refused" => {
-                    j.ended = Some(Ended::Stopped {
-                        kind: "refused".into(),
-                        step: "preflight".into(),
-                        headline: "preflight refused to start: nothing was touched".into(),
-                        details: parse(e, "reasons", seq)?,
-                    });
-                }
-                "aborted" => {
-                    j.ended = Some(Ended::Stopped {
-                        kind: "aborted".into(),
-                        step,
-                        headline: text(e, "reason"),
-                        details: vec![],
-                    });
-                }
-                "run-finished" => {
-                    j.ended = Some(Ended::Finished {
-                        outcome: text(e, "outcome"),
-                        exit_code: e.get("exit_code").and_then(Value::as_i64).unwrap_or(-1),
-                    });
-                }
-                _ => {}
-            }
-        }
-        Ok(j)
-    }
-
-    pub fn array(&self) -> Option<&str> {
-        self.params.get("array").map(String::as_str)
-    }
-
-    /// Why this session cannot be resumed, or `None` when it can: it
-    /// stopped without finishing, was interrupted, or ended in an error.
-    pub fn not_resumable(&self) -> Option<String> {
-        match &self.ended {
-            None | Some(Ended::Stopped { .. }) => None,
-            Some(Ended::Finished { outcome, .. })
-                if outcome == "interrupted" || outcome.starts_with("error") =>
-            {
-                None
-            }
-            Some(Ended::Finished { outcome, .. }) => Some(format!(
-                "session `{}` already finished ({outcome}); start a new run instead",
-                self.session
-            )),
-        }
-    }
-}
+pub use replay::{Ended, Journaled, Unfinished};
 
 /// A resume: the replayed journal and what the command layer decided.
 pub struct Resume<'j> {
