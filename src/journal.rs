@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -228,7 +228,11 @@ impl Journal {
     /// already exists: a journal is never overwritten.
     pub fn create(state_dir: &Path, session: &str) -> Result<Journal> {
         let dir = state_dir.join("sessions");
-        std::fs::create_dir_all(&dir)
+        // Private: session names say which arrays were worked on, and when.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
             .with_context(|| format!("cannot create journal directory `{}`", dir.display()))?;
         let path = dir.join(format!("{session}.jsonl"));
         let file = OpenOptions::new()
@@ -520,6 +524,11 @@ mod tests {
         assert_eq!(lines[1]["step"], "fail");
         let mode = std::fs::metadata(j.path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        let dir_mode = std::fs::metadata(dir.path().join("sessions"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
         assert!(
             Journal::create(dir.path(), "md0-test").is_err(),
             "never overwritten"

@@ -9,11 +9,12 @@
 //!
 //! A second Ctrl-C while the first is pending (a hung tool, a slow SMART
 //! probe) leaves at once, without waiting for the safe point, except during
-//! a physical step: the technician's hands may be in the chassis, and
-//! leaving then stops the guard without the usual goodbye. So there the
-//! second Ctrl-C only asks, and a third leaves. SIGTERM and SIGHUP never
-//! leave early: they come from the system or a closed terminal, not from a
-//! person who can be asked.
+//! a physical or command step: the technician's hands may be in the
+//! chassis, or a command's result may never reach the journal, and leaving
+//! then stops the guard without the usual goodbye. So there the second
+//! Ctrl-C only asks, and a third leaves. SIGTERM and SIGHUP never leave
+//! early: they come from the system or a closed terminal, not from a person
+//! who can be asked.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -34,7 +35,7 @@ struct State {
     sigints: AtomicUsize,
     /// The last signal received (0: none).
     last: AtomicI32,
-    /// A physical step is on screen.
+    /// A physical or command step is on screen.
     physical: AtomicBool,
 }
 
@@ -91,8 +92,8 @@ fn state() -> Result<Arc<State>> {
                 match react(signal, before, seen.physical.load(Ordering::SeqCst)) {
                     Reaction::Stop => seen.flag.store(true, Ordering::SeqCst),
                     Reaction::Ask => eprintln!(
-                        "\nswapguard stops at the next safe point. Your hands may be in the chassis: \
-                         leaving now stops the guard without recording anything more. \
+                        "\nswapguard stops at the next safe point. Leaving now could leave hands in \
+                         the chassis unwatched, or a command's result unrecorded. \
                          Press Ctrl-C again to leave anyway."
                     ),
                     Reaction::Leave => {
@@ -125,7 +126,7 @@ pub fn reset() {
     }
 }
 
-/// Whether a physical step is on screen (for the second Ctrl-C).
+/// Whether a physical or command step is on screen (for the second Ctrl-C).
 pub fn set_physical(on: bool) {
     if let Some(s) = STATE.get() {
         s.physical.store(on, Ordering::SeqCst);
@@ -151,8 +152,8 @@ fn leave(signal: i32, code: i32) -> ! {
     std::process::exit(code)
 }
 
-/// An operator that tells the signal thread whether a physical step is on
-/// screen; everything else passes through.
+/// An operator that tells the signal thread whether a physical or command
+/// step is on screen; everything else passes through.
 pub struct Tracking<'a> {
     inner: &'a mut dyn Operator,
 }
@@ -165,7 +166,7 @@ impl<'a> Tracking<'a> {
 
 impl Operator for Tracking<'_> {
     fn show_step(&mut self, step: &StepView) -> Result<()> {
-        set_physical(step.kind == "physical");
+        set_physical(matches!(step.kind.as_str(), "physical" | "command"));
         self.inner.show_step(step)
     }
     fn ask(&mut self, question: &Question) -> Result<Answer> {
