@@ -421,3 +421,73 @@ fn as_root_a_runbook_others_can_write_is_refused() {
     );
     assert!(!m.path("state/sessions").exists(), "nothing was journaled");
 }
+
+#[test]
+fn sigterm_during_the_pull_stops_with_130_and_resume_finishes_the_job() {
+    use std::io::{BufRead, BufReader};
+    let m = Machine::new();
+    let mut child = Command::new(BIN)
+        .current_dir(m.dir.path())
+        .args([
+            "run",
+            "pull-only.toml",
+            "--array",
+            "md0",
+            "--target",
+            "nvme1n1",
+            "--answers",
+            "answers.toml",
+        ])
+        .arg("--state-dir")
+        .arg(m.path("state"))
+        .arg("--sysroot")
+        .arg(m.path("tree"))
+        .env("NO_COLOR", "1")
+        .env_remove("SWAPGUARD_CRASH_AFTER_WRITE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("watching every drive") {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            )
+            .unwrap();
+        }
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    let journal = m.journal();
+    assert!(
+        journal
+            .iter()
+            .any(|e| e["event"] == "interrupted" && e["step"] == "pull"),
+        "{journal:?}"
+    );
+    // The technician pulls the drive after all, then resumes.
+    m.pull();
+    std::fs::write(m.path("answers-resume.toml"), "").unwrap();
+    let list = m.swapguard(&["journal", "list"], None);
+    assert!(
+        list.stdout.contains("interrupted (exit 130); resumable"),
+        "{}",
+        list.stdout
+    );
+    let done = m.swapguard(&["resume", "--answers", "answers-resume.toml"], None);
+    assert_eq!(done.code, Some(0), "{}\n{}", done.stdout, done.stderr);
+    let journal = m.journal();
+    assert_eq!(journal.last().unwrap()["outcome"], "completed");
+    assert!(
+        journal
+            .iter()
+            .any(|e| e["event"] == "resume-decision" && e["decision"] == "done-already")
+    );
+}
