@@ -86,7 +86,7 @@ pub fn resume(run: &mut Run<'_>, from: &Resume<'_>) -> Result<Outcome> {
         details,
     }) = &j.ended
     {
-        return finish_stopped(run, kind, step, headline, details);
+        return finish_stopped(run, j, kind, step, headline, details);
     }
     let result = match &j.baseline {
         // Nothing was looked at yet, let alone touched: start from the top.
@@ -100,6 +100,7 @@ pub fn resume(run: &mut Run<'_>, from: &Resume<'_>) -> Result<Outcome> {
 /// died: record how it ended and say so again.
 fn finish_stopped(
     run: &mut Run<'_>,
+    j: &Journaled,
     kind: &str,
     step: &str,
     headline: &str,
@@ -125,6 +126,25 @@ fn finish_stopped(
             &format!("this run had already been aborted at step `{step}`: {headline}"),
         ),
         _ => run.operator.halted(&report),
+    }
+    // The LEDs it had switched on and not yet off.
+    let drives = j
+        .baseline
+        .iter()
+        .flat_map(|b| b.drives.iter().map(|d| d.id.clone()))
+        .chain(j.new_drive.clone());
+    for id in drives.filter(|id| j.leds_on.contains(&id.describe())) {
+        if let Ok(off) = run.backend.locate(&id, false) {
+            record(
+                run,
+                Event::Locate {
+                    step: "cleanup".into(),
+                    drive: id.describe(),
+                    on: false,
+                    outcome: off,
+                },
+            )?;
+        }
     }
     record(
         run,

@@ -314,6 +314,15 @@ fn killed_after_every_journal_write_every_scenario_resumes_to_the_same_end() {
                     assert_eq!(n, 1, "{label}: step `{step}` completed {n} times");
                 }
                 assert!(count(&c.journal, "quarantined").values().all(|&n| n == 1));
+                // Every LED switched on is off again at the end.
+                let mut leds: BTreeMap<&str, bool> = BTreeMap::new();
+                for e in c.journal.iter().filter(|e| e["event"] == "locate") {
+                    leds.insert(e["drive"].as_str().unwrap(), e["on"] == true);
+                }
+                assert!(
+                    !leds.values().any(|&on| on),
+                    "{label}: LED left on: {leds:?}"
+                );
             }
         }
     }
