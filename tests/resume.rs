@@ -420,6 +420,16 @@ fn as_root_a_runbook_others_can_write_is_refused() {
         done.stderr
     );
     assert!(!m.path("state/sessions").exists(), "nothing was journaled");
+    // Not writable by others, but owned by another user: refused too.
+    std::fs::set_permissions(&rb, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::chown(&rb, Some(65534), None).unwrap();
+    let done = m.run(None);
+    assert_eq!(done.code, Some(2));
+    assert!(
+        done.stderr.contains("owned by user id 65534, not root"),
+        "{}",
+        done.stderr
+    );
 }
 
 #[test]
