@@ -501,3 +501,43 @@ fn sigterm_during_the_pull_stops_with_130_and_resume_finishes_the_job() {
             .any(|e| e["event"] == "resume-decision" && e["decision"] == "done-already")
     );
 }
+
+#[test]
+fn at_a_terminal_the_technician_chooses_to_start_the_unfinished_step_again() {
+    use expectrl::{Eof, Session, WaitStatus};
+    let m = killed_during_the_pull();
+    // The drive was not pulled: nothing shows the step done, so the
+    // technician is shown the step and the state, and asked.
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(m.dir.path())
+        .arg("resume")
+        .arg("--state-dir")
+        .arg(m.path("state"))
+        .arg("--sysroot")
+        .arg(m.path("tree"))
+        .env("TERM", "dumb")
+        .env("NO_COLOR", "1")
+        .env_remove("SWAPGUARD_CRASH_AFTER_WRITE");
+    let mut session = Session::spawn(cmd).unwrap();
+    session.set_expect_timeout(Some(std::time::Duration::from_secs(30)));
+    session.expect("was started at").unwrap();
+    session.expect("Start step `pull` again").unwrap();
+    session.expect("y/n").unwrap();
+    session.send_line("y").unwrap();
+    session.expect("watching every drive").unwrap();
+    m.pull();
+    session.expect("quarantined").unwrap();
+    session.expect(Eof).unwrap();
+    let status = session.get_process().wait().unwrap();
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "exit status {status:?}"
+    );
+    let journal = m.journal();
+    let decision = journal
+        .iter()
+        .find(|e| e["event"] == "resume-decision")
+        .unwrap();
+    assert_eq!(decision["decision"], "run-again");
+    assert_eq!(journal.last().unwrap()["outcome"], "completed");
+}
