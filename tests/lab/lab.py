@@ -138,10 +138,16 @@ class Technician:
         shell.run("rm -rf /tmp/sg /tmp/sg.rc; stty -F /dev/ttyS2 sane cols 100 rows 40")
         tty.pos = len(tty.text)
         start = tty.pos
+        # A shell is the session leader on the terminal, as a login shell
+        # is at a real console: were swapguard the leader, its exit would
+        # hang the terminal up and discard output not yet sent. The shell
+        # prints swapguard's status after everything swapguard wrote, then
+        # waits for a key so that nothing is cut off.
         shell.run(
-            "( setsid -c env TERM=dumb NO_COLOR=1 swapguard run "
-            f"{runbook} --array md0 --target {target} --state-dir /tmp/sg "
-            "<>/dev/ttyS2 >&0 2>&0; echo $? > /tmp/sg.rc ) </dev/null >/dev/null 2>&1 &"
+            "setsid -c sh -c 'TERM=dumb NO_COLOR=1 swapguard run "
+            f"{runbook} --array md0 --target {target} --state-dir /tmp/sg; "
+            "rc=$?; echo $rc > /tmp/sg.rc; echo \"@@SG-EXIT=$rc@@\"; read x' "
+            "<>/dev/ttyS2 >&0 2>&0 &"
         )
         deadline = time.monotonic() + timeout
         halt = None
@@ -150,13 +156,17 @@ class Technician:
             "yesno": r"answer yes or no \[y/n\]: ",
             "typed": r"type it here: ",
             "halt": r"STOP - (.*?)\n!{20,}\n",
-            "end": r"(?m)^journal: (\S+)\n",
+            "end": r"@@SG-EXIT=(\d+)@@",
         }
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise LabError(f"swapguard did not finish within {timeout:.0f} s")
-            name, m = tty.wait_any(patterns, min(left, STEP_TIMEOUT))
+            try:
+                name, m = tty.wait_any(patterns, min(left, STEP_TIMEOUT))
+            except LabError:
+                lab.save(f"stuck-{lab.runs}.txt", lab.diagnose())
+                raise
             if name == "step":
                 self.step = m.group(3).lower()
                 self.step_shown_at[self.step] = time.time()
@@ -173,8 +183,8 @@ class Technician:
                 lab.say(f"  swapguard: STOP - {norm(m.group(1))}")
             elif name == "end":
                 break
-        code = int(shell.run("while [ ! -s /tmp/sg.rc ]; do usleep 50000; done; cat /tmp/sg.rc",
-                             timeout=60).strip())
+        code = int(m.group(1))
+        tty.write("\r")
         journal_text = shell.run("cat /tmp/sg/sessions/*.jsonl")
         journal = [json.loads(line) for line in journal_text.splitlines() if line.startswith("{")]
         transcript = tty.text[start:]
@@ -224,6 +234,16 @@ class Lab:
         self.save("console.txt", self.machine.console())
         self.machine.stop()
         return False
+
+    def diagnose(self):
+        """What the guest is doing, for a run that stopped answering."""
+        rc, out = self.shell.status(
+            "ps -o pid,stat,args; for p in $(pidof swapguard smartctl mdadm); do "
+            "echo \"== $p $(cat /proc/$p/cmdline | tr '\\0' ' ')\"; cat /proc/$p/wchan; echo; "
+            "cat /proc/$p/stack; ls -l /proc/$p/fd; done; cat /proc/mdstat; dmesg | tail -40; "
+            "echo rc=$(cat /tmp/sg.rc); tail -n 3 /tmp/sg/sessions/*.jsonl",
+            timeout=60)
+        return out
 
     def free_bay(self):
         for bay in range(1, self.machine.bays + 1):
