@@ -6,12 +6,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# command:package pairs the tests need.
-required=()
+# command:package pairs the tests need. The QEMU lab (tests/lab.rs,
+# docs/lab.md) boots Debian's own kernel with busybox, mdadm and smartctl.
+required=(
+  qemu-system-x86_64:qemu-system-x86
+  mdadm:mdadm
+  smartctl:smartmontools
+  busybox:busybox-static
+  cpio:cpio
+  modprobe:kmod
+)
 missing=()
 for pair in "${required[@]}"; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+  PATH="$PATH:/usr/sbin:/sbin" command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
+# The lab's guest kernel: a Debian kernel image with its modules.
+if ! ls /boot/vmlinuz-* >/dev/null 2>&1 || ! ls -d /lib/modules/*/kernel/drivers/md >/dev/null 2>&1; then
+  missing+=(linux-image-amd64)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${missing[*]} (run as root to install them)" >&2

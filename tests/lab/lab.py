@@ -307,7 +307,8 @@ def journal_time(event):
 def helper_fail_member(disk):
     """Fail a member with mdadm; stamp when its md state says faulty."""
     state = f"/sys/block/md0/md/dev-{disk}/state"
-    return (f"mdadm /dev/md0 --fail /dev/{disk} >/tmp/fail.out 2>&1 & "
+    return (f"echo before; adjtimex | grep tv_; echo seen; "
+            f"mdadm /dev/md0 --fail /dev/{disk} >/tmp/fail.out 2>&1 & "
             f"while read s < {state} && [ \"${{s#*faulty}}\" = \"$s\" ]; do usleep 2000; done; "
             f"adjtimex | grep tv_; cat {state}")
 
@@ -602,9 +603,15 @@ def latency_md_fail(lab, check, samples):
         halt = out.halted()
         ok = check.that(out.code == 3 and halt is not None, f"sample {i}: exit {out.code}, halt {halt}")
         if ok and "tv_sec" in seen.get("stamp", ""):
-            latency = journal_time(halt) - parse_adjtimex(seen["stamp"])
-            lab.say(f"  md state change to halt: {latency * 1000:.0f} ms")
+            # `before`: mdadm not yet started; `seen`: the helper saw the
+            # member's state say faulty (its poll loop is a few ms late).
+            before, after = seen["stamp"].split("seen", 1)
+            latency = journal_time(halt) - parse_adjtimex(after)
+            bound = journal_time(halt) - parse_adjtimex(before)
+            lab.say(f"  md state change to halt: {latency * 1000:.0f} ms "
+                    f"({bound * 1000:.0f} ms from before mdadm ran)")
             lab.figures.append(("md-state-change", latency))
+            lab.figures.append(("mdadm-fail-start", bound))
         reset_array(lab)
 
 
@@ -647,8 +654,13 @@ def latency(lab, check):
     latency_md_fail(lab, check, samples)
     latency_write_errors(lab, check, samples)
     for kind in ["md-state-change", "io-error-record"]:
-        values = [v for k, v in lab.figures if k == kind]
-        check.that(len(values) == samples, f"{kind}: {len(values)} of {samples} samples measured")
+        values = sorted(v for k, v in lab.figures if k == kind)
+        if check.that(len(values) == samples, f"{kind}: {len(values)} of {samples} samples measured"):
+            # The goal (docs/performance.md): at most 1 s from the kernel
+            # showing it to the halt. The median keeps one slow sample on a
+            # loaded CI machine from failing the run.
+            median = values[len(values) // 2]
+            check.that(median <= 1.0, f"{kind}: median {median * 1000:.0f} ms, goal at most 1000 ms")
 
 
 # ---------------------------------------------------------------------------
@@ -677,6 +689,8 @@ def main():
     parser.add_argument("--latency", type=int, metavar="N", default=0,
                         help="also measure detection latency with N samples of each kind")
     parser.add_argument("--figures", help="write the measured figures to this JSON file")
+    parser.add_argument("--skip-status", type=int, default=0, metavar="N",
+                        help="exit status when the lab is skipped outside CI (default 0)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
 
@@ -698,8 +712,9 @@ def main():
         if os.environ.get("CI") == "true":
             print(f"LAB FAILED: cannot run the lab in CI: {why}", file=sys.stderr)
             return 1
-        print(f"lab SKIPPED (not in CI): {why}; skipped scenarios: {', '.join(names)}")
-        return 0
+        print(f"SKIPPED (not in CI): {why}; skipped scenarios: {', '.join(names)}; "
+              "install them with scripts/test-all.sh as root")
+        return args.skip_status
     swapguard = Path(args.swapguard)
     if not swapguard.exists():
         print(f"`{swapguard}` not found: build it first (cargo build --release)", file=sys.stderr)

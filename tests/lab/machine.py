@@ -115,6 +115,7 @@ def build_initramfs(work, swapguard, kernel_version, extra_files=None):
     }
     binaries = [(shutil.which(name) or default, default) for name, default in tools.items()]
     binaries.append((str(swapguard), "/usr/local/bin/swapguard"))
+    binaries.append((busybox, "/bin/busybox"))  # no libraries when static
     libs = set()
     for src, dest in binaries:
         if not Path(src).exists():
