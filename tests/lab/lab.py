@@ -228,6 +228,7 @@ class Lab:
     def __enter__(self):
         self.machine.start()
         self.shell = self.machine.shell
+        self.shell.run(". /lab/capture.sh")
         return self
 
     def __exit__(self, *exc):
@@ -244,6 +245,15 @@ class Lab:
             "echo rc=$(cat /tmp/sg.rc); tail -n 3 /tmp/sg/sessions/*.jsonl",
             timeout=60)
         return out
+
+    def capture(self, label):
+        """Save what the md backend reads (tests/lab/capture.sh records)
+        as `capture-<label>.txt`; returns the text."""
+        text = self.shell.run("lab_capture")
+        head = (f"# captured by tests/lab/lab.py, scenario {self.name}, {label}, in a QEMU "
+                f"guest running Debian's kernel {self.kernel_version}\n")
+        self.save(f"capture-{label}.txt", head + text)
+        return text
 
     def free_bay(self):
         for bay in range(1, self.machine.bays + 1):
@@ -562,11 +572,17 @@ def pull_before_md_notices(lab, check):
             seen["old_disk"] = lab.disk_of(SERIAL_B)
             tech.pull_as_told(text)
         elif step == "drop":
-            # swapguard has finished the pull step; md has not noticed.
+            # swapguard has finished the pull step and asks before it drops
+            # the detached member (the harness answers once this is done):
+            # md has not noticed.
             seen["mdstat_after_pull"] = lab.mdstat()
+            lab.capture("pulled-before-io")
         elif step == "insert":
             tech.insert_new(SERIAL_C)
+        elif step == "add":
+            lab.capture("new-drive-inserted")
 
+    lab.capture("clean")
     out = Technician(lab, on_step).run(PULL_FIRST, SERIAL_B)
     check.that(out.code == 0, f"exit code {out.code}, want 0")
     check.that("[2/2] [UU]" in seen.get("mdstat_after_pull", ""),
@@ -731,6 +747,7 @@ def main():
         "/runbooks/md-replace-member.toml": REPO / "runbooks/md-replace-member.toml",
         "/runbooks/md-replace-hot.toml": REPO / "runbooks/md-replace-hot.toml",
         "/runbooks/lab-pull-first.toml": LAB / "runbooks/lab-pull-first.toml",
+        "/lab/capture.sh": LAB / "capture.sh",
     }
     initramfs = build_initramfs(work, binary, version, extra)
     print(f"lab: kernel {version}, swapguard {swapguard}, work {work}", flush=True)
@@ -742,6 +759,7 @@ def main():
         check = Check()
         lab = Lab(name, work, kernel, initramfs, args.verbose)
         lab.figures = figures
+        lab.kernel_version = version
         lab.samples = max(args.latency, 1)
         try:
             with lab:

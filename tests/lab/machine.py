@@ -451,6 +451,10 @@ class Machine:
             "qemu-system-x86_64",
             "-accel", "tcg", "-cpu", "max", "-M", "q35", "-m", "512", "-smp", "2",
             "-display", "none", "-no-reboot", "-nodefaults",
+            # Native PCIe hot-plug (pciehp), as on servers with NVMe bays:
+            # the kernel then names each slot by the root port's physical
+            # slot number (/sys/bus/pci/slots/<bay>), the bay number here.
+            "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off",
             "-kernel", str(self.kernel), "-initrd", str(self.initramfs),
             "-append", "console=ttyS0 panic=-1",
             "-serial", f"file:{self.work / 'console.log'}",

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::backend::md::identity::ByIdIndex;
+use crate::backend::md::identity::{ByIdIndex, PciSlots};
 use crate::backend::md::mdstat::{Mdstat, MdstatArray, SyncState};
 use crate::backend::md::sysfs::{ArrayLook, MemberLook};
 use crate::backend::md::watch::MdstatWatch;
@@ -125,11 +125,13 @@ impl MdBackend {
     /// Drives for `members` and every other whole disk present.
     fn drives(
         &mut self,
+        array: &str,
         members: Vec<MemberLook>,
         depth: Depth,
         problems: &mut Vec<Problem>,
     ) -> Vec<Drive> {
         let sys_block = self.root.join("sys/block");
+        let md_dir = sys_block.join(array).join("md");
         let mut disks: BTreeSet<String> = match identity::whole_disks(&sys_block) {
             Ok(disks) => disks.into_iter().collect(),
             Err(err) => {
@@ -146,11 +148,12 @@ impl MdBackend {
             // absence is the signal: the guard sees that serial vanish. The
             // array's own view (`[UU]`, `in_sync`) is reported as md says it.
             //
-            // Members are matched to disks by kernel name, as md names them.
-            // If a new drive takes a pulled member's name before md notices,
-            // it shows here as that member; its serial differs, so the guard
-            // still sees the old drive vanish and an unknown one appear.
-            let Some(disk) = identity::member_disk(&self.root, &member.kname) else {
+            // Members are matched to disks through md's own `block` link
+            // (by kernel name where a tree has no link). If a new drive
+            // takes a pulled member's name before md notices, the link
+            // still dangles, so the new drive shows as no member at all.
+            let member_dir = md_dir.join(format!("dev-{}", member.kname));
+            let Some(disk) = identity::member_disk(&self.root, &member_dir, &member.kname) else {
                 continue;
             };
             disks.insert(disk.clone());
@@ -175,10 +178,11 @@ impl MdBackend {
         }
         let by_id = ByIdIndex::scan(&self.root.join("dev/disk/by-id"), problems);
         let enclosures = identity::enclosures_present(&self.root);
+        let slots = PciSlots::scan(&self.root);
         let mut drives = Vec::with_capacity(disks.len());
         for disk in disks {
             let (id, ioerr_cnt) =
-                identity::read_disk(&sys_block, &disk, &by_id, enclosures, problems);
+                identity::read_disk(&sys_block, &disk, &by_id, enclosures, &slots, problems);
             let member = on_disk.remove(&disk);
             let mut counters = BTreeMap::new();
             if let Some(count) = ioerr_cnt {
@@ -404,7 +408,7 @@ impl Backend for MdBackend {
             disagreements,
         } = view;
         problems.extend(disagreements);
-        let drives = self.drives(look.members, depth, &mut problems);
+        let drives = self.drives(array, look.members, depth, &mut problems);
         Ok(Snapshot {
             at_ms: self.clock.now_ms(),
             array: look.health,
