@@ -14,6 +14,8 @@ pub mod sysfs;
 pub mod watch;
 
 #[cfg(test)]
+mod capture_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
