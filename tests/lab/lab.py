@@ -264,8 +264,9 @@ class Lab:
     def create_array(self):
         # Both drives are fresh zero images, so the mirrors already agree:
         # --assume-clean is the truth here and skips a minute of resync.
+        a, b = self.disk_of(SERIAL_A), self.disk_of(SERIAL_B)
         self.shell.run("mdadm --create /dev/md0 --level=1 --raid-devices=2 --assume-clean "
-                       "--run /dev/nvme0n1 /dev/nvme1n1 2>&1 | grep -v '^ \\|metadata'")
+                       f"--run /dev/{a} /dev/{b} 2>&1 | grep -v '^ \\|metadata'")
         self.shell.run("dd if=/dev/urandom of=/dev/md0 bs=64k count=64 conv=fsync 2>/dev/null")
 
     def mdstat(self):
@@ -325,13 +326,15 @@ def helper_fail_member(disk):
 
 def helper_write_errors(disk):
     """Write into the broken region of md0; stamp when md records the
-    failed write on the member (bad blocks or a state flag)."""
+    failed write on the member (a bad block or a state flag). The loop uses
+    shell builtins only, so it samples every few ms."""
     md = f"/sys/block/md0/md/dev-{disk}"
-    return (f"b0=$(cat {md}/bad_blocks | wc -l); s0=$(cat {md}/state); "
+    return (f"read -r s0 < {md}/state; "
             f"dd if=/dev/urandom of=/dev/md0 bs=4k count=4 seek={BAD_MD_SECTOR // 8} oflag=direct "
             f">/tmp/dd.out 2>&1 & "
-            f"while [ \"$(cat {md}/bad_blocks | wc -l)\" = \"$b0\" ] && [ \"$(cat {md}/state)\" = \"$s0\" ]; "
-            f"do usleep 2000; done; adjtimex | grep tv_; echo state=$(cat {md}/state); "
+            f"while read -r s < {md}/state && [ \"$s\" = \"$s0\" ] "
+            f"&& {{ read -r b < {md}/bad_blocks; [ -z \"$b\" ]; }}; do usleep 2000; done; "
+            f"adjtimex | grep tv_; echo state=$(cat {md}/state); "
             f"echo bad_blocks=$(cat {md}/bad_blocks)")
 
 
@@ -655,10 +658,47 @@ def latency_write_errors(lab, check, samples):
         reset_array(lab)
 
 
+def latency_vanish(lab, check, samples):
+    """A survivor vanishes (pulled by mistake) while swapguard watches the
+    insert step of the hot runbook; put back afterwards."""
+    for i in range(samples):
+        seen = {}
+
+        def on_step(tech, step, text):
+            if step == "insert":
+                disk = lab.disk_of(SERIAL_A)
+                lab.shell.run(helper_vanish(disk))
+                seen["drive"] = lab.machine.drive_by_serial(SERIAL_A)
+                lab.machine.pull(SERIAL_A)
+
+        out = Technician(lab, on_step).run(HOT, SERIAL_B)
+        halt = out.halted()
+        ok = check.that(out.code == 3 and halt is not None, f"sample {i}: exit {out.code}, halt {halt}")
+        stamp = lab.shell.run("cat /tmp/vanish.out; rm -f /tmp/vanish.out")
+        if ok and "tv_sec" in stamp:
+            latency = journal_time(halt) - parse_adjtimex(stamp)
+            lab.say(f"  survivor vanished to halt: {latency * 1000:.0f} ms")
+            lab.figures.append(("device-vanished", latency))
+        if "drive" in seen:
+            drive = seen["drive"]
+            lab.machine.insert(drive.bay, SERIAL_A, image=drive.image)
+            wait_for_disk(lab, SERIAL_A)
+        reset_array(lab)
+
+
+def wait_for_disk(lab, serial, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while lab.disk_of(serial) is None:
+        if time.monotonic() > deadline:
+            raise LabError(f"the drive {serial} did not appear in the guest")
+        lab.shell.run("usleep 100000")
+
+
 def reset_array(lab):
     """A fresh md0 over the two drives (no resync: --assume-clean)."""
+    disks = " ".join(f"/dev/{lab.disk_of(s)}" for s in [SERIAL_A, SERIAL_B])
     lab.shell.run("mdadm --stop /dev/md0 >/dev/null 2>&1; "
-                  "mdadm --zero-superblock /dev/nvme0n1 /dev/nvme1n1 2>/dev/null; true")
+                  f"mdadm --zero-superblock {disks} 2>/dev/null; true")
     lab.create_array()
 
 
@@ -669,7 +709,8 @@ def latency(lab, check):
     samples = lab.samples
     latency_md_fail(lab, check, samples)
     latency_write_errors(lab, check, samples)
-    for kind in ["md-state-change", "io-error-record"]:
+    latency_vanish(lab, check, samples)
+    for kind in ["md-state-change", "io-error-record", "device-vanished"]:
         values = sorted(v for k, v in lab.figures if k == kind)
         if check.that(len(values) == samples, f"{kind}: {len(values)} of {samples} samples measured"):
             # The goal (docs/performance.md): at most 1 s from the kernel
