@@ -404,6 +404,17 @@ impl Backend for MdBackend {
             // once more and report whatever is still inconsistent.
             view = self.look_array(array)?;
         }
+        if let Some(watch) = &mut self.watch {
+            // md flags and bad blocks wake a wait through sysfs, not mdstat.
+            let md_dir = self.root.join("sys/block").join(array).join("md");
+            let mut attrs = vec![md_dir.join("degraded")];
+            for member in &view.look.members {
+                let dir = md_dir.join(format!("dev-{}", member.kname));
+                attrs.push(dir.join("state"));
+                attrs.push(dir.join("bad_blocks"));
+            }
+            watch.watch_attrs(&attrs);
+        }
         let ArrayView {
             look,
             mut problems,
