@@ -110,6 +110,11 @@ fn pull_before_md_notices() {
 }
 
 #[test]
+fn overwrite_under_one_mirror() {
+    lab("overwrite-under-one-mirror", &[]);
+}
+
+#[test]
 fn detection_latency() {
     lab("latency", &["--latency", "3"]);
 }

@@ -602,6 +602,30 @@ def pull_before_md_notices(lab, check):
     check.that("[2/2] [UU]" in lab.mdstat(), "the array did not rebuild")
 
 
+@scenario("overwrite-under-one-mirror")
+def overwrite_under_one_mirror(lab, check):
+    """Bytes overwritten under one mirror from the host (silent corruption)
+    are invisible to md until a `check`, which counts them in
+    `mismatch_cnt`; swapguard's status still reads the array."""
+    lab.create_array()
+    before = lab.shell.read("/sys/block/md0/md/mismatch_cnt")
+    # 64 KiB of random bytes 8 MiB into md0's data, under LAB-B-0002 only.
+    offset = (DATA_OFFSET_SECTORS + 16384) * 512
+    lab.machine.overwrite(SERIAL_B, offset, os.urandom(64 * 1024))
+    lab.shell.run("echo 3 > /proc/sys/vm/drop_caches; echo check > /sys/block/md0/md/sync_action")
+    lab.shell.run("while [ \"$(cat /sys/block/md0/md/sync_action)\" != idle ]; do usleep 100000; done",
+                  timeout=120)
+    after = lab.shell.read("/sys/block/md0/md/mismatch_cnt")
+    lab.capture("after-check")
+    check.that(before == "0", f"mismatch_cnt {before} before the overwrite")
+    check.that(after.isdigit() and int(after) > 0, f"mismatch_cnt {after} after the check")
+    mdstat = lab.mdstat()
+    check.that("[2/2] [UU]" in mdstat, f"md failed a member over silent corruption:\n{mdstat}")
+    rc, status = lab.shell.status("swapguard status --json")
+    lab.save("status.json", status)
+    check.that(rc == 0 and SERIAL_B in status, f"swapguard status exited {rc}:\n{status}")
+
+
 # ---------------------------------------------------------------------------
 # detection latency
 
