@@ -19,6 +19,7 @@ See docs/lab.md. Python 3 standard library only.
 """
 
 import argparse
+import calendar
 import json
 import os
 import re
@@ -301,7 +302,6 @@ def journal_time(event):
     m = re.match(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", at)
     if not m:
         raise LabError(f"cannot read journal time `{at}`")
-    import calendar
     secs = calendar.timegm(tuple(int(m.group(i)) for i in range(1, 7)) + (0, 0, 0))
     frac = float("0." + m.group(7)) if m.group(7) else 0.0
     tz = m.group(8)
@@ -634,7 +634,6 @@ def latency_md_fail(lab, check, samples):
     """md state change: fail the survivor with mdadm while swapguard watches
     the insert step of the hot runbook."""
     for i in range(samples):
-        lab.create_array() if i == 0 else None
         seen = {}
 
         def on_step(tech, step, text):
@@ -731,6 +730,7 @@ def latency(lab, check):
     """Detection latency, measured: guest-side stamps of the kernel showing
     the fault vs swapguard's halt journal entry."""
     samples = lab.samples
+    lab.create_array()
     latency_md_fail(lab, check, samples)
     latency_write_errors(lab, check, samples)
     latency_vanish(lab, check, samples)
