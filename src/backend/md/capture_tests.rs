@@ -14,7 +14,9 @@ use tempfile::TempDir;
 
 use super::MdBackend;
 use crate::backend::md::identity::PciSlots;
+use crate::backend::md::sysfs::{member_state, parse_flags};
 use crate::backend::{Backend, CommandOutput, CommandRunner, Depth};
+use crate::health::guard::BAD_FLAGS;
 use crate::health::model::{MemberState, Snapshot};
 
 struct NoCommands;
@@ -228,5 +230,25 @@ fn only_nvme_drives_get_a_bay_from_a_slot() {
             .nvme_bay(&root.join("sys/block"), "nvme0n1")
             .as_deref(),
         Some("4")
+    );
+}
+
+/// Write errors on a survivor: md either failed it (`faulty`, `blocked`) or
+/// kept it `in_sync` with `write_error,want_replacement`. Either way a flag
+/// the guard halts on is there, whatever the member's state.
+#[test]
+fn write_error_member_states() {
+    let text = fs::read_to_string(capture("write-error-member-states.txt")).unwrap();
+    let states: Vec<(MemberState, bool)> = text
+        .lines()
+        .map(|line| {
+            let flags = parse_flags(line);
+            let bad = flags.iter().any(|f| BAD_FLAGS.contains(&f.as_str()));
+            (member_state(&flags, Some(0)), bad)
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [(MemberState::Faulty, true), (MemberState::InSync, true)]
     );
 }
