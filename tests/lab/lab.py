@@ -209,6 +209,9 @@ class Lab:
         self.work.mkdir(parents=True)
         self.verbose = verbose
         self.runs = 0
+        self.figures = []          # (kind, seconds) measured in this scenario
+        self.samples = 1           # latency samples of each kind
+        self.kernel_version = None
         self.machine = Machine(self.work, kernel, initramfs,
                                {1: SERIAL_A, 2: SERIAL_B}, bays=3, log=self._log)
         self.shell = None
@@ -823,7 +826,6 @@ def main():
         t0 = time.monotonic()
         check = Check()
         lab = Lab(name, work, kernel, initramfs, args.verbose)
-        lab.figures = figures
         lab.kernel_version = version
         lab.samples = max(args.latency, 1)
         try:
@@ -833,6 +835,7 @@ def main():
             check.failures.append(f"{type(e).__name__}: {e}")
             if args.verbose:
                 traceback.print_exc()
+        figures.extend(lab.figures)
         took = time.monotonic() - t0
         if check.failures:
             failed.append(name)
