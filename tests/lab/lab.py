@@ -31,6 +31,7 @@ import time
 import traceback
 from pathlib import Path
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import LabError, Machine, build_initramfs, find_kernel, parse_adjtimex  # noqa: E402
