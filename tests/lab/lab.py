@@ -115,7 +115,6 @@ class Technician:
         self.in_hand = None
         self.emptied_bay = None
         self.step = None
-        self.step_shown_at = {}
 
     # the usual physical work, done right
     def pull_as_told(self, text):
@@ -171,7 +170,6 @@ class Technician:
                 raise
             if name == "step":
                 self.step = m.group(3).lower()
-                self.step_shown_at[self.step] = time.time()
                 lab.say(f"  swapguard: step {m.group(1)}/{m.group(2)} {self.step} ({m.group(4)})")
                 self.on_step(self, self.step, norm(m.group(5)))
             elif name == "yesno":
