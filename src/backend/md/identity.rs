@@ -314,8 +314,28 @@ pub fn read_disk(
         size_bytes,
         slot,
         by_id: by_id.get(name).map(str::to_string),
+        transport: transport(name, reader.text("device/vendor").as_deref()),
     };
     (identity, ioerr_cnt)
+}
+
+/// How a disk is attached, from its kernel name and (for SCSI disks) the
+/// vendor the SCSI layer reports: libata presents SATA drives as vendor `ATA`.
+pub fn transport(name: &str, vendor: Option<&str>) -> Option<String> {
+    let t = if name.starts_with("nvme") {
+        "nvme"
+    } else if name.starts_with("vd") {
+        "virtio"
+    } else if name.starts_with("sd") {
+        match vendor.map(str::trim) {
+            Some("ATA") => "sata",
+            Some(_) => "scsi",
+            None => return None,
+        }
+    } else {
+        return None;
+    };
+    Some(t.to_string())
 }
 
 /// `0x1a` → 26 (the SCSI layer prints these counters as `0x%x`).
@@ -412,6 +432,20 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transport_from_name_and_vendor() {
+        for (name, vendor, want) in [
+            ("nvme0n1", None, Some("nvme")),
+            ("vda", None, Some("virtio")),
+            ("sdc", Some("ATA     "), Some("sata")),
+            ("sda", Some("QEMU    "), Some("scsi")),
+            ("sda", None, None),
+            ("xvdb", None, None),
+        ] {
+            assert_eq!(transport(name, vendor).as_deref(), want, "{name}");
+        }
+    }
 
     #[test]
     fn vpd_pg80_as_captured() {
