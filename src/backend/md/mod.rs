@@ -38,6 +38,11 @@ use crate::health::model::{
     ArrayHealth, Drive, Identity, MemberState, Membership, Problem, Snapshot, SyncProgress,
 };
 
+/// How often a half-present disk (mid hot-plug) is read again, and the
+/// pause between reads, before it is reported unreadable.
+const IDENTITY_RETRIES: u32 = 3;
+const IDENTITY_RETRY_PAUSE: Duration = Duration::from_millis(30);
+
 /// How long one `smartctl` run may take in a full look.
 const SMART_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -206,8 +211,29 @@ impl MdBackend {
         let slots = PciSlots::scan(&self.root);
         let mut drives = Vec::with_capacity(disks.len());
         for disk in disks {
-            let (id, ioerr_cnt) =
-                identity::read_disk(&sys_block, &disk, &by_id, enclosures, &slots, problems);
+            // A disk being hot-removed (or added) loses (or gains) its sysfs
+            // files over a few milliseconds: read in that window, it has a
+            // directory but no size or serial. Once it is gone it is simply
+            // absent; while it is still half there, look again briefly, and
+            // only report it unreadable if it stays that way.
+            let mut attempt = 0;
+            let read = loop {
+                let mut found = Vec::new();
+                let read =
+                    identity::read_disk(&sys_block, &disk, &by_id, enclosures, &slots, &mut found);
+                if found.is_empty() || attempt == IDENTITY_RETRIES {
+                    problems.extend(found);
+                    break Some(read);
+                }
+                if !sys_block.join(&disk).exists() {
+                    break None;
+                }
+                attempt += 1;
+                std::thread::sleep(IDENTITY_RETRY_PAUSE);
+            };
+            let Some((id, ioerr_cnt)) = read else {
+                continue;
+            };
             let member = on_disk.remove(&disk);
             let mut counters = BTreeMap::new();
             if let Some(count) = ioerr_cnt {
