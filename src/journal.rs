@@ -92,6 +92,11 @@ pub enum Event {
     StepCompleted {
         step: String,
     },
+    /// Something worth knowing that does not stop the run.
+    Warning {
+        step: String,
+        detail: String,
+    },
     Halted {
         step: String,
         headline: String,

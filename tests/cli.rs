@@ -524,3 +524,39 @@ fn unreadable_smart_refuses_unless_the_runbook_opts_out() {
         done.stdout
     );
 }
+
+#[test]
+fn a_survivor_crc_rise_halts_when_the_runbook_says_halt_on() {
+    let t = Test::new();
+    let runbook = std::fs::read_to_string(root().join("runbooks/md-replace-member.toml"))
+        .unwrap()
+        .replacen(
+            "[guard]\n",
+            "[guard]\nhalt_on = [\"smart.udma_crc_error_count\"]\n",
+            1,
+        );
+    let runbook_path = t.write("crc-halts.toml", &runbook);
+    let scenario = std::fs::read_to_string(
+        root().join("runbooks/scenarios/md-replace-member/survivor-crc-errors-during-pull.toml"),
+    )
+    .unwrap()
+    .replace(
+        "../../md-replace-member.toml",
+        &runbook_path.display().to_string(),
+    );
+    let expect_at = scenario.find("[expect]").unwrap();
+    let scenario = format!(
+        "{}[expect]\noutcome = \"halted\"\nstep = \"pull\"\nreasons = [\"sda\", \"smart.udma_crc_error_count 0 → 3\"]\n",
+        &scenario[..expect_at]
+    );
+    let scenario_path = t.write("crc-halts-scenario.toml", &scenario);
+    let done = t
+        .args(&[
+            "dry-run".to_string(),
+            runbook_path.display().to_string(),
+            "--scenario".into(),
+            scenario_path.display().to_string(),
+        ])
+        .run();
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+}

@@ -155,6 +155,7 @@ fn seed_quarantine(scenario: &Scenario, state_dir: &Path) -> Result<()> {
             size_bytes: Some(d.size_bytes),
             slot: d.slot.clone(),
             by_id: None,
+            transport: None,
         };
         let entry = Entry::for_drive(&id, q.at.clone(), q.session.clone(), q.reason.clone());
         quarantine::add(state_dir, entry)?;

@@ -94,8 +94,9 @@ fn render(report: &Report) -> String {
             };
             out.push_str(&sanitize(
                 &format!(
-                    "  {:<10} {:<11} bay {:<8} serial {:<22} {:>10}  SMART {smart}{flags}{}\n",
+                    "  {:<10} {:<7} {:<11} bay {:<8} serial {:<22} {:>10}  SMART {smart}{flags}{}\n",
                     d.id.dev,
+                    d.id.transport.as_deref().unwrap_or("?"),
                     Observed::of(Some(d)).name(),
                     d.id.slot.as_deref().unwrap_or("unknown"),
                     d.id.serial.as_deref().unwrap_or("unknown"),

@@ -153,6 +153,9 @@ pub(crate) struct Walk<'r, 'a> {
     /// LEDs this run switched on, to switch off whatever happens.
     leds_on: Vec<Identity>,
     last_full_ms: u64,
+    /// Warnings already given (counter rises the policy only warns about),
+    /// so each is said once.
+    warned: std::collections::BTreeSet<String>,
     /// The data canary, when the runbook names one.
     canary: canary::Watch,
 }
@@ -335,6 +338,7 @@ fn walk(run: &mut Run<'_>, array: &str) -> WalkResult {
         quarantined: Vec::new(),
         leds_on: Vec::new(),
         last_full_ms: baseline.at_ms,
+        warned: std::collections::BTreeSet::new(),
         canary: canary::Watch::new(),
         baseline,
         run,
@@ -506,6 +510,7 @@ impl Walk<'_, '_> {
         }
         let violations = guard::compare(&self.baseline, now, allowed, &self.run.runbook.guard);
         if violations.is_empty() {
+            self.warn(step, now)?;
             return Ok(());
         }
         let first = &violations[0];
@@ -539,6 +544,35 @@ impl Walk<'_, '_> {
             headline,
             violations,
         })
+    }
+
+    /// Say each new rise of a warn-only counter (the ATA CRC count by
+    /// default) once, and journal it; the run goes on.
+    fn warn(&mut self, step: &str, now: &Snapshot) -> Result<()> {
+        let rises = guard::warnings(
+            &self.baseline,
+            now,
+            &self.target.key(),
+            &self.run.runbook.guard,
+        );
+        for rise in rises {
+            let line = sanitize(&rise.to_string(), false);
+            if !self.warned.insert(line.clone()) {
+                continue;
+            }
+            self.run.operator.note(
+                NoteLevel::Warn,
+                &format!(
+                    "{line}: transfer errors between the drive and its controller (cable or \
+                     backplane), not media damage; the run goes on (`halt_on` in [guard] makes it halt)"
+                ),
+            );
+            self.record(Event::Warning {
+                step: step.to_string(),
+                detail: line,
+            })?;
+        }
+        Ok(())
     }
 
     fn panel(&mut self) {

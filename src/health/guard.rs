@@ -440,8 +440,11 @@ fn counters(
     policy: &GuardPolicy,
     out: &mut Vec<Violation>,
 ) {
-    let ignored =
-        |name: &str| policy.tolerate.iter().any(|t| t == name) || WEAR_COUNTERS.contains(&name);
+    let ignored = |name: &str| {
+        policy.tolerate.iter().any(|t| t == name)
+            || policy.warn_only.iter().any(|w| w == name)
+            || WEAR_COUNTERS.contains(&name)
+    };
     for (name, &was) in before {
         if ignored(name) {
             continue;
@@ -475,6 +478,50 @@ fn counters(
             ));
         }
     }
+}
+
+/// Survivors' rises of counters the policy only warns about (by default
+/// the ATA CRC count: a cable or backplane problem, not the drive's media).
+/// Pure, like `compare`; the engine reports each once.
+pub fn warnings(
+    baseline: &Snapshot,
+    now: &Snapshot,
+    target: &DriveKey,
+    policy: &GuardPolicy,
+) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for before in baseline.members().filter(|d| &d.key() != target) {
+        let Some(after) = now.drive(&before.key()) else {
+            continue;
+        };
+        let pairs = [
+            (Some(&before.counters), Some(&after.counters)),
+            match (&before.smart, &after.smart) {
+                (Some(Smart::Read { counters: b, .. }), Some(Smart::Read { counters: a, .. })) => {
+                    (Some(b), Some(a))
+                }
+                _ => (None, None),
+            },
+        ];
+        for (b, a) in pairs {
+            let (Some(b), Some(a)) = (b, a) else { continue };
+            for name in &policy.warn_only {
+                let was = b.get(name).copied().unwrap_or(0);
+                if let Some(&is) = a.get(name)
+                    && is > was
+                {
+                    out.push(violation(
+                        Subject::Survivor,
+                        before.id.describe(),
+                        name,
+                        was.to_string(),
+                        is.to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -730,6 +777,42 @@ mod tests {
             );
             assert_eq!(lines(&got), *want, "{name}");
         }
+    }
+
+    #[test]
+    fn a_survivor_crc_rise_warns_by_default_and_halts_when_asked() {
+        let mut base = mirror();
+        for d in &mut base.drives {
+            if let Some(Smart::Read { counters, .. }) = &mut d.smart {
+                counters.insert("smart.udma_crc_error_count".into(), 1);
+            }
+        }
+        let mut now = base.clone();
+        for d in &mut now.drives {
+            if let Some(Smart::Read { counters, .. }) = &mut d.smart {
+                counters.insert("smart.udma_crc_error_count".into(), 3);
+            }
+        }
+        let target = DriveKey("serial:B2".into());
+        let a = allowed(&[DriveExpect::InSync], NewAllowance::NotYet, 0);
+        let default = GuardPolicy::default();
+        assert_eq!(
+            lines(&compare(&base, &now, &a, &default)),
+            Vec::<String>::new()
+        );
+        // Only the survivor: not the target, not a disk outside the array.
+        assert_eq!(
+            lines(&warnings(&base, &now, &target, &default)),
+            ["survivor sda (serial A1, bay 0): smart.udma_crc_error_count 1 → 3"]
+        );
+        let strict = GuardPolicy {
+            warn_only: vec![],
+            ..GuardPolicy::default()
+        };
+        assert_eq!(
+            lines(&compare(&base, &now, &a, &strict)),
+            ["survivor sda (serial A1, bay 0): smart.udma_crc_error_count 1 → 3"]
+        );
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub struct Identity {
     pub slot: Option<String>,
     /// A stable `/dev/disk/by-id/` name, when present.
     pub by_id: Option<String>,
+    /// How the drive is attached: `nvme`, `sata`, `sas`, `scsi`, `virtio`,
+    /// `usb`, when it can be told.
+    #[serde(default)]
+    pub transport: Option<String>,
 }
 
 impl Identity {

@@ -424,6 +424,23 @@ fn guard(ctx: &mut Ctx, raw: Option<&toml::Spanned<RawGuard>>) -> GuardPolicy {
             }
         }
     }
+    if let Some(list) = &raw.halt_on {
+        for counter in list.get_ref() {
+            let name = counter.get_ref().as_str();
+            if let Some(at) = policy.warn_only.iter().position(|w| w == name) {
+                policy.warn_only.remove(at);
+            } else {
+                ctx.warn(
+                    counter.span(),
+                    format!("a rise of `{name}` already halts the run"),
+                    Some(format!(
+                        "`halt_on` only tightens counters that warn by default: {}",
+                        GuardPolicy::default().warn_only.join(", ")
+                    )),
+                );
+            }
+        }
+    }
     policy.max_degraded = raw.max_degraded.as_ref().map(|m| *m.get_ref());
     policy
 }

@@ -307,6 +307,7 @@ mod tests {
             "smart_poll",
             "watch_poll",
             "tolerate",
+            "halt_on",
             "max_degraded",
         ];
         let cases = [

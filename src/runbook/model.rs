@@ -65,6 +65,9 @@ pub enum Requirement {
     Optional,
 }
 
+/// The ATA interface CRC error count (attribute 199).
+pub const CRC_COUNTER: &str = "smart.udma_crc_error_count";
+
 /// How strict the guard is. Every loosening is explicit in the runbook.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct GuardPolicy {
@@ -75,6 +78,11 @@ pub struct GuardPolicy {
     pub watch_poll: Duration,
     /// Counter names whose increase is not a halt (e.g. `smart.udma_crc_error_count`).
     pub tolerate: Vec<String>,
+    /// Counter names whose increase on a survivor is a warning, not a halt.
+    /// By default the ATA CRC count: it counts transfer errors on the cable
+    /// or backplane, not damage to the drive's media. `[guard] halt_on`
+    /// takes a counter off this list.
+    pub warn_only: Vec<String>,
     /// Most slots the array may be missing at any time during the run; `None`
     /// derives it from the steps' expectations.
     pub max_degraded: Option<u32>,
@@ -87,6 +95,7 @@ impl Default for GuardPolicy {
             smart_poll: Duration::from_secs(10),
             watch_poll: Duration::from_millis(250),
             tolerate: Vec::new(),
+            warn_only: vec![CRC_COUNTER.to_string()],
             max_degraded: None,
         }
     }

@@ -68,6 +68,7 @@ pub struct RawGuard {
     pub smart_poll: Option<Str>,
     pub watch_poll: Option<Str>,
     pub tolerate: Option<StrList>,
+    pub halt_on: Option<StrList>,
     pub max_degraded: Option<Spanned<u32>>,
 }
 
@@ -208,6 +209,7 @@ mod tests {
                     "smart_poll",
                     "watch_poll",
                     "tolerate",
+                    "halt_on",
                     "max_degraded",
                 ],
             ),

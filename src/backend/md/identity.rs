@@ -51,8 +51,27 @@ pub fn whole_disks(sys_block: &Path) -> Result<Vec<String>> {
 
 /// The whole disk holding md member `kname` (`sda1` → `sda`, `nvme0n1p2` →
 /// `nvme0n1`, `nvme1n1` → itself), or `None` when its block device is gone.
-pub fn member_disk(root: &Path, kname: &str) -> Option<String> {
+///
+/// `member_dir` is the member's `dev-<kname>` directory. Its `block` link is
+/// the kernel's own pointer to the member's block device: in the lab it
+/// dangled as soon as the drive was pulled, while md still listed the member
+/// `in_sync` (md notices only at its next I/O). A dangling link means the
+/// member's disk is gone even if a disk of the same name is present, since
+/// that one is another drive. Trees without the link fall back to the name.
+pub fn member_disk(root: &Path, member_dir: &Path, kname: &str) -> Option<String> {
     let sys_block = root.join("sys/block");
+    let link = member_dir.join("block");
+    if fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()) {
+        let device = fs::canonicalize(&link).ok()?;
+        return [Some(device.as_path()), device.parent()]
+            .into_iter()
+            .flatten()
+            .find_map(|dir| {
+                let name = dir.file_name()?.to_str()?;
+                let disk = fs::canonicalize(sys_block.join(name)).ok()?;
+                (disk == dir).then(|| name.to_string())
+            });
+    }
     if sys_block.join(kname).exists() {
         return Some(kname.to_string());
     }
@@ -72,6 +91,77 @@ pub fn member_disk(root: &Path, kname: &str) -> Option<String> {
     let link = fs::read_link(root.join("sys/class/block").join(kname)).ok()?;
     let parent = link.parent()?.file_name()?.to_str()?;
     is_partition_of(parent).then(|| parent.to_string())
+}
+
+/// PCIe hot-plug slots (`/sys/bus/pci/slots/<name>/address`), by the
+/// address of the device in them (`0000:02:00`).
+///
+/// An NVMe drive is its own PCI function, so the slot it sits in is its
+/// bay: with native PCIe hot-plug the kernel names each slot by its physical
+/// slot number (in the lab, slots `1`, `2`, `3` for bays 1 to 3). A SATA or
+/// SAS disk's PCI function is its controller, whose slot is no bay, so only
+/// NVMe drives get one from here.
+#[derive(Clone, Debug, Default)]
+pub struct PciSlots {
+    by_address: HashMap<String, String>,
+}
+
+impl PciSlots {
+    /// Scan `<root>/sys/bus/pci/slots` once. No directory (no hot-plug
+    /// slots) is an empty index; a bay is extra information, never health.
+    pub fn scan(root: &Path) -> Self {
+        let mut names: HashMap<String, String> = HashMap::new();
+        let Ok(entries) = fs::read_dir(root.join("sys/bus/pci/slots")) else {
+            return PciSlots::default();
+        };
+        for entry in entries.flatten() {
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if let Ok(Some(address)) = read_attr(&entry.path().join("address")) {
+                let address = address.trim().to_string();
+                if !address.is_empty() {
+                    names.insert(name, address);
+                }
+            }
+        }
+        // The kernel makes clashing slot names unique with `-2`, `-3`, ...
+        // (the lab's ACPI hot-plug named all three slots `0`: `0`, `0-2`,
+        // `0-3`). Such names say nothing about bays: leave them out.
+        let clashing: Vec<String> = names
+            .keys()
+            .filter_map(|n| n.rsplit_once('-'))
+            .filter(|(base, n)| n.parse::<u32>().is_ok() && names.contains_key(*base))
+            .map(|(base, _)| base.to_string())
+            .collect();
+        let by_address = names
+            .into_iter()
+            .filter(|(name, _)| {
+                let base = name
+                    .rsplit_once('-')
+                    .filter(|(_, n)| n.parse::<u32>().is_ok())
+                    .map_or(name.as_str(), |(base, _)| base);
+                !clashing.iter().any(|c| c == base)
+            })
+            .map(|(name, address)| (address, name))
+            .collect();
+        PciSlots { by_address }
+    }
+
+    /// The slot of NVMe disk `name`, from its `/sys/block/<name>` link
+    /// (`../devices/pci0000:00/0000:00:02.0/0000:02:00.0/nvme/nvme1/nvme1n1`:
+    /// the function before `nvme/` is the drive, in slot `0000:02:00`).
+    pub fn nvme_bay(&self, sys_block: &Path, name: &str) -> Option<String> {
+        if self.by_address.is_empty() {
+            return None;
+        }
+        let link = fs::read_link(sys_block.join(name)).ok()?;
+        let parts: Vec<&str> = link.iter().filter_map(|p| p.to_str()).collect();
+        let at = parts.iter().position(|p| *p == "nvme")?;
+        let function = parts.get(at.checked_sub(1)?)?;
+        let (address, _function) = function.rsplit_once('.')?;
+        self.by_address.get(address).cloned()
+    }
 }
 
 /// `/dev/disk/by-id` names, best first per kernel name.
@@ -154,6 +244,7 @@ pub fn read_disk(
     name: &str,
     by_id: &ByIdIndex,
     enclosures: bool,
+    slots: &PciSlots,
     problems: &mut Vec<Problem>,
 ) -> (Identity, Option<u64>) {
     let dir = sys_block.join(name);
@@ -197,7 +288,8 @@ pub fn read_disk(
         reader.enclosure_slot()
     } else {
         None
-    };
+    }
+    .or_else(|| slots.nvme_bay(sys_block, name));
     let ioerr_cnt = reader
         .text("device/ioerr_cnt")
         .and_then(|text| match parse_hex(&text) {
@@ -222,8 +314,28 @@ pub fn read_disk(
         size_bytes,
         slot,
         by_id: by_id.get(name).map(str::to_string),
+        transport: transport(name, reader.text("device/vendor").as_deref()),
     };
     (identity, ioerr_cnt)
+}
+
+/// How a disk is attached, from its kernel name and (for SCSI disks) the
+/// vendor the SCSI layer reports: libata presents SATA drives as vendor `ATA`.
+pub fn transport(name: &str, vendor: Option<&str>) -> Option<String> {
+    let t = if name.starts_with("nvme") {
+        "nvme"
+    } else if name.starts_with("vd") {
+        "virtio"
+    } else if name.starts_with("sd") {
+        match vendor.map(str::trim) {
+            Some("ATA") => "sata",
+            Some(_) => "scsi",
+            None => return None,
+        }
+    } else {
+        return None;
+    };
+    Some(t.to_string())
 }
 
 /// `0x1a` → 26 (the SCSI layer prints these counters as `0x%x`).
@@ -320,6 +432,20 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transport_from_name_and_vendor() {
+        for (name, vendor, want) in [
+            ("nvme0n1", None, Some("nvme")),
+            ("vda", None, Some("virtio")),
+            ("sdc", Some("ATA     "), Some("sata")),
+            ("sda", Some("QEMU    "), Some("scsi")),
+            ("sda", None, None),
+            ("xvdb", None, None),
+        ] {
+            assert_eq!(transport(name, vendor).as_deref(), want, "{name}");
+        }
+    }
 
     #[test]
     fn vpd_pg80_as_captured() {

@@ -14,6 +14,8 @@ pub mod sysfs;
 pub mod watch;
 
 #[cfg(test)]
+mod capture_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,7 +26,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::backend::led;
-use crate::backend::md::identity::ByIdIndex;
+use crate::backend::md::identity::{ByIdIndex, PciSlots};
 use crate::backend::md::mdstat::{Mdstat, MdstatArray, SyncState};
 use crate::backend::md::sysfs::{ArrayLook, MemberLook};
 use crate::backend::md::watch::MdstatWatch;
@@ -35,6 +37,11 @@ use crate::clock::{Clock, SystemClock};
 use crate::health::model::{
     ArrayHealth, Drive, Identity, MemberState, Membership, Problem, Snapshot, SyncProgress,
 };
+
+/// How often a half-present disk (mid hot-plug) is read again, and the
+/// pause between reads, before it is reported unreadable.
+const IDENTITY_RETRIES: u32 = 3;
+const IDENTITY_RETRY_PAUSE: Duration = Duration::from_millis(30);
 
 /// How long one `smartctl` run may take in a full look.
 const SMART_TIMEOUT: Duration = Duration::from_secs(30);
@@ -139,11 +146,13 @@ impl MdBackend {
     /// Drives for `members` and every other whole disk present.
     fn drives(
         &mut self,
+        array: &str,
         members: Vec<MemberLook>,
         depth: Depth,
         problems: &mut Vec<Problem>,
     ) -> Vec<Drive> {
         let sys_block = self.root.join("sys/block");
+        let md_dir = sys_block.join(array).join("md");
         let mut disks: BTreeSet<String> = match identity::whole_disks(&sys_block) {
             Ok(disks) => disks.into_iter().collect(),
             Err(err) => {
@@ -160,11 +169,12 @@ impl MdBackend {
             // absence is the signal: the guard sees that serial vanish. The
             // array's own view (`[UU]`, `in_sync`) is reported as md says it.
             //
-            // Members are matched to disks by kernel name, as md names them.
-            // If a new drive takes a pulled member's name before md notices,
-            // it shows here as that member; its serial differs, so the guard
-            // still sees the old drive vanish and an unknown one appear.
-            let Some(disk) = identity::member_disk(&self.root, &member.kname) else {
+            // Members are matched to disks through md's own `block` link
+            // (by kernel name where a tree has no link). If a new drive
+            // takes a pulled member's name before md notices, the link
+            // still dangles, so the new drive shows as no member at all.
+            let member_dir = md_dir.join(format!("dev-{}", member.kname));
+            let Some(disk) = identity::member_disk(&self.root, &member_dir, &member.kname) else {
                 continue;
             };
             disks.insert(disk.clone());
@@ -198,10 +208,32 @@ impl MdBackend {
         };
         let by_id = ByIdIndex::scan(&self.root.join("dev/disk/by-id"), problems);
         let enclosures = identity::enclosures_present(&self.root);
+        let slots = PciSlots::scan(&self.root);
         let mut drives = Vec::with_capacity(disks.len());
         for disk in disks {
-            let (id, ioerr_cnt) =
-                identity::read_disk(&sys_block, &disk, &by_id, enclosures, problems);
+            // A disk being hot-removed (or added) loses (or gains) its sysfs
+            // files over a few milliseconds: read in that window, it has a
+            // directory but no size or serial. Once it is gone it is simply
+            // absent; while it is still half there, look again briefly, and
+            // only report it unreadable if it stays that way.
+            let mut attempt = 0;
+            let read = loop {
+                let mut found = Vec::new();
+                let read =
+                    identity::read_disk(&sys_block, &disk, &by_id, enclosures, &slots, &mut found);
+                if found.is_empty() || attempt == IDENTITY_RETRIES {
+                    problems.extend(found);
+                    break Some(read);
+                }
+                if !sys_block.join(&disk).exists() {
+                    break None;
+                }
+                attempt += 1;
+                std::thread::sleep(IDENTITY_RETRY_PAUSE);
+            };
+            let Some((id, ioerr_cnt)) = read else {
+                continue;
+            };
             let member = on_disk.remove(&disk);
             let mut counters = BTreeMap::new();
             if let Some(count) = ioerr_cnt {
@@ -422,13 +454,24 @@ impl Backend for MdBackend {
             // once more and report whatever is still inconsistent.
             view = self.look_array(array)?;
         }
+        if let Some(watch) = &mut self.watch {
+            // md flags and bad blocks wake a wait through sysfs, not mdstat.
+            let md_dir = self.root.join("sys/block").join(array).join("md");
+            let mut attrs = vec![md_dir.join("degraded")];
+            for member in &view.look.members {
+                let dir = md_dir.join(format!("dev-{}", member.kname));
+                attrs.push(dir.join("state"));
+                attrs.push(dir.join("bad_blocks"));
+            }
+            watch.watch_attrs(&attrs);
+        }
         let ArrayView {
             look,
             mut problems,
             disagreements,
         } = view;
         problems.extend(disagreements);
-        let drives = self.drives(look.members, depth, &mut problems);
+        let drives = self.drives(array, look.members, depth, &mut problems);
         Ok(Snapshot {
             at_ms: self.clock.now_ms(),
             array: look.health,

@@ -112,6 +112,7 @@ fn clean_two_drive_mirror() {
             size_bytes: Some(64 << 20),
             slot: None,
             by_id: None,
+            transport: Some("nvme".into()),
         },
         member: Some(Membership {
             state: MemberState::InSync,

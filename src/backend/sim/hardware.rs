@@ -100,6 +100,14 @@ impl DriveState {
             size_bytes: Some(self.size_bytes),
             slot: self.slot.clone(),
             by_id,
+            transport: Some(
+                match self.family {
+                    Family::Sd => "sata",
+                    Family::Nvme => "nvme",
+                    Family::Vd => "virtio",
+                }
+                .to_string(),
+            ),
         }
     }
 

@@ -1,0 +1,254 @@
+//! Snapshots of trees rebuilt from the QEMU lab's sysfs captures
+//! (tests/fixtures/md/lab-captures/, written by tests/lab/capture.sh):
+//! real symlinks as the kernel has them, so the `block` links of md members,
+//! the `/sys/block` links into `/sys/devices` and PCIe hot-plug slots are
+//! read exactly as on a real host.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+use tempfile::TempDir;
+
+use super::MdBackend;
+use crate::backend::md::identity::PciSlots;
+use crate::backend::md::sysfs::{member_state, parse_flags};
+use crate::backend::{Backend, CommandOutput, CommandRunner, Depth};
+use crate::health::guard::BAD_FLAGS;
+use crate::health::model::{MemberState, Snapshot};
+
+struct NoCommands;
+
+impl CommandRunner for NoCommands {
+    fn run(&mut self, argv: &[String], _timeout: Duration) -> Result<CommandOutput> {
+        anyhow::bail!("no command may run in a fast look: {argv:?}")
+    }
+}
+
+fn capture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/md/lab-captures")
+        .join(name)
+}
+
+/// Rebuild a capture's records under `root`: `L <path> -> <target>` is a
+/// symbolic link, `F <path>` a file whose lines follow after `| `.
+fn rebuild(root: &Path, text: &str) {
+    let mut file: Option<(PathBuf, String)> = None;
+    let flush = |file: &mut Option<(PathBuf, String)>| {
+        if let Some((path, contents)) = file.take() {
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, contents).unwrap();
+        }
+    };
+    for line in text.lines() {
+        if let Some(content) = line.strip_prefix("| ") {
+            let (_, contents) = file.as_mut().expect("a `| ` line outside a file record");
+            contents.push_str(content);
+            contents.push('\n');
+            continue;
+        }
+        flush(&mut file);
+        if let Some(rest) = line.strip_prefix("L /") {
+            let (path, target) = rest.split_once(" -> ").unwrap();
+            let path = root.join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            symlink(target, path).unwrap();
+        } else if let Some(path) = line.strip_prefix("F /") {
+            file = Some((root.join(path), String::new()));
+        }
+    }
+    flush(&mut file);
+}
+
+fn tree(names: &[&str]) -> TempDir {
+    let dir = TempDir::new().unwrap();
+    for name in names {
+        rebuild(dir.path(), &fs::read_to_string(capture(name)).unwrap());
+    }
+    dir
+}
+
+fn snap(root: &Path) -> Snapshot {
+    MdBackend::new(root.to_path_buf(), Box::new(NoCommands))
+        .snapshot("md0", Depth::Fast)
+        .unwrap_or_else(|e| panic!("{}: {e:#}", root.display()))
+}
+
+/// `dev serial bay state` per drive; `-` for none.
+fn drives(snapshot: &Snapshot) -> Vec<String> {
+    snapshot
+        .drives
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} bay={} {}",
+                d.id.dev,
+                d.id.serial.as_deref().unwrap_or("-"),
+                d.id.slot.as_deref().unwrap_or("-"),
+                d.state().map_or("-".to_string(), |s| format!("{s:?}"))
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn clean_mirror_with_bays_from_pcie_slots() {
+    let dir = tree(&["capture-clean.txt"]);
+    let snapshot = snap(dir.path());
+    assert_eq!(
+        drives(&snapshot),
+        [
+            "nvme0n1 LAB-A-0001 bay=1 InSync",
+            "nvme1n1 LAB-B-0002 bay=2 InSync"
+        ]
+    );
+    assert_eq!(snapshot.problems, []);
+}
+
+/// The target was pulled and md has not noticed: it still counts both
+/// members in sync, but the member's `block` link dangles. The pulled drive
+/// is simply gone; the survivor is still in its bay.
+#[test]
+fn pulled_before_md_notices() {
+    let dir = tree(&["capture-pulled-before-io.txt"]);
+    let snapshot = snap(dir.path());
+    assert_eq!(drives(&snapshot), ["nvme0n1 LAB-A-0001 bay=1 InSync"]);
+    assert_eq!(snapshot.array.degraded, 0);
+    assert_eq!(snapshot.problems, []);
+}
+
+/// The new drive came up under the pulled drive's name after md dropped
+/// the detached member: a different serial, in the same bay, no member.
+#[test]
+fn new_drive_under_the_old_name() {
+    let dir = tree(&["capture-new-drive-inserted.txt"]);
+    let snapshot = snap(dir.path());
+    assert_eq!(
+        drives(&snapshot),
+        [
+            "nvme0n1 LAB-A-0001 bay=1 InSync",
+            "nvme1n1 LAB-C-0003 bay=2 -"
+        ]
+    );
+}
+
+/// SYNTHETIC on top of the capture: md still lists the pulled `nvme1n1`
+/// (its `block` link dangling, as captured) while a disk of the same name
+/// sits elsewhere. md's link says it is another drive, so it is no member.
+/// (In the lab the kernel kept the pulled drive's NVMe instance while md
+/// held it and named the new one `nvme2n1`; other drivers may reuse names.)
+#[test]
+fn a_reused_name_is_not_the_pulled_member() {
+    let dir = tree(&["capture-pulled-before-io.txt"]);
+    let root = dir.path();
+    let other = "sys/devices/pci0000:00/0000:00:03.0/0000:03:00.0/nvme/nvme2";
+    for (file, text) in [
+        ("nvme1n1/size", "131072\n"),
+        ("nvme1n1/wwid", "nvme.1b36-4c41422d432d30303033\n"),
+        ("serial", "LAB-C-0003          \n"),
+    ] {
+        let path = root.join(other).join(file);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+    symlink("../../nvme2", root.join(other).join("nvme1n1/device")).unwrap();
+    symlink(
+        "../devices/pci0000:00/0000:00:03.0/0000:03:00.0/nvme/nvme2/nvme1n1",
+        root.join("sys/block/nvme1n1"),
+    )
+    .unwrap();
+    let snapshot = snap(root);
+    assert_eq!(
+        drives(&snapshot),
+        [
+            "nvme0n1 LAB-A-0001 bay=1 InSync",
+            "nvme1n1 LAB-C-0003 bay=3 -"
+        ]
+    );
+    // Without the link check the new drive would have shown as the member.
+    assert!(
+        snapshot
+            .drives
+            .iter()
+            .all(|d| d.id.serial.as_deref() != Some("LAB-C-0003")
+                || d.state() != Some(MemberState::InSync))
+    );
+}
+
+/// Under QEMU's default ACPI hot-plug the kernel named all three slots `0`
+/// and made them unique as `0`, `0-2`, `0-3`: no bays from those.
+#[test]
+fn clashing_slot_names_give_no_bay() {
+    let dir = tree(&["capture-clean.txt"]);
+    let root = dir.path();
+    fs::remove_dir_all(root.join("sys/bus/pci/slots")).unwrap();
+    let listing = fs::read_to_string(capture("acpi-hotplug-slots.txt")).unwrap();
+    for line in listing.lines() {
+        let (dir, address) = line.split_once(' ').unwrap();
+        let path = root.join(dir.trim_start_matches('/')).join("address");
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, format!("{address}\n")).unwrap();
+    }
+    let slots = PciSlots::scan(root);
+    assert_eq!(slots.nvme_bay(&root.join("sys/block"), "nvme0n1"), None);
+    assert_eq!(slots.nvme_bay(&root.join("sys/block"), "nvme1n1"), None);
+    assert_eq!(
+        drives(&snap(root)),
+        [
+            "nvme0n1 LAB-A-0001 bay=- InSync",
+            "nvme1n1 LAB-B-0002 bay=- InSync"
+        ]
+    );
+}
+
+/// A SATA disk behind a controller in a hot-plug slot gets no bay from it:
+/// only an NVMe drive is its own PCI function.
+#[test]
+fn only_nvme_drives_get_a_bay_from_a_slot() {
+    let dir = TempDir::new().unwrap();
+    let root = dir.path();
+    fs::create_dir_all(root.join("sys/bus/pci/slots/4")).unwrap();
+    fs::write(root.join("sys/bus/pci/slots/4/address"), "0000:04:00\n").unwrap();
+    fs::create_dir_all(root.join("sys/block")).unwrap();
+    symlink(
+        "../devices/pci0000:00/0000:00:04.0/0000:04:00.0/ata1/host0/target0:0:0/0:0:0:0/block/sda",
+        root.join("sys/block/sda"),
+    )
+    .unwrap();
+    symlink(
+        "../devices/pci0000:00/0000:00:04.0/0000:04:00.0/nvme/nvme0/nvme0n1",
+        root.join("sys/block/nvme0n1"),
+    )
+    .unwrap();
+    let slots = PciSlots::scan(root);
+    assert_eq!(slots.nvme_bay(&root.join("sys/block"), "sda"), None);
+    assert_eq!(
+        slots
+            .nvme_bay(&root.join("sys/block"), "nvme0n1")
+            .as_deref(),
+        Some("4")
+    );
+}
+
+/// Write errors on a survivor: md either failed it (`faulty`, `blocked`) or
+/// kept it `in_sync` with `write_error,want_replacement`. Either way a flag
+/// the guard halts on is there, whatever the member's state.
+#[test]
+fn write_error_member_states() {
+    let text = fs::read_to_string(capture("write-error-member-states.txt")).unwrap();
+    let states: Vec<(MemberState, bool)> = text
+        .lines()
+        .map(|line| {
+            let flags = parse_flags(line);
+            let bad = flags.iter().any(|f| BAD_FLAGS.contains(&f.as_str()));
+            (member_state(&flags, Some(0)), bad)
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [(MemberState::Faulty, true), (MemberState::InSync, true)]
+    );
+}
