@@ -204,6 +204,7 @@ fn resume_walk(run: &mut Run<'_>, array: &str, j: &Journaled, baseline: Snapshot
         leds_on,
         last_full_ms: baseline.at_ms,
         canary: canary::Watch::new(),
+        warned: std::collections::BTreeSet::new(),
         baseline,
         run,
     };
