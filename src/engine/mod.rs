@@ -17,6 +17,10 @@ mod quarantine;
 mod resume;
 mod signoff;
 mod step;
+mod view;
+
+pub(crate) use view::bind_drive;
+pub use view::panel_lines;
 
 pub use resume::{Ended, Journaled, Resume, Unfinished, resume, resume_question_id};
 
@@ -29,9 +33,9 @@ use anyhow::{Context, Result};
 use crate::backend::{Backend, Depth, StepPhase};
 use crate::clock::Clock;
 use crate::health::guard::{self, Allowed, NewAllowance, Observed, Violation};
-use crate::health::model::{Drive, DriveKey, Identity, Snapshot};
+use crate::health::model::{Drive, Identity, Snapshot};
 use crate::journal::{Event, Journal};
-use crate::operator::{HaltReport, NoteLevel, Operator, PanelLine};
+use crate::operator::{HaltReport, NoteLevel, Operator};
 use crate::runbook::model::{DriveExpect, Role, Runbook, Step};
 use crate::runbook::template::{self, Vars};
 use crate::sanitize::sanitize;
@@ -613,87 +617,4 @@ impl Walk<'_, '_> {
     fn poll(&self) -> Duration {
         self.run.runbook.guard.watch_poll
     }
-}
-
-/// Bind `{role.dev}`, `{role.serial}`, ... for a drive.
-pub(crate) fn bind_drive(vars: &mut Vars, role: &str, id: &Identity) {
-    let serial = id.serial.clone().unwrap_or_default();
-    let serial4: String = {
-        let chars: Vec<char> = serial.chars().collect();
-        chars[chars.len().saturating_sub(4)..].iter().collect()
-    };
-    vars.set(format!("{role}.dev"), format!("/dev/{}", id.dev));
-    vars.set(format!("{role}.name"), id.dev.clone());
-    vars.set(
-        format!("{role}.serial"),
-        if serial.is_empty() {
-            "unknown".into()
-        } else {
-            serial.clone()
-        },
-    );
-    vars.set(format!("{role}.serial4"), serial4);
-    vars.set(
-        format!("{role}.wwn"),
-        id.wwn.clone().unwrap_or_else(|| "unknown".into()),
-    );
-    vars.set(
-        format!("{role}.model"),
-        id.model.clone().unwrap_or_else(|| "unknown".into()),
-    );
-    vars.set(
-        format!("{role}.size"),
-        id.size_bytes
-            .map_or_else(|| "unknown".into(), |b| b.to_string()),
-    );
-    vars.set(
-        format!("{role}.slot"),
-        id.slot.clone().unwrap_or_else(|| {
-            format!("unknown (no bay information: identify the drive by serial {serial})")
-        }),
-    );
-}
-
-/// The health panel: survivors, target, new drive.
-pub fn panel_lines(
-    baseline: &Snapshot,
-    now: &Snapshot,
-    target: &DriveKey,
-    new: Option<&DriveKey>,
-) -> Vec<PanelLine> {
-    let mut lines = Vec::new();
-    for before in baseline.members() {
-        let key = before.key();
-        let drive = now.drive(&key);
-        let role = if &key == target { "target" } else { "survivor" };
-        let observed = Observed::of(drive);
-        let ok = role == "target"
-            || drive.is_some_and(|d| {
-                observed == Observed::InSync
-                    && d.member.as_ref().is_none_or(|m| {
-                        !m.flags
-                            .iter()
-                            .any(|f| guard::BAD_FLAGS.contains(&f.as_str()))
-                    })
-            });
-        lines.push(PanelLine {
-            role: role.into(),
-            drive: sanitize(&before.id.describe(), false),
-            state: observed.name().into(),
-            ok,
-        });
-    }
-    if let Some(key) = new {
-        let drive = now.drive(key);
-        lines.push(PanelLine {
-            role: "new".into(),
-            drive: drive.map_or_else(|| key.to_string(), |d| sanitize(&d.id.describe(), false)),
-            state: match Observed::of(drive) {
-                Observed::Removed => "inserted, not in the array yet".into(),
-                other => other.name().into(),
-            },
-            ok: drive.is_some(),
-        });
-    }
-    lines
 }

@@ -1,0 +1,91 @@
+//! How the live array is shown to people: the `{target.*}`/`{new.*}`
+//! variables bound from a drive's identity, and the health panel.
+
+use crate::health::guard::{self, Observed};
+use crate::health::model::{DriveKey, Identity, Snapshot};
+use crate::operator::PanelLine;
+use crate::runbook::template::Vars;
+use crate::sanitize::sanitize;
+
+/// Bind `{role.dev}`, `{role.serial}`, ... for a drive.
+pub(crate) fn bind_drive(vars: &mut Vars, role: &str, id: &Identity) {
+    let serial = id.serial.clone().unwrap_or_default();
+    let serial4: String = {
+        let chars: Vec<char> = serial.chars().collect();
+        chars[chars.len().saturating_sub(4)..].iter().collect()
+    };
+    vars.set(format!("{role}.dev"), format!("/dev/{}", id.dev));
+    vars.set(format!("{role}.name"), id.dev.clone());
+    vars.set(
+        format!("{role}.serial"),
+        if serial.is_empty() {
+            "unknown".into()
+        } else {
+            serial.clone()
+        },
+    );
+    vars.set(format!("{role}.serial4"), serial4);
+    vars.set(
+        format!("{role}.wwn"),
+        id.wwn.clone().unwrap_or_else(|| "unknown".into()),
+    );
+    vars.set(
+        format!("{role}.model"),
+        id.model.clone().unwrap_or_else(|| "unknown".into()),
+    );
+    vars.set(
+        format!("{role}.size"),
+        id.size_bytes
+            .map_or_else(|| "unknown".into(), |b| b.to_string()),
+    );
+    vars.set(
+        format!("{role}.slot"),
+        id.slot.clone().unwrap_or_else(|| {
+            format!("unknown (no bay information: identify the drive by serial {serial})")
+        }),
+    );
+}
+
+/// The health panel: survivors, target, new drive.
+pub fn panel_lines(
+    baseline: &Snapshot,
+    now: &Snapshot,
+    target: &DriveKey,
+    new: Option<&DriveKey>,
+) -> Vec<PanelLine> {
+    let mut lines = Vec::new();
+    for before in baseline.members() {
+        let key = before.key();
+        let drive = now.drive(&key);
+        let role = if &key == target { "target" } else { "survivor" };
+        let observed = Observed::of(drive);
+        let ok = role == "target"
+            || drive.is_some_and(|d| {
+                observed == Observed::InSync
+                    && d.member.as_ref().is_none_or(|m| {
+                        !m.flags
+                            .iter()
+                            .any(|f| guard::BAD_FLAGS.contains(&f.as_str()))
+                    })
+            });
+        lines.push(PanelLine {
+            role: role.into(),
+            drive: sanitize(&before.id.describe(), false),
+            state: observed.name().into(),
+            ok,
+        });
+    }
+    if let Some(key) = new {
+        let drive = now.drive(key);
+        lines.push(PanelLine {
+            role: "new".into(),
+            drive: drive.map_or_else(|| key.to_string(), |d| sanitize(&d.id.describe(), false)),
+            state: match Observed::of(drive) {
+                Observed::Removed => "inserted, not in the array yet".into(),
+                other => other.name().into(),
+            },
+            ok: drive.is_some(),
+        });
+    }
+    lines
+}
