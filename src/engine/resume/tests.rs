@@ -31,7 +31,7 @@ use anyhow::{Result, bail};
 use crate::backend::sim::SimBackend;
 use crate::backend::sim::scenario::{self, Scenario};
 use crate::backend::{Backend, CommandOutput, Depth, LocateOutcome, StepPhase};
-use crate::clock::SimClock;
+use crate::clock::{Clock, SimClock};
 use crate::engine::{self, Journaled, Outcome, Resume, Run};
 use crate::health::model::{Identity, Snapshot};
 use crate::journal::{self, Journal, TestCrash};
@@ -143,13 +143,19 @@ fn crash_and_resume(
     at_once: bool,
 ) -> Crashed {
     let crashes: Vec<(u64, bool)> = crash_after.map(|n| (n, at_once)).into_iter().collect();
-    crash_repeatedly(runbook, scenario, &crashes)
+    crash_repeatedly(runbook, scenario, &crashes, Duration::ZERO)
 }
 
 /// Run `scenario` and die after each of `crashes` in turn (absolute journal
 /// write numbers, ascending: the first kills the run, the next its resume,
-/// ...), resuming after each; the last resume runs to the end.
-fn crash_repeatedly(runbook: &Runbook, scenario: &Scenario, crashes: &[(u64, bool)]) -> Crashed {
+/// ...), resuming after each; the last resume runs to the end. The
+/// simulated hardware goes on for `downtime` while nothing runs.
+fn crash_repeatedly(
+    runbook: &Runbook,
+    scenario: &Scenario,
+    crashes: &[(u64, bool)],
+    downtime: Duration,
+) -> Crashed {
     let dir = tempfile::tempdir().unwrap();
     let clock = SimClock::new();
     let dead = Arc::new(AtomicBool::new(false));
@@ -193,7 +199,13 @@ fn crash_repeatedly(runbook: &Runbook, scenario: &Scenario, crashes: &[(u64, boo
     let mut resumed = None;
     let mut next = 1;
     while outcome.is_none() {
-        // The process is restarted: the hardware is as the dead run left it.
+        // The process is restarted: the hardware is as the dead run left it,
+        // plus whatever it did on its own meanwhile.
+        let end = clock.now_ms() + downtime.as_millis() as u64;
+        while clock.now_ms() < end {
+            let left = Duration::from_millis(end - clock.now_ms());
+            backend.inner.wait(left).unwrap();
+        }
         dead.store(false, Ordering::SeqCst);
         let journaled = Journaled::read(&path).unwrap();
         if let Some(crate::engine::Ended::Finished { outcome: o, .. }) = &journaled.ended
@@ -343,7 +355,12 @@ fn killed_again_while_resuming_the_next_resume_completes() {
         for second in (first + 1..writes + 6).step_by(3) {
             for at_once in [true, false] {
                 runs += 1;
-                let c = crash_repeatedly(&runbook, &scenario, &[(first, true), (second, at_once)]);
+                let c = crash_repeatedly(
+                    &runbook,
+                    &scenario,
+                    &[(first, true), (second, at_once)],
+                    Duration::ZERO,
+                );
                 let label = format!("killed after {first}, then after {second}");
                 assert_eq!(c.resumed, Some(Outcome::Completed), "{label}");
                 assert!(c.verified.is_intact(), "{label}: {:?}", c.verified);
@@ -555,4 +572,36 @@ fn ctrl_c_during_the_pull_switches_the_led_off_and_the_run_resumes() {
     assert_eq!(outcome, Outcome::Completed);
     operator.finish().unwrap();
     assert!(journal::verify(&path).unwrap().is_intact());
+}
+
+#[test]
+fn a_copy_or_rebuild_that_finished_while_no_one_watched_is_not_a_halt() {
+    // Killed between steps, or during the wait, and away for an hour: the
+    // kernel's copy or rebuild finished meanwhile.
+    let cases = [
+        ("md-replace-hot/healthy.toml", "step-completed", "replace"),
+        ("md-replace-member/healthy.toml", "step-completed", "add"),
+        ("md-replace-member/healthy.toml", "step-started", "rebuild"),
+    ];
+    for (file, event, step) in cases {
+        let (runbook, scenario) = scenarios()
+            .into_iter()
+            .find(|(_, s)| s.path.ends_with(file))
+            .unwrap();
+        let clean = crash_and_resume(&runbook, &scenario, None, true);
+        let n = clean
+            .journal
+            .iter()
+            .find(|e| e["event"] == event && e["step"] == step)
+            .unwrap()["seq"]
+            .as_u64()
+            .unwrap();
+        let c = crash_repeatedly(&runbook, &scenario, &[(n, true)], Duration::from_secs(3600));
+        assert_eq!(
+            c.resumed,
+            Some(Outcome::Completed),
+            "{file} after {event} {step}"
+        );
+        assert!(c.verified.is_intact());
+    }
 }
