@@ -125,6 +125,27 @@ pub(crate) fn load_runbook(path: &Path) -> Result<Runbook> {
     }
 }
 
+/// The backend a real run of `runbook` talks to, reading under `--sysroot`.
+pub(crate) fn real_backend(
+    config: &Config,
+    runbook: &Runbook,
+    clock: crate::clock::SystemClock,
+) -> Result<Box<dyn Backend>> {
+    match runbook.backend {
+        crate::runbook::model::BackendKind::Md => Ok(Box::new(
+            crate::backend::md::MdBackend::new(
+                config.sysroot.clone(),
+                Box::new(crate::backend::process::ProcessRunner),
+            )
+            .with_clock(Box::new(clock)),
+        )),
+        other => Err(UsageError(format!(
+            "the `{other:?}` backend is not available yet; only `md` runbooks can run",
+        ))
+        .into()),
+    }
+}
+
 /// Everything one guarded walk needs besides the runbook.
 pub(crate) struct Setup<'a> {
     pub backend: &'a mut dyn Backend,

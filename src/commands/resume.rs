@@ -10,20 +10,16 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::backend::Backend;
-use crate::backend::md::MdBackend;
-use crate::backend::process::ProcessRunner;
 use crate::cli::Config;
 use crate::clock::SystemClock;
 use crate::commands::journal::{session_name, session_path, sessions, state_line};
-use crate::commands::{UsageError, load_runbook, trust};
+use crate::commands::{UsageError, load_runbook, real_backend, trust};
 use crate::engine::{self, Journaled, Resume, resume_question_id};
 use crate::exit;
 use crate::journal::Journal;
 use crate::operator::Operator;
 use crate::operator::scripted::ScriptedOperator;
 use crate::operator::terminal::TerminalOperator;
-use crate::runbook::model::BackendKind;
 use crate::sanitize::sanitize;
 
 /// What the command line asked for.
@@ -67,18 +63,7 @@ pub fn resume(config: &Config, opts: &Options<'_>) -> Result<i32> {
         }
     };
     let clock = SystemClock::new();
-    let mut backend: Box<dyn Backend> = match runbook.backend {
-        BackendKind::Md => Box::new(
-            MdBackend::new(config.sysroot.clone(), Box::new(ProcessRunner))
-                .with_clock(Box::new(clock)),
-        ),
-        other => {
-            return Err(UsageError(format!(
-                "the `{other:?}` backend is not available yet; only `md` runbooks can run",
-            ))
-            .into());
-        }
-    };
+    let mut backend = real_backend(config, &runbook, clock)?;
     let array = journaled
         .array()
         .ok_or_else(|| UsageError(format!("session `{session}` names no array")))?

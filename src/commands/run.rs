@@ -5,17 +5,13 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::backend::Backend;
-use crate::backend::md::MdBackend;
-use crate::backend::process::ProcessRunner;
 use crate::cli::Config;
 use crate::clock::SystemClock;
-use crate::commands::{Setup, UsageError, guarded, load_runbook, trust};
+use crate::commands::{Setup, UsageError, guarded, load_runbook, real_backend, trust};
 use crate::exit;
 use crate::operator::Operator;
 use crate::operator::scripted::ScriptedOperator;
 use crate::operator::terminal::TerminalOperator;
-use crate::runbook::model::BackendKind;
 
 pub fn run(
     config: &Config,
@@ -26,18 +22,7 @@ pub fn run(
     trust::check_runbook(runbook_path)?;
     let runbook = load_runbook(runbook_path)?;
     let clock = SystemClock::new();
-    let mut backend: Box<dyn Backend> = match runbook.backend {
-        BackendKind::Md => Box::new(
-            MdBackend::new(config.sysroot.clone(), Box::new(ProcessRunner))
-                .with_clock(Box::new(clock)),
-        ),
-        other => {
-            return Err(UsageError(format!(
-                "the `{other:?}` backend is not available yet; only `md` runbooks can run",
-            ))
-            .into());
-        }
-    };
+    let mut backend = real_backend(config, &runbook, clock)?;
     let mut params = params.clone();
     if !params.contains_key("array") {
         let arrays = backend.arrays().unwrap_or_default();
