@@ -52,49 +52,18 @@ impl Walk<'_, '_> {
                 reason: "no second person signed off (no name given); nothing was done".into(),
             });
         }
-        let serial = drive.serial.clone().unwrap_or_default();
-        let chars: Vec<char> = serial.chars().collect();
-        if chars.len() < 4 {
-            return Err(Stop::Error(anyhow::anyhow!(
-                "cannot ask for a sign-off on {}: it has no serial of 4 or more characters",
-                drive.describe()
-            )));
-        }
-        let expected: String = chars[chars.len() - 4..].iter().collect();
-        let prompt = sanitize(
-            &format!(
-                "{name}: check the drive yourself, then type the last 4 characters of the serial of {} to sign off",
-                drive.describe()
-            ),
-            false,
+        let prompt = format!(
+            "{name}: check the drive yourself, then type the last 4 characters of the serial of {} to sign off",
+            drive.describe()
         );
-        let answer = self.run.operator.ask(&Question {
-            step_id: step.id.clone(),
-            prompt: prompt.clone(),
-            kind: QuestionKind::TypeExact {
-                expected: expected.clone(),
-            },
-        })?;
-        let typed = match answer {
-            Answer::Text(t) => t,
-            Answer::Yes => "yes".into(),
-            Answer::No => "no".into(),
-        };
-        self.record(Event::Answer {
-            step: step.id.clone(),
-            question: prompt,
-            answer: typed.clone(),
-        })?;
-        if typed.trim() != expected {
-            return Err(Stop::Abort {
-                step: step.id.clone(),
-                reason: format!(
-                    "{} typed `{}` but the serial ends in `{expected}`; the sign-off failed and nothing was done",
-                    sanitize(&name, false),
-                    sanitize(typed.trim(), false)
-                ),
-            });
-        }
+        let who = format!("{} ", sanitize(&name, false));
+        self.ask_serial4(
+            step,
+            &drive,
+            &prompt,
+            &who,
+            "the sign-off failed and nothing was done",
+        )?;
         self.record(Event::SignOff {
             step: step.id.clone(),
             name,

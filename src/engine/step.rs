@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::backend::{Depth, LocateOutcome, StepPhase};
 use crate::engine::{Stop, Walk, accept, bind_drive, panel_lines};
 use crate::health::guard::{Observed, satisfies};
-use crate::health::model::{Drive, Snapshot};
+use crate::health::model::{Drive, Identity, Snapshot};
 use crate::journal::Event;
 use crate::operator::{Answer, NoteLevel, Progress, Question, QuestionKind, StepView};
 use crate::runbook::model::{Confirm, Role, Step, StepKind, WaitUntil};
@@ -229,51 +229,66 @@ impl Walk<'_, '_> {
                         step.id
                     )));
                 };
-                let serial = drive.id.serial.clone().unwrap_or_default();
-                let chars: Vec<char> = serial.chars().collect();
-                if chars.len() < 4 {
-                    return Err(Stop::Error(anyhow::anyhow!(
-                        "cannot ask for the serial of {}: it has no serial of 4 or more characters",
-                        drive.id.describe()
-                    )));
-                }
-                let expected: String = chars[chars.len() - 4..].iter().collect();
-                let prompt = sanitize(
-                    &format!(
-                        "This cannot be undone. Type the last 4 characters of the serial of {} to go on",
-                        drive.id.describe()
-                    ),
-                    false,
+                let id = drive.id.clone();
+                let prompt = format!(
+                    "This cannot be undone. Type the last 4 characters of the serial of {} to go on",
+                    id.describe()
                 );
-                let answer = self
-                    .run
-                    .operator
-                    .ask(&Question {
-                        step_id: step.id.clone(),
-                        prompt: prompt.clone(),
-                        kind: QuestionKind::TypeExact {
-                            expected: expected.clone(),
-                        },
-                    })
-                    .map_err(|e| operator_stop(self.interrupted(), &step.id, e))?;
-                let typed = answer_text(&answer);
-                self.record(Event::Answer {
-                    step: step.id.clone(),
-                    question: prompt,
-                    answer: typed.clone(),
-                })?;
-                if typed.trim() != expected {
-                    return Err(Stop::Abort {
-                        step: step.id.clone(),
-                        reason: format!(
-                            "typed `{}` but the serial ends in `{expected}`; nothing was run",
-                            sanitize(typed.trim(), false)
-                        ),
-                    });
-                }
+                self.ask_serial4(step, &id, &prompt, "", "nothing was run")?;
                 Ok(())
             }
         }
+    }
+
+    /// Ask for the last four characters of `drive`'s serial (before anything
+    /// irreversible), journal the answer, and abort unless it matches.
+    /// `who` names the person in the refusal (empty for the technician);
+    /// `consequence` says what did not happen.
+    pub(crate) fn ask_serial4(
+        &mut self,
+        step: &Step,
+        drive: &Identity,
+        prompt: &str,
+        who: &str,
+        consequence: &str,
+    ) -> StepResult<()> {
+        let serial = drive.serial.clone().unwrap_or_default();
+        let chars: Vec<char> = serial.chars().collect();
+        if chars.len() < 4 {
+            return Err(Stop::Error(anyhow::anyhow!(
+                "cannot ask for the serial of {}: it has no serial of 4 or more characters",
+                drive.describe()
+            )));
+        }
+        let expected: String = chars[chars.len() - 4..].iter().collect();
+        let prompt = sanitize(prompt, false);
+        let answer = self
+            .run
+            .operator
+            .ask(&Question {
+                step_id: step.id.clone(),
+                prompt: prompt.clone(),
+                kind: QuestionKind::TypeExact {
+                    expected: expected.clone(),
+                },
+            })
+            .map_err(|e| operator_stop(self.interrupted(), &step.id, e))?;
+        let typed = answer_text(&answer);
+        self.record(Event::Answer {
+            step: step.id.clone(),
+            question: prompt,
+            answer: typed.clone(),
+        })?;
+        if typed.trim() != expected {
+            return Err(Stop::Abort {
+                step: step.id.clone(),
+                reason: format!(
+                    "{who}typed `{}` but the serial ends in `{expected}`; {consequence}",
+                    sanitize(typed.trim(), false)
+                ),
+            });
+        }
+        Ok(())
     }
 
     fn command_failed(&self, step: &Step, reason: &str) -> Stop {
