@@ -11,6 +11,16 @@
 //! session report, so a journal rewritten from scratch with a fresh chain
 //! does not match the ticket either.
 //!
+//! The chain is also **keyed**: every line ends with `mac`, an HMAC-SHA-256
+//! of the line's text before it, under a 32-byte key that only root can
+//! read (`<state_dir>/journal.key`, 0600, see [`Key`]). A hash chain alone
+//! can be recomputed by whoever can write the file; the MACs cannot be
+//! without the key, and `resume` acts on nothing else (see
+//! docs/crash-safety.md for what this proves and what it does not).
+//!
+//! Readers stream the journal a line at a time and refuse a line longer
+//! than [`MAX_LINE_BYTES`] instead of holding it whole.
+//!
 //! A crash can tear the last line (power lost mid-write). Readers skip a
 //! torn last line without losing the entries before it; a resumed run
 //! ([`Journal::reopen`]) cuts the torn bytes off before it appends and
@@ -18,12 +28,13 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -192,6 +203,8 @@ pub struct Journal {
     seq: u64,
     /// Hash of the last line written: the next line's `prev`.
     head: String,
+    /// The key every line's MAC is made with.
+    key: Key,
     /// Debug builds: abort the process after this many writes (all time,
     /// counted by `seq`), from [`CRASH_ENV`].
     crash_after: Option<u64>,
@@ -246,31 +259,35 @@ impl Journal {
             .mode(0o600)
             .open(&path)
             .with_context(|| format!("cannot create journal `{}`", path.display()))?;
-        Ok(Journal::with(file, path, 0, GENESIS.to_string()))
+        let key = Key::load_or_create(state_dir)?;
+        Ok(Journal::with(file, path, 0, GENESIS.to_string(), key))
     }
 
-    fn with(file: File, path: PathBuf, seq: u64, head: String) -> Journal {
+    fn with(file: File, path: PathBuf, seq: u64, head: String, key: Key) -> Journal {
         Journal {
             file,
             path,
             seq,
             head,
+            key,
             crash_after: crash_after_from_env(),
             #[cfg(test)]
             test_crash: None,
         }
     }
 
-    /// Open an existing journal to append to it (a resumed run). A torn last
-    /// line is cut off first; returns the journal and how many bytes were
-    /// cut. The chain continues from the last whole line.
-    pub fn reopen(path: &Path) -> Result<(Journal, u64)> {
-        let mut bytes = std::fs::read(path)
+    /// Open an existing journal to append to it (a resumed run), with the
+    /// state directory's `key`. A torn last line is cut off first; returns
+    /// the journal and how many bytes were cut. The chain continues from the
+    /// last whole line. The caller has verified the journal (see
+    /// [`scan`]); this only finds where it ends.
+    pub fn reopen(path: &Path, key: &Key) -> Result<(Journal, u64)> {
+        let reader = File::open(path)
             .with_context(|| format!("cannot read journal `{}`", path.display()))?;
-        let mut whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        if whole < bytes.len()
-            && serde_json::from_slice::<serde_json::Value>(&bytes[whole..]).is_ok()
-        {
+        let scanned = scan(reader, path, None, |_, _| Ok(()))?;
+        let mut whole = scanned.whole_bytes;
+        let torn = scanned.verification.torn_bytes as u64;
+        if scanned.lost_newline {
             // A whole entry that lost only its newline: keep it.
             let mut f = OpenOptions::new()
                 .append(true)
@@ -279,30 +296,24 @@ impl Journal {
             f.write_all(b"\n")
                 .and_then(|()| f.sync_data())
                 .with_context(|| format!("cannot write journal `{}`", path.display()))?;
-            bytes.push(b'\n');
-            whole = bytes.len();
+            whole += 1;
         }
-        let torn = (bytes.len() - whole) as u64;
-        let text = std::str::from_utf8(&bytes[..whole])
-            .with_context(|| format!("journal `{}` is not UTF-8", path.display()))?;
-        let (seq, head) = match text.lines().last() {
-            Some(last) => {
-                let value: serde_json::Value = serde_json::from_str(last).with_context(|| {
-                    format!("the last line of journal `{}` is damaged", path.display())
-                })?;
-                let Some(seq) = value.get("seq").and_then(serde_json::Value::as_u64) else {
-                    bail!("the last line of journal `{}` has no `seq`", path.display());
-                };
-                (seq, line_hash(last))
+        if let Some(line) = scanned.damaged {
+            bail!("journal `{}` line {line} is damaged", path.display());
+        }
+        let (seq, head) = match scanned.last_seq {
+            Some(seq) => (seq, scanned.verification.head.clone()),
+            None if scanned.verification.entries == 0 && scanned.damaged.is_none() => {
+                (0, GENESIS.to_string())
             }
-            None => (0, GENESIS.to_string()),
+            None => bail!("the last line of journal `{}` has no `seq`", path.display()),
         };
         let file = OpenOptions::new()
             .write(true)
             .open(path)
             .with_context(|| format!("cannot open journal `{}`", path.display()))?;
         if torn > 0 {
-            file.set_len(whole as u64)
+            file.set_len(whole)
                 .and_then(|()| file.sync_data())
                 .with_context(|| format!("cannot cut the torn line off `{}`", path.display()))?;
         }
@@ -311,7 +322,10 @@ impl Journal {
             .append(true)
             .open(path)
             .with_context(|| format!("cannot open journal `{}`", path.display()))?;
-        Ok((Journal::with(file, path.to_path_buf(), seq, head), torn))
+        Ok((
+            Journal::with(file, path.to_path_buf(), seq, head, key.clone()),
+            torn,
+        ))
     }
 
     /// The hash of the last line written (what the next line's `prev` is).
@@ -332,20 +346,30 @@ impl Journal {
             c.dead.store(true, std::sync::atomic::Ordering::SeqCst);
             bail!("simulated crash after journal write {}", c.after);
         }
+        // A sequence number never wraps: a journal that ends at the largest
+        // one (only a forged one could) takes no more entries.
+        let Some(seq) = self.seq.checked_add(1) else {
+            bail!(
+                "journal `{}` is at sequence number {}, the largest there is; refusing to append",
+                self.path.display(),
+                self.seq
+            );
+        };
         let line = Line {
-            seq: self.seq + 1,
+            seq,
             at: rfc3339(wall_ms),
             prev: &self.head,
             event,
         };
-        let mut text = serde_json::to_string(&line).context("cannot encode journal entry")?;
+        let body = serde_json::to_string(&line).context("cannot encode journal entry")?;
+        let mut text = self.key.seal(&body);
         let hash = line_hash(&text);
         text.push('\n');
         self.file
             .write_all(text.as_bytes())
             .and_then(|()| self.file.sync_data())
             .with_context(|| format!("cannot write journal `{}`", self.path.display()))?;
-        self.seq += 1;
+        self.seq = seq;
         self.head = hash;
         #[cfg(test)]
         if let Some(c) = &self.test_crash
@@ -363,16 +387,242 @@ impl Journal {
     }
 }
 
-/// Who is running swapguard, for the journal: `alice`, or `root (sudo
-/// from alice)`. From the environment, so only as trustworthy as the login.
+/// Who is running swapguard, for the journal and the report: the real
+/// user (from the real uid, not from `$USER`), the login user behind it
+/// when the kernel recorded one (`/proc/self/loginuid`, which `sudo` and
+/// `su` do not change), and `SUDO_USER` only as what it is, a claim: any
+/// process can set it, and `su` without `-` keeps a stale one. E.g.
+/// `root (uid 0), logged in as alice (uid 1000)`, or `root (uid 0),
+/// alice claimed via SUDO_USER`.
 pub fn who() -> String {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let user = var("USER")
-        .or_else(|| var("LOGNAME"))
-        .unwrap_or_else(|| "unknown".into());
-    match var("SUDO_USER") {
-        Some(from) if from != user => format!("{user} (sudo from {from})"),
-        _ => user,
+    let uid = nix::unistd::getuid().as_raw();
+    let sudo_user = std::env::var("SUDO_USER").ok().filter(|v| !v.is_empty());
+    attribution(
+        uid,
+        crate::commands::trust::login_uid(),
+        sudo_user.as_deref(),
+        user_name,
+    )
+}
+
+/// The account name of `uid`, if the user database has one.
+fn user_name(uid: u32) -> Option<String> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+}
+
+/// [`who`] from its parts (`name` looks a uid up).
+fn attribution(
+    uid: u32,
+    login: Option<u32>,
+    sudo_user: Option<&str>,
+    name: impl Fn(u32) -> Option<String>,
+) -> String {
+    let named = |uid: u32| match name(uid) {
+        Some(n) => format!("{n} (uid {uid})"),
+        None => format!("uid {uid}"),
+    };
+    let mut out = named(uid);
+    let login_name = login.and_then(&name);
+    if let Some(l) = login.filter(|&l| l != uid) {
+        out.push_str(&format!(", logged in as {}", named(l)));
+    }
+    if let Some(claim) = sudo_user {
+        let already = name(uid).as_deref() == Some(claim) || login_name.as_deref() == Some(claim);
+        if !already {
+            out.push_str(&format!(", {claim} claimed via SUDO_USER"));
+        }
+    }
+    out
+}
+
+/// The key that makes the journal's chain a keyed one: 32 random bytes in
+/// `<state_dir>/journal.key`, created on first use (`O_CREAT | O_EXCL |
+/// O_NOFOLLOW`, mode 0600) and read only when it is a regular file owned by
+/// the user running swapguard (root, in real runs), readable by no one else,
+/// reached without following a link. Whoever can read it can forge a
+/// journal that verifies, so it is as secret as root's own files.
+#[derive(Clone)]
+pub struct Key([u8; KEY_BYTES]);
+
+const KEY_BYTES: usize = 32;
+
+/// The key's file name in the state directory.
+pub const KEY_FILE: &str = "journal.key";
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// What ends every keyed line: `,"mac":"` + 64 hex digits + `"}`.
+const MAC_PREFIX: &str = ",\"mac\":\"";
+const MAC_SUFFIX_LEN: usize = MAC_PREFIX.len() + 64 + 2;
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key(..)")
+    }
+}
+
+impl Key {
+    /// The state directory's key, made now if there is none yet.
+    pub fn load_or_create(state_dir: &Path) -> Result<Key> {
+        let path = state_dir.join(KEY_FILE);
+        let mut bytes = [0u8; KEY_BYTES];
+        let random = File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut bytes))
+            .context("cannot read 32 random bytes from `/dev/urandom` for the journal key");
+        let created = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(
+                nix::fcntl::OFlag::O_NOFOLLOW.bits() | nix::fcntl::OFlag::O_CLOEXEC.bits(),
+            )
+            .open(&path);
+        match created {
+            Ok(mut file) => {
+                random?;
+                file.write_all(&bytes)
+                    .and_then(|()| file.sync_all())
+                    .with_context(|| format!("cannot write journal key `{}`", path.display()))?;
+                Ok(Key(bytes))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Key::load(state_dir)?
+                .with_context(|| format!("journal key `{}` vanished", path.display())),
+            Err(e) => {
+                Err(e).with_context(|| format!("cannot create journal key `{}`", path.display()))
+            }
+        }
+    }
+
+    /// The state directory's key; `None` when there is none. A key that
+    /// is not a private regular file of this user, or is unreadable, is an
+    /// error: journals cannot be vouched for with it.
+    pub fn load(state_dir: &Path) -> Result<Option<Key>> {
+        use std::os::unix::fs::MetadataExt;
+        let path = state_dir.join(KEY_FILE);
+        let opened = OpenOptions::new()
+            .read(true)
+            .custom_flags(
+                nix::fcntl::OFlag::O_NOFOLLOW.bits()
+                    | nix::fcntl::OFlag::O_NONBLOCK.bits()
+                    | nix::fcntl::OFlag::O_CLOEXEC.bits(),
+            )
+            .open(&path);
+        let mut file = match opened {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot read journal key `{}`", path.display()));
+            }
+        };
+        let meta = file
+            .metadata()
+            .with_context(|| format!("cannot read journal key `{}`", path.display()))?;
+        let euid = nix::unistd::geteuid().as_raw();
+        if !meta.file_type().is_file()
+            || meta.uid() != euid
+            || meta.mode() & 0o077 != 0
+            || meta.len() != KEY_BYTES as u64
+        {
+            bail!(
+                "journal key `{}` is not a {KEY_BYTES}-byte regular file owned by uid {euid} with mode 0600 \
+                 (it is owner {}, mode {:04o}, {} bytes); nothing can be vouched for with it",
+                path.display(),
+                meta.uid(),
+                meta.mode() & 0o7777,
+                meta.len()
+            );
+        }
+        let mut bytes = [0u8; KEY_BYTES];
+        file.read_exact(&mut bytes)
+            .with_context(|| format!("cannot read journal key `{}`", path.display()))?;
+        Ok(Some(Key(bytes)))
+    }
+
+    /// Tests: the key of the state directory a journal file lives in
+    /// (`<state_dir>/sessions/<session>.jsonl`).
+    #[cfg(test)]
+    pub(crate) fn of_journal(path: &Path) -> Key {
+        let state_dir = path
+            .parent()
+            .and_then(Path::parent)
+            .expect("a journal lives in <state_dir>/sessions");
+        Key::load(state_dir)
+            .expect("key readable")
+            .expect("key present")
+    }
+
+    /// Tests: a fixed key.
+    #[cfg(test)]
+    pub(crate) fn fixed(byte: u8) -> Key {
+        Key([byte; KEY_BYTES])
+    }
+
+    fn mac(&self, body: &[u8]) -> String {
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes a key of any length");
+        mac.update(body);
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// A JSON object's text with its MAC added as the last field.
+    pub fn seal(&self, body: &str) -> String {
+        let mac = self.mac(body.as_bytes());
+        let open = body.strip_suffix('}').unwrap_or(body);
+        format!("{open}{MAC_PREFIX}{mac}\"}}")
+    }
+}
+
+/// The text a keyed line's MAC covers and the MAC it carries, or `None` for
+/// a line without one.
+fn unseal(line: &[u8]) -> Option<(Vec<u8>, &[u8])> {
+    let cut = line.len().checked_sub(MAC_SUFFIX_LEN)?;
+    let tail = &line[cut..];
+    if !tail.starts_with(MAC_PREFIX.as_bytes()) || !tail.ends_with(b"\"}") {
+        return None;
+    }
+    let mac = &tail[MAC_PREFIX.len()..MAC_PREFIX.len() + 64];
+    let mut body = line[..cut].to_vec();
+    body.push(b'}');
+    Some((body, mac))
+}
+
+/// The longest journal line read: far more than any entry swapguard
+/// writes, small enough that a hostile journal cannot exhaust memory.
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// Read the next line (without its newline) into `buf`: `Some(true)` when
+/// it ended with a newline, `Some(false)` for a last line without one,
+/// `None` at the end. A line longer than [`MAX_LINE_BYTES`] is an error
+/// before it is held whole.
+fn next_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<Option<bool>> {
+    buf.clear();
+    loop {
+        let avail = reader.fill_buf()?;
+        if avail.is_empty() {
+            return Ok((!buf.is_empty()).then_some(false));
+        }
+        let (take, done) = match avail.iter().position(|&b| b == b'\n') {
+            Some(i) => (i, true),
+            None => (avail.len(), false),
+        };
+        if buf.len() + take > MAX_LINE_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("longer than {} MiB", MAX_LINE_BYTES >> 20),
+            ));
+        }
+        buf.extend_from_slice(&avail[..take]);
+        reader.consume(take + usize::from(done));
+        if done {
+            return Ok(Some(true));
+        }
     }
 }
 
@@ -381,25 +631,35 @@ pub fn rfc3339(wall_ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(wall_ms)).to_string()
 }
 
-/// Read a journal back as JSON values, one per line. A torn last line (a
-/// crash mid-write) is skipped; a damaged line elsewhere is an error.
+/// Read a journal back as JSON values, one per line, streaming it. A torn
+/// last line (a crash mid-write) is skipped; a damaged line elsewhere, or
+/// one longer than [`MAX_LINE_BYTES`], is an error.
 pub fn read(path: &Path) -> Result<Vec<serde_json::Value>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read journal `{}`", path.display()))?;
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
-        match serde_json::from_str(line) {
-            Ok(value) => out.push(value),
-            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("journal `{}` line {} is damaged", path.display(), i + 1)
-                });
-            }
-        }
+    let file =
+        File::open(path).with_context(|| format!("cannot read journal `{}`", path.display()))?;
+    let mut out = Vec::new();
+    let scanned = scan(file, path, None, |_, value| {
+        out.push(value);
+        Ok(())
+    })?;
+    if let Some(line) = scanned.damaged {
+        bail!("journal `{}` line {line} is damaged", path.display());
     }
     Ok(out)
+}
+
+/// Whether a journal's lines carry MACs, and whether they were checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Keyed {
+    /// Every line carries a MAC and every MAC was checked against the key
+    /// (a mismatch is one of the [`Verification::problems`]).
+    Verified,
+    /// Lines carry MACs but no key was given to check them (why, if known).
+    NotChecked(String),
+    /// No line carries a MAC: written before journals were keyed, or by
+    /// someone without the key.
+    #[default]
+    Unkeyed,
 }
 
 /// What [`verify`] found in a journal.
@@ -413,88 +673,194 @@ pub struct Verification {
     pub torn_bytes: usize,
     /// Every broken link, naming its line.
     pub problems: Vec<String>,
+    /// Whether the chain is keyed and its MACs were checked.
+    pub keyed: Keyed,
 }
 
 impl Verification {
     pub fn is_intact(&self) -> bool {
         self.problems.is_empty()
     }
+
+    /// Intact, and every line's MAC checked with the key: written by
+    /// someone who holds the key (root), then left alone.
+    pub fn is_vouched_for(&self) -> bool {
+        self.is_intact() && self.keyed == Keyed::Verified
+    }
+
+    /// A few words for `journal verify` and the report.
+    pub fn summary(&self) -> String {
+        let chain = if self.is_intact() {
+            "hash chain intact"
+        } else {
+            "**hash chain BROKEN**"
+        };
+        let keyed = match &self.keyed {
+            Keyed::Verified => "every line's MAC checked with the key".to_string(),
+            Keyed::NotChecked(why) => format!("MACs not checked ({why})"),
+            Keyed::Unkeyed => {
+                "unkeyed (no MACs: written before journals were keyed, or by someone without the key)"
+                    .to_string()
+            }
+        };
+        format!("{chain}, {keyed}")
+    }
 }
 
-/// Check a journal's hash chain and numbering. An I/O error is `Err`; a
-/// broken chain is a `Verification` with problems.
-pub fn verify(path: &Path) -> Result<Verification> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read journal `{}`", path.display()))?;
-    Ok(verify_bytes(&bytes))
+/// What [`scan`] found besides the [`Verification`].
+#[derive(Debug, Default)]
+pub struct Scanned {
+    pub verification: Verification,
+    /// Bytes of the whole lines, newlines included (where a torn line
+    /// begins).
+    pub whole_bytes: u64,
+    /// The `seq` of the last whole line, if it had one.
+    pub last_seq: Option<u64>,
+    /// The last line is a whole entry that lost only its newline.
+    pub lost_newline: bool,
+    /// The first whole line that is not a JSON entry, if any.
+    pub damaged: Option<usize>,
+}
+
+/// Check a journal's hash chain and numbering, streaming it. An I/O error
+/// (or a line too long to read) is `Err`; a broken chain is a
+/// `Verification` with problems. With `key`, every line's MAC is checked.
+pub fn verify(path: &Path, key: Option<&Key>) -> Result<Verification> {
+    let file =
+        File::open(path).with_context(|| format!("cannot read journal `{}`", path.display()))?;
+    Ok(scan(file, path, key, |_, _| Ok(()))?.verification)
 }
 
 /// [`verify`] on a journal's bytes.
-pub fn verify_bytes(bytes: &[u8]) -> Verification {
-    let mut out = Verification {
-        head: GENESIS.to_string(),
-        ..Verification::default()
+pub fn verify_bytes(bytes: &[u8], key: Option<&Key>) -> Verification {
+    match scan(bytes, Path::new("(bytes)"), key, |_, _| Ok(())) {
+        Ok(s) => s.verification,
+        Err(e) => Verification {
+            problems: vec![format!("{e:#}")],
+            ..Verification::default()
+        },
+    }
+}
+
+/// Read a journal from `reader` (named `path` in messages) one line at a
+/// time: check the chain, the numbering and (with `key`) every MAC, and
+/// hand each entry to `each` with its line number. Nothing is held but the
+/// line being read.
+pub fn scan(
+    reader: impl Read,
+    path: &Path,
+    key: Option<&Key>,
+    mut each: impl FnMut(usize, serde_json::Value) -> Result<()>,
+) -> Result<Scanned> {
+    let mut reader = BufReader::new(reader);
+    let mut out = Scanned {
+        verification: Verification {
+            head: GENESIS.to_string(),
+            ..Verification::default()
+        },
+        ..Scanned::default()
     };
-    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let mut body = &bytes[..whole];
-    let tail = &bytes[whole..];
-    if !tail.is_empty() {
-        if serde_json::from_slice::<serde_json::Value>(tail).is_ok() {
-            // A whole entry that lost only its newline.
-            body = bytes;
-        } else {
-            out.torn_bytes = tail.len();
-        }
-    }
-    let mut lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
-    if lines.last().is_some_and(|l| l.is_empty()) {
-        // What follows the final newline.
-        lines.pop();
-    }
+    let v = &mut out.verification;
+    let (mut keyed, mut unkeyed) = (0usize, 0usize);
     let mut prev = GENESIS.to_string();
-    for (i, raw) in lines.into_iter().enumerate() {
-        let number = i + 1;
-        let Ok(line) = std::str::from_utf8(raw) else {
-            out.problems
-                .push(format!("line {number} is not UTF-8 text"));
+    let mut raw = Vec::new();
+    let mut number: usize = 0;
+    loop {
+        let Some(line_number) = number.checked_add(1) else {
+            bail!("journal `{}` has too many lines", path.display());
+        };
+        let ended = next_line(&mut reader, &mut raw).map_err(|e| {
+            anyhow::anyhow!(
+                "journal `{}` line {line_number} cannot be read: {e}",
+                path.display()
+            )
+        })?;
+        let Some(newline) = ended else { break };
+        number = line_number;
+        let parsed = serde_json::from_slice::<serde_json::Value>(&raw);
+        if !newline {
+            if parsed.is_err() {
+                // Torn by a crash mid-write: not an entry.
+                v.torn_bytes = raw.len();
+                break;
+            }
+            out.lost_newline = true;
+        }
+        out.whole_bytes += raw.len() as u64 + u64::from(newline);
+        let Ok(line) = std::str::from_utf8(&raw) else {
+            v.problems.push(format!("line {number} is not UTF-8 text"));
+            out.damaged.get_or_insert(number);
+            out.last_seq = None;
             prev = String::new();
             continue;
         };
-        let value: serde_json::Value = match serde_json::from_str(line) {
-            Ok(v) => v,
+        let value = match parsed {
+            Ok(value) => value,
             Err(e) => {
-                out.problems
+                v.problems
                     .push(format!("line {number} is not a journal entry ({e})"));
+                out.damaged.get_or_insert(number);
+                out.last_seq = None;
                 prev = line_hash(line);
                 continue;
             }
         };
-        out.entries += 1;
+        v.entries += 1;
         let seq = value.get("seq").and_then(serde_json::Value::as_u64);
+        out.last_seq = seq;
         if seq != Some(number as u64) {
-            out.problems.push(format!(
+            v.problems.push(format!(
                 "line {number} has seq {}, expected {number}: an entry was removed or inserted",
                 seq.map_or("none".to_string(), |s| s.to_string())
             ));
         }
         match value.get("prev").and_then(serde_json::Value::as_str) {
             Some(p) if p == prev => {}
-            Some(_) if number == 1 => out.problems.push(
+            Some(_) if number == 1 => v.problems.push(
                 "line 1 does not start the chain: entries before it were removed".to_string(),
             ),
-            Some(_) => out.problems.push(format!(
+            Some(_) => v.problems.push(format!(
                 "line {number} does not follow line {}: line {} was edited, or lines were removed or inserted",
                 number - 1,
                 number - 1
             )),
-            None => out
-                .problems
-                .push(format!("line {number} has no `prev` hash")),
+            None => v.problems.push(format!("line {number} has no `prev` hash")),
+        }
+        match unseal(&raw) {
+            Some((body, mac)) => {
+                keyed += 1;
+                if let Some(key) = key
+                    && key.mac(&body).as_bytes() != mac
+                {
+                    v.problems.push(format!(
+                        "line {number}'s MAC does not match: it was not written with this state directory's key \
+                         (forged, or edited afterwards)"
+                    ));
+                }
+            }
+            None => unkeyed += 1,
         }
         prev = line_hash(line);
+        each(number, value)?;
     }
-    out.head = prev;
-    out
+    v.head = prev;
+    v.keyed = match (keyed, unkeyed, key) {
+        (0, _, _) => Keyed::Unkeyed,
+        (_, 0, Some(_)) => Keyed::Verified,
+        (_, 0, None) => Keyed::NotChecked("no key given".into()),
+        (_, _, _) => {
+            v.problems.push(format!(
+                "{unkeyed} of {} lines carry no MAC: lines were added by someone without the key",
+                keyed + unkeyed
+            ));
+            if key.is_some() {
+                Keyed::Verified
+            } else {
+                Keyed::NotChecked("no key given".into())
+            }
+        }
+    };
+    Ok(out)
 }
 
 /// A value that serialises like an `Event` in tests and readers.
@@ -560,7 +926,7 @@ mod tests {
         assert_eq!(values[0]["prev"], GENESIS);
         assert_eq!(values[1]["prev"], line_hash(lines[0]));
         assert_eq!(values[2]["prev"], line_hash(lines[1]));
-        let v = verify(&path).unwrap();
+        let v = verify(&path, Some(&Key::of_journal(&path))).unwrap();
         assert!(v.is_intact(), "{v:?}");
         assert_eq!(
             (v.entries, v.head.as_str()),
@@ -608,7 +974,7 @@ mod tests {
             ),
         ];
         for (name, bytes, want) in cases {
-            let v = verify_bytes(bytes.as_bytes());
+            let v = verify_bytes(bytes.as_bytes(), None);
             assert!(
                 v.problems.iter().any(|p| p.contains(want)),
                 "{name}: {:?}",
@@ -623,7 +989,7 @@ mod tests {
         let path = three_entries(dir.path());
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.extend_from_slice(b"{\"seq\":4,\"at\":\"2026");
-        let v = verify_bytes(&bytes);
+        let v = verify_bytes(&bytes, None);
         assert!(v.is_intact(), "{v:?}");
         assert_eq!((v.entries, v.torn_bytes), (3, 19));
     }
@@ -637,7 +1003,7 @@ mod tests {
         for len in 0..=bytes.len() {
             let part = &bytes[..len];
             let whole_lines = part.iter().filter(|&&b| b == b'\n').count();
-            let v = verify_bytes(part);
+            let v = verify_bytes(part, None);
             assert!(v.is_intact(), "cut at {len}: {v:?}");
             // A line cut just before its newline is whole JSON: it counts.
             let complete = whole_lines
@@ -650,9 +1016,9 @@ mod tests {
             std::fs::write(&cut, part).unwrap();
             assert!(read(&cut).unwrap().len() >= whole_lines, "cut at {len}");
             if len > 0 {
-                let (mut j, _) = Journal::reopen(&cut).unwrap();
+                let (mut j, _) = Journal::reopen(&cut, &Key::of_journal(&path)).unwrap();
                 j.record(9, &Event::PreflightPassed).unwrap();
-                let v = verify(&cut).unwrap();
+                let v = verify(&cut, Some(&Key::of_journal(&path))).unwrap();
                 assert!(v.is_intact(), "cut at {len}, appended: {v:?}");
                 // Nothing whole was lost by the reopen.
                 assert_eq!(v.entries, complete + 1, "cut at {len}");
@@ -667,11 +1033,11 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"seq\":4,\"at\"").unwrap();
         drop(f);
-        let (mut j, cut) = Journal::reopen(&path).unwrap();
+        let (mut j, cut) = Journal::reopen(&path, &Key::of_journal(&path)).unwrap();
         assert_eq!(cut, 13);
         j.record(4, &Event::StepCompleted { step: "c".into() })
             .unwrap();
-        let v = verify(&path).unwrap();
+        let v = verify(&path, Some(&Key::of_journal(&path))).unwrap();
         assert!(v.is_intact(), "{v:?}");
         assert_eq!(v.entries, 4);
         assert_eq!(read(&path).unwrap()[3]["seq"], 4);
@@ -685,5 +1051,163 @@ mod tests {
         assert_eq!(read(&path).unwrap().len(), 2);
         std::fs::write(&path, "{\"seq\":1}\n{broken\n{\"seq\":3}\n").unwrap();
         assert!(format!("{:#}", read(&path).unwrap_err()).contains("line 2 is damaged"));
+    }
+
+    #[test]
+    fn every_line_carries_a_mac_that_only_the_key_makes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = three_entries(dir.path());
+        let key = Key::of_journal(&path);
+        let v = verify(&path, Some(&key)).unwrap();
+        assert!(v.is_vouched_for(), "{v:?}");
+        assert_eq!(
+            verify(&path, None).unwrap().keyed,
+            Keyed::NotChecked("no key given".into())
+        );
+        // A forger without the key: edit line 2 and recompute the whole
+        // SHA-256 chain, MACs left as they were or stripped.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let rechain = |lines: Vec<String>| {
+            let mut prev = GENESIS.to_string();
+            let mut out = String::new();
+            for l in lines {
+                let mut v: serde_json::Value = serde_json::from_str(&l).unwrap();
+                v["prev"] = prev.clone().into();
+                // Keep the old MAC, last, as a forger would.
+                let mac = v.as_object_mut().unwrap().remove("mac");
+                let mut l = serde_json::to_string(&v).unwrap();
+                if let Some(mac) = mac {
+                    l.pop();
+                    l.push_str(&format!(",\"mac\":{mac}}}"));
+                }
+                prev = line_hash(&l);
+                out.push_str(&l);
+                out.push('\n');
+            }
+            out
+        };
+        let edited: Vec<String> = lines.iter().map(|l| l.replace("\"a\"", "\"x\"")).collect();
+        let forged = rechain(edited);
+        let v = verify_bytes(forged.as_bytes(), Some(&key));
+        assert!(
+            v.problems.iter().any(|p| p.contains("MAC does not match")),
+            "{v:?}"
+        );
+        let stripped: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("mac");
+                serde_json::to_string(&v).unwrap()
+            })
+            .collect();
+        let v = verify_bytes(rechain(stripped).as_bytes(), Some(&key));
+        assert!(v.is_intact(), "{v:?}");
+        assert_eq!(v.keyed, Keyed::Unkeyed);
+        assert!(!v.is_vouched_for());
+        // Another state directory's key vouches for nothing here.
+        let v = verify(&path, Some(&Key::fixed(7))).unwrap();
+        assert!(!v.is_intact(), "{v:?}");
+    }
+
+    #[test]
+    fn the_key_is_private_and_refused_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Key::load_or_create(dir.path()).unwrap();
+        let file = dir.path().join(KEY_FILE);
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let again = Key::load_or_create(dir.path()).unwrap();
+        assert_eq!(key.mac(b"x"), again.mac(b"x"), "made once, then reused");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = format!("{:#}", Key::load(dir.path()).unwrap_err());
+        assert!(err.contains("mode 0644"), "{err}");
+        std::fs::remove_file(&file).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &file).unwrap();
+        assert!(Key::load(dir.path()).is_err(), "a link is not followed");
+        assert!(
+            Key::load_or_create(dir.path()).is_err(),
+            "nor created through"
+        );
+        assert!(!dir.path().join("elsewhere").exists());
+    }
+
+    #[test]
+    fn seq_at_its_largest_is_refused_not_wrapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = three_entries(dir.path());
+        let key = Key::of_journal(&path);
+        // The last line says seq 2^64-1 (with a valid MAC: even root's own
+        // journal must not wrap).
+        let last = serde_json::to_string(&serde_json::json!({
+            "seq": u64::MAX, "at": "2026-01-01T00:00:00.000Z",
+            "prev": line_hash(std::fs::read_to_string(&path).unwrap().lines().last().unwrap()),
+            "event": "preflight-passed"
+        }))
+        .unwrap();
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        writeln!(f, "{}", key.seal(&last)).unwrap();
+        drop(f);
+        let before = std::fs::read(&path).unwrap();
+        let (mut j, _) = Journal::reopen(&path, &key).unwrap();
+        let err = format!("{:#}", j.record(9, &Event::PreflightPassed).unwrap_err());
+        assert!(err.contains("the largest there is"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before, "nothing written");
+    }
+
+    #[test]
+    fn a_line_longer_than_the_cap_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = three_entries(dir.path());
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        let long = vec![b'x'; MAX_LINE_BYTES + 1];
+        f.write_all(&long).unwrap();
+        f.write_all(b"\n").unwrap();
+        drop(f);
+        let err = format!("{:#}", read(&path).unwrap_err());
+        assert!(
+            err.contains("line 4 cannot be read: longer than 16 MiB"),
+            "{err}"
+        );
+        let err = format!("{:#}", verify(&path, None).unwrap_err());
+        assert!(err.contains("line 4"), "{err}");
+    }
+
+    #[test]
+    fn attribution_comes_from_uids_and_sudo_user_is_a_claim() {
+        let names = |uid: u32| match uid {
+            0 => Some("root".to_string()),
+            1000 => Some("alice".to_string()),
+            _ => None,
+        };
+        let cases: [(u32, Option<u32>, Option<&str>, &str); 6] = [
+            // Root without SUDO_USER or a login: was "unknown".
+            (0, None, None, "root (uid 0)"),
+            (
+                0,
+                Some(1000),
+                None,
+                "root (uid 0), logged in as alice (uid 1000)",
+            ),
+            (
+                0,
+                Some(1000),
+                Some("alice"),
+                "root (uid 0), logged in as alice (uid 1000)",
+            ),
+            // `su` without `-` keeps a SUDO_USER from before.
+            (
+                0,
+                None,
+                Some("mallory"),
+                "root (uid 0), mallory claimed via SUDO_USER",
+            ),
+            (1000, Some(1000), None, "alice (uid 1000)"),
+            (4242, None, None, "uid 4242"),
+        ];
+        for (uid, login, sudo, want) in cases {
+            assert_eq!(attribution(uid, login, sudo, names), want);
+        }
     }
 }

@@ -68,9 +68,27 @@ pub(crate) fn session_path(state_dir: &Path, name: &str) -> Result<PathBuf> {
     .into())
 }
 
+/// The state directory's journal key, or why there is none to check with.
+pub(crate) fn journal_key(state_dir: &Path) -> std::result::Result<journal::Key, String> {
+    match journal::Key::load(state_dir) {
+        Ok(Some(key)) => Ok(key),
+        Ok(None) => Err(format!(
+            "there is no key `{}`",
+            state_dir.join(journal::KEY_FILE).display()
+        )),
+        Err(e) => Err(format!("{e:#}")),
+    }
+}
+
+/// `journal verify`: exit 0 only when the chain is intact and every line's
+/// MAC was checked with the state directory's key.
 pub fn verify(config: &Config, session: &str) -> Result<i32> {
     let path = session_path(&config.state_dir, session)?;
-    let v = journal::verify(&path)?;
+    let key = journal_key(&config.state_dir);
+    let mut v = journal::verify(&path, key.as_ref().ok())?;
+    if let (journal::Keyed::NotChecked(_), Err(why)) = (&v.keyed, &key) {
+        v.keyed = journal::Keyed::NotChecked(sanitize(why, false));
+    }
     let torn = if v.torn_bytes > 0 {
         format!(
             "; a torn last line of {} bytes (a crash mid-write) is not counted",
@@ -79,22 +97,28 @@ pub fn verify(config: &Config, session: &str) -> Result<i32> {
     } else {
         String::new()
     };
+    let shown = sanitize(&path.display().to_string(), false);
     if v.is_intact() {
         println!(
-            "journal `{}`: {} entries, hash chain intact{torn}\nhead: {}",
-            path.display(),
+            "journal `{shown}`: {} entries, {}{torn}\nhead: {}",
             v.entries,
+            v.summary(),
             v.head
         );
-        return Ok(exit::SUCCESS);
+        if v.is_vouched_for() {
+            return Ok(exit::SUCCESS);
+        }
+        println!(
+            "the lines fit together, but nothing shows who wrote them: `resume` refuses this journal"
+        );
+        return Ok(exit::FAILURE);
     }
     println!(
-        "journal `{}`: hash chain BROKEN ({} entries read{torn})",
-        path.display(),
+        "journal `{shown}`: hash chain BROKEN ({} entries read{torn})",
         v.entries
     );
     for p in &v.problems {
-        println!("  - {p}");
+        println!("  - {}", sanitize(p, false));
     }
     println!(
         "the journal was changed after it was written; keep this copy and compare it with the report attached to the ticket"

@@ -14,7 +14,7 @@ mod report;
 mod resume;
 mod run;
 mod status;
-mod trust;
+pub(crate) mod trust;
 
 use std::fmt;
 
@@ -104,7 +104,17 @@ use crate::runbook::model::Runbook;
 
 /// Load a runbook for running: warnings go to stderr, errors refuse.
 pub(crate) fn load_runbook(path: &Path) -> Result<Runbook> {
-    let loaded = load::load(path)?;
+    runbook_from(path, load::load(path)?)
+}
+
+/// [`load_runbook`] for a run as root: the file is read once, from the
+/// descriptor that passed [`trust::read_runbook`]'s checks.
+pub(crate) fn load_trusted_runbook(path: &Path) -> Result<Runbook> {
+    let source = trust::read_runbook(path)?;
+    runbook_from(path, load::load_str(path, &source))
+}
+
+fn runbook_from(path: &Path, loaded: load::Loaded) -> Result<Runbook> {
     let (errors, warnings): (Vec<_>, Vec<_>) =
         loaded.diagnostics.iter().partition(|d| d.is_error());
     for w in &warnings {

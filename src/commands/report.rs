@@ -9,11 +9,11 @@
 
 use std::fmt::Write as _;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::cli::Config;
-use crate::commands::journal::session_path;
+use crate::commands::journal::{journal_key, session_path};
 use crate::exit;
 use crate::health::guard::Observed;
 use crate::health::model::{Drive, Smart, Snapshot};
@@ -22,8 +22,21 @@ use crate::sanitize::sanitize;
 
 pub fn report(config: &Config, session: &str) -> Result<i32> {
     let path = session_path(&config.state_dir, session)?;
-    let entries = journal::read(&path)?;
-    let verified = journal::verify(&path)?;
+    // One streamed pass checks the chain (and the MACs, when the key can be
+    // read) and collects the entries; no line longer than the journal's
+    // cap is held.
+    let key = journal_key(&config.state_dir);
+    let file = std::fs::File::open(&path)
+        .with_context(|| format!("cannot read journal `{}`", path.display()))?;
+    let mut entries = Vec::new();
+    let scanned = journal::scan(file, &path, key.as_ref().ok(), |_, value| {
+        entries.push(value);
+        Ok(())
+    })?;
+    let mut verified = scanned.verification;
+    if let (journal::Keyed::NotChecked(_), Err(why)) = (&verified.keyed, &key) {
+        verified.keyed = journal::Keyed::NotChecked(why.clone());
+    }
     print!(
         "{}",
         render(&path.display().to_string(), &entries, &verified)
@@ -153,11 +166,7 @@ pub(crate) fn render(path: &str, entries: &[Value], verified: &journal::Verifica
             "`{}`: {} entries, {}; head `{}`",
             cell(path),
             verified.entries,
-            if verified.is_intact() {
-                "hash chain intact"
-            } else {
-                "**hash chain BROKEN**"
-            },
+            cell(&verified.summary()),
             verified.head
         ),
     );

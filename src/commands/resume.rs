@@ -1,25 +1,29 @@
 //! `swapguard resume`: continue a run that stopped without finishing.
 //!
-//! This layer finds the session, refuses a runbook that changed since the
-//! run started (unless a reason is given, which is recorded), takes the
-//! array's lock, reopens the journal and hands over to
+//! This layer finds the session, refuses a journal it cannot vouch for (see
+//! [`vouch`]), refuses a runbook that changed since the run started (unless
+//! a reason is given, which is recorded), checks the journaled parameters
+//! against the runbook again, takes the array's lock, reopens the journal
+//! and hands over to
 //! [`engine::resume`](crate::engine::resume), which looks at the array
 //! before anything else and goes on from the first step not completed.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::cli::Config;
 use crate::clock::SystemClock;
-use crate::commands::journal::{session_name, session_path, sessions, state_line};
-use crate::commands::{UsageError, load_runbook, real_backend, trust};
+use crate::commands::journal::{journal_key, session_name, session_path, sessions, state_line};
+use crate::commands::{UsageError, load_trusted_runbook, real_backend};
 use crate::engine::{self, Journaled, Resume, resume_question_id};
 use crate::exit;
-use crate::journal::Journal;
+use crate::journal::{Journal, Key};
 use crate::operator::Operator;
 use crate::operator::scripted::ScriptedOperator;
 use crate::operator::terminal::TerminalOperator;
+use crate::runbook::model::{ParamKind, Runbook};
 use crate::sanitize::sanitize;
 
 /// What the command line asked for.
@@ -32,8 +36,16 @@ pub struct Options<'a> {
 }
 
 pub fn resume(config: &Config, opts: &Options<'_>) -> Result<i32> {
-    let (path, journaled) = find(&config.state_dir, opts)?;
+    let (path, _) = find(&config.state_dir, opts)?;
     let session = session_name(&path);
+    let key = journal_key(&config.state_dir).map_err(|why| {
+        UsageError(format!(
+            "cannot vouch for session `{}`: {}",
+            sanitize(&session, false),
+            sanitize(&why, false)
+        ))
+    })?;
+    let journaled = vouch(&path, &session, &key)?;
     if let Some(why) = journaled.not_resumable() {
         return Err(UsageError(why).into());
     }
@@ -44,8 +56,8 @@ pub fn resume(config: &Config, opts: &Options<'_>) -> Result<i32> {
         .into());
     }
     let runbook_path = opts.runbook.unwrap_or(&journaled.runbook);
-    trust::check_runbook(runbook_path)?;
-    let runbook = load_runbook(runbook_path)?;
+    let runbook = load_trusted_runbook(runbook_path)?;
+    revalidate_params(&runbook, &journaled.params, &session)?;
     let changed = runbook.hash != journaled.runbook_hash;
     let reason = match (changed, opts.runbook_changed) {
         (false, _) => None,
@@ -87,7 +99,7 @@ pub fn resume(config: &Config, opts: &Options<'_>) -> Result<i32> {
         &array,
         &format!("pid {} resumed {started}", std::process::id()),
     )?;
-    let (mut journal, dropped) = Journal::reopen(&path)?;
+    let (mut journal, dropped) = Journal::reopen(&path, &key)?;
     let interrupted = crate::signals::interrupt_flag()?;
     crate::signals::reset();
     let mut tracking = crate::signals::Tracking::new(operator.as_mut());
@@ -174,4 +186,177 @@ fn find(state_dir: &Path, opts: &Options<'_>) -> Result<(std::path::PathBuf, Jou
 
 fn short(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
+}
+
+/// Read the session's journal again, this time as something root will act
+/// on, and refuse it unless it can be vouched for: a regular file reached
+/// without a symlink through directories only root can write (see
+/// [`trust::open_checked`](crate::commands::trust::open_checked)), owned by
+/// the user running resume (root) and readable by no one else (mode 0600),
+/// whose hash chain is intact and whose every line carries a MAC made with
+/// the state directory's key, and which names itself as this session. The
+/// chain, the MACs and the replay are checked in one pass over the one
+/// descriptor that passed those checks.
+fn vouch(path: &Path, session: &str, key: &Key) -> Result<Journaled> {
+    use std::os::unix::fs::MetadataExt;
+    let euid = nix::unistd::geteuid().as_raw();
+    let file = crate::commands::trust::open_checked(
+        path,
+        "journal",
+        euid,
+        crate::commands::trust::login_uid(),
+    )?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read journal `{}`", path.display()))?;
+    let refuse = |why: String| -> anyhow::Error {
+        UsageError(format!(
+            "refusing to resume session `{}`: {why}",
+            sanitize(session, false)
+        ))
+        .into()
+    };
+    if meta.uid() != euid || meta.mode() & 0o077 != 0 {
+        return Err(refuse(format!(
+            "its journal `{}` is owner {} mode {:04o}, not owner {euid} mode 0600, so someone else could have written it",
+            path.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        )));
+    }
+    let (journaled, scanned) = Journaled::read_from(file, path, Some(key))?;
+    let v = &scanned.verification;
+    if !v.is_intact() {
+        let problems: Vec<String> = v.problems.iter().map(|p| sanitize(p, false)).collect();
+        return Err(refuse(format!(
+            "its journal does not verify ({}); `swapguard journal verify {}` shows where",
+            problems.join("; "),
+            sanitize(session, false)
+        )));
+    }
+    if !v.is_vouched_for() {
+        return Err(refuse(
+            "its journal carries no MACs (written by an older swapguard, or by someone without the key), \
+             so nothing shows root wrote it; start a new run instead"
+                .into(),
+        ));
+    }
+    if journaled.session != session {
+        return Err(refuse(format!(
+            "its journal says it is session `{}`: a journal copied from another session",
+            sanitize(&journaled.session, false)
+        )));
+    }
+    Ok(journaled)
+}
+
+/// The longest parameter value taken back from a journal.
+const MAX_PARAM_BYTES: usize = 1024;
+
+/// Check the journaled parameters against the runbook's parameter kinds
+/// again, as if they were given on the command line now: every name must
+/// be one the runbook declares (or `array`/`target`), and every value must
+/// fit its kind. A journal is the only memory of them, and a journal is
+/// only as good as [`vouch`] could make it.
+fn revalidate_params(
+    runbook: &Runbook,
+    params: &BTreeMap<String, String>,
+    session: &str,
+) -> Result<()> {
+    for (name, value) in params {
+        let kind = match runbook.params.iter().find(|p| &p.name == name) {
+            Some(p) => p.kind,
+            None if name == "array" => ParamKind::Array,
+            None if name == "target" => ParamKind::Member,
+            None => {
+                return Err(UsageError(format!(
+                    "refusing to resume session `{}`: its journal gives parameter `{}`, which the runbook does not declare",
+                    sanitize(session, false),
+                    sanitize(name, false)
+                ))
+                .into());
+            }
+        };
+        if let Some(why) = param_problem(kind, value) {
+            return Err(UsageError(format!(
+                "refusing to resume session `{}`: parameter `{}` = `{}` from its journal {why}",
+                sanitize(session, false),
+                sanitize(name, false),
+                sanitize(value, false)
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// What is wrong with `value` for a parameter of `kind`, if anything.
+fn param_problem(kind: ParamKind, value: &str) -> Option<String> {
+    if value.len() > MAX_PARAM_BYTES {
+        return Some(format!("is longer than {MAX_PARAM_BYTES} bytes"));
+    }
+    if value.chars().any(char::is_control) {
+        return Some("holds control characters".into());
+    }
+    if value.starts_with('-') {
+        return Some("begins with `-`, which a command would take for an option".into());
+    }
+    let ok = match kind {
+        // `md0`, `/dev/md/name`.
+        ParamKind::Array => value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:".contains(c)),
+        // A kernel name, serial, WWN or bay: printable, no shell syntax.
+        ParamKind::Member | ParamKind::Drive => value
+            .chars()
+            .all(|c| c.is_alphanumeric() || " ._-/:+#@,".contains(c)),
+        ParamKind::Text => true,
+    };
+    (!ok).then(|| format!("does not look like {} parameter", kind_name(kind)))
+}
+
+fn kind_name(kind: ParamKind) -> &'static str {
+    match kind {
+        ParamKind::Array => "an `array`",
+        ParamKind::Member => "a `member`",
+        ParamKind::Drive => "a `drive`",
+        ParamKind::Text => "a `text`",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::param_problem;
+    use crate::runbook::model::ParamKind;
+
+    #[test]
+    fn journaled_parameters_are_checked_by_kind() {
+        let cases: [(ParamKind, &str, Option<&str>); 9] = [
+            (ParamKind::Array, "md0", None),
+            (ParamKind::Array, "/dev/md/data", None),
+            (
+                ParamKind::Array,
+                "md0; id",
+                Some("does not look like an `array`"),
+            ),
+            (ParamKind::Member, "nvme1n1", None),
+            (ParamKind::Member, "S4EWNX0R123456", None),
+            (
+                ParamKind::Member,
+                "x$(id)",
+                Some("does not look like a `member`"),
+            ),
+            (ParamKind::Drive, "--all", Some("begins with `-`")),
+            (ParamKind::Text, "offsite replica 2", None),
+            (ParamKind::Text, "a\u{1b}]52;c;", Some("control characters")),
+        ];
+        for (kind, value, want) in cases {
+            let got = param_problem(kind, value);
+            match (want, &got) {
+                (None, None) => {}
+                (Some(w), Some(g)) if g.contains(w) => {}
+                _ => panic!("{value:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
 }

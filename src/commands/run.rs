@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use crate::cli::Config;
 use crate::clock::SystemClock;
-use crate::commands::{Setup, UsageError, guarded, load_runbook, real_backend, trust};
+use crate::commands::{Setup, UsageError, guarded, load_trusted_runbook, real_backend};
 use crate::exit;
 use crate::operator::Operator;
 use crate::operator::scripted::ScriptedOperator;
@@ -19,8 +19,7 @@ pub fn run(
     params: &BTreeMap<String, String>,
     answers: Option<&Path>,
 ) -> Result<i32> {
-    trust::check_runbook(runbook_path)?;
-    let runbook = load_runbook(runbook_path)?;
+    let runbook = load_trusted_runbook(runbook_path)?;
     let clock = SystemClock::new();
     let mut backend = real_backend(config, &runbook, clock)?;
     let mut params = params.clone();

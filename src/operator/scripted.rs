@@ -32,7 +32,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use toml::de::{DeTable, DeValue};
 
 use crate::operator::render::{ProgressThrottle, one_line, panel_rows, progress_line, shell_line};
@@ -346,8 +346,8 @@ pub fn halt_transcript(report: &HaltReport) -> Vec<String> {
 
 /// Read an answers file (see the module docs): step id → answers in order.
 pub fn load_answers(path: &Path) -> Result<BTreeMap<String, Vec<String>>> {
-    let source = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read answers file `{}`", path.display()))?;
+    // Answers steer a run as root: read once, from a checked descriptor.
+    let source = crate::commands::trust::read_checked(path, "answers file")?;
     parse_answers(path, &source)
 }
 

@@ -16,7 +16,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
 use serde::Deserialize;
 
 use crate::backend::sim::names::Family;
@@ -352,8 +351,9 @@ struct StepRef {
 
 /// Read and check a scenario file; the runbook it names must exist.
 pub fn load(path: &Path) -> anyhow::Result<Scenario> {
-    let source = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read scenario `{}`", path.display()))?;
+    // Read once, from a checked descriptor (as root: no links followed,
+    // nothing others could have written).
+    let source = crate::commands::trust::read_checked(path, "scenario")?;
     let scenario = parse(path, &source)?;
     if !scenario.runbook.is_file() {
         let span = scenario

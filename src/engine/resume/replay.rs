@@ -89,135 +89,172 @@ fn parse<T: serde::de::DeserializeOwned>(v: &Value, key: &str, seq: u64) -> Resu
 }
 
 impl Journaled {
-    /// Read and replay a session journal. A torn last line is skipped.
+    /// Read and replay a session journal, streaming it. A torn last line is
+    /// skipped. Nothing here vouches for the journal: `resume` reads it
+    /// with the key and more checks (see `commands::resume`).
     pub fn read(path: &Path) -> Result<Journaled> {
-        let entries = journal::read(path)?;
-        Journaled::replay(&entries)
-            .with_context(|| format!("cannot replay journal `{}`", path.display()))
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("cannot read journal `{}`", path.display()))?;
+        let (j, scanned) = Journaled::read_from(file, path, None)?;
+        if let Some(line) = scanned.damaged {
+            bail!("journal `{}` line {line} is damaged", path.display());
+        }
+        Ok(j)
+    }
+
+    /// Replay the journal read from `reader` (named `path`), checking its
+    /// chain and, with `key`, every line's MAC on the way, in one pass that
+    /// holds one line at a time. The caller decides what a problem in the
+    /// [`Scanned`](journal::Scanned) verification means.
+    pub fn read_from(
+        reader: impl std::io::Read,
+        path: &Path,
+        key: Option<&journal::Key>,
+    ) -> Result<(Journaled, journal::Scanned)> {
+        let mut j = Journaled::default();
+        let scanned = journal::scan(reader, path, key, |_, e| j.apply(&e))
+            .with_context(|| format!("cannot replay journal `{}`", path.display()))?;
+        if j.entries == 0 {
+            bail!(
+                "cannot replay journal `{}`: the journal is empty",
+                path.display()
+            );
+        }
+        Ok((j, scanned))
     }
 
     /// Replay journal entries in order.
     pub fn replay(entries: &[Value]) -> Result<Journaled> {
         let mut j = Journaled::default();
-        let Some(first) = entries.first() else {
-            bail!("the journal is empty");
-        };
-        if text(first, "event") != "run-started" {
-            bail!("the journal does not begin with run-started");
-        }
         for e in entries {
-            let seq = e.get("seq").and_then(Value::as_u64).unwrap_or(0);
-            let step = text(e, "step");
-            j.last_at = text(e, "at");
-            j.entries += 1;
-            match text(e, "event").as_str() {
-                "run-started" => {
-                    j.session = text(e, "session");
-                    j.runbook = PathBuf::from(text(e, "runbook"));
-                    j.runbook_hash = text(e, "runbook_hash");
-                    j.backend = text(e, "backend");
-                    j.params = parse(e, "params", seq)?;
-                    j.started_at = text(e, "at");
-                }
-                "resumed" => j.ended = None,
-                "snapshot" if text(e, "label") == "baseline" => {
-                    j.baseline = Some(parse(e, "snapshot", seq)?);
-                }
-                "snapshot" => {
-                    let label = text(e, "label");
-                    if let Some(u) = j
-                        .unfinished
-                        .as_mut()
-                        .filter(|u| label == format!("before {}", u.step))
-                    {
-                        u.before = Some(parse(e, "snapshot", seq)?);
-                    }
-                }
-                "preflight-passed" => j.preflight_passed = true,
-                "step-started" => {
-                    j.unfinished = Some(Unfinished {
-                        step,
-                        started_at: text(e, "at"),
-                        ..Unfinished::default()
-                    });
-                }
-                "answer" => {
-                    *j.answers.entry(step.clone()).or_default() += 1;
-                    if let Some(u) = j.unfinished.as_mut().filter(|u| u.step == step) {
-                        u.answers.push((text(e, "question"), text(e, "answer")));
-                    }
-                }
-                "command" => {
-                    if let Some(u) = j.unfinished.as_mut().filter(|u| u.step == step) {
-                        let out = e.get("output");
-                        let code = out.and_then(|o| o.get("code")).and_then(Value::as_i64);
-                        let timed_out = out
-                            .and_then(|o| o.get("timed_out"))
-                            .and_then(Value::as_bool)
-                            .unwrap_or(false);
-                        u.command = Some(code == Some(0) && !timed_out);
-                    }
-                }
-                "locate" => {
-                    let drive = text(e, "drive");
-                    let on = e.get("on").and_then(Value::as_bool).unwrap_or(false);
-                    let switched = e
-                        .get("outcome")
-                        .and_then(|o| o.get("led"))
-                        .and_then(Value::as_str)
-                        == Some("switched");
-                    if let Some(u) = j.unfinished.as_mut().filter(|u| u.step == step) {
-                        u.located = true;
-                    }
-                    j.leds_on.retain(|d| d != &drive);
-                    if on && switched {
-                        j.leds_on.push(drive);
-                    }
-                }
-                "new-drive" => j.new_drive = Some(parse(e, "drive", seq)?),
-                "quarantined" => j.quarantined.push(parse(e, "drive", seq)?),
-                "step-completed" => {
-                    if j.unfinished.as_ref().is_some_and(|u| u.step == step) {
-                        j.unfinished = None;
-                    }
-                    if !j.completed.contains(&step) {
-                        j.completed.push(step);
-                    }
-                }
-                "halted" => {
-                    j.ended = Some(Ended::Stopped {
-                        kind: "halted".into(),
-                        step,
-                        headline: text(e, "headline"),
-                        details: parse(e, "details", seq)?,
-                    });
-                }
-                "refused" => {
-                    j.ended = Some(Ended::Stopped {
-                        kind: "refused".into(),
-                        step: "preflight".into(),
-                        headline: "preflight refused to start: nothing was touched".into(),
-                        details: parse(e, "reasons", seq)?,
-                    });
-                }
-                "aborted" => {
-                    j.ended = Some(Ended::Stopped {
-                        kind: "aborted".into(),
-                        step,
-                        headline: text(e, "reason"),
-                        details: vec![],
-                    });
-                }
-                "run-finished" => {
-                    j.ended = Some(Ended::Finished {
-                        outcome: text(e, "outcome"),
-                        exit_code: e.get("exit_code").and_then(Value::as_i64).unwrap_or(-1),
-                    });
-                }
-                _ => {}
-            }
+            j.apply(e)?;
+        }
+        if j.entries == 0 {
+            bail!("the journal is empty");
         }
         Ok(j)
+    }
+
+    /// Replay one entry.
+    fn apply(&mut self, e: &Value) -> Result<()> {
+        if self.entries == 0 && text(e, "event") != "run-started" {
+            bail!("the journal does not begin with run-started");
+        }
+        let seq = e.get("seq").and_then(Value::as_u64).unwrap_or(0);
+        let step = text(e, "step");
+        self.last_at = text(e, "at");
+        self.entries += 1;
+        match text(e, "event").as_str() {
+            "run-started" if self.entries > 1 => {
+                bail!("journal entry {seq} starts a second run in the same journal");
+            }
+            "run-started" => {
+                self.session = text(e, "session");
+                self.runbook = PathBuf::from(text(e, "runbook"));
+                self.runbook_hash = text(e, "runbook_hash");
+                self.backend = text(e, "backend");
+                self.params = parse(e, "params", seq)?;
+                self.started_at = text(e, "at");
+            }
+            "resumed" => self.ended = None,
+            "snapshot" if text(e, "label") == "baseline" => {
+                self.baseline = Some(parse(e, "snapshot", seq)?);
+            }
+            "snapshot" => {
+                let label = text(e, "label");
+                if let Some(u) = self
+                    .unfinished
+                    .as_mut()
+                    .filter(|u| label == format!("before {}", u.step))
+                {
+                    u.before = Some(parse(e, "snapshot", seq)?);
+                }
+            }
+            "preflight-passed" => self.preflight_passed = true,
+            "step-started" => {
+                self.unfinished = Some(Unfinished {
+                    step,
+                    started_at: text(e, "at"),
+                    ..Unfinished::default()
+                });
+            }
+            "answer" => {
+                let count = self.answers.entry(step.clone()).or_default();
+                *count = count.saturating_add(1);
+                if let Some(u) = self.unfinished.as_mut().filter(|u| u.step == step) {
+                    u.answers.push((text(e, "question"), text(e, "answer")));
+                }
+            }
+            "command" => {
+                if let Some(u) = self.unfinished.as_mut().filter(|u| u.step == step) {
+                    let out = e.get("output");
+                    let code = out.and_then(|o| o.get("code")).and_then(Value::as_i64);
+                    let timed_out = out
+                        .and_then(|o| o.get("timed_out"))
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false);
+                    u.command = Some(code == Some(0) && !timed_out);
+                }
+            }
+            "locate" => {
+                let drive = text(e, "drive");
+                let on = e.get("on").and_then(Value::as_bool).unwrap_or(false);
+                let switched = e
+                    .get("outcome")
+                    .and_then(|o| o.get("led"))
+                    .and_then(Value::as_str)
+                    == Some("switched");
+                if let Some(u) = self.unfinished.as_mut().filter(|u| u.step == step) {
+                    u.located = true;
+                }
+                self.leds_on.retain(|d| d != &drive);
+                if on && switched {
+                    self.leds_on.push(drive);
+                }
+            }
+            "new-drive" => self.new_drive = Some(parse(e, "drive", seq)?),
+            "quarantined" => self.quarantined.push(parse(e, "drive", seq)?),
+            "step-completed" => {
+                if self.unfinished.as_ref().is_some_and(|u| u.step == step) {
+                    self.unfinished = None;
+                }
+                if !self.completed.contains(&step) {
+                    self.completed.push(step);
+                }
+            }
+            "halted" => {
+                self.ended = Some(Ended::Stopped {
+                    kind: "halted".into(),
+                    step,
+                    headline: text(e, "headline"),
+                    details: parse(e, "details", seq)?,
+                });
+            }
+            "refused" => {
+                self.ended = Some(Ended::Stopped {
+                    kind: "refused".into(),
+                    step: "preflight".into(),
+                    headline: "preflight refused to start: nothing was touched".into(),
+                    details: parse(e, "reasons", seq)?,
+                });
+            }
+            "aborted" => {
+                self.ended = Some(Ended::Stopped {
+                    kind: "aborted".into(),
+                    step,
+                    headline: text(e, "reason"),
+                    details: vec![],
+                });
+            }
+            "run-finished" => {
+                self.ended = Some(Ended::Finished {
+                    outcome: text(e, "outcome"),
+                    exit_code: e.get("exit_code").and_then(Value::as_i64).unwrap_or(-1),
+                });
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     pub fn array(&self) -> Option<&str> {

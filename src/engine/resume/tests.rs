@@ -217,7 +217,7 @@ fn crash_repeatedly(
             break;
         }
         assert!(journaled.not_resumable().is_none());
-        let (mut journal, torn) = Journal::reopen(&path).unwrap();
+        let (mut journal, torn) = Journal::reopen(&path, &journal::Key::of_journal(&path)).unwrap();
         assert_eq!(torn, 0);
         kill(&mut journal, crashes.get(next));
         next += 1;
@@ -258,7 +258,7 @@ fn crash_repeatedly(
         resumed,
         executed,
         journal: journal::read(&path).unwrap(),
-        verified: journal::verify(&path).unwrap(),
+        verified: journal::verify(&path, Some(&journal::Key::of_journal(&path))).unwrap(),
     }
 }
 
@@ -543,7 +543,7 @@ fn ctrl_c_during_the_pull_switches_the_led_off_and_the_run_resumes() {
     let journaled = Journaled::read(&path).unwrap();
     assert_eq!(journaled.unfinished.as_ref().unwrap().step, "pull");
     assert!(journaled.leds_on.is_empty());
-    let (mut journal, _) = Journal::reopen(&path).unwrap();
+    let (mut journal, _) = Journal::reopen(&path, &journal::Key::of_journal(&path)).unwrap();
     let answers = BTreeMap::from([
         ("resume-pull".to_string(), vec!["yes".to_string()]),
         ("add".to_string(), vec!["0003".to_string()]),
@@ -571,7 +571,11 @@ fn ctrl_c_during_the_pull_switches_the_led_off_and_the_run_resumes() {
     .unwrap();
     assert_eq!(outcome, Outcome::Completed);
     operator.finish().unwrap();
-    assert!(journal::verify(&path).unwrap().is_intact());
+    assert!(
+        journal::verify(&path, Some(&journal::Key::of_journal(&path)))
+            .unwrap()
+            .is_intact()
+    );
 }
 
 #[test]
