@@ -73,6 +73,8 @@ impl Machine {
         )
         .unwrap();
         std::fs::write(dir.path().join("answers.toml"), "antistatic = \"yes\"\n").unwrap();
+        // The resumes here start after `antistatic` was answered.
+        std::fs::write(dir.path().join("no-answers.toml"), "").unwrap();
         Machine { dir }
     }
 
@@ -127,7 +129,7 @@ impl Machine {
     }
 
     fn resume(&self) -> Done {
-        self.swapguard(&["resume", "--answers", "answers.toml"], &[], None)
+        self.swapguard(&["resume", "--answers", "no-answers.toml"], &[], None)
     }
 
     /// The session's name (its journal's file name without `.jsonl`).
