@@ -349,7 +349,7 @@ fn report_renders_the_session_for_the_ticket() {
         "| runbook | Replace one member of a Linux md array (`runbooks/md-replace-member.toml`) |",
         "| parameter `target` | `sdb` |",
         "| ended | **completed** (exit 0)",
-        "hash chain intact; head `",
+        "hash chain intact, every line's MAC checked with the key; head `",
         "## Health before (baseline)",
         "| sda (serial S3Z1NB0K100001, bay 0) | in-sync |",
         "### 2. `fail` (command): completed at",
