@@ -465,29 +465,36 @@ impl std::fmt::Debug for Key {
 }
 
 impl Key {
-    /// The state directory's key, made now if there is none yet.
+    /// The state directory's key, made now if there is none yet. It is
+    /// written whole to a private temporary file first and then linked into
+    /// place (`link` never replaces nor follows what is there), so a second
+    /// process making one at the same moment never reads half a key.
     pub fn load_or_create(state_dir: &Path) -> Result<Key> {
+        if let Some(key) = Key::load(state_dir)? {
+            return Ok(key);
+        }
         let path = state_dir.join(KEY_FILE);
         let mut bytes = [0u8; KEY_BYTES];
-        let random = File::open("/dev/urandom")
+        File::open("/dev/urandom")
             .and_then(|mut f| f.read_exact(&mut bytes))
-            .context("cannot read 32 random bytes from `/dev/urandom` for the journal key");
-        let created = OpenOptions::new()
+            .context("cannot read 32 random bytes from `/dev/urandom` for the journal key")?;
+        let tmp = state_dir.join(format!("{KEY_FILE}.{}.new", std::process::id()));
+        let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .custom_flags(
                 nix::fcntl::OFlag::O_NOFOLLOW.bits() | nix::fcntl::OFlag::O_CLOEXEC.bits(),
             )
-            .open(&path);
-        match created {
-            Ok(mut file) => {
-                random?;
-                file.write_all(&bytes)
-                    .and_then(|()| file.sync_all())
-                    .with_context(|| format!("cannot write journal key `{}`", path.display()))?;
-                Ok(Key(bytes))
-            }
+            .open(&tmp)
+            .with_context(|| format!("cannot create journal key `{}`", tmp.display()))?;
+        let linked = file
+            .write_all(&bytes)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| std::fs::hard_link(&tmp, &path));
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(Key(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Key::load(state_dir)?
                 .with_context(|| format!("journal key `{}` vanished", path.display())),
             Err(e) => {
