@@ -4,8 +4,20 @@
 use crate::health::guard::{self, Observed};
 use crate::health::model::{DriveKey, Identity, Snapshot};
 use crate::operator::PanelLine;
-use crate::runbook::template::Vars;
+use crate::runbook::template::{self, Vars};
 use crate::sanitize::sanitize;
+
+impl crate::engine::Walk<'_, '_> {
+    /// A command's argv with variables bound, every value checked and, in
+    /// a shell command line, quoted ([`template::render_command`]).
+    pub(crate) fn command_argv(
+        &self,
+        run: &[crate::runbook::model::Template],
+    ) -> anyhow::Result<Vec<String>> {
+        let texts: Vec<&str> = run.iter().map(|t| t.text.as_str()).collect();
+        template::render_command(&texts, &self.vars, &self.run.runbook.params)
+    }
+}
 
 /// Bind `{role.dev}`, `{role.serial}`, ... for a drive.
 pub(crate) fn bind_drive(vars: &mut Vars, role: &str, id: &Identity) {
