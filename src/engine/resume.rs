@@ -411,7 +411,7 @@ impl Walk<'_, '_> {
         // let the technician choose.
         let text = self.instruction(step)?;
         let argv = match &step.kind {
-            StepKind::Command { run, .. } => Some(self.command_argv(run)?),
+            StepKind::Command { run, .. } => Some(self.command_argv(&id, run)?),
             _ => None,
         };
         self.run

@@ -47,7 +47,7 @@ impl Walk<'_, '_> {
         })?;
 
         let argv = match &step.kind {
-            StepKind::Command { run, .. } => Some(self.command_argv(run)?),
+            StepKind::Command { run, .. } => Some(self.command_argv(&id, run)?),
             _ => None,
         };
         self.run.operator.show_step(&StepView {
