@@ -12,6 +12,12 @@ use std::process::{Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_swapguard");
 
+/// The binary under test; `INJECT_TEST_BIN` points these tests at another
+/// build (an older one, to see them fail before a fix).
+fn bin() -> String {
+    std::env::var("INJECT_TEST_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -114,7 +120,7 @@ impl Machine {
             status,
             stdout,
             stderr,
-        } = Command::new(BIN)
+        } = Command::new(bin())
             .current_dir(self.dir.path())
             .args(args)
             .arg("--state-dir")
@@ -300,4 +306,211 @@ fn a_param_that_begins_with_a_dash_is_refused_in_an_argv() {
         "{}",
         done.both()
     );
+}
+
+// ---- Terminal output is clean everywhere -------------------------------
+
+/// An OSC 52 clipboard write, a screen clear, a C1 CSI and a bidi override.
+const EVIL: &str = "\u{1b}]52;c;cm0gLXJmIH4K\u{7}\u{1b}[2J\u{9b}31m\u{202e}";
+/// The same as TOML escapes, for writing it into TOML files.
+const EVIL_TOML: &str = r"\u001b]52;c;cm0gLXJmIH4K\u0007\u001b[2J\u009b31m\u202e";
+
+/// No escape byte, no other C0 control but newline and tab, no C1 control
+/// and no bidi override in what the process printed.
+#[track_caller]
+fn assert_clean(what: &str, done: &Done) {
+    for (stream, text) in [("stdout", &done.stdout), ("stderr", &done.stderr)] {
+        if let Some(c) = text.chars().find(|c| {
+            (c.is_control() && *c != '\n' && *c != '\t')
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        }) {
+            panic!(
+                "{what}: {stream} carries {} \n{}",
+                c.escape_unicode(),
+                done.both().escape_debug()
+            );
+        }
+    }
+}
+
+fn swapguard_in(dir: &Path, args: &[&str]) -> Done {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(bin())
+        .current_dir(root())
+        .args(args)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Done {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+#[test]
+fn lint_shows_no_escape_sequence_from_a_key_name_or_source_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "[runbook]\nname = \"x\"\nbackend = \"md\"\n";
+    // A quoted key holding escapes: reported as an unknown key.
+    let key = dir.path().join("key.toml");
+    std::fs::write(&key, format!("{head}\"smrt{EVIL_TOML}\" = \"on\"\n")).unwrap();
+    // Raw escapes in the file: a TOML syntax error that echoes the line.
+    let line = dir.path().join("line.toml");
+    std::fs::write(&line, format!("{head}name = \"{EVIL}\" {EVIL}\n")).unwrap();
+    // And in the file's own name.
+    let named = dir.path().join(format!("n{EVIL}.toml"));
+    std::fs::write(&named, format!("{head}smrt = 1\n")).unwrap();
+    for file in [&key, &line, &named] {
+        let done = swapguard_in(dir.path(), &["lint", file.to_str().unwrap()]);
+        assert_eq!(done.code, Some(2), "{}", done.both());
+        assert_clean("lint", &done);
+        // The same diagnostics when `run` refuses the file.
+        let done = swapguard_in(
+            dir.path(),
+            &[
+                "run",
+                file.to_str().unwrap(),
+                "--array",
+                "md0",
+                "--target",
+                "sdb",
+            ],
+        );
+        assert_ne!(done.code, Some(0), "{}", done.both());
+        assert_clean("run", &done);
+    }
+    let done = swapguard_in(dir.path(), &["lint", key.to_str().unwrap()]);
+    assert!(done.stdout.contains("smrt?]52;c;"), "{}", done.both());
+}
+
+#[test]
+fn journal_list_shows_no_escape_sequence_from_a_file_name_or_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let sessions = dir.path().join("state/sessions");
+    std::fs::create_dir_all(&sessions).unwrap();
+    let at = format!("2026-01-01T00:00:00.000Z{EVIL}");
+    let entries = [
+        serde_json::json!({
+            "seq": 0, "at": at, "event": "run-started", "session": EVIL,
+            "runbook": "rb.toml", "runbook_name": EVIL, "runbook_hash": "h",
+            "backend": "md", "params": {"array": format!("md0{EVIL}"), "target": "sdb"},
+            "pid": 1, "user": EVIL, "prev": "", "hash": "",
+        }),
+        serde_json::json!({
+            "seq": 1, "at": at, "event": "step-started", "step": format!("pull{EVIL}"),
+            "kind": "physical", "text": EVIL, "prev": "", "hash": "",
+        }),
+    ];
+    let text: String = entries.iter().map(|e| format!("{e}\n")).collect();
+    std::fs::write(sessions.join(format!("md0{EVIL}.jsonl")), &text).unwrap();
+    std::fs::write(
+        sessions.join("damaged.jsonl"),
+        format!("{{\"at\": \"{EVIL}\n"),
+    )
+    .unwrap();
+    let done = swapguard_in(dir.path(), &["journal", "list"]);
+    assert_eq!(done.code, Some(0), "{}", done.both());
+    assert_clean("journal list", &done);
+    assert!(done.stdout.contains("md0?]52;c;"), "{}", done.both());
+}
+
+#[test]
+fn quarantine_list_shows_no_escape_sequence_from_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let reason = format!("tested{EVIL}");
+    let done = swapguard_in(
+        dir.path(),
+        &[
+            "quarantine",
+            "add",
+            &format!("S1{EVIL}"),
+            "--reason",
+            &reason,
+        ],
+    );
+    assert_eq!(done.code, Some(0), "{}", done.both());
+    assert_clean("quarantine add", &done);
+    let done = swapguard_in(
+        dir.path(),
+        &[
+            "quarantine",
+            "release",
+            &format!("S1{EVIL}"),
+            "--reason",
+            &reason,
+        ],
+    );
+    assert_eq!(done.code, Some(0), "{}", done.both());
+    assert_clean("quarantine release", &done);
+    let done = swapguard_in(dir.path(), &["quarantine", "list", "--all"]);
+    assert_eq!(done.code, Some(0), "{}", done.both());
+    assert_clean("quarantine list", &done);
+    assert!(done.stdout.contains("(tested?]52;c;"), "{}", done.both());
+    // Times and sessions are read back from the registry file too.
+    let registry = dir.path().join("state/quarantine.json");
+    let mut value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&registry).unwrap()).unwrap();
+    let drive = &mut value["drives"][0];
+    drive["at"] = format!("2026-01-01T00:00:00.000Z{EVIL}").into();
+    drive["session"] = format!("s{EVIL}").into();
+    drive["released"]["at"] = format!("2026-01-02T00:00:00.000Z{EVIL}").into();
+    std::fs::write(&registry, value.to_string()).unwrap();
+    let done = swapguard_in(dir.path(), &["quarantine", "list", "--all"]);
+    assert_eq!(done.code, Some(0), "{}", done.both());
+    assert_clean("quarantine list of an edited registry", &done);
+    assert!(
+        done.stdout
+            .contains("released 2026-01-02T00:00:00.000Z?]52;c;"),
+        "{}",
+        done.both()
+    );
+}
+
+#[test]
+fn dry_run_shows_no_escape_sequence_from_scenario_strings() {
+    let dir = tempfile::tempdir().unwrap();
+    let healthy =
+        std::fs::read_to_string(root().join("runbooks/scenarios/md-replace-member/healthy.toml"))
+            .unwrap();
+    let evil = healthy
+        .replace(
+            "runbook = \"../../md-replace-member.toml\"",
+            &format!(
+                "runbook = {:?}",
+                root().join("runbooks/md-replace-member.toml")
+            ),
+        )
+        .replace(
+            "model = \"SAMSUNG MZ7LH960HAJR-00005\"",
+            &format!("model = \"SAMSUNG{EVIL_TOML}\""),
+        )
+        .replace(
+            "serial = \"S3Z1NB0K100001\"",
+            &format!("serial = \"S3Z1NB0K1{EVIL_TOML}00001\""),
+        )
+        .replace(
+            "name = \"routine member swap on a healthy mirror\"",
+            &format!("name = \"routine{EVIL_TOML}\""),
+        );
+    assert_ne!(evil, healthy);
+    let scenario = dir.path().join("evil.toml");
+    std::fs::write(&scenario, evil).unwrap();
+    let done = swapguard_in(
+        dir.path(),
+        &[
+            "dry-run",
+            "runbooks/md-replace-member.toml",
+            "--scenario",
+            scenario.to_str().unwrap(),
+        ],
+    );
+    assert_clean("dry-run", &done);
+    assert!(done.stdout.contains("S3Z1NB0K1?]52;c;"), "{}", done.both());
 }
