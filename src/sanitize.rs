@@ -130,7 +130,7 @@ mod tests {
     #[test]
     fn a_clean_writer_sanitises_across_writes() {
         let mut out = CleanWriter::new(Vec::new());
-        write!(out, "a\x1b]52;c;aGk=\x07b\n").unwrap();
+        writeln!(out, "a\x1b]52;c;aGk=\x07b").unwrap();
         // An é split across two writes, then a C1 CSI (U+009B) and a bad byte.
         out.write_all(&[0xc3]).unwrap();
         out.write_all(&[0xa9, b'\t', 0xc2, 0x9b, b'2', b'J', 0xff, b'\n'])
