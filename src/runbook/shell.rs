@@ -2,10 +2,13 @@
 //!
 //! swapguard runs every command as an argv, never through a shell, because
 //! the runbook's variables carry strings that come from the hardware (a
-//! drive's serial, its model): pasted into a shell command line they could
-//! be read as shell syntax. A step may still run `sh -c '...'` as its
-//! program, but only when it says so with `shell = true`, and the linter
-//! then warns about it; without it such a step is an error.
+//! drive's serial, its model) and from people (params). A step may still run
+//! `sh -c '...'` as its program, but only when it says so with
+//! `shell = true`, and the linter then warns about it; without it such a
+//! step is an error. In such a command line every substituted value is
+//! single-quoted ([`crate::runbook::template::render_command`]);
+//! [`quoting_problems`] finds the places where quoting cannot protect a
+//! value, which lint reports and the engine refuses.
 
 use crate::runbook::load::to_span;
 use crate::runbook::model::Template;
