@@ -48,7 +48,7 @@ where
     match commands::dispatch(&config) {
         Ok(code) => code,
         Err(e) if e.downcast_ref::<Diagnostics>().is_some() => {
-            eprintln!("{e}");
+            eprintln!("{}", sanitize::sanitize(&e.to_string(), true));
             exit::USAGE
         }
         Err(e) => {

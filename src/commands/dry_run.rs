@@ -24,6 +24,7 @@ use crate::operator::Operator;
 use crate::operator::scripted::{ScriptedOperator, SharedBuffer};
 use crate::quarantine::{self, Entry};
 use crate::runbook::model::{Runbook, Step};
+use crate::sanitize::sanitize;
 
 pub fn dry_run(
     config: &Config,
@@ -42,17 +43,15 @@ pub fn dry_run(
         p if p == Path::new("/var/lib/swapguard") => None,
         _ => Some(config.state_dir.clone()),
     };
-    let (outcome, _) = simulate(
-        &runbook,
-        &scenario,
-        state.as_deref(),
-        &mut std::io::stdout(),
-    )?;
+    // Scenario strings (serials, models, names, expected reasons) are
+    // shown like hardware strings: sanitised.
+    let mut out = crate::sanitize::stdout();
+    let (outcome, _) = simulate(&runbook, &scenario, state.as_deref(), &mut out)?;
     if exit_with_outcome {
-        println!("outcome: {}", outcome.kind());
+        writeln!(out, "outcome: {}", outcome.kind())?;
         return Ok(exit::for_outcome(&outcome));
     }
-    Ok(judge(&outcome, &scenario.expect, &mut std::io::stdout()))
+    Ok(judge(&outcome, &scenario.expect, &mut out))
 }
 
 /// Walk `runbook` against `scenario`, writing the transcript to `out`.
@@ -66,7 +65,12 @@ pub fn simulate(
     let buffer = SharedBuffer::new();
     let mut operator =
         ScriptedOperator::new(scenario.answers.clone(), true, Box::new(buffer.clone()));
-    let _ = writeln!(out, "dry-run: {} — {}", runbook.name, scenario.name);
+    let _ = writeln!(
+        out,
+        "dry-run: {} — {}",
+        sanitize(&runbook.name, false),
+        sanitize(&scenario.name, false)
+    );
     let result = walk(
         runbook,
         scenario,
@@ -75,7 +79,10 @@ pub fn simulate(
         Box::new(buffer.clone()),
         0.0,
     );
-    let transcript = buffer.contents();
+    // Whoever reads the transcript (a terminal, a CI log, a JUnit report)
+    // gets it sanitised: the scenario's serials and models are as untrusted
+    // as a real drive's.
+    let transcript = sanitize(&buffer.contents(), true);
     let _ = out.write_all(transcript.as_bytes());
     Ok((result?, transcript))
 }
@@ -217,7 +224,7 @@ struct Narrated {
 impl Narrated {
     fn flush(&mut self) {
         for line in self.inner.take_log() {
-            let _ = writeln!(self.out, "  {line}");
+            let _ = writeln!(self.out, "  {}", sanitize(&line, true));
         }
     }
 }

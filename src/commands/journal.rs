@@ -2,6 +2,7 @@
 //! list the sessions under the state directory. Also where a session named
 //! on the command line is found, for `resume` and `report`.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -126,25 +127,36 @@ pub fn verify(config: &Config, session: &str) -> Result<i32> {
     Ok(exit::FAILURE)
 }
 
+/// Every line goes through a sanitising sink: file names, and every field
+/// read back from a journal (array, times, step ids, outcomes), are the
+/// journal's, not the tool's.
 pub fn list(config: &Config) -> Result<i32> {
+    let mut out = crate::sanitize::stdout();
     let paths = sessions(&config.state_dir)?;
     if paths.is_empty() {
-        println!(
+        writeln!(
+            out,
             "no sessions under `{}`",
             config.state_dir.join("sessions").display()
-        );
+        )?;
         return Ok(exit::SUCCESS);
     }
     for path in paths {
-        let name = session_name(&path);
+        // One line per session, whatever its name or fields hold.
+        let name = sanitize(&session_name(&path), false);
         match Journaled::read(&path) {
-            Ok(j) => println!(
+            Ok(j) => writeln!(
+                out,
                 "{name}  array {}  started {}  {}",
                 sanitize(j.array().unwrap_or("?"), false),
-                j.started_at,
-                state_line(&j)
-            ),
-            Err(e) => println!("{name}  unreadable: {}", sanitize(&format!("{e:#}"), false)),
+                sanitize(&j.started_at, false),
+                sanitize(&state_line(&j), false)
+            )?,
+            Err(e) => writeln!(
+                out,
+                "{name}  unreadable: {}",
+                sanitize(&format!("{e:#}"), false)
+            )?,
         }
     }
     Ok(exit::SUCCESS)

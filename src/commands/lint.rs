@@ -1,5 +1,6 @@
 //! `swapguard lint`: every problem in every file, then a summary.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -9,7 +10,7 @@ use crate::runbook::lint;
 
 pub fn lint(files: &[PathBuf]) -> Result<i32> {
     let report = lint::lint_paths(files);
-    print!("{}", lint::render(&report));
+    write!(crate::sanitize::stdout(), "{}", lint::render(&report))?;
     Ok(if lint::has_errors(&report) {
         exit::USAGE
     } else {

@@ -175,6 +175,7 @@ pub(crate) fn guarded(
         .get("array")
         .cloned()
         .ok_or_else(|| UsageError("no array given: pass `--array NAME` (e.g. `md0`)".into()))?;
+    crate::runbook::vars::check_params(&runbook.params, params).map_err(UsageError)?;
     let started = crate::journal::rfc3339(setup.clock.wall_ms());
     let _lock = crate::lock::acquire(
         setup.state_dir,

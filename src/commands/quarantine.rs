@@ -23,7 +23,7 @@ pub fn quarantine(config: &Config, action: &QuarantineAction) -> Result<i32> {
     match action {
         QuarantineAction::List { json, all } => {
             let registry = Registry::load(&config.state_dir)?;
-            let mut out = std::io::stdout().lock();
+            let mut out = crate::sanitize::stdout();
             list(&registry, *json, *all, &mut out)?;
             Ok(exit::SUCCESS)
         }
@@ -81,7 +81,7 @@ pub fn quarantine(config: &Config, action: &QuarantineAction) -> Result<i32> {
                 println!(
                     "released {} (quarantined since {}: {})",
                     sanitize(&entry.who(), false),
-                    entry.at,
+                    sanitize(&entry.at, false),
                     sanitize(&entry.reason, false)
                 );
             }
@@ -123,7 +123,11 @@ pub(crate) fn list(registry: &Registry, json: bool, all: bool, out: &mut dyn Wri
     for e in entries {
         let status = match &e.released {
             None => "QUARANTINED".to_string(),
-            Some(r) => format!("released {} ({})", r.at, sanitize(&r.reason, false)),
+            Some(r) => format!(
+                "released {} ({})",
+                sanitize(&r.at, false),
+                sanitize(&r.reason, false)
+            ),
         };
         writeln!(out, "{}  {status}", sanitize(&e.who(), false))?;
         let mut was = Vec::new();

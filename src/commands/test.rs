@@ -3,6 +3,7 @@
 //! CI systems. The work is `crate::ci`; this file reads the options and
 //! writes the reports.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -46,7 +47,7 @@ pub fn test(args: &TestArgs) -> Result<i32> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&json(&report, code))?);
     } else {
-        print!("{}", report::render(&report));
+        write!(crate::sanitize::stdout(), "{}", report::render(&report))?;
     }
     Ok(code)
 }

@@ -27,12 +27,7 @@ impl Walk<'_, '_> {
     /// Run one check and journal it. `Ok` carries what was seen, `Err` why
     /// the check failed.
     pub(crate) fn run_check(&mut self, check: &ExternalCheck) -> Result<String, String> {
-        let argv = check
-            .run
-            .iter()
-            .map(|t| self.render(&t.text))
-            .collect::<anyhow::Result<Vec<_>>>()
-            .map_err(|e| format!("{e:#}"))?;
+        let argv = self.render_argv(&check.run).map_err(|e| format!("{e:#}"))?;
         let (output, verdict) = match self.run.backend.execute(&argv, check.timeout) {
             Ok(output) => {
                 let verdict = evaluate(check, &output, self.run.clock.wall_ms());

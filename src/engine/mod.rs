@@ -395,6 +395,8 @@ impl Walk<'_, '_> {
 
     fn bind_params(&mut self) -> Result<()> {
         let params = self.run.params.clone();
+        crate::runbook::vars::check_params(&self.run.runbook.params, &params)
+            .map_err(anyhow::Error::msg)?;
         for (name, value) in &params {
             self.vars.set(name.clone(), value.clone());
         }

@@ -411,11 +411,7 @@ impl Walk<'_, '_> {
         // let the technician choose.
         let text = self.instruction(step)?;
         let argv = match &step.kind {
-            StepKind::Command { run, .. } => Some(
-                run.iter()
-                    .map(|t| self.render(&t.text))
-                    .collect::<anyhow::Result<Vec<_>>>()?,
-            ),
+            StepKind::Command { run, .. } => Some(self.command_argv(&id, run)?),
             _ => None,
         };
         self.run

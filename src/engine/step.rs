@@ -47,11 +47,7 @@ impl Walk<'_, '_> {
         })?;
 
         let argv = match &step.kind {
-            StepKind::Command { run, .. } => Some(
-                run.iter()
-                    .map(|t| self.render(&t.text))
-                    .collect::<anyhow::Result<Vec<_>>>()?,
-            ),
+            StepKind::Command { run, .. } => Some(self.command_argv(&id, run)?),
             _ => None,
         };
         self.run.operator.show_step(&StepView {

@@ -4,8 +4,35 @@
 use crate::health::guard::{self, Observed};
 use crate::health::model::{DriveKey, Identity, Snapshot};
 use crate::operator::PanelLine;
-use crate::runbook::template::Vars;
+use crate::runbook::template::{self, Vars};
 use crate::sanitize::sanitize;
+
+impl crate::engine::Walk<'_, '_> {
+    /// A command's argv with variables bound, every value checked and, in
+    /// a shell command line, quoted ([`template::render_command`]).
+    pub(crate) fn render_argv(
+        &self,
+        run: &[crate::runbook::model::Template],
+    ) -> anyhow::Result<Vec<String>> {
+        let texts: Vec<&str> = run.iter().map(|t| t.text.as_str()).collect();
+        template::render_command(&texts, &self.vars, &self.run.runbook.params)
+    }
+
+    /// [`Self::render_argv`] for step `step`: a refused value halts the
+    /// run before the step does anything.
+    pub(crate) fn command_argv(
+        &self,
+        step: &str,
+        run: &[crate::runbook::model::Template],
+    ) -> Result<Vec<String>, crate::engine::Stop> {
+        self.render_argv(run)
+            .map_err(|e| crate::engine::Stop::Halt {
+                step: step.to_string(),
+                headline: format!("step `{step}` does not run: {e:#}"),
+                violations: Vec::new(),
+            })
+    }
+}
 
 /// Bind `{role.dev}`, `{role.serial}`, ... for a drive.
 pub(crate) fn bind_drive(vars: &mut Vars, role: &str, id: &Identity) {

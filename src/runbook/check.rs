@@ -251,12 +251,15 @@ fn params(ctx: &mut Ctx, raw: &RawRunbook) -> Params {
         // A param whose kind is unknown (already an error) is kept as a
         // member, the kind with the most variables, so its uses do not each
         // report an undefined variable as well.
+        let (pattern, allow_dash) = crate::runbook::vars::param_rules(ctx, text, kind, param);
         found.push((
             name.span().start,
             Param {
                 name: text.to_string(),
                 kind: kind.unwrap_or(ParamKind::Member),
                 help,
+                pattern,
+                allow_dash,
             },
         ));
     }
@@ -276,6 +279,8 @@ fn params(ctx: &mut Ctx, raw: &RawRunbook) -> Params {
                 name,
                 kind: ParamKind::Member,
                 help: String::new(),
+                pattern: None,
+                allow_dash: false,
             },
         ));
     }

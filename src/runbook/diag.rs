@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::runbook::model::Span;
+use crate::sanitize::sanitize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -95,39 +96,41 @@ impl Diagnostic {
     }
 }
 
+/// Every string a diagnostic shows may come from the file (a key name, the
+/// source line, a value quoted in the message) or its name: each is
+/// sanitised here, so an escape sequence in a runbook shows as `?` instead
+/// of reaching the terminal. Control characters become one `?` each, so the
+/// caret still lines up; tabs in the source line are kept for the same
+/// reason.
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let label = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        writeln!(f, "{label}: {}", self.message)?;
+        let message = sanitize(&self.message, true);
+        let path = sanitize(&self.path.display().to_string(), false);
+        let help = self.help.as_deref().map(|h| sanitize(h, true));
+        let source_line = sanitize(&self.source_line, true);
+        writeln!(f, "{label}: {message}")?;
         if self.line == 0 {
-            write!(f, " --> {}", self.path.display())?;
-            if let Some(help) = &self.help {
+            write!(f, " --> {path}")?;
+            if let Some(help) = &help {
                 write!(f, "\n  = help: {help}")?;
             }
             return Ok(());
         }
         let gutter = self.line.to_string().len();
-        writeln!(
-            f,
-            "{:gutter$}--> {}:{}:{}",
-            "",
-            self.path.display(),
-            self.line,
-            self.column
-        )?;
+        writeln!(f, "{:gutter$}--> {path}:{}:{}", "", self.line, self.column)?;
         writeln!(f, "{:gutter$} |", "")?;
-        writeln!(f, "{} | {}", self.line, self.source_line)?;
-        let pad: String = self
-            .source_line
+        writeln!(f, "{} | {source_line}", self.line)?;
+        let pad: String = source_line
             .chars()
             .take(self.column.saturating_sub(1))
             .map(|c| if c == '\t' { '\t' } else { ' ' })
             .collect();
         write!(f, "{:gutter$} | {pad}{}", "", "^".repeat(self.width.max(1)))?;
-        if let Some(help) = &self.help {
+        if let Some(help) = &help {
             write!(f, "\n{:gutter$} = help: {help}", "")?;
         }
         Ok(())

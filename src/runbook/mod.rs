@@ -23,4 +23,4 @@ pub mod raw;
 mod shell;
 mod steps;
 pub mod template;
-mod vars;
+pub mod vars;

@@ -54,6 +54,12 @@ pub struct Param {
     pub name: String,
     pub kind: ParamKind,
     pub help: String,
+    /// For `text` params: the regex the whole value must match (the
+    /// runbook's `pattern`, or `None` for the default,
+    /// [`DEFAULT_TEXT_PATTERN`](crate::runbook::vars::DEFAULT_TEXT_PATTERN)).
+    pub pattern: Option<String>,
+    /// Whether a value may begin with `-` (only `text` params may say so).
+    pub allow_dash: bool,
 }
 
 /// Whether a probe must be readable. Strict by default.

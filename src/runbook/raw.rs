@@ -58,6 +58,10 @@ pub struct RawMeta {
 pub struct RawParam {
     pub kind: Option<Str>,
     pub help: Option<Str>,
+    /// For `text` params: a regex the whole value must match.
+    pub pattern: Option<Str>,
+    /// For `text` params: a value may begin with `-`.
+    pub allow_dash: Option<Spanned<bool>>,
 }
 
 /// `[guard]`

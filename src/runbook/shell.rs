@@ -2,14 +2,18 @@
 //!
 //! swapguard runs every command as an argv, never through a shell, because
 //! the runbook's variables carry strings that come from the hardware (a
-//! drive's serial, its model): pasted into a shell command line they could
-//! be read as shell syntax. A step may still run `sh -c '...'` as its
-//! program, but only when it says so with `shell = true`, and the linter
-//! then warns about it; without it such a step is an error.
+//! drive's serial, its model) and from people (params). A step may still run
+//! `sh -c '...'` as its program, but only when it says so with
+//! `shell = true`, and the linter then warns about it; without it such a
+//! step is an error. In such a command line every substituted value is
+//! single-quoted ([`crate::runbook::template::render_command`]);
+//! [`quoting_problems`] finds the places where quoting cannot protect a
+//! value, which lint reports and the engine refuses.
 
 use crate::runbook::load::to_span;
 use crate::runbook::model::Template;
 use crate::runbook::steps::StepCheck;
+use crate::runbook::template::variables;
 
 /// Programs that interpret a command line given with `-c`.
 const SHELLS: [&str; 8] = ["sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox"];
@@ -27,6 +31,145 @@ pub(crate) fn runs_shell(argv: &[&str]) -> Option<usize> {
     takes_line.then_some(at)
 }
 
+/// The argv index of the command line a shell parses (`LINE` in
+/// `sh -c LINE`, `sudo bash -e -o pipefail -c LINE`), if any.
+pub(crate) fn command_line(argv: &[&str]) -> Option<usize> {
+    let base = |a: &str| a.rsplit('/').next().unwrap_or(a).to_string();
+    let mut at = runs_shell(argv)?;
+    // `busybox sh -c LINE`: the shell is the word after busybox.
+    while argv
+        .get(at + 1)
+        .is_some_and(|a| SHELLS.contains(&base(a).as_str()))
+    {
+        at += 1;
+    }
+    let mut i = at + 1;
+    while let Some(word) = argv.get(i) {
+        match *word {
+            "--" => return (i + 1 < argv.len()).then_some(i + 1),
+            "-o" | "+o" | "-O" | "+O" => i += 2,
+            w if w.starts_with('-') || w.starts_with('+') => i += 1,
+            _ => return Some(i),
+        }
+    }
+    None
+}
+
+/// Why a variable in a shell command line cannot be protected by quoting
+/// its value: each problem with the byte offset of the variable's name.
+///
+/// swapguard puts every value in single quotes. That holds only where the
+/// shell reads a plain word: inside `'...'` or `"..."` the quotes would
+/// close the author's quoting instead; after a backslash or inside
+/// backticks the shell reads them differently; a here-document's body is
+/// expanded like double quotes; `eval` and a nested `sh -c` parse the
+/// value a second time, without the quotes.
+pub(crate) fn quoting_problems(text: &str) -> Vec<(usize, String)> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        Plain,
+        Single,
+        Double,
+        Backtick,
+    }
+    let Ok(refs) = variables(text) else {
+        return Vec::new();
+    };
+    if refs.is_empty() {
+        return Vec::new();
+    }
+    let b = text.as_bytes();
+    let mut problems = Vec::new();
+    let mut state = State::Plain;
+    // Set once the line passes a word that re-parses what follows.
+    let mut reparsed: Option<&'static str> = None;
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    let mut refs = refs.into_iter().peekable();
+    let mut i = 0;
+    let mut escaped = false;
+    while i < b.len() {
+        if let Some(var) = refs.next_if(|r| r.offset == i + 1) {
+            let why = if escaped {
+                Some("it follows a backslash")
+            } else {
+                match state {
+                    State::Single => Some("it is inside single quotes"),
+                    State::Double => Some("it is inside double quotes"),
+                    State::Backtick => Some("it is inside backticks"),
+                    State::Plain => reparsed,
+                }
+            };
+            if let Some(why) = why {
+                problems.push((
+                    var.offset,
+                    format!(
+                        "`{{{}}}` cannot be quoted safely in a shell command line: {why}",
+                        var.name
+                    ),
+                ));
+            }
+            escaped = false;
+            word.push('x');
+            i = var.offset + var.name.len() + 1;
+            continue;
+        }
+        let c = b[i];
+        if escaped {
+            escaped = false;
+            i += 1;
+            continue;
+        }
+        if matches!(&b[i..], [b'{', b'{', ..] | [b'}', b'}', ..]) {
+            word.push(c as char);
+            i += 2;
+            continue;
+        }
+        match (state, c) {
+            (State::Plain | State::Double, b'\\') => escaped = true,
+            (State::Plain, b'\'') => state = State::Single,
+            (State::Plain, b'"') => state = State::Double,
+            (State::Plain, b'`') => state = State::Backtick,
+            (State::Single, b'\'') | (State::Double, b'"') | (State::Backtick, b'`') => {
+                state = State::Plain
+            }
+            (State::Plain, b'#') if word.is_empty() => {
+                // A comment runs to the end of the line.
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            (State::Plain, b'<') if b[i..].starts_with(b"<<<") => {
+                // A here-string is a plain word.
+                i += 3;
+                continue;
+            }
+            (State::Plain, b'<') if b[i..].starts_with(b"<<") => {
+                reparsed = Some(
+                    "it follows `<<`, and a here-document's body is expanded like double quotes",
+                );
+            }
+            (State::Plain, c) if c.is_ascii_whitespace() || b";&|()".contains(&c) => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                    let last: Vec<&str> = words.iter().map(String::as_str).collect();
+                    if last.last() == Some(&"eval") {
+                        reparsed = reparsed.or(Some(
+                            "it is passed to `eval`, which parses it again without the quotes",
+                        ));
+                    } else if runs_shell(&last[last.len().saturating_sub(4)..]).is_some() {
+                        reparsed = reparsed.or(Some("it is passed to a nested shell, which parses it again without the quotes"));
+                    }
+                }
+            }
+            _ => word.push(c as char),
+        }
+        i += 1;
+    }
+    problems
+}
+
 /// Check `shell` against what the step runs.
 pub(crate) fn check(step: &mut StepCheck<'_, '_, '_>, run: Option<&[Template]>) {
     let said = step
@@ -39,6 +182,19 @@ pub(crate) fn check(step: &mut StepCheck<'_, '_, '_>, run: Option<&[Template]>) 
     };
     let texts: Vec<&str> = run.iter().map(|t| t.text.as_str()).collect();
     let shell_at = runs_shell(&texts);
+    if let (Some(line), Some(raw)) = (command_line(&texts), step.raw.run.as_ref())
+        && let Some(value) = raw.get_ref().get(line)
+    {
+        for (offset, message) in quoting_problems(value.get_ref()) {
+            let name_len = value.get_ref()[offset..].find('}').unwrap_or(0);
+            let at = step.ctx.inner_span(value, offset, name_len);
+            step.error(
+                at,
+                message,
+                Some("write the variable as a plain shell word (`echo {target.serial}`, not `echo \"{target.serial}\"`): swapguard single-quotes its value itself".into()),
+            );
+        }
+    }
     match (shell_at, said) {
         (Some(at), None | Some((false, _))) => {
             let span = run.get(at).map_or(step.table, |t| t.span);
@@ -54,7 +210,7 @@ pub(crate) fn check(step: &mut StepCheck<'_, '_, '_>, run: Option<&[Template]>) 
         }
         (Some(_), Some((true, span))) => {
             let message = format!(
-                "{} runs through a shell: variables such as a drive's serial or model are pasted into a shell command line",
+                "{} runs through a shell: every variable's value is single-quoted into the command line, but a shell line is harder to review than an argv",
                 step.label
             );
             step.ctx.warn(
@@ -146,5 +302,57 @@ confirm_drive = "target"
         for (argv, want) in cases {
             assert_eq!(runs_shell(argv), want, "{argv:?}");
         }
+    }
+
+    #[test]
+    fn finds_the_command_line_a_shell_parses() {
+        let cases: [(&[&str], Option<usize>); 6] = [
+            (&["sh", "-c", "x"], Some(2)),
+            (
+                &["sudo", "bash", "-e", "-o", "pipefail", "-c", "x", "arg0"],
+                Some(6),
+            ),
+            (&["busybox", "sh", "-c", "x"], Some(3)),
+            (&["sh", "-c", "--", "x"], Some(3)),
+            (&["sh", "-c"], None),
+            (&["logger", "x"], None),
+        ];
+        for (argv, want) in cases {
+            assert_eq!(super::command_line(argv), want, "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn plain_words_quote_safely_and_quoted_ones_do_not() {
+        use super::quoting_problems;
+        for ok in [
+            "echo {target.serial} > /tmp/out",
+            "x=$(echo {array}); logger \"$x\"",
+            "# note '\necho {array}",
+            "test -n {array} && echo 'done'",
+            "echo ${{HOME}} {array}",
+            "cat <<< {array}",
+        ] {
+            assert_eq!(quoting_problems(ok), vec![], "{ok}");
+        }
+        let problems = quoting_problems("echo 'a' \"{x}\" {y}");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, 11);
+        assert!(problems[0].1.contains("double quotes"));
+    }
+
+    #[test]
+    fn lint_reports_a_variable_inside_quotes_in_a_shell_line() {
+        let out =
+            load("run = [\"sh\", \"-c\", \"echo '{target.serial}' | logger\"]\nshell = true\n");
+        assert!(
+            out.iter().any(|d| d.starts_with("Error")
+                && d.contains("`{target.serial}` cannot be quoted safely")
+                && d.contains("single quotes")),
+            "{out:?}"
+        );
+        let clean =
+            load("run = [\"sh\", \"-c\", \"echo {target.serial} | logger\"]\nshell = true\n");
+        assert!(!clean.iter().any(|d| d.starts_with("Error")), "{clean:?}");
     }
 }

@@ -6,11 +6,126 @@
 //! been inserted, so there is nothing to fill in, and a command must never
 //! run with a hole in its argv.
 
+use std::collections::BTreeMap;
+
 use crate::runbook::keys::suggest;
 use crate::runbook::load::Ctx;
 use crate::runbook::model::{Param, ParamKind, Span, Template};
-use crate::runbook::raw::Str;
-use crate::runbook::template::{DRIVE_FIELDS, variables};
+use crate::runbook::raw::{RawParam, Str};
+use crate::runbook::template::{DRIVE_FIELDS, is_unprintable, variables};
+use crate::sanitize::sanitize;
+
+/// What a `text` param's value must be when the runbook gives no
+/// `pattern`: letters, digits and `. _ / : @ + , = -`, enough for host
+/// names, paths, URLs such as `sftp:backup@vault:/restic` and ids, and
+/// nothing a shell reads as syntax (no spaces, quotes, `;`, `$`, `|`, ...).
+/// The whole value must match; a leading `-` is refused separately.
+pub const DEFAULT_TEXT_PATTERN: &str = "[A-Za-z0-9._/:@+,=-]+";
+
+/// The compiled pattern a `text` value must match as a whole.
+fn whole(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&format!("^(?:{pattern})$"))
+}
+
+/// Check a param's `pattern` and `allow_dash`; returns them for the model.
+pub(crate) fn param_rules(
+    ctx: &mut Ctx,
+    name: &str,
+    kind: Option<ParamKind>,
+    param: &toml::Spanned<RawParam>,
+) -> (Option<String>, bool) {
+    let raw = param.get_ref();
+    let not_text = kind.is_some_and(|k| k != ParamKind::Text);
+    let mut pattern = None;
+    if let Some(p) = &raw.pattern {
+        if not_text {
+            ctx.error(
+                p.span(),
+                format!("`pattern` applies only to `text` params; `{name}` is resolved against the live system"),
+                Some("remove `pattern`".into()),
+            );
+        } else if let Err(e) = whole(p.get_ref()) {
+            let first = e.to_string();
+            let first = first.lines().last().unwrap_or("").trim().to_string();
+            ctx.error(
+                p.span(),
+                format!("`pattern` of `{name}` is not a regular expression: {first}"),
+                Some(
+                    "write a regex the whole value must match, e.g. `pattern = \"[a-z0-9-]+\"`"
+                        .into(),
+                ),
+            );
+        } else {
+            pattern = Some(p.get_ref().clone());
+        }
+    }
+    let mut allow_dash = false;
+    if let Some(flag) = &raw.allow_dash {
+        if not_text && *flag.get_ref() {
+            ctx.error(
+                flag.span(),
+                format!(
+                    "`allow_dash` applies only to `text` params; `{name}` never begins with `-`"
+                ),
+                Some("remove `allow_dash`".into()),
+            );
+        } else if *flag.get_ref() {
+            allow_dash = true;
+            ctx.warn(
+                flag.span(),
+                format!("values of `{name}` may begin with `-`: a program reads such a word as an option"),
+                Some("keep it only if the value is meant to be an option, and pass it after `--` where the program allows".into()),
+            );
+        }
+    }
+    (pattern, allow_dash)
+}
+
+/// Check the values given for the runbook's params before anything runs:
+/// no control characters, no leading `-` unless the param allows it, and a
+/// `text` value must match its `pattern` (or [`DEFAULT_TEXT_PATTERN`]).
+/// Values for names the runbook does not declare are left alone here.
+pub fn check_params(params: &[Param], values: &BTreeMap<String, String>) -> Result<(), String> {
+    for param in params {
+        let Some(value) = values.get(&param.name) else {
+            continue;
+        };
+        let name = &param.name;
+        let shown = sanitize(value, false);
+        if let Some(c) = value.chars().find(|c| *c == '\0' || is_unprintable(*c)) {
+            return Err(format!(
+                "param `{name}` = `{shown}` holds a control character ({}); refused",
+                c.escape_unicode()
+            ));
+        }
+        if value.starts_with('-') && !param.allow_dash {
+            let help = if param.kind == ParamKind::Text {
+                " (the runbook may allow it with `allow_dash = true`)"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "param `{name}` = `{shown}` begins with `-`, so a program would read it as an option; refused{help}"
+            ));
+        }
+        if param.kind == ParamKind::Text {
+            let (pattern, whose) = match &param.pattern {
+                Some(p) => (p.as_str(), "the runbook's `pattern`"),
+                None => (
+                    DEFAULT_TEXT_PATTERN,
+                    "the default for `text` params; a runbook can set its own `pattern`",
+                ),
+            };
+            let re = whole(pattern).map_err(|e| format!("param `{name}`: bad pattern: {e}"))?;
+            if !re.is_match(value) {
+                return Err(format!(
+                    "param `{name}` = `{shown}` is refused: it must match `{pattern}` as a whole ({whose})"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Whether `{new.*}` is bound where a string is used.
 #[derive(Clone, Copy, Debug)]
@@ -177,5 +292,149 @@ fn kind_name(kind: ParamKind) -> &'static str {
         ParamKind::Member => "a `member`",
         ParamKind::Drive => "a `drive`",
         ParamKind::Text => "a `text`",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runbook::load::load_str;
+
+    fn text(name: &str, pattern: Option<&str>, allow_dash: bool) -> Param {
+        Param {
+            name: name.into(),
+            kind: ParamKind::Text,
+            help: String::new(),
+            pattern: pattern.map(str::to_string),
+            allow_dash,
+        }
+    }
+
+    fn given(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn text_values_match_the_default_pattern() {
+        let params = [text("replica", None, false)];
+        for ok in [
+            "db-replica",
+            "/srv/backup/restic",
+            "sftp:backup@vault:/restic",
+            "a.b_c+d,e=f",
+        ] {
+            assert_eq!(
+                check_params(&params, &given(&[("replica", ok)])),
+                Ok(()),
+                "{ok}"
+            );
+        }
+        for bad in ["x; touch FILE", "$(id)", "a b", "", "x\ny", "`id`"] {
+            let err = check_params(&params, &given(&[("replica", bad)])).unwrap_err();
+            assert!(err.contains("param `replica`"), "{err}");
+        }
+        let err = check_params(&params, &given(&[("replica", "x; touch FILE")])).unwrap_err();
+        assert!(
+            err.contains(DEFAULT_TEXT_PATTERN) && err.contains("default"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_runbook_pattern_must_match_the_whole_value() {
+        let params = [text("id", Some("[a-z0-9-]+"), false)];
+        assert_eq!(check_params(&params, &given(&[("id", "web-1")])), Ok(()));
+        let err = check_params(&params, &given(&[("id", "web-1; reboot")])).unwrap_err();
+        assert!(err.contains("the runbook's `pattern`"), "{err}");
+        // Looser patterns still never let control characters through.
+        let any = [text("note", Some(".*"), false)];
+        assert!(check_params(&any, &given(&[("note", "a\x1b[2Jb")])).is_err());
+        assert_eq!(check_params(&any, &given(&[("note", "a; b")])), Ok(()));
+    }
+
+    #[test]
+    fn a_leading_dash_needs_allow_dash() {
+        let strict = [text("x", None, false)];
+        let err = check_params(&strict, &given(&[("x", "--delete-all")])).unwrap_err();
+        assert!(
+            err.contains("begins with `-`") && err.contains("allow_dash"),
+            "{err}"
+        );
+        let loose = [text("x", None, true)];
+        assert_eq!(
+            check_params(&loose, &given(&[("x", "--delete-all")])),
+            Ok(())
+        );
+        let member = [Param {
+            kind: ParamKind::Member,
+            ..text("target", None, false)
+        }];
+        assert!(check_params(&member, &given(&[("target", "-sdb")])).is_err());
+        assert_eq!(
+            check_params(&member, &given(&[("target", "bay 3")])),
+            Ok(())
+        );
+    }
+
+    const HEAD: &str = r#"
+[runbook]
+name = "params test"
+backend = "md"
+
+[on_halt]
+say = "STOP."
+
+[[step]]
+id = "c"
+kind = "confirm"
+say = "ok {extra}"
+
+[params]
+array = { kind = "array", help = "md array" }
+target = { kind = "member", help = "member" }
+"#;
+
+    fn lint(extra: &str) -> Vec<String> {
+        load_str(std::path::Path::new("rb.toml"), &format!("{HEAD}{extra}"))
+            .diagnostics
+            .iter()
+            .map(|d| format!("{:?} {}:{} {}", d.severity, d.line, d.column, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn lint_checks_pattern_and_allow_dash() {
+        let ok = lint("extra = { kind = \"text\", help = \"x\", pattern = \"[a-z]+\" }\n");
+        assert!(!ok.iter().any(|d| d.starts_with("Error")), "{ok:?}");
+        let bad = lint("extra = { kind = \"text\", help = \"x\", pattern = \"[a-z\" }\n");
+        assert!(
+            bad.iter()
+                .any(|d| d.starts_with("Error") && d.contains("not a regular expression")),
+            "{bad:?}"
+        );
+        let wrong_kind = lint(
+            "extra = { kind = \"member\", help = \"x\", pattern = \"a\", allow_dash = true }\n",
+        );
+        assert!(
+            wrong_kind
+                .iter()
+                .any(|d| d.contains("`pattern` applies only to `text` params")),
+            "{wrong_kind:?}"
+        );
+        assert!(
+            wrong_kind
+                .iter()
+                .any(|d| d.contains("`allow_dash` applies only to `text` params")),
+            "{wrong_kind:?}"
+        );
+        let dash = lint("extra = { kind = \"text\", help = \"x\", allow_dash = true }\n");
+        assert!(
+            dash.iter()
+                .any(|d| d.starts_with("Warning") && d.contains("may begin with `-`")),
+            "{dash:?}"
+        );
     }
 }
