@@ -12,6 +12,7 @@
 mod accept;
 mod canary;
 pub mod check;
+mod command;
 mod preflight;
 mod quarantine;
 mod resume;
