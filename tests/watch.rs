@@ -391,3 +391,108 @@ fn a_config_file_others_can_write_is_refused() {
     std::os::unix::fs::symlink("/etc/hostname", &config).unwrap();
     m.run().code(1).has("a symlink is refused");
 }
+
+/// The shipped restore scenario, with `edit` applied and a new `[expect]`.
+fn restore_scenario(dir: &Path, edit: impl Fn(String) -> String, expect: &str) -> PathBuf {
+    let scenario = std::fs::read_to_string(
+        root().join("runbooks/scenarios/restore-from-backup/survivor-degrades-during-restore.toml"),
+    )
+    .unwrap()
+    .replace(
+        "../../restore-from-backup.toml",
+        &root()
+            .join("runbooks/restore-from-backup.toml")
+            .display()
+            .to_string(),
+    );
+    let scenario = edit(scenario);
+    let at = scenario.find("[expect]").unwrap();
+    let path = dir.join("scenario.toml");
+    std::fs::write(&path, format!("{}{expect}", &scenario[..at])).unwrap();
+    path
+}
+
+fn dry_run(runbook: &Path, scenario: &Path) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .current_dir(root())
+        .arg("dry-run")
+        .arg(runbook)
+        .arg("--scenario")
+        .arg(scenario)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn a_survivor_that_degrades_during_a_long_check_step_halts_it_in_the_simulator() {
+    // `restic check` of the backup runs for an hour and a half; sda fails
+    // twenty minutes in. Before, check steps ran unwatched to the end.
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = restore_scenario(
+        dir.path(),
+        |s| {
+            s.replace(
+                "stdout = \"no errors were found\\n\"\n",
+                "stdout = \"no errors were found\\n\"\nduration = \"90m\"\n",
+            )
+            .replace(
+                "during = \"restore\"\nafter = \"10m\"",
+                "during = \"verify-backup\"\nafter = \"20m\"",
+            )
+        },
+        "[expect]\noutcome = \"halted\"\nstep = \"verify-backup\"\nreasons = [\"sda\", \"smart.reported_uncorrect\", \"the command `restic\", \"check --read-data-subset 10%` was stopped\"]\n",
+    );
+    let (code, text) = dry_run(&root().join("runbooks/restore-from-backup.toml"), &scenario);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("[sim 00:20:"),
+        "the halt comes 20 minutes in\n{text}"
+    );
+}
+
+#[test]
+fn a_simulated_command_longer_than_its_timeout_times_out_at_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    // The restore may take 30 minutes here; restic needs 11 hours.
+    let runbook = dir.path().join("restore.toml");
+    let text = std::fs::read_to_string(root().join("runbooks/restore-from-backup.toml"))
+        .unwrap()
+        .replace(
+            "confirm = \"yes-no\"\ntimeout = \"12h\"",
+            "confirm = \"yes-no\"\ntimeout = \"30m\"",
+        );
+    assert!(text.contains("timeout = \"30m\""));
+    std::fs::write(&runbook, text).unwrap();
+    let scenario = restore_scenario(
+        dir.path(),
+        |s| {
+            s.replace(
+                &root()
+                    .join("runbooks/restore-from-backup.toml")
+                    .display()
+                    .to_string(),
+                &runbook.display().to_string(),
+            )
+            .replace(
+                "[[event]]\nduring = \"restore\"",
+                "[[event]]\nduring = \"resume-replication\"",
+            )
+        },
+        "[expect]\noutcome = \"halted\"\nstep = \"restore\"\nreasons = [\"timed out\"]\n",
+    );
+    let (code, text) = dry_run(&runbook, &scenario);
+    assert_eq!(code, Some(0), "{text}");
+}

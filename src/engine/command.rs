@@ -8,6 +8,8 @@
 //! twelve hours later. What happens to the command at a halt (or a Ctrl-C)
 //! is the step's `on_halt`: `kill` (the default) ends its whole process
 //! group, `wait` lets it finish within its timeout before the run stops.
+//! Check steps (a two-hour `restic check`) run the same way and are ended
+//! at a halt.
 
 use std::time::Duration;
 
@@ -21,30 +23,49 @@ use crate::sanitize::sanitize;
 type StepResult<T> = std::result::Result<T, Stop>;
 
 impl Walk<'_, '_> {
-    /// Run `argv` for `step`, watching until it ends; its output is
-    /// journaled however it ends.
+    /// Run `argv` for a command step, watching until it ends; its output
+    /// is journaled however it ends.
     pub(crate) fn run_watched(
         &mut self,
         step: &Step,
         argv: &[String],
         timeout: Duration,
     ) -> StepResult<CommandOutput> {
+        match self.watched(step, argv, timeout)? {
+            Ok(output) => {
+                self.record(Event::Command {
+                    step: step.id.clone(),
+                    output: output.clone(),
+                })?;
+                Ok(output)
+            }
+            // Nothing ran; the halt entry records why.
+            Err(e) => {
+                Err(self.command_failed(step, &format!("cannot run `{}`: {e:#}", argv.join(" "))))
+            }
+        }
+    }
+
+    /// Start `argv` and watch until it ends: `Ok(Ok(output))` when it
+    /// ended, `Ok(Err(_))` when it could not start. `Err(stop)` when the
+    /// watch stopped the run meanwhile: the command was then ended or
+    /// waited out as the step's `on_halt` says, and what it printed is
+    /// journaled here; the caller journals the normal end.
+    pub(crate) fn watched(
+        &mut self,
+        step: &Step,
+        argv: &[String],
+        timeout: Duration,
+    ) -> StepResult<anyhow::Result<CommandOutput>> {
         let line = argv.join(" ");
         let mut running = match self.run.backend.start(argv, timeout) {
             Ok(r) => r,
-            // Nothing ran; the halt entry records why.
-            Err(e) => return Err(self.command_failed(step, &format!("cannot run `{line}`: {e:#}"))),
+            Err(e) => return Ok(Err(e)),
         };
         let mut told = false;
         let stop = loop {
             match running.try_finish() {
-                Ok(Some(output)) => {
-                    self.record(Event::Command {
-                        step: step.id.clone(),
-                        output: output.clone(),
-                    })?;
-                    return Ok(output);
-                }
+                Ok(Some(output)) => return Ok(Ok(output)),
                 Ok(None) => {}
                 Err(e) => break Stop::Error(e),
             }
