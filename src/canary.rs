@@ -22,6 +22,19 @@
 //! are inline, compressed, encrypted or not yet allocated, and filesystems on
 //! LVM, dm-crypt or anything else between the filesystem and md.
 //!
+//! The canary runs as root in a directory other users may write to, so it
+//! trusts no name there. The file lives in `<dir>/.swapguard/`, a directory
+//! owned by root with mode 0700, opened with `O_DIRECTORY|O_NOFOLLOW` and
+//! held open; the file is created in it with `O_EXCL|O_NOFOLLOW` and read
+//! through a descriptor opened once (`O_DIRECT|O_NOFOLLOW|O_NONBLOCK`) and
+//! kept, so a FIFO or symlink put in its place is never opened. Before each
+//! read the name is checked to still be the planted inode (anything else is
+//! a fault: someone is tampering with the guard's evidence). Reads run on a
+//! worker thread with a deadline ([`READ_DEADLINE`]): a read that does not
+//! return (a drive hanging in its error handling) is itself a fault, never a
+//! hang of the watch. Removal unlinks the name only while it is still the
+//! planted inode.
+//!
 //! `unsafe` is forbidden in this crate: buffers are aligned for `O_DIRECT`
 //! by slicing an over-sized `Vec` at its first 4 KiB boundary, and FIEMAP
 //! comes from the `fiemap` crate.
@@ -29,8 +42,16 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
+
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::{FileStat, Mode, fstat, fstatat, mkdirat};
+use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -38,6 +59,14 @@ use sha2::{Digest, Sha256};
 
 /// Alignment for `O_DIRECT` buffers, offsets and lengths.
 pub const ALIGN: u64 = 4096;
+
+/// The directory, inside the runbook's canary directory, that holds the
+/// canary file.
+pub const CANARY_DIR: &str = ".swapguard";
+
+/// How long one read-back of the canary (the file and every member's copy)
+/// may take before it counts as a fault.
+pub const READ_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Filesystems whose FIEMAP `fe_physical` is a byte offset on their block device.
 const EXT_MAGIC: i64 = 0xEF53;
@@ -80,6 +109,11 @@ pub struct Fault {
     pub detail: String,
     /// True when the bytes that differ are all zeros.
     pub zeros: bool,
+    /// The kernel name of the mirror member whose own copy this is (`None`
+    /// for the file read through the filesystem); the engine names the
+    /// drive by serial and bay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
 }
 
 impl fmt::Display for Fault {
@@ -104,16 +138,33 @@ pub trait Canaries {
 /// A copy read directly from a device.
 #[derive(Clone, Debug)]
 struct Copy {
-    label: String,
+    /// The member's kernel name.
+    member: String,
     device: PathBuf,
     /// (offset in the file, offset on the device, length).
     ranges: Vec<(u64, u64, u64)>,
 }
 
-struct State {
-    path: PathBuf,
+/// What a read-back needs, shared with the reading thread.
+struct Reads {
+    /// The planted file, opened once with `O_DIRECT`.
+    file: File,
     expected: Vec<u8>,
     copies: Vec<Copy>,
+}
+
+struct State {
+    /// `<dir>/.swapguard`, held open.
+    dir: OwnedFd,
+    /// `<dir>`, held open (to remove `.swapguard` only if it is still ours).
+    parent: OwnedFd,
+    /// The file's name in `dir`.
+    name: String,
+    /// For messages.
+    path: PathBuf,
+    /// The planted inode: (device, inode).
+    inode: (u64, u64),
+    reads: Arc<Reads>,
 }
 
 /// Canaries on real files. `root` is where `/sys` and `/dev` are looked up
@@ -121,6 +172,9 @@ struct State {
 pub struct FileCanary {
     root: PathBuf,
     state: Option<State>,
+    deadline: Duration,
+    /// A read-back that has not returned yet.
+    stuck: Option<Receiver<Vec<Fault>>>,
 }
 
 impl FileCanary {
@@ -128,7 +182,15 @@ impl FileCanary {
         FileCanary {
             root: root.into(),
             state: None,
+            deadline: READ_DEADLINE,
+            stuck: None,
         }
+    }
+
+    /// How long a read-back may take before it is a fault.
+    pub fn with_deadline(mut self, deadline: Duration) -> FileCanary {
+        self.deadline = deadline;
+        self
     }
 
     /// Plant with the filesystem's device given (tests: a filesystem on a
@@ -146,14 +208,48 @@ impl FileCanary {
         if size == 0 || size % ALIGN != 0 {
             bail!("a canary's size must be a whole number of 4 KiB blocks, not {size}");
         }
-        let meta = std::fs::metadata(dir)
-            .with_context(|| format!("cannot use canary directory `{}`", dir.display()))?;
-        if !meta.is_dir() {
-            bail!("canary path `{}` is not a directory", dir.display());
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            bail!("`{name}` cannot name a canary file");
         }
-        let path = dir.join(format!(".swapguard-canary-{name}"));
+        let parent = nix::fcntl::open(
+            dir,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| {
+            format!(
+                "cannot use canary directory `{}` (it must be a directory, not a symlink)",
+                dir.display()
+            )
+        })?;
+        let sg = own_dir(&parent, dir)?;
+        let file_name = format!("canary-{name}");
+        let path = dir.join(CANARY_DIR).join(&file_name);
         let expected = random_bytes(size as usize)?;
-        write_synced(&path, dir, &expected)?;
+        write_synced(&sg, &file_name, &path, &expected)?;
+        // The descriptor every read uses. O_DIRECT proves the filesystem
+        // supports it; without it the canary would be read from the page
+        // cache and see nothing.
+        let file = match openat(
+            &sg,
+            file_name.as_str(),
+            OFlag::O_RDONLY
+                | OFlag::O_DIRECT
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_NONBLOCK
+                | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => File::from(fd),
+            Err(e) => {
+                let _ = unlinkat(&sg, file_name.as_str(), UnlinkatFlags::NoRemoveDir);
+                return Err(anyhow::Error::from(std::io::Error::from(e)).context(format!(
+                    "cannot read the canary `{}` with O_DIRECT (tmpfs and some network filesystems cannot): without it the canary would be read from the page cache and would not notice a drive returning zeros",
+                    path.display()
+                )));
+            }
+        };
+        let stat = fstat(&file).context("cannot stat the canary just written")?;
         let mut planted = Planted {
             path: path.display().to_string(),
             bytes: size,
@@ -163,27 +259,7 @@ impl FileCanary {
             copies: Vec::new(),
             not_checked: None,
         };
-        // The first O_DIRECT read proves the filesystem supports it; without
-        // it the canary would be read from the page cache and see nothing.
-        match read_direct(&path, 0, expected.len()) {
-            Ok(back) if back == expected => {}
-            Ok(_) => {
-                let _ = std::fs::remove_file(&path);
-                bail!(
-                    "the canary `{}` read back different data right after it was written: the storage under `{}` is already returning wrong data",
-                    path.display(),
-                    dir.display()
-                );
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                return Err(anyhow::Error::from(e).context(format!(
-                    "cannot read the canary `{}` with O_DIRECT (tmpfs and some network filesystems cannot): without it the canary would be read from the page cache and would not notice a drive returning zeros",
-                    path.display()
-                )));
-            }
-        }
-        let copies = match self.map(&path, device) {
+        let copies = match self.map(&file, device) {
             Ok((device, extents, copies)) => {
                 planted.device = Some(device);
                 planted.extents = extents;
@@ -204,19 +280,27 @@ impl FileCanary {
             .iter()
             .map(|c| {
                 format!(
-                    "{} ({}) at byte {}",
-                    c.label,
+                    "member {} ({}) at byte {}",
+                    c.member,
                     c.device.display(),
                     c.ranges.first().map_or(0, |r| r.1)
                 )
             })
             .collect();
         self.state = Some(State {
+            dir: sg,
+            parent,
+            name: file_name,
             path,
-            expected,
-            copies,
+            inode: (stat.st_dev, stat.st_ino),
+            reads: Arc::new(Reads {
+                file,
+                expected,
+                copies,
+            }),
         });
-        // Each copy must match right now, or the mapping is wrong.
+        // Each copy must match right now, or the mapping is wrong (or the
+        // storage is already returning wrong data).
         let faults = self.verify()?;
         if let Some(fault) = faults.first() {
             let _ = self.remove();
@@ -229,18 +313,18 @@ impl FileCanary {
     /// copy. `Err` says why per-member copies cannot be read.
     fn map(
         &self,
-        path: &Path,
+        file: &File,
         device: Option<&str>,
     ) -> std::result::Result<(String, Vec<Extent>, Vec<Copy>), String> {
-        let fs_type = nix::sys::statfs::statfs(path)
+        let fs_type = nix::sys::statfs::fstatfs(file)
             .map_err(|e| format!("cannot tell the filesystem type ({e})"))?
             .filesystem_type()
             .0 as i64;
         let device = match device {
             Some(d) => d.to_string(),
-            None => self.device_of(path)?,
+            None => self.device_of(file)?,
         };
-        let extents = extents(path)?;
+        let extents = extents(file)?;
         if fs_type == BTRFS_MAGIC {
             return Err("on btrfs FIEMAP gives btrfs' own logical addresses, not device offsets, so each copy cannot be read directly; btrfs checksums its data and reports a wrong copy as an I/O error, and the file itself is re-read with O_DIRECT".into());
         }
@@ -297,7 +381,7 @@ impl FileCanary {
             let offset: u64 = read_number(&dir.join("offset"))?;
             let base = offset * 512 + start;
             copies.push(Copy {
-                label: format!("member {member}"),
+                member: member.clone(),
                 device: self.root.join("dev").join(&member),
                 ranges: extents
                     .iter()
@@ -314,8 +398,10 @@ impl FileCanary {
     }
 
     /// `md0` for a file on `/dev/md0`, from the file's `st_dev`.
-    fn device_of(&self, path: &Path) -> std::result::Result<String, String> {
-        let meta = std::fs::metadata(path).map_err(|e| format!("cannot stat the canary: {e}"))?;
+    fn device_of(&self, file: &File) -> std::result::Result<String, String> {
+        let meta = file
+            .metadata()
+            .map_err(|e| format!("cannot stat the canary: {e}"))?;
         let dev = meta.dev();
         let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
         let link = self.root.join(format!("sys/dev/block/{major}:{minor}"));
@@ -337,61 +423,219 @@ impl Canaries for FileCanary {
         let Some(state) = &self.state else {
             bail!("no canary is planted");
         };
-        let mut faults = Vec::new();
-        match read_direct(&state.path, 0, state.expected.len()) {
-            Ok(back) => faults.extend(compare("the file", &state.expected, &back)),
-            Err(e) => faults.push(Fault {
+        // The name must still be the planted inode: a FIFO, a symlink or
+        // another file in its place is tampering with the guard's evidence.
+        let now = fstatat(
+            &state.dir,
+            state.name.as_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        );
+        if let Some(detail) = replaced(now, state.inode) {
+            return Ok(vec![Fault {
                 what: "the file".into(),
-                detail: format!("cannot be read back ({e}): the storage returns errors for it"),
+                detail,
                 zeros: false,
-            }),
+                member: None,
+            }]);
         }
-        for copy in &state.copies {
-            let mut back = vec![0u8; state.expected.len()];
-            let mut error = None;
-            for &(file_at, dev_at, len) in &copy.ranges {
-                let (Ok(from), Ok(n)) = (usize::try_from(file_at), usize::try_from(len)) else {
-                    continue;
-                };
-                let n = n.min(back.len().saturating_sub(from));
-                match read_direct(&copy.device, dev_at, n) {
-                    Ok(bytes) => back[from..from + n].copy_from_slice(&bytes),
-                    Err(e) => {
-                        error = Some(e);
-                        break;
-                    }
+        if let Some(stuck) = &self.stuck {
+            match stuck.try_recv() {
+                Err(mpsc::TryRecvError::Empty) => {
+                    return Ok(vec![Fault {
+                        what: "the file".into(),
+                        detail: "an earlier read of it has still not returned: the storage under it hangs".into(),
+                        zeros: false,
+                        member: None,
+                    }]);
                 }
-            }
-            let what = format!("{}'s copy", copy.label);
-            match error {
-                Some(e) => faults.push(Fault {
-                    what,
-                    detail: format!("cannot be read from `{}` ({e})", copy.device.display()),
-                    zeros: false,
-                }),
-                None => faults.extend(compare(&what, &state.expected, &back)),
+                _ => self.stuck = None,
             }
         }
-        Ok(faults)
+        let reads = Arc::clone(&state.reads);
+        match with_deadline(self.deadline, move || read_back(&reads)) {
+            Ok(faults) => Ok(faults),
+            Err(rx) => {
+                self.stuck = Some(rx);
+                Ok(vec![Fault {
+                    what: "the file".into(),
+                    detail: format!(
+                        "did not read back within {}: the storage under it hangs",
+                        humantime::format_duration(self.deadline)
+                    ),
+                    zeros: false,
+                    member: None,
+                }])
+            }
+        }
     }
 
     fn remove(&mut self) -> Result<Option<String>> {
         let Some(state) = self.state.take() else {
             return Ok(None);
         };
-        std::fs::remove_file(&state.path)
-            .with_context(|| format!("cannot remove the canary `{}`", state.path.display()))?;
-        Ok(Some(state.path.display().to_string()))
+        let path = state.path.display().to_string();
+        // Unlink the name only while it is still the inode planted here;
+        // whatever else stands there now is left alone.
+        let now = fstatat(
+            &state.dir,
+            state.name.as_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        );
+        if let Some(detail) = replaced(now, state.inode) {
+            bail!("the canary `{path}` was not removed: it {detail}");
+        }
+        unlinkat(&state.dir, state.name.as_str(), UnlinkatFlags::NoRemoveDir)
+            .map_err(std::io::Error::from)
+            .with_context(|| format!("cannot remove the canary `{path}`"))?;
+        // `.swapguard` goes too when it is empty and still the one planted in.
+        if let (Ok(held), Ok(named)) = (
+            fstat(&state.dir),
+            fstatat(
+                &state.parent,
+                CANARY_DIR,
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            ),
+        ) && (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
+        {
+            let _ = unlinkat(&state.parent, CANARY_DIR, UnlinkatFlags::RemoveDir);
+        }
+        Ok(Some(path))
     }
 }
 
+/// Run `f` on a thread of its own and wait for it until `deadline`; after
+/// that, give up waiting and return the channel its result will come on.
+/// A read stuck in the kernel cannot be cancelled, but it no longer holds
+/// the caller.
+fn with_deadline<T: Send + 'static>(
+    deadline: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::result::Result<T, Receiver<T>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(deadline) {
+        Ok(v) => Ok(v),
+        Err(_) => Err(rx),
+    }
+}
+
+/// Why the name no longer stands for the planted inode, if it does not.
+fn replaced(now: nix::Result<FileStat>, planted: (u64, u64)) -> Option<String> {
+    match now {
+        Ok(st) if (st.st_dev, st.st_ino) == planted => None,
+        Ok(st) => Some(format!(
+            "was replaced behind swapguard's back (a {} stands in its place now)",
+            file_kind(st.st_mode)
+        )),
+        Err(nix::errno::Errno::ENOENT) => Some("was removed behind swapguard's back".into()),
+        Err(e) => Some(format!("cannot be looked up ({e})")),
+    }
+}
+
+fn file_kind(mode: u32) -> &'static str {
+    match mode & nix::libc::S_IFMT {
+        nix::libc::S_IFREG => "different file",
+        nix::libc::S_IFIFO => "FIFO",
+        nix::libc::S_IFLNK => "symlink",
+        nix::libc::S_IFDIR => "directory",
+        nix::libc::S_IFSOCK => "socket",
+        nix::libc::S_IFBLK | nix::libc::S_IFCHR => "device node",
+        _ => "something else",
+    }
+}
+
+/// Create `.swapguard` in `parent` (mode 0700) or open the one there, and
+/// check it is a real directory owned by this user that no one else may
+/// enter. Returns it held open.
+fn own_dir(parent: &OwnedFd, dir: &Path) -> Result<OwnedFd> {
+    let shown = dir.join(CANARY_DIR);
+    match mkdirat(parent, CANARY_DIR, Mode::S_IRWXU) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => {
+            return Err(std::io::Error::from(e))
+                .with_context(|| format!("cannot create `{}`", shown.display()));
+        }
+    }
+    let fd = openat(
+        parent,
+        CANARY_DIR,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(std::io::Error::from)
+    .with_context(|| {
+        format!(
+            "cannot open `{}` (it must be a directory, not a symlink)",
+            shown.display()
+        )
+    })?;
+    let st = fstat(&fd).with_context(|| format!("cannot stat `{}`", shown.display()))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if st.st_uid != me || st.st_mode & 0o077 != 0 {
+        bail!(
+            "`{}` must be owned by uid {me} with mode 0700 (it is owned by uid {} with mode {:o}); someone else may have made it: remove it and run again",
+            shown.display(),
+            st.st_uid,
+            st.st_mode & 0o7777
+        );
+    }
+    Ok(fd)
+}
+
+/// Read the file and every member's copy back and compare.
+fn read_back(reads: &Reads) -> Vec<Fault> {
+    let mut faults = Vec::new();
+    match read_direct_from(&reads.file, 0, reads.expected.len()) {
+        Ok(back) => faults.extend(compare("the file", &reads.expected, &back)),
+        Err(e) => faults.push(Fault {
+            what: "the file".into(),
+            detail: format!("cannot be read back ({e}): the storage returns errors for it"),
+            zeros: false,
+            member: None,
+        }),
+    }
+    for copy in &reads.copies {
+        let mut back = vec![0u8; reads.expected.len()];
+        let mut error = None;
+        for &(file_at, dev_at, len) in &copy.ranges {
+            let (Ok(from), Ok(n)) = (usize::try_from(file_at), usize::try_from(len)) else {
+                continue;
+            };
+            let n = n.min(back.len().saturating_sub(from));
+            match read_direct(&copy.device, dev_at, n) {
+                Ok(bytes) => back[from..from + n].copy_from_slice(&bytes),
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        let what = format!("member {}'s copy", copy.member);
+        let fault = match error {
+            Some(e) => Some(Fault {
+                what,
+                detail: format!("cannot be read from `{}` ({e})", copy.device.display()),
+                zeros: false,
+                member: None,
+            }),
+            None => compare(&what, &reads.expected, &back),
+        };
+        faults.extend(fault.map(|f| Fault {
+            member: Some(copy.member.clone()),
+            ..f
+        }));
+    }
+    faults
+}
+
 /// FIEMAP extents covering the whole file, or why they cannot be used.
-fn extents(path: &Path) -> std::result::Result<Vec<Extent>, String> {
+fn extents(file: &File) -> std::result::Result<Vec<Extent>, String> {
     use fiemap::FiemapExtentFlags as F;
-    let file = File::open(path).map_err(|e| format!("cannot open the canary: {e}"))?;
     let size = file.metadata().map_err(|e| e.to_string())?.len();
     let mut out = Vec::new();
-    for extent in fiemap::Fiemap::with_flags(&file, fiemap::FiemapFlags::SYNC) {
+    for extent in fiemap::Fiemap::with_flags(file, fiemap::FiemapFlags::SYNC) {
         let e = extent.map_err(|e| format!("FIEMAP is not available here ({e})"))?;
         let unusable = F::UNKNOWN
             | F::DELALLOC
@@ -445,6 +689,7 @@ pub fn compare(what: &str, expected: &[u8], back: &[u8]) -> Option<Fault> {
                 expected.len()
             ),
             zeros: false,
+            member: None,
         });
     }
     let differs: Vec<usize> = expected
@@ -465,6 +710,7 @@ pub fn compare(what: &str, expected: &[u8], back: &[u8]) -> Option<Fault> {
             if zeros { ", all zeros" } else { "" }
         ),
         zeros,
+        member: None,
     })
 }
 
@@ -472,8 +718,13 @@ pub fn compare(what: &str, expected: &[u8], back: &[u8]) -> Option<Fault> {
 pub fn read_direct(path: &Path, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
     let file = OpenOptions::new()
         .read(true)
-        .custom_flags(nix::libc::O_DIRECT)
+        .custom_flags(nix::libc::O_DIRECT | nix::libc::O_NONBLOCK)
         .open(path)?;
+    read_direct_from(&file, offset, len)
+}
+
+/// Read `len` bytes at `offset` from a file opened with `O_DIRECT`.
+fn read_direct_from(file: &File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
     let align = ALIGN as usize;
     let start = offset - offset % ALIGN;
     let end = (offset + len as u64).div_ceil(ALIGN) * ALIGN;
@@ -489,19 +740,24 @@ pub fn read_direct(path: &Path, offset: u64, len: usize) -> std::io::Result<Vec<
     Ok(window[skip..skip + len].to_vec())
 }
 
-fn write_synced(path: &Path, dir: &Path, content: &[u8]) -> Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create the canary `{}`", path.display()))?;
+/// Create `name` in `dir` (never through a link, never an existing file),
+/// write `content` and sync the file and the directory.
+fn write_synced(dir: &OwnedFd, name: &str, path: &Path, content: &[u8]) -> Result<()> {
+    let fd = openat(
+        dir,
+        name,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::S_IRUSR | Mode::S_IWUSR,
+    )
+    .map_err(std::io::Error::from)
+    .with_context(|| format!("cannot create the canary `{}`", path.display()))?;
+    let mut file = File::from(fd);
     file.write_all(content)
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write the canary `{}`", path.display()))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("cannot sync directory `{}`", dir.display()))?;
+    nix::unistd::fsync(dir)
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("cannot sync the directory of `{}`", path.display()))?;
     Ok(())
 }
 
@@ -555,6 +811,43 @@ mod tests {
     }
 
     #[test]
+    fn a_read_that_does_not_return_is_given_up_at_the_deadline() {
+        let started = std::time::Instant::now();
+        let (go, wait) = mpsc::channel::<()>();
+        let stuck = with_deadline(Duration::from_millis(50), move || wait.recv().is_ok());
+        let rx = stuck.expect_err("the read is stuck");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // It still delivers when it finally returns.
+        go.send(()).unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(true));
+        assert!(matches!(with_deadline(Duration::from_secs(5), || 7), Ok(7)));
+    }
+
+    #[test]
+    fn a_hostile_swapguard_directory_refuses_to_plant() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join(CANARY_DIR)).unwrap();
+        let err = FileCanary::new("/")
+            .plant(dir.path(), 4096, "t")
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("not a symlink"), "{err:#}");
+        assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+
+        std::fs::remove_file(dir.path().join(CANARY_DIR)).unwrap();
+        std::fs::create_dir(dir.path().join(CANARY_DIR)).unwrap();
+        std::fs::set_permissions(
+            dir.path().join(CANARY_DIR),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
+        let err = FileCanary::new("/")
+            .plant(dir.path(), 4096, "t")
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("with mode 0700"), "{err:#}");
+    }
+
+    #[test]
     fn plain_filesystem_roundtrip_and_zeros_behind_its_back() {
         // A plain temporary filesystem (no FIEMAP mapping needed): the file
         // is overwritten with zeros through the filesystem, then read again.
@@ -587,5 +880,34 @@ mod tests {
         assert!(faults[0].zeros);
         assert_eq!(canary.remove().unwrap(), Some(planted.path.clone()));
         assert!(!path.exists());
+        assert!(!dir.path().join(CANARY_DIR).exists());
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_the_canary_is_a_fault_not_a_hang_and_is_not_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut canary = FileCanary::new("/");
+        let planted = match canary.plant(dir.path(), 8192, "t") {
+            Ok(p) => p,
+            Err(e) if format!("{e:#}").contains("O_DIRECT") => {
+                eprintln!("skipped: the temporary directory does not support O_DIRECT: {e:#}");
+                return;
+            }
+            Err(e) => panic!("{e:#}"),
+        };
+        let path = PathBuf::from(&planted.path);
+        let meta = std::fs::metadata(dir.path().join(CANARY_DIR)).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o700);
+        std::fs::rename(&path, path.with_extension("moved")).unwrap();
+        nix::unistd::mkfifo(&path, Mode::S_IRWXU).unwrap();
+        let faults = canary.verify().unwrap();
+        assert_eq!(faults.len(), 1, "{faults:?}");
+        assert_eq!(
+            faults[0].to_string(),
+            "the file: was replaced behind swapguard's back (a FIFO stands in its place now)"
+        );
+        let err = canary.remove().unwrap_err();
+        assert!(format!("{err:#}").contains("was not removed"), "{err:#}");
+        assert!(path.exists(), "the FIFO is left alone");
     }
 }

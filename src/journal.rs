@@ -176,6 +176,11 @@ pub enum Event {
         path: String,
         outcome: String,
     },
+    /// The data canary was left in place at the end of the run (a halt).
+    CanaryKept {
+        path: String,
+        reason: String,
+    },
 }
 
 /// The `prev` of the first line of every journal.

@@ -422,7 +422,7 @@ fn data_canary_catches_zeros_through_the_array_and_in_one_mirror_member() {
     );
     swapguard(&state, &["dry-run", CANARY, "--scenario", &scenario])
         .code(0)
-        .stdout_has("data canary written: `/srv/db/.swapguard-canary-md0-")
+        .stdout_has("data canary written: `/srv/db/.swapguard/canary-md0-")
         .stdout_has("each copy read directly: member sda (simulated), member sdb (simulated)")
         .stdout_has("Second person: type your name");
     let events = journal_events(&state);

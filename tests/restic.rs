@@ -69,7 +69,7 @@ fn gate(check: &ExternalCheck, repo: &Path, password: &Path) -> Result<String, S
         .iter()
         .map(|t| render(&t.text, &vars).unwrap())
         .collect();
-    let output = ProcessRunner
+    let output = ProcessRunner::default()
         .run(&argv, check.timeout)
         .map_err(|e| format!("{e:#}"))?;
     let now = SystemTime::now()

@@ -57,6 +57,31 @@ pub trait CommandRunner {
     fn run(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput>;
 }
 
+/// A command started by [`Backend::start`], running while the engine keeps
+/// watching the array.
+pub trait Running {
+    /// Its output once it has ended (or its timeout ended it); `None` while
+    /// it still runs. Returns at once.
+    fn try_finish(&mut self) -> Result<Option<CommandOutput>>;
+    /// End it now (real processes: SIGTERM to its process group, a grace
+    /// period, SIGKILL) and return what it printed.
+    fn kill(&mut self) -> CommandOutput;
+}
+
+/// A command that had ended before anyone asked: what backends without
+/// background processes return from [`Backend::start`].
+pub struct Finished(pub CommandOutput);
+
+impl Running for Finished {
+    fn try_finish(&mut self) -> Result<Option<CommandOutput>> {
+        Ok(Some(self.0.clone()))
+    }
+
+    fn kill(&mut self) -> CommandOutput {
+        self.0.clone()
+    }
+}
+
 /// What happened when the tool tried to switch a locate LED.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "led", rename_all = "kebab-case")]
@@ -93,6 +118,11 @@ pub trait Backend {
 
     /// Run an external command as argv.
     fn execute(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput>;
+
+    /// Start an external command and return while it runs, so the engine
+    /// can keep watching (a command step). No default on purpose: a
+    /// wrapper that forgot it would run commands unwatched.
+    fn start(&mut self, argv: &[String], timeout: Duration) -> Result<Box<dyn Running>>;
 
     /// Switch the locate LED of a drive's bay on or off.
     fn locate(&mut self, drive: &Identity, on: bool) -> Result<LocateOutcome>;

@@ -254,6 +254,15 @@ impl Backend for Narrated {
         self.flush();
         r
     }
+    fn start(
+        &mut self,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<Box<dyn crate::backend::Running>> {
+        let r = self.inner.start(argv, timeout);
+        self.flush();
+        r
+    }
     fn locate(&mut self, drive: &Identity, on: bool) -> Result<LocateOutcome> {
         let r = self.inner.locate(drive, on);
         self.flush();

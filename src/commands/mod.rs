@@ -143,9 +143,9 @@ pub(crate) fn real_backend(
 ) -> Result<Box<dyn Backend>> {
     match runbook.backend {
         crate::runbook::model::BackendKind::Md => Ok(Box::new(
-            crate::backend::md::MdBackend::new(
+            crate::backend::md::MdBackend::real(
                 config.sysroot.clone(),
-                Box::new(crate::backend::process::ProcessRunner),
+                crate::backend::process::ProcessRunner::from_state_dir(&config.state_dir)?,
             )
             .with_clock(Box::new(clock)),
         )),

@@ -21,7 +21,8 @@ struct Report {
 }
 
 pub fn status(config: &Config, json: bool, smart: bool) -> Result<i32> {
-    let mut backend = MdBackend::new(config.sysroot.clone(), Box::new(ProcessRunner));
+    let processes = ProcessRunner::from_state_dir(&config.state_dir)?;
+    let mut backend = MdBackend::real(config.sysroot.clone(), processes);
     let names = backend.arrays()?;
     let depth = if smart { Depth::Full } else { Depth::Fast };
     let mut report = Report {

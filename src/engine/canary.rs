@@ -4,14 +4,19 @@
 //! The canary is written once preflight has passed (or after the step
 //! `[canary] after` names), read back at every step boundary (before and
 //! after each step, journaled) and every `[canary] every` during watches,
-//! and removed when the run ends, however it ends. Anything that does not
-//! read back as written halts: "the array returned different data".
+//! and removed when the run ends, unless it ends in a halt: then the array
+//! is suspect, and removing the file would be one more write to it and
+//! would destroy the evidence, so the canary is left where it is and the
+//! halt says where. Anything that does not read back as written halts:
+//! "the array returned different data", naming the mirror member whose own
+//! copy differs by serial and bay, as every other halt does.
 
 use std::path::Path;
 
 use crate::canary::{Canaries, Fault, FileCanary};
 use crate::engine::{Stop, Walk};
 use crate::health::guard::{Subject, Violation};
+use crate::health::model::Identity;
 use crate::journal::Event;
 use crate::operator::NoteLevel;
 use crate::sanitize::sanitize;
@@ -142,6 +147,7 @@ impl Walk<'_, '_> {
                 what: "the file".into(),
                 detail: format!("cannot be verified: {e:#}"),
                 zeros: false,
+                member: None,
             }],
         };
         if faults.is_empty() {
@@ -154,23 +160,81 @@ impl Walk<'_, '_> {
             return Ok(());
         }
         let zeros = faults.iter().any(|f| f.zeros);
-        Err(Stop::Halt {
-            step: step.to_string(),
-            headline: format!(
-                "the array returned different data: the data canary `{path}` no longer reads back as written{}",
-                if zeros { " (zeros)" } else { "" }
-            ),
-            violations: faults
-                .into_iter()
-                .map(|f| Violation {
+        let members: Vec<String> = faults
+            .iter()
+            .filter_map(|f| f.member.as_deref())
+            .map(|m| self.member_identity(m))
+            .collect();
+        let mut headline = format!(
+            "the array returned different data: the data canary `{path}` no longer reads back as written{}",
+            if zeros { " (zeros)" } else { "" }
+        );
+        if !members.is_empty() {
+            headline.push_str(&format!("; the copy on {} differs", members.join(", ")));
+        }
+        let violations = faults
+            .into_iter()
+            .map(|f| match &f.member {
+                Some(m) => Violation {
+                    subject: if *m == self.target.id.dev {
+                        Subject::Target
+                    } else {
+                        Subject::Survivor
+                    },
+                    who: self.member_identity(m),
+                    what: format!("canary data ({})", f.what),
+                    before: "as written".into(),
+                    after: f.detail,
+                },
+                None => Violation {
                     subject: Subject::Array,
                     who: path.clone(),
                     what: format!("canary data ({})", f.what),
                     before: "as written".into(),
                     after: f.detail,
-                })
-                .collect(),
+                },
+            })
+            .collect();
+        Err(Stop::Halt {
+            step: step.to_string(),
+            headline,
+            violations,
         })
+    }
+
+    /// `sda (serial S3Z1…, bay 0)` for the member whose copy was read as
+    /// `sda`; the bare name when the run never saw such a drive.
+    fn member_identity(&self, member: &str) -> String {
+        let known: Option<&Identity> = self
+            .baseline
+            .drives
+            .iter()
+            .map(|d| &d.id)
+            .chain(self.new.as_ref().map(|d| &d.id))
+            .find(|id| id.dev == member);
+        match known {
+            Some(id) => id.describe(),
+            None => format!("{member} (serial unknown, bay unknown)"),
+        }
+    }
+
+    /// The end of the run: remove the canary, except at a halt, where it is
+    /// left in place (journaled) and the halt says where it is.
+    pub(crate) fn end_canary(&mut self, stop: Option<&mut Stop>) {
+        let Some(Stop::Halt { headline, .. }) = stop else {
+            self.remove_canary();
+            return;
+        };
+        let Some(path) = self.canary.planted.take() else {
+            return;
+        };
+        headline.push_str(&format!(
+            "; the data canary is left in place as evidence: `{path}` (remove it by hand once the array is safe)"
+        ));
+        let _ = self.record(Event::CanaryKept {
+            path,
+            reason: "the run halted: the array is suspect, and removing the canary would write to it and destroy the evidence".into(),
+        });
     }
 
     /// Remove the canary at the end of the run (best effort, journaled).

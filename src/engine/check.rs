@@ -28,7 +28,18 @@ impl Walk<'_, '_> {
     /// the check failed.
     pub(crate) fn run_check(&mut self, check: &ExternalCheck) -> Result<String, String> {
         let argv = self.render_argv(&check.run).map_err(|e| format!("{e:#}"))?;
-        let (output, verdict) = match self.run.backend.execute(&argv, check.timeout) {
+        let result = self.run.backend.execute(&argv, check.timeout);
+        self.judge(check, &argv, result)
+    }
+
+    /// Test a check's result and journal it.
+    fn judge(
+        &mut self,
+        check: &ExternalCheck,
+        argv: &[String],
+        result: anyhow::Result<CommandOutput>,
+    ) -> Result<String, String> {
+        let (output, verdict) = match result {
             Ok(output) => {
                 let verdict = evaluate(check, &output, self.run.clock.wall_ms());
                 (output, verdict)
@@ -36,7 +47,7 @@ impl Walk<'_, '_> {
             Err(e) => {
                 let reason = format!("cannot run `{}`: {e:#}", argv.join(" "));
                 let output = CommandOutput {
-                    argv: argv.clone(),
+                    argv: argv.to_vec(),
                     code: None,
                     stdout: String::new(),
                     stderr: reason.clone(),
@@ -60,8 +71,16 @@ impl Walk<'_, '_> {
 
     /// A step of kind `check`: a failure stops the run before anything
     /// after it is done.
+    /// The watch goes on while it runs (engine/command.rs).
     pub(crate) fn check_step(&mut self, step: &Step, check: &ExternalCheck) -> Result<(), Stop> {
-        match self.run_check(check) {
+        let verdict = match self.render_argv(&check.run) {
+            Ok(argv) => {
+                let result = self.watched(step, &argv, check.timeout)?;
+                self.judge(check, &argv, result)
+            }
+            Err(e) => Err(format!("{e:#}")),
+        };
+        match verdict {
             Ok(seen) => {
                 self.run.operator.note(
                     NoteLevel::Good,

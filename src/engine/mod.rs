@@ -12,6 +12,7 @@
 mod accept;
 mod canary;
 pub mod check;
+mod command;
 mod preflight;
 mod quarantine;
 mod resume;
@@ -347,8 +348,8 @@ fn walk(run: &mut Run<'_>, array: &str) -> WalkResult {
         baseline,
         run,
     };
-    let result = walk.all();
-    walk.remove_canary();
+    let mut result = walk.all();
+    walk.end_canary(result.as_mut().err());
     let leds = std::mem::take(&mut walk.leds_on);
     match result {
         Ok(()) => Ok((leds, ())),

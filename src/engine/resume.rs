@@ -208,8 +208,8 @@ fn resume_walk(run: &mut Run<'_>, array: &str, j: &Journaled, baseline: Snapshot
         baseline,
         run,
     };
-    let result = walk.resume_all(j);
-    walk.remove_canary();
+    let mut result = walk.resume_all(j);
+    walk.end_canary(result.as_mut().err());
     let leds = std::mem::take(&mut walk.leds_on);
     match result {
         Ok(()) => Ok((leds, ())),

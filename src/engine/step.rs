@@ -69,19 +69,8 @@ impl Walk<'_, '_> {
                 let argv = argv.unwrap_or_default();
                 self.argv_refusal(step, &argv)?;
                 let timeout = step.timeout.unwrap_or(Duration::from_secs(600));
-                let output = self.run.backend.execute(&argv, timeout);
-                let output = match output {
-                    Ok(o) => o,
-                    Err(e) => {
-                        // Nothing ran; the halt entry records why.
-                        let reason = format!("cannot run `{}`: {e:#}", argv.join(" "));
-                        return Err(self.command_failed(step, &reason));
-                    }
-                };
-                self.record(Event::Command {
-                    step: id.clone(),
-                    output: output.clone(),
-                })?;
+                // The watch goes on while the command runs (engine/command.rs).
+                let output = self.run_watched(step, &argv, timeout)?;
                 if !output.success() {
                     let reason = format!(
                         "`{}` {}: {}",
@@ -287,7 +276,7 @@ impl Walk<'_, '_> {
         Ok(())
     }
 
-    fn command_failed(&self, step: &Step, reason: &str) -> Stop {
+    pub(crate) fn command_failed(&self, step: &Step, reason: &str) -> Stop {
         Stop::Halt {
             step: step.id.clone(),
             headline: format!("step `{}` failed: {reason}", step.id),

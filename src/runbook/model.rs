@@ -341,8 +341,26 @@ pub struct Step {
     /// A second person signs off (name and typed confirmation) before the
     /// step acts.
     pub sign_off: bool,
+    /// What happens to the command of a command step that is still running
+    /// when the guard halts the run (or the technician interrupts it).
+    pub on_halt: OnHalt,
     #[serde(skip)]
     pub span: Span,
+}
+
+/// `on_halt` on a command step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnHalt {
+    /// End it at once: SIGTERM to its process group, then SIGKILL. The
+    /// default: a halt means "touch nothing more", and a command left
+    /// running goes on writing, or reading the last good copy hard, after
+    /// the tool said stop.
+    #[default]
+    Kill,
+    /// Let it finish (within its timeout) while the run is halted: for a
+    /// command that must never be cut off halfway.
+    Wait,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

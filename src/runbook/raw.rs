@@ -141,6 +141,8 @@ pub struct RawStep {
     pub sign_off: Option<Spanned<bool>>,
     /// The command runs a shell with a command line, on purpose.
     pub shell: Option<Spanned<bool>>,
+    /// What happens to a still-running command when the run halts.
+    pub on_halt: Option<Str>,
 }
 
 /// `expect = { target = "...", new = "...", degraded = N }`

@@ -17,8 +17,8 @@ use crate::runbook::destructive::{Effect, classify};
 use crate::runbook::keys::quoted_list;
 use crate::runbook::load::{Ctx, to_span};
 use crate::runbook::model::{
-    Confirm, DriveExpect, Expectation, ExternalCheck, GuardPolicy, Role, Span, Step, StepKind,
-    Template, WaitUntil,
+    Confirm, DriveExpect, Expectation, ExternalCheck, GuardPolicy, OnHalt, Role, Span, Step,
+    StepKind, Template, WaitUntil,
 };
 use crate::runbook::raw::RawStep;
 use crate::runbook::vars::{NewBinding, Scope, mentions_new, template};
@@ -54,7 +54,7 @@ impl Kind {
 
 /// Keys that apply only to some kinds (`id`, `kind`, `say` and `optional`
 /// apply to all).
-const APPLIES: [(&str, &[Kind]); 15] = [
+const APPLIES: [(&str, &[Kind]); 16] = [
     ("run", &[Kind::Command, Kind::Check]),
     ("shell", &[Kind::Command]),
     ("until", &[Kind::Wait]),
@@ -79,7 +79,10 @@ const APPLIES: [(&str, &[Kind]); 15] = [
     ("matches", &[Kind::Check]),
     ("not_matches", &[Kind::Check]),
     ("sign_off", &[Kind::Command, Kind::Physical]),
+    ("on_halt", &[Kind::Command]),
 ];
+
+const ON_HALT: [(&str, OnHalt); 2] = [("kill", OnHalt::Kill), ("wait", OnHalt::Wait)];
 
 const CONFIRMS: [(&str, ConfirmWord); 2] = [
     ("yes-no", ConfirmWord::YesNo),
@@ -324,6 +327,10 @@ impl StepCheck<'_, '_, '_> {
             .and_then(|t| duration(self.ctx, t, "timeout"));
         let optional = self.raw.optional.as_ref().is_some_and(|o| *o.get_ref());
         let sign_off = self.raw.sign_off.as_ref().is_some_and(|o| *o.get_ref());
+        let on_halt = match &self.raw.on_halt {
+            Some(v) => choice(self.ctx, v, "on_halt", &ON_HALT),
+            None => Some(OnHalt::default()),
+        };
         Some(Step {
             id: id?,
             kind: step_kind?,
@@ -335,6 +342,7 @@ impl StepCheck<'_, '_, '_> {
             optional,
             timeout,
             sign_off,
+            on_halt: on_halt?,
             span: self.table,
         })
     }
@@ -380,7 +388,7 @@ impl StepCheck<'_, '_, '_> {
     /// Report every present key that does not apply to `kind`.
     fn applicable_keys(&mut self, kind: Kind) {
         let raw = self.raw;
-        let present: [(&str, Option<std::ops::Range<usize>>); 14] = [
+        let present: [(&str, Option<std::ops::Range<usize>>); 15] = [
             ("run", raw.run.as_ref().map(Spanned::span)),
             ("until", raw.until.as_ref().map(Spanned::span)),
             ("on", raw.on.as_ref().map(Spanned::span)),
@@ -398,6 +406,7 @@ impl StepCheck<'_, '_, '_> {
             ("matches", raw.matches.as_ref().map(Spanned::span)),
             ("not_matches", raw.not_matches.as_ref().map(Spanned::span)),
             ("sign_off", raw.sign_off.as_ref().map(Spanned::span)),
+            ("on_halt", raw.on_halt.as_ref().map(Spanned::span)),
         ];
         for (key, value) in present {
             let Some(value) = value else { continue };

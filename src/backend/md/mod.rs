@@ -32,7 +32,7 @@ use crate::backend::md::sysfs::{ArrayLook, MemberLook};
 use crate::backend::md::watch::MdstatWatch;
 use crate::backend::process::ProcessRunner;
 use crate::backend::smart::poller::{RunnerFactory, SmartPoller};
-use crate::backend::{Backend, CommandOutput, CommandRunner, Depth, LocateOutcome, smart};
+use crate::backend::{Backend, CommandOutput, CommandRunner, Depth, LocateOutcome, Running, smart};
 use crate::clock::{Clock, SystemClock};
 use crate::health::model::{
     ArrayHealth, Drive, Identity, MemberState, Membership, Problem, Snapshot, SyncProgress,
@@ -55,6 +55,9 @@ pub struct MdBackend {
     watch: Option<MdstatWatch>,
     /// SMART for the watch loop, read on a worker thread.
     poller: SmartPoller,
+    /// Real processes for command steps, started in the background so the
+    /// watch goes on while they run; `None` in tests with canned runners.
+    processes: Option<ProcessRunner>,
 }
 
 impl MdBackend {
@@ -65,8 +68,22 @@ impl MdBackend {
             runner,
             clock: Box::new(SystemClock::new()),
             watch: None,
-            poller: SmartPoller::new(Arc::new(|| Box::new(ProcessRunner)), SMART_TIMEOUT),
+            poller: SmartPoller::new(
+                Arc::new(|| Box::new(ProcessRunner::default())),
+                SMART_TIMEOUT,
+            ),
+            processes: None,
         }
+    }
+
+    /// The backend of a real run: every program (probes, the SMART worker,
+    /// command steps) runs through `processes`, with its search path.
+    pub fn real(root: PathBuf, processes: ProcessRunner) -> Self {
+        let factory = processes.clone();
+        let mut backend = MdBackend::new(root, Box::new(processes.clone()))
+            .with_smart_runner(Arc::new(move || Box::new(factory.clone())));
+        backend.processes = Some(processes);
+        backend
     }
 
     /// How the background SMART worker runs programs (tests give canned
@@ -493,6 +510,15 @@ impl Backend for MdBackend {
 
     fn execute(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput> {
         self.runner.run(argv, timeout)
+    }
+
+    fn start(&mut self, argv: &[String], timeout: Duration) -> Result<Box<dyn Running>> {
+        match &self.processes {
+            Some(p) => Ok(Box::new(p.start(argv, timeout)?)),
+            None => Ok(Box::new(crate::backend::Finished(
+                self.runner.run(argv, timeout)?,
+            ))),
+        }
     }
 
     fn locate(&mut self, drive: &Identity, on: bool) -> Result<LocateOutcome> {

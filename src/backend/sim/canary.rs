@@ -59,7 +59,8 @@ impl Canaries for SimCanary {
         };
         let planted = Planted {
             path: dir
-                .join(format!(".swapguard-canary-{name}"))
+                .join(crate::canary::CANARY_DIR)
+                .join(format!("canary-{name}"))
                 .display()
                 .to_string(),
             bytes: size,
@@ -77,7 +78,7 @@ impl Canaries for SimCanary {
         let Some(planted) = &self.planted else {
             bail!("no canary is planted");
         };
-        let zeros = |what: String| Fault {
+        let zeros = |what: String, member: Option<String>| Fault {
             what,
             detail: format!(
                 "{0} of {0} bytes differ, from byte 0 to {1}, all zeros",
@@ -85,14 +86,15 @@ impl Canaries for SimCanary {
                 planted.bytes.saturating_sub(1)
             ),
             zeros: true,
+            member,
         };
         let mut faults = Vec::new();
         if self.array_zeros {
-            faults.push(zeros("the file".into()));
+            faults.push(zeros("the file".into(), None));
         }
         for (key, dev) in self.copies() {
             if self.array_zeros || self.zeroed.contains(&key) {
-                faults.push(zeros(format!("member {dev}'s copy")));
+                faults.push(zeros(format!("member {dev}'s copy"), Some(dev.clone())));
             }
         }
         Ok(faults)

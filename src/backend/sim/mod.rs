@@ -17,6 +17,7 @@ mod canary;
 mod hardware;
 mod mdadm;
 pub mod names;
+mod running;
 pub mod scenario;
 mod view;
 
@@ -30,7 +31,7 @@ use crate::backend::sim::hardware::{Failure, Hardware};
 use crate::backend::sim::scenario::{
     Action, CannedCommand, During, Event, Probe, Scenario, Technician,
 };
-use crate::backend::{Backend, CommandOutput, Depth, LocateOutcome, StepPhase};
+use crate::backend::{Backend, CommandOutput, Depth, Finished, LocateOutcome, Running, StepPhase};
 use crate::clock::{Clock, SimClock};
 use crate::health::model::{DriveKey, Identity, Snapshot};
 use crate::runbook::model::{DriveExpect, Step, StepKind};
@@ -458,6 +459,37 @@ impl Backend for SimBackend {
             self.scenario_path.display(),
             argv
         )
+    }
+
+    fn start(&mut self, argv: &[String], timeout: Duration) -> Result<Box<dyn Running>> {
+        let duration = self
+            .commands
+            .iter()
+            .find(|c| c.argv == argv)
+            .map_or(Duration::ZERO, |c| c.duration);
+        let mut output = self.execute(argv, timeout)?;
+        if duration.is_zero() {
+            return Ok(Box::new(Finished(output)));
+        }
+        let now = self.now();
+        let runs_for = if duration > timeout {
+            output.code = None;
+            output.timed_out = true;
+            timeout
+        } else {
+            duration
+        };
+        self.note(vec![format!(
+            "`{}` runs for {}",
+            argv.join(" "),
+            humantime::format_duration(runs_for)
+        )]);
+        Ok(Box::new(running::SimRunning {
+            clock: self.clock.clone(),
+            ends_at: now.saturating_add(millis(runs_for)),
+            output,
+            ended: None,
+        }))
     }
 
     fn locate(&mut self, drive: &Identity, on: bool) -> Result<LocateOutcome> {

@@ -274,6 +274,9 @@ pub struct CannedCommand {
     pub stdout: String,
     pub stderr: String,
     pub timed_out: bool,
+    /// How long it runs on the simulated clock (`0`: it has ended before
+    /// the engine looks again); the guard watches meanwhile.
+    pub duration: Duration,
 }
 
 /// How a dry run ends.

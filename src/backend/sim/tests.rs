@@ -70,6 +70,7 @@ fn step(id: &str, kind: StepKind, target: Option<DriveExpect>, new: Option<Drive
         optional: false,
         timeout: None,
         sign_off: false,
+        on_halt: crate::runbook::model::OnHalt::Kill,
         span: Span::default(),
     }
 }

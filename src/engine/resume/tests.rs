@@ -78,6 +78,15 @@ impl Backend for Crashable {
         self.executed.borrow_mut().push(argv.to_vec());
         self.inner.execute(argv, timeout)
     }
+    fn start(
+        &mut self,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<Box<dyn crate::backend::Running>> {
+        self.alive()?;
+        self.executed.borrow_mut().push(argv.to_vec());
+        self.inner.start(argv, timeout)
+    }
     fn locate(&mut self, drive: &Identity, on: bool) -> Result<LocateOutcome> {
         self.alive()?;
         self.inner.locate(drive, on)
@@ -470,6 +479,13 @@ impl Backend for CtrlC {
     }
     fn execute(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput> {
         self.inner.execute(argv, timeout)
+    }
+    fn start(
+        &mut self,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<Box<dyn crate::backend::Running>> {
+        self.inner.start(argv, timeout)
     }
     fn locate(&mut self, drive: &Identity, on: bool) -> Result<LocateOutcome> {
         self.leds.push((drive.dev.clone(), on));

@@ -214,6 +214,7 @@ impl Builder<'_> {
                 stdout: c.stdout,
                 stderr: c.stderr,
                 timed_out: c.timed_out,
+                duration: c.duration.map_or(Duration::ZERO, |d| d.0),
             });
         }
 

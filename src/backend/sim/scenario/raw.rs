@@ -124,6 +124,7 @@ pub(crate) struct RawCommand {
     pub stderr: String,
     #[serde(default)]
     pub timed_out: bool,
+    pub duration: Option<HumanDuration>,
 }
 
 #[derive(Deserialize)]
