@@ -344,6 +344,8 @@ impl StateDir {
                 )?;
             }
             state.replace(MARKER, b"swapguard state directory version 1\n")?;
+        } else if !state.exists(crate::quarantine::FILE)? {
+            return Err(state.registry_missing());
         }
         Ok(state)
     }
@@ -532,6 +534,13 @@ impl StateDir {
             })
     }
 
+    fn registry_missing(&self) -> anyhow::Error {
+        refuse(format!(
+            "the quarantine registry `{}` is missing, but this state directory had one; it was deleted or moved. Restore it from a backup or rebuild it from the journals; until then nothing can be checked against it",
+            self.shown(None, crate::quarantine::FILE).display()
+        ))
+    }
+
     /// Read the registry's text; `None` when there is none and the state
     /// directory was never initialised. Missing after initialisation is an
     /// error.
@@ -539,10 +548,7 @@ impl StateDir {
         let name = crate::quarantine::FILE;
         let Some((mut file, shown)) = self.open_existing(None, name, OFlag::O_RDONLY)? else {
             if self.exists(MARKER)? {
-                return Err(refuse(format!(
-                    "the quarantine registry `{}` is missing, but this state directory had one; it was deleted or moved. Restore it from a backup or rebuild it from the journals; until then nothing can be checked against it",
-                    self.shown(None, name).display()
-                )));
+                return Err(self.registry_missing());
             }
             return Ok(None);
         };
