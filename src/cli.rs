@@ -152,11 +152,16 @@ enum Cmd {
     Journal(JournalCmd),
     /// A Markdown summary of a session for the maintenance ticket.
     #[command(
-        after_help = "Examples:\n  swapguard report md0-20260101T000000000Z-4242 > ticket.md"
+        after_help = "Examples:\n  swapguard report md0-20260101T000000000Z-4242 > ticket.md\n  swapguard report --file /backup/md0-20260101T000000000Z-4242.jsonl > ticket.md"
     )]
     Report {
-        /// The session (journal name or path).
+        /// The session's name, as `journal list` shows it (a journal under
+        /// the state directory's `sessions/`).
         session: String,
+        /// SESSION is the path of a journal file kept anywhere (a copy
+        /// attached to a ticket, a backup), not a session name.
+        #[arg(long)]
+        file: bool,
     },
     /// Lint every runbook and dry-run it against every one of its scenarios;
     /// with --mutate, also against bad-hardware variants it must halt on.
@@ -271,11 +276,16 @@ enum JournalCmd {
     /// Check a journal's hash chain: any entry edited, removed or inserted
     /// after it was written is found.
     #[command(
-        after_help = "Examples:\n  swapguard journal verify md0-20260101T000000000Z-4242\n  swapguard journal verify /var/lib/swapguard/sessions/md0-20260101T000000000Z-4242.jsonl"
+        after_help = "Examples:\n  swapguard journal verify md0-20260101T000000000Z-4242\n  swapguard journal verify --file /backup/md0-20260101T000000000Z-4242.jsonl"
     )]
     Verify {
-        /// The session (journal name or path).
+        /// The session's name, as `journal list` shows it (a journal under
+        /// the state directory's `sessions/`).
         session: String,
+        /// SESSION is the path of a journal file kept anywhere (a copy
+        /// attached to a ticket, a backup), not a session name.
+        #[arg(long)]
+        file: bool,
     },
     /// List sessions: array, start, how each ended.
     #[command(after_help = "Examples:\n  swapguard journal list")]
@@ -333,10 +343,14 @@ pub enum Command {
     },
     JournalVerify {
         session: String,
+        /// `session` is a file path, not a session name.
+        file: bool,
     },
     JournalList,
     Report {
         session: String,
+        /// `session` is a file path, not a session name.
+        file: bool,
     },
     Test(TestArgs),
     Plan {
@@ -426,9 +440,11 @@ where
             runbook_changed,
             answers,
         },
-        Cmd::Journal(JournalCmd::Verify { session }) => Command::JournalVerify { session },
+        Cmd::Journal(JournalCmd::Verify { session, file }) => {
+            Command::JournalVerify { session, file }
+        }
         Cmd::Journal(JournalCmd::List) => Command::JournalList,
-        Cmd::Report { session } => Command::Report { session },
+        Cmd::Report { session, file } => Command::Report { session, file },
         Cmd::Test {
             paths,
             mutate,

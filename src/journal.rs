@@ -29,12 +29,13 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use hmac::{Hmac, Mac};
+use nix::fcntl::OFlag;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -250,20 +251,11 @@ impl Journal {
     /// Create `<state_dir>/sessions/<session>.jsonl` (mode 0600). Fails if it
     /// already exists: a journal is never overwritten.
     pub fn create(state_dir: &Path, session: &str) -> Result<Journal> {
-        let dir = state_dir.join("sessions");
         // Private: session names say which arrays were worked on, and when.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .with_context(|| format!("cannot create journal directory `{}`", dir.display()))?;
-        let path = dir.join(format!("{session}.jsonl"));
-        let file = OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("cannot create journal `{}`", path.display()))?;
+        crate::state::component("session name", session).map_err(crate::state::Unsafe)?;
+        let state = crate::state::StateDir::init(state_dir)?;
+        let (file, path) =
+            state.create_new(Some(crate::state::SESSIONS), &format!("{session}.jsonl"))?;
         let key = Key::load_or_create(state_dir)?;
         Ok(Journal::with(file, path, 0, GENESIS.to_string(), key))
     }
@@ -287,17 +279,14 @@ impl Journal {
     /// last whole line. The caller has verified the journal (see
     /// [`scan`]); this only finds where it ends.
     pub fn reopen(path: &Path, key: &Key) -> Result<(Journal, u64)> {
-        let reader = File::open(path)
+        let reader = crate::state::open_private_path(path, OFlag::O_RDONLY)
             .with_context(|| format!("cannot read journal `{}`", path.display()))?;
         let scanned = scan(reader, path, None, |_, _| Ok(()))?;
         let mut whole = scanned.whole_bytes;
         let torn = scanned.verification.torn_bytes as u64;
         if scanned.lost_newline {
             // A whole entry that lost only its newline: keep it.
-            let mut f = OpenOptions::new()
-                .append(true)
-                .open(path)
-                .with_context(|| format!("cannot open journal `{}`", path.display()))?;
+            let mut f = crate::state::open_private_path(path, OFlag::O_WRONLY | OFlag::O_APPEND)?;
             f.write_all(b"\n")
                 .and_then(|()| f.sync_data())
                 .with_context(|| format!("cannot write journal `{}`", path.display()))?;
@@ -313,20 +302,14 @@ impl Journal {
             }
             None => bail!("the last line of journal `{}` has no `seq`", path.display()),
         };
-        let file = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .with_context(|| format!("cannot open journal `{}`", path.display()))?;
+        let file = crate::state::open_private_path(path, OFlag::O_WRONLY)?;
         if torn > 0 {
             file.set_len(whole)
                 .and_then(|()| file.sync_data())
                 .with_context(|| format!("cannot cut the torn line off `{}`", path.display()))?;
         }
         drop(file);
-        let file = OpenOptions::new()
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open journal `{}`", path.display()))?;
+        let file = crate::state::open_private_path(path, OFlag::O_WRONLY | OFlag::O_APPEND)?;
         Ok((
             Journal::with(file, path.to_path_buf(), seq, head, key.clone()),
             torn,
@@ -1026,6 +1009,8 @@ mod tests {
                 );
             assert_eq!(v.entries, complete, "cut at {len}");
             std::fs::write(&cut, part).unwrap();
+            std::fs::set_permissions(&cut, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
             assert!(read(&cut).unwrap().len() >= whole_lines, "cut at {len}");
             if len > 0 {
                 let (mut j, _) = Journal::reopen(&cut, &Key::of_journal(&path)).unwrap();
@@ -1042,7 +1027,10 @@ mod tests {
     fn reopen_cuts_a_torn_line_and_continues_the_chain() {
         let dir = tempfile::tempdir().unwrap();
         let path = three_entries(dir.path());
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(b"{\"seq\":4,\"at\"").unwrap();
         drop(f);
         let (mut j, cut) = Journal::reopen(&path, &Key::of_journal(&path)).unwrap();

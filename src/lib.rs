@@ -20,6 +20,7 @@ pub mod quarantine;
 pub mod runbook;
 pub mod sanitize;
 pub mod signals;
+pub mod state;
 pub mod units;
 
 use std::ffi::OsString;
@@ -55,7 +56,9 @@ where
             eprintln!("error: {}", sanitize::sanitize(&format!("{e:#}"), true));
             if e.downcast_ref::<LockHeld>().is_some() {
                 exit::LOCKED
-            } else if e.downcast_ref::<UsageError>().is_some() {
+            } else if e.downcast_ref::<UsageError>().is_some()
+                || e.downcast_ref::<state::Unsafe>().is_some()
+            {
                 exit::USAGE
             } else {
                 exit::FAILURE

@@ -6,9 +6,7 @@
 //! file per array; the kernel releases it when the process dies, so a crash
 //! never leaves a stale lock behind.
 
-use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -52,31 +50,11 @@ impl std::fmt::Debug for ArrayLock {
 /// Take the lock for `array` under `<state_dir>/locks/`. `holder` is written
 /// into the file for whoever finds it held (pid and start time).
 pub fn acquire(state_dir: &Path, array: &str, holder: &str) -> Result<ArrayLock> {
-    let dir = state_dir.join("locks");
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create lock directory `{}`", dir.display()))?;
-    let safe: String = array
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let path = dir.join(format!("{safe}.lock"));
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("cannot open lock file `{}`", path.display()))?;
-    // A lock file left by an older version or created by hand: private too.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot make lock file `{}` private", path.display()))?;
+    // The array name becomes a file name: it must be one plain component
+    // (callers canonicalise and validate it first; this is the last line).
+    crate::state::component("array name", array).map_err(crate::state::Unsafe)?;
+    let state = crate::state::StateDir::init(state_dir)?;
+    let (file, path) = state.lock_file(Some(crate::state::LOCKS), &format!("{array}.lock"))?;
     let mut flock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(flock) => flock,
         Err((mut file, Errno::EWOULDBLOCK)) => {
@@ -109,6 +87,7 @@ pub fn acquire(state_dir: &Path, array: &str, holder: &str) -> Result<ArrayLock>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn second_lock_is_refused_with_the_holder() {

@@ -19,9 +19,6 @@
 //! history stays readable.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -225,23 +222,21 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Read the registry under `state_dir`. A missing file is an empty
-    /// registry; an unreadable or damaged one is an error.
+    /// Read the registry under `state_dir`. Missing is an empty registry
+    /// only in a state directory that was never initialised (nothing ever
+    /// written); missing afterwards, unreadable, damaged, a symlink, or not
+    /// a private file of ours is an error (see [`crate::state`]).
     pub fn load(state_dir: &Path) -> Result<Registry> {
         let path = path(state_dir);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Registry {
-                    version: VERSION,
-                    drives: Vec::new(),
-                });
-            }
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("cannot read the quarantine registry `{}`", path.display())
-                });
-            }
+        let text = match crate::state::StateDir::existing(state_dir)? {
+            Some(state) => state.read_registry()?,
+            None => None,
+        };
+        let Some(text) = text else {
+            return Ok(Registry {
+                version: VERSION,
+                drives: Vec::new(),
+            });
         };
         let registry: Registry = serde_json::from_str(&text).with_context(|| {
             format!(
@@ -277,55 +272,38 @@ pub fn path(state_dir: &Path) -> PathBuf {
 /// Lock the registry, read it, let `change` edit it, write it back
 /// atomically. Nothing is written when `change` fails.
 pub fn update<R>(state_dir: &Path, change: impl FnOnce(&mut Registry) -> Result<R>) -> Result<R> {
-    std::fs::create_dir_all(state_dir)
-        .with_context(|| format!("cannot create state directory `{}`", state_dir.display()))?;
-    let lock_path = state_dir.join(LOCK);
-    let lock_file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open `{}`", lock_path.display()))?;
+    let state = crate::state::StateDir::init(state_dir)?;
+    let (lock_file, lock_path) = state.lock_file(None, LOCK)?;
     let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
         .map_err(|(_, errno)| errno)
         .with_context(|| format!("cannot lock `{}`", lock_path.display()))?;
     let mut registry = Registry::load(state_dir)?;
     let result = change(&mut registry)?;
     registry.version = VERSION;
-    save(state_dir, &registry)?;
+    save(&state, &registry)?;
     Ok(result)
+}
+
+/// The registry of a state directory just initialised: no drives.
+pub(crate) fn empty_text() -> String {
+    encode(&Registry {
+        version: VERSION,
+        drives: Vec::new(),
+    })
+    .unwrap_or_default()
+}
+
+fn encode(registry: &Registry) -> Result<String> {
+    let mut text =
+        serde_json::to_string_pretty(registry).context("cannot encode the quarantine registry")?;
+    text.push('\n');
+    Ok(text)
 }
 
 /// Write the registry: a temporary file in the same directory (0600),
 /// fsync, rename over the old one, fsync the directory.
-fn save(state_dir: &Path, registry: &Registry) -> Result<()> {
-    let path = path(state_dir);
-    let mut text =
-        serde_json::to_string_pretty(registry).context("cannot encode the quarantine registry")?;
-    text.push('\n');
-    let mut temp = tempfile::Builder::new()
-        .prefix(".quarantine.")
-        .suffix(".tmp")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .tempfile_in(state_dir)
-        .with_context(|| {
-            format!(
-                "cannot create a temporary file in `{}`",
-                state_dir.display()
-            )
-        })?;
-    temp.write_all(text.as_bytes())
-        .and_then(|()| temp.as_file().sync_all())
-        .with_context(|| format!("cannot write `{}`", temp.path().display()))?;
-    temp.persist(&path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot replace `{}`", path.display()))?;
-    File::open(state_dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("cannot sync directory `{}`", state_dir.display()))?;
-    Ok(())
+fn save(state: &crate::state::StateDir, registry: &Registry) -> Result<()> {
+    state.replace(FILE, encode(registry)?.as_bytes())
 }
 
 /// Quarantine a drive. An active entry for the same drive is kept as it is
@@ -477,6 +455,7 @@ mod tests {
     fn damaged_registry_fails_closed() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(path(dir.path()), "{\"version\":1,\"drives\":[").unwrap();
+        std::fs::set_permissions(path(dir.path()), std::fs::Permissions::from_mode(0o600)).unwrap();
         let err = Registry::load(dir.path()).unwrap_err();
         assert!(format!("{err:#}").contains("is damaged"), "{err:#}");
         // Nothing is written over a damaged registry either.

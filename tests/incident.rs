@@ -270,6 +270,11 @@ fn a_damaged_registry_refuses_rather_than_forgets() {
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
     std::fs::write(state.join("quarantine.json"), "{ not json").unwrap();
+    std::fs::set_permissions(
+        state.join("quarantine.json"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     swapguard(&state, &["quarantine", "list"])
         .code(1)
         .stderr_has("is damaged");

@@ -13,21 +13,22 @@ use crate::engine::{Ended, Journaled};
 use crate::exit;
 use crate::journal;
 use crate::sanitize::sanitize;
+use crate::state::{SESSIONS, StateDir};
+use nix::fcntl::OFlag;
 
 /// Every session journal under `<state_dir>/sessions/`, sorted by name
-/// (names begin with the array and the start time).
+/// (names begin with the array and the start time). The state directory is
+/// checked first (see [`crate::state`]).
 pub(crate) fn sessions(state_dir: &Path) -> Result<Vec<PathBuf>> {
-    let dir = state_dir.join("sessions");
-    if !dir.exists() {
+    let Some(state) = StateDir::existing(state_dir)? else {
         return Ok(Vec::new());
-    }
-    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| format!("cannot list sessions in `{}`", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .collect();
-    out.sort();
-    Ok(out)
+    };
+    let dir = state_dir.join(SESSIONS);
+    Ok(state
+        .list(SESSIONS, ".jsonl")?
+        .into_iter()
+        .map(|name| dir.join(name))
+        .collect())
 }
 
 /// The session's name: the journal's file name without `.jsonl`.
@@ -37,15 +38,42 @@ pub(crate) fn session_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// A session named on the command line: a journal path, or a name under
-/// `<state_dir>/sessions/`.
+/// A session named on the command line: a name under
+/// `<state_dir>/sessions/` (as `journal list` shows it), never a path
+/// elsewhere. A path that is in fact that directory's journal is taken by its
+/// name; any other path is refused (`--file` reads one on purpose).
 pub(crate) fn session_path(state_dir: &Path, name: &str) -> Result<PathBuf> {
-    let as_path = Path::new(name);
-    if name.ends_with(".jsonl") && as_path.is_file() {
-        return Ok(as_path.to_path_buf());
+    let dir = state_dir.join(SESSIONS);
+    let shown = sanitize(name, false);
+    let mut name = name;
+    if name.contains('/') || name.ends_with(".jsonl") {
+        let as_path = Path::new(name);
+        let inside = match (
+            as_path.parent().map(std::fs::canonicalize),
+            std::fs::canonicalize(&dir),
+        ) {
+            (Some(Ok(parent)), Ok(sessions)) => parent == sessions,
+            (None, _) => true,
+            _ => false,
+        };
+        let stem = as_path.file_name().and_then(|n| n.to_str());
+        match stem.and_then(|n| n.strip_suffix(".jsonl")) {
+            Some(stem) if inside => name = stem,
+            _ => {
+                return Err(UsageError(format!(
+                    "`{shown}` is not a session under `{}`; give a session name as `swapguard journal list` shows it, or pass `--file` to `report` or `journal verify` to read a journal kept elsewhere",
+                    dir.display()
+                ))
+                .into());
+            }
+        }
     }
-    let path = state_dir.join("sessions").join(format!("{name}.jsonl"));
-    if path.is_file() {
+    crate::state::component("session name", name).map_err(UsageError)?;
+    let state = StateDir::existing(state_dir)?;
+    if let Some(state) = &state
+        && let Some((_, path)) =
+            state.open_existing(Some(SESSIONS), &format!("{name}.jsonl"), OFlag::O_RDONLY)?
+    {
         return Ok(path);
     }
     let known: Vec<String> = sessions(state_dir)?
@@ -54,15 +82,13 @@ pub(crate) fn session_path(state_dir: &Path, name: &str) -> Result<PathBuf> {
         .collect();
     Err(UsageError(if known.is_empty() {
         format!(
-            "no session `{}` and no sessions at all under `{}`",
-            sanitize(name, false),
-            state_dir.join("sessions").display()
+            "no session `{shown}` and no sessions at all under `{}`",
+            dir.display()
         )
     } else {
         format!(
-            "no session `{}` under `{}`; sessions: {}",
-            sanitize(name, false),
-            state_dir.join("sessions").display(),
+            "no session `{shown}` under `{}`; sessions: {}",
+            dir.display(),
             known.join(", ")
         )
     })
@@ -81,10 +107,29 @@ pub(crate) fn journal_key(state_dir: &Path) -> std::result::Result<journal::Key,
     }
 }
 
+/// The journal `report` or `journal verify` reads: a session, or with
+/// `--file` a journal file anywhere, named on purpose.
+pub(crate) fn journal_to_read(config: &Config, session: &str, file: bool) -> Result<PathBuf> {
+    if !file {
+        return session_path(&config.state_dir, session);
+    }
+    let path = PathBuf::from(session);
+    let meta = std::fs::metadata(&path)
+        .with_context(|| format!("cannot read journal file `{}`", sanitize(session, false)))?;
+    if !meta.is_file() {
+        return Err(UsageError(format!(
+            "`{}` is not a regular file",
+            sanitize(session, false)
+        ))
+        .into());
+    }
+    Ok(path)
+}
+
 /// `journal verify`: exit 0 only when the chain is intact and every line's
 /// MAC was checked with the state directory's key.
-pub fn verify(config: &Config, session: &str) -> Result<i32> {
-    let path = session_path(&config.state_dir, session)?;
+pub fn verify(config: &Config, session: &str, file: bool) -> Result<i32> {
+    let path = journal_to_read(config, session, file)?;
     let key = journal_key(&config.state_dir);
     let mut v = journal::verify(&path, key.as_ref().ok())?;
     if let (journal::Keyed::NotChecked(_), Err(why)) = (&v.keyed, &key) {

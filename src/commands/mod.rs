@@ -84,9 +84,9 @@ pub fn dispatch(config: &Config) -> Result<i32> {
                 answers: answers.as_deref(),
             },
         ),
-        Command::JournalVerify { session } => journal::verify(config, session),
+        Command::JournalVerify { session, file } => journal::verify(config, session, *file),
         Command::JournalList => journal::list(config),
-        Command::Report { session } => report::report(config, session),
+        Command::Report { session, file } => report::report(config, session, *file),
     }
 }
 
@@ -176,6 +176,9 @@ pub(crate) fn guarded(
         .cloned()
         .ok_or_else(|| UsageError("no array given: pass `--array NAME` (e.g. `md0`)".into()))?;
     crate::runbook::vars::check_params(&runbook.params, params).map_err(UsageError)?;
+    // The array names the lock file and the journal: one plain name, never
+    // a path (real runs have made it the kernel's name already).
+    crate::state::component("array name", &array).map_err(UsageError)?;
     let started = crate::journal::rfc3339(setup.clock.wall_ms());
     let _lock = crate::lock::acquire(
         setup.state_dir,

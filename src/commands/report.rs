@@ -13,15 +13,15 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::cli::Config;
-use crate::commands::journal::{journal_key, session_path};
+use crate::commands::journal::{journal_key, journal_to_read};
 use crate::exit;
 use crate::health::guard::Observed;
 use crate::health::model::{Drive, Smart, Snapshot};
 use crate::journal;
 use crate::sanitize::sanitize;
 
-pub fn report(config: &Config, session: &str) -> Result<i32> {
-    let path = session_path(&config.state_dir, session)?;
+pub fn report(config: &Config, session: &str, file: bool) -> Result<i32> {
+    let path = journal_to_read(config, session, file)?;
     // One streamed pass checks the chain (and the MACs, when the key can be
     // read) and collects the entries; no line longer than the journal's
     // cap is held.

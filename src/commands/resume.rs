@@ -36,7 +36,7 @@ pub struct Options<'a> {
 }
 
 pub fn resume(config: &Config, opts: &Options<'_>) -> Result<i32> {
-    let (path, _) = find(&config.state_dir, opts)?;
+    let (path, _) = find(config, opts)?;
     let session = session_name(&path);
     let key = journal_key(&config.state_dir).map_err(|why| {
         UsageError(format!(
@@ -129,12 +129,20 @@ pub fn resume(config: &Config, opts: &Options<'_>) -> Result<i32> {
 
 /// The session to resume: the one named, or the one unfinished session
 /// (of `--array`, when given).
-fn find(state_dir: &Path, opts: &Options<'_>) -> Result<(std::path::PathBuf, Journaled)> {
+fn find(config: &Config, opts: &Options<'_>) -> Result<(std::path::PathBuf, Journaled)> {
+    let state_dir = config.state_dir.as_path();
+    // `--array /dev/md/NAME` picks the sessions of the array it links to.
+    let same = |want: &str, have: Option<&str>| {
+        have.is_some_and(|have| {
+            crate::backend::md::name::canonical_array(&config.sysroot, want, &[have.to_string()])
+                .is_ok()
+        })
+    };
     if let Some(name) = opts.session {
         let path = session_path(state_dir, name)?;
         let j = Journaled::read(&path)?;
         if let (Some(want), Some(have)) = (opts.array, j.array())
-            && want != have
+            && !same(want, Some(have))
         {
             return Err(UsageError(format!(
                 "session `{}` is for array `{}`, not `{want}`",
@@ -153,7 +161,7 @@ fn find(state_dir: &Path, opts: &Options<'_>) -> Result<(std::path::PathBuf, Jou
         if j.not_resumable().is_some() || j.backend == "sim" {
             continue;
         }
-        if opts.array.is_some_and(|a| j.array() != Some(a)) {
+        if opts.array.is_some_and(|a| !same(a, j.array())) {
             continue;
         }
         open.push((path, j));

@@ -35,6 +35,13 @@ pub fn run(
         })
         .into());
     }
+    // One array, one name: `/dev/md16`, `/dev/md/NAME` and `md16` all
+    // become `md16` before the lock, the journal and the runbook see it.
+    let given = params.get("array").cloned().unwrap_or_default();
+    let known = backend.arrays().unwrap_or_default();
+    let array = crate::backend::md::name::canonical_array(&config.sysroot, &given, &known)
+        .map_err(UsageError)?;
+    params.insert("array".into(), array);
     params.entry("target".into()).or_default();
     if params.get("target").is_some_and(String::is_empty) {
         return Err(UsageError("no target given: pass `--target DEVICE|SERIAL|BAY`".into()).into());

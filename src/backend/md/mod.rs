@@ -10,6 +10,7 @@
 pub mod blank;
 pub mod identity;
 pub mod mdstat;
+pub mod name;
 pub mod sysfs;
 pub mod watch;
 
