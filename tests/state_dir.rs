@@ -479,3 +479,38 @@ fn state_directories_are_private_whatever_the_umask() {
         assert_eq!(mode & 0o7777, 0o600, "{file}");
     }
 }
+
+#[test]
+fn a_scenario_array_name_with_a_path_is_refused_before_anything_is_written() {
+    let m = Machine::new();
+    let healthy =
+        std::fs::read_to_string(root().join("runbooks/scenarios/md-replace-member/healthy.toml"))
+            .unwrap();
+    for hostile in ["../../etc", "/dev/md16", "md0\\nmd1"] {
+        let runbook = root().join("runbooks/md-replace-member.toml");
+        let text = healthy
+            .replace(
+                "params = { array = \"md0\",",
+                &format!("params = {{ array = \"{hostile}\","),
+            )
+            .replace(
+                "\"../../md-replace-member.toml\"",
+                &format!("{:?}", runbook.to_str().unwrap()),
+            );
+        assert_ne!(text, healthy);
+        std::fs::write(m.path("hostile.toml"), text).unwrap();
+        m.swapguard(&[
+            "dry-run",
+            runbook.to_str().unwrap(),
+            "--scenario",
+            "hostile.toml",
+            "--exit-with-outcome",
+        ])
+        .code(2)
+        .stderr_has("the array name `");
+        assert!(
+            !m.state().exists(),
+            "{hostile:?} wrote under the state directory"
+        );
+    }
+}
