@@ -72,7 +72,8 @@ enum Cmd {
     Run {
         /// The runbook file.
         runbook: PathBuf,
-        /// The array, e.g. `md0`.
+        /// The array: `md0`, `/dev/md0` or `/dev/md/NAME` (one array, one
+        /// lock: it is resolved to the kernel's name first).
         #[arg(long)]
         array: Option<String>,
         /// The member to replace: kernel name, serial, WWN or bay.

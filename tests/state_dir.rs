@@ -479,3 +479,87 @@ fn state_directories_are_private_whatever_the_umask() {
         assert_eq!(mode & 0o7777, 0o600, "{file}");
     }
 }
+
+#[test]
+fn a_scenario_array_name_with_a_path_is_refused_before_anything_is_written() {
+    let m = Machine::new();
+    let healthy =
+        std::fs::read_to_string(root().join("runbooks/scenarios/md-replace-member/healthy.toml"))
+            .unwrap();
+    for hostile in ["../../etc", "/dev/md16", "md0\\nmd1"] {
+        let runbook = root().join("runbooks/md-replace-member.toml");
+        let text = healthy
+            .replace(
+                "params = { array = \"md0\",",
+                &format!("params = {{ array = \"{hostile}\","),
+            )
+            .replace(
+                "\"../../md-replace-member.toml\"",
+                &format!("{:?}", runbook.to_str().unwrap()),
+            );
+        assert_ne!(text, healthy);
+        std::fs::write(m.path("hostile.toml"), text).unwrap();
+        m.swapguard(&[
+            "dry-run",
+            runbook.to_str().unwrap(),
+            "--scenario",
+            "hostile.toml",
+            "--exit-with-outcome",
+        ])
+        .code(2)
+        .stderr_has("the array name `");
+        assert!(
+            !m.state().exists(),
+            "{hostile:?} wrote under the state directory"
+        );
+    }
+}
+
+#[test]
+fn another_user_cannot_plant_a_lock_link_in_a_state_directory_left_open() {
+    use std::os::unix::process::CommandExt;
+    if !is_root() {
+        return skip("needs root to act as another uid");
+    }
+    let m = Machine::new();
+    stop(m.start_waiting("md0"));
+    // A careless admin opens the state directory up; an unprivileged user
+    // (uid 4242, no login needed) plants a lock link and deletes the
+    // registry.
+    std::fs::set_permissions(m.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for dir in ["state", "state/locks"] {
+        std::fs::set_permissions(m.path(dir), std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let precious = m.path("precious.conf");
+    std::fs::write(&precious, "keep me\n").unwrap();
+    std::fs::set_permissions(&precious, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let attack = Command::new("sh")
+        .arg("-c")
+        .arg("rm -f locks/md0.lock quarantine.json && ln -s \"$1\" locks/md0.lock")
+        .arg("sh")
+        .arg(&precious)
+        .current_dir(m.state())
+        .uid(4242)
+        .gid(4242)
+        .output()
+        .unwrap();
+    assert!(attack.status.success(), "{attack:?}");
+    m.run("md0")
+        .code(2)
+        .stderr_has("is writable by group or others");
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me\n");
+    // Closing the directory again is not enough: the link and the missing
+    // registry are still refused.
+    for dir in ["state", "state/locks"] {
+        std::fs::set_permissions(m.path(dir), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    m.run("md0")
+        .code(2)
+        .stderr_has("quarantine.json` is missing");
+    m.swapguard(&["quarantine", "list"])
+        .code(2)
+        .stderr_has("quarantine.json` is missing");
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me\n");
+    let mode = std::fs::metadata(&precious).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o644);
+}
