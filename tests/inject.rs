@@ -391,6 +391,23 @@ fn lint_shows_no_escape_sequence_from_a_key_name_or_source_line() {
 }
 
 #[test]
+fn plan_shows_no_escape_sequence_from_runbook_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(root().join("runbooks/md-replace-member.toml")).unwrap();
+    let evil = shipped.replace(
+        "say = \"Put on the anti-static",
+        &format!("say = \"{EVIL_TOML}Put on the anti-static"),
+    );
+    assert_ne!(evil, shipped);
+    let file = dir.path().join("rb.toml");
+    std::fs::write(&file, evil).unwrap();
+    let done = swapguard_in(dir.path(), &["plan", file.to_str().unwrap()]);
+    assert_eq!(done.code, Some(0), "{}", done.both());
+    assert_clean("plan", &done);
+    assert!(done.stdout.contains("52;c;cm0g"), "{}", done.both());
+}
+
+#[test]
 fn journal_list_shows_no_escape_sequence_from_a_file_name_or_field() {
     let dir = tempfile::tempdir().unwrap();
     let sessions = dir.path().join("state/sessions");
