@@ -308,6 +308,39 @@ fn a_param_that_begins_with_a_dash_is_refused_in_an_argv() {
     );
 }
 
+#[test]
+fn lint_refuses_a_variable_that_quoting_cannot_protect_in_a_shell_line() {
+    let m = Machine::new();
+    m.write(
+        "rb.toml",
+        &runbook(
+            r#"["sh", "-c", "logger 'serial {target.serial}'"]"#,
+            true,
+            TEXT,
+        ),
+    );
+    let done = m.swapguard(&["lint", "rb.toml"]);
+    assert_eq!(done.code, Some(2), "{}", done.both());
+    assert!(
+        done.stdout
+            .contains("`{target.serial}` cannot be quoted safely in a shell command line: it is inside single quotes"),
+        "{}",
+        done.both()
+    );
+    assert!(done.stdout.contains("rb.toml:22:37"), "{}", done.both());
+    // Written as a plain word it is fine: swapguard quotes it.
+    m.write(
+        "rb.toml",
+        &runbook(
+            r#"["sh", "-c", "logger serial {target.serial}"]"#,
+            true,
+            TEXT,
+        ),
+    );
+    let done = m.swapguard(&["lint", "rb.toml"]);
+    assert_eq!(done.code, Some(0), "{}", done.both());
+}
+
 // ---- Terminal output is clean everywhere -------------------------------
 
 /// An OSC 52 clipboard write, a screen clear, a C1 CSI and a bidi override.
