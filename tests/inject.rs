@@ -308,6 +308,39 @@ fn a_param_that_begins_with_a_dash_is_refused_in_an_argv() {
     );
 }
 
+#[test]
+fn lint_refuses_a_variable_that_quoting_cannot_protect_in_a_shell_line() {
+    let m = Machine::new();
+    m.write(
+        "rb.toml",
+        &runbook(
+            r#"["sh", "-c", "logger 'serial {target.serial}'"]"#,
+            true,
+            TEXT,
+        ),
+    );
+    let done = m.swapguard(&["lint", "rb.toml"]);
+    assert_eq!(done.code, Some(2), "{}", done.both());
+    assert!(
+        done.stdout
+            .contains("`{target.serial}` cannot be quoted safely in a shell command line: it is inside single quotes"),
+        "{}",
+        done.both()
+    );
+    assert!(done.stdout.contains("rb.toml:22:37"), "{}", done.both());
+    // Written as a plain word it is fine: swapguard quotes it.
+    m.write(
+        "rb.toml",
+        &runbook(
+            r#"["sh", "-c", "logger serial {target.serial}"]"#,
+            true,
+            TEXT,
+        ),
+    );
+    let done = m.swapguard(&["lint", "rb.toml"]);
+    assert_eq!(done.code, Some(0), "{}", done.both());
+}
+
 // ---- Terminal output is clean everywhere -------------------------------
 
 /// An OSC 52 clipboard write, a screen clear, a C1 CSI and a bidi override.
@@ -388,6 +421,23 @@ fn lint_shows_no_escape_sequence_from_a_key_name_or_source_line() {
     }
     let done = swapguard_in(dir.path(), &["lint", key.to_str().unwrap()]);
     assert!(done.stdout.contains("smrt?]52;c;"), "{}", done.both());
+}
+
+#[test]
+fn plan_shows_no_escape_sequence_from_runbook_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(root().join("runbooks/md-replace-member.toml")).unwrap();
+    let evil = shipped.replace(
+        "say = \"Put on the anti-static",
+        &format!("say = \"{EVIL_TOML}Put on the anti-static"),
+    );
+    assert_ne!(evil, shipped);
+    let file = dir.path().join("rb.toml");
+    std::fs::write(&file, evil).unwrap();
+    let done = swapguard_in(dir.path(), &["plan", file.to_str().unwrap()]);
+    assert_eq!(done.code, Some(0), "{}", done.both());
+    assert_clean("plan", &done);
+    assert!(done.stdout.contains("52;c;cm0g"), "{}", done.both());
 }
 
 #[test]

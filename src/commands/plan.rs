@@ -1,6 +1,7 @@
 //! `swapguard plan RUNBOOK`: the runbook as a printable Markdown checklist
 //! (`crate::ci::plan`).
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::Result;
@@ -11,6 +12,11 @@ use crate::exit;
 
 pub fn plan(runbook_path: &Path) -> Result<i32> {
     let runbook = load_runbook(runbook_path)?;
-    print!("{}", plan::render(&runbook, runbook_path));
+    // The checklist is the runbook's text: sanitised like any file's.
+    write!(
+        crate::sanitize::stdout(),
+        "{}",
+        plan::render(&runbook, runbook_path)
+    )?;
     Ok(exit::SUCCESS)
 }

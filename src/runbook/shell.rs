@@ -84,6 +84,8 @@ pub(crate) fn quoting_problems(text: &str) -> Vec<(usize, String)> {
     // Set once the line passes a word that re-parses what follows.
     let mut reparsed: Option<&'static str> = None;
     let mut words: Vec<String> = Vec::new();
+    // Words of the current simple command (after `;`, `&&`, `|`, `(`, ...).
+    let mut command_words = 0;
     let mut word = String::new();
     let mut refs = refs.into_iter().peekable();
     let mut i = 0;
@@ -97,6 +99,9 @@ pub(crate) fn quoting_problems(text: &str) -> Vec<(usize, String)> {
                     State::Single => Some("it is inside single quotes"),
                     State::Double => Some("it is inside double quotes"),
                     State::Backtick => Some("it is inside backticks"),
+                    State::Plain if word.is_empty() && command_words == 0 => {
+                        Some("it stands where the shell reads the name of the program to run")
+                    }
                     State::Plain => reparsed,
                 }
             };
@@ -151,7 +156,9 @@ pub(crate) fn quoting_problems(text: &str) -> Vec<(usize, String)> {
                 );
             }
             (State::Plain, c) if c.is_ascii_whitespace() || b";&|()".contains(&c) => {
+                let ends_command = c == b'\n' || b";&|()".contains(&c);
                 if !word.is_empty() {
+                    command_words += 1;
                     words.push(std::mem::take(&mut word));
                     let last: Vec<&str> = words.iter().map(String::as_str).collect();
                     if last.last() == Some(&"eval") {
@@ -161,6 +168,9 @@ pub(crate) fn quoting_problems(text: &str) -> Vec<(usize, String)> {
                     } else if runs_shell(&last[last.len().saturating_sub(4)..]).is_some() {
                         reparsed = reparsed.or(Some("it is passed to a nested shell, which parses it again without the quotes"));
                     }
+                }
+                if ends_command {
+                    command_words = 0;
                 }
             }
             _ => word.push(c as char),

@@ -432,6 +432,9 @@ mod tests {
             "eval echo {replica}",
             "sh -c {replica}",
             "cat <<EOF\n{replica}\nEOF",
+            "{replica} --now",
+            "echo a; {replica}",
+            "x=$({replica})",
         ] {
             let err = cmd(&["sh", "-c", line], &[("replica", "db")]).unwrap_err();
             assert!(
