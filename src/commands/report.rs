@@ -128,8 +128,12 @@ pub(crate) fn render(path: &str, entries: &[Value], verified: &journal::Verifica
         ),
     );
     for e in entries.iter().filter(|e| e["event"] == "resumed") {
+        let by = match s(e, "user").as_str() {
+            "" => String::new(),
+            u => format!(" by {}", cell(u)),
+        };
         let mut note = format!(
-            "{} (pid {})",
+            "{}{by} (pid {})",
             cell(&s(e, "at")),
             e.get("pid").and_then(Value::as_u64).unwrap_or(0)
         );
