@@ -274,8 +274,9 @@ pub fn command() -> clap::Command {
 
 #[derive(Subcommand, Debug)]
 enum JournalCmd {
-    /// Check a journal's hash chain: any entry edited, removed or inserted
-    /// after it was written is found.
+    /// Check a journal's hash chain and, with the state directory's key,
+    /// every line's MAC: any entry edited, removed or inserted after it was
+    /// written is found. Exit 0 only when intact and every MAC checked.
     #[command(
         after_help = "Examples:\n  swapguard journal verify md0-20260101T000000000Z-4242\n  swapguard journal verify --file /backup/md0-20260101T000000000Z-4242.jsonl"
     )]

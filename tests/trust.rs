@@ -465,6 +465,17 @@ fn resume_refuses_a_forged_journal_and_runs_nothing_from_it() {
             forged,
             "{name}: nothing appended"
         );
+        // `journal verify` does not vouch for it either.
+        let v = m.swapguard(&["journal", "verify", &m.name()], &[], None);
+        assert_eq!(v.code, Some(1), "{name}: {}", v.stdout);
+        if name == "chain recomputed, no MACs" {
+            assert!(
+                v.stdout.contains("hash chain intact, unkeyed")
+                    && v.stdout.contains("`resume` refuses this journal"),
+                "{}",
+                v.stdout
+            );
+        }
     }
     // The real journal, but someone else's file or readable by others.
     std::fs::write(&journal, &original).unwrap();

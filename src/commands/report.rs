@@ -28,11 +28,21 @@ pub fn report(config: &Config, session: &str, file: bool) -> Result<i32> {
     let key = journal_key(&config.state_dir);
     let file = std::fs::File::open(&path)
         .with_context(|| format!("cannot read journal `{}`", path.display()))?;
+    // Of the snapshots (most of a long journal), the report shows only the
+    // baseline and the last look: only those two are kept.
     let mut entries = Vec::new();
+    let (mut baseline, mut last_look) = (None, None);
     let scanned = journal::scan(file, &path, key.as_ref().ok(), |_, value| {
-        entries.push(value);
+        if value["event"] != "snapshot" {
+            entries.push(value);
+        } else if value["label"] == "baseline" {
+            baseline.get_or_insert(value);
+        } else {
+            last_look = Some(value);
+        }
         Ok(())
     })?;
+    entries.extend(baseline.into_iter().chain(last_look));
     let mut verified = scanned.verification;
     if let (journal::Keyed::NotChecked(_), Err(why)) = (&verified.keyed, &key) {
         verified.keyed = journal::Keyed::NotChecked(why.clone());
@@ -128,8 +138,12 @@ pub(crate) fn render(path: &str, entries: &[Value], verified: &journal::Verifica
         ),
     );
     for e in entries.iter().filter(|e| e["event"] == "resumed") {
+        let by = match s(e, "user").as_str() {
+            "" => String::new(),
+            u => format!(" by {}", cell(u)),
+        };
         let mut note = format!(
-            "{} (pid {})",
+            "{}{by} (pid {})",
             cell(&s(e, "at")),
             e.get("pid").and_then(Value::as_u64).unwrap_or(0)
         );
