@@ -32,7 +32,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use toml::de::{DeTable, DeValue};
 
 use crate::operator::render::{ProgressThrottle, one_line, panel_rows, progress_line, shell_line};
@@ -345,9 +345,18 @@ pub fn halt_transcript(report: &HaltReport) -> Vec<String> {
 }
 
 /// Read an answers file (see the module docs): step id → answers in order.
+/// Every error is rendered as diagnostics (`error: ...` then ` --> path`),
+/// ready to print as it is.
 pub fn load_answers(path: &Path) -> Result<BTreeMap<String, Vec<String>>> {
-    let source = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read answers file `{}`", path.display()))?;
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        let diag = Diagnostic::whole_file(
+            Severity::Error,
+            path,
+            format!("cannot read answers file `{}`: {e}", path.display()),
+            None,
+        );
+        anyhow!("{diag}")
+    })?;
     parse_answers(path, &source)
 }
 

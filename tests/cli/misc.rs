@@ -104,3 +104,341 @@ insert = "LAB-B-0002"
     .code(0)
     .stdout_has("expectation met: halted at step `insert`");
 }
+
+/// The shipped runbook with `confirm` on its `pull` step, and the healthy
+/// scenario pointed at it with `answers` and `expect` in place of its own.
+fn confirmed_pull(t: &Test, confirm: &str, answers: &str, expect: &str) -> (String, String) {
+    let runbook = std::fs::read_to_string(root().join("runbooks/md-replace-member.toml"))
+        .unwrap()
+        .replacen(
+            "quarantine = \"target\"  #",
+            &format!("confirm = \"{confirm}\"\nquarantine = \"target\"  #"),
+            1,
+        );
+    assert!(runbook.contains(&format!("confirm = \"{confirm}\"\nquarantine")));
+    let runbook = t.write("confirmed-pull.toml", &runbook);
+    let scenario =
+        std::fs::read_to_string(root().join("runbooks/scenarios/md-replace-member/healthy.toml"))
+            .unwrap()
+            .replace(
+                "../../md-replace-member.toml",
+                &runbook.display().to_string(),
+            );
+    let at = scenario.find("[expect]").unwrap();
+    let scenario = format!(
+        "{}[answers]\n{answers}\n\n[expect]\n{expect}\n",
+        &scenario[..at]
+    );
+    let scenario = t.write("confirmed-pull-scenario.toml", &scenario);
+    (
+        runbook.display().to_string(),
+        scenario.display().to_string(),
+    )
+}
+
+#[test]
+fn physical_step_type_serial_confirm_is_asked_in_a_dry_run() {
+    let t = Test::new();
+    let (runbook, scenario) = confirmed_pull(
+        &t,
+        "type-serial",
+        "pull = \"0002\"",
+        "outcome = \"completed\"",
+    );
+    let done = t
+        .args(&[
+            "dry-run".to_string(),
+            runbook,
+            "--scenario".into(),
+            scenario,
+        ])
+        .run()
+        .code(0)
+        .stdout_has("expectation met: completed");
+    // Asked after the step is shown and before the watch starts.
+    let asked = done
+        .stdout
+        .find("type its last 4 characters to confirm it is sdb (serial S3Z1NB0K100002, bay 1) > 0002 (scripted)")
+        .unwrap_or_else(|| panic!("no confirmation at the pull:\n{}", done.stdout));
+    let shown = done.stdout.find("[pull] physical").unwrap();
+    let pulled = done.stdout.find("technician pulled sdb").unwrap();
+    assert!(shown < asked && asked < pulled, "{}", done.stdout);
+}
+
+#[test]
+fn physical_step_type_serial_confirm_typed_wrong_aborts_before_the_pull() {
+    let t = Test::new();
+    let (runbook, scenario) = confirmed_pull(
+        &t,
+        "type-serial",
+        "pull = \"0001\"",
+        "outcome = \"aborted\"\nstep = \"pull\"\nreasons = [\"typed `0001` but the serial ends in `0002`\"]",
+    );
+    let done = t
+        .args(&[
+            "dry-run".to_string(),
+            runbook,
+            "--scenario".into(),
+            scenario,
+        ])
+        .run()
+        .code(0)
+        .stdout_has("expectation met: aborted at step `pull`");
+    assert!(
+        !done.stdout.contains("technician pulled"),
+        "{}",
+        done.stdout
+    );
+}
+
+#[test]
+fn physical_step_yes_no_confirm_is_asked_in_a_dry_run() {
+    let t = Test::new();
+    let (runbook, scenario) = confirmed_pull(
+        &t,
+        "yes-no",
+        "pull = \"no\"",
+        "outcome = \"aborted\"\nstep = \"pull\"",
+    );
+    t.args(&[
+        "dry-run".to_string(),
+        runbook,
+        "--scenario".into(),
+        scenario,
+    ])
+    .run()
+    .code(0)
+    .stdout_has("Ready to start this step now? > no (scripted)")
+    .stdout_has("expectation met: aborted at step `pull`");
+}
+
+#[test]
+fn type_serial_on_the_step_that_finds_the_new_drive_is_a_lint_error() {
+    let t = Test::new();
+    let runbook = std::fs::read_to_string(root().join("runbooks/md-replace-member.toml"))
+        .unwrap()
+        .replacen(
+            "expect = { new = \"present\", degraded = 1 }\n",
+            "expect = { new = \"present\", degraded = 1 }\nconfirm = \"type-serial\"\n",
+            1,
+        );
+    let line = runbook
+        .lines()
+        .position(|l| l == "confirm = \"type-serial\"")
+        .unwrap()
+        + 1;
+    let path = t.write("early-serial.toml", &runbook);
+    let done = t
+        .args(&["lint".to_string(), path.display().to_string()])
+        .run()
+        .code(2);
+    let out = format!("{}{}", done.stdout, done.stderr);
+    assert!(
+        out.contains(&format!("early-serial.toml:{line}:11")),
+        "{out}"
+    );
+    assert!(
+        out.contains("would ask for the new drive's serial before the new drive is seen"),
+        "{out}"
+    );
+}
+
+/// A copy of the captured clean two-drive NVMe tree (md0 on nvme0n1 =
+/// LAB-A-0001 and nvme1n1 = LAB-B-0002), for runs that must not touch the
+/// fixture.
+fn clean_tree(t: &Test) -> std::path::PathBuf {
+    fn copy(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+    let tree = t.dir.path().join("tree");
+    copy(&root().join("tests/fixtures/md/clean"), &tree);
+    tree
+}
+
+#[test]
+fn non_utf8_runbook_exits_2_in_run_and_dry_run_as_in_lint() {
+    let t = Test::new();
+    let path = t.dir.path().join("latin1.toml");
+    let mut bytes =
+        std::fs::read(root().join("tests/fixtures/runbooks-e2e/pull-only.toml")).unwrap();
+    // `say = "Put on the anti-static wrist strap."` in Latin-1, with a
+    // non-breaking space (0xa0) before the full stop.
+    let at = bytes.windows(6).position(|w| w == b"strap.").unwrap() + 5;
+    bytes.insert(at, 0xa0);
+    std::fs::write(&path, bytes).unwrap();
+    let path = path.display().to_string();
+    let lint = Test::new().args(&["lint", path.as_str()]).run().code(2);
+    assert!(
+        lint.stdout.contains("is not UTF-8 text: byte 0xa0"),
+        "{}",
+        lint.stdout
+    );
+    let dry = Test::new()
+        .args(&[
+            "dry-run",
+            path.as_str(),
+            "--scenario",
+            "runbooks/scenarios/md-replace-member/healthy.toml",
+        ])
+        .run()
+        .code(2)
+        .stderr_has("is not UTF-8 text: byte 0xa0")
+        .stderr_has("nothing was run");
+    assert!(!dry.stderr.contains("error: error:"), "{}", dry.stderr);
+    let tree = clean_tree(&t);
+    t.args(&[
+        "run",
+        path.as_str(),
+        "--array",
+        "md0",
+        "--target",
+        "LAB-B-0002",
+        "--sysroot",
+        tree.to_str().unwrap(),
+    ])
+    .run()
+    .code(2)
+    .stderr_has("is not UTF-8 text: byte 0xa0")
+    // Line 24, the column after `...wrist strap`.
+    .stderr_has("latin1.toml:24:42")
+    .stderr_has("help: save the runbook as UTF-8");
+}
+
+#[test]
+fn answers_file_with_a_number_exits_2_without_a_doubled_error() {
+    let t = Test::new();
+    let answers = t.write("answers.toml", "antistatic = \"yes\"\npull = 2\n");
+    let tree = clean_tree(&t);
+    let state = t.state();
+    let done = t
+        .args(&[
+            "run",
+            "tests/fixtures/runbooks-e2e/pull-only.toml",
+            "--array",
+            "md0",
+            "--target",
+            "LAB-B-0002",
+            "--sysroot",
+            tree.to_str().unwrap(),
+            "--answers",
+            answers.to_str().unwrap(),
+        ])
+        .run()
+        .code(2)
+        .stderr_has("error: the answer for step `pull` is a number")
+        .stderr_has("answers.toml:2:8");
+    assert!(!done.stderr.contains("error: error:"), "{}", done.stderr);
+    assert!(!state.join("sessions").exists(), "a run started");
+}
+
+#[test]
+fn answers_for_steps_the_runbook_lacks_are_refused_before_step_1() {
+    let t = Test::new();
+    let answers = t.write("answers.toml", "antistatic = \"yes\"\npul = \"0002\"\n");
+    let tree = clean_tree(&t);
+    let state = t.state();
+    let done = t
+        .args(&[
+            "run",
+            "tests/fixtures/runbooks-e2e/pull-only.toml",
+            "--array",
+            "md0",
+            "--target",
+            "LAB-B-0002",
+            "--sysroot",
+            tree.to_str().unwrap(),
+            "--answers",
+            answers.to_str().unwrap(),
+        ])
+        .run()
+        .code(2)
+        .stderr_has("answers for steps the runbook does not have: `pul` (did you mean `pull`?)");
+    assert!(!done.stdout.contains("step 1/2"), "{}", done.stdout);
+    assert!(!state.join("sessions").exists(), "a run started");
+}
+
+#[test]
+fn byte_order_mark_does_not_shift_the_diagnostic_column() {
+    let t = Test::new();
+    let source = format!(
+        "\u{feff}nmae = \"x\"\n{}",
+        std::fs::read_to_string(root().join("runbooks/md-replace-member.toml")).unwrap()
+    );
+    let path = t.write("bom.toml", &source);
+    let done = t
+        .args(&["lint".to_string(), path.display().to_string()])
+        .run()
+        .code(2);
+    assert!(done.stdout.contains("bom.toml:1:1\n"), "{}", done.stdout);
+    assert!(
+        done.stdout.contains("1 | nmae = \"x\"\n  | ^^^^\n"),
+        "{}",
+        done.stdout
+    );
+}
+
+#[test]
+fn crlf_runbook_say_and_halt_guidance_show_no_stray_characters() {
+    let t = Test::new();
+    let crlf = std::fs::read_to_string(root().join("runbooks/md-replace-member.toml"))
+        .unwrap()
+        .replace('\n', "\r\n");
+    let runbook = t.write("crlf.toml", &crlf);
+    let scenario = std::fs::read_to_string(
+        root().join("runbooks/scenarios/md-replace-member/wrong-drive-pulled.toml"),
+    )
+    .unwrap()
+    .replace("../../md-replace-member.toml", runbook.to_str().unwrap());
+    let scenario = t.write("crlf-scenario.toml", &scenario);
+    let done = t
+        .args(&[
+            "dry-run".to_string(),
+            runbook.display().to_string(),
+            "--scenario".into(),
+            scenario.display().to_string(),
+        ])
+        .run()
+        .code(0)
+        .stdout_has("Pull the drive in bay 1, serial S3Z1NB0K100002.\n    Check the serial")
+        .stdout_has("STOP. Take your hands out of the chassis now.\n    Do not pull");
+    assert!(!done.stdout.contains('\r'), "{:?}", done.stdout);
+}
+
+#[test]
+fn report_health_after_includes_the_pulled_target() {
+    let t = Test::new();
+    let t = t.args(&[
+        "dry-run",
+        "runbooks/md-replace-member.toml",
+        "--scenario",
+        "runbooks/scenarios/md-replace-member/healthy.toml",
+    ]);
+    t.run().code(0);
+    let session = std::fs::read_dir(t.state().join("sessions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
+    let name = session.file_stem().unwrap().to_string_lossy().into_owned();
+    let mut report = Test::new();
+    report.dir = t.dir;
+    let done = report.args(&["report", name.as_str()]).run().code(0);
+    let after = &done.stdout[done.stdout.find("## Health after").unwrap()..];
+    assert!(
+        after.contains(
+            "| sdb (serial S3Z1NB0K100002, bay 1) | pulled, quarantined | not read | not read |"
+        ),
+        "{after}"
+    );
+    // The new drive under the same name is a row of its own.
+    assert!(after.contains("S3Z1NB0K900003"), "{after}");
+}
