@@ -442,3 +442,155 @@ fn report_health_after_includes_the_pulled_target() {
     // The new drive under the same name is a row of its own.
     assert!(after.contains("S3Z1NB0K900003"), "{after}");
 }
+
+/// Rebuild a QEMU lab capture (tests/fixtures/md/lab-captures/) under
+/// `root`: `L <path> -> <target>` is a symbolic link as the kernel has it
+/// (a member's `block` link dangles once its drive is pulled), `F <path>` a
+/// file whose lines follow after `| `.
+fn rebuild_capture(root: &std::path::Path, name: &str) {
+    let text = std::fs::read_to_string(
+        super::root()
+            .join("tests/fixtures/md/lab-captures")
+            .join(name),
+    )
+    .unwrap();
+    let mut file: Option<(std::path::PathBuf, String)> = None;
+    let flush = |file: &mut Option<(std::path::PathBuf, String)>| {
+        if let Some((path, contents)) = file.take() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, contents).unwrap();
+        }
+    };
+    for line in text.lines() {
+        if let Some(content) = line.strip_prefix("| ") {
+            let (_, contents) = file.as_mut().unwrap();
+            contents.push_str(content);
+            contents.push('\n');
+            continue;
+        }
+        flush(&mut file);
+        if let Some(rest) = line.strip_prefix("L /") {
+            let (path, target) = rest.split_once(" -> ").unwrap();
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(target, path).unwrap();
+        } else if let Some(path) = line.strip_prefix("F /") {
+            file = Some((root.join(path), String::new()));
+        }
+    }
+    flush(&mut file);
+}
+
+#[test]
+fn status_shows_a_vanished_member_with_its_bay_and_last_known_serial() {
+    let t = Test::new();
+    let clean = t.dir.path().join("clean");
+    let pulled = t.dir.path().join("pulled");
+    rebuild_capture(&clean, "capture-clean.txt");
+    rebuild_capture(&pulled, "capture-pulled-before-io.txt");
+    // An earlier run on this host looked at md0 (and stopped at step 1):
+    // its journal knows which drive was nvme1n1.
+    let answers = t.write("no.toml", "antistatic = \"no\"\n");
+    let dir = t.dir;
+    let run = Test { dir, args: vec![] }.args(&[
+        "run",
+        "tests/fixtures/runbooks-e2e/pull-only.toml",
+        "--array",
+        "md0",
+        "--target",
+        "LAB-B-0002",
+        "--sysroot",
+        clean.to_str().unwrap(),
+        "--answers",
+        answers.to_str().unwrap(),
+    ]);
+    run.run().code(5);
+    let dir = run.dir;
+    let status = Test { dir, args: vec![] }.args(&[
+        "status",
+        "--no-smart",
+        "--sysroot",
+        pulled.to_str().unwrap(),
+    ]);
+    let done = status
+        .run()
+        .code(0)
+        .stdout_has("md0  raid1  clean  2 slots, 0 missing, 1 VANISHED (md has not noticed yet)")
+        .stdout_has("LAB-A-0001");
+    let row = done
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("nvme1n1"))
+        .unwrap_or_else(|| panic!("no row for nvme1n1:\n{}", done.stdout));
+    for part in [
+        "VANISHED",
+        "bay 2 ",
+        "serial LAB-B-0002 (last known, session md0-",
+        "md still lists it in-sync; its device is gone",
+    ] {
+        assert!(row.contains(part), "{part:?} not in {row:?}");
+    }
+    let dir = status.dir;
+    let json = Test { dir, args: vec![] }
+        .args(&[
+            "status",
+            "--json",
+            "--no-smart",
+            "--sysroot",
+            pulled.to_str().unwrap(),
+        ])
+        .run()
+        .code(0);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let gone = &v["vanished"][0];
+    assert_eq!(gone["array"], "md0");
+    assert_eq!(gone["dev"], "nvme1n1");
+    assert_eq!(gone["md_state"], "in-sync");
+    assert_eq!(gone["role"], 1);
+    assert_eq!(gone["bay"], "2");
+    assert_eq!(gone["last_known"]["serial"], "LAB-B-0002");
+    assert_eq!(gone["last_known"]["bay"], "2");
+    assert_eq!(v["vanished"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn status_shows_a_vanished_member_even_with_nothing_known_about_it() {
+    // The checked-in tree of the same moment has no `block` links, no
+    // hot-plug slots and no journal: the member is still shown.
+    let done = Test::new()
+        .args(&[
+            "status",
+            "--no-smart",
+            "--sysroot",
+            "tests/fixtures/md/after-pull-before-io",
+        ])
+        .run()
+        .code(0)
+        .stdout_has("2 slots, 0 missing, 1 VANISHED");
+    assert!(
+        done.stdout.contains(
+            "nvme1n1    ?       VANISHED    bay unknown  serial unknown (no journal here saw it)"
+        ),
+        "{}",
+        done.stdout
+    );
+}
+
+#[test]
+fn status_of_a_clean_array_shows_nothing_vanished() {
+    let t = Test::new();
+    let clean = t.dir.path().join("clean");
+    rebuild_capture(&clean, "capture-clean.txt");
+    let done = t
+        .args(&[
+            "status",
+            "--json",
+            "--no-smart",
+            "--sysroot",
+            clean.to_str().unwrap(),
+        ])
+        .run()
+        .code(0);
+    let v: serde_json::Value = serde_json::from_str(&done.stdout).unwrap();
+    assert_eq!(v["vanished"], serde_json::json!([]));
+}
