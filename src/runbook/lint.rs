@@ -31,7 +31,7 @@ pub fn lint_file(path: &Path) -> FileReport {
     let diagnostics = match std::fs::read(path) {
         Ok(bytes) => match decode(path, bytes) {
             Ok(source) => load_str(path, &source).diagnostics,
-            Err(diagnostic) => vec![diagnostic],
+            Err(diagnostic) => vec![*diagnostic],
         },
         Err(e) => vec![Diagnostic::whole_file(
             Severity::Error,

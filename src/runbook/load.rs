@@ -59,7 +59,7 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
         Ok(source) => load_str(path, &source),
         Err(diagnostic) => Loaded {
             runbook: None,
-            diagnostics: vec![diagnostic],
+            diagnostics: vec![*diagnostic],
         },
     })
 }
@@ -67,14 +67,14 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
 /// A runbook's bytes as text. Bytes that are not UTF-8 are a problem in the
 /// file like any other (the author's to fix: exit code 2 in `lint`, `run`
 /// and `dry-run` alike), pointing at the first bad byte.
-pub fn decode(path: &Path, bytes: Vec<u8>) -> Result<String, Diagnostic> {
+pub fn decode(path: &Path, bytes: Vec<u8>) -> Result<String, Box<Diagnostic>> {
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let bad = e.as_bytes()[at];
         // Valid up to `at`, so offsets before it are the same in the
         // lossy text, which shows the bad byte as U+FFFD.
         let text = String::from_utf8_lossy(e.as_bytes());
-        Diagnostic::at(
+        Box::new(Diagnostic::at(
             Severity::Error,
             path,
             &text,
@@ -84,7 +84,7 @@ pub fn decode(path: &Path, bytes: Vec<u8>) -> Result<String, Diagnostic> {
             },
             format!("`{}` is not UTF-8 text: byte 0x{bad:02x}", path.display()),
             Some("save the runbook as UTF-8".into()),
-        )
+        ))
     })
 }
 
