@@ -1,9 +1,9 @@
 //! `swapguard status`: every array and drive, for people and scripts.
 
+use std::path::Path;
+
 use anyhow::Result;
 use serde::Serialize;
-
-use std::path::Path;
 
 use crate::backend::md::MdBackend;
 use crate::backend::md::identity::{self, PciSlots};
@@ -119,11 +119,7 @@ fn render(report: &Report) -> String {
             a.state,
             a.raid_disks,
             a.degraded,
-            if gone.is_empty() {
-                String::new()
-            } else {
-                format!(", {} VANISHED (md has not noticed yet)", gone.len())
-            },
+            vanished_summary(&gone),
             a.sync.as_ref().map_or(String::new(), |p| format!(
                 "  {} {:.1}%",
                 p.action,
@@ -208,14 +204,33 @@ fn vanished_line(v: &Vanished) -> String {
         ),
         None => "unknown (no journal here saw it)".into(),
     };
+    let md = match v.md_state.as_deref() {
+        Some("faulty") => "md has marked it faulty".to_string(),
+        Some(state) => format!("md still lists it {state}"),
+        None => "md still lists it (its state cannot be read)".to_string(),
+    };
     format!(
-        "  {:<10} {:<7} {:<11} bay {:<8} serial {serial}  md still lists it {}; its device is gone (pulled or dead)\n",
+        "  {:<10} {:<7} {:<11} bay {:<8} serial {serial}  {md}; its device is gone (pulled or dead)\n",
         v.dev,
         "?",
         "VANISHED",
         v.bay.as_deref().unwrap_or("unknown"),
-        v.md_state.as_deref().unwrap_or("(state unreadable)"),
     )
+}
+
+/// `, 1 VANISHED (md has not noticed yet)` for the array's line; empty when
+/// nothing vanished. md has noticed a member once it marked it faulty.
+fn vanished_summary(gone: &[&Vanished]) -> String {
+    let unnoticed = gone
+        .iter()
+        .filter(|v| v.md_state.as_deref() != Some("faulty"))
+        .count();
+    match (gone.len(), unnoticed) {
+        (0, _) => String::new(),
+        (n, 0) => format!(", {n} VANISHED (md has failed it)"),
+        (n, u) if u == n => format!(", {n} VANISHED (md has not noticed yet)"),
+        (n, u) => format!(", {n} VANISHED (md has not noticed {u} of them yet)"),
+    }
 }
 
 /// Members md lists for `snap`'s array whose device is gone: exactly those

@@ -594,3 +594,21 @@ fn status_of_a_clean_array_shows_nothing_vanished() {
     let v: serde_json::Value = serde_json::from_str(&done.stdout).unwrap();
     assert_eq!(v["vanished"], serde_json::json!([]));
 }
+
+#[test]
+fn status_says_md_has_failed_a_vanished_member_it_marked_faulty() {
+    // LAB-B pulled, and md failed it at the next write: still listed,
+    // `faulty`, its device gone.
+    let done = Test::new()
+        .args(&[
+            "status",
+            "--no-smart",
+            "--sysroot",
+            "tests/fixtures/md/degraded",
+        ])
+        .run()
+        .code(0)
+        .stdout_has("2 slots, 1 missing, 1 VANISHED (md has failed it)")
+        .stdout_has("md has marked it faulty; its device is gone");
+    assert!(!done.stdout.contains("not noticed"), "{}", done.stdout);
+}
