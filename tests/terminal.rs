@@ -119,3 +119,101 @@ fn the_demo_at_a_terminal_makes_the_person_the_technician() {
         "exit status {status:?}"
     );
 }
+
+/// `pull-only.toml` with a typed-serial confirmation on its physical step.
+fn confirmed_pull_runbook(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("tests/fixtures/runbooks-e2e/pull-only.toml"))
+        .unwrap()
+        .replace(
+            "quarantine = \"target\"\n",
+            "quarantine = \"target\"\nconfirm = \"type-serial\"\n",
+        );
+    assert!(text.contains("confirm = \"type-serial\""));
+    let path = dir.join("confirmed-pull.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Start a run of the confirmed pull at a dumb terminal; returns the
+/// session (at the physical step's serial prompt), the tree and the state
+/// directory.
+fn confirmed_pull(dir: &Path) -> (Session, PathBuf, PathBuf) {
+    let tree = dir.join("tree");
+    copy_tree(&root().join("tests/fixtures/md/clean"), &tree);
+    let state = dir.join("state");
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(root())
+        .arg("run")
+        .arg(confirmed_pull_runbook(dir))
+        .args(["--array", "md0", "--target", "LAB-B-0002"])
+        .arg("--sysroot")
+        .arg(&tree)
+        .arg("--state-dir")
+        .arg(&state)
+        .env("TERM", "dumb")
+        .env("NO_COLOR", "1");
+    let mut session = Session::spawn(cmd).unwrap();
+    session.set_expect_timeout(Some(Duration::from_secs(30)));
+    session.expect("y/n").unwrap();
+    session.send_line("y").unwrap();
+    session.expect("STEP 2 OF 2").unwrap();
+    session.expect("last 4 characters").unwrap();
+    (session, tree, state)
+}
+
+fn journal_text(state: &Path) -> String {
+    let journal = std::fs::read_dir(state.join("sessions"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::read_to_string(journal).unwrap()
+}
+
+#[test]
+fn physical_step_confirm_is_asked_before_the_pull() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut session, tree, state) = confirmed_pull(dir.path());
+    session.send_line("0002").unwrap();
+    session.expect("watching every drive").unwrap();
+    std::fs::remove_dir_all(tree.join("sys/block/nvme1n1")).unwrap();
+    session.expect("quarantined").unwrap();
+    session.expect(Eof).unwrap();
+    let status = session.get_process().wait().unwrap();
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "exit status {status:?}"
+    );
+    let text = journal_text(&state);
+    let answer = text
+        .lines()
+        .position(|l| l.contains("\"event\":\"answer\"") && l.contains("\"answer\":\"0002\""))
+        .unwrap_or_else(|| panic!("no typed answer for the pull in the journal:\n{text}"));
+    let completed = text
+        .lines()
+        .position(|l| l.contains("\"event\":\"step-completed\"") && l.contains("\"pull\""))
+        .unwrap_or_else(|| panic!("pull never completed:\n{text}"));
+    assert!(answer < completed, "{text}");
+}
+
+#[test]
+fn physical_step_confirm_typed_wrong_aborts_before_the_pull() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut session, _tree, state) = confirmed_pull(dir.path());
+    // The terminal gives three tries; the engine refuses the last.
+    for _ in 0..3 {
+        session.send_line("0001").unwrap();
+    }
+    session.expect("serial ends in `0002`").unwrap();
+    session.expect(Eof).unwrap();
+    let status = session.get_process().wait().unwrap();
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 5)),
+        "exit status {status:?}"
+    );
+    let text = journal_text(&state);
+    assert!(text.contains("\"answer\":\"0001\""), "{text}");
+    assert!(text.contains("\"event\":\"aborted\""), "{text}");
+    assert!(!text.contains("\"event\":\"quarantined\""), "{text}");
+}

@@ -25,7 +25,7 @@ use crate::engine::Outcome;
 use crate::exit;
 use crate::runbook::diag::{Diagnostic, Severity};
 use crate::runbook::lint::FileReport;
-use crate::runbook::load::load_str;
+use crate::runbook::load::{decode, load_str};
 use crate::runbook::model::Runbook;
 
 /// What to run besides the scenarios.
@@ -300,12 +300,13 @@ fn run_suite(suite: Suite, options: Options, scratch: &mut Scratch) -> RunbookRe
 /// Lint and load a runbook in one pass: the diagnostics are exactly those
 /// `swapguard lint` prints.
 fn load_runbook(path: &Path) -> (FileReport, Option<Runbook>) {
-    let (diagnostics, runbook) = match std::fs::read_to_string(path) {
-        Ok(source) => {
+    let (diagnostics, runbook) = match std::fs::read(path).map(|b| decode(path, b)) {
+        Ok(Ok(source)) => {
             let loaded = load_str(path, &source);
             let ok = loaded.errors() == 0;
             (loaded.diagnostics, loaded.runbook.filter(|_| ok))
         }
+        Ok(Err(not_utf8)) => (vec![*not_utf8], None),
         Err(e) => (
             vec![Diagnostic::whole_file(
                 Severity::Error,

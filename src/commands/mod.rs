@@ -110,8 +110,14 @@ pub(crate) fn load_runbook(path: &Path) -> Result<Runbook> {
 /// [`load_runbook`] for a run as root: the file is read once, from the
 /// descriptor that passed [`trust::read_runbook`]'s checks.
 pub(crate) fn load_trusted_runbook(path: &Path) -> Result<Runbook> {
-    let source = trust::read_runbook(path)?;
-    runbook_from(path, load::load_str(path, &source))
+    let loaded = match load::decode(path, trust::read_runbook(path)?) {
+        Ok(source) => load::load_str(path, &source),
+        Err(diagnostic) => load::Loaded {
+            runbook: None,
+            diagnostics: vec![*diagnostic],
+        },
+    };
+    runbook_from(path, loaded)
 }
 
 fn runbook_from(path: &Path, loaded: load::Loaded) -> Result<Runbook> {

@@ -16,7 +16,7 @@ use crate::cli::Config;
 use crate::commands::journal::{journal_key, journal_to_read};
 use crate::exit;
 use crate::health::guard::Observed;
-use crate::health::model::{Drive, Smart, Snapshot};
+use crate::health::model::{Drive, Identity, Smart, Snapshot};
 use crate::journal;
 use crate::sanitize::sanitize;
 
@@ -200,7 +200,7 @@ pub(crate) fn render(path: &str, entries: &[Value], verified: &journal::Verifica
         .collect();
     if let Some((_, base)) = snapshots.iter().find(|(l, _)| l == "baseline") {
         let _ = writeln!(out, "## Health before (baseline)\n");
-        health(&mut out, base);
+        health(&mut out, base, &[]);
     }
 
     let _ = writeln!(out, "## Steps\n");
@@ -208,6 +208,7 @@ pub(crate) fn render(path: &str, entries: &[Value], verified: &journal::Verifica
     let mut current: Option<usize> = None;
     let mut halts = Vec::new();
     let mut quarantined = Vec::new();
+    let mut quarantined_ids: Vec<Identity> = Vec::new();
     let mut cleanup = Vec::new();
     let mut checks = Vec::new();
     for e in entries {
@@ -325,6 +326,13 @@ pub(crate) fn render(path: &str, entries: &[Value], verified: &journal::Verifica
                 }
             }
             "quarantined" => {
+                if let Some(id) = e
+                    .get("drive")
+                    .cloned()
+                    .and_then(|v| serde_json::from_value::<Identity>(v).ok())
+                {
+                    quarantined_ids.push(id);
+                }
                 let d = describe(e.get("drive"));
                 if let Some(i) = idx {
                     steps[i].lines.push(format!("quarantined: {d}"));
@@ -473,7 +481,28 @@ pub(crate) fn render(path: &str, entries: &[Value], verified: &journal::Verifica
 
     if let Some((label, last)) = snapshots.iter().rev().find(|(l, _)| l != "baseline") {
         let _ = writeln!(out, "## Health after (last look: {})\n", cell(label));
-        health(&mut out, last);
+        // A drive of the baseline that is gone now (the pulled target) has
+        // a row too, so the ticket shows where it went.
+        let gone: Vec<(String, &'static str)> = snapshots
+            .iter()
+            .find(|(l, _)| l == "baseline")
+            .map(|(_, base)| {
+                base.drives
+                    .iter()
+                    .filter(|d| last.drive(&d.key()).is_none())
+                    .map(|d| {
+                        let pulled = quarantined_ids.iter().any(|q| same_drive(q, &d.id));
+                        let state = if pulled {
+                            "pulled, quarantined"
+                        } else {
+                            "absent (not quarantined)"
+                        };
+                        (cell(&d.id.describe()), state)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        health(&mut out, last, &gone);
     }
     out
 }
@@ -488,8 +517,15 @@ fn describe(v: Option<&Value>) -> String {
         .map_or_else(|| "unknown drive".into(), |id| cell(&id.describe()))
 }
 
-/// One table row per drive: state, the counters, SMART.
-fn health(out: &mut String, snap: &Snapshot) {
+/// Whether two identities are one drive: by serial, else by WWN.
+fn same_drive(a: &Identity, b: &Identity) -> bool {
+    let same = |x: &Option<String>, y: &Option<String>| matches!((x, y), (Some(x), Some(y)) if !x.is_empty() && x == y);
+    same(&a.serial, &b.serial) || same(&a.wwn, &b.wwn)
+}
+
+/// One table row per drive: state, the counters, SMART; then a row for
+/// each drive of `gone` (described, with what became of it).
+fn health(out: &mut String, snap: &Snapshot, gone: &[(String, &str)]) {
     let _ = writeln!(
         out,
         "Array `{}` ({}): state {}, {} of {} slots missing{}.\n",
@@ -517,6 +553,9 @@ fn health(out: &mut String, snap: &Snapshot) {
             counters(d),
             smart(d)
         );
+    }
+    for (drive, state) in gone {
+        let _ = writeln!(out, "| {drive} | {state} | not read | not read |");
     }
     for p in &snap.problems {
         let _ = writeln!(

@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use crate::cli::Config;
 use crate::clock::SystemClock;
 use crate::commands::journal::{journal_key, session_name, session_path, sessions, state_line};
-use crate::commands::{UsageError, load_trusted_runbook, real_backend};
+use crate::commands::{Diagnostics, UsageError, load_trusted_runbook, real_backend};
 use crate::engine::{self, Journaled, Resume, resume_question_id};
 use crate::exit;
 use crate::journal::{Journal, Key};
@@ -82,13 +82,15 @@ pub fn resume(config: &Config, opts: &Options<'_>) -> Result<i32> {
         .to_string();
     let mut operator: Box<dyn Operator> = match opts.answers {
         Some(answers) => {
-            let op = ScriptedOperator::from_file(answers, Box::new(std::io::stdout()))?;
+            let op = ScriptedOperator::from_file(answers, Box::new(std::io::stdout()))
+                .map_err(|e| Diagnostics(format!("{e:#}")))?;
             let ids: Vec<String> = runbook
                 .steps
                 .iter()
                 .flat_map(|s| [s.id.clone(), resume_question_id(&s.id)])
                 .collect();
-            op.check_step_ids(ids.iter().map(String::as_str))?;
+            op.check_step_ids(ids.iter().map(String::as_str))
+                .map_err(|e| UsageError(format!("{e:#} (in `{}`)", answers.display())))?;
             Box::new(op)
         }
         None => Box::new(TerminalOperator::new().map_err(|e| UsageError(format!("{e:#}")))?),

@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use crate::cli::Config;
 use crate::clock::SystemClock;
-use crate::commands::{Setup, UsageError, guarded, load_trusted_runbook, real_backend};
+use crate::commands::{Diagnostics, Setup, UsageError, guarded, load_trusted_runbook, real_backend};
 use crate::exit;
 use crate::operator::Operator;
 use crate::operator::scripted::ScriptedOperator;
@@ -47,10 +47,16 @@ pub fn run(
         return Err(UsageError("no target given: pass `--target DEVICE|SERIAL|BAY`".into()).into());
     }
     let mut operator: Box<dyn Operator> = match answers {
-        Some(path) => Box::new(ScriptedOperator::from_file(
-            path,
-            Box::new(std::io::stdout()),
-        )?),
+        Some(path) => {
+            // The file's problems are rendered diagnostics (exit code 2);
+            // keys naming no step are found here, before step 1, not after
+            // the physical steps ran.
+            let op = ScriptedOperator::from_file(path, Box::new(std::io::stdout()))
+                .map_err(|e| Diagnostics(format!("{e:#}")))?;
+            op.check_step_ids(runbook.steps.iter().map(|s| s.id.as_str()))
+                .map_err(|e| UsageError(format!("{e:#} (in `{}`)", path.display())))?;
+            Box::new(op)
+        }
         None => Box::new(TerminalOperator::new().map_err(|e| UsageError(format!("{e:#}")))?),
     };
     let interrupted = crate::signals::interrupt_flag()?;

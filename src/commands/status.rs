@@ -1,23 +1,71 @@
 //! `swapguard status`: every array and drive, for people and scripts.
 
+use std::path::Path;
+
 use anyhow::Result;
 use serde::Serialize;
 
 use crate::backend::md::MdBackend;
+use crate::backend::md::identity::{self, PciSlots};
+use crate::backend::md::sysfs;
 use crate::backend::process::ProcessRunner;
 use crate::backend::{Backend, Depth};
 use crate::cli::Config;
+use crate::commands::journal::session_name;
 use crate::exit;
 use crate::health::guard::{BAD_FLAGS, Observed};
 use crate::health::model::{Smart, Snapshot};
+use crate::journal;
 use crate::sanitize::sanitize;
 use crate::units::format_size;
 
 #[derive(Serialize)]
 struct Report {
     arrays: Vec<Snapshot>,
+    /// Members md still lists whose device is gone (see [`Vanished`]).
+    vanished: Vec<Vanished>,
     /// Arrays that could not be read, with the reason.
     errors: Vec<String>,
+}
+
+/// A member md still lists although its block device has left the system:
+/// the state right after a pull, before md's next I/O to it. md calls it in
+/// sync and the array not degraded, so without this row `status` would show
+/// one drive fewer and no problem at all.
+///
+/// What is knowable: md's own member directory (its kernel name, md state
+/// and slot) and its `block` link, which still names the device's PCI path,
+/// so an NVMe drive's hot-plug slot (its bay) can be read off it. The serial
+/// is not: the device is gone, and md's sysfs and superblock summary carry
+/// none. The last known serial comes from the newest swapguard journal
+/// under the state directory whose look at this array had a member of that
+/// kernel name, and says which session it is from.
+#[derive(Serialize)]
+struct Vanished {
+    array: String,
+    /// The member's kernel name as md lists it (`dev-<kname>`).
+    dev: String,
+    /// md's state for it (`in-sync`, ...): what md believes, not the drive.
+    md_state: Option<String>,
+    /// md's slot (role) for it.
+    role: Option<u32>,
+    /// The bay, from the dangling link (NVMe in a hot-plug slot), else from
+    /// the journal.
+    bay: Option<String>,
+    /// The drive last seen under this name, from a journal; `None` when no
+    /// journal has one.
+    last_known: Option<LastKnown>,
+}
+
+#[derive(Serialize)]
+struct LastKnown {
+    serial: Option<String>,
+    wwn: Option<String>,
+    model: Option<String>,
+    bay: Option<String>,
+    /// The session (journal) it was seen in, and when.
+    session: String,
+    at: String,
 }
 
 pub fn status(config: &Config, json: bool, smart: bool) -> Result<i32> {
@@ -27,11 +75,17 @@ pub fn status(config: &Config, json: bool, smart: bool) -> Result<i32> {
     let depth = if smart { Depth::Full } else { Depth::Fast };
     let mut report = Report {
         arrays: Vec::new(),
+        vanished: Vec::new(),
         errors: Vec::new(),
     };
     for name in &names {
         match backend.snapshot(name, depth) {
-            Ok(s) => report.arrays.push(s),
+            Ok(s) => {
+                report
+                    .vanished
+                    .extend(vanished(&config.sysroot, &config.state_dir, &s));
+                report.arrays.push(s);
+            }
             Err(e) => report.errors.push(format!("{name}: {e:#}")),
         }
     }
@@ -54,13 +108,19 @@ fn render(report: &Report) -> String {
     }
     for s in &report.arrays {
         let a = &s.array;
+        let gone: Vec<&Vanished> = report
+            .vanished
+            .iter()
+            .filter(|v| v.array == a.name)
+            .collect();
         out.push_str(&format!(
-            "{}  {}  {}  {} slots, {} missing{}\n",
+            "{}  {}  {}  {} slots, {} missing{}{}\n",
             a.name,
             a.level,
             a.state,
             a.raid_disks,
             a.degraded,
+            vanished_summary(&gone),
             a.sync.as_ref().map_or(String::new(), |p| format!(
                 "  {} {:.1}%",
                 p.action,
@@ -111,6 +171,9 @@ fn render(report: &Report) -> String {
                 true,
             ));
         }
+        for v in gone {
+            out.push_str(&sanitize(&vanished_line(v), true));
+        }
         for p in &s.problems {
             out.push_str(&sanitize(
                 &format!(
@@ -125,4 +188,114 @@ fn render(report: &Report) -> String {
         out.push_str(&sanitize(&format!("cannot read {e}\n"), true));
     }
     out
+}
+
+/// `  nvme1n1    ?       VANISHED    bay 2        serial LAB-B-0002 (last
+/// known, session ...)  md still lists it in-sync; its device is gone`.
+fn vanished_line(v: &Vanished) -> String {
+    let serial = match &v.last_known {
+        Some(k) => format!(
+            "{} (last known, session {} at {})",
+            k.serial
+                .as_deref()
+                .or(k.wwn.as_deref())
+                .unwrap_or("unknown"),
+            k.session,
+            k.at
+        ),
+        None => "unknown (no journal here saw it)".into(),
+    };
+    let md = match v.md_state.as_deref() {
+        Some("faulty") => "md has marked it faulty".to_string(),
+        Some(state) => format!("md still lists it {state}"),
+        None => "md still lists it (its state cannot be read)".to_string(),
+    };
+    format!(
+        "  {:<10} {:<7} {:<11} bay {:<8} serial {serial}  {md}; its device is gone (pulled or dead)\n",
+        v.dev,
+        "?",
+        "VANISHED",
+        v.bay.as_deref().unwrap_or("unknown"),
+    )
+}
+
+/// `, 1 VANISHED (md has not noticed yet)` for the array's line; empty when
+/// nothing vanished. md has noticed a member once it marked it faulty.
+fn vanished_summary(gone: &[&Vanished]) -> String {
+    let unnoticed = gone
+        .iter()
+        .filter(|v| v.md_state.as_deref() != Some("faulty"))
+        .count();
+    match (gone.len(), unnoticed) {
+        (0, _) => String::new(),
+        (n, 0) => format!(", {n} VANISHED (md has failed it)"),
+        (n, u) if u == n => format!(", {n} VANISHED (md has not noticed yet)"),
+        (n, u) => format!(", {n} VANISHED (md has not noticed {u} of them yet)"),
+    }
+}
+
+/// Members md lists for `snap`'s array whose device is gone: exactly those
+/// the md backend leaves out of the snapshot (`identity::member_disk` finds
+/// no disk for them).
+fn vanished(root: &Path, state_dir: &Path, snap: &Snapshot) -> Vec<Vanished> {
+    let array = &snap.array.name;
+    let md_dir = root.join("sys/block").join(array).join("md");
+    let mut problems = Vec::new();
+    let Ok(look) = sysfs::read_array(&md_dir, array, &mut problems) else {
+        return Vec::new();
+    };
+    let slots = PciSlots::scan(root);
+    let mut out = Vec::new();
+    for member in look.members {
+        let member_dir = md_dir.join(format!("dev-{}", member.kname));
+        if identity::member_disk(root, &member_dir, &member.kname).is_some() {
+            continue;
+        }
+        let last_known = last_known(state_dir, array, &member.kname);
+        let bay = slots
+            .nvme_bay(&member_dir, "block")
+            .or_else(|| last_known.as_ref().and_then(|k| k.bay.clone()));
+        out.push(Vanished {
+            array: array.clone(),
+            dev: member.kname,
+            md_state: member.membership.as_ref().map(|m| m.state.to_string()),
+            role: member.membership.as_ref().and_then(|m| m.role),
+            bay,
+            last_known,
+        });
+    }
+    out
+}
+
+/// The drive the newest journal of `array` saw as member `dev`. Journals
+/// that cannot be read are passed over: this is a hint for the technician,
+/// never a health verdict.
+fn last_known(state_dir: &Path, array: &str, dev: &str) -> Option<LastKnown> {
+    let prefix = format!("{array}-");
+    let mut paths = crate::commands::journal::sessions(state_dir).ok()?;
+    paths.retain(|p| session_name(p).starts_with(&prefix));
+    for path in paths.iter().rev() {
+        let Ok(entries) = journal::read(path) else {
+            continue;
+        };
+        for e in entries.iter().rev().filter(|e| e["event"] == "snapshot") {
+            let Ok(snap) = serde_json::from_value::<Snapshot>(e["snapshot"].clone()) else {
+                continue;
+            };
+            if snap.array.name != array {
+                continue;
+            }
+            if let Some(d) = snap.members().find(|d| d.id.dev == dev) {
+                return Some(LastKnown {
+                    serial: d.id.serial.clone(),
+                    wwn: d.id.wwn.clone(),
+                    model: d.id.model.clone(),
+                    bay: d.id.slot.clone(),
+                    session: session_name(path),
+                    at: e["at"].as_str().unwrap_or_default().to_string(),
+                });
+            }
+        }
+    }
+    None
 }

@@ -53,8 +53,8 @@ pub fn login_uid() -> Option<u32> {
 }
 
 /// Read a runbook that a root run will act on. See [`read_checked`].
-pub(crate) fn read_runbook(path: &Path) -> Result<String> {
-    read_checked(path, "runbook")
+pub(crate) fn read_runbook(path: &Path) -> Result<Vec<u8>> {
+    read_checked_bytes(path, "runbook")
 }
 
 /// Read `path` (a `what`, for messages) from one descriptor. As root, the
@@ -64,13 +64,25 @@ pub(crate) fn read_runbook(path: &Path) -> Result<String> {
 /// is (they cannot do more harm through it than without it), still from one
 /// descriptor and only when it is a regular file.
 pub(crate) fn read_checked(path: &Path, what: &str) -> Result<String> {
+    String::from_utf8(read_checked_bytes(path, what)?).map_err(|e| {
+        UsageError(format!(
+            "{what} `{}` is not UTF-8 text (byte {} is not)",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+        .into()
+    })
+}
+
+/// [`read_checked`] without the UTF-8 decoding: the bytes as they are.
+pub(crate) fn read_checked_bytes(path: &Path, what: &str) -> Result<Vec<u8>> {
     let euid = nix::unistd::geteuid().as_raw();
     let file = open_checked(path, what, euid, login_uid())?;
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .with_context(|| format!("cannot read {what} `{}`", path.display()))?;
-    if text.len() as u64 > MAX_FILE_BYTES {
+    if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(UsageError(format!(
             "{what} `{}` is larger than {} MiB; that is no {what}",
             path.display(),
@@ -78,7 +90,7 @@ pub(crate) fn read_checked(path: &Path, what: &str) -> Result<String> {
         ))
         .into());
     }
-    Ok(text)
+    Ok(bytes)
 }
 
 fn refuse(what: &str, path: &Path, why: String) -> anyhow::Error {

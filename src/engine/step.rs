@@ -95,6 +95,9 @@ impl Walk<'_, '_> {
                 }
             }
             StepKind::Physical => {
+                // Asked before the technician's hands go in, like a
+                // command's confirmation before it runs.
+                self.confirm(step)?;
                 self.sign_off(step)?;
                 let deadline = step.timeout.unwrap_or(PHYSICAL_TIMEOUT);
                 self.run.operator.note(
@@ -202,10 +205,13 @@ impl Walk<'_, '_> {
         }
     }
 
-    /// The confirmation a command step asks for before it runs.
+    /// The confirmation a command step asks for before it runs, and a
+    /// physical step before the technician starts.
     fn confirm(&mut self, step: &Step) -> StepResult<()> {
+        let physical = matches!(step.kind, StepKind::Physical);
         match step.confirm {
             Confirm::None => Ok(()),
+            Confirm::YesNo if physical => self.ask_yes_no(step, "Ready to start this step now?"),
             Confirm::YesNo => self.ask_yes_no(step, "Run this command now?"),
             Confirm::TypeSerial(role) => {
                 let Some(drive) = self.drive_for(role) else {
@@ -215,11 +221,24 @@ impl Walk<'_, '_> {
                     )));
                 };
                 let id = drive.id.clone();
-                let prompt = format!(
-                    "This cannot be undone. Type the last 4 characters of the serial of {} to go on",
-                    id.describe()
-                );
-                self.ask_serial4(step, &id, &prompt, "", "nothing was run")?;
+                let (prompt, consequence) = if physical {
+                    (
+                        format!(
+                            "Read the serial on the drive's label: type its last 4 characters to confirm it is {}",
+                            id.describe()
+                        ),
+                        "do not start this step; touch no drive",
+                    )
+                } else {
+                    (
+                        format!(
+                            "This cannot be undone. Type the last 4 characters of the serial of {} to go on",
+                            id.describe()
+                        ),
+                        "nothing was run",
+                    )
+                };
+                self.ask_serial4(step, &id, &prompt, "", consequence)?;
                 Ok(())
             }
         }

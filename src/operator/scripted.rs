@@ -345,6 +345,8 @@ pub fn halt_transcript(report: &HaltReport) -> Vec<String> {
 }
 
 /// Read an answers file (see the module docs): step id → answers in order.
+/// Every error is rendered as diagnostics (`error: ...` then ` --> path`),
+/// ready to print as it is.
 pub fn load_answers(path: &Path) -> Result<BTreeMap<String, Vec<String>>> {
     // Answers steer a run as root: read once, from a checked descriptor.
     let source = crate::commands::trust::read_checked(path, "answers file")?;

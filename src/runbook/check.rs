@@ -465,7 +465,7 @@ fn is_counter_name(name: &str) -> bool {
 fn on_halt(ctx: &mut Ctx, raw: &RawRunbook) -> String {
     let say = raw.on_halt.as_ref().and_then(|h| h.get_ref().say.as_ref());
     let text = say
-        .map(|s| s.get_ref().trim().to_string())
+        .map(|s| crate::runbook::load::unix_newlines(s.get_ref().trim()))
         .unwrap_or_default();
     let broken = ctx.is_broken(0..0, "on_halt")
         || raw

@@ -46,7 +46,14 @@ impl Diagnostic {
         while !source.is_char_boundary(start) {
             start -= 1;
         }
-        let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
+        // A UTF-8 byte-order mark is no character of the first line: the
+        // column counts from after it, and the line is shown without it.
+        let line_start = match source[..start].rfind('\n') {
+            Some(i) => i + 1,
+            None if source.starts_with('\u{feff}') => '\u{feff}'.len_utf8(),
+            None => 0,
+        };
+        let start = start.max(line_start);
         let line_end = source[start..]
             .find('\n')
             .map_or(source.len(), |i| start + i);
@@ -153,6 +160,26 @@ mod tests {
             None,
         );
         assert_eq!((d.line, d.column), (1, 8));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_a_column() {
+        let src = "\u{feff}name = 3\n";
+        for (start, column) in [(0, 1), (3, 1), (10, 8)] {
+            let d = Diagnostic::at(
+                Severity::Error,
+                Path::new("rb.toml"),
+                src,
+                Span {
+                    start,
+                    end: start + 1,
+                },
+                "m",
+                None,
+            );
+            assert_eq!((d.line, d.column), (1, column), "span at {start}");
+            assert_eq!(d.source_line, "name = 3");
+        }
     }
 
     #[test]

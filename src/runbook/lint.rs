@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::runbook::diag::{Diagnostic, Severity};
-use crate::runbook::load::load_str;
+use crate::runbook::load::{decode, load_str};
 
 /// The diagnostics of one file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -28,8 +28,11 @@ impl FileReport {
 
 /// Lint one file.
 pub fn lint_file(path: &Path) -> FileReport {
-    let diagnostics = match std::fs::read_to_string(path) {
-        Ok(source) => load_str(path, &source).diagnostics,
+    let diagnostics = match std::fs::read(path) {
+        Ok(bytes) => match decode(path, bytes) {
+            Ok(source) => load_str(path, &source).diagnostics,
+            Err(diagnostic) => vec![*diagnostic],
+        },
         Err(e) => vec![Diagnostic::whole_file(
             Severity::Error,
             path,

@@ -53,9 +53,39 @@ impl Loaded {
 
 /// Read and validate a runbook file. An unreadable file is an `Err`.
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
-    let source = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read runbook `{}`", path.display()))?;
-    Ok(load_str(path, &source))
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read runbook `{}`", path.display()))?;
+    Ok(match decode(path, bytes) {
+        Ok(source) => load_str(path, &source),
+        Err(diagnostic) => Loaded {
+            runbook: None,
+            diagnostics: vec![*diagnostic],
+        },
+    })
+}
+
+/// A runbook's bytes as text. Bytes that are not UTF-8 are a problem in the
+/// file like any other (the author's to fix: exit code 2 in `lint`, `run`
+/// and `dry-run` alike), pointing at the first bad byte.
+pub fn decode(path: &Path, bytes: Vec<u8>) -> Result<String, Box<Diagnostic>> {
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bad = e.as_bytes()[at];
+        // Valid up to `at`, so offsets before it are the same in the
+        // lossy text, which shows the bad byte as U+FFFD.
+        let text = String::from_utf8_lossy(e.as_bytes());
+        Box::new(Diagnostic::at(
+            Severity::Error,
+            path,
+            &text,
+            Span {
+                start: at,
+                end: at + 1,
+            },
+            format!("`{}` is not UTF-8 text: byte 0x{bad:02x}", path.display()),
+            Some("save the runbook as UTF-8".into()),
+        ))
+    })
 }
 
 /// Validate runbook text (`path` is for messages only).
@@ -87,6 +117,14 @@ pub fn load_str(path: &Path, source: &str) -> Loaded {
         runbook,
         diagnostics,
     }
+}
+
+/// A string value's line breaks as `\n`. A runbook saved with CRLF line
+/// endings keeps `\r\n` inside its multi-line strings (TOML leaves newline
+/// normalisation to the parser); shown as written, each `\r` would print as
+/// a stray character at the end of every line of a `say`.
+pub(crate) fn unix_newlines(text: &str) -> String {
+    text.replace("\r\n", "\n")
 }
 
 /// SHA-256 of the runbook's bytes, as lowercase hex.

@@ -15,7 +15,7 @@ use crate::runbook::check::{Params, choice, duration};
 use crate::runbook::checks::{self, Parts};
 use crate::runbook::destructive::{Effect, classify};
 use crate::runbook::keys::quoted_list;
-use crate::runbook::load::{Ctx, to_span};
+use crate::runbook::load::{Ctx, to_span, unix_newlines};
 use crate::runbook::model::{
     Confirm, DriveExpect, Expectation, ExternalCheck, GuardPolicy, OnHalt, Role, Span, Step,
     StepKind, Template, WaitUntil,
@@ -275,11 +275,10 @@ impl StepCheck<'_, '_, '_> {
         if let Some(kind) = kind {
             self.applicable_keys(kind);
         }
-        let say = self
-            .raw
-            .say
-            .as_ref()
-            .map(|s| template(self.ctx, s, self.scope));
+        let say = self.raw.say.as_ref().map(|s| Template {
+            text: unix_newlines(s.get_ref()),
+            ..template(self.ctx, s, self.scope)
+        });
         if say.is_none() && matches!(kind, Some(Kind::Confirm | Kind::Physical)) {
             let what = kind.map_or("", Kind::name);
             self.missing(
@@ -307,7 +306,7 @@ impl StepCheck<'_, '_, '_> {
             .as_ref()
             .is_some_and(|r| r.iter().any(|t| mentions_new(&t.text)))
             || expect.as_ref().is_some_and(|e| e.new.is_some());
-        let confirm = self.confirm(mentions, new_bound);
+        let confirm = self.confirm(mentions, binds_new, new_bound);
         let step_kind = self.kind_payload(kind, run, confirm, new_bound);
         let quarantine = self.raw.quarantine.as_ref().and_then(|q| {
             if q.get_ref() == "new" {
@@ -463,7 +462,7 @@ impl StepCheck<'_, '_, '_> {
     }
 
     /// The confirmation, and the drive a typed serial is taken from.
-    fn confirm(&mut self, mentions_new: bool, new_bound: bool) -> Option<Confirm> {
+    fn confirm(&mut self, mentions_new: bool, binds_new: bool, new_bound: bool) -> Option<Confirm> {
         let word = match &self.raw.confirm {
             Some(value) => Some(choice(self.ctx, value, "confirmation", &CONFIRMS)?),
             None => None,
@@ -487,6 +486,24 @@ impl StepCheck<'_, '_, '_> {
                     return None;
                 }
                 role
+            }
+            // The confirmation is asked before the step acts: on the step
+            // that finds the new drive, its serial is not known yet.
+            None if binds_new && word == Some(ConfirmWord::TypeSerial) => {
+                let at = self
+                    .raw
+                    .confirm
+                    .as_ref()
+                    .map_or(self.table, |c| to_span(c.span()));
+                self.error(
+                    at,
+                    format!(
+                        "`type-serial` on {} would ask for the new drive's serial before the new drive is seen",
+                        self.label
+                    ),
+                    Some("the confirmation comes before the step acts; confirm on a later step, or write `confirm_drive = \"target\"`".into()),
+                );
+                return None;
             }
             None if mentions_new => Role::New,
             None => Role::Target,

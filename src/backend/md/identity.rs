@@ -360,8 +360,11 @@ pub fn vpd_serial(bytes: &[u8]) -> Option<String> {
     trimmed(&String::from_utf8_lossy(body))
 }
 
-/// Padding spaces and NULs removed; empty is `None`.
-fn trimmed(text: &str) -> Option<String> {
+/// Padding spaces and NULs removed; empty is `None`. Every backend reads
+/// drive identity strings (serial, WWN, model, firmware) through this one
+/// function, so a padded serial (NVMe and QEMU pad to 20 characters) is the
+/// same drive, with the same last four characters, in md and the simulator.
+pub fn trimmed(text: &str) -> Option<String> {
     let text = text.trim_matches(|c: char| c.is_whitespace() || c == '\0');
     (!text.is_empty()).then(|| text.to_string())
 }

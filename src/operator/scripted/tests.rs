@@ -490,9 +490,10 @@ fn unreadable_answers_file_names_the_path() {
             .map(|_| ()),
     );
     assert!(
-        err.starts_with("cannot read answers file `/nonexistent/answers.toml`"),
+        err.starts_with("error: cannot read answers file `/nonexistent/answers.toml`"),
         "{err}"
     );
+    assert!(err.ends_with(" --> /nonexistent/answers.toml"), "{err}");
 }
 
 fn fixture(name: &str) -> std::path::PathBuf {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use crate::backend::md::identity;
 use crate::backend::sim::names::Family;
 use crate::backend::sim::scenario::raw::{
     RawDrive, RawEvent, RawFile, backticked, did_you_mean, span_of,
@@ -395,13 +396,17 @@ impl Builder<'_> {
         if d.size.0 == 0 {
             self.error(span, "`size` is zero", None);
         }
+        // Identity strings as real hardware reports them may be padded
+        // (`"LAB-B-0002          "`); the simulator reads them the way the
+        // md backend reads sysfs, through the same function.
+        let text = |t: Option<String>| t.as_deref().and_then(identity::trimmed);
         Some(DriveSpec {
             group,
             dev,
-            serial: d.serial,
-            wwn: d.wwn,
-            model: d.model,
-            firmware: d.firmware,
+            serial: text(d.serial),
+            wwn: text(d.wwn),
+            model: text(d.model),
+            firmware: text(d.firmware),
             slot: d.slot.map(|s| s.0),
             size_bytes: d.size.0,
             state: d.state.map_or(
@@ -622,9 +627,10 @@ impl Builder<'_> {
         let by_dev = drives
             .iter()
             .position(|d| d.group != DriveGroup::Spare && d.dev.as_deref() == Some(name));
+        let serial = identity::trimmed(name);
         let by_serial = drives
             .iter()
-            .position(|d| d.serial.as_deref() == Some(name));
+            .position(|d| d.serial.is_some() && d.serial == serial);
         if let Some(i) = by_dev.or(by_serial) {
             return Some(i);
         }
