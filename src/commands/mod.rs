@@ -137,6 +137,7 @@ pub(crate) fn real_backend(
                 config.sysroot.clone(),
                 Box::new(crate::backend::process::ProcessRunner),
             )
+            .watching(config.sysroot.join("dev/kmsg"))
             .with_clock(Box::new(clock)),
         )),
         other => Err(UsageError(format!(

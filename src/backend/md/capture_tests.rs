@@ -33,31 +33,53 @@ fn capture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Where an `E` record points: a file whose read fails with EINVAL, as a
+/// SCSI disk's `device/wwid` does when the disk has no WWN. (Reading it
+/// needs root, as swapguard itself and CI run; a user gets EACCES.)
+const FAILS_WITH_EINVAL: &str = "/proc/self/clear_refs";
+
 /// Rebuild a capture's records under `root`: `L <path> -> <target>` is a
-/// symbolic link, `F <path>` a file whose lines follow after `| `.
+/// symbolic link, `F <path>` a file whose lines follow after `| `, `X
+/// <path>` a binary file whose bytes follow in hex after `| `, `E <path>
+/// <message>` a file whose read fails (rebuilt as a link to a file that
+/// fails with EINVAL, the only such failure captured).
 fn rebuild(root: &Path, text: &str) {
-    let mut file: Option<(PathBuf, String)> = None;
-    let flush = |file: &mut Option<(PathBuf, String)>| {
-        if let Some((path, contents)) = file.take() {
+    let mut file: Option<(PathBuf, Vec<u8>, bool)> = None;
+    let flush = |file: &mut Option<(PathBuf, Vec<u8>, bool)>| {
+        if let Some((path, contents, _)) = file.take() {
             fs::create_dir_all(path.parent().unwrap()).unwrap();
             fs::write(path, contents).unwrap();
         }
     };
     for line in text.lines() {
-        if let Some(content) = line.strip_prefix("| ") {
-            let (_, contents) = file.as_mut().expect("a `| ` line outside a file record");
-            contents.push_str(content);
-            contents.push('\n');
+        if let Some(content) = line.strip_prefix("|") {
+            let (_, contents, hex) = file.as_mut().expect("a `|` line outside a file record");
+            if *hex {
+                contents.extend(
+                    content
+                        .split_whitespace()
+                        .map(|b| u8::from_str_radix(b, 16).unwrap()),
+                );
+            } else {
+                contents.extend_from_slice(content.strip_prefix(' ').unwrap_or(content).as_bytes());
+                contents.push(b'\n');
+            }
             continue;
         }
         flush(&mut file);
-        if let Some(rest) = line.strip_prefix("L /") {
+        if let Some(rest) = line.strip_prefix("E /") {
+            let path = root.join(rest.split_once(' ').map_or(rest, |(p, _)| p));
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            symlink(FAILS_WITH_EINVAL, path).unwrap();
+        } else if let Some(path) = line.strip_prefix("X /") {
+            file = Some((root.join(path), Vec::new(), true));
+        } else if let Some(rest) = line.strip_prefix("L /") {
             let (path, target) = rest.split_once(" -> ").unwrap();
             let path = root.join(path);
             fs::create_dir_all(path.parent().unwrap()).unwrap();
             symlink(target, path).unwrap();
         } else if let Some(path) = line.strip_prefix("F /") {
-            file = Some((root.join(path), String::new()));
+            file = Some((root.join(path), Vec::new(), false));
         }
     }
     flush(&mut file);
