@@ -118,3 +118,23 @@ fn overwrite_under_one_mirror() {
 fn detection_latency() {
     lab("latency", &["--latency", "3"]);
 }
+
+#[test]
+fn scsi_healthy() {
+    lab("scsi-healthy", &[]);
+}
+
+#[test]
+fn scsi_wrong_drive_pulled() {
+    lab("scsi-wrong-drive-pulled", &[]);
+}
+
+#[test]
+fn scsi_survivor_errors() {
+    lab("scsi-survivor-errors", &[]);
+}
+
+#[test]
+fn sata_first_steps() {
+    lab("sata-first-steps", &[]);
+}

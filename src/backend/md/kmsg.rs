@@ -280,6 +280,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn lab_capture_of_a_survivor_read_error() {
+        // tests/fixtures/md/kmsg/: the guest console of the lab's
+        // scsi-survivor-errors scenario (virtio-scsi, Linux 6.1): the SCSI
+        // layer's sense lines, the pulled target's failed cache flush, and
+        // one block-layer record for the read that failed after retries.
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/md/kmsg/lab-scsi-survivor-read-error.txt"),
+        )
+        .unwrap();
+        let found: Vec<IoErrorRecord> = text.lines().filter_map(parse_record).collect();
+        assert_eq!(
+            found,
+            [IoErrorRecord {
+                disk: "sdb".into(),
+                status: "I/O".into()
+            }]
+        );
+    }
+
     fn log_file() -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kmsg");
