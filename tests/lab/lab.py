@@ -2,8 +2,9 @@
 """The swapguard lab: real md RAID1 arrays in a QEMU guest booted from
 Debian's own kernel, drives really pulled, inserted and broken.
 
-Each scenario boots a fresh guest with two emulated NVMe drives
-(LAB-A-0001 in bay 1, LAB-B-0002 in bay 2, bay 3 free), creates md0 over
+Each scenario boots a fresh guest with two emulated drives, NVMe unless
+the scenario says SCSI or SATA (LAB-A-0001 in bay 1, LAB-B-0002 in bay 2,
+bay 3 free), creates md0 over
 them, starts swapguard on the guest's third serial port and plays the
 technician from the host: it waits for swapguard's instruction, does the
 physical part through QMP (the hardware's part is QEMU's, the kernel's part

@@ -1,9 +1,10 @@
 """The lab machine: a QEMU guest booted from Debian's own kernel with
-hot-pluggable NVMe drives, and the host's hands on it.
+hot-pluggable NVMe or virtio-scsi drives, or SATA drives, and the host's
+hands on it.
 
 What lives here:
 - `build_initramfs`: busybox, mdadm, smartctl, swapguard (each with the
-  shared libraries ldd names), the md and NVMe modules in
+  shared libraries ldd names), the md, NVMe, virtio-scsi and AHCI modules in
   `modprobe --show-depends` order, and `init.sh` as /init.
 - `Qmp`: the QEMU monitor (commands and events).
 - `Serial`: one of the guest's serial ports as a socket, read by a thread

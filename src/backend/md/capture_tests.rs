@@ -356,7 +356,11 @@ fn sata_own_smart_probes_are_no_halt() {
     );
     for dev in ["sda", "sdb"] {
         assert_eq!(counter(&baseline, dev, "io.ioerr_cnt"), Some(0), "{dev}");
-        assert_eq!(counter(&baseline, dev, "kernel.io_errors"), Some(0), "{dev}");
+        assert_eq!(
+            counter(&baseline, dev, "kernel.io_errors"),
+            Some(0),
+            "{dev}"
+        );
     }
     let target = baseline.drives[1].key();
     let allowed = Allowed {
@@ -375,7 +379,11 @@ fn sata_own_smart_probes_are_no_halt() {
     while smart_seen < 2 {
         let look = md.snapshot("md0", Depth::Watch { smart_due: due }).unwrap();
         due = false;
-        assert_eq!(compare(&baseline, &look, &allowed, &policy), [], "watch look");
+        assert_eq!(
+            compare(&baseline, &look, &allowed, &policy),
+            [],
+            "watch look"
+        );
         smart_seen += look.drives.iter().filter(|d| d.smart.is_some()).count();
         std::thread::yield_now();
     }
@@ -414,7 +422,9 @@ fn sata_own_smart_probes_are_no_halt() {
         .map(ToString::to_string)
         .collect();
     assert!(
-        found.contains(&"survivor sda (serial LAB-A-0001, bay unknown): kernel.io_errors 0 → 1".to_string()),
+        found.contains(
+            &"survivor sda (serial LAB-A-0001, bay unknown): kernel.io_errors 0 → 1".to_string()
+        ),
         "{found:?}"
     );
 }
@@ -430,11 +440,17 @@ fn a_guarded_run_without_a_kernel_log_has_a_problem() {
     assert_eq!(look.problems.len(), 1, "{:?}", look.problems);
     assert_eq!(look.problems[0].probe, "kernel-log");
     assert!(
-        look.problems[0].message.contains("cannot open the kernel log"),
+        look.problems[0]
+            .message
+            .contains("cannot open the kernel log"),
         "{}",
         look.problems[0].message
     );
-    assert!(look.drives.iter().all(|d| !d.counters.contains_key("kernel.io_errors")));
+    assert!(
+        look.drives
+            .iter()
+            .all(|d| !d.counters.contains_key("kernel.io_errors"))
+    );
 }
 
 /// Regression: a SCSI disk without a WWN made preflight refuse ("cannot
@@ -450,7 +466,10 @@ fn scsi_disk_without_a_wwn_is_identified_by_serial() {
         // EINVAL on read is what the kernel gives; the tree's stand-in
         // gives it only to root (a user gets EACCES on open).
         other => {
-            eprintln!("SKIPPED: `{}` does not fail with EINVAL here: {other:?}", wwid.display());
+            eprintln!(
+                "SKIPPED: `{}` does not fail with EINVAL here: {other:?}",
+                wwid.display()
+            );
             return;
         }
     }
@@ -469,7 +488,11 @@ fn scsi_disk_without_a_wwn_is_identified_by_serial() {
     // the drive then.
     fs::write(dir.path().join("sys/block/sdb/device/vpd_pg80"), b"").unwrap();
     let snapshot = snap(dir.path());
-    let problems: Vec<String> = snapshot.problems.iter().map(|p| p.message.clone()).collect();
+    let problems: Vec<String> = snapshot
+        .problems
+        .iter()
+        .map(|p| p.message.clone())
+        .collect();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
         problems[0].contains("device/wwid") && problems[0].contains("os error 22"),

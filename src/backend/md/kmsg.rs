@@ -198,7 +198,11 @@ pub fn parse_record(line: &str) -> Option<IoErrorRecord> {
 /// The name /sys/block knows the disk by. With native NVMe multipath the
 /// request goes through the path device `nvme0c1n1`; the disk is `nvme0n1`.
 fn whole_disk(name: &str) -> Option<String> {
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
         return None;
     }
     if let Some(rest) = name.strip_prefix("nvme")
@@ -333,7 +337,10 @@ mod tests {
         assert_eq!(log.drain(&present), None);
         assert_eq!((log.count("sda"), log.count("sdb")), (0, 1));
         // The rest of a record split across two reads.
-        append(&path, "b, sector 16 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 2\n");
+        append(
+            &path,
+            "b, sector 16 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 2\n",
+        );
         assert_eq!(log.drain(&present), None);
         assert_eq!(log.count("sdb"), 2);
         // A disk that left is forgotten.
@@ -350,7 +357,11 @@ mod tests {
         for _ in 0..2 {
             let p = log.drain(&BTreeSet::new()).expect("a problem");
             assert_eq!(p.probe, PROBE);
-            assert!(p.message.contains("cannot open the kernel log"), "{}", p.message);
+            assert!(
+                p.message.contains("cannot open the kernel log"),
+                "{}",
+                p.message
+            );
         }
     }
 

@@ -308,7 +308,9 @@ impl MdBackend {
 fn discounted_probe(ledger: &Arc<IoerrLedger>) -> ProbeFn {
     let ledger = Arc::clone(ledger);
     Arc::new(move |runner, disk, timeout| {
-        ledger.probe(disk, || smart::probe(runner, &format!("/dev/{disk}"), timeout))
+        ledger.probe(disk, || {
+            smart::probe(runner, &format!("/dev/{disk}"), timeout)
+        })
     })
 }
 

@@ -24,8 +24,7 @@ use crate::health::model::Smart;
 pub type RunnerFactory = Arc<dyn Fn() -> Box<dyn CommandRunner + Send> + Send + Sync>;
 
 /// Probes one disk (a kernel name) with the given runner and timeout.
-pub type ProbeFn =
-    Arc<dyn Fn(&mut dyn CommandRunner, &str, Duration) -> Smart + Send + Sync>;
+pub type ProbeFn = Arc<dyn Fn(&mut dyn CommandRunner, &str, Duration) -> Smart + Send + Sync>;
 
 /// The plain probe: `smartctl --json -a /dev/<disk>`.
 pub fn plain_probe() -> ProbeFn {
