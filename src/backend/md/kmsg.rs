@@ -99,7 +99,7 @@ impl KernelLog {
     pub fn drain(&mut self, present: &BTreeSet<String>) -> Option<Problem> {
         let file = match &mut self.file {
             Ok(file) => file,
-            Err(message) => return Some(problem(message.clone())),
+            Err(message) => return Some(problem(&self.path, message.clone())),
         };
         let mut lost = false;
         let mut failed = None;
@@ -134,14 +134,17 @@ impl KernelLog {
         }
         self.counts.retain(|disk, _| present.contains(disk));
         if let Some(message) = failed {
-            return Some(problem(message));
+            return Some(problem(&self.path, message));
         }
         lost.then(|| {
-            problem(format!(
-                "kernel log records were overwritten before swapguard read them from `{}`: \
+            problem(
+                &self.path,
+                format!(
+                    "kernel log records were overwritten before swapguard read them from `{}`: \
                  an I/O error report may have been among them",
-                self.path.display()
-            ))
+                    self.path.display()
+                ),
+            )
         })
     }
 
@@ -156,10 +159,10 @@ impl KernelLog {
     }
 }
 
-fn problem(message: String) -> Problem {
+fn problem(path: &Path, message: String) -> Problem {
     Problem {
         probe: PROBE.to_string(),
-        subject: "kmsg".to_string(),
+        subject: path.display().to_string(),
         message,
     }
 }
