@@ -12,7 +12,10 @@ lab_dump_attr() {
   if v=$(cat "$1" 2>&1); then echo "F $1"; printf '%s\n' "$v" | sed 's/^/| /'
   else echo "E $1 ${v##*: }"; fi
 }
-lab_dump_hex() { [ -f "$1" ] && { echo "X $1"; echo "|$(od -An -v -tx1 "$1" | tr -s ' \n' '  ')"; }; }
+lab_dump_hex() {
+  [ -f "$1" ] || return 0
+  echo "X $1"; echo "|$(od -An -v -tx1 "$1" | tr -s ' \n' '  ')"
+}
 lab_dump_link() { [ -L "$1" ] && echo "L $1 -> $(readlink "$1")"; }
 lab_capture() {
   lab_dump_file /proc/mdstat
