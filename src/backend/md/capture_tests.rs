@@ -499,3 +499,39 @@ fn scsi_disk_without_a_wwn_is_identified_by_serial() {
         "{problems:?}"
     );
 }
+
+/// A resumed run is a new process with no discount of its own, while the
+/// baseline it compares with comes from the journal: the counter is read
+/// from the resumed process's first look, so the dead run's own SMART
+/// probes are not taken for errors, and a later real error still is.
+#[test]
+fn a_resumed_run_does_not_take_the_dead_runs_probes_for_errors() {
+    let dir = tree(&["capture-sata-clean.txt"]);
+    let root = dir.path();
+    fs::create_dir_all(root.join("dev")).unwrap();
+    fs::write(root.join("dev/kmsg"), "").unwrap();
+    let sys_block = root.join("sys/block");
+    let run = |root: &Path| {
+        MdBackend::new(
+            root.to_path_buf(),
+            Box::new(SataSmartctl {
+                sys_block: root.join("sys/block"),
+            }),
+        )
+        .watching(root.join("dev/kmsg"))
+    };
+    let mut first = run(root);
+    let baseline = first.snapshot("md0", Depth::Full).unwrap();
+    for _ in 0..3 {
+        let _ = first.snapshot("md0", Depth::Full).unwrap();
+    }
+    drop(first); // the process dies
+    assert_eq!(bump_ioerr_cnt(&sys_block, "sda", 0), 0x1 + 4);
+    let mut resumed = run(root);
+    let look = resumed.snapshot("md0", Depth::Full).unwrap();
+    assert_eq!(counter(&baseline, "sda", "io.ioerr_cnt"), Some(0));
+    assert_eq!(counter(&look, "sda", "io.ioerr_cnt"), Some(0));
+    bump_ioerr_cnt(&sys_block, "sda", 2);
+    let look = resumed.snapshot("md0", Depth::Fast).unwrap();
+    assert_eq!(counter(&look, "sda", "io.ioerr_cnt"), Some(2));
+}
