@@ -55,9 +55,12 @@ def find_kernel():
     return None
 
 
-# md, NVMe, virtio-scsi (with its PCI transport) and SATA (AHCI); sd_mod
-# is the SCSI disk driver both of the last two present their disks through.
-MODULES = ["raid1", "nvme", "virtio_pci", "virtio_scsi", "ahci", "sd_mod"]
+# Modules every guest loads (md and NVMe), and those only a guest with
+# SCSI or SATA drives loads (init.sh reads `lab_bus=` from the kernel
+# command line): virtio-scsi with its PCI transport, or AHCI; sd_mod is the
+# SCSI disk driver both present their disks through.
+MODULES = ["raid1", "nvme"]
+BUS_MODULES = {"scsi": ["virtio_pci", "virtio_scsi", "sd_mod"], "sata": ["ahci", "sd_mod"]}
 
 # The kinds of drive bays a lab machine can have:
 # - nvme: one pcie-root-port per bay with native PCIe hot-plug;
@@ -67,11 +70,12 @@ MODULES = ["raid1", "nvme", "virtio_pci", "virtio_scsi", "ahci", "sd_mod"]
 BUSES = ("nvme", "scsi", "sata")
 
 
-def module_order(version):
-    """(path, args) in the order `modprobe --show-depends` gives, each once."""
-    seen = set()
+def module_order(version, modules=MODULES, seen=None):
+    """(path, args) in the order `modprobe --show-depends` gives, each once
+    (and none already in `seen`)."""
+    seen = set() if seen is None else seen
     order = []
-    for module in MODULES:
+    for module in modules:
         out = subprocess.run(
             ["modprobe", "-S", version, "--show-depends", module],
             check=True, capture_output=True, text=True,
@@ -134,12 +138,17 @@ def build_initramfs(work, swapguard, kernel_version, extra_files=None):
         libs.update(shared_libraries(src))
     for lib in sorted(libs):
         _copy_into(root, lib)
-    order_lines = []
-    for path, args in module_order(kernel_version):
-        name = Path(path).name
-        _copy_into(root, path, f"/modules/{name}")
-        order_lines.append(" ".join([name] + args))
-    (root / "modules/order").write_text("\n".join(order_lines) + "\n")
+    base = module_order(kernel_version)
+    orders = {"order": base}
+    for bus, modules in BUS_MODULES.items():
+        orders[f"order-{bus}"] = module_order(kernel_version, modules, {p for p, _ in base})
+    for file, order in orders.items():
+        lines = []
+        for path, args in order:
+            name = Path(path).name
+            _copy_into(root, path, f"/modules/{name}")
+            lines.append(" ".join([name] + args) + "\n")
+        (root / "modules" / file).write_text("".join(lines))
     (root / "etc/passwd").write_text("root:x:0:0:root:/:/bin/sh\n")
     (root / "etc/group").write_text("root:x:0:\n")
     # mdadm reads /etc/mdadm/mdadm.conf when it exists; an empty one keeps
@@ -487,7 +496,7 @@ class Machine:
             # slot number (/sys/bus/pci/slots/<bay>), the bay number here.
             "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off",
             "-kernel", str(self.kernel), "-initrd", str(self.initramfs),
-            "-append", "console=ttyS0 panic=-1",
+            "-append", f"console=ttyS0 panic=-1 lab_bus={self.bus}",
             "-serial", f"file:{self.work / 'console.log'}",
             "-chardev", f"socket,id=ctl,path={self.work / 'ctl.sock'},server=on,wait=off",
             "-serial", "chardev:ctl",
