@@ -1,7 +1,8 @@
 //! The QEMU lab as cargo tests: each scenario of tests/lab/lab.py boots a
-//! guest from Debian's own kernel, builds a real md RAID1 over emulated NVMe
-//! drives and runs this crate's swapguard binary in it, interactively, while
-//! the harness pulls, inserts and breaks drives through QMP (docs/lab.md).
+//! guest from Debian's own kernel, builds a real md RAID1 over emulated
+//! NVMe, virtio-scsi or SATA drives and runs this crate's swapguard binary
+//! in it, interactively, while the harness pulls, inserts and breaks drives
+//! through QMP (docs/lab.md).
 //!
 //! One guest at a time: the tests take a lock, since two TCG guests on two
 //! cores would only slow each other down. When QEMU or the kernel is missing
@@ -117,4 +118,24 @@ fn overwrite_under_one_mirror() {
 #[test]
 fn detection_latency() {
     lab("latency", &["--latency", "3"]);
+}
+
+#[test]
+fn scsi_healthy() {
+    lab("scsi-healthy", &[]);
+}
+
+#[test]
+fn scsi_wrong_drive_pulled() {
+    lab("scsi-wrong-drive-pulled", &[]);
+}
+
+#[test]
+fn scsi_survivor_errors() {
+    lab("scsi-survivor-errors", &[]);
+}
+
+#[test]
+fn sata_first_steps() {
+    lab("sata-first-steps", &[]);
 }

@@ -153,6 +153,7 @@ pub(crate) fn real_backend(
                 config.sysroot.clone(),
                 crate::backend::process::ProcessRunner::from_state_dir(&config.state_dir)?,
             )
+            .watching(config.sysroot.join("dev/kmsg"))
             .with_clock(Box::new(clock)),
         )),
         other => Err(UsageError(format!(

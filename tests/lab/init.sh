@@ -1,7 +1,7 @@
 #!/bin/busybox sh
 # /init of the lab guest: mount the kernel's filesystems, load the md and
-# NVMe modules in dependency order, then serve a control shell on the
-# second serial port (ttyS1). The third serial port (ttyS2) is left free
+# NVMe modules (and the SCSI or SATA ones when asked) in dependency order,
+# then serve a control shell on the second serial port (ttyS1). The third serial port (ttyS2) is left free
 # for swapguard's terminal. The console (ttyS0) only carries the kernel log.
 /bin/busybox --install -s /bin
 export PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -15,10 +15,16 @@ ln -sf /proc/self/fd/1 /dev/stdout
 ln -sf /proc/self/fd/2 /dev/stderr
 ln -sf /proc/self/fd /dev/fd
 hostname lab
-while read -r module args; do
-  # shellcheck disable=SC2086
-  insmod "/modules/$module" $args || echo "lab-init: insmod $module failed"
-done < /modules/order
+# The modules every guest needs, then those of its drives' bus
+# (`lab_bus=scsi` or `lab_bus=sata` on the kernel command line).
+bus=$(sed -n 's/.*lab_bus=\([a-z]*\).*/\1/p' /proc/cmdline)
+for order in /modules/order "/modules/order-$bus"; do
+  [ -f "$order" ] || continue
+  while read -r module args; do
+    # shellcheck disable=SC2086
+    insmod "/modules/$module" $args || echo "lab-init: insmod $module failed"
+  done < "$order"
+done
 echo "lab-init: modules loaded"
 
 while true; do

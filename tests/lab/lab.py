@@ -2,8 +2,9 @@
 """The swapguard lab: real md RAID1 arrays in a QEMU guest booted from
 Debian's own kernel, drives really pulled, inserted and broken.
 
-Each scenario boots a fresh guest with two emulated NVMe drives
-(LAB-A-0001 in bay 1, LAB-B-0002 in bay 2, bay 3 free), creates md0 over
+Each scenario boots a fresh guest with two emulated drives, NVMe unless
+the scenario says SCSI or SATA (LAB-A-0001 in bay 1, LAB-B-0002 in bay 2,
+bay 3 free), creates md0 over
 them, starts swapguard on the guest's third serial port and plays the
 technician from the host: it waits for swapguard's instruction, does the
 physical part through QMP (the hardware's part is QEMU's, the kernel's part
@@ -200,7 +201,7 @@ class Technician:
 
 
 class Lab:
-    def __init__(self, name, work, kernel, initramfs, verbose):
+    def __init__(self, name, work, kernel, initramfs, verbose, bus="nvme", wwns=None):
         self.name = name
         self.work = Path(work) / name
         if self.work.exists():
@@ -211,8 +212,10 @@ class Lab:
         self.figures = []          # (kind, seconds) measured in this scenario
         self.samples = 1           # latency samples of each kind
         self.kernel_version = None
+        self.bus = bus
         self.machine = Machine(self.work, kernel, initramfs,
-                               {1: SERIAL_A, 2: SERIAL_B}, bays=3, log=self._log)
+                               {1: SERIAL_A, 2: SERIAL_B}, bays=3, log=self._log,
+                               bus=bus, wwns=wwns)
         self.shell = None
 
     def _log(self, line):
@@ -277,12 +280,15 @@ class Lab:
 
     def disk_of(self, serial):
         """The guest's kernel name of the disk with `serial`, or None."""
-        out = self.shell.run("for b in /sys/block/nvme*; do [ -e $b ] && echo ${b##*/} $(cat $b/device/serial); done")
-        for line in out.splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[1] == serial:
-                return parts[0]
-        return None
+        return self.machine.disk_of(serial)
+
+    def ioerr_cnt(self, serial):
+        """The SCSI layer's `ioerr_cnt` of a SCSI/SATA drive, as a number."""
+        return int(self.shell.read(f"/sys/block/{self.disk_of(serial)}/device/ioerr_cnt"), 16)
+
+    def kernel_log(self):
+        """The guest kernel's log (busybox dmesg)."""
+        return self.shell.run("dmesg")
 
     def sync_to_guest_clock(self):
         """(offset, error): guest clock minus host clock, bracketed by the
@@ -360,12 +366,17 @@ def write_error_rules():
 MEMBER = "/runbooks/md-replace-member.toml"
 HOT = "/runbooks/md-replace-hot.toml"
 PULL_FIRST = "/runbooks/lab-pull-first.toml"
+# md-replace-member with `smart = "optional"`: scsi-hd has no SMART verdict.
+MEMBER_NO_SMART = "/runbooks/lab-member-smart-optional.toml"
 SCENARIOS = {}
+# scenario name -> (bus, {serial: WWN}) for scenarios not on NVMe
+MACHINES = {}
 
 
-def scenario(name):
+def scenario(name, bus="nvme", wwns=None):
     def register(fn):
         SCENARIOS[name] = fn
+        MACHINES[name] = (bus, wwns)
         return fn
     return register
 
@@ -629,6 +640,184 @@ def overwrite_under_one_mirror(lab, check):
 
 
 # ---------------------------------------------------------------------------
+# SCSI (virtio-scsi) and SATA (AHCI) drives
+#
+# Every `smartctl -a` raises a SCSI or SATA drive's `device/ioerr_cnt` (the
+# SCSI layer counts each command that completes with a non-zero result, and
+# SMART pass-through commands do by design). swapguard must not halt on the
+# rise its own probes cause; it must still halt on a survivor's real errors.
+# QEMU's scsi-hd has no WWN unless given one: its `device/wwid` then fails
+# to read with EINVAL, which is "no WWN", not an unreadable drive.
+
+
+def scsi_view(lab, serial):
+    """What the md backend reads of a SCSI/SATA disk, as text: identity
+    files, VPD page 0x80 in hex, `wwid` (or its read error) and
+    `ioerr_cnt`."""
+    disk = lab.disk_of(serial)
+    d = f"/sys/block/{disk}/device"
+    return lab.shell.run(
+        f"echo disk={disk}; for a in vendor model rev ioerr_cnt iodone_cnt; do "
+        f"echo \"$a=$(cat {d}/$a)\"; done; echo \"size=$(cat /sys/block/{disk}/size)\"; "
+        f"echo vpd_pg80=$(od -An -tx1 {d}/vpd_pg80); "
+        f"echo \"wwid=$(cat {d}/wwid 2>&1)\"")
+
+
+def probe_rise(lab, serial):
+    """(before, after) of the drive's `ioerr_cnt` around one `smartctl
+    --json -a`, as swapguard runs it."""
+    disk = lab.disk_of(serial)
+    before = lab.ioerr_cnt(serial)
+    lab.shell.status(f"smartctl --json -a /dev/{disk} >/dev/null")
+    after = lab.ioerr_cnt(serial)
+    lab.say(f"  smartctl -a on {serial} ({disk}): ioerr_cnt {before:#x} -> {after:#x}")
+    return before, after
+
+
+def kernel_io_errors(text):
+    """The block layer's I/O error records in a kernel log."""
+    return [line for line in text.splitlines() if re.search(r"error, dev \w+, sector ", line)]
+
+
+@scenario("scsi-healthy", bus="scsi")
+def scsi_healthy(lab, check):
+    """Cold swap with md-replace-member (SMART optional: scsi-hd has no
+    verdict) over virtio-scsi disks without a WWN: every smartctl raises their
+    ioerr_cnt by several, and the run still goes through to in-sync; exit 0."""
+    lab.create_array()
+    lab.capture("scsi-clean")
+    lab.save("scsi-view-A.txt", scsi_view(lab, SERIAL_A))
+    before, after = probe_rise(lab, SERIAL_A)
+    check.that(after > before, f"smartctl no longer raises ioerr_cnt ({before} -> {after}): "
+               "kernel changed? the discount is then untested here")
+
+    def on_step(tech, step, text):
+        if step == "pull":
+            tech.pull_as_told(text)
+        elif step == "insert":
+            tech.insert_new(SERIAL_C)
+
+    out = Technician(lab, on_step).run(MEMBER_NO_SMART, SERIAL_B)
+    steps = ["antistatic", "fail", "remove", "locate", "pull", "insert", "add", "rebuild"]
+    check.that(out.code == 0, f"exit code {out.code}, want 0; halt: {out.halt}")
+    check.that(out.steps_completed() == steps, f"steps completed {out.steps_completed()}")
+    new = out.events("new-drive")
+    check.that(new and new[0]["drive"]["serial"] == SERIAL_C, f"new-drive {new}")
+    quarantined = out.events("quarantined")
+    check.that(quarantined and quarantined[0]["drive"]["serial"] == SERIAL_B, f"quarantined {quarantined}")
+    mdstat = lab.mdstat()
+    check.that("[2/2] [UU]" in mdstat, f"mdstat after the run:\n{mdstat}")
+    # The survivor's counter rose during the run (swapguard's own probes)
+    # without a halt: the false alarm this scenario pins.
+    check.that(lab.ioerr_cnt(SERIAL_A) > after, "the survivor's ioerr_cnt did not rise during the run")
+
+
+@scenario("scsi-wrong-drive-pulled", bus="scsi")
+def scsi_wrong_drive_pulled(lab, check):
+    """virtio-scsi: the technician pulls the survivor instead of the target:
+    halt at the pull step naming the drive that vanished."""
+    lab.create_array()
+
+    def on_step(tech, step, text):
+        if step == "pull":
+            lab.machine.pull(SERIAL_A)  # the wrong one
+
+    out = Technician(lab, on_step).run(MEMBER_NO_SMART, SERIAL_B)
+    check.that(out.code == 3, f"exit code {out.code}, want 3 (halted)")
+    halt = out.halted()
+    check.that(halt is not None and halt["step"] == "pull", f"halted at {halt and halt['step']}")
+    text = json.dumps(halt) if halt else ""
+    check.that(SERIAL_A in text and "vanished" in text, f"the halt does not name the vanished {SERIAL_A}: {text}")
+    check.that(out.halt is not None and SERIAL_A in (out.halt or ""), "the terminal's halt block does not name it")
+
+
+@scenario("scsi-survivor-errors", bus="scsi")
+def scsi_survivor_errors(lab, check):
+    """virtio-scsi: while the target is out, the survivor (the only copy)
+    fails reads; md has no mirror to turn to and marks nothing: the kernel's
+    error counts (ioerr_cnt, I/O error records in the kernel log) halt the
+    run."""
+    lab.create_array()
+    seen = {}
+    sector = DATA_OFFSET_SECTORS + BAD_MD_SECTOR
+    rules = [{"event": "read_aio", "errno": 5, "sector": sector + i * 8, "once": False}
+             for i in range(4)]
+
+    def on_step(tech, step, text):
+        if step == "pull":
+            tech.pull_as_told(text)
+        elif step == "insert":
+            disk = lab.disk_of(SERIAL_A)
+            seen["disk"] = disk
+            seen["ioerr_before"] = lab.ioerr_cnt(SERIAL_A)
+            lab.machine.inject_errors(SERIAL_A, rules)
+            # Direct reads of the broken region of md0 (one mirror left).
+            seen["dd"] = lab.shell.status(
+                f"dd if=/dev/md0 of=/dev/null bs=4k count=4 skip={BAD_MD_SECTOR // 8} iflag=direct")
+            seen["ioerr_after"] = lab.ioerr_cnt(SERIAL_A)
+            seen["md"] = lab.shell.run(
+                f"cat /sys/block/md0/md/dev-{disk}/state /sys/block/md0/md/dev-{disk}/errors "
+                f"/sys/block/md0/md/dev-{disk}/bad_blocks")
+
+    out = Technician(lab, on_step).run(MEMBER_NO_SMART, SERIAL_B)
+    lab.machine.clear_errors(SERIAL_A)
+    log = lab.kernel_log()
+    records = kernel_io_errors(log)
+    lab.save("kernel-io-errors.txt", "\n".join(records) + "\n")
+    lab.save("kernel-view.txt", "\n".join(f"== {k}\n{v}" for k, v in seen.items()))
+    check.that(out.code == 3, f"exit code {out.code}, want 3 (halted)")
+    halt = out.halted()
+    check.that(halt is not None and halt["step"] == "insert", f"halted at {halt and halt['step']}")
+    text = json.dumps(halt["violations"]) if halt else ""
+    check.that(SERIAL_A in text, f"the halt does not name {SERIAL_A}: {text}")
+    # md marks nothing (one mirror left: the read error goes back to the
+    # reader). What halts is the kernel's own count: the SCSI layer's
+    # `ioerr_cnt` rises with each failed try of the read (swapguard's own
+    # SMART probes are left out of it), and the block layer logs one record
+    # once the retries are spent; whichever a look sees first.
+    check.that("kernel.io_errors" in text or "io.ioerr_cnt" in text,
+               f"the halt names neither kernel.io_errors nor io.ioerr_cnt: {text}")
+    disk = seen.get("disk")
+    check.that(any(f"dev {disk}," in r for r in records),
+               f"the kernel logged no block-layer I/O error record for {disk}: {records}")
+
+
+@scenario("sata-first-steps", bus="sata")
+def sata_first_steps(lab, check):
+    """SATA (AHCI) drives, which QEMU cannot hot-plug: md-replace-member's
+    preflight and steps through the pull (the kernel's removal of the disk),
+    then two SMART polls while waiting for the new drive; no halt, stopped
+    with an interrupt (exit 130)."""
+    lab.create_array()
+    lab.capture("sata-clean")
+    lab.save("sata-view-A.txt", scsi_view(lab, SERIAL_A))
+    before, after = probe_rise(lab, SERIAL_A)
+    check.that(after > before, f"smartctl no longer raises ioerr_cnt ({before} -> {after}): "
+               "kernel changed? the discount is then untested here")
+    seen = {}
+
+    def on_step(tech, step, text):
+        if step == "pull":
+            tech.pull_as_told(text)
+        elif step == "insert":
+            # No drive can be inserted. Watch through two SMART polls, then
+            # stop swapguard as a technician's Ctrl-C would.
+            seen["ioerr_before"] = lab.ioerr_cnt(SERIAL_A)
+            time.sleep(2 * SMART_POLL + 5)
+            seen["ioerr_after"] = lab.ioerr_cnt(SERIAL_A)
+            lab.shell.run("kill -INT $(pidof swapguard)")
+
+    out = Technician(lab, on_step).run(MEMBER, SERIAL_B)
+    check.that(out.code == 130, f"exit code {out.code}, want 130 (interrupted); halt: {out.halt}")
+    check.that(out.halted() is None, f"halted: {out.halted()}")
+    steps = ["antistatic", "fail", "remove", "locate", "pull"]
+    check.that(out.steps_completed() == steps, f"steps completed {out.steps_completed()}")
+    rise = seen.get("ioerr_after", 0) - seen.get("ioerr_before", 0)
+    lab.say(f"  survivor ioerr_cnt rose by {rise} during the insert step (swapguard's SMART polls)")
+    check.that(rise > 0, "no SMART poll ran during the insert step")
+
+
+# ---------------------------------------------------------------------------
 # detection latency
 
 
@@ -814,6 +1003,7 @@ def main():
         "/runbooks/md-replace-member.toml": REPO / "runbooks/md-replace-member.toml",
         "/runbooks/md-replace-hot.toml": REPO / "runbooks/md-replace-hot.toml",
         "/runbooks/lab-pull-first.toml": LAB / "runbooks/lab-pull-first.toml",
+        "/runbooks/lab-member-smart-optional.toml": LAB / "runbooks/lab-member-smart-optional.toml",
         "/lab/capture.sh": LAB / "capture.sh",
     }
     initramfs = build_initramfs(work, binary, version, extra)
@@ -824,7 +1014,8 @@ def main():
         print(f"== {name}: {norm(SCENARIOS[name].__doc__)}", flush=True)
         t0 = time.monotonic()
         check = Check()
-        lab = Lab(name, work, kernel, initramfs, args.verbose)
+        bus, wwns = MACHINES[name]
+        lab = Lab(name, work, kernel, initramfs, args.verbose, bus=bus, wwns=wwns)
         lab.kernel_version = version
         lab.samples = max(args.latency, 1)
         try:

@@ -1,9 +1,10 @@
 """The lab machine: a QEMU guest booted from Debian's own kernel with
-hot-pluggable NVMe drives, and the host's hands on it.
+hot-pluggable NVMe or virtio-scsi drives, or SATA drives, and the host's
+hands on it.
 
 What lives here:
 - `build_initramfs`: busybox, mdadm, smartctl, swapguard (each with the
-  shared libraries ldd names), the md and NVMe modules in
+  shared libraries ldd names), the md, NVMe, virtio-scsi and AHCI modules in
   `modprobe --show-depends` order, and `init.sh` as /init.
 - `Qmp`: the QEMU monitor (commands and events).
 - `Serial`: one of the guest's serial ports as a socket, read by a thread
@@ -54,14 +55,27 @@ def find_kernel():
     return None
 
 
+# Modules every guest loads (md and NVMe), and those only a guest with
+# SCSI or SATA drives loads (init.sh reads `lab_bus=` from the kernel
+# command line): virtio-scsi with its PCI transport, or AHCI; sd_mod is the
+# SCSI disk driver both present their disks through.
 MODULES = ["raid1", "nvme"]
+BUS_MODULES = {"scsi": ["virtio_pci", "virtio_scsi", "sd_mod"], "sata": ["ahci", "sd_mod"]}
+
+# The kinds of drive bays a lab machine can have:
+# - nvme: one pcie-root-port per bay with native PCIe hot-plug;
+# - scsi: virtio-scsi `scsi-hd` disks, target number = bay, hot-pluggable;
+# - sata: ich9 AHCI `ide-hd` disks, port = bay - 1, NOT hot-pluggable in
+#   QEMU (a pull is the kernel's removal of the disk, `Machine.pull`).
+BUSES = ("nvme", "scsi", "sata")
 
 
-def module_order(version):
-    """(path, args) in the order `modprobe --show-depends` gives, each once."""
-    seen = set()
+def module_order(version, modules=MODULES, seen=None):
+    """(path, args) in the order `modprobe --show-depends` gives, each once
+    (and none already in `seen`)."""
+    seen = set() if seen is None else seen
     order = []
-    for module in MODULES:
+    for module in modules:
         out = subprocess.run(
             ["modprobe", "-S", version, "--show-depends", module],
             check=True, capture_output=True, text=True,
@@ -124,12 +138,17 @@ def build_initramfs(work, swapguard, kernel_version, extra_files=None):
         libs.update(shared_libraries(src))
     for lib in sorted(libs):
         _copy_into(root, lib)
-    order_lines = []
-    for path, args in module_order(kernel_version):
-        name = Path(path).name
-        _copy_into(root, path, f"/modules/{name}")
-        order_lines.append(" ".join([name] + args))
-    (root / "modules/order").write_text("\n".join(order_lines) + "\n")
+    base = module_order(kernel_version)
+    orders = {"order": base}
+    for bus, modules in BUS_MODULES.items():
+        orders[f"order-{bus}"] = module_order(kernel_version, modules, {p for p, _ in base})
+    for file, order in orders.items():
+        lines = []
+        for path, args in order:
+            name = Path(path).name
+            _copy_into(root, path, f"/modules/{name}")
+            lines.append(" ".join([name] + args) + "\n")
+        (root / "modules" / file).write_text("".join(lines))
     (root / "etc/passwd").write_text("root:x:0:0:root:/:/bin/sh\n")
     (root / "etc/group").write_text("root:x:0:\n")
     # mdadm reads /etc/mdadm/mdadm.conf when it exists; an empty one keeps
@@ -394,14 +413,16 @@ def parse_adjtimex(text):
 
 
 class Drive:
-    """One emulated NVMe drive: its image, block nodes and QEMU device."""
+    """One emulated drive: its image, block nodes and QEMU device."""
 
-    def __init__(self, name, serial, image, bay):
+    def __init__(self, name, serial, image, bay, bus="nvme", wwn=None):
         self.name = name          # letter: A, B, C...
         self.serial = serial
         self.image = Path(image)
-        self.bay = bay            # pcie-root-port number (1-based)
-        self.device = f"nv{name}"
+        self.bay = bay            # pcie-root-port / SCSI target / AHCI port + 1
+        self.bus = bus
+        self.wwn = wwn            # SCSI/SATA WWN (hex), None for none
+        self.device = f"nv{name}" if bus == "nvme" else f"sd{name}"
         self.file_node = f"f{name}"
         self.raw_node = f"r{name}"
         self.debug_node = None    # blkdebug node while errors are on
@@ -414,7 +435,12 @@ class Machine:
     """One lab guest. `bays` PCIe root ports; `drives` maps bay -> serial
     for the drives present at boot."""
 
-    def __init__(self, work, kernel, initramfs, drives, bays=3, size_mib=64, log=print):
+    def __init__(self, work, kernel, initramfs, drives, bays=3, size_mib=64, log=print,
+                 bus="nvme", wwns=None):
+        if bus not in BUSES:
+            raise LabError(f"unknown bus `{bus}`")
+        self.bus = bus
+        self.wwns = wwns or {}    # serial -> WWN for SCSI/SATA drives
         self.work = Path(work)
         self.work.mkdir(parents=True, exist_ok=True)
         self.kernel = kernel
@@ -440,7 +466,21 @@ class Machine:
             image = self.work / f"drive-{name}-{serial}.img"
             with open(image, "wb") as f:
                 f.truncate(self.size_mib * 1024 * 1024)
-        return Drive(name, serial, image, bay)
+        return Drive(name, serial, image, bay, self.bus, self.wwns.get(serial))
+
+    def _device_args(self, drive):
+        """QEMU `-device`/`device_add` properties for a drive in its bay."""
+        props = {"id": drive.device, "serial": drive.serial, "drive": drive.raw_node}
+        if drive.bus == "nvme":
+            props.update(driver="nvme", bus=f"rp{drive.bay}")
+        elif drive.bus == "scsi":
+            props.update({"driver": "scsi-hd", "bus": "scsi0.0", "channel": 0,
+                          "scsi-id": drive.bay, "lun": 0})
+        else:
+            props.update(driver="ide-hd", bus=f"ide.{drive.bay - 1}", model="LAB SATA DISK")
+        if drive.wwn and drive.bus != "nvme":
+            props["wwn"] = drive.wwn
+        return props
 
     def start(self):
         for bay, serial in self.boot_drives.items():
@@ -456,7 +496,7 @@ class Machine:
             # slot number (/sys/bus/pci/slots/<bay>), the bay number here.
             "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off",
             "-kernel", str(self.kernel), "-initrd", str(self.initramfs),
-            "-append", "console=ttyS0 panic=-1",
+            "-append", f"console=ttyS0 panic=-1 lab_bus={self.bus}",
             "-serial", f"file:{self.work / 'console.log'}",
             "-chardev", f"socket,id=ctl,path={self.work / 'ctl.sock'},server=on,wait=off",
             "-serial", "chardev:ctl",
@@ -464,13 +504,19 @@ class Machine:
             "-serial", "chardev:tech",
             "-qmp", f"unix:{self.work / 'qmp.sock'},server=on,wait=off",
         ]
-        for bay in range(1, self.bays + 1):
-            argv += ["-device", f"pcie-root-port,id=rp{bay},bus=pcie.0,chassis={bay},slot={bay}"]
+        if self.bus == "nvme":
+            for bay in range(1, self.bays + 1):
+                argv += ["-device", f"pcie-root-port,id=rp{bay},bus=pcie.0,chassis={bay},slot={bay}"]
+        elif self.bus == "scsi":
+            argv += ["-device", "virtio-scsi-pci,id=scsi0,bus=pcie.0"]
+        # sata: q35's own ich9 AHCI controller, buses ide.0 to ide.5.
         for drive in self.drives.values():
+            props = self._device_args(drive)
+            device = props.pop("driver") + "".join(f",{k}={v}" for k, v in props.items())
             argv += [
                 "-blockdev", f"driver=file,node-name={drive.file_node},filename={drive.image}",
                 "-blockdev", f"driver=raw,node-name={drive.raw_node},file={drive.file_node}",
-                "-device", f"nvme,id={drive.device},serial={drive.serial},drive={drive.raw_node},bus=rp{drive.bay}",
+                "-device", device,
             ]
         self.log("qemu: " + " ".join(argv))
         started = time.monotonic()
@@ -549,8 +595,22 @@ class Machine:
 
     def pull(self, serial):
         """Pull a drive: `device_del`, wait for QEMU to report it gone, drop
-        its block nodes. Returns the host time of DEVICE_DELETED."""
+        its block nodes. Returns the host time of DEVICE_DELETED.
+
+        QEMU cannot unplug a SATA drive. There the pull is what the kernel
+        does when a hot-plug AHCI port loses its drive (libata detaches the
+        device and the SCSI layer removes the disk): the disk is deleted
+        through its `device/delete` attribute in the guest, and the drive
+        stays attached on QEMU's side, unreachable. Returns the host time."""
         drive = self.drive_by_serial(serial)
+        if drive.bus == "sata":
+            disk = self.disk_of(serial)
+            if disk is None:
+                raise LabError(f"{drive} is not visible in the guest")
+            self.shell.run(f"echo 1 > /sys/block/{disk}/device/delete")
+            del self.drives[drive.bay]
+            self.log(f"pulled {drive} (kernel removal of {disk})")
+            return time.time()
         since = len(self.qmp.events)
         self.qmp.command("device_del", id=drive.device)
         _, ev = self.qmp.wait_event("DEVICE_DELETED", {"device": drive.device}, since=since)
@@ -566,16 +626,32 @@ class Machine:
         `device_add`. `image` reuses an existing image (a drive put back)."""
         if bay in self.drives:
             raise LabError(f"bay {bay} is not empty: {self.drives[bay]}")
+        if self.bus == "sata":
+            raise LabError("QEMU cannot hot-plug a SATA (ide-hd) drive")
         drive = self._new_drive(bay, serial, image)
         self.qmp.command("blockdev-add", driver="file", filename=str(drive.image),
                          **{"node-name": drive.file_node})
         self.qmp.command("blockdev-add", driver="raw", file=drive.file_node,
                          **{"node-name": drive.raw_node})
-        self.qmp.command("device_add", driver="nvme", id=drive.device, serial=serial,
-                         drive=drive.raw_node, bus=f"rp{bay}")
+        self.qmp.command("device_add", **self._device_args(drive))
         self.drives[bay] = drive
         self.log(f"inserted {drive}")
         return drive
+
+    def disk_of(self, serial):
+        """The guest's kernel name of the disk with `serial`, or None. NVMe
+        keeps it in `device/serial`; SCSI and SATA disks in VPD page 0x80
+        (a 4-byte header, then the serial padded with spaces)."""
+        out = self.shell.run(
+            "for b in /sys/block/nvme* /sys/block/sd*; do [ -e $b ] || continue; n=${b##*/}; "
+            "case $n in nvme*) s=$(cat $b/device/serial);; "
+            "*) s=$(dd if=$b/device/vpd_pg80 bs=1 skip=4 2>/dev/null | tr -d ' \\000');; esac; "
+            "echo $n $s; done")
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1] == serial:
+                return parts[0]
+        return None
 
     def smart_warning(self, serial, value):
         """Set the drive's NVMe SMART critical warning bits."""

@@ -238,7 +238,8 @@ pub fn enclosures_present(root: &Path) -> bool {
     fs::read_dir(root.join("sys/class/enclosure")).is_ok_and(|mut e| e.next().is_some())
 }
 
-/// Who disk `name` is, plus its `io.ioerr_cnt` when the device has one.
+/// Who disk `name` is. (Its error counter is read through
+/// `ioerr::IoerrLedger`, which keeps our own SMART probes out of it.)
 pub fn read_disk(
     sys_block: &Path,
     name: &str,
@@ -246,7 +247,7 @@ pub fn read_disk(
     enclosures: bool,
     slots: &PciSlots,
     problems: &mut Vec<Problem>,
-) -> (Identity, Option<u64>) {
+) -> Identity {
     let dir = sys_block.join(name);
     let mut reader = Reader {
         dir: &dir,
@@ -257,7 +258,7 @@ pub fn read_disk(
         .text("device/serial")
         .or_else(|| reader.text("serial"))
         .or_else(|| reader.vpd_serial());
-    let wwn = reader.text("wwid").or_else(|| reader.text("device/wwid"));
+    let wwn = reader.wwn(serial.is_some());
     let model = reader.text("device/model");
     let firmware = reader
         .text("device/firmware_rev")
@@ -290,22 +291,7 @@ pub fn read_disk(
         None
     }
     .or_else(|| slots.nvme_bay(sys_block, name));
-    let ioerr_cnt = reader
-        .text("device/ioerr_cnt")
-        .and_then(|text| match parse_hex(&text) {
-            Some(count) => Some(count),
-            None => {
-                reader.problem(
-                    "counters",
-                    format!(
-                        "cannot parse `{}`: `{text}` is not a hex count",
-                        dir.join("device/ioerr_cnt").display()
-                    ),
-                );
-                None
-            }
-        });
-    let identity = Identity {
+    Identity {
         dev: name.to_string(),
         serial,
         wwn,
@@ -315,8 +301,7 @@ pub fn read_disk(
         slot,
         by_id: by_id.get(name).map(str::to_string),
         transport: transport(name, reader.text("device/vendor").as_deref()),
-    };
-    (identity, ioerr_cnt)
+    }
 }
 
 /// How a disk is attached, from its kernel name and (for SCSI disks) the
@@ -382,6 +367,31 @@ impl Reader<'_> {
         let path = self.dir.join(file);
         match read_attr(&path) {
             Ok(text) => trimmed(&text?),
+            Err(err) => {
+                self.problem(
+                    "identity",
+                    format!("cannot read `{}`: {err}", path.display()),
+                );
+                None
+            }
+        }
+    }
+
+    /// The WWN: `wwid` (NVMe namespaces), else `device/wwid` (SCSI).
+    ///
+    /// A SCSI disk that reports no designator in VPD page 0x83 has a
+    /// `device/wwid` file whose read fails with EINVAL (seen in the lab on a
+    /// virtio-scsi disk without a `wwn`): that is a drive without a WWN, not
+    /// an unreadable drive, as long as its serial was read. Without a serial
+    /// it stays a problem: the drive could not be identified at all.
+    fn wwn(&mut self, serial_known: bool) -> Option<String> {
+        if let Some(wwn) = self.text("wwid") {
+            return Some(wwn);
+        }
+        let path = self.dir.join("device/wwid");
+        match read_attr(&path) {
+            Ok(text) => trimmed(&text?),
+            Err(err) if serial_known && err.raw_os_error() == Some(nix::libc::EINVAL) => None,
             Err(err) => {
                 self.problem(
                     "identity",

@@ -9,6 +9,8 @@
 
 pub mod blank;
 pub mod identity;
+pub mod ioerr;
+pub mod kmsg;
 pub mod mdstat;
 pub mod name;
 pub mod sysfs;
@@ -28,11 +30,13 @@ use anyhow::{Context, Result, bail};
 
 use crate::backend::led;
 use crate::backend::md::identity::{ByIdIndex, PciSlots};
+use crate::backend::md::ioerr::IoerrLedger;
+use crate::backend::md::kmsg::KernelLog;
 use crate::backend::md::mdstat::{Mdstat, MdstatArray, SyncState};
 use crate::backend::md::sysfs::{ArrayLook, MemberLook};
 use crate::backend::md::watch::MdstatWatch;
 use crate::backend::process::ProcessRunner;
-use crate::backend::smart::poller::{RunnerFactory, SmartPoller};
+use crate::backend::smart::poller::{ProbeFn, RunnerFactory, SmartPoller};
 use crate::backend::{Backend, CommandOutput, CommandRunner, Depth, LocateOutcome, Running, smart};
 use crate::clock::{Clock, SystemClock};
 use crate::health::model::{
@@ -59,21 +63,32 @@ pub struct MdBackend {
     /// Real processes for command steps, started in the background so the
     /// watch goes on while they run; `None` in tests with canned runners.
     processes: Option<ProcessRunner>,
+    /// `io.ioerr_cnt` without the rises of our own SMART probes.
+    ioerr: Arc<IoerrLedger>,
+    /// Where the kernel log is read from in a guarded run (`None`: not
+    /// read, as for `status`), and the log once the first look opened it.
+    kmsg_path: Option<PathBuf>,
+    kernel_log: Option<KernelLog>,
 }
 
 impl MdBackend {
     /// `root` is `/` on a real host, or a captured tree in tests.
     pub fn new(root: PathBuf, runner: Box<dyn CommandRunner>) -> Self {
+        let ioerr = Arc::new(IoerrLedger::new(root.join("sys/block"), false));
         MdBackend {
-            root,
             runner,
             clock: Box::new(SystemClock::new()),
             watch: None,
             poller: SmartPoller::new(
                 Arc::new(|| Box::new(ProcessRunner::default())),
                 SMART_TIMEOUT,
-            ),
+            )
+            .with_probe(discounted_probe(&ioerr)),
             processes: None,
+            ioerr,
+            kmsg_path: None,
+            kernel_log: None,
+            root,
         }
     }
 
@@ -90,7 +105,19 @@ impl MdBackend {
     /// How the background SMART worker runs programs (tests give canned
     /// outputs; production runs real processes).
     pub fn with_smart_runner(mut self, factory: RunnerFactory) -> Self {
-        self.poller = SmartPoller::new(factory, SMART_TIMEOUT);
+        self.poller =
+            SmartPoller::new(factory, SMART_TIMEOUT).with_probe(discounted_probe(&self.ioerr));
+        self
+    }
+
+    /// For a guarded run: count the kernel's I/O error reports from `kmsg`
+    /// (`/dev/kmsg` on a host, a file in a test tree) as `kernel.io_errors`,
+    /// and count `io.ioerr_cnt` from the first look (src/backend/md/ioerr.rs
+    /// says why). Both start at the first snapshot.
+    pub fn watching(mut self, kmsg: PathBuf) -> Self {
+        self.ioerr = Arc::new(IoerrLedger::new(self.root.join("sys/block"), true));
+        self.poller.set_probe(discounted_probe(&self.ioerr));
+        self.kmsg_path = Some(kmsg);
         self
     }
 
@@ -215,6 +242,11 @@ impl MdBackend {
                 }
             }
         }
+        if let Some(path) = &self.kmsg_path {
+            let log = self.kernel_log.get_or_insert_with(|| KernelLog::open(path));
+            problems.extend(log.drain(&disks));
+        }
+        self.ioerr.retain(&disks);
         let mut background = match depth {
             Depth::Watch { smart_due } => {
                 if smart_due {
@@ -249,13 +281,20 @@ impl MdBackend {
                 attempt += 1;
                 std::thread::sleep(IDENTITY_RETRY_PAUSE);
             };
-            let Some((id, ioerr_cnt)) = read else {
+            let Some(id) = read else {
                 continue;
             };
             let member = on_disk.remove(&disk);
             let mut counters = BTreeMap::new();
-            if let Some(count) = ioerr_cnt {
-                counters.insert("io.ioerr_cnt".to_string(), count);
+            match self.ioerr.read(&disk) {
+                Ok(Some(count)) => {
+                    counters.insert(ioerr::COUNTER.to_string(), count);
+                }
+                Ok(None) => {}
+                Err(message) => problems.push(problem("counters", &disk, message)),
+            }
+            if let Some(log) = self.kernel_log.as_ref().filter(|l| l.is_open()) {
+                counters.insert(kmsg::COUNTER.to_string(), log.count(&disk));
             }
             let membership = member.and_then(|m| {
                 counters.extend(m.counters);
@@ -265,11 +304,9 @@ impl MdBackend {
                 Depth::Fast => (None, None),
                 Depth::Watch { .. } => (background.remove(&disk), None),
                 Depth::Full => (
-                    Some(smart::probe(
-                        &mut *self.runner,
-                        &format!("/dev/{disk}"),
-                        SMART_TIMEOUT,
-                    )),
+                    Some(self.ioerr.probe(&disk, || {
+                        smart::probe(&mut *self.runner, &format!("/dev/{disk}"), SMART_TIMEOUT)
+                    })),
                     blank::is_blank(&self.root.join("dev").join(&disk), &sys_block.join(&disk)),
                 ),
             };
@@ -283,6 +320,16 @@ impl MdBackend {
         }
         drives
     }
+}
+
+/// A SMART probe with the `ioerr_cnt` rise it causes discounted.
+fn discounted_probe(ledger: &Arc<IoerrLedger>) -> ProbeFn {
+    let ledger = Arc::clone(ledger);
+    Arc::new(move |runner, disk, timeout| {
+        ledger.probe(disk, || {
+            smart::probe(runner, &format!("/dev/{disk}"), timeout)
+        })
+    })
 }
 
 /// One look at the array before the drives are read.

@@ -6,6 +6,10 @@
 //! physical steps and waits SMART is read on a worker thread: the loop asks
 //! for a round when one is due and picks up finished results on later looks.
 //! Step boundaries still read SMART in the foreground (a full look).
+//!
+//! How one disk is probed is the backend's to say ([`ProbeFn`]): the md
+//! backend wraps each probe so that the SCSI error counter the probe itself
+//! raises is not mistaken for a drive error (src/backend/md/ioerr.rs).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,9 +23,18 @@ use crate::health::model::Smart;
 /// Makes the runner a worker thread uses (real processes in production).
 pub type RunnerFactory = Arc<dyn Fn() -> Box<dyn CommandRunner + Send> + Send + Sync>;
 
+/// Probes one disk (a kernel name) with the given runner and timeout.
+pub type ProbeFn = Arc<dyn Fn(&mut dyn CommandRunner, &str, Duration) -> Smart + Send + Sync>;
+
+/// The plain probe: `smartctl --json -a /dev/<disk>`.
+pub fn plain_probe() -> ProbeFn {
+    Arc::new(|runner, disk, timeout| probe(runner, &format!("/dev/{disk}"), timeout))
+}
+
 /// Background SMART rounds for a set of disks.
 pub struct SmartPoller {
     factory: RunnerFactory,
+    probe: ProbeFn,
     timeout: Duration,
     busy: Arc<AtomicBool>,
     done: Arc<Mutex<BTreeMap<String, Smart>>>,
@@ -31,10 +44,22 @@ impl SmartPoller {
     pub fn new(factory: RunnerFactory, timeout: Duration) -> SmartPoller {
         SmartPoller {
             factory,
+            probe: plain_probe(),
             timeout,
             busy: Arc::new(AtomicBool::new(false)),
             done: Arc::new(Mutex::new(BTreeMap::new())),
         }
+    }
+
+    /// Probe each disk with `probe` instead of the plain probe.
+    pub fn with_probe(mut self, probe: ProbeFn) -> SmartPoller {
+        self.set_probe(probe);
+        self
+    }
+
+    /// Probe each disk with `probe` from the next round on.
+    pub fn set_probe(&mut self, probe: ProbeFn) {
+        self.probe = probe;
     }
 
     /// Start a round over `disks` (kernel names) unless one is still running;
@@ -44,6 +69,7 @@ impl SmartPoller {
             return false;
         }
         let factory = Arc::clone(&self.factory);
+        let probe = Arc::clone(&self.probe);
         let busy = Arc::clone(&self.busy);
         let done = Arc::clone(&self.done);
         let timeout = self.timeout;
@@ -52,7 +78,7 @@ impl SmartPoller {
             .spawn(move || {
                 let mut runner = factory();
                 for disk in disks {
-                    let result = probe(&mut *runner, &format!("/dev/{disk}"), timeout);
+                    let result = probe(&mut *runner, &disk, timeout);
                     if let Ok(mut map) = done.lock() {
                         map.insert(disk, result);
                     }
