@@ -13,12 +13,12 @@ use anyhow::Result;
 
 use crate::backend::Depth;
 use crate::engine::{Stop, Walk};
-use crate::health::guard::{Subject, Violation};
-use crate::health::model::{Drive, Identity, Snapshot};
+use crate::health::guard::{Observed, Subject, Violation};
+use crate::health::model::{Drive, DriveKey, Identity, Snapshot};
 use crate::journal::{Event, rfc3339};
 use crate::operator::NoteLevel;
 use crate::quarantine::{self, Entry, LastHealth, Registry};
-use crate::runbook::model::{ParamKind, Step, StepKind};
+use crate::runbook::model::{ParamKind, Role, Step, StepKind};
 use crate::sanitize::sanitize;
 
 /// Character devices and the like that name no drive.
@@ -126,35 +126,95 @@ impl Walk<'_, '_> {
         Ok(self.registry()?.find(id).map(Entry::why))
     }
 
-    /// Record the target as quarantined after `step` pulled it: in the
-    /// journal, in this run's list and in the registry.
-    pub(crate) fn quarantine_target(
+    /// Whether this run quarantines its target at all: a member target of
+    /// a runbook with a `quarantine = "target"` step. Such a target is
+    /// quarantined the moment it is seen leaving, whichever step that is.
+    fn quarantines_target(&self) -> bool {
+        self.target_kind() == ParamKind::Member
+            && self
+                .run
+                .runbook
+                .steps
+                .iter()
+                .any(|s| s.quarantine == Some(Role::Target))
+    }
+
+    /// Every look goes through here before the guard judges it. A target
+    /// seen leaving (pulled, or faulty or removed when it was not at the
+    /// baseline) is quarantined at once: a survivor that degrades in the
+    /// same moment halts the run, and the drive must not escape through
+    /// that halt (issue 10, the incident's second half).
+    pub(crate) fn seen_leaving(&mut self, step: &str, now: &Snapshot) -> Result<(), Stop> {
+        if !self.quarantines_target() {
+            return Ok(());
+        }
+        let key = self.target.key();
+        let seen = now.drive(&key);
+        if let Some(d) = seen {
+            // A fast look reads no SMART: keep the last SMART seen.
+            let mut d = d.clone();
+            if d.smart.is_none() {
+                d.smart = self.target_seen.take().and_then(|t| t.smart);
+            }
+            self.target_seen = Some(d);
+        }
+        if self.quarantined.iter().any(|q| q.key() == key) {
+            return Ok(());
+        }
+        let was = Observed::of(self.baseline.drive(&key));
+        let is = Observed::of(seen);
+        let how = match is {
+            Observed::Absent => format!("pulled during step `{step}`"),
+            Observed::Faulty | Observed::Removed if is != was => {
+                format!("seen {} during step `{step}`", is.name())
+            }
+            _ => return Ok(()),
+        };
+        self.quarantine_target(step, &how)
+    }
+
+    /// Before a command step that fails or removes the target from the
+    /// array (`mdadm --fail`/`--remove`): quarantine it first, so that no
+    /// outcome of the command, not even a crash, leaves it out of the array
+    /// and out of the registry.
+    pub(crate) fn before_removal(
         &mut self,
         step: &Step,
-        last_seen: Option<&Drive>,
+        argv: &[String],
+        named: &[DriveKey],
     ) -> Result<(), Stop> {
+        const REMOVING: [&str; 5] = ["--fail", "-f", "--set-faulty", "--remove", "-r"];
+        if !self.quarantines_target()
+            || !named.contains(&self.target.key())
+            || !argv.iter().skip(1).any(|a| REMOVING.contains(&a.as_str()))
+        {
+            return Ok(());
+        }
+        let how = format!("failed or removed from the array by step `{}`", step.id);
+        self.quarantine_target(&step.id, &how)
+    }
+
+    /// Quarantine the target: in the registry first (it must hold whatever
+    /// happens to this process next), then in the journal and in this run's
+    /// list. Once per run; later calls do nothing.
+    pub(crate) fn quarantine_target(&mut self, step: &str, how: &str) -> Result<(), Stop> {
         let drive = self.target.id.clone();
-        // A resumed step that had got this far journaled the quarantine
-        // already; the registry entry below is made again (`add` keeps an
-        // existing one), in case the process died before writing it.
-        if !self.quarantined.iter().any(|q| q.key() == drive.key()) {
-            self.quarantined.push(drive.clone());
-            self.record(Event::Quarantined {
-                step: step.id.clone(),
-                drive: drive.clone(),
-            })?;
+        if self.quarantined.iter().any(|q| q.key() == drive.key()) {
+            return Ok(());
         }
         let mut entry = Entry::for_drive(
             &drive,
             rfc3339(self.run.clock.wall_ms()),
             self.run.session.clone(),
             format!(
-                "pulled by step `{}` of runbook `{}` on array `{}`",
-                step.id, self.run.runbook.name, self.array
+                "{how} of runbook `{}` on array `{}`",
+                self.run.runbook.name, self.array
             ),
         );
-        entry.step = Some(step.id.clone());
-        entry.last_health = Some(LastHealth::of(last_seen.unwrap_or(&self.target)));
+        entry.step = Some(step.to_string());
+        entry.last_health = Some(LastHealth::of(
+            self.target_seen.as_ref().unwrap_or(&self.target),
+        ));
         if entry.serial.is_some() || entry.wwn.is_some() {
             quarantine::add(self.run.state_dir, entry).map_err(|e| {
                 Stop::Error(e.context(format!(
@@ -163,6 +223,11 @@ impl Walk<'_, '_> {
                 )))
             })?;
         }
+        self.quarantined.push(drive.clone());
+        self.record(Event::Quarantined {
+            step: step.to_string(),
+            drive: drive.clone(),
+        })?;
         self.run.operator.note(
             NoteLevel::Info,
             &sanitize(
@@ -181,7 +246,12 @@ impl Walk<'_, '_> {
     /// for a destructive command, a device that is no drive of this system.
     /// The run's own member target is exempt: failing and removing it from
     /// the array is what a replacement does.
-    pub(crate) fn argv_refusal(&mut self, step: &Step, argv: &[String]) -> Result<(), Stop> {
+    /// Returns the drives the argv names, for [`Walk::before_removal`].
+    pub(crate) fn argv_refusal(
+        &mut self,
+        step: &Step,
+        argv: &[String],
+    ) -> Result<Vec<DriveKey>, Stop> {
         let now = self.look(&step.id, Depth::Fast)?;
         let destructive = matches!(
             step.kind,
@@ -192,6 +262,7 @@ impl Walk<'_, '_> {
         );
         let member_target = self.target_kind() == ParamKind::Member;
         let mut violations = Vec::new();
+        let mut keys = Vec::new();
         for (path, named) in devices_named(argv, &now) {
             match named {
                 Named::NotADrive => {}
@@ -206,6 +277,7 @@ impl Walk<'_, '_> {
                 }),
                 Named::Unknown => {}
                 Named::Drive(drive) => {
+                    keys.push(drive.key());
                     if member_target && drive.key() == self.target.key() {
                         continue;
                     }
@@ -232,7 +304,7 @@ impl Walk<'_, '_> {
             }
         }
         if violations.is_empty() {
-            return Ok(());
+            return Ok(keys);
         }
         let _ = self.record(Event::Snapshot {
             label: format!("refused {}", step.id),
