@@ -420,3 +420,208 @@ fn regression_resume_that_halts_after_an_unwatched_pull_still_quarantines_the_ta
         .stdout_has("expectation met: refused at step `preflight`")
         .stdout_has("(serial LAB-B-0002, bay 3) must not be written to: it is quarantined since");
 }
+
+/// A machine for the wipe attack (issue 18 item 7): the clean md tree plus
+/// two drives outside the array, with device nodes (`mknod`, so root only)
+/// and sysfs's `/sys/dev/block` links:
+/// - nvme2n1, serial LAB-Q-0009, quarantined (partition nvme2n1p1), also
+///   reachable as a by-id link, a by-path link and `/srv/alias`;
+/// - nvme3n1, serial LAB-C-0003, the blank drive the run is about.
+///
+/// The runbook runs a fake `wipefs` (a script that records its argv), named
+/// by absolute path, so no real tool is ever run on anything.
+struct WipeMachine {
+    dir: tempfile::TempDir,
+}
+
+impl WipeMachine {
+    fn new() -> Option<WipeMachine> {
+        let m = WipeMachine { dir: machine() };
+        let tree = m.path("tree");
+        let disk = |name: &str, serial: &str| {
+            let d = tree.join("sys/block").join(name);
+            std::fs::create_dir_all(d.join("device")).unwrap();
+            std::fs::write(d.join("device/serial"), format!("{serial:<20}\n")).unwrap();
+            std::fs::write(d.join("device/model"), "QEMU NVMe Ctrl\n").unwrap();
+            std::fs::write(d.join("device/firmware_rev"), "8.2.2\n").unwrap();
+            std::fs::write(d.join("size"), "131072\n").unwrap();
+        };
+        disk("nvme2n1", "LAB-Q-0009");
+        disk("nvme3n1", "LAB-C-0003");
+        let part = tree.join("sys/block/nvme2n1/nvme2n1p1");
+        std::fs::create_dir_all(&part).unwrap();
+        std::fs::write(part.join("partition"), "1\n").unwrap();
+        let link = |to: &str, at: &str| {
+            let at = tree.join(at);
+            std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(to, at).unwrap();
+        };
+        link("../../block/nvme0n1", "sys/dev/block/259:0");
+        link("../../block/nvme1n1", "sys/dev/block/259:1");
+        link("../../block/nvme2n1", "sys/dev/block/259:2");
+        link("../../block/nvme2n1/nvme2n1p1", "sys/dev/block/259:3");
+        link("../../block/nvme3n1", "sys/dev/block/259:4");
+        std::fs::create_dir_all(tree.join("dev")).unwrap();
+        for (name, minor) in [
+            ("nvme0n1", 0),
+            ("nvme1n1", 1),
+            ("nvme2n1", 2),
+            ("nvme2n1p1", 3),
+            ("nvme3n1", 4),
+        ] {
+            let made = nix::sys::stat::mknod(
+                &tree.join("dev").join(name),
+                nix::sys::stat::SFlag::S_IFBLK,
+                nix::sys::stat::Mode::from_bits_truncate(0o600),
+                nix::sys::stat::makedev(259, minor),
+            );
+            if made.is_err() {
+                return None;
+            }
+        }
+        link(
+            "../../nvme2n1",
+            "dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_LAB-Q-0009",
+        );
+        link("../../nvme2n1", "dev/disk/by-path/pci-0000:00:05.0-nvme-1");
+        link("/dev/nvme2n1", "srv/alias");
+        let log = m.path("wipefs.log");
+        let fake = m.path("bin/wipefs");
+        std::fs::create_dir_all(fake.parent().unwrap()).unwrap();
+        std::fs::write(
+            &fake,
+            format!("#!/bin/sh\necho \"$@\" >> '{}'\n", log.display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(
+            m.path("wipe.toml"),
+            format!(
+                r#"[runbook]
+name = "Wipe a named device (test, md tree)"
+backend = "md"
+
+[params]
+array = {{ kind = "array", help = "md array" }}
+target = {{ kind = "drive", help = "the drive the run is about" }}
+device = {{ kind = "text", help = "the device to wipe" }}
+
+[guard]
+smart = "optional"
+
+[preflight]
+require = ["redundant-without-target", "survivors-healthy", "no-rebuild-running", "target-identified"]
+
+[on_halt]
+say = "STOP."
+
+[[step]]
+id = "wipe"
+kind = "command"
+run = ["{fake}", "--all", "{{device}}"]
+confirm = "type-serial"
+"#,
+                fake = fake.display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(m.path("answers-wipe.toml"), "wipe = \"0003\"\n").unwrap();
+        on_machine(
+            &m.path(""),
+            &[
+                "quarantine",
+                "add",
+                "LAB-Q-0009",
+                "--reason",
+                "pulled as broken",
+            ],
+            None,
+        )
+        .code(0);
+        Some(m)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `run` with `--param device=DEVICE`, from working directory `cwd`.
+    fn wipe(&self, device: &str, cwd: &Path) -> Done {
+        let wipe = self.path("wipe.toml").display().to_string();
+        let answers = self.path("answers-wipe.toml").display().to_string();
+        let tree = self.path("tree").display().to_string();
+        let param = format!("device={device}");
+        swapguard_in(
+            cwd,
+            &self.path("state"),
+            &[
+                "run",
+                &wipe,
+                "--array",
+                "md0",
+                "--target",
+                "LAB-C-0003",
+                "--param",
+                &param,
+                "--answers",
+                &answers,
+                "--sysroot",
+                &tree,
+            ],
+            &[],
+        )
+    }
+
+    fn wiped(&self) -> Option<String> {
+        std::fs::read_to_string(self.path("wipefs.log")).ok()
+    }
+}
+
+/// Issue 18 item 7: `wipefs --all //dev/nvme0n1` ran although
+/// `/dev/nvme0n1` was refused. Every spelling of the quarantined drive (a
+/// doubled slash, `.` and `..`, a partition, by-id and by-path links, a
+/// link outside /dev, a relative path) is the same device by `stat` and
+/// sysfs, and is refused; a device path that resolves to nothing is
+/// refused too; the drive the run is about is wiped (the fake records it).
+#[test]
+fn regression_quarantine_checked_the_spelling_not_the_device() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("not root: device nodes cannot be made; skipped");
+        return;
+    }
+    let Some(m) = WipeMachine::new() else {
+        eprintln!("mknod refused (no CAP_MKNOD here); skipped");
+        return;
+    };
+    let here = m.path("");
+    for (device, cwd) in [
+        ("/dev/nvme2n1", here.as_path()),
+        ("//dev/nvme2n1", here.as_path()),
+        ("/dev/./nvme2n1", here.as_path()),
+        ("/dev/../dev/nvme2n1p1", here.as_path()),
+        ("/dev/nvme2n1p1", here.as_path()),
+        (
+            "/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_LAB-Q-0009",
+            here.as_path(),
+        ),
+        ("/dev/disk/by-path/pci-0000:00:05.0-nvme-1", here.as_path()),
+        ("/srv/alias", here.as_path()),
+        ("dev/nvme2n1", Path::new("/")),
+    ] {
+        m.wipe(device, cwd)
+            .code(3)
+            .stdout_has("step `wipe` was not run: it would write to a quarantined drive")
+            .stdout_has("nvme2n1 (serial LAB-Q-0009")
+            .stdout_has("by hand: pulled as broken");
+        assert_eq!(m.wiped(), None, "wipefs ran for {device}");
+    }
+    m.wipe("/dev/nvme9n1", &here)
+        .code(3)
+        .stdout_has("it would write to a device swapguard cannot identify")
+        .stdout_has("`/dev/nvme9n1` cannot be resolved");
+    assert_eq!(m.wiped(), None, "wipefs ran for a missing device");
+    // The harness can fail: the blank drive itself is wiped, by any name.
+    m.wipe("//dev/nvme3n1", &here).code(0);
+    assert_eq!(m.wiped().as_deref(), Some("--all //dev/nvme3n1\n"));
+}
