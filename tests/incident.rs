@@ -135,14 +135,15 @@ fn quarantine_from_a_replacement_run_refuses_a_later_restore_onto_that_drive() {
     let entry = &registry["drives"][0];
     assert_eq!(entry["serial"], "S3Z1NB0K100002");
     assert_eq!(entry["wwn"], "0x5002538e40a10002");
-    assert_eq!(entry["step"], "pull");
-    assert_eq!(entry["at"], "2026-01-01T00:00:05.500Z");
-    assert_eq!(entry["last_health"]["state"], "removed");
+    // Quarantined when `mdadm --fail` took it out, before its pull.
+    assert_eq!(entry["step"], "fail");
+    assert_eq!(entry["at"], "2026-01-01T00:00:00.000Z");
+    assert_eq!(entry["last_health"]["state"], "in-sync");
     assert_eq!(entry["last_health"]["smart"], "passed");
     swapguard(&state, &["quarantine", "list"])
         .code(0)
         .stdout_has("serial S3Z1NB0K100002, WWN 0x5002538e40a10002  QUARANTINED")
-        .stdout_has("pulled by step `pull` of runbook `Replace one member of a Linux md array` on array `md0`");
+        .stdout_has("failed or removed from the array by step `fail` of runbook `Replace one member of a Linux md array` on array `md0`");
 
     // The restore scenario without its seeded registry entry: only the
     // replacement run's entry stands between the drive and the restore.
@@ -165,7 +166,7 @@ fn quarantine_from_a_replacement_run_refuses_a_later_restore_onto_that_drive() {
     let scenario = scenario.display().to_string();
     swapguard(&state, &["dry-run", RESTORE, "--scenario", &scenario])
         .code(0)
-        .stdout_has("the target sdc (serial S3Z1NB0K100002, bay 2) must not be written to: it is quarantined since 2026-01-01T00:00:05.500Z by run `md0-");
+        .stdout_has("the target sdc (serial S3Z1NB0K100002, bay 2) must not be written to: it is quarantined since 2026-01-01T00:00:00.000Z by run `md0-");
     // The exit code a script sees.
     swapguard(
         &state,

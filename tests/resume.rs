@@ -161,10 +161,12 @@ fn killed_during_a_physical_step_resume_sees_the_pull_and_completes() {
         &events[resumed..],
         [
             "resumed",
+            // The first look sees the pull: quarantined before anything
+            // judges that look.
+            "quarantined",
             "snapshot",
             "resume-decision",
             "snapshot",
-            "quarantined",
             "step-completed",
             "run-finished"
         ]

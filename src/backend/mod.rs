@@ -82,6 +82,24 @@ impl Running for Finished {
     }
 }
 
+/// What one argument of a command names on the system, for the quarantine
+/// check (src/engine/quarantine.rs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArgDevice {
+    /// Nothing that exists, and nothing that looks like a device: an
+    /// option, a name, a file still to be written.
+    Nothing,
+    /// An existing file, directory or character device: no drive.
+    NotABlockDevice,
+    /// A block device (`what`: `nvme0n1p1 259:1`) and the whole disks a
+    /// write to it reaches: its own disk for a partition, the disks under a
+    /// device-mapper or md device.
+    Block { what: String, disks: Vec<String> },
+    /// It names or looks like a device that cannot be resolved (missing,
+    /// or unknown to sysfs): fail closed.
+    Unresolved(String),
+}
+
 /// What happened when the tool tried to switch a locate LED.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "led", rename_all = "kebab-case")]
@@ -126,6 +144,14 @@ pub trait Backend {
 
     /// Switch the locate LED of a drive's bay on or off.
     fn locate(&mut self, drive: &Identity, on: bool) -> Result<LocateOutcome>;
+
+    /// What `arg`, an argument of a command about to run, names on this
+    /// system (`stat` and sysfs). `None`, the default: the backend has no
+    /// filesystem of its own (the simulator), and the engine matches
+    /// `/dev/` paths by name against a look.
+    fn resolve_arg(&mut self, _arg: &str) -> Option<ArgDevice> {
+        None
+    }
 
     /// The engine is starting or has finished `step`; `target` is the drive
     /// being replaced.

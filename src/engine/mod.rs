@@ -155,6 +155,9 @@ pub(crate) struct Walk<'r, 'a> {
     vars: Vars,
     /// Drives pulled (and quarantined) in this run.
     quarantined: Vec<Identity>,
+    /// The target as the last look that saw it showed it (for the
+    /// quarantine registry's last health).
+    target_seen: Option<Drive>,
     /// LEDs this run switched on, to switch off whatever happens.
     leds_on: Vec<Identity>,
     last_full_ms: u64,
@@ -341,6 +344,7 @@ fn walk(run: &mut Run<'_>, array: &str) -> WalkResult {
         new_now: None,
         vars: Vars::new(),
         quarantined: Vec::new(),
+        target_seen: None,
         leds_on: Vec::new(),
         last_full_ms: baseline.at_ms,
         warned: std::collections::BTreeSet::new(),
@@ -420,6 +424,9 @@ impl Walk<'_, '_> {
                 if matches!(depth, Depth::Full | Depth::Watch { smart_due: true }) {
                     self.last_full_ms = s.at_ms;
                 }
+                // Before anything judges this look: a target seen leaving
+                // is quarantined now, whatever the guard says next.
+                self.seen_leaving(step, &s)?;
                 Ok(s)
             }
             Err(e) => Err(Stop::Halt {

@@ -1,24 +1,34 @@
 //! The engine's side of the quarantine registry (src/quarantine.rs): record
-//! the drive a step pulled, and refuse every write to a quarantined drive.
+//! the target the moment it is seen leaving, and refuse every write to a
+//! quarantined drive.
 //!
 //! Three paths write to a drive and all three ask here first: a new drive
 //! before it is accepted (`accept.rs`), a `drive` param such as a restore
-//! target at preflight, and every command step, whose argv is resolved
-//! against a live look at the system right before it runs. Drives are
-//! matched by serial and WWN, never by `/dev` name: after a hot-plug a
-//! quarantined drive can come up under a name a healthy one had, and the
-//! argv `/dev/sdb` written when the step was planned may now mean it.
+//! target at preflight, and every command step, whose arguments are
+//! resolved right before it runs: by the backend to the whole disks they
+//! reach (`stat`, sysfs: `backend/md/devpath.rs`), or by name in a dry run,
+//! then to the drives of a live look. Drives are matched by serial and WWN,
+//! never by `/dev` name or spelling: after a hot-plug a quarantined drive
+//! can come up under a name a healthy one had, and `//dev/sdb`, a by-path
+//! link or a partition are the same disk as `/dev/sdb`.
+//!
+//! The target of a runbook that quarantines it is entered the moment a look
+//! sees it leaving (pulled, or newly faulty or removed), before the guard
+//! judges that look, and before a command fails or removes it: a halt in
+//! the same moment must not let it escape (issue 10, the incident's second
+//! half). The registry is written before the journal.
 
 use anyhow::Result;
 
-use crate::backend::Depth;
+use crate::backend::md::devpath;
+use crate::backend::{ArgDevice, Depth};
 use crate::engine::{Stop, Walk};
-use crate::health::guard::{Subject, Violation};
-use crate::health::model::{Drive, Identity, Snapshot};
+use crate::health::guard::{Observed, Subject, Violation};
+use crate::health::model::{Drive, DriveKey, Identity, Snapshot};
 use crate::journal::{Event, rfc3339};
 use crate::operator::NoteLevel;
 use crate::quarantine::{self, Entry, LastHealth, Registry};
-use crate::runbook::model::{ParamKind, Step, StepKind};
+use crate::runbook::model::{ParamKind, Role, Step, StepKind};
 use crate::sanitize::sanitize;
 
 /// Character devices and the like that name no drive.
@@ -33,31 +43,102 @@ const NOT_DRIVES: [&str; 8] = [
     "/dev/stderr",
 ];
 
-/// What a `/dev/...` argument of a command turned out to be.
+/// What an argument of a command turned out to name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Named<'s> {
-    /// A drive of the live look (the whole disk or one of its partitions).
+    /// A drive of the live look (the whole disk, one of its partitions, or
+    /// a disk under a device-mapper or md device).
     Drive(&'s Drive),
     /// An md array, or something that is not a drive (`/dev/zero`).
     NotADrive,
     /// No drive of the live look has this name.
     Unknown,
+    /// It names, or looks like it names, a device that cannot be resolved:
+    /// refused whatever the command (fail closed).
+    Unresolved(String),
 }
 
-/// Every `/dev/...` path in an argv (also after `=`, as in `of=/dev/sdb`),
-/// resolved against a snapshot. Pure.
-pub(crate) fn devices_named<'s>(argv: &[String], now: &'s Snapshot) -> Vec<(String, Named<'s>)> {
+/// The arguments of a command that may name a file: every argument after
+/// the program; for `key=value` (`of=/dev/sdb`, `--target=/mnt`), the value.
+fn candidates(argv: &[String]) -> Vec<&str> {
+    argv.iter()
+        .skip(1)
+        .map(|arg| match arg.split_once('=') {
+            Some((key, value)) if !key.contains('/') => value,
+            _ => arg.as_str(),
+        })
+        .collect()
+}
+
+/// Every argument of `argv` that names a device, and what it names.
+/// `resolve` is the backend's look at the filesystem (`stat`, sysfs);
+/// where it has none (`None`, the simulator) a path is matched by name
+/// against the live look, after folding `//`, `.` and `..` away. Pure.
+pub(crate) fn devices_named<'s>(
+    argv: &[String],
+    now: &'s Snapshot,
+    mut resolve: impl FnMut(&str) -> Option<ArgDevice>,
+) -> Vec<(String, Named<'s>)> {
     let mut out = Vec::new();
-    for arg in argv {
-        let mut candidates = vec![arg.as_str()];
-        if let Some((_, value)) = arg.split_once('=') {
-            candidates.push(value);
-        }
-        for path in candidates.into_iter().filter(|c| c.starts_with("/dev/")) {
-            out.push((path.to_string(), resolve(path, now)));
+    for arg in candidates(argv) {
+        match resolve(arg) {
+            None if arg.contains('/') => out.push((arg.to_string(), by_name(arg, now))),
+            None | Some(ArgDevice::Nothing | ArgDevice::NotABlockDevice) => {}
+            Some(ArgDevice::Unresolved(why)) => {
+                out.push((arg.to_string(), Named::Unresolved(why)));
+            }
+            Some(ArgDevice::Block { what, disks }) => {
+                if disks.is_empty() {
+                    out.push((arg.to_string(), Named::Unknown));
+                }
+                for disk in disks {
+                    let shown = if what.starts_with(&format!("{disk} ")) {
+                        format!("{arg} (block device {what})")
+                    } else {
+                        format!("{arg} (block device {what}, on {disk})")
+                    };
+                    out.push((shown, by_disk(&disk, now)));
+                }
+            }
         }
     }
     out
+}
+
+/// A whole disk's kernel name, as sysfs gave it.
+fn by_disk<'s>(name: &str, now: &'s Snapshot) -> Named<'s> {
+    if let Some(d) = now.drives.iter().find(|d| d.id.dev == name) {
+        return Named::Drive(d);
+    }
+    let md = name
+        .strip_prefix("md")
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+    if md || name == now.array.name {
+        Named::NotADrive
+    } else {
+        Named::Unknown
+    }
+}
+
+/// A path matched by name (no filesystem to ask).
+fn by_name<'s>(arg: &str, now: &'s Snapshot) -> Named<'s> {
+    let path = std::path::Path::new(arg);
+    let folded = devpath::fold(path);
+    if !path.is_absolute() {
+        return if devpath::looks_like_device(&folded) || arg.split('/').any(|c| c == "dev") {
+            Named::Unresolved(format!(
+                "`{arg}` is a relative path, which cannot be resolved here; give the device's absolute path"
+            ))
+        } else {
+            Named::NotADrive
+        };
+    }
+    let folded = folded.to_string_lossy();
+    if folded.starts_with("/dev/") {
+        resolve(&folded, now)
+    } else {
+        Named::NotADrive
+    }
 }
 
 fn resolve<'s>(path: &str, now: &'s Snapshot) -> Named<'s> {
@@ -126,35 +207,95 @@ impl Walk<'_, '_> {
         Ok(self.registry()?.find(id).map(Entry::why))
     }
 
-    /// Record the target as quarantined after `step` pulled it: in the
-    /// journal, in this run's list and in the registry.
-    pub(crate) fn quarantine_target(
+    /// Whether this run quarantines its target at all: a member target of
+    /// a runbook with a `quarantine = "target"` step. Such a target is
+    /// quarantined the moment it is seen leaving, whichever step that is.
+    fn quarantines_target(&self) -> bool {
+        self.target_kind() == ParamKind::Member
+            && self
+                .run
+                .runbook
+                .steps
+                .iter()
+                .any(|s| s.quarantine == Some(Role::Target))
+    }
+
+    /// Every look goes through here before the guard judges it. A target
+    /// seen leaving (pulled, or faulty or removed when it was not at the
+    /// baseline) is quarantined at once: a survivor that degrades in the
+    /// same moment halts the run, and the drive must not escape through
+    /// that halt (issue 10, the incident's second half).
+    pub(crate) fn seen_leaving(&mut self, step: &str, now: &Snapshot) -> Result<(), Stop> {
+        if !self.quarantines_target() {
+            return Ok(());
+        }
+        let key = self.target.key();
+        let seen = now.drive(&key);
+        if let Some(d) = seen {
+            // A fast look reads no SMART: keep the last SMART seen.
+            let mut d = d.clone();
+            if d.smart.is_none() {
+                d.smart = self.target_seen.take().and_then(|t| t.smart);
+            }
+            self.target_seen = Some(d);
+        }
+        if self.quarantined.iter().any(|q| q.key() == key) {
+            return Ok(());
+        }
+        let was = Observed::of(self.baseline.drive(&key));
+        let is = Observed::of(seen);
+        let how = match is {
+            Observed::Absent => format!("pulled during step `{step}`"),
+            Observed::Faulty | Observed::Removed if is != was => {
+                format!("seen {} during step `{step}`", is.name())
+            }
+            _ => return Ok(()),
+        };
+        self.quarantine_target(step, &how)
+    }
+
+    /// Before a command step that fails or removes the target from the
+    /// array (`mdadm --fail`/`--remove`): quarantine it first, so that no
+    /// outcome of the command, not even a crash, leaves it out of the array
+    /// and out of the registry.
+    pub(crate) fn before_removal(
         &mut self,
         step: &Step,
-        last_seen: Option<&Drive>,
+        argv: &[String],
+        named: &[DriveKey],
     ) -> Result<(), Stop> {
+        const REMOVING: [&str; 5] = ["--fail", "-f", "--set-faulty", "--remove", "-r"];
+        if !self.quarantines_target()
+            || !named.contains(&self.target.key())
+            || !argv.iter().skip(1).any(|a| REMOVING.contains(&a.as_str()))
+        {
+            return Ok(());
+        }
+        let how = format!("failed or removed from the array by step `{}`", step.id);
+        self.quarantine_target(&step.id, &how)
+    }
+
+    /// Quarantine the target: in the registry first (it must hold whatever
+    /// happens to this process next), then in the journal and in this run's
+    /// list. Once per run; later calls do nothing.
+    pub(crate) fn quarantine_target(&mut self, step: &str, how: &str) -> Result<(), Stop> {
         let drive = self.target.id.clone();
-        // A resumed step that had got this far journaled the quarantine
-        // already; the registry entry below is made again (`add` keeps an
-        // existing one), in case the process died before writing it.
-        if !self.quarantined.iter().any(|q| q.key() == drive.key()) {
-            self.quarantined.push(drive.clone());
-            self.record(Event::Quarantined {
-                step: step.id.clone(),
-                drive: drive.clone(),
-            })?;
+        if self.quarantined.iter().any(|q| q.key() == drive.key()) {
+            return Ok(());
         }
         let mut entry = Entry::for_drive(
             &drive,
             rfc3339(self.run.clock.wall_ms()),
             self.run.session.clone(),
             format!(
-                "pulled by step `{}` of runbook `{}` on array `{}`",
-                step.id, self.run.runbook.name, self.array
+                "{how} of runbook `{}` on array `{}`",
+                self.run.runbook.name, self.array
             ),
         );
-        entry.step = Some(step.id.clone());
-        entry.last_health = Some(LastHealth::of(last_seen.unwrap_or(&self.target)));
+        entry.step = Some(step.to_string());
+        entry.last_health = Some(LastHealth::of(
+            self.target_seen.as_ref().unwrap_or(&self.target),
+        ));
         if entry.serial.is_some() || entry.wwn.is_some() {
             quarantine::add(self.run.state_dir, entry).map_err(|e| {
                 Stop::Error(e.context(format!(
@@ -163,6 +304,11 @@ impl Walk<'_, '_> {
                 )))
             })?;
         }
+        self.quarantined.push(drive.clone());
+        self.record(Event::Quarantined {
+            step: step.to_string(),
+            drive: drive.clone(),
+        })?;
         self.run.operator.note(
             NoteLevel::Info,
             &sanitize(
@@ -181,7 +327,12 @@ impl Walk<'_, '_> {
     /// for a destructive command, a device that is no drive of this system.
     /// The run's own member target is exempt: failing and removing it from
     /// the array is what a replacement does.
-    pub(crate) fn argv_refusal(&mut self, step: &Step, argv: &[String]) -> Result<(), Stop> {
+    /// Returns the drives the argv names, for [`Walk::before_removal`].
+    pub(crate) fn argv_refusal(
+        &mut self,
+        step: &Step,
+        argv: &[String],
+    ) -> Result<Vec<DriveKey>, Stop> {
         let now = self.look(&step.id, Depth::Fast)?;
         let destructive = matches!(
             step.kind,
@@ -192,9 +343,21 @@ impl Walk<'_, '_> {
         );
         let member_target = self.target_kind() == ParamKind::Member;
         let mut violations = Vec::new();
-        for (path, named) in devices_named(argv, &now) {
+        let mut keys = Vec::new();
+        let backend = &mut *self.run.backend;
+        let named = devices_named(argv, &now, |arg| backend.resolve_arg(arg));
+        for (path, named) in named {
             match named {
                 Named::NotADrive => {}
+                Named::Unresolved(why) => violations.push(Violation {
+                    subject: Subject::OtherDrive,
+                    who: path.clone(),
+                    what: "known drive".into(),
+                    before: "must resolve to a drive or to no device".into(),
+                    after: format!(
+                        "{why}; swapguard cannot tell whether it is a quarantined drive"
+                    ),
+                }),
                 Named::Unknown if destructive => violations.push(Violation {
                     subject: Subject::OtherDrive,
                     who: path.clone(),
@@ -206,6 +369,7 @@ impl Walk<'_, '_> {
                 }),
                 Named::Unknown => {}
                 Named::Drive(drive) => {
+                    keys.push(drive.key());
                     if member_target && drive.key() == self.target.key() {
                         continue;
                     }
@@ -232,7 +396,7 @@ impl Walk<'_, '_> {
             }
         }
         if violations.is_empty() {
-            return Ok(());
+            return Ok(keys);
         }
         let _ = self.record(Event::Snapshot {
             label: format!("refused {}", step.id),
@@ -314,9 +478,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn resolves_device_arguments_by_the_live_look() {
-        let now = Snapshot {
+    fn look() -> Snapshot {
+        Snapshot {
             at_ms: 0,
             array: ArrayHealth {
                 name: "md0".into(),
@@ -328,36 +491,67 @@ mod tests {
                 drive("nvme0n1", "N3", None),
             ],
             problems: vec![],
-        };
-        let argv: Vec<String> = [
-            "dd",
-            "if=/dev/zero",
-            "of=/dev/sdb1",
-            "/dev/md0",
-            "/dev/nvme0n1p2",
-            "/dev/disk/by-id/ata-M_A1-part1",
-            "/dev/disk/by-id/wwn-0x5000B2",
-            "/dev/disk/by-id/nvme-Other_N3",
-            "/dev/sdc",
-            "/dev/mapper/vg-lv",
-            "/dev/sdbx",
-            "sdb",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let got: Vec<(String, String)> = devices_named(&argv, &now)
+        }
+    }
+
+    fn named(
+        argv: &[&str],
+        now: &Snapshot,
+        resolve: impl FnMut(&str) -> Option<ArgDevice>,
+    ) -> Vec<(String, String)> {
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        devices_named(&argv, now, resolve)
             .into_iter()
             .map(|(path, n)| {
                 let what = match n {
                     Named::Drive(d) => d.id.dev.clone(),
                     Named::NotADrive => "not a drive".into(),
                     Named::Unknown => "unknown".into(),
+                    Named::Unresolved(_) => "unresolved".into(),
                 };
                 (path, what)
             })
-            .collect();
-        let want: Vec<(&str, &str)> = vec![
+            .collect()
+    }
+
+    fn pairs(want: &[(&str, &str)]) -> Vec<(String, String)> {
+        want.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn resolves_device_arguments_by_the_live_look() {
+        let now = look();
+        let got = named(
+            &[
+                "dd",
+                "if=/dev/zero",
+                "of=/dev/sdb1",
+                "/dev/md0",
+                "/dev/nvme0n1p2",
+                "/dev/disk/by-id/ata-M_A1-part1",
+                "/dev/disk/by-id/wwn-0x5000B2",
+                "/dev/disk/by-id/nvme-Other_N3",
+                "/dev/sdc",
+                "/dev/mapper/vg-lv",
+                "/dev/sdbx",
+                "sdb",
+                // Other spellings of the same device (issue 18 item 7).
+                "//dev/nvme0n1",
+                "/dev/./sdb",
+                "/dev/../dev/sdb1",
+                "/../dev/sda",
+                "dev/sdb",
+                "../dev/sdb",
+                "./sdb",
+                "/srv/backup",
+                "mnt/restore",
+            ],
+            &now,
+            |_| None,
+        );
+        let want = pairs(&[
             ("/dev/zero", "not a drive"),
             ("/dev/sdb1", "sdb"),
             ("/dev/md0", "not a drive"),
@@ -368,11 +562,52 @@ mod tests {
             ("/dev/sdc", "unknown"),
             ("/dev/mapper/vg-lv", "unknown"),
             ("/dev/sdbx", "unknown"),
-        ];
-        let want: Vec<(String, String)> = want
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
+            ("//dev/nvme0n1", "nvme0n1"),
+            ("/dev/./sdb", "sdb"),
+            ("/dev/../dev/sdb1", "sdb"),
+            ("/../dev/sda", "sda"),
+            ("dev/sdb", "unresolved"),
+            ("../dev/sdb", "unresolved"),
+            ("./sdb", "unresolved"),
+            ("/srv/backup", "not a drive"),
+            ("mnt/restore", "not a drive"),
+        ]);
+        assert_eq!(got, want);
+    }
+
+    /// With a filesystem to ask (the md backend), what `stat` and sysfs say
+    /// decides, whatever the spelling.
+    #[test]
+    fn resolves_device_arguments_by_what_the_backend_resolved() {
+        let now = look();
+        let got = named(
+            &["wipefs", "--all", "x", "y", "z", "w", "v"],
+            &now,
+            |arg| match arg {
+                "x" => Some(ArgDevice::Block {
+                    what: "nvme0n1 259:0".into(),
+                    disks: vec!["nvme0n1".into()],
+                }),
+                "y" => Some(ArgDevice::Block {
+                    what: "dm-0 253:0".into(),
+                    disks: vec!["sda".into(), "loop3".into()],
+                }),
+                "z" => Some(ArgDevice::Block {
+                    what: "md0 9:0".into(),
+                    disks: vec!["md0".into()],
+                }),
+                "w" => Some(ArgDevice::Unresolved("gone".into())),
+                "v" => Some(ArgDevice::NotABlockDevice),
+                _ => Some(ArgDevice::Nothing),
+            },
+        );
+        let want = pairs(&[
+            ("x (block device nvme0n1 259:0)", "nvme0n1"),
+            ("y (block device dm-0 253:0, on sda)", "sda"),
+            ("y (block device dm-0 253:0, on loop3)", "unknown"),
+            ("z (block device md0 9:0)", "not a drive"),
+            ("w", "unresolved"),
+        ]);
         assert_eq!(got, want);
     }
 }

@@ -201,6 +201,7 @@ fn resume_walk(run: &mut Run<'_>, array: &str, j: &Journaled, baseline: Snapshot
         new_now,
         vars: Vars::new(),
         quarantined: j.quarantined.clone(),
+        target_seen: None,
         leds_on,
         last_full_ms: baseline.at_ms,
         canary: canary::Watch::new(),

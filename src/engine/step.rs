@@ -67,7 +67,8 @@ impl Walk<'_, '_> {
                 self.confirm(step)?;
                 self.sign_off(step)?;
                 let argv = argv.unwrap_or_default();
-                self.argv_refusal(step, &argv)?;
+                let named = self.argv_refusal(step, &argv)?;
+                self.before_removal(step, &argv, &named)?;
                 let timeout = step.timeout.unwrap_or(Duration::from_secs(600));
                 // The watch goes on while the command runs (engine/command.rs).
                 let output = self.run_watched(step, &argv, timeout)?;
@@ -146,7 +147,11 @@ impl Walk<'_, '_> {
             self.new_now = Some(n);
         }
         if step.quarantine == Some(Role::Target) {
-            self.quarantine_target(step, target_before.as_ref())?;
+            // Usually done already, the moment the target was seen leaving.
+            if self.target_seen.is_none() {
+                self.target_seen = target_before;
+            }
+            self.quarantine_target(&id, &format!("pulled by step `{id}`"))?;
         }
         self.record(Event::StepCompleted { step: id.clone() })?;
         self.plant_canary(Some(&id))?;

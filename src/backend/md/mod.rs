@@ -8,6 +8,7 @@
 //! exact code a real swap runs.
 
 pub mod blank;
+pub mod devpath;
 pub mod identity;
 pub mod ioerr;
 pub mod kmsg;
@@ -571,5 +572,12 @@ impl Backend for MdBackend {
 
     fn locate(&mut self, drive: &Identity, on: bool) -> Result<LocateOutcome> {
         Ok(led::locate(&self.root, &mut *self.runner, drive, on))
+    }
+
+    /// Resolved under `root` as the command will see it: relative to this
+    /// process's working directory, which the command inherits.
+    fn resolve_arg(&mut self, arg: &str) -> Option<crate::backend::ArgDevice> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        Some(devpath::resolve(&self.root, &cwd, arg))
     }
 }
