@@ -567,8 +567,8 @@ impl Walk<'_, '_> {
             self.run.operator.note(
                 NoteLevel::Warn,
                 &format!(
-                    "{line}: transfer errors between the drive and its controller (cable or \
-                     backplane), not media damage; the run goes on (`halt_on` in [guard] makes it halt)"
+                    "{line}: {}; the run goes on (`halt_on` in [guard] makes it halt)",
+                    guard::warning_reason(&rise.what)
                 ),
             );
             self.record(Event::Warning {
