@@ -20,6 +20,10 @@ mod step;
 mod view;
 
 pub(crate) use view::bind_drive;
+
+/// The step id of the questions preflight asks (about a survivor that is
+/// at risk or failing), for answers files.
+pub const PREFLIGHT_QUESTIONS: &str = preflight::PREFLIGHT;
 pub use view::panel_lines;
 
 pub use resume::{Ended, Journaled, Resume, Unfinished, resume, resume_question_id};

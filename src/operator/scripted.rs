@@ -183,7 +183,9 @@ fn interpret(question: &Question, text: &str) -> Result<Answer> {
                 one_line(&question.prompt)
             ),
         },
-        QuestionKind::TypeExact { .. } | QuestionKind::Name => Ok(Answer::Text(text.to_string())),
+        QuestionKind::TypeExact { .. } | QuestionKind::Name | QuestionKind::Reason => {
+            Ok(Answer::Text(text.to_string()))
+        }
     }
 }
 
@@ -193,6 +195,9 @@ fn simulated(question: &Question) -> Answer {
         QuestionKind::YesNo => Answer::Yes,
         QuestionKind::TypeExact { expected } => Answer::Text(expected.clone()),
         QuestionKind::Name => Answer::Text("a second simulated technician".to_string()),
+        // Overriding a refusal is never the default: only a scenario's or
+        // answers file's written reason does it.
+        QuestionKind::Reason => Answer::Text(String::new()),
     }
 }
 

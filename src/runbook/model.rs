@@ -92,6 +92,10 @@ pub struct GuardPolicy {
     /// Most slots the array may be missing at any time during the run; `None`
     /// derives it from the steps' expectations.
     pub max_degraded: Option<u32>,
+    /// Survivor verdict conditions (`nvme.media_errors`, `md.bad_blocks`, ...,
+    /// see `health::verdict::CONDITIONS`) that preflight neither refuses nor
+    /// asks about. Empty by default: every failing survivor is refused.
+    pub accept_survivor: Vec<String>,
 }
 
 impl Default for GuardPolicy {
@@ -103,6 +107,7 @@ impl Default for GuardPolicy {
             tolerate: Vec::new(),
             warn_only: vec![CRC_COUNTER.to_string(), NVME_ERROR_LOG_COUNTER.to_string()],
             max_degraded: None,
+            accept_survivor: Vec::new(),
         }
     }
 }

@@ -70,6 +70,7 @@ pub struct RawGuard {
     pub tolerate: Option<StrList>,
     pub halt_on: Option<StrList>,
     pub max_degraded: Option<Spanned<u32>>,
+    pub accept_survivor: Option<StrList>,
 }
 
 /// `[preflight]`
@@ -211,6 +212,7 @@ mod tests {
                     "tolerate",
                     "halt_on",
                     "max_degraded",
+                    "accept_survivor",
                 ],
             ),
             (fields_of::<RawOnHalt>(), &["say"]),

@@ -70,10 +70,27 @@ fn seen(d: &Drive, last: bool, accepted: &[&str]) -> (Level, Vec<String>) {
 }
 
 type Edit = fn(&mut Value);
+/// Label, fixture, edit, last copy, level, findings.
+type FixtureCase = (
+    &'static str,
+    &'static str,
+    Edit,
+    bool,
+    Level,
+    &'static [&'static str],
+);
+/// Label, drive, accepted, level, findings.
+type DriveCase = (
+    &'static str,
+    Drive,
+    &'static [&'static str],
+    Level,
+    &'static [&'static str],
+);
 
 #[test]
 fn verdicts_from_captured_and_edited_smartctl_output() {
-    let table: &[(&str, &str, Edit, bool, Level, &[&str])] = &[
+    let table: &[FixtureCase] = &[
         (
             "healthy NVMe",
             "smartctl-nvme-healthy-intel.json",
@@ -316,7 +333,7 @@ fn verdicts_from_md_facts_and_acceptance() {
             counters: BTreeMap::new(),
         })
     };
-    let table: &[(&str, Drive, &[&str], Level, &[&str])] = &[
+    let table: &[DriveCase] = &[
         (
             "md write error and want_replacement flags",
             drive(
