@@ -144,7 +144,7 @@ fn judged(walk: &Walk<'_, '_>) -> Judged {
         let v = verdict::judge(d, last_copy, accepted);
         let who = d.id.describe();
         for f in &v.findings {
-            let line = format!("survivor {who} is {}: {f}", f.level);
+            let line = format!("survivor {who} is {}: {f}", f.level.prose());
             if f.accepted {
                 out.accepted.push(line);
             } else if f.level == Level::Failing {

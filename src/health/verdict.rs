@@ -44,6 +44,16 @@ impl Level {
     }
 }
 
+impl Level {
+    /// The level in a sentence: `at risk` rather than `at-risk`.
+    pub fn prose(self) -> &'static str {
+        match self {
+            Level::AtRisk => "at risk",
+            other => other.name(),
+        }
+    }
+}
+
 impl fmt::Display for Level {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
