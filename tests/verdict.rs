@@ -304,7 +304,9 @@ fn nvme_error_log_rise_by_one_warns_once_and_halts_only_through_halt_on() {
             )
             .replace(
                 "set = { \"nvme0n1.nvme.critical_warning\" = 4 }",
-                "set = { \"nvme0n1.nvme.num_err_log_entries\" = 1 }",
+                "set = { \"nvme0n1.nvme.num_err_log_entries\" = 1 }\n\n[[event]]\n\
+                 during = \"rebuild\"\nafter = \"70s\"\n\
+                 set = { \"nvme0n1.nvme.num_err_log_entries\" = 2 }",
             );
     let cut = text.find("[expect]").unwrap();
     let warns = t.write(

@@ -555,7 +555,8 @@ impl Walk<'_, '_> {
     }
 
     /// Say each new rise of a warn-only counter (the ATA CRC count by
-    /// default) once, and journal it; the run goes on.
+    /// default) once, and journal it; the NVMe error-log count only once
+    /// per drive (see `guard::warning_key`). The run goes on.
     fn warn(&mut self, step: &str, now: &Snapshot) -> Result<()> {
         let rises = guard::warnings(
             &self.baseline,
@@ -565,7 +566,7 @@ impl Walk<'_, '_> {
         );
         for rise in rises {
             let line = sanitize(&rise.to_string(), false);
-            if !self.warned.insert(line.clone()) {
+            if !self.warned.insert(guard::warning_key(&rise)) {
                 continue;
             }
             self.run.operator.note(

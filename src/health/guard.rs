@@ -500,6 +500,18 @@ pub fn warning_reason(counter: &str) -> &'static str {
     }
 }
 
+/// What makes a warning new. A CRC rise is said at each new value (a
+/// cable getting worse is news); the NVMe error-log count once per drive,
+/// because a drive that logs an entry for every log page it lacks raises
+/// it at every SMART poll, and a warning every ten seconds is soon ignored.
+pub fn warning_key(rise: &Violation) -> String {
+    if rise.what == crate::runbook::model::NVME_ERROR_LOG_COUNTER {
+        format!("{} {}", rise.who, rise.what)
+    } else {
+        rise.to_string()
+    }
+}
+
 /// Survivors' rises of counters the policy only warns about (by default
 /// the ATA CRC count: a cable or backplane problem, not the drive's media).
 /// Pure, like `compare`; the engine reports each once.
