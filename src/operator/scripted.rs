@@ -22,6 +22,9 @@
 //! add = "0003"
 //! # a step asked several times takes a list, used in order
 //! insert = ["yes", "yes"]
+//! # preflight asks about a survivor that is not healthy: a written reason
+//! # overrides a refusal, the word `at-risk` acknowledges an at-risk one
+//! preflight = "ticket OPS-4411: backup verified, lead approved"
 //! ```
 //!
 //! Tables, numbers and dates are errors that point at the file, line and
