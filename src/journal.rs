@@ -157,6 +157,17 @@ pub enum Event {
     QuarantineReleased {
         entry: crate::quarantine::Entry,
     },
+    /// Preflight went on with a survivor that is not healthy: the runbook
+    /// accepts its conditions (`runbook`), the technician acknowledged an
+    /// at-risk survivor (`acknowledged`) or overrode a failing one with a
+    /// written reason (`override`).
+    SurvivorAccepted {
+        how: String,
+        /// One line per condition: drive, serial, bay, condition, value.
+        findings: Vec<String>,
+        /// The technician's words: the reason, or the word typed.
+        reason: String,
+    },
     /// A second person signed off a step before it acted.
     SignOff {
         step: String,

@@ -217,3 +217,94 @@ fn physical_step_confirm_typed_wrong_aborts_before_the_pull() {
     assert!(text.contains("\"event\":\"aborted\""), "{text}");
     assert!(!text.contains("\"event\":\"quarantined\""), "{text}");
 }
+
+/// A fake `smartctl` first on PATH: `nvme0n1` (the survivor) reports 7
+/// media errors, `nvme1n1` is healthy (captured Intel NVMe output).
+fn failing_survivor_path(dir: &Path) -> String {
+    let healthy = std::fs::read_to_string(
+        root().join("tests/fixtures/smart/smartctl-nvme-healthy-intel.json"),
+    )
+    .unwrap();
+    let mut failing: serde_json::Value = serde_json::from_str(&healthy).unwrap();
+    failing["nvme_smart_health_information_log"]["media_errors"] = serde_json::json!(7);
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(dir.join("failing.json"), failing.to_string()).unwrap();
+    std::fs::write(dir.join("healthy.json"), healthy).unwrap();
+    let script = format!(
+        "#!/bin/sh\ncase \"$3\" in\n  /dev/nvme0n1) cat '{0}/failing.json' ;;\n  *) cat '{0}/healthy.json' ;;\nesac\n",
+        dir.display()
+    );
+    let path = bin.join("smartctl");
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[test]
+fn a_failing_survivor_is_overridden_at_the_terminal_only_with_a_written_reason() {
+    for (reason, refused) in [
+        ("", true),
+        ("lead approved, backup verified at 09:00", false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        copy_tree(&root().join("tests/fixtures/md/clean"), &tree);
+        let state = dir.path().join("state");
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(root())
+            .args(["run", "tests/fixtures/runbooks-e2e/pull-only.toml"])
+            .args(["--array", "md0", "--target", "LAB-B-0002"])
+            .arg("--sysroot")
+            .arg(&tree)
+            .arg("--state-dir")
+            .arg(&state)
+            .env("PATH", failing_survivor_path(dir.path()))
+            .env("TERM", "dumb")
+            .env("NO_COLOR", "1");
+        let mut session = Session::spawn(cmd).unwrap();
+        session.set_expect_timeout(Some(Duration::from_secs(30)));
+        session.expect("nvme.media_errors = 7").unwrap();
+        session.expect("type the reason").unwrap();
+        session.send_line(reason).unwrap();
+        if refused {
+            session.expect("no written reason").unwrap();
+            session.expect(Eof).unwrap();
+            let status = session.get_process().wait().unwrap();
+            assert!(
+                matches!(status, WaitStatus::Exited(_, 4)),
+                "exit status {status:?}"
+            );
+            continue;
+        }
+        session.expect("the refusal is overridden").unwrap();
+        session.expect("STEP 1 OF 2").unwrap();
+        session.expect("y/n").unwrap();
+        session.send_line("y").unwrap();
+        session.expect("STEP 2 OF 2").unwrap();
+        std::fs::remove_dir_all(tree.join("sys/block/nvme1n1")).unwrap();
+        session.expect("quarantined").unwrap();
+        session.expect(Eof).unwrap();
+        let status = session.get_process().wait().unwrap();
+        assert!(
+            matches!(status, WaitStatus::Exited(_, 0)),
+            "exit status {status:?}"
+        );
+        let journal = std::fs::read_dir(state.join("sessions"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let text = std::fs::read_to_string(journal).unwrap();
+        assert!(
+            text.contains("\"event\":\"survivor-accepted\"") && text.contains(reason),
+            "{text}"
+        );
+    }
+}

@@ -199,6 +199,13 @@ fn guard(out: &mut String, runbook: &Runbook) {
             names.join(", ")
         ));
     }
+    if !g.accept_survivor.is_empty() {
+        let names: Vec<String> = g.accept_survivor.iter().map(|t| format!("`{t}`")).collect();
+        loosened.push(format!(
+            "a survivor with {} is accepted before the run, not refused or asked about",
+            names.join(", ")
+        ));
+    }
     if let Some(n) = g.max_degraded {
         let _ = writeln!(
             out,
@@ -551,7 +558,14 @@ mod tests {
     fn a_loosened_guard_is_printed() {
         let (mut rb, path) = shipped("md-replace-hot.toml");
         rb.guard.tolerate = vec!["smart.udma_crc_error_count".into()];
+        rb.guard.accept_survivor = vec!["nvme.media_errors".into()];
         let text = render(&rb, &path);
+        assert!(
+            text.contains(
+                "**Loosened by this runbook:** a survivor with `nvme.media_errors` is accepted"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("**Loosened by this runbook:** a rise of `smart.udma_crc_error_count` does not halt the run."),
             "{text}"

@@ -202,6 +202,7 @@ pub(crate) fn render(path: &str, entries: &[Value], verified: &journal::Verifica
         let _ = writeln!(out, "## Health before (baseline)\n");
         health(&mut out, base, &[]);
     }
+    survivor_acceptances(&mut out, entries);
 
     let _ = writeln!(out, "## Steps\n");
     let mut steps: Vec<StepNotes> = Vec::new();
@@ -507,6 +508,39 @@ pub(crate) fn render(path: &str, entries: &[Value], verified: &journal::Verifica
     out
 }
 
+/// Preflight went on with a survivor that was not healthy: say how (the
+/// runbook accepted it, the technician acknowledged it or overrode a
+/// refusal) and, for an override, the written reason, word for word.
+fn survivor_acceptances(out: &mut String, entries: &[Value]) {
+    let accepted: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["event"] == "survivor-accepted")
+        .collect();
+    if accepted.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "## Survivors that were not healthy\n");
+    for e in accepted {
+        let how = match s(e, "how").as_str() {
+            "override" => format!(
+                "**refusal overridden** at {} with the written reason: \"{}\"",
+                cell(&s(e, "at")),
+                cell(&s(e, "reason"))
+            ),
+            "acknowledged" => format!(
+                "acknowledged as at risk by the technician at {}",
+                cell(&s(e, "at"))
+            ),
+            _ => "accepted by the runbook (`[guard] accept_survivor`)".to_string(),
+        };
+        let _ = writeln!(out, "- {how}:");
+        for f in e["findings"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "  - {}", cell(f.as_str().unwrap_or_default()));
+        }
+    }
+    out.push('\n');
+}
+
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("  {l}\n")).collect()
 }
@@ -542,16 +576,24 @@ fn health(out: &mut String, snap: &Snapshot, gone: &[(String, &str)]) {
     );
     let _ = writeln!(
         out,
-        "| drive | state | counters | SMART |\n|---|---|---|---|"
+        "| drive | state | counters | SMART | verdict |\n|---|---|---|---|---|"
+    );
+    let last_copy = crate::health::verdict::last_copy(
+        &snap.array.level,
+        snap.array.raid_disks,
+        snap.array.degraded,
+        1,
     );
     for d in &snap.drives {
+        let verdict = crate::health::verdict::judge(d, d.member.is_some() && last_copy, &[]);
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
             cell(&d.id.describe()),
             Observed::of(Some(d)),
             counters(d),
-            smart(d)
+            smart(d),
+            cell(&verdict.summary())
         );
     }
     for (drive, state) in gone {

@@ -88,6 +88,9 @@ pub fn resume(config: &Config, opts: &Options<'_>) -> Result<i32> {
                 .steps
                 .iter()
                 .flat_map(|s| [s.id.clone(), resume_question_id(&s.id)])
+                .chain(std::iter::once(
+                    crate::engine::PREFLIGHT_QUESTIONS.to_string(),
+                ))
                 .collect();
             op.check_step_ids(ids.iter().map(String::as_str))
                 .map_err(|e| UsageError(format!("{e:#} (in `{}`)", answers.display())))?;

@@ -14,7 +14,8 @@ use crate::cli::Config;
 use crate::commands::journal::session_name;
 use crate::exit;
 use crate::health::guard::{BAD_FLAGS, Observed};
-use crate::health::model::{Smart, Snapshot};
+use crate::health::model::{Drive, Smart, Snapshot};
+use crate::health::verdict::{self, Verdict};
 use crate::journal;
 use crate::sanitize::sanitize;
 use crate::units::format_size;
@@ -90,7 +91,10 @@ pub fn status(config: &Config, json: bool, smart: bool) -> Result<i32> {
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&with_verdicts(&report)?)?
+        );
     } else {
         print!("{}", render(&report));
     }
@@ -99,6 +103,37 @@ pub fn status(config: &Config, json: bool, smart: bool) -> Result<i32> {
     } else {
         exit::FAILURE
     })
+}
+
+/// A drive's verdict as `status` judges it: no runbook accepts anything,
+/// and the drive counts as the last copy when one more member leaving (the
+/// swap `status` is usually run before) would leave no redundancy.
+fn verdict_of(s: &Snapshot, d: &Drive) -> Verdict {
+    let last_copy = d.member.is_some()
+        && verdict::last_copy(&s.array.level, s.array.raid_disks, s.array.degraded, 1);
+    verdict::judge(d, last_copy, &[])
+}
+
+/// The report as JSON, each drive with its `verdict` (docs/status-json.md).
+fn with_verdicts(report: &Report) -> Result<serde_json::Value> {
+    let mut value = serde_json::to_value(report)?;
+    for (s, array) in report.arrays.iter().zip(
+        value["arrays"]
+            .as_array_mut()
+            .map(|a| a.iter_mut())
+            .into_iter()
+            .flatten(),
+    ) {
+        let Some(drives) = array["drives"].as_array_mut() else {
+            continue;
+        };
+        for (d, drive) in s.drives.iter().zip(drives.iter_mut()) {
+            if let Some(object) = drive.as_object_mut() {
+                object.insert("verdict".into(), serde_json::to_value(verdict_of(s, d))?);
+            }
+        }
+    }
+    Ok(value)
 }
 
 fn render(report: &Report) -> String {
@@ -168,6 +203,10 @@ fn render(report: &Report) -> String {
                         format!("  {}", counters.join(" "))
                     }
                 ),
+                true,
+            ));
+            out.push_str(&sanitize(
+                &format!("    verdict: {}\n", verdict_of(s, d).summary()),
                 true,
             ));
         }

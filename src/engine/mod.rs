@@ -21,6 +21,10 @@ mod step;
 mod view;
 
 pub(crate) use view::bind_drive;
+
+/// The step id of the questions preflight asks (about a survivor that is
+/// at risk or failing), for answers files.
+pub const PREFLIGHT_QUESTIONS: &str = preflight::PREFLIGHT;
 pub use view::panel_lines;
 
 pub use resume::{Ended, Journaled, Resume, Unfinished, resume, resume_question_id};
@@ -561,7 +565,8 @@ impl Walk<'_, '_> {
     }
 
     /// Say each new rise of a warn-only counter (the ATA CRC count by
-    /// default) once, and journal it; the run goes on.
+    /// default) once, and journal it; the NVMe error-log count only once
+    /// per drive (see `guard::warning_key`). The run goes on.
     fn warn(&mut self, step: &str, now: &Snapshot) -> Result<()> {
         let rises = guard::warnings(
             &self.baseline,
@@ -571,14 +576,14 @@ impl Walk<'_, '_> {
         );
         for rise in rises {
             let line = sanitize(&rise.to_string(), false);
-            if !self.warned.insert(line.clone()) {
+            if !self.warned.insert(guard::warning_key(&rise)) {
                 continue;
             }
             self.run.operator.note(
                 NoteLevel::Warn,
                 &format!(
-                    "{line}: transfer errors between the drive and its controller (cable or \
-                     backplane), not media damage; the run goes on (`halt_on` in [guard] makes it halt)"
+                    "{line}: {}; the run goes on (`halt_on` in [guard] makes it halt)",
+                    guard::warning_reason(&rise.what)
                 ),
             );
             self.record(Event::Warning {

@@ -2,9 +2,24 @@
 //! anything. A refusal here leaves the array exactly as it was.
 
 use crate::engine::{Run, Stop, Walk};
-use crate::health::guard::{BAD_FLAGS, Observed};
+use crate::health::guard::Observed;
 use crate::health::model::{Drive, MemberState, Smart, Snapshot};
+use crate::health::verdict::{self, Level};
+use crate::journal::Event;
+use crate::operator::{Answer, NoteLevel, Question, QuestionKind};
 use crate::runbook::model::{ParamKind, Precondition, Requirement};
+use crate::sanitize::sanitize;
+
+/// The step id preflight's questions carry: `preflight = "..."` in an
+/// answers file or a scenario's `[answers]`.
+pub const PREFLIGHT: &str = "preflight";
+
+/// The word that acknowledges an at-risk survivor.
+pub(crate) const AT_RISK_WORD: &str = "at-risk";
+
+/// Shortest written reason that overrides a failing survivor: "ok" or
+/// "yes" is not a reason.
+pub(crate) const MIN_REASON_CHARS: usize = 15;
 
 /// Find the drive the technician named as the target (kernel name, serial,
 /// WWN or bay), in the baseline. It must name exactly one array member.
@@ -103,14 +118,43 @@ fn list_members(s: &Snapshot) -> String {
     }
 }
 
-/// Redundancy the array keeps with one member gone.
-fn tolerated_failures(level: &str, raid_disks: u32) -> u32 {
-    match level {
-        "raid1" => raid_disks.saturating_sub(1),
-        "raid4" | "raid5" | "raid10" => 1,
-        "raid6" => 2,
-        _ => 0,
+/// The survivors' verdicts, sorted for preflight: lines to refuse on, lines
+/// to ask about, and conditions the runbook accepts.
+#[derive(Default)]
+struct Judged {
+    failing: Vec<String>,
+    at_risk: Vec<String>,
+    accepted: Vec<String>,
+}
+
+/// `survivor sda (serial S1, bay 0) is failing: nvme.media_errors = 7 (...)`.
+fn judged(walk: &Walk<'_, '_>) -> Judged {
+    let base = &walk.baseline;
+    let target_key = walk.target.key();
+    let leaving = u32::from(walk.target.state() == Some(MemberState::InSync));
+    let last_copy = verdict::last_copy(
+        &base.array.level,
+        base.array.raid_disks,
+        base.array.degraded,
+        leaving,
+    );
+    let accepted = &walk.run.runbook.guard.accept_survivor;
+    let mut out = Judged::default();
+    for d in base.members().filter(|d| d.key() != target_key) {
+        let v = verdict::judge(d, last_copy, accepted);
+        let who = d.id.describe();
+        for f in &v.findings {
+            let line = format!("survivor {who} is {}: {f}", f.level.prose());
+            if f.accepted {
+                out.accepted.push(line);
+            } else if f.level == Level::Failing {
+                out.failing.push(line);
+            } else {
+                out.at_risk.push(line);
+            }
+        }
     }
+    out
 }
 
 pub(crate) fn check(walk: &mut Walk<'_, '_>) -> Result<(), Stop> {
@@ -154,6 +198,7 @@ pub(crate) fn check(walk: &mut Walk<'_, '_>) -> Result<(), Stop> {
         }
     }
 
+    let mut judgement = None;
     for pre in &walk.run.runbook.preflight.require {
         match pre {
             Precondition::SurvivorsHealthy => {
@@ -165,27 +210,14 @@ pub(crate) fn check(walk: &mut Walk<'_, '_>) -> Result<(), Stop> {
                             d.id.describe()
                         ));
                     }
-                    if let Some(m) = &d.member {
-                        for f in m.flags.iter().filter(|f| BAD_FLAGS.contains(&f.as_str())) {
-                            reasons.push(format!("survivor {} has md flag `{f}`", d.id.describe()));
-                        }
-                    }
-                    if let Some(Smart::Read { passed: false, .. }) = &d.smart {
-                        reasons.push(format!("survivor {} fails SMART", d.id.describe()));
-                    }
-                    for name in ["md.errors", "md.bad_blocks"] {
-                        if let Some(&n) = d.counters.get(name)
-                            && n > 0
-                        {
-                            reasons.push(format!("survivor {} has {name} = {n}", d.id.describe()));
-                        }
-                    }
                 }
+                judgement = Some(judged(walk));
             }
             Precondition::RedundantWithoutTarget => {
                 let target_in_sync = walk.target.state() == Some(MemberState::InSync);
                 let after = base.array.degraded + u32::from(target_in_sync);
-                let tolerated = tolerated_failures(&base.array.level, base.array.raid_disks);
+                let tolerated =
+                    verdict::tolerated_failures(&base.array.level, base.array.raid_disks);
                 if after > tolerated {
                     reasons.push(format!(
                         "`{}` ({}, {} slots, {} missing) would lose data without the target: it tolerates {tolerated} missing",
@@ -237,9 +269,125 @@ pub(crate) fn check(walk: &mut Walk<'_, '_>) -> Result<(), Stop> {
         }
     }
     reasons.dedup();
-    if reasons.is_empty() {
+    let judgement = judgement.unwrap_or_default();
+    if !reasons.is_empty() {
+        reasons.extend(judgement.failing);
+        return Err(Stop::Refuse { reasons });
+    }
+    walk.survivor_verdicts(judgement)
+}
+
+impl Walk<'_, '_> {
+    /// Go on with survivors that are not healthy only as the runbook or the
+    /// technician says, and journal it: conditions the runbook accepts are
+    /// noted; a failing survivor needs a written reason (else refused); an
+    /// at-risk one needs the word typed (else aborted).
+    fn survivor_verdicts(&mut self, judgement: Judged) -> Result<(), Stop> {
+        for line in &judgement.accepted {
+            self.run
+                .operator
+                .note(NoteLevel::Warn, &sanitize(line, false));
+        }
+        if !judgement.accepted.is_empty() {
+            self.record(Event::SurvivorAccepted {
+                how: "runbook".into(),
+                findings: judgement.accepted.clone(),
+                reason: "[guard] accept_survivor".into(),
+            })?;
+        }
+        if !judgement.failing.is_empty() {
+            for line in &judgement.failing {
+                self.run
+                    .operator
+                    .note(NoteLevel::Warn, &sanitize(line, false));
+            }
+            let prompt = format!(
+                "A survivor is already failing, and during the swap it holds the last copy of the data. \
+                 swapguard refuses to go on. To go on anyway, type the reason (at least {MIN_REASON_CHARS} \
+                 characters; it goes into the journal and the report); an empty line keeps the refusal"
+            );
+            let answer = self.run.operator.ask(&Question {
+                step_id: PREFLIGHT.into(),
+                prompt: prompt.clone(),
+                kind: QuestionKind::Reason,
+            })?;
+            let reason = match answer {
+                Answer::Text(t) => t.trim().to_string(),
+                Answer::Yes | Answer::No => String::new(),
+            };
+            self.record(Event::Answer {
+                step: PREFLIGHT.into(),
+                question: prompt,
+                answer: reason.clone(),
+            })?;
+            if reason.chars().count() < MIN_REASON_CHARS {
+                let mut reasons = judgement.failing;
+                reasons.push(if reason.is_empty() {
+                    "no written reason was given to go on with a failing survivor".to_string()
+                } else {
+                    format!(
+                        "`{}` is not a reason to go on with a failing survivor: write at least {MIN_REASON_CHARS} characters",
+                        sanitize(&reason, false)
+                    )
+                });
+                return Err(Stop::Refuse { reasons });
+            }
+            let mut findings = judgement.failing;
+            findings.extend(judgement.at_risk);
+            self.run.operator.note(
+                NoteLevel::Warn,
+                &format!(
+                    "the refusal is overridden, for this reason: {}",
+                    sanitize(&reason, false)
+                ),
+            );
+            self.record(Event::SurvivorAccepted {
+                how: "override".into(),
+                findings,
+                reason,
+            })?;
+            return Ok(());
+        }
+        if !judgement.at_risk.is_empty() {
+            for line in &judgement.at_risk {
+                self.run
+                    .operator
+                    .note(NoteLevel::Warn, &sanitize(line, false));
+            }
+            let prompt = format!(
+                "A survivor is at risk, and during the swap it holds the data the new drive is built from. \
+                 Type `{AT_RISK_WORD}` to go on with it; anything else stops here, with nothing touched"
+            );
+            let answer = self.run.operator.ask(&Question {
+                step_id: PREFLIGHT.into(),
+                prompt: prompt.clone(),
+                kind: QuestionKind::TypeExact {
+                    expected: AT_RISK_WORD.into(),
+                },
+            })?;
+            let typed = match answer {
+                Answer::Text(t) => t.trim().to_string(),
+                Answer::Yes | Answer::No => String::new(),
+            };
+            self.record(Event::Answer {
+                step: PREFLIGHT.into(),
+                question: prompt,
+                answer: typed.clone(),
+            })?;
+            if typed != AT_RISK_WORD {
+                return Err(Stop::Abort {
+                    step: PREFLIGHT.into(),
+                    reason: format!(
+                        "the at-risk survivor was not acknowledged (`{AT_RISK_WORD}` not typed); nothing was touched"
+                    ),
+                });
+            }
+            self.record(Event::SurvivorAccepted {
+                how: "acknowledged".into(),
+                findings: judgement.at_risk,
+                reason: typed,
+            })?;
+        }
         Ok(())
-    } else {
-        Err(Stop::Refuse { reasons })
     }
 }

@@ -22,7 +22,13 @@ pub const BAD_FLAGS: [&str; 4] = ["faulty", "write_error", "want_replacement", "
 /// Counters that rise with normal wear, not damage: a rebuild that takes a
 /// day can move an SSD's wear percentage by one without anything being wrong.
 /// They are recorded in the journal but never halt.
-pub const WEAR_COUNTERS: [&str; 1] = ["nvme.percentage_used"];
+/// ATA wear-levelling's normalized value falls as the drive wears and its
+/// threshold is fixed; the verdict judges both, the guard neither.
+pub const WEAR_COUNTERS: [&str; 3] = [
+    "nvme.percentage_used",
+    crate::health::verdict::WEAR_LEVELING_VALUE,
+    crate::health::verdict::WEAR_LEVELING_THRESHOLD,
+];
 
 /// How a drive looks now, in the vocabulary of step expectations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -480,6 +486,32 @@ fn counters(
     }
 }
 
+/// Why a rise of a warn-only counter does not halt, for the warning line.
+pub fn warning_reason(counter: &str) -> &'static str {
+    match counter {
+        crate::runbook::model::CRC_COUNTER => {
+            "transfer errors between the drive and its controller (cable or backplane), not media damage"
+        }
+        crate::runbook::model::NVME_ERROR_LOG_COUNTER => {
+            "the NVMe error log also records harmless entries (a log page the drive lacks); \
+             media errors and critical warnings, which do halt, have not moved"
+        }
+        _ => "this runbook only warns about it",
+    }
+}
+
+/// What makes a warning new. A CRC rise is said at each new value (a
+/// cable getting worse is news); the NVMe error-log count once per drive,
+/// because a drive that logs an entry for every log page it lacks raises
+/// it at every SMART poll, and a warning every ten seconds is soon ignored.
+pub fn warning_key(rise: &Violation) -> String {
+    if rise.what == crate::runbook::model::NVME_ERROR_LOG_COUNTER {
+        format!("{} {}", rise.who, rise.what)
+    } else {
+        rise.to_string()
+    }
+}
+
 /// Survivors' rises of counters the policy only warns about (by default
 /// the ATA CRC count: a cable or backplane problem, not the drive's media).
 /// Pure, like `compare`; the engine reports each once.
@@ -812,6 +844,54 @@ mod tests {
         assert_eq!(
             lines(&compare(&base, &now, &a, &strict)),
             ["survivor sda (serial A1, bay 0): smart.udma_crc_error_count 1 → 3"]
+        );
+    }
+
+    #[test]
+    fn nvme_error_log_rise_by_one_warns_instead_of_halting() {
+        let with = |n: u64| {
+            let mut s = mirror();
+            for d in &mut s.drives {
+                d.smart = Some(Smart::Read {
+                    passed: true,
+                    counters: BTreeMap::from([
+                        ("nvme.critical_warning".into(), 0),
+                        ("nvme.media_errors".into(), 0),
+                        ("nvme.num_err_log_entries".into(), n),
+                    ]),
+                });
+            }
+            s
+        };
+        let (base, now) = (with(0), with(1));
+        let target = DriveKey("serial:B2".into());
+        let a = allowed(&[DriveExpect::InSync], NewAllowance::NotYet, 0);
+        let default = GuardPolicy::default();
+        assert_eq!(
+            lines(&compare(&base, &now, &a, &default)),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            lines(&warnings(&base, &now, &target, &default)),
+            ["survivor sda (serial A1, bay 0): nvme.num_err_log_entries 0 → 1"]
+        );
+        // `halt_on = ["nvme.num_err_log_entries"]` takes it off the list.
+        let strict = GuardPolicy {
+            warn_only: vec![crate::runbook::model::CRC_COUNTER.into()],
+            ..GuardPolicy::default()
+        };
+        assert_eq!(
+            lines(&compare(&base, &now, &a, &strict)),
+            ["survivor sda (serial A1, bay 0): nvme.num_err_log_entries 0 → 1"]
+        );
+        // Media errors still halt by default.
+        let mut worse = with(1);
+        if let Some(Smart::Read { counters, .. }) = &mut worse.drives[0].smart {
+            counters.insert("nvme.media_errors".into(), 1);
+        }
+        assert_eq!(
+            lines(&compare(&base, &worse, &a, &default)),
+            ["survivor sda (serial A1, bay 0): nvme.media_errors 0 → 1"]
         );
     }
 

@@ -40,6 +40,11 @@ pub enum QuestionKind {
     /// A person's name (a second person signing off a step): any text that
     /// is not blank.
     Name,
+    /// A written reason for going on against a refusal (a failing survivor).
+    /// Free text; the engine decides whether it is enough (blank, or too
+    /// short to say anything, keeps the refusal). The simulated technician
+    /// of a dry-run never gives one.
+    Reason,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

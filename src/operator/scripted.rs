@@ -22,6 +22,9 @@
 //! add = "0003"
 //! # a step asked several times takes a list, used in order
 //! insert = ["yes", "yes"]
+//! # preflight asks about a survivor that is not healthy: a written reason
+//! # overrides a refusal, the word `at-risk` acknowledges an at-risk one
+//! preflight = "ticket OPS-4411: backup verified, lead approved"
 //! ```
 //!
 //! Tables, numbers and dates are errors that point at the file, line and
@@ -183,7 +186,9 @@ fn interpret(question: &Question, text: &str) -> Result<Answer> {
                 one_line(&question.prompt)
             ),
         },
-        QuestionKind::TypeExact { .. } | QuestionKind::Name => Ok(Answer::Text(text.to_string())),
+        QuestionKind::TypeExact { .. } | QuestionKind::Name | QuestionKind::Reason => {
+            Ok(Answer::Text(text.to_string()))
+        }
     }
 }
 
@@ -193,6 +198,9 @@ fn simulated(question: &Question) -> Answer {
         QuestionKind::YesNo => Answer::Yes,
         QuestionKind::TypeExact { expected } => Answer::Text(expected.clone()),
         QuestionKind::Name => Answer::Text("a second simulated technician".to_string()),
+        // Overriding a refusal is never the default: only a scenario's or
+        // answers file's written reason does it.
+        QuestionKind::Reason => Answer::Text(String::new()),
     }
 }
 

@@ -248,7 +248,9 @@ impl Operator for TerminalOperator {
                 // A wrong text goes back as typed: the engine refuses it.
                 Ok(Answer::Text(last))
             }
-            QuestionKind::Name => Ok(Answer::Text(self.read_typed().map_err(interrupted)?)),
+            QuestionKind::Name | QuestionKind::Reason => {
+                Ok(Answer::Text(self.read_typed().map_err(interrupted)?))
+            }
         }
     }
 

@@ -447,7 +447,52 @@ fn guard(ctx: &mut Ctx, raw: Option<&toml::Spanned<RawGuard>>) -> GuardPolicy {
         }
     }
     policy.max_degraded = raw.max_degraded.as_ref().map(|m| *m.get_ref());
+    if let Some(list) = &raw.accept_survivor {
+        accept_survivor(ctx, list.get_ref(), &mut policy);
+    }
     policy
+}
+
+/// `accept_survivor`: names of survivor verdict conditions, each one a
+/// loosening the reviewer must see.
+fn accept_survivor(ctx: &mut Ctx, list: &[Str], policy: &mut GuardPolicy) {
+    use crate::health::verdict::{CONDITIONS, Level, condition_named};
+    for item in list {
+        let name = item.get_ref().as_str();
+        let Some(condition) = condition_named(name) else {
+            let help = match suggest(name, CONDITIONS.iter().map(|c| c.name)) {
+                Some(near) => format!("did you mean `{near}`?"),
+                None => format!(
+                    "survivor conditions are {}",
+                    quoted_list(CONDITIONS.iter().map(|c| c.name))
+                ),
+            };
+            ctx.error(
+                item.span(),
+                format!("`{name}` is not a survivor condition"),
+                Some(help),
+            );
+            continue;
+        };
+        if policy.accept_survivor.iter().any(|a| a == name) {
+            ctx.warn(item.span(), format!("`{name}` is listed twice"), None);
+            continue;
+        }
+        let how = if condition.level == Level::Failing {
+            "is not refused"
+        } else {
+            "is not asked about"
+        };
+        ctx.warn(
+            item.span(),
+            format!(
+                "the guard is loosened: a survivor with `{name}` ({}) {how} before the run",
+                condition.meaning
+            ),
+            Some("accept only a condition known and judged safe on this hardware; the technician can still override one refusal with a written reason".into()),
+        );
+        policy.accept_survivor.push(name.to_string());
+    }
 }
 
 fn is_counter_name(name: &str) -> bool {

@@ -380,6 +380,39 @@ fn section_rules() {
             )],
         ),
         (
+            "guard: accepting a survivor condition warns",
+            "[on_halt]",
+            "[guard]\naccept_survivor = [\"nvme.media_errors\"]\n\n[on_halt]",
+            &[(
+                W,
+                "accept_survivor = [|\"nvme",
+                "a survivor with `nvme.media_errors` (NVMe unrecovered media and data integrity errors) is not refused",
+                "",
+            )],
+        ),
+        (
+            "guard: an unknown survivor condition is an error with a near miss",
+            "[on_halt]",
+            "[guard]\naccept_survivor = [\"nvme.media_error\"]\n\n[on_halt]",
+            &[(
+                E,
+                "accept_survivor = [|\"nvme",
+                "`nvme.media_error` is not a survivor condition",
+                "did you mean `nvme.media_errors`?",
+            )],
+        ),
+        (
+            "guard: an unknown survivor condition lists the known ones",
+            "[on_halt]",
+            "[guard]\naccept_survivor = [\"everything\"]\n\n[on_halt]",
+            &[(
+                E,
+                "accept_survivor = [|\"every",
+                "`everything` is not a survivor condition",
+                "`smart.overall_health`",
+            )],
+        ),
+        (
             "guard: a counter name needs a source",
             "[on_halt]",
             "[guard]\ntolerate = [\"crc\"]\n\n[on_halt]",

@@ -74,6 +74,11 @@ pub enum Requirement {
 /// The ATA interface CRC error count (attribute 199).
 pub const CRC_COUNTER: &str = "smart.udma_crc_error_count";
 
+/// The NVMe error information log's entry count. It also counts harmless
+/// entries (some drives log one when a tool asks for a log page they lack),
+/// so a rise warns; media errors and critical warnings still halt.
+pub const NVME_ERROR_LOG_COUNTER: &str = "nvme.num_err_log_entries";
+
 /// How strict the guard is. Every loosening is explicit in the runbook.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct GuardPolicy {
@@ -85,13 +90,18 @@ pub struct GuardPolicy {
     /// Counter names whose increase is not a halt (e.g. `smart.udma_crc_error_count`).
     pub tolerate: Vec<String>,
     /// Counter names whose increase on a survivor is a warning, not a halt.
-    /// By default the ATA CRC count: it counts transfer errors on the cable
-    /// or backplane, not damage to the drive's media. `[guard] halt_on`
+    /// By default the ATA CRC count (transfer errors on the cable or
+    /// backplane, not damage to the drive's media) and the NVMe error-log
+    /// entry count (which counts harmless entries too). `[guard] halt_on`
     /// takes a counter off this list.
     pub warn_only: Vec<String>,
     /// Most slots the array may be missing at any time during the run; `None`
     /// derives it from the steps' expectations.
     pub max_degraded: Option<u32>,
+    /// Survivor verdict conditions (`nvme.media_errors`, `md.bad_blocks`, ...,
+    /// see `health::verdict::CONDITIONS`) that preflight neither refuses nor
+    /// asks about. Empty by default: every failing survivor is refused.
+    pub accept_survivor: Vec<String>,
 }
 
 impl Default for GuardPolicy {
@@ -101,8 +111,9 @@ impl Default for GuardPolicy {
             smart_poll: Duration::from_secs(10),
             watch_poll: Duration::from_millis(250),
             tolerate: Vec::new(),
-            warn_only: vec![CRC_COUNTER.to_string()],
+            warn_only: vec![CRC_COUNTER.to_string(), NVME_ERROR_LOG_COUNTER.to_string()],
             max_degraded: None,
+            accept_survivor: Vec::new(),
         }
     }
 }

@@ -74,6 +74,7 @@ pub struct RawGuard {
     pub tolerate: Option<StrList>,
     pub halt_on: Option<StrList>,
     pub max_degraded: Option<Spanned<u32>>,
+    pub accept_survivor: Option<StrList>,
 }
 
 /// `[preflight]`
@@ -217,6 +218,7 @@ mod tests {
                     "tolerate",
                     "halt_on",
                     "max_degraded",
+                    "accept_survivor",
                 ],
             ),
             (fields_of::<RawOnHalt>(), &["say"]),

@@ -417,7 +417,8 @@ impl Scenario {
             if r.what == "runbook" || steps.contains(&r.id.as_str()) {
                 continue;
             }
-            if r.what == "[expect] step" && r.id == PREFLIGHT {
+            // Preflight asks too (a survivor that is at risk or failing).
+            if (r.what == "[expect] step" || r.what == "[answers]") && r.id == PREFLIGHT {
                 continue;
             }
             let help = match did_you_mean(&r.id, steps.iter().copied()) {

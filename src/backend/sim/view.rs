@@ -181,7 +181,8 @@ impl Hardware {
     }
 }
 
-/// Counters that come from SMART (read only in a full look).
+/// Counters that come from SMART (read only in a full look): `smart.*`
+/// (ATA), `nvme.*` and `scsi.*` (SAS/SCSI error counter log, grown defects).
 pub(crate) fn is_smart(counter: &str) -> bool {
-    counter.starts_with("smart.") || counter.starts_with("nvme.")
+    counter.starts_with("smart.") || counter.starts_with("nvme.") || counter.starts_with("scsi.")
 }

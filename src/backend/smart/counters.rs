@@ -9,8 +9,26 @@
 use std::collections::BTreeMap;
 
 use crate::backend::smart::json::{
-    AtaAttributes, AtaErrorLog, Count, NvmeHealth, Raw, ScsiErrorCounterLog, ScsiErrorCounters,
+    AtaAttribute, AtaAttributes, AtaErrorLog, AtaSelfTestLog, Count, NvmeHealth, NvmeSelfTestLog,
+    Raw, ScsiErrorCounterLog, ScsiErrorCounters, SelfTestStatus,
 };
+use crate::health::verdict::{WEAR_LEVELING_THRESHOLD, WEAR_LEVELING_VALUE};
+
+/// Counter name for the number of failed self-tests in the drive's log.
+pub(super) const SELF_TEST_FAILED: &str = "smart.self_test_failed";
+
+/// Attribute names (smartctl's drive database) that count remaining
+/// endurance in their normalized value: Samsung's and Micron's
+/// `Wear_Leveling_Count` (177/173), Intel's `Media_Wearout_Indicator` (233),
+/// SandForce's `SSD_Life_Left` (231), Crucial's `Percent_Lifetime_Remain`
+/// (202). Matched by name, because id 231 is the temperature on other drives.
+const WEAR_NAMES: [&str; 5] = [
+    "Wear_Leveling_Count",
+    "Media_Wearout_Indicator",
+    "SSD_Life_Left",
+    "Percent_Lifetime_Remain",
+    "Remaining_Lifetime_Perc",
+];
 
 /// Counter name for each ATA attribute id that is watched.
 const ATA_ATTRIBUTES: [(u32, &str); 6] = [
@@ -62,6 +80,105 @@ pub(super) fn ata(
     });
     if let Some(Count(n)) = logged {
         counters.insert("smart.error_log_count".to_owned(), n);
+    }
+    wear_leveling(&attributes.table, counters);
+}
+
+/// The most worn wear-levelling attribute: its normalized value and failure
+/// threshold (the verdict compares them; a value at or below the threshold
+/// is worn out).
+fn wear_leveling(table: &[AtaAttribute], counters: &mut BTreeMap<String, u64>) {
+    let worn = table
+        .iter()
+        .filter(|a| {
+            a.name
+                .as_deref()
+                .is_some_and(|n| WEAR_NAMES.iter().any(|w| n.eq_ignore_ascii_case(w)))
+        })
+        .filter_map(|a| match (a.value, a.thresh) {
+            (Some(Count(value)), Some(Count(thresh))) => Some((value, thresh)),
+            _ => None,
+        })
+        .min_by_key(|(value, thresh)| value.saturating_sub(*thresh));
+    if let Some((value, thresh)) = worn {
+        counters.insert(WEAR_LEVELING_VALUE.to_owned(), value);
+        counters.insert(WEAR_LEVELING_THRESHOLD.to_owned(), thresh);
+    }
+}
+
+/// Failed self-tests in the ATA self-test log (standard or extended).
+/// Status codes 3 to 8 are failures (fatal error, unknown, electrical,
+/// servo, read, handling damage); smartctl's own `passed: false` counts too.
+pub(super) fn ata_self_tests(log: &AtaSelfTestLog, counters: &mut BTreeMap<String, u64>) {
+    let tables = [&log.standard, &log.extended];
+    let failed = tables
+        .iter()
+        .filter_map(|part| part.as_ref())
+        .flat_map(|part| part.table.iter())
+        .filter(|test| {
+            test.status
+                .as_ref()
+                .is_some_and(|s| failed_status(s, 3..=8))
+        })
+        .count();
+    counters.insert(
+        SELF_TEST_FAILED.to_owned(),
+        u64::try_from(failed).unwrap_or(u64::MAX),
+    );
+}
+
+/// Failed self-tests in the NVMe self-test log: results 5 (fatal or unknown
+/// error), 6 (a segment failed, which one unknown) and 7 (segments failed).
+pub(super) fn nvme_self_tests(log: &NvmeSelfTestLog, counters: &mut BTreeMap<String, u64>) {
+    let failed = log
+        .table
+        .iter()
+        .filter(|test| {
+            test.self_test_result
+                .as_ref()
+                .is_some_and(|s| failed_status(s, 5..=7))
+        })
+        .count();
+    counters.insert(
+        SELF_TEST_FAILED.to_owned(),
+        u64::try_from(failed).unwrap_or(u64::MAX),
+    );
+}
+
+/// Failed self-tests among SCSI's `scsi_self_test_N` entries: results 3
+/// (unknown error) to 7 (failed in a segment). smartctl prints one key per
+/// entry, so they are read from the document as a whole.
+pub(super) fn scsi_self_tests(document: &serde_json::Value, counters: &mut BTreeMap<String, u64>) {
+    let Some(object) = document.as_object() else {
+        return;
+    };
+    let mut seen = false;
+    let mut failed = 0u64;
+    for (key, entry) in object {
+        if !key.starts_with("scsi_self_test_") {
+            continue;
+        }
+        seen = true;
+        let result = entry
+            .pointer("/result/value")
+            .and_then(serde_json::Value::as_u64);
+        if result.is_some_and(|r| (3..=7).contains(&r)) {
+            failed += 1;
+        }
+    }
+    if seen {
+        counters.insert(SELF_TEST_FAILED.to_owned(), failed);
+    }
+}
+
+/// Whether a self-test's status code is in `failing`. ATA's code is the
+/// high nibble of the execution status byte, which smartctl may print whole
+/// (`0x74` is "read failure, 40% remaining"). Without a code, smartctl's own
+/// `passed: false` decides.
+fn failed_status(status: &SelfTestStatus, failing: std::ops::RangeInclusive<u64>) -> bool {
+    match status.value {
+        Some(Count(v)) => failing.contains(&if v > 0x0F { v >> 4 } else { v }),
+        None => status.passed == Some(false),
     }
 }
 

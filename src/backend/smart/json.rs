@@ -27,6 +27,8 @@ pub(super) struct Report {
     pub nvme_smart_health_information_log: Option<NvmeHealth>,
     pub scsi_grown_defect_list: Option<Count>,
     pub scsi_error_counter_log: Option<ScsiErrorCounterLog>,
+    pub ata_smart_self_test_log: Option<AtaSelfTestLog>,
+    pub nvme_self_test_log: Option<NvmeSelfTestLog>,
 }
 
 impl Report {
@@ -104,6 +106,11 @@ pub(super) struct AtaAttributes {
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct AtaAttribute {
     pub id: u32,
+    /// The drive database's name, e.g. `Wear_Leveling_Count`.
+    pub name: Option<String>,
+    /// The normalized value and its failure threshold.
+    pub value: Option<Count>,
+    pub thresh: Option<Count>,
     /// `""`, `"now"` or `"past"`.
     pub when_failed: Option<String>,
     pub raw: Option<Raw>,
@@ -137,6 +144,45 @@ pub(super) struct NvmeHealth {
     pub percentage_used: Option<Count>,
     pub media_errors: Option<Count>,
     pub num_err_log_entries: Option<Count>,
+}
+
+/// The ATA self-test log: `-a` prints the `standard` one, `-x` the
+/// `extended` one.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct AtaSelfTestLog {
+    pub standard: Option<AtaSelfTestLogPart>,
+    pub extended: Option<AtaSelfTestLogPart>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct AtaSelfTestLogPart {
+    #[serde(default)]
+    pub table: Vec<AtaSelfTest>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct AtaSelfTest {
+    pub status: Option<SelfTestStatus>,
+}
+
+/// A self-test's outcome: the code the drive reported and, for ATA,
+/// smartctl's own judgement.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct SelfTestStatus {
+    pub value: Option<Count>,
+    pub passed: Option<bool>,
+}
+
+/// The NVMe self-test log (smartctl 7.3 and later print it with `-a`).
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct NvmeSelfTestLog {
+    #[serde(default)]
+    pub table: Vec<NvmeSelfTest>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct NvmeSelfTest {
+    pub self_test_result: Option<SelfTestStatus>,
 }
 
 /// `gigabytes_processed` is a string in this log; it is not declared, so

@@ -238,7 +238,8 @@ fn interpret(stdout: &str, exit_code: Option<i32>, dev: Option<&str>) -> Result<
         }
     };
 
-    match collect(&report, protocol) {
+    let self_test_bit = bits.is_some_and(ExitBits::self_test_errors);
+    match collect(&report, protocol, stdout, self_test_bit) {
         Ok(counters) => Ok((passed, counters)),
         // A failing verdict stands even without counters: reporting it
         // unreadable would let an optional SMART probe pass a failing drive.
@@ -254,6 +255,8 @@ fn interpret(stdout: &str, exit_code: Option<i32>, dev: Option<&str>) -> Result<
 fn collect(
     report: &Report,
     protocol: Option<Protocol>,
+    stdout: &str,
+    self_test_bit: bool,
 ) -> Result<BTreeMap<String, u64>, &'static str> {
     let mut found = BTreeMap::new();
     match protocol {
@@ -263,6 +266,9 @@ fn collect(
                 .as_ref()
                 .ok_or("no ATA SMART attribute table")?;
             counters::ata(attributes, report.ata_smart_error_log.as_ref(), &mut found);
+            if let Some(log) = &report.ata_smart_self_test_log {
+                counters::ata_self_tests(log, &mut found);
+            }
         }
         Some(Protocol::Nvme) => {
             let log = report
@@ -270,15 +276,32 @@ fn collect(
                 .as_ref()
                 .ok_or("no NVMe SMART/health information log")?;
             counters::nvme(log, &mut found);
+            if let Some(log) = &report.nvme_self_test_log {
+                counters::nvme_self_tests(log, &mut found);
+            }
         }
         // SCSI log pages are optional; a drive without them still has a
         // verdict, and whatever counters it has are read.
-        Some(Protocol::Scsi) => counters::scsi(
-            report.scsi_grown_defect_list,
-            report.scsi_error_counter_log.as_ref(),
-            &mut found,
-        ),
+        Some(Protocol::Scsi) => {
+            counters::scsi(
+                report.scsi_grown_defect_list,
+                report.scsi_error_counter_log.as_ref(),
+                &mut found,
+            );
+            if let Ok(document) = serde_json::from_str::<serde_json::Value>(stdout) {
+                counters::scsi_self_tests(&document, &mut found);
+            }
+        }
         None => return Err("no device protocol and no SMART counters"),
+    }
+    // Exit status bit 7 says the self-test log holds errors; if the log
+    // itself was not printed or not understood, the bit still counts.
+    if self_test_bit
+        && found
+            .get(counters::SELF_TEST_FAILED)
+            .is_none_or(|n| *n == 0)
+    {
+        found.insert(counters::SELF_TEST_FAILED.to_owned(), 1);
     }
     Ok(found)
 }

@@ -59,6 +59,12 @@ impl ExitBits {
         self.0 & 0b1000 != 0
     }
 
+    /// Bit 7: the self-test log contains errors (ATA: failures that a later
+    /// successful extended test has not outdated).
+    pub fn self_test_errors(self) -> bool {
+        self.0 & 0x80 != 0
+    }
+
     /// `exit status 6: device open failed, ...; some SMART or ATA command failed, ...`
     pub fn describe(self) -> String {
         let meanings = describe_exit_status(i32::from(self.0));

@@ -632,3 +632,24 @@ fn healthy_swap_from_the_shipped_answers_file() {
          \x20 ok: sdc is rebuilding\n"
     );
 }
+
+#[test]
+fn a_reason_to_override_is_never_made_up_by_the_simulated_technician() {
+    let reason = Question {
+        step_id: "preflight".into(),
+        prompt: "type the reason".into(),
+        kind: QuestionKind::Reason,
+    };
+    let (mut op, buf) = operator(&[], true);
+    assert_eq!(op.ask(&reason).ok(), Some(Answer::Text(String::new())));
+    assert!(buf.contents().contains("(simulated technician)"));
+
+    let (mut op, _) = operator(&[("preflight", &["ticket OPS-1: lead approved"])], false);
+    assert_eq!(
+        op.ask(&reason).ok(),
+        Some(Answer::Text("ticket OPS-1: lead approved".into()))
+    );
+    // Without a scripted answer and no simulated technician: an error.
+    let (mut op, _) = operator(&[], false);
+    assert!(err_text(op.ask(&reason)).contains("add `preflight = \"...\"`"));
+}
