@@ -41,21 +41,26 @@
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
 use nix::fcntl::{OFlag, openat};
-use nix::sys::stat::{FileStat, Mode, fstat, fstatat, mkdirat};
+use nix::sys::stat::{Mode, fstat, fstatat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+mod handles;
+mod map;
+
+use handles::{own_dir, replaced, with_deadline, write_synced};
 
 /// Alignment for `O_DIRECT` buffers, offsets and lengths.
 pub const ALIGN: u64 = 4096;
@@ -67,11 +72,6 @@ pub const CANARY_DIR: &str = ".swapguard";
 /// How long one read-back of the canary (the file and every member's copy)
 /// may take before it counts as a fault.
 pub const READ_DEADLINE: Duration = Duration::from_secs(10);
-
-/// Filesystems whose FIEMAP `fe_physical` is a byte offset on their block device.
-const EXT_MAGIC: i64 = 0xEF53;
-const XFS_MAGIC: i64 = 0x5846_5342;
-const BTRFS_MAGIC: i64 = 0x9123_683E;
 
 /// One extent of the canary file, as FIEMAP reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,110 +308,6 @@ impl FileCanary {
         }
         Ok(planted)
     }
-
-    /// Find the block device under `path` and, for md RAID1, each member's
-    /// copy. `Err` says why per-member copies cannot be read.
-    fn map(
-        &self,
-        file: &File,
-        device: Option<&str>,
-    ) -> std::result::Result<(String, Vec<Extent>, Vec<Copy>), String> {
-        let fs_type = nix::sys::statfs::fstatfs(file)
-            .map_err(|e| format!("cannot tell the filesystem type ({e})"))?
-            .filesystem_type()
-            .0 as i64;
-        let device = match device {
-            Some(d) => d.to_string(),
-            None => self.device_of(file)?,
-        };
-        let extents = extents(file)?;
-        if fs_type == BTRFS_MAGIC {
-            return Err("on btrfs FIEMAP gives btrfs' own logical addresses, not device offsets, so each copy cannot be read directly; btrfs checksums its data and reports a wrong copy as an I/O error, and the file itself is re-read with O_DIRECT".into());
-        }
-        if fs_type != EXT_MAGIC && fs_type != XFS_MAGIC {
-            return Err(format!(
-                "FIEMAP offsets are trusted for ext2/3/4 and XFS only (this filesystem's type is {fs_type:#x}); the file itself is re-read with O_DIRECT"
-            ));
-        }
-        let sys = self.root.join("sys/class/block").join(&device);
-        let (disk, start) = if sys.join("partition").exists() {
-            let start: u64 = read_number(&sys.join("start"))?;
-            let parent = std::fs::canonicalize(&sys)
-                .ok()
-                .and_then(|p| {
-                    p.parent()
-                        .and_then(|p| p.file_name())
-                        .map(|n| n.to_string_lossy().into_owned())
-                })
-                .ok_or_else(|| {
-                    format!("cannot find the disk that partition `{device}` belongs to")
-                })?;
-            (parent, start * 512)
-        } else {
-            (device.clone(), 0)
-        };
-        let md = self.root.join("sys/block").join(&disk).join("md");
-        if !md.is_dir() {
-            return Ok((device, extents, Vec::new()));
-        }
-        let level = std::fs::read_to_string(md.join("level"))
-            .map_err(|e| format!("cannot read the level of `{disk}`: {e}"))?;
-        let level = level.trim();
-        if level != "raid1" {
-            return Err(format!(
-                "`{disk}` is {level}: its members hold stripes and parity, not copies, so a member cannot be checked on its own; the file itself is re-read with O_DIRECT"
-            ));
-        }
-        let mut copies = Vec::new();
-        let entries =
-            std::fs::read_dir(&md).map_err(|e| format!("cannot list `{}`: {e}", md.display()))?;
-        let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter_map(|n| n.strip_prefix("dev-").map(str::to_string))
-            .collect();
-        names.sort();
-        for member in names {
-            let dir = md.join(format!("dev-{member}"));
-            let state = std::fs::read_to_string(dir.join("state")).unwrap_or_default();
-            // Only members md reads from hold a current copy.
-            if !state.split(',').any(|s| s.trim() == "in_sync") {
-                continue;
-            }
-            let offset: u64 = read_number(&dir.join("offset"))?;
-            let base = offset * 512 + start;
-            copies.push(Copy {
-                member: member.clone(),
-                device: self.root.join("dev").join(&member),
-                ranges: extents
-                    .iter()
-                    .map(|e| (e.logical, base + e.physical, e.length))
-                    .collect(),
-            });
-        }
-        if copies.is_empty() {
-            return Err(format!(
-                "`{disk}` has no in-sync member to read a copy from"
-            ));
-        }
-        Ok((device, extents, copies))
-    }
-
-    /// `md0` for a file on `/dev/md0`, from the file's `st_dev`.
-    fn device_of(&self, file: &File) -> std::result::Result<String, String> {
-        let meta = file
-            .metadata()
-            .map_err(|e| format!("cannot stat the canary: {e}"))?;
-        let dev = meta.dev();
-        let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
-        let link = self.root.join(format!("sys/dev/block/{major}:{minor}"));
-        std::fs::canonicalize(&link)
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .ok_or_else(|| {
-                format!("the filesystem is on device {major}:{minor}, which is no block device in sysfs (a virtual or network filesystem?)")
-            })
-    }
 }
 
 impl Canaries for FileCanary {
@@ -503,87 +399,6 @@ impl Canaries for FileCanary {
     }
 }
 
-/// Run `f` on a thread of its own and wait for it until `deadline`; after
-/// that, give up waiting and return the channel its result will come on.
-/// A read stuck in the kernel cannot be cancelled, but it no longer holds
-/// the caller.
-fn with_deadline<T: Send + 'static>(
-    deadline: Duration,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> std::result::Result<T, Receiver<T>> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(deadline) {
-        Ok(v) => Ok(v),
-        Err(_) => Err(rx),
-    }
-}
-
-/// Why the name no longer stands for the planted inode, if it does not.
-fn replaced(now: nix::Result<FileStat>, planted: (u64, u64)) -> Option<String> {
-    match now {
-        Ok(st) if (st.st_dev, st.st_ino) == planted => None,
-        Ok(st) => Some(format!(
-            "was replaced behind swapguard's back (a {} stands in its place now)",
-            file_kind(st.st_mode)
-        )),
-        Err(nix::errno::Errno::ENOENT) => Some("was removed behind swapguard's back".into()),
-        Err(e) => Some(format!("cannot be looked up ({e})")),
-    }
-}
-
-fn file_kind(mode: u32) -> &'static str {
-    match mode & nix::libc::S_IFMT {
-        nix::libc::S_IFREG => "different file",
-        nix::libc::S_IFIFO => "FIFO",
-        nix::libc::S_IFLNK => "symlink",
-        nix::libc::S_IFDIR => "directory",
-        nix::libc::S_IFSOCK => "socket",
-        nix::libc::S_IFBLK | nix::libc::S_IFCHR => "device node",
-        _ => "something else",
-    }
-}
-
-/// Create `.swapguard` in `parent` (mode 0700) or open the one there, and
-/// check it is a real directory owned by this user that no one else may
-/// enter. Returns it held open.
-fn own_dir(parent: &OwnedFd, dir: &Path) -> Result<OwnedFd> {
-    let shown = dir.join(CANARY_DIR);
-    match mkdirat(parent, CANARY_DIR, Mode::S_IRWXU) {
-        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-        Err(e) => {
-            return Err(std::io::Error::from(e))
-                .with_context(|| format!("cannot create `{}`", shown.display()));
-        }
-    }
-    let fd = openat(
-        parent,
-        CANARY_DIR,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(std::io::Error::from)
-    .with_context(|| {
-        format!(
-            "cannot open `{}` (it must be a directory, not a symlink)",
-            shown.display()
-        )
-    })?;
-    let st = fstat(&fd).with_context(|| format!("cannot stat `{}`", shown.display()))?;
-    let me = nix::unistd::geteuid().as_raw();
-    if st.st_uid != me || st.st_mode & 0o077 != 0 {
-        bail!(
-            "`{}` must be owned by uid {me} with mode 0700 (it is owned by uid {} with mode {:o}); someone else may have made it: remove it and run again",
-            shown.display(),
-            st.st_uid,
-            st.st_mode & 0o7777
-        );
-    }
-    Ok(fd)
-}
-
 /// Read the file and every member's copy back and compare.
 fn read_back(reads: &Reads) -> Vec<Fault> {
     let mut faults = Vec::new();
@@ -628,51 +443,6 @@ fn read_back(reads: &Reads) -> Vec<Fault> {
         }));
     }
     faults
-}
-
-/// FIEMAP extents covering the whole file, or why they cannot be used.
-fn extents(file: &File) -> std::result::Result<Vec<Extent>, String> {
-    use fiemap::FiemapExtentFlags as F;
-    let size = file.metadata().map_err(|e| e.to_string())?.len();
-    let mut out = Vec::new();
-    for extent in fiemap::Fiemap::with_flags(file, fiemap::FiemapFlags::SYNC) {
-        let e = extent.map_err(|e| format!("FIEMAP is not available here ({e})"))?;
-        let unusable = F::UNKNOWN
-            | F::DELALLOC
-            | F::ENCODED
-            | F::DATA_ENCRYPTED
-            | F::DATA_INLINE
-            | F::DATA_TAIL
-            | F::UNWRITTEN
-            | F::NOT_ALIGNED;
-        if e.fe_flags.intersects(unusable) {
-            return Err(format!(
-                "an extent of the canary is stored in a way that cannot be read from the device directly ({:?})",
-                e.fe_flags
-            ));
-        }
-        out.push(Extent {
-            logical: e.fe_logical,
-            physical: e.fe_physical,
-            length: e.fe_length,
-        });
-    }
-    out.sort_by_key(|e| e.logical);
-    let mut covered = 0;
-    for e in &out {
-        if e.logical != covered {
-            return Err(format!(
-                "FIEMAP leaves a hole in the canary at byte {covered}"
-            ));
-        }
-        covered = e.logical + e.length;
-    }
-    if covered < size {
-        return Err(format!(
-            "FIEMAP maps only {covered} of the canary's {size} bytes"
-        ));
-    }
-    Ok(out)
 }
 
 /// Compare what came back with what was written.
@@ -740,41 +510,12 @@ fn read_direct_from(file: &File, offset: u64, len: usize) -> std::io::Result<Vec
     Ok(window[skip..skip + len].to_vec())
 }
 
-/// Create `name` in `dir` (never through a link, never an existing file),
-/// write `content` and sync the file and the directory.
-fn write_synced(dir: &OwnedFd, name: &str, path: &Path, content: &[u8]) -> Result<()> {
-    let fd = openat(
-        dir,
-        name,
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::S_IRUSR | Mode::S_IWUSR,
-    )
-    .map_err(std::io::Error::from)
-    .with_context(|| format!("cannot create the canary `{}`", path.display()))?;
-    let mut file = File::from(fd);
-    file.write_all(content)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write the canary `{}`", path.display()))?;
-    nix::unistd::fsync(dir)
-        .map_err(std::io::Error::from)
-        .with_context(|| format!("cannot sync the directory of `{}`", path.display()))?;
-    Ok(())
-}
-
 fn random_bytes(n: usize) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; n];
     File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut buf))
         .context("cannot read /dev/urandom for the canary's content")?;
     Ok(buf)
-}
-
-fn read_number(path: &Path) -> std::result::Result<u64, String> {
-    std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?
-        .trim()
-        .parse()
-        .map_err(|e| format!("`{}` is not a number: {e}", path.display()))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -897,7 +638,7 @@ mod tests {
         };
         let path = PathBuf::from(&planted.path);
         let meta = std::fs::metadata(dir.path().join(CANARY_DIR)).unwrap();
-        assert_eq!(meta.mode() & 0o7777, 0o700);
+        assert_eq!(std::os::unix::fs::MetadataExt::mode(&meta) & 0o7777, 0o700);
         std::fs::rename(&path, path.with_extension("moved")).unwrap();
         nix::unistd::mkfifo(&path, Mode::S_IRWXU).unwrap();
         let faults = canary.verify().unwrap();

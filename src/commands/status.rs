@@ -70,7 +70,15 @@ struct LastKnown {
 }
 
 pub fn status(config: &Config, json: bool, smart: bool) -> Result<i32> {
-    let processes = ProcessRunner::from_state_dir(&config.state_dir)?;
+    // `status` is read-only and often run by other users, who cannot read
+    // root's state directory: the default search path is the safe fallback.
+    let processes = ProcessRunner::from_state_dir(&config.state_dir).unwrap_or_else(|e| {
+        eprintln!(
+            "warning: {}; using the default search path",
+            crate::sanitize::sanitize(&format!("{e:#}"), false)
+        );
+        ProcessRunner::default()
+    });
     let mut backend = MdBackend::real(config.sysroot.clone(), processes);
     let names = backend.arrays()?;
     let depth = if smart { Depth::Full } else { Depth::Fast };

@@ -69,6 +69,11 @@ impl Walk<'_, '_> {
                 Ok(None) => {}
                 Err(e) => break Stop::Error(e),
             }
+            if let Err(stop) = self.watch_once(step) {
+                break stop;
+            }
+            // Said once the command has outlived one turn of the watch, so
+            // a quick `mdadm --fail` does not clutter the screen.
             if !told {
                 told = true;
                 self.run.operator.note(
@@ -78,9 +83,6 @@ impl Walk<'_, '_> {
                         false,
                     ),
                 );
-            }
-            if let Err(stop) = self.watch_once(step) {
-                break stop;
             }
         };
         let (output, what) = match step.on_halt {
