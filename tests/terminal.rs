@@ -239,11 +239,24 @@ fn failing_survivor_path(dir: &Path) -> String {
     std::fs::write(&path, script).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
+    // Programs come from the state directory's search path, never PATH.
+    let search = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display());
+    let state = dir.join("state");
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(&state)
+        .unwrap();
+    let mut config = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(state.join("config.toml"))
+        .unwrap();
+    use std::io::Write;
+    writeln!(config, "path = {search:?}").unwrap();
+    search
 }
 
 #[test]

@@ -371,11 +371,30 @@ fn fake_smartctl(t: &Scratch, by_device: &[(&str, serde_json::Value)]) -> String
     std::fs::write(&path, script).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
+    // Programs come from the state directory's search path, never PATH.
+    let search = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display());
+    write_config(&t.state(), &search);
+    search
+}
+
+/// `config.toml` in a fresh private state directory: programs are looked
+/// up in `search`.
+fn write_config(state: &std::path::Path, search: &str) {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(state)
+        .unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(state.join("config.toml"))
+        .unwrap();
+    use std::io::Write;
+    writeln!(f, "path = {search:?}").unwrap();
 }
 
 fn fixture(name: &str) -> serde_json::Value {
