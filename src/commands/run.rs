@@ -53,7 +53,13 @@ pub fn run(
             // the physical steps ran.
             let op = ScriptedOperator::from_file(path, Box::new(std::io::stdout()))
                 .map_err(|e| Diagnostics(format!("{e:#}")))?;
-            op.check_step_ids(runbook.steps.iter().map(|s| s.id.as_str()))
+            op.check_step_ids(
+                runbook
+                    .steps
+                    .iter()
+                    .map(|s| s.id.as_str())
+                    .chain(std::iter::once(crate::engine::PREFLIGHT_QUESTIONS)),
+            )
                 .map_err(|e| UsageError(format!("{e:#} (in `{}`)", path.display())))?;
             Box::new(op)
         }

@@ -168,6 +168,9 @@ pub(crate) struct Walk<'r, 'a> {
     /// Warnings already given (counter rises the policy only warns about),
     /// so each is said once.
     warned: std::collections::BTreeSet<String>,
+    /// Preflight's questions answered before an interruption (question,
+    /// answer); a resumed preflight uses them instead of asking again.
+    answered_before: Vec<(String, String)>,
     /// The data canary, when the runbook names one.
     canary: canary::Watch,
 }
@@ -352,6 +355,7 @@ fn walk(run: &mut Run<'_>, array: &str) -> WalkResult {
         leds_on: Vec::new(),
         last_full_ms: baseline.at_ms,
         warned: std::collections::BTreeSet::new(),
+        answered_before: Vec::new(),
         canary: canary::Watch::new(),
         baseline,
         run,

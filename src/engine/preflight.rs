@@ -306,19 +306,10 @@ impl Walk<'_, '_> {
                  swapguard refuses to go on. To go on anyway, type the reason (at least {MIN_REASON_CHARS} \
                  characters; it goes into the journal and the report); an empty line keeps the refusal"
             );
-            let answer = self.run.operator.ask(&Question {
+            let reason = self.preflight_answer(Question {
                 step_id: PREFLIGHT.into(),
-                prompt: prompt.clone(),
+                prompt,
                 kind: QuestionKind::Reason,
-            })?;
-            let reason = match answer {
-                Answer::Text(t) => t.trim().to_string(),
-                Answer::Yes | Answer::No => String::new(),
-            };
-            self.record(Event::Answer {
-                step: PREFLIGHT.into(),
-                question: prompt,
-                answer: reason.clone(),
             })?;
             if reason.chars().count() < MIN_REASON_CHARS {
                 let mut reasons = judgement.failing;
@@ -358,21 +349,12 @@ impl Walk<'_, '_> {
                 "A survivor is at risk, and during the swap it holds the data the new drive is built from. \
                  Type `{AT_RISK_WORD}` to go on with it; anything else stops here, with nothing touched"
             );
-            let answer = self.run.operator.ask(&Question {
+            let typed = self.preflight_answer(Question {
                 step_id: PREFLIGHT.into(),
-                prompt: prompt.clone(),
+                prompt,
                 kind: QuestionKind::TypeExact {
                     expected: AT_RISK_WORD.into(),
                 },
-            })?;
-            let typed = match answer {
-                Answer::Text(t) => t.trim().to_string(),
-                Answer::Yes | Answer::No => String::new(),
-            };
-            self.record(Event::Answer {
-                step: PREFLIGHT.into(),
-                question: prompt,
-                answer: typed.clone(),
             })?;
             if typed != AT_RISK_WORD {
                 return Err(Stop::Abort {
@@ -389,5 +371,37 @@ impl Walk<'_, '_> {
             })?;
         }
         Ok(())
+    }
+
+    /// The answer to a preflight question: the one journaled before an
+    /// interruption (a resumed preflight judges the same journaled
+    /// baseline, so it asks the same question), else the technician's, which
+    /// is journaled at once.
+    fn preflight_answer(&mut self, question: Question) -> Result<String, Stop> {
+        if let Some(at) = self
+            .answered_before
+            .iter()
+            .position(|(q, _)| *q == question.prompt)
+        {
+            let (_, answer) = self.answered_before.remove(at);
+            self.run.operator.note(
+                NoteLevel::Info,
+                &format!(
+                    "answered before the interruption: {}",
+                    sanitize(&answer, false)
+                ),
+            );
+            return Ok(answer);
+        }
+        let answer = match self.run.operator.ask(&question)? {
+            Answer::Text(t) => t.trim().to_string(),
+            Answer::Yes | Answer::No => String::new(),
+        };
+        self.record(Event::Answer {
+            step: PREFLIGHT.into(),
+            question: question.prompt,
+            answer: answer.clone(),
+        })?;
+        Ok(answer)
     }
 }

@@ -206,6 +206,7 @@ fn resume_walk(run: &mut Run<'_>, array: &str, j: &Journaled, baseline: Snapshot
         last_full_ms: baseline.at_ms,
         canary: canary::Watch::new(),
         warned: std::collections::BTreeSet::new(),
+        answered_before: j.preflight_answers.clone(),
         baseline,
         run,
     };

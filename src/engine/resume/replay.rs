@@ -37,6 +37,11 @@ pub struct Journaled {
     pub leds_on: Vec<String>,
     /// Answers given, per step, over the whole session.
     pub answers: BTreeMap<String, usize>,
+    /// Preflight's questions answered (about a survivor that is not
+    /// healthy), question and answer. Preflight judges the journaled
+    /// baseline again on resume, so the same questions come up; their
+    /// answers are not asked for twice.
+    pub preflight_answers: Vec<(String, String)>,
     /// How the run ended, if it did.
     pub ended: Option<Ended>,
     /// Whole entries read.
@@ -183,6 +188,10 @@ impl Journaled {
                 *count = count.saturating_add(1);
                 if let Some(u) = self.unfinished.as_mut().filter(|u| u.step == step) {
                     u.answers.push((text(e, "question"), text(e, "answer")));
+                }
+                if step == crate::engine::PREFLIGHT_QUESTIONS {
+                    self.preflight_answers
+                        .push((text(e, "question"), text(e, "answer")));
                 }
             }
             "command" => {
