@@ -7,7 +7,9 @@ use anyhow::Result;
 
 use crate::cli::Config;
 use crate::clock::SystemClock;
-use crate::commands::{Diagnostics, Setup, UsageError, guarded, load_trusted_runbook, real_backend};
+use crate::commands::{
+    Diagnostics, Setup, UsageError, guarded, load_trusted_runbook, real_backend,
+};
 use crate::exit;
 use crate::operator::Operator;
 use crate::operator::scripted::ScriptedOperator;
@@ -60,7 +62,7 @@ pub fn run(
                     .map(|s| s.id.as_str())
                     .chain(std::iter::once(crate::engine::PREFLIGHT_QUESTIONS)),
             )
-                .map_err(|e| UsageError(format!("{e:#} (in `{}`)", path.display())))?;
+            .map_err(|e| UsageError(format!("{e:#} (in `{}`)", path.display())))?;
             Box::new(op)
         }
         None => Box::new(TerminalOperator::new().map_err(|e| UsageError(format!("{e:#}")))?),
