@@ -391,6 +391,75 @@ fn section_rules() {
             )],
         ),
         (
+            "guard: lint_fails_open_on_counter_names: misspelt halt_on counter",
+            "[on_halt]",
+            "[guard]\nhalt_on = [\"smart.udma_crc_eror_count\"]\n\n[on_halt]",
+            &[(
+                E,
+                "halt_on = [|\"smart",
+                "unknown counter in `halt_on`: `smart.udma_crc_eror_count`",
+                "did you mean `smart.udma_crc_error_count`?",
+            )],
+        ),
+        (
+            "guard: lint_fails_open_on_counter_names: misspelt tolerate counter",
+            "[on_halt]",
+            "[guard]\ntolerate = [\"md.erors\"]\n\n[on_halt]",
+            &[(
+                E,
+                "tolerate = [|\"md",
+                "unknown counter in `tolerate`: `md.erors`",
+                "did you mean `md.errors`?",
+            )],
+        ),
+        (
+            "guard: lint_fails_open_on_counter_names: unknown counter lists the known ones",
+            "[on_halt]",
+            "[guard]\nhalt_on = [\"zfs.checksum\"]\n\n[on_halt]",
+            &[(
+                E,
+                "halt_on = [|\"zfs",
+                "unknown counter in `halt_on`: `zfs.checksum`",
+                "`md.errors`",
+            )],
+        ),
+        (
+            "guard: lint_fails_open_on_counter_names: halt_on name without a source",
+            "[on_halt]",
+            "[guard]\nhalt_on = [\"udma_crc_error_count\"]\n\n[on_halt]",
+            &[(
+                E,
+                "halt_on = [|\"udma",
+                "`udma_crc_error_count` is not a counter name",
+                "`<source>.<name>`",
+            )],
+        ),
+        (
+            "guard: every counter a backend produces is accepted",
+            "[on_halt]",
+            "[guard]\nhalt_on = [\"kernel.io_errors\", \"nvme.media_errors\", \"io.ioerr_cnt\"]\n\n[on_halt]",
+            &[
+                (
+                    W,
+                    "[|\"kernel",
+                    "a rise of `kernel.io_errors` already halts",
+                    "",
+                ),
+                (
+                    W,
+                    ", |\"nvme.media",
+                    "a rise of `nvme.media_errors` already halts",
+                    "",
+                ),
+                (
+                    W,
+                    ", |\"io.ioerr",
+                    "a rise of `io.ioerr_cnt` already halts",
+                    "",
+                ),
+            ],
+        ),
+        (
             "guard: bad duration",
             "[on_halt]",
             "[guard]\nsmart_poll = \"10 parsecs\"\n\n[on_halt]",
