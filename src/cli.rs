@@ -87,19 +87,27 @@ enum Cmd {
         answers: Option<PathBuf>,
     },
     /// Check runbook files and report every problem with its line and column.
-    #[command(after_help = "Examples:\n  swapguard lint runbooks/*.toml")]
+    #[command(
+        after_help = "Examples:\n  swapguard lint runbooks/md-replace-member.toml\n  swapguard lint runbooks/\n  swapguard lint runbooks/*.toml"
+    )]
     Lint {
-        #[arg(required = true)]
+        /// Runbook files, or folders: every runbook (`*.toml` without a
+        /// `[scenario]` table) directly in a folder is linted.
+        #[arg(required = true, value_name = "PATH")]
         files: Vec<PathBuf>,
     },
     /// Walk a runbook against a simulated array described by a scenario file,
     /// on the same engine as a real run, and check the scenario's expectation.
     #[command(
         name = "dry-run",
-        after_help = format!("Examples:\n  swapguard dry-run runbooks/md-replace-member.toml --scenario runbooks/scenarios/md-replace-member/healthy.toml\n\n{}", exit::TABLE)
+        after_help = format!("Examples:\n  swapguard dry-run --scenario runbooks/scenarios/md-replace-member/healthy.toml\n  swapguard dry-run runbooks/md-replace-member.toml --scenario runbooks/scenarios/md-replace-member/healthy.toml\n  swapguard dry-run --scenario runbooks/scenarios/md-replace-member/survivor-write-errors-during-pull.toml --exit-with-outcome\n\n{}", exit::TABLE)
     )]
     DryRun {
-        runbook: PathBuf,
+        /// The runbook to walk [default: the one the scenario names in
+        /// `[scenario] runbook`]; given, it must be that same file.
+        runbook: Option<PathBuf>,
+        /// Scenario file: the simulated array, what happens during the run,
+        /// the technician's answers and the outcome expected.
         #[arg(long, value_name = "FILE")]
         scenario: PathBuf,
         /// Exit with the run's own code (3 halted, 4 refused, ...) instead of
@@ -315,7 +323,7 @@ pub enum Command {
         files: Vec<PathBuf>,
     },
     DryRun {
-        runbook: PathBuf,
+        runbook: Option<PathBuf>,
         scenario: PathBuf,
         exit_with_outcome: bool,
     },

@@ -60,7 +60,7 @@ pub fn dispatch(config: &Config) -> Result<i32> {
             runbook,
             scenario,
             exit_with_outcome,
-        } => dry_run::dry_run(config, runbook, scenario, *exit_with_outcome),
+        } => dry_run::dry_run(config, runbook.as_deref(), scenario, *exit_with_outcome),
         Command::Status { json, smart } => status::status(config, *json, *smart),
         Command::Demo => demo::demo(),
         Command::Quarantine(action) => quarantine::quarantine(config, action),

