@@ -193,9 +193,67 @@ fn dry_run_refuses_a_runbook_the_scenario_is_not_for() {
     );
 }
 
-#[allow(dead_code)]
-fn read_all(mut r: impl Read) -> String {
-    let mut s = String::new();
-    let _ = r.read_to_string(&mut s);
-    s
+/// Run with stdout a pipe whose reading end is already closed, so the
+/// first write fails with EPIPE, every time (no race with a reader).
+fn with_closed_stdout(state: &Path, args: &[&str]) -> (i32, String) {
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    drop(reader);
+    let mut child = Command::new(BIN)
+        .current_dir(root())
+        .args(args)
+        .arg("--state-dir")
+        .arg(state)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    (status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn broken_pipes_end_output_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    for (args, want) in [
+        (&["status", "--json"][..], 0),
+        (&["status", "--no-smart"][..], 0),
+        (&["completions", "bash"][..], 0),
+        (&["man"][..], 0),
+        (&["demo"][..], 0),
+        (&["journal", "list"][..], 0),
+        (&["quarantine", "list"][..], 0),
+        (&["plan", "runbooks/md-replace-member.toml"][..], 0),
+        (&["lint", "runbooks"][..], 0),
+        (&["--help"][..], 0),
+        (&["--version"][..], 0),
+        (
+            &[
+                "dry-run",
+                "--scenario",
+                "runbooks/scenarios/md-replace-member/healthy.toml",
+            ][..],
+            0,
+        ),
+    ] {
+        let (code, stderr) = with_closed_stdout(&state, args);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+        assert_eq!(code, want, "{args:?}: {stderr}");
+    }
+    // The command's own verdict survives the closed pipe: lint errors are
+    // still exit 2.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[runbook]\n").unwrap();
+    let (code, stderr) = with_closed_stdout(&state, &["lint", bad.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
 }

@@ -18,7 +18,12 @@ pub fn completions(shell: Shell, out: &mut dyn Write) -> Result<i32> {
         Shell::Zsh => clap_complete::Shell::Zsh,
         Shell::Fish => clap_complete::Shell::Fish,
     };
-    clap_complete::generate(generator, &mut cmd, "swapguard", out);
+    // clap_complete panics on a write error; render first, then write.
+    let mut text = Vec::new();
+    clap_complete::generate(generator, &mut cmd, "swapguard", &mut text);
+    out.write_all(&text)
+        .and_then(|()| out.flush())
+        .context("cannot write the completions")?;
     Ok(exit::SUCCESS)
 }
 
@@ -27,9 +32,13 @@ pub fn completions(shell: Shell, out: &mut dyn Write) -> Result<i32> {
 pub fn man(dir: Option<&Path>, out: &mut dyn Write) -> Result<i32> {
     let cmd = cli::command();
     match dir {
-        None => clap_mangen::Man::new(cmd)
-            .render(out)
-            .context("cannot write the man page")?,
+        None => {
+            let mut text = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut text)?;
+            out.write_all(&text)
+                .and_then(|()| out.flush())
+                .context("cannot write the man page")?;
+        }
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create `{}`", dir.display()))?;

@@ -56,7 +56,7 @@ pub fn dry_run(
         &mut std::io::stdout(),
     )?;
     if exit_with_outcome {
-        println!("outcome: {}", outcome.kind());
+        crate::outln!("outcome: {}", outcome.kind())?;
         return Ok(exit::for_outcome(&outcome));
     }
     Ok(judge(&outcome, &scenario.expect, &mut std::io::stdout()))

@@ -80,47 +80,47 @@ pub fn verify(config: &Config, session: &str) -> Result<i32> {
         String::new()
     };
     if v.is_intact() {
-        println!(
+        crate::outln!(
             "journal `{}`: {} entries, hash chain intact{torn}\nhead: {}",
             path.display(),
             v.entries,
             v.head
-        );
+        )?;
         return Ok(exit::SUCCESS);
     }
-    println!(
+    crate::outln!(
         "journal `{}`: hash chain BROKEN ({} entries read{torn})",
         path.display(),
         v.entries
-    );
+    )?;
     for p in &v.problems {
-        println!("  - {p}");
+        crate::outln!("  - {p}")?;
     }
-    println!(
+    crate::outln!(
         "the journal was changed after it was written; keep this copy and compare it with the report attached to the ticket"
-    );
+    )?;
     Ok(exit::FAILURE)
 }
 
 pub fn list(config: &Config) -> Result<i32> {
     let paths = sessions(&config.state_dir)?;
     if paths.is_empty() {
-        println!(
+        crate::outln!(
             "no sessions under `{}`",
             config.state_dir.join("sessions").display()
-        );
+        )?;
         return Ok(exit::SUCCESS);
     }
     for path in paths {
         let name = session_name(&path);
         match Journaled::read(&path) {
-            Ok(j) => println!(
+            Ok(j) => crate::outln!(
                 "{name}  array {}  started {}  {}",
                 sanitize(j.array().unwrap_or("?"), false),
                 j.started_at,
                 state_line(&j)
-            ),
-            Err(e) => println!("{name}  unreadable: {}", sanitize(&format!("{e:#}"), false)),
+            )?,
+            Err(e) => crate::outln!("{name}  unreadable: {}", sanitize(&format!("{e:#}"), false))?,
         }
     }
     Ok(exit::SUCCESS)

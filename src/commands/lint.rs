@@ -9,7 +9,7 @@ use crate::runbook::lint;
 
 pub fn lint(files: &[PathBuf]) -> Result<i32> {
     let report = lint::lint_paths(files);
-    print!("{}", lint::render(&report));
+    crate::out!("{}", lint::render(&report))?;
     Ok(if lint::has_errors(&report) {
         exit::USAGE
     } else {

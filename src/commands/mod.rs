@@ -66,8 +66,8 @@ pub fn dispatch(config: &Config) -> Result<i32> {
         Command::Quarantine(action) => quarantine::quarantine(config, action),
         Command::Test(args) => test::test(args),
         Command::Plan { runbook } => plan::plan(runbook),
-        Command::Completions { shell } => docs::completions(*shell, &mut std::io::stdout()),
-        Command::Man { dir } => docs::man(dir.as_deref(), &mut std::io::stdout()),
+        Command::Completions { shell } => docs::completions(*shell, &mut crate::output::stdout()),
+        Command::Man { dir } => docs::man(dir.as_deref(), &mut crate::output::stdout()),
         Command::Resume {
             session,
             array,

@@ -11,6 +11,6 @@ use crate::exit;
 
 pub fn plan(runbook_path: &Path) -> Result<i32> {
     let runbook = load_runbook(runbook_path)?;
-    print!("{}", plan::render(&runbook, runbook_path));
+    crate::out!("{}", plan::render(&runbook, runbook_path))?;
     Ok(exit::SUCCESS)
 }

@@ -23,7 +23,7 @@ pub fn quarantine(config: &Config, action: &QuarantineAction) -> Result<i32> {
     match action {
         QuarantineAction::List { json, all } => {
             let registry = Registry::load(&config.state_dir)?;
-            let mut out = std::io::stdout().lock();
+            let mut out = crate::output::stdout();
             list(&registry, *json, *all, &mut out)?;
             Ok(exit::SUCCESS)
         }
@@ -42,7 +42,7 @@ pub fn quarantine(config: &Config, action: &QuarantineAction) -> Result<i32> {
             };
             let entry = Entry::for_drive(&id, at, session.clone(), format!("by hand: {reason}"));
             if !quarantine::add(&config.state_dir, entry.clone())? {
-                println!("{} is quarantined already", sanitize(&entry.who(), false));
+                crate::outln!("{} is quarantined already", sanitize(&entry.who(), false))?;
                 return Ok(exit::SUCCESS);
             }
             let mut journal = Journal::create(&config.state_dir, &session)?;
@@ -52,11 +52,11 @@ pub fn quarantine(config: &Config, action: &QuarantineAction) -> Result<i32> {
                     entry: entry.clone(),
                 },
             )?;
-            println!(
+            crate::outln!(
                 "quarantined {}: nothing swapguard runs will write to it (journal: {})",
                 sanitize(&entry.who(), false),
                 journal.path().display()
-            );
+            )?;
             Ok(exit::SUCCESS)
         }
         QuarantineAction::Release { serial, reason } => {
@@ -78,14 +78,14 @@ pub fn quarantine(config: &Config, action: &QuarantineAction) -> Result<i32> {
                         entry: entry.clone(),
                     },
                 )?;
-                println!(
+                crate::outln!(
                     "released {} (quarantined since {}: {})",
                     sanitize(&entry.who(), false),
                     entry.at,
                     sanitize(&entry.reason, false)
-                );
+                )?;
             }
-            println!("journal: {}", journal.path().display());
+            crate::outln!("journal: {}", journal.path().display())?;
             Ok(exit::SUCCESS)
         }
     }

@@ -24,10 +24,10 @@ pub fn report(config: &Config, session: &str) -> Result<i32> {
     let path = session_path(&config.state_dir, session)?;
     let entries = journal::read(&path)?;
     let verified = journal::verify(&path)?;
-    print!(
+    crate::out!(
         "{}",
         render(&path.display().to_string(), &entries, &verified)
-    );
+    )?;
     Ok(exit::SUCCESS)
 }
 

@@ -35,9 +35,9 @@ pub fn status(config: &Config, json: bool, smart: bool) -> Result<i32> {
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", render(&report));
+        crate::out!("{}", render(&report))?;
     }
     Ok(if report.errors.is_empty() {
         exit::SUCCESS

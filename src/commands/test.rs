@@ -44,9 +44,9 @@ pub fn test(args: &TestArgs) -> Result<i32> {
     }
     let code = report.exit_code(args.deny_warnings);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json(&report, code))?);
+        crate::outln!("{}", serde_json::to_string_pretty(&json(&report, code))?)?;
     } else {
-        print!("{}", report::render(&report));
+        crate::out!("{}", report::render(&report))?;
     }
     Ok(code)
 }
