@@ -9,6 +9,14 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::exit;
 
+const TOP_EXAMPLES: &str = "\
+Examples:
+  swapguard demo
+  swapguard lint runbooks/
+  swapguard test runbooks/
+  swapguard run runbooks/md-replace-member.toml --array md0 --target sdb
+  swapguard resume";
+
 const RUN_EXAMPLES: &str = "\
 Examples:
   swapguard run runbooks/md-replace-member.toml --array md0 --target sdb
@@ -42,12 +50,20 @@ Examples:
   swapguard man | man -l -
   swapguard man --dir /usr/local/share/man/man1";
 
+/// `0.1.0 (commit 1a2b3c4)`: the commit is set by build.rs.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SWAPGUARD_COMMIT"),
+    ")"
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "swapguard",
-    version,
+    version = VERSION,
     about = "A guarded drive swap for RAID arrays: one step at a time, halting the moment a surviving drive degrades",
-    after_help = exit::TABLE
+    after_help = format!("{TOP_EXAMPLES}\n\n{}", exit::TABLE)
 )]
 struct Cli {
     /// Where journals and locks live.
@@ -201,6 +217,7 @@ enum Cmd {
     /// Print a shell completion script.
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions {
+        /// The shell to write completions for.
         #[arg(value_enum)]
         shell: Shell,
     },
@@ -222,6 +239,9 @@ enum Cmd {
 #[derive(Subcommand, Debug)]
 enum QuarantineCmd {
     /// Show the quarantined drives: serial, WWN, when, by which run, why.
+    #[command(
+        after_help = "Examples:\n  swapguard quarantine list\n  swapguard quarantine list --all\n  swapguard quarantine list --json | jq '.drives[].serial'"
+    )]
     List {
         /// Machine-readable output.
         #[arg(long)]
@@ -231,7 +251,11 @@ enum QuarantineCmd {
         all: bool,
     },
     /// Quarantine a drive by hand, by its serial.
+    #[command(
+        after_help = "Examples:\n  swapguard quarantine add S3Z1NB0K100002 --reason \"dropped on the floor\"\n  swapguard quarantine add S3Z1NB0K100002 --wwn 0x5002538e40a10002 --reason \"clicking\""
+    )]
     Add {
+        /// The drive's serial, as `smartctl -i` shows it.
         serial: String,
         /// Why it must not be used (recorded).
         #[arg(long, value_name = "TEXT")]
@@ -241,6 +265,9 @@ enum QuarantineCmd {
         wwn: Option<String>,
     },
     /// Allow a quarantined drive to be used again (journaled).
+    #[command(
+        after_help = "Examples:\n  swapguard quarantine release S3Z1NB0K100002 --reason \"vendor tested it: RMA 4711\""
+    )]
     Release {
         /// Its serial or WWN.
         serial: String,

@@ -21,6 +21,11 @@
 use std::fmt;
 use std::io::{self, Write};
 
+/// The version of every JSON document swapguard prints (`status --json`,
+/// `test --json`, `quarantine list --json`), as a top-level `"format"`.
+/// Raised when a key is removed or changes meaning; adding keys keeps it.
+pub const JSON_FORMAT: u32 = 1;
+
 /// The error of a write to a closed standard output.
 #[derive(Debug)]
 pub struct StdoutClosed;

@@ -257,3 +257,117 @@ fn broken_pipes_end_output_quietly() {
     let (code, stderr) = with_closed_stdout(&state, &["lint", bad.to_str().unwrap()]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+#[test]
+fn man_page_has_exit_status_environment_files_and_see_also() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = swapguard(&dir.path().join("state"), &["man"])
+        .code(0)
+        .stdout;
+    for want in [
+        ".SH \"EXIT STATUS\"",
+        ".TP\n\\fB3\\fR\nHalted by the guard",
+        ".TP\n\\fB130\\fR\n",
+        ".SH \"ENVIRONMENT\"",
+        "\\fBNO_COLOR\\fR",
+        "\\fBTERM\\fR",
+        "\\fBSUDO_USER, SUDO_UID\\fR",
+        ".SH \"FILES\"",
+        "/var/lib/swapguard/sessions/*.jsonl",
+        "/var/lib/swapguard/locks/*.lock",
+        "/var/lib/swapguard/quarantine.json",
+        ".SH \"SEE ALSO\"\nmdadm(8), smartctl(8), ledctl(8)",
+    ] {
+        assert!(page.contains(want), "{want:?} missing:\n{page}");
+    }
+    // The exit codes are no longer justified text under EXTRA.
+    assert!(!page.contains(".SH EXTRA"), "{page}");
+    // `man --dir` writes the same main page.
+    let out = dir.path().join("man");
+    swapguard(
+        &dir.path().join("state"),
+        &["man", "--dir", out.to_str().unwrap()],
+    )
+    .code(0);
+    assert_eq!(
+        std::fs::read_to_string(out.join("swapguard.1")).unwrap(),
+        page
+    );
+}
+
+#[test]
+fn every_help_has_examples_and_dry_run_arguments_are_described() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    for args in [
+        &["quarantine", "list", "--help"][..],
+        &["quarantine", "add", "--help"][..],
+        &["quarantine", "release", "--help"][..],
+        &["lint", "--help"][..],
+        &["--help"][..],
+    ] {
+        let done = swapguard(&state, args).code(0);
+        assert!(
+            done.stdout.contains("Examples:\n  swapguard "),
+            "{args:?}: {}",
+            done.stdout
+        );
+    }
+    let help = swapguard(&state, &["dry-run", "--help"]).code(0).stdout;
+    assert!(
+        help.contains("[RUNBOOK]") && help.contains("the one the scenario names"),
+        "{help}"
+    );
+    assert!(help.contains("Scenario file"), "{help}");
+}
+
+#[test]
+fn version_names_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = swapguard(&dir.path().join("state"), &["--version"])
+        .code(0)
+        .stdout;
+    let rest = out
+        .strip_prefix(&format!("swapguard {} (commit ", env!("CARGO_PKG_VERSION")))
+        .unwrap_or_else(|| panic!("{out:?}"));
+    let commit = rest
+        .strip_suffix(")\n")
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert!(
+        commit == "unknown" || (commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn json_outputs_carry_a_format_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let json = |args: &[&str]| -> serde_json::Value {
+        let done = swapguard(&state, args);
+        serde_json::from_str(&done.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}\n{}\n{}", done.stdout, done.stderr))
+    };
+    // An empty sysroot: no arrays, but a document all the same.
+    let empty = dir.path().join("root");
+    std::fs::create_dir_all(empty.join("sys/block")).unwrap();
+    std::fs::create_dir_all(empty.join("proc")).unwrap();
+    std::fs::write(
+        empty.join("proc/mdstat"),
+        "Personalities : [raid1]\nunused devices: <none>\n",
+    )
+    .unwrap();
+    let status = json(&[
+        "status",
+        "--json",
+        "--no-smart",
+        "--sysroot",
+        empty.to_str().unwrap(),
+    ]);
+    assert_eq!(status["format"], 1, "{status}");
+    let list = json(&["quarantine", "list", "--json"]);
+    assert_eq!(list["format"], 1, "{list}");
+    assert!(list["drives"].is_array(), "{list}");
+    let test = json(&["test", "--json", "runbooks/md-replace-hot.toml"]);
+    assert_eq!(test["format"], 1, "{test}");
+}

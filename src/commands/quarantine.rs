@@ -112,7 +112,16 @@ pub(crate) fn list(registry: &Registry, json: bool, all: bool, out: &mut dyn Wri
         .filter(|e| all || e.is_active())
         .collect();
     if json {
-        serde_json::to_writer_pretty(&mut *out, &entries)?;
+        #[derive(serde::Serialize)]
+        struct Doc<'a> {
+            format: u32,
+            drives: Vec<&'a Entry>,
+        }
+        let doc = Doc {
+            format: crate::output::JSON_FORMAT,
+            drives: entries,
+        };
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
         writeln!(out)?;
         return Ok(());
     }
@@ -197,6 +206,9 @@ mod tests {
         );
         let mut out = Vec::new();
         list(&Registry::default(), true, false, &mut out).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "[]\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\n  \"format\": 1,\n  \"drives\": []\n}\n"
+        );
     }
 }

@@ -15,6 +15,8 @@ use crate::units::format_size;
 
 #[derive(Serialize)]
 struct Report {
+    /// [`crate::output::JSON_FORMAT`].
+    format: u32,
     arrays: Vec<Snapshot>,
     /// Arrays that could not be read, with the reason.
     errors: Vec<String>,
@@ -25,6 +27,7 @@ pub fn status(config: &Config, json: bool, smart: bool) -> Result<i32> {
     let names = backend.arrays()?;
     let depth = if smart { Depth::Full } else { Depth::Fast };
     let mut report = Report {
+        format: crate::output::JSON_FORMAT,
         arrays: Vec::new(),
         errors: Vec::new(),
     };

@@ -76,6 +76,7 @@ fn json(report: &suite::Report, exit_code: i32) -> serde_json::Value {
     let count = |v: Verdict| report.cases().filter(|c| c.verdict == v).count();
     let mcount = |v: Verdict| report.mutations().filter(|m| m.verdict == v).count();
     serde_json::json!({
+        "format": crate::output::JSON_FORMAT,
         "exit_code": exit_code,
         "ok": exit_code == crate::exit::SUCCESS,
         "summary": {
