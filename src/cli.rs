@@ -9,6 +9,14 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::exit;
 
+const TOP_EXAMPLES: &str = "\
+Examples:
+  swapguard demo
+  swapguard lint runbooks/
+  swapguard test runbooks/
+  swapguard run runbooks/md-replace-member.toml --array md0 --target sdb
+  swapguard resume";
+
 const RUN_EXAMPLES: &str = "\
 Examples:
   swapguard run runbooks/md-replace-member.toml --array md0 --target sdb
@@ -42,12 +50,20 @@ Examples:
   swapguard man | man -l -
   swapguard man --dir /usr/local/share/man/man1";
 
+/// `0.1.0 (commit 1a2b3c4)`: the commit is set by build.rs.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SWAPGUARD_COMMIT"),
+    ")"
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "swapguard",
-    version,
+    version = VERSION,
     about = "A guarded drive swap for RAID arrays: one step at a time, halting the moment a surviving drive degrades",
-    after_help = exit::TABLE
+    after_help = format!("{TOP_EXAMPLES}\n\n{}", exit::TABLE)
 )]
 struct Cli {
     /// Where journals and locks live.
@@ -88,19 +104,27 @@ enum Cmd {
         answers: Option<PathBuf>,
     },
     /// Check runbook files and report every problem with its line and column.
-    #[command(after_help = "Examples:\n  swapguard lint runbooks/*.toml")]
+    #[command(
+        after_help = "Examples:\n  swapguard lint runbooks/md-replace-member.toml\n  swapguard lint runbooks/\n  swapguard lint runbooks/*.toml"
+    )]
     Lint {
-        #[arg(required = true)]
+        /// Runbook files, or folders: every runbook (`*.toml` without a
+        /// `[scenario]` table) directly in a folder is linted.
+        #[arg(required = true, value_name = "PATH")]
         files: Vec<PathBuf>,
     },
     /// Walk a runbook against a simulated array described by a scenario file,
     /// on the same engine as a real run, and check the scenario's expectation.
     #[command(
         name = "dry-run",
-        after_help = format!("Examples:\n  swapguard dry-run runbooks/md-replace-member.toml --scenario runbooks/scenarios/md-replace-member/healthy.toml\n\n{}", exit::TABLE)
+        after_help = format!("Examples:\n  swapguard dry-run --scenario runbooks/scenarios/md-replace-member/healthy.toml\n  swapguard dry-run runbooks/md-replace-member.toml --scenario runbooks/scenarios/md-replace-member/healthy.toml\n  swapguard dry-run --scenario runbooks/scenarios/md-replace-member/survivor-write-errors-during-pull.toml --exit-with-outcome\n\n{}", exit::TABLE)
     )]
     DryRun {
-        runbook: PathBuf,
+        /// The runbook to walk [default: the one the scenario names in
+        /// `[scenario] runbook`]; given, it must be that same file.
+        runbook: Option<PathBuf>,
+        /// Scenario file: the simulated array, what happens during the run,
+        /// the technician's answers and the outcome expected.
         #[arg(long, value_name = "FILE")]
         scenario: PathBuf,
         /// Exit with the run's own code (3 halted, 4 refused, ...) instead of
@@ -199,6 +223,7 @@ enum Cmd {
     /// Print a shell completion script.
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions {
+        /// The shell to write completions for.
         #[arg(value_enum)]
         shell: Shell,
     },
@@ -220,6 +245,9 @@ enum Cmd {
 #[derive(Subcommand, Debug)]
 enum QuarantineCmd {
     /// Show the quarantined drives: serial, WWN, when, by which run, why.
+    #[command(
+        after_help = "Examples:\n  swapguard quarantine list\n  swapguard quarantine list --all\n  swapguard quarantine list --json | jq '.drives[].serial'"
+    )]
     List {
         /// Machine-readable output.
         #[arg(long)]
@@ -229,7 +257,11 @@ enum QuarantineCmd {
         all: bool,
     },
     /// Quarantine a drive by hand, by its serial.
+    #[command(
+        after_help = "Examples:\n  swapguard quarantine add S3Z1NB0K100002 --reason \"dropped on the floor\"\n  swapguard quarantine add S3Z1NB0K100002 --wwn 0x5002538e40a10002 --reason \"clicking\""
+    )]
     Add {
+        /// The drive's serial, as `smartctl -i` shows it.
         serial: String,
         /// Why it must not be used (recorded).
         #[arg(long, value_name = "TEXT")]
@@ -239,6 +271,9 @@ enum QuarantineCmd {
         wwn: Option<String>,
     },
     /// Allow a quarantined drive to be used again (journaled).
+    #[command(
+        after_help = "Examples:\n  swapguard quarantine release S3Z1NB0K100002 --reason \"vendor tested it: RMA 4711\""
+    )]
     Release {
         /// Its serial or WWN.
         serial: String,
@@ -327,7 +362,7 @@ pub enum Command {
         files: Vec<PathBuf>,
     },
     DryRun {
-        runbook: PathBuf,
+        runbook: Option<PathBuf>,
         scenario: PathBuf,
         exit_with_outcome: bool,
     },

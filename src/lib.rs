@@ -16,6 +16,7 @@ pub mod health;
 pub mod journal;
 pub mod lock;
 pub mod operator;
+pub mod output;
 pub mod quarantine;
 pub mod runbook;
 pub mod sanitize;
@@ -48,6 +49,8 @@ where
     };
     match commands::dispatch(&config) {
         Ok(code) => code,
+        // Whoever read the output went away (`| head -1`): nothing to say.
+        Err(e) if output::is_stdout_closed(&e) => exit::SUCCESS,
         Err(e) if e.downcast_ref::<Diagnostics>().is_some() => {
             eprintln!("{}", sanitize::sanitize(&e.to_string(), true));
             exit::USAGE

@@ -118,9 +118,10 @@ impl<W: Write> Drop for CleanWriter<W> {
     }
 }
 
-/// Standard output, sanitised.
-pub fn stdout() -> CleanWriter<io::StdoutLock<'static>> {
-    CleanWriter::new(io::stdout().lock())
+/// Standard output, sanitised; a closed stdout drops the rest quietly
+/// ([`crate::output::Quiet`]).
+pub fn stdout() -> CleanWriter<crate::output::Quiet> {
+    CleanWriter::new(crate::output::Quiet)
 }
 
 #[cfg(test)]

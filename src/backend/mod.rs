@@ -18,6 +18,22 @@ use serde::Serialize;
 use crate::health::model::{Identity, Snapshot};
 use crate::runbook::model::Step;
 
+/// The kernel log's count of I/O errors per drive.
+pub const KERNEL_COUNTER_NAMES: [&str; 1] = ["kernel.io_errors"];
+
+/// Every counter name any backend produces: what a runbook's `[guard]
+/// tolerate` and `halt_on` may name.
+pub fn counter_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = md::COUNTER_NAMES
+        .iter()
+        .chain(smart::COUNTER_NAMES.iter())
+        .chain(KERNEL_COUNTER_NAMES.iter())
+        .copied()
+        .collect();
+    names.sort_unstable();
+    names
+}
+
 /// How much a look includes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Depth {

@@ -24,7 +24,7 @@ pub fn demo() -> Result<i32> {
     let runbook = loaded
         .runbook
         .context("the embedded demo runbook does not load; this is a bug")?;
-    let mut out = std::io::stdout();
+    let mut out = crate::output::stdout();
     writeln!(
         out,
         "swapguard demo: replacing drive B of a simulated two-drive mirror.\n\

@@ -16,7 +16,7 @@ use crate::backend::sim::scenario::{self, Expected, Scenario};
 use crate::backend::{Backend, CommandOutput, Depth, LocateOutcome, StepPhase};
 use crate::cli::Config;
 use crate::clock::SimClock;
-use crate::commands::{Diagnostics, Setup, guarded, load_runbook};
+use crate::commands::{Diagnostics, Setup, UsageError, guarded, load_runbook};
 use crate::engine::Outcome;
 use crate::exit;
 use crate::health::model::{Identity, Snapshot};
@@ -28,12 +28,19 @@ use crate::sanitize::sanitize;
 
 pub fn dry_run(
     config: &Config,
-    runbook_path: &Path,
+    runbook_path: Option<&Path>,
     scenario_path: &Path,
     exit_with_outcome: bool,
 ) -> Result<i32> {
-    let runbook = load_runbook(runbook_path)?;
     let scenario = scenario::load(scenario_path).map_err(|e| Diagnostics(format!("{e:#}")))?;
+    let runbook_path = match runbook_path {
+        Some(given) => {
+            same_runbook(given, &scenario.runbook, scenario_path)?;
+            given
+        }
+        None => scenario.runbook.as_path(),
+    };
+    let runbook = load_runbook(runbook_path)?;
     let problems = scenario.check_against(&runbook);
     if problems.iter().any(|d| d.is_error()) {
         let text: Vec<String> = problems.iter().map(|d| d.to_string()).collect();
@@ -52,6 +59,29 @@ pub fn dry_run(
         return Ok(exit::for_outcome(&outcome));
     }
     Ok(judge(&outcome, &scenario.expect, &mut out))
+}
+
+/// A scenario is written for one runbook (`[scenario] runbook`); walking
+/// another against it would judge that one by the wrong expectation. The
+/// two paths must name the same file (same device and inode, so `./a.toml`
+/// and a symlink to it are the same).
+fn same_runbook(given: &Path, named: &Path, scenario_path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let identity = |p: &Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino()));
+    let given_id = identity(given)
+        .map_err(|e| UsageError(format!("cannot read runbook `{}`: {e}", given.display())))?;
+    if identity(named).is_ok_and(|id| id == given_id) {
+        return Ok(());
+    }
+    Err(UsageError(format!(
+        "scenario `{}` is for runbook `{}` (its `[scenario] runbook`), not `{}`\n  \
+         = help: leave out the runbook to walk the scenario's own, or pass a scenario written for `{}`",
+        scenario_path.display(),
+        named.display(),
+        given.display(),
+        given.display(),
+    ))
+    .into())
 }
 
 /// Walk `runbook` against `scenario`, writing the transcript to `out`.

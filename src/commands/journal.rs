@@ -145,30 +145,30 @@ pub fn verify(config: &Config, session: &str, file: bool) -> Result<i32> {
     };
     let shown = sanitize(&path.display().to_string(), false);
     if v.is_intact() {
-        println!(
+        crate::outln!(
             "journal `{shown}`: {} entries, {}{torn}\nhead: {}",
             v.entries,
             v.summary(),
             v.head
-        );
+        )?;
         if v.is_vouched_for() {
             return Ok(exit::SUCCESS);
         }
-        println!(
+        crate::outln!(
             "the lines fit together, but nothing shows who wrote them: `resume` refuses this journal"
-        );
+        )?;
         return Ok(exit::FAILURE);
     }
-    println!(
+    crate::outln!(
         "journal `{shown}`: hash chain BROKEN ({} entries read{torn})",
         v.entries
-    );
+    )?;
     for p in &v.problems {
-        println!("  - {}", sanitize(p, false));
+        crate::outln!("  - {}", sanitize(p, false))?;
     }
-    println!(
+    crate::outln!(
         "the journal was changed after it was written; keep this copy and compare it with the report attached to the ticket"
-    );
+    )?;
     Ok(exit::FAILURE)
 }
 

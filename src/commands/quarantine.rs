@@ -42,7 +42,7 @@ pub fn quarantine(config: &Config, action: &QuarantineAction) -> Result<i32> {
             };
             let entry = Entry::for_drive(&id, at, session.clone(), format!("by hand: {reason}"));
             if !quarantine::add(&config.state_dir, entry.clone())? {
-                println!("{} is quarantined already", sanitize(&entry.who(), false));
+                crate::outln!("{} is quarantined already", sanitize(&entry.who(), false))?;
                 return Ok(exit::SUCCESS);
             }
             let mut journal = Journal::create(&config.state_dir, &session)?;
@@ -52,11 +52,11 @@ pub fn quarantine(config: &Config, action: &QuarantineAction) -> Result<i32> {
                     entry: entry.clone(),
                 },
             )?;
-            println!(
+            crate::outln!(
                 "quarantined {}: nothing swapguard runs will write to it (journal: {})",
                 sanitize(&entry.who(), false),
                 journal.path().display()
-            );
+            )?;
             Ok(exit::SUCCESS)
         }
         QuarantineAction::Release { serial, reason } => {
@@ -78,14 +78,14 @@ pub fn quarantine(config: &Config, action: &QuarantineAction) -> Result<i32> {
                         entry: entry.clone(),
                     },
                 )?;
-                println!(
+                crate::outln!(
                     "released {} (quarantined since {}: {})",
                     sanitize(&entry.who(), false),
                     sanitize(&entry.at, false),
                     sanitize(&entry.reason, false)
-                );
+                )?;
             }
-            println!("journal: {}", journal.path().display());
+            crate::outln!("journal: {}", journal.path().display())?;
             Ok(exit::SUCCESS)
         }
     }
@@ -112,7 +112,16 @@ pub(crate) fn list(registry: &Registry, json: bool, all: bool, out: &mut dyn Wri
         .filter(|e| all || e.is_active())
         .collect();
     if json {
-        serde_json::to_writer_pretty(&mut *out, &entries)?;
+        #[derive(serde::Serialize)]
+        struct Doc<'a> {
+            format: u32,
+            drives: Vec<&'a Entry>,
+        }
+        let doc = Doc {
+            format: crate::output::JSON_FORMAT,
+            drives: entries,
+        };
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
         writeln!(out)?;
         return Ok(());
     }
@@ -201,6 +210,9 @@ mod tests {
         );
         let mut out = Vec::new();
         list(&Registry::default(), true, false, &mut out).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "[]\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\n  \"format\": 1,\n  \"drives\": []\n}\n"
+        );
     }
 }

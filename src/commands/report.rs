@@ -47,10 +47,10 @@ pub fn report(config: &Config, session: &str, file: bool) -> Result<i32> {
     if let (journal::Keyed::NotChecked(_), Err(why)) = (&verified.keyed, &key) {
         verified.keyed = journal::Keyed::NotChecked(why.clone());
     }
-    print!(
+    crate::out!(
         "{}",
         render(&path.display().to_string(), &entries, &verified)
-    );
+    )?;
     Ok(exit::SUCCESS)
 }
 

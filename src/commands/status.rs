@@ -22,6 +22,8 @@ use crate::units::format_size;
 
 #[derive(Serialize)]
 struct Report {
+    /// [`crate::output::JSON_FORMAT`].
+    format: u32,
     arrays: Vec<Snapshot>,
     /// Members md still lists whose device is gone (see [`Vanished`]).
     vanished: Vec<Vanished>,
@@ -83,6 +85,7 @@ pub fn status(config: &Config, json: bool, smart: bool) -> Result<i32> {
     let names = backend.arrays()?;
     let depth = if smart { Depth::Full } else { Depth::Fast };
     let mut report = Report {
+        format: crate::output::JSON_FORMAT,
         arrays: Vec::new(),
         vanished: Vec::new(),
         errors: Vec::new(),
@@ -99,12 +102,12 @@ pub fn status(config: &Config, json: bool, smart: bool) -> Result<i32> {
         }
     }
     if json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&with_verdicts(&report)?)?
-        );
+        )?;
     } else {
-        print!("{}", render(&report));
+        crate::out!("{}", render(&report))?;
     }
     Ok(if report.errors.is_empty() {
         exit::SUCCESS

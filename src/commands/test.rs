@@ -45,7 +45,7 @@ pub fn test(args: &TestArgs) -> Result<i32> {
     }
     let code = report.exit_code(args.deny_warnings);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json(&report, code))?);
+        crate::outln!("{}", serde_json::to_string_pretty(&json(&report, code))?)?;
     } else {
         write!(crate::sanitize::stdout(), "{}", report::render(&report))?;
     }
@@ -77,6 +77,7 @@ fn json(report: &suite::Report, exit_code: i32) -> serde_json::Value {
     let count = |v: Verdict| report.cases().filter(|c| c.verdict == v).count();
     let mcount = |v: Verdict| report.mutations().filter(|m| m.verdict == v).count();
     serde_json::json!({
+        "format": crate::output::JSON_FORMAT,
         "exit_code": exit_code,
         "ok": exit_code == crate::exit::SUCCESS,
         "summary": {

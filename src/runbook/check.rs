@@ -408,16 +408,14 @@ fn guard(ctx: &mut Ctx, raw: Option<&toml::Spanned<RawGuard>>) -> GuardPolicy {
             );
         }
     }
+    let counters = crate::backend::counter_names();
     if let Some(list) = &raw.tolerate {
         for counter in list.get_ref() {
             let name = counter.get_ref().as_str();
-            if !is_counter_name(name) {
-                ctx.error(
-                    counter.span(),
-                    format!("`{name}` is not a counter name"),
-                    Some("counters are named `<source>.<name>`, e.g. `smart.udma_crc_error_count` or `md.errors`".into()),
-                );
-            } else if policy.tolerate.iter().any(|t| t == name) {
+            if !counter_name(ctx, counter, "tolerate", &counters) {
+                continue;
+            }
+            if policy.tolerate.iter().any(|t| t == name) {
                 ctx.warn(counter.span(), format!("`{name}` is listed twice"), None);
             } else {
                 ctx.warn(
@@ -432,6 +430,9 @@ fn guard(ctx: &mut Ctx, raw: Option<&toml::Spanned<RawGuard>>) -> GuardPolicy {
     if let Some(list) = &raw.halt_on {
         for counter in list.get_ref() {
             let name = counter.get_ref().as_str();
+            if !counter_name(ctx, counter, "halt_on", &counters) {
+                continue;
+            }
             if let Some(at) = policy.warn_only.iter().position(|w| w == name) {
                 policy.warn_only.remove(at);
             } else {
@@ -493,6 +494,46 @@ fn accept_survivor(ctx: &mut Ctx, list: &[Str], policy: &mut GuardPolicy) {
         );
         policy.accept_survivor.push(name.to_string());
     }
+}
+
+/// A counter name in a `[guard]` list: shaped `<source>.<name>` and one
+/// the backends really produce. A name that matches nothing would never
+/// halt (or never be tolerated), so it is an error, never a note.
+fn counter_name(ctx: &mut Ctx, value: &Str, list: &str, known: &[&str]) -> bool {
+    let name = value.get_ref().as_str();
+    if !is_counter_name(name) {
+        let help = match suggest(name, known.iter().copied()) {
+            Some(near) => format!("did you mean `{near}`?"),
+            None => "counters are named `<source>.<name>`, e.g. `smart.udma_crc_error_count` or `md.errors`".into(),
+        };
+        ctx.error(
+            value.span(),
+            format!("`{name}` is not a counter name (in `{list}`)"),
+            Some(help),
+        );
+        return false;
+    }
+    known_name(ctx, value, &format!("counter in `{list}`"), known)
+}
+
+/// `value` is one of `known`; otherwise an error at the value with "did you
+/// mean" for a near miss, or the whole list. For every list of names a
+/// runbook may only pick from (counters, conditions).
+pub(crate) fn known_name(ctx: &mut Ctx, value: &Str, what: &str, known: &[&str]) -> bool {
+    let name = value.get_ref().as_str();
+    if known.contains(&name) {
+        return true;
+    }
+    let help = match suggest(name, known.iter().copied()) {
+        Some(near) => format!("did you mean `{near}`?"),
+        None => format!("known names: {}", quoted_list(known.iter().copied())),
+    };
+    ctx.error(
+        value.span(),
+        format!("unknown {what}: `{name}`"),
+        Some(help),
+    );
+    false
 }
 
 fn is_counter_name(name: &str) -> bool {

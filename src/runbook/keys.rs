@@ -9,11 +9,14 @@
 //! known but do not apply.
 
 use std::ops::Range;
+use std::path::Path;
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use crate::runbook::diag::{Diagnostic, Severity};
 use crate::runbook::load::{Ctx, span_key, to_span};
+use crate::runbook::model::Span;
 use crate::runbook::raw::{
     RawCanary, RawCheck, RawExpect, RawGuard, RawJson, RawMeta, RawNewDrive, RawOnHalt, RawParam,
     RawPreflight, RawRunbook, RawStep, fields_of,
@@ -95,6 +98,132 @@ fn single_table_for_array(
     );
     ctx.broken.insert(span_key(span, key));
     table.remove(key);
+}
+
+/// Headers of arrays of tables, which a single-bracket header gets wrong.
+const ARRAY_HEADERS: [&str; 2] = ["step", "preflight.check"];
+
+/// Find every `[step]` (or `[preflight.check]`) header line, single
+/// brackets where double were meant. Each is one error at its own line;
+/// the text returned has them written `[[step]]`, so the parse that follows
+/// reads the file as meant instead of reporting every key of every later
+/// step as a duplicate. `None` when there is nothing to repair.
+pub(crate) fn single_bracket_headers(
+    path: &Path,
+    source: &str,
+) -> (Option<String>, Vec<Diagnostic>) {
+    let mut diagnostics = Vec::new();
+    let mut repaired = String::with_capacity(source.len() + 16);
+    let mut in_multiline: Option<&str> = None;
+    let mut offset = 0;
+    for line in source.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        if let Some(delimiter) = in_multiline {
+            if line.matches(delimiter).count() % 2 == 1 {
+                in_multiline = None;
+            }
+            repaired.push_str(line);
+            continue;
+        }
+        for delimiter in ["\"\"\"", "'''"] {
+            if line.matches(delimiter).count() % 2 == 1 {
+                in_multiline = Some(delimiter);
+            }
+        }
+        let code = line.split('#').next().unwrap_or("").trim();
+        let header = code
+            .strip_prefix('[')
+            .and_then(|c| c.strip_suffix(']'))
+            .filter(|inner| !inner.starts_with('[') && !inner.ends_with(']'))
+            .map(|inner| {
+                inner
+                    .split('.')
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+                    .join(".")
+            });
+        match header.filter(|h| ARRAY_HEADERS.contains(&h.as_str())) {
+            Some(name) => {
+                let open = start + line.find('[').unwrap_or(0);
+                let close = start + line.find(']').unwrap_or(0) + 1;
+                diagnostics.push(Diagnostic::at(
+                    Severity::Error,
+                    path,
+                    source,
+                    Span {
+                        start: open,
+                        end: close,
+                    },
+                    format!("`[{name}]` is a single table, but there can be several"),
+                    Some(format!(
+                        "write `[[{name}]]` (double brackets), once for each"
+                    )),
+                ));
+                repaired.push_str(&line[..open - start]);
+                repaired.push_str(&format!("[[{name}]]"));
+                repaired.push_str(&line[close - start..]);
+            }
+            None => repaired.push_str(line),
+        }
+    }
+    if diagnostics.is_empty() {
+        (None, diagnostics)
+    } else {
+        (Some(repaired), diagnostics)
+    }
+}
+
+/// Help for a value of the wrong type, for the key it was given to.
+pub(crate) fn type_help(key: &str, message: &str) -> Option<String> {
+    let help = match key {
+        "run" => {
+            "write an array in brackets, e.g. `[\"mdadm\", \"--detail\", \"/dev/{array}\"]`; an argv has one element per argument"
+        }
+        "tolerate" | "halt_on" => {
+            "write an array of counter names in brackets, e.g. `[\"smart.udma_crc_error_count\"]`"
+        }
+        "require" => {
+            "write an array of preconditions in brackets, e.g. `[\"redundant-without-target\", \"survivors-healthy\"]`"
+        }
+        "optional" => {
+            "write `optional = true` or `optional = false`, without quotes: with `true` a failure of this step does not stop the run"
+        }
+        "sign_off" => "write `sign_off = true` or `sign_off = false`, without quotes",
+        "shell" => "write `shell = true` or `shell = false`, without quotes",
+        "max_degraded" => "write a whole number without quotes, e.g. `max_degraded = 1`",
+        "exit" => {
+            "write an exit status without quotes, e.g. `exit = 0`, or an array of them, e.g. `exit = [0, 4]`"
+        }
+        "expect" => "write a table, e.g. `expect = { target = \"absent\" }`",
+        "new" => "write a table, e.g. `new = { min_size = \"{target.size}\" }`",
+        "json" => "write a table, e.g. `json = { pointer = \"/status\", equals = \"ok\" }`",
+        "timeout" | "smart_poll" | "watch_poll" | "every" | "max_age" => {
+            "write a duration in quotes, e.g. `\"10s\"`, `\"30m\"`, `\"24h\"`"
+        }
+        _ if message.contains("expected a boolean") => "write `true` or `false`, without quotes",
+        _ if message.contains("expected a string") => "write the value in double quotes",
+        _ => return None,
+    };
+    Some(help.to_string())
+}
+
+/// After a repair by [`single_bracket_headers`], a diagnostic on a repaired
+/// header line shows the line as written, not as repaired.
+pub(crate) fn show_original_lines(diagnostics: &mut [Diagnostic], original: &str) {
+    let lines: Vec<&str> = original.lines().collect();
+    for d in diagnostics.iter_mut().filter(|d| d.line > 0) {
+        let Some(line) = lines.get(d.line - 1) else {
+            continue;
+        };
+        let line = line.trim_end_matches('\r');
+        if d.source_line != line {
+            let len = line.chars().count();
+            d.source_line = line.to_string();
+            d.column = d.column.min(len.max(1));
+            d.width = d.width.min((len + 1).saturating_sub(d.column)).max(1);
+        }
+    }
 }
 
 /// `[[guard]]` where `[guard]` was meant.

@@ -46,9 +46,61 @@ pub fn lint_file(path: &Path) -> FileReport {
     }
 }
 
-/// Lint every file, in the order given.
+/// Lint every file, in the order given; a folder stands for the runbooks
+/// directly in it (see [`runbooks_in`]).
 pub fn lint_paths(paths: &[PathBuf]) -> Vec<FileReport> {
-    paths.iter().map(|p| lint_file(p)).collect()
+    let mut reports = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            reports.push(lint_file(path));
+            continue;
+        }
+        match runbooks_in(path) {
+            Ok(files) if files.is_empty() => reports.push(FileReport {
+                path: path.clone(),
+                diagnostics: vec![Diagnostic::whole_file(
+                    Severity::Error,
+                    path,
+                    format!("no runbooks in `{}`", path.display()),
+                    Some("a runbook is a `*.toml` file without a `[scenario]` table".into()),
+                )],
+            }),
+            Ok(files) => reports.extend(files.iter().map(|f| lint_file(f))),
+            Err(e) => reports.push(FileReport {
+                path: path.clone(),
+                diagnostics: vec![Diagnostic::whole_file(
+                    Severity::Error,
+                    path,
+                    format!("cannot list `{}`: {e}", path.display()),
+                    None,
+                )],
+            }),
+        }
+    }
+    reports
+}
+
+/// The runbooks directly in `dir`, sorted: its `*.toml` files except
+/// scenarios (files with a `[scenario]` table), as `swapguard test DIR`
+/// takes them. A file that does not parse counts as a runbook, so its
+/// problems are reported.
+pub fn runbooks_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_file() && path.extension().is_some_and(|e| e == "toml") && !is_scenario(&path) {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn is_scenario(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|t| t.contains_key("scenario"))
 }
 
 /// True when any file has an error (warnings do not fail a lint).
@@ -154,6 +206,36 @@ mod tests {
         let reports = lint_paths(&paths);
         assert_eq!(render(&reports), "0 errors, 0 warnings in 3 files\n");
         assert!(!has_errors(&reports));
+    }
+
+    /// Issue 11.11: `lint DIR` lints every runbook in it, like `test DIR`.
+    #[test]
+    fn lint_dir_lints_every_runbook_in_it() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");
+        let reports = lint_paths(std::slice::from_ref(&root));
+        let names: Vec<String> = reports
+            .iter()
+            .map(|r| r.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "md-replace-hot.toml",
+                "md-replace-member.toml",
+                "restore-from-backup.toml"
+            ]
+        );
+        assert!(!has_errors(&reports));
+
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::write(empty.path().join("s.toml"), "[scenario]\nname = \"x\"\n").unwrap();
+        let reports = lint_paths(&[empty.path().to_path_buf()]);
+        assert!(has_errors(&reports));
+        assert!(
+            render(&reports).starts_with("error: no runbooks in `"),
+            "{}",
+            render(&reports)
+        );
     }
 
     #[test]

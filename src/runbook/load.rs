@@ -89,8 +89,13 @@ pub fn decode(path: &Path, bytes: Vec<u8>) -> Result<String, Box<Diagnostic>> {
 }
 
 /// Validate runbook text (`path` is for messages only).
-pub fn load_str(path: &Path, source: &str) -> Loaded {
+pub fn load_str(path: &Path, original: &str) -> Loaded {
+    // `[step]` for `[[step]]` is reported once at its own line, then parsed
+    // as meant, instead of as a cascade of duplicate keys.
+    let (repaired, header_errors) = keys::single_bracket_headers(path, original);
+    let source = repaired.as_deref().unwrap_or(original);
     let mut ctx = Ctx::new(path, source);
+    ctx.diagnostics.extend(header_errors);
     let (root, syntax_errors) = DeTable::parse_recoverable(source);
     for error in &syntax_errors {
         ctx.error(
@@ -111,6 +116,9 @@ pub fn load_str(path: &Path, source: &str) -> Loaded {
     };
 
     let mut diagnostics = ctx.diagnostics;
+    if repaired.is_some() {
+        keys::show_original_lines(&mut diagnostics, original);
+    }
     diagnostics.sort_by_key(|d| (d.line, d.column));
     let runbook = runbook.filter(|_| !diagnostics.iter().any(Diagnostic::is_error));
     Loaded {
@@ -150,12 +158,12 @@ fn deserialize(ctx: &mut Ctx, mut root: Spanned<DeValue<'_>>) -> Option<RawRunbo
         };
         let span = error.span().unwrap_or(0..0);
         let message = tidy_serde_message(error.message());
-        let help = message.ends_with("expected an array").then(|| {
-            "write an array in brackets, e.g. `[\"mdadm\", \"--detail\", \"/dev/{array}\"]`; an argv has one element per argument".to_string()
-        });
-        ctx.error(span.clone(), message, help);
         let mut marks = Vec::new();
-        if !remove_at(&mut root, span.start, &mut marks) {
+        let removed = remove_at(&mut root, span.start, &mut marks);
+        let key = marks.last().map_or("", |(_, _, key)| key.as_str());
+        let help = keys::type_help(key, &message);
+        ctx.error(span.clone(), message, help);
+        if !removed {
             return None;
         }
         ctx.broken.extend(marks);

@@ -424,6 +424,75 @@ fn section_rules() {
             )],
         ),
         (
+            "guard: lint_fails_open_on_counter_names: misspelt halt_on counter",
+            "[on_halt]",
+            "[guard]\nhalt_on = [\"smart.udma_crc_eror_count\"]\n\n[on_halt]",
+            &[(
+                E,
+                "halt_on = [|\"smart",
+                "unknown counter in `halt_on`: `smart.udma_crc_eror_count`",
+                "did you mean `smart.udma_crc_error_count`?",
+            )],
+        ),
+        (
+            "guard: lint_fails_open_on_counter_names: misspelt tolerate counter",
+            "[on_halt]",
+            "[guard]\ntolerate = [\"md.erors\"]\n\n[on_halt]",
+            &[(
+                E,
+                "tolerate = [|\"md",
+                "unknown counter in `tolerate`: `md.erors`",
+                "did you mean `md.errors`?",
+            )],
+        ),
+        (
+            "guard: lint_fails_open_on_counter_names: unknown counter lists the known ones",
+            "[on_halt]",
+            "[guard]\nhalt_on = [\"zfs.checksum\"]\n\n[on_halt]",
+            &[(
+                E,
+                "halt_on = [|\"zfs",
+                "unknown counter in `halt_on`: `zfs.checksum`",
+                "`md.errors`",
+            )],
+        ),
+        (
+            "guard: lint_fails_open_on_counter_names: halt_on name without a source",
+            "[on_halt]",
+            "[guard]\nhalt_on = [\"udma_crc_error_count\"]\n\n[on_halt]",
+            &[(
+                E,
+                "halt_on = [|\"udma",
+                "`udma_crc_error_count` is not a counter name",
+                "`<source>.<name>`",
+            )],
+        ),
+        (
+            "guard: every counter a backend produces is accepted",
+            "[on_halt]",
+            "[guard]\nhalt_on = [\"kernel.io_errors\", \"nvme.media_errors\", \"io.ioerr_cnt\"]\n\n[on_halt]",
+            &[
+                (
+                    W,
+                    "[|\"kernel",
+                    "a rise of `kernel.io_errors` already halts",
+                    "",
+                ),
+                (
+                    W,
+                    ", |\"nvme.media",
+                    "a rise of `nvme.media_errors` already halts",
+                    "",
+                ),
+                (
+                    W,
+                    ", |\"io.ioerr",
+                    "a rise of `io.ioerr_cnt` already halts",
+                    "",
+                ),
+            ],
+        ),
+        (
             "guard: bad duration",
             "[on_halt]",
             "[guard]\nsmart_poll = \"10 parsecs\"\n\n[on_halt]",
@@ -745,7 +814,7 @@ fn step_rules() {
         (
             "wait step with an unknown condition",
             "expect = { new = \"rebuilding\" }\n",
-            "expect = { new = \"rebuilding\" }\n\n[[step]]\nid = \"rebuild\"\nkind = \"wait\"\nuntil = \"synced\"\n",
+            "expect = { new = \"rebuilding\" }\n\n[[step]]\nid = \"rebuild\"\nkind = \"wait\"\nuntil = \"synced\"\ntimeout = \"24h\"\n",
             &[(
                 E,
                 "until = |\"synced\"",
@@ -1252,13 +1321,136 @@ fn single_brackets_for_steps() {
         &[
             (
                 E,
-                "\n\n[|step]\nid = \"y\"",
-                "invalid TOML: duplicate key",
-                "one `[[step]]` per step",
+                "|[step]\nid = \"x\"",
+                "`[step]` is a single table, but there can be several",
+                "write `[[step]]` (double brackets)",
             ),
-            (E, "|id = \"y\"", "invalid TOML: duplicate key", ""),
+            (
+                E,
+                "\n\n|[step]\nid = \"y\"",
+                "`[step]` is a single table, but there can be several",
+                "write `[[step]]` (double brackets)",
+            ),
+            (E, "\n\n|[step]\nid = \"y\"", "step `y` has no `kind`", ""),
         ],
     );
+}
+
+/// Issue 11.10: one `[step]` among `[[step]]`s was seven "duplicate key"
+/// errors on the lines after it; now it is one error, at its own line.
+#[test]
+fn one_single_bracket_step_is_one_error_at_its_line() {
+    let third = BASE.match_indices("[[step]]").nth(2).unwrap().0;
+    let source = format!("{}[step]{}", &BASE[..third], &BASE[third + 8..]);
+    assert_diagnostics(
+        "third step single",
+        &source,
+        &[(
+            E,
+            "\n|[step]\n",
+            "`[step]` is a single table, but there can be several",
+            "write `[[step]]` (double brackets), once for each",
+        )],
+    );
+    let shown = render(&load_str(Path::new("t.toml"), &source));
+    assert!(shown.contains("| [step]\n"), "{shown}");
+    // The same for checks, and a header inside a multi-line string is text.
+    let check = BASE.replacen(
+        "[on_halt]",
+        "[preflight.check]\nname = \"backup\"\nrun = [\"true\"]\n\n[on_halt]",
+        1,
+    );
+    assert_diagnostics(
+        "single preflight.check",
+        &check,
+        &[(
+            E,
+            "|[preflight.check]",
+            "`[preflight.check]` is a single table",
+            "`[[preflight.check]]`",
+        )],
+    );
+    let text = BASE.replacen("say = \"stop\"", "say = \"\"\"\n[step]\n\"\"\"", 1);
+    assert_diagnostics("in a string", &text, &[]);
+}
+
+/// Issue 11.10: a wrong type gets help for that key.
+#[test]
+fn wrong_types_get_help_for_their_key() {
+    let cases: &[(&str, &str, &str, Want)] = &[
+        (
+            "halt_on as a string",
+            "[on_halt]",
+            "[guard]\nhalt_on = \"smart.udma_crc_error_count\"\n\n[on_halt]",
+            (
+                E,
+                "halt_on = |\"smart",
+                "expected an array",
+                "array of counter names",
+            ),
+        ),
+        (
+            "optional as a string",
+            "quarantine = \"target\"\n",
+            "quarantine = \"target\"\noptional = \"yes\"\n",
+            (
+                E,
+                "optional = |\"yes\"",
+                "expected a boolean",
+                "`optional = true` or `optional = false`, without quotes",
+            ),
+        ),
+        (
+            "run as a string",
+            "run = [\"mdadm\", \"/dev/{array}\", \"--fail\", \"{target.dev}\"]",
+            "run = \"mdadm --fail\"",
+            (
+                E,
+                "run = |\"mdadm",
+                "expected an array",
+                "one element per argument",
+            ),
+        ),
+    ];
+    for (name, from, to, want) in cases {
+        let source = edit(from, to);
+        let loaded = load_str(Path::new("t.toml"), &source);
+        let got = loaded
+            .diagnostics
+            .iter()
+            .find(|d| d.message.contains(want.2))
+            .unwrap_or_else(|| panic!("{name}: {}", render(&loaded)));
+        assert_eq!((got.line, got.column), position(&source, want.1), "{name}");
+        let help = got.help.as_deref().unwrap_or("");
+        assert!(help.contains(want.3), "{name}: {got}");
+        if *name != "run as a string" {
+            assert!(!help.contains("argv"), "{name}: {got}");
+        }
+    }
+}
+
+/// Issue 11.10: a wait step without a timeout is a warning.
+#[test]
+fn wait_step_without_timeout_warns() {
+    let source = edit(
+        "expect = { new = \"rebuilding\" }\n",
+        "expect = { new = \"rebuilding\" }\n\n[[step]]\nid = \"rebuild\"\nkind = \"wait\"\nuntil = \"in-sync\"\nexpect = { new = \"in-sync\" }\n",
+    );
+    assert_diagnostics(
+        "wait without timeout",
+        &source,
+        &[(
+            W,
+            "|[[step]]\nid = \"rebuild\"",
+            "wait step `rebuild` has no `timeout`",
+            "e.g. `timeout = \"24h\"`",
+        )],
+    );
+    let with = source.replace(
+        "until = \"in-sync\"",
+        "until = \"in-sync\"\ntimeout = \"24h\"",
+    );
+    assert_diagnostics("wait with timeout", &with, &[]);
 }
 
 #[test]

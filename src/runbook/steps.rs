@@ -324,6 +324,16 @@ impl StepCheck<'_, '_, '_> {
             .timeout
             .as_ref()
             .and_then(|t| duration(self.ctx, t, "timeout"));
+        if kind == Some(Kind::Wait)
+            && self.raw.timeout.is_none()
+            && !self.ctx.is_broken(self.table, "timeout")
+        {
+            self.ctx.warn(
+                self.table,
+                format!("wait {} has no `timeout`", self.label),
+                Some("without one the default of 48h applies; give the time a healthy rebuild of these drives takes with a margin, e.g. `timeout = \"24h\"`".into()),
+            );
+        }
         let optional = self.raw.optional.as_ref().is_some_and(|o| *o.get_ref());
         let sign_off = self.raw.sign_off.as_ref().is_some_and(|o| *o.get_ref());
         let on_halt = match &self.raw.on_halt {

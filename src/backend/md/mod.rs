@@ -22,6 +22,10 @@ mod capture_tests;
 #[cfg(test)]
 mod tests;
 
+/// Every counter name the md backend produces: md's per-member `errors` and
+/// `bad_blocks` (sysfs.rs) and the block layer's `ioerr_cnt` (below).
+pub const COUNTER_NAMES: [&str; 3] = ["md.errors", "md.bad_blocks", "io.ioerr_cnt"];
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -40,6 +40,28 @@ const ATA_ATTRIBUTES: [(u32, &str); 6] = [
     (199, "smart.udma_crc_error_count"),
 ];
 
+/// Every counter name this module can produce, for lint to check runbooks'
+/// `[guard]` lists against (a misspelt name would silently never match).
+pub const NAMES: [&str; 17] = [
+    "smart.reallocated_sector_ct",
+    "smart.reported_uncorrect",
+    "smart.command_timeout",
+    "smart.current_pending_sector",
+    "smart.offline_uncorrectable",
+    "smart.udma_crc_error_count",
+    "smart.attribute_failing_now",
+    "smart.error_log_count",
+    "nvme.critical_warning",
+    "nvme.media_errors",
+    "nvme.num_err_log_entries",
+    "nvme.percentage_used",
+    "nvme.spare_below_threshold",
+    "scsi.grown_defect_list",
+    "scsi.read_uncorrected",
+    "scsi.write_uncorrected",
+    "scsi.verify_uncorrected",
+];
+
 /// ATA: the watched attributes, the error log count and how many attributes
 /// are failing now.
 pub(super) fn ata(
@@ -267,7 +289,26 @@ pub(super) fn scsi(
 
 #[cfg(test)]
 mod tests {
-    use super::{leading_integer, raw_count};
+    use super::{NAMES, leading_integer, raw_count};
+
+    /// Every counter name written in this file's code is in `NAMES`, so a
+    /// counter added here cannot be refused by lint.
+    #[test]
+    fn names_lists_every_counter_this_file_produces() {
+        let source = include_str!("counters.rs");
+        let code = &source[..source.find("#[cfg(test)]").unwrap()];
+        let mut found = 0;
+        for piece in code.split('"').skip(1).step_by(2) {
+            if ["smart.", "nvme.", "scsi."]
+                .iter()
+                .any(|p| piece.starts_with(p))
+            {
+                assert!(NAMES.contains(&piece), "{piece} is missing from NAMES");
+                found += 1;
+            }
+        }
+        assert!(found >= 2 * NAMES.len(), "{found}");
+    }
     use crate::backend::smart::json::{Count, Raw};
 
     #[test]

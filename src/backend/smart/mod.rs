@@ -31,6 +31,7 @@ use crate::backend::smart::status::ExitBits;
 use crate::health::model::Smart;
 use crate::sanitize::sanitize;
 
+pub use crate::backend::smart::counters::NAMES as COUNTER_NAMES;
 pub use crate::backend::smart::status::describe_exit_status;
 
 /// The program run.
