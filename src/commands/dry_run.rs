@@ -33,14 +33,12 @@ pub fn dry_run(
     exit_with_outcome: bool,
 ) -> Result<i32> {
     let scenario = scenario::load(scenario_path).map_err(|e| Diagnostics(format!("{e:#}")))?;
-    let runbook_path = match runbook_path {
-        Some(given) => {
-            same_runbook(given, &scenario.runbook, scenario_path)?;
-            given
-        }
-        None => scenario.runbook.as_path(),
-    };
-    let runbook = load_runbook(runbook_path)?;
+    // The runbook's own problems first (a file that is not a runbook says
+    // so), then whether the scenario was written for it.
+    let runbook = load_runbook(runbook_path.unwrap_or(&scenario.runbook))?;
+    if let Some(given) = runbook_path {
+        same_runbook(given, &scenario.runbook, scenario_path)?;
+    }
     let problems = scenario.check_against(&runbook);
     if problems.iter().any(|d| d.is_error()) {
         let text: Vec<String> = problems.iter().map(|d| d.to_string()).collect();

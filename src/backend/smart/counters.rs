@@ -42,7 +42,7 @@ const ATA_ATTRIBUTES: [(u32, &str); 6] = [
 
 /// Every counter name this module can produce, for lint to check runbooks'
 /// `[guard]` lists against (a misspelt name would silently never match).
-pub const NAMES: [&str; 17] = [
+pub const NAMES: [&str; 18] = [
     "smart.reallocated_sector_ct",
     "smart.reported_uncorrect",
     "smart.command_timeout",
@@ -51,6 +51,7 @@ pub const NAMES: [&str; 17] = [
     "smart.udma_crc_error_count",
     "smart.attribute_failing_now",
     "smart.error_log_count",
+    "smart.self_test_failed",
     "nvme.critical_warning",
     "nvme.media_errors",
     "nvme.num_err_log_entries",
