@@ -290,7 +290,8 @@ fn revalidate_params(
                 .into());
             }
         };
-        if let Some(why) = param_problem(kind, value) {
+        let declared = runbook.params.iter().find(|p| &p.name == name);
+        if let Some(why) = param_problem(kind, value, declared.is_some_and(|p| p.allow_dash)) {
             return Err(UsageError(format!(
                 "refusing to resume session `{}`: parameter `{}` = `{}` from its journal {why}",
                 sanitize(session, false),
@@ -300,18 +301,25 @@ fn revalidate_params(
             .into());
         }
     }
+    // And the rules a run checks them by (a text param's pattern).
+    crate::runbook::vars::check_params(&runbook.params, params).map_err(|why| {
+        UsageError(format!(
+            "refusing to resume session `{}`: {why}",
+            sanitize(session, false)
+        ))
+    })?;
     Ok(())
 }
 
 /// What is wrong with `value` for a parameter of `kind`, if anything.
-fn param_problem(kind: ParamKind, value: &str) -> Option<String> {
+fn param_problem(kind: ParamKind, value: &str, allow_dash: bool) -> Option<String> {
     if value.len() > MAX_PARAM_BYTES {
         return Some(format!("is longer than {MAX_PARAM_BYTES} bytes"));
     }
     if value.chars().any(char::is_control) {
         return Some("holds control characters".into());
     }
-    if value.starts_with('-') {
+    if value.starts_with('-') && !allow_dash {
         return Some("begins with `-`, which a command would take for an option".into());
     }
     let ok = match kind {
@@ -328,14 +336,7 @@ fn param_problem(kind: ParamKind, value: &str) -> Option<String> {
     (!ok).then(|| format!("does not look like {} parameter", kind_name(kind)))
 }
 
-fn kind_name(kind: ParamKind) -> &'static str {
-    match kind {
-        ParamKind::Array => "an `array`",
-        ParamKind::Member => "a `member`",
-        ParamKind::Drive => "a `drive`",
-        ParamKind::Text => "a `text`",
-    }
-}
+use crate::runbook::vars::kind_name;
 
 #[cfg(test)]
 mod tests {
@@ -364,7 +365,7 @@ mod tests {
             (ParamKind::Text, "a\u{1b}]52;c;", Some("control characters")),
         ];
         for (kind, value, want) in cases {
-            let got = param_problem(kind, value);
+            let got = param_problem(kind, value, false);
             match (want, &got) {
                 (None, None) => {}
                 (Some(w), Some(g)) if g.contains(w) => {}

@@ -31,17 +31,7 @@ use crate::quarantine::{self, Entry, LastHealth, Registry};
 use crate::runbook::model::{ParamKind, Role, Step, StepKind};
 use crate::sanitize::sanitize;
 
-/// Character devices and the like that name no drive.
-const NOT_DRIVES: [&str; 8] = [
-    "/dev/null",
-    "/dev/zero",
-    "/dev/full",
-    "/dev/random",
-    "/dev/urandom",
-    "/dev/stdin",
-    "/dev/stdout",
-    "/dev/stderr",
-];
+use crate::backend::md::devpath::NOT_DRIVES;
 
 /// What an argument of a command turned out to name.
 #[derive(Clone, Debug, PartialEq, Eq)]

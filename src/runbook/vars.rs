@@ -286,7 +286,8 @@ fn unknown(name: &str, scope: &Scope) -> (String, Option<String>) {
     (format!("undefined variable `{{{name}}}`"), Some(help))
 }
 
-fn kind_name(kind: ParamKind) -> &'static str {
+/// `kind` with its article, for messages.
+pub(crate) fn kind_name(kind: ParamKind) -> &'static str {
     match kind {
         ParamKind::Array => "an `array`",
         ParamKind::Member => "a `member`",

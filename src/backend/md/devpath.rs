@@ -37,7 +37,7 @@ static DEVICE_NAME: LazyLock<regex::Regex> = LazyLock::new(|| {
 
 /// Devices that are never a drive, by their absolute spelling once `.`,
 /// `..` and repeated slashes are folded away.
-const NOT_DRIVES: [&str; 8] = [
+pub(crate) const NOT_DRIVES: [&str; 8] = [
     "/dev/null",
     "/dev/zero",
     "/dev/full",
@@ -226,7 +226,14 @@ fn leaves(root: &Path, dir: &Path, depth: u32, out: &mut Vec<String>) -> io::Res
         if name.to_string_lossy().starts_with('.') {
             continue;
         }
-        under.push(locate(root, &slaves.join(name))?);
+        match locate(root, &slaves.join(name)) {
+            Ok(dev) => under.push(dev),
+            // A member pulled before md noticed: its link in `slaves/`
+            // dangles. A device that is gone takes no writes; the ones
+            // still there are judged.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
     }
     if under.is_empty() {
         push_unique(out, file_name(&whole)?);
@@ -301,6 +308,21 @@ mod tests {
         );
         assert_eq!(disks(259, 2), ("nvme1n1".into(), vec!["nvme1n1".into()]));
         assert!(disks_of(r, 8, 0).is_err(), "no such device in sysfs");
+    }
+
+    /// Found by the lab (pull-before-md-notices): right after a pull md
+    /// still lists the member, whose `slaves/` link now dangles; a command
+    /// on the array (`mdadm /dev/md0 --fail detached`) was refused as "a
+    /// device swapguard cannot identify".
+    #[test]
+    fn regression_a_pulled_member_dangling_in_slaves_is_no_unknown_device() {
+        let t = tree();
+        let r = t.path();
+        std::fs::remove_dir_all(r.join("sys/block/nvme1n1")).unwrap();
+        assert_eq!(
+            disks_of(r, 9, 0).unwrap(),
+            ("md0".into(), vec!["nvme0n1".into()])
+        );
     }
 
     #[test]
