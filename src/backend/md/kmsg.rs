@@ -13,7 +13,10 @@
 //! The log is opened non-blocking at the first look and positioned at its
 //! end (`SEEK_END` on /dev/kmsg skips the records already there: what
 //! happened before the run is judged from absolute counters, not from old
-//! log lines). Every look then drains the records that arrived since. Under
+//! log lines). A thread reads it every 50 ms and keeps the I/O error
+//! records, so a long pause between looks (a prompt) cannot let the ring
+//! buffer overrun unread; every look reads what is left and counts the
+//! records that arrived since. Under
 //! `--sysroot` the path is a plain file in the tree, read the same way, so
 //! tests append records to it between looks.
 //!
@@ -26,6 +29,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::health::model::Problem;
 
@@ -59,18 +65,91 @@ pub struct IoErrorRecord {
 }
 
 /// The kernel log, counted per disk since it was opened.
+///
+/// A thread reads the log every [`READ_EVERY`] and keeps the I/O error
+/// records it finds (only those, at most [`MAX_PENDING`]), so a long pause
+/// between looks (a technician reading a prompt) cannot let the kernel's
+/// ring buffer overrun before swapguard has read it; each look then reads
+/// what is left itself and counts. Records are counted at the look, against
+/// the disks present then, as before.
 #[derive(Debug)]
 pub struct KernelLog {
+    path: PathBuf,
+    reader: Arc<Mutex<Reader>>,
+    stop: Arc<AtomicBool>,
+    counts: HashMap<String, u64>,
+}
+
+/// What the reading thread and the looks share.
+#[derive(Debug)]
+struct Reader {
     path: PathBuf,
     file: Result<File, String>,
     /// Bytes after the last complete line (only a plain file splits
     /// records; /dev/kmsg returns one whole record per read).
     partial: Vec<u8>,
-    counts: HashMap<String, u64>,
+    /// I/O error records read and not yet counted.
+    pending: Vec<IoErrorRecord>,
+    /// Records were lost (the ring buffer overran, or `pending` was full).
+    lost: bool,
+    /// Reading failed; nothing more is read.
+    failed: Option<String>,
+}
+
+/// How often the thread reads the log.
+const READ_EVERY: Duration = Duration::from_millis(50);
+/// I/O error records kept between two looks; past this they count as lost.
+const MAX_PENDING: usize = 100_000;
+
+impl Reader {
+    /// Read everything available now.
+    fn read_available(&mut self) {
+        if self.failed.is_some() {
+            return;
+        }
+        let Ok(file) = &mut self.file else {
+            return;
+        };
+        let mut text = std::mem::take(&mut self.partial);
+        let mut buf = vec![0u8; RECORD_MAX];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => text.extend_from_slice(&buf[..n]),
+                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(err) if err.kind() == ErrorKind::BrokenPipe => self.lost = true,
+                Err(err) => {
+                    self.failed = Some(format!(
+                        "cannot read the kernel log `{}`: {err}",
+                        self.path.display()
+                    ));
+                    break;
+                }
+            }
+        }
+        let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        self.partial = text.split_off(complete);
+        for line in String::from_utf8_lossy(&text).lines() {
+            if let Some(record) = parse_record(line) {
+                if self.pending.len() < MAX_PENDING {
+                    self.pending.push(record);
+                } else {
+                    self.lost = true;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for KernelLog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 impl KernelLog {
-    /// Open `path` and skip what is already in it.
+    /// Open `path`, skip what is already in it, and start reading it.
     pub fn open(path: &Path) -> KernelLog {
         let file = OpenOptions::new()
             .read(true)
@@ -84,51 +163,58 @@ impl KernelLog {
                     path.display()
                 )
             });
-        KernelLog {
+        let opened = file.is_ok();
+        let reader = Arc::new(Mutex::new(Reader {
             path: path.to_path_buf(),
             file,
             partial: Vec::new(),
+            pending: Vec::new(),
+            lost: false,
+            failed: None,
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        if opened {
+            let (reader, stop) = (Arc::clone(&reader), Arc::clone(&stop));
+            // If the thread cannot start, every look still reads the log
+            // itself: only the protection against long pauses is lost.
+            let _ = std::thread::Builder::new()
+                .name("kernel-log".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        lock(&reader).read_available();
+                        std::thread::sleep(READ_EVERY);
+                    }
+                });
+        }
+        KernelLog {
+            path: path.to_path_buf(),
+            reader,
+            stop,
             counts: HashMap::new(),
         }
     }
 
-    /// Read every record that arrived since the last drain and count the
-    /// I/O errors of the disks in `present`; records naming another disk
-    /// are about a drive that is gone. A problem when the log cannot be
-    /// read or records were lost.
+    /// Count the records that arrived since the last look, for the disks in
+    /// `present` (kernel names). Records naming other disks (gone, or not
+    /// disks of the array) are dropped, and so are the counts of disks no
+    /// longer present: a name that comes back belongs to a new device.
+    /// Returns the problem of this look, if any.
     pub fn drain(&mut self, present: &BTreeSet<String>) -> Option<Problem> {
-        let file = match &mut self.file {
-            Ok(file) => file,
-            Err(message) => return Some(problem(&self.path, message.clone())),
+        let (records, lost, failed, file_error) = {
+            let mut reader = lock(&self.reader);
+            reader.read_available();
+            (
+                std::mem::take(&mut reader.pending),
+                std::mem::take(&mut reader.lost),
+                reader.failed.clone(),
+                reader.file.as_ref().err().cloned(),
+            )
         };
-        let mut lost = false;
-        let mut failed = None;
-        let mut text = std::mem::take(&mut self.partial);
-        let mut buf = vec![0u8; RECORD_MAX];
-        loop {
-            match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => text.extend_from_slice(&buf[..n]),
-                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
-                Err(err) if err.kind() == ErrorKind::Interrupted => {}
-                // The ring buffer overwrote records before we read them; the
-                // next read goes on from the oldest record still there.
-                Err(err) if err.kind() == ErrorKind::BrokenPipe => lost = true,
-                Err(err) => {
-                    failed = Some(format!(
-                        "cannot read the kernel log `{}`: {err}",
-                        self.path.display()
-                    ));
-                    break;
-                }
-            }
+        if let Some(message) = file_error {
+            return Some(problem(&self.path, message));
         }
-        let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        self.partial = text.split_off(complete);
-        for line in String::from_utf8_lossy(&text).lines() {
-            if let Some(record) = parse_record(line)
-                && present.contains(&record.disk)
-            {
+        for record in records {
+            if present.contains(&record.disk) {
                 *self.counts.entry(record.disk).or_insert(0) += 1;
             }
         }
@@ -155,8 +241,16 @@ impl KernelLog {
 
     /// Whether the log could be opened (its counter is then reported).
     pub fn is_open(&self) -> bool {
-        self.file.is_ok()
+        lock(&self.reader).file.is_ok()
     }
+}
+
+/// The reader, even if a thread panicked holding it (its state is plain
+/// data, still consistent between two reads).
+fn lock(reader: &Mutex<Reader>) -> std::sync::MutexGuard<'_, Reader> {
+    reader
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn problem(path: &Path, message: String) -> Problem {
@@ -350,6 +444,30 @@ mod tests {
         let only_a: BTreeSet<String> = ["sda".into()].into();
         assert_eq!(log.drain(&only_a), None);
         assert_eq!(log.count("sdb"), 0);
+    }
+
+    /// Between looks (a technician reading a prompt for minutes) the log
+    /// is still read, so a busy kernel cannot overrun its ring buffer before
+    /// swapguard has seen the records.
+    #[test]
+    fn the_log_is_read_between_looks() {
+        let (_dir, path) = log_file();
+        let mut log = KernelLog::open(&path);
+        append(
+            &path,
+            "3,1,2,-;I/O error, dev sda, sector 8 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 2\n",
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while lock(&log.reader).pending.is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the record was not read without a look"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let present: BTreeSet<String> = ["sda".to_string()].into();
+        assert_eq!(log.drain(&present), None);
+        assert_eq!(log.count("sda"), 1);
     }
 
     #[test]
