@@ -102,11 +102,7 @@ pub fn is_stdout_closed(error: &anyhow::Error) -> bool {
 /// Print `args` to stdout. A closed stdout is not an error here (the rest
 /// of the output is dropped); any other write error is.
 pub fn print(args: fmt::Arguments<'_>) -> io::Result<()> {
-    let mut out = io::stdout().lock();
-    match out.write_fmt(args).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        other => other,
-    }
+    Quiet.write_fmt(args).and_then(|()| Quiet.flush())
 }
 
 /// `print!` that survives a closed stdout; returns `io::Result<()>`.

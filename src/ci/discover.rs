@@ -63,7 +63,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<Discovered> {
                 scenario_files.extend(toml_files(&tree, true)?);
             }
         } else if path.is_file() {
-            if is_scenario_file(path) {
+            if crate::runbook::lint::is_scenario(path) {
                 scenario_files.push(path.clone());
                 continue;
             }
@@ -145,15 +145,6 @@ fn parse_scenario(path: &Path) -> std::result::Result<Scenario, String> {
     let source = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read scenario `{}`: {e}", path.display()))?;
     scenario::parse(path, &source).map_err(|e| format!("{e:#}"))
-}
-
-/// Whether a TOML file is a scenario: it has a `[scenario]` table. A file
-/// that cannot be read or parsed counts as a runbook, so lint reports it.
-fn is_scenario_file(path: &Path) -> bool {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|text| text.parse::<toml::Table>().ok())
-        .is_some_and(|t| t.contains_key("scenario"))
 }
 
 /// `DIR/scenarios/NAME/x.toml` → `DIR/NAME.toml`, when that file exists.

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::backend::{CommandOutput, Depth, Running};
 use crate::engine::{Stop, Walk};
+use crate::health::model::Snapshot;
 use crate::journal::Event;
 use crate::operator::NoteLevel;
 use crate::runbook::model::{OnHalt, Step};
@@ -69,7 +70,7 @@ impl Walk<'_, '_> {
                 Ok(None) => {}
                 Err(e) => break Stop::Error(e),
             }
-            if let Err(stop) = self.watch_once(step) {
+            if let Err(stop) = self.watch_turn(step) {
                 break stop;
             }
             // Said once the command has outlived one turn of the watch, so
@@ -122,10 +123,11 @@ impl Walk<'_, '_> {
         })
     }
 
-    /// One turn of the watch while a command runs: wait for a kernel event
-    /// or `watch_poll`, look, guard, read the canary when due. The same
-    /// turn as a physical step's watch, without the step's completion.
-    fn watch_once(&mut self, step: &Step) -> StepResult<()> {
+    /// One turn of the watch, for a physical step, a wait or a running
+    /// command alike: wait for a kernel event or `watch_poll`, look (SMART
+    /// on the background worker when due), guard, read the canary when due.
+    /// Returns the look and the time it was taken.
+    pub(crate) fn watch_turn(&mut self, step: &Step) -> StepResult<(Snapshot, u64)> {
         if self.interrupted() {
             return Err(Stop::Interrupt {
                 step: step.id.clone(),
@@ -135,13 +137,16 @@ impl Walk<'_, '_> {
         self.run.backend.wait(poll)?;
         let now_ms = self.run.clock.now_ms();
         let smart_poll = self.run.runbook.guard.smart_poll.as_millis() as u64;
+        // SMART runs in the background during watches: a slow smartctl
+        // must never delay noticing an md state change.
         let depth = Depth::Watch {
             smart_due: now_ms.saturating_sub(self.last_full_ms) >= smart_poll,
         };
         let now = self.look(&step.id, depth)?;
         let allowed = self.allowed(Some(step), false);
         self.guard(&step.id, &now, &allowed)?;
-        self.watch_canary(&step.id)
+        self.watch_canary(&step.id)?;
+        Ok((now, now_ms))
     }
 
     /// Let a command the run no longer waits on end by itself (its own

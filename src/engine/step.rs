@@ -313,27 +313,10 @@ impl Walk<'_, '_> {
     pub(crate) fn watch(&mut self, step: &Step, deadline: Duration) -> StepResult<()> {
         let start = self.run.clock.now_ms();
         let end = start.saturating_add(deadline.as_millis() as u64);
-        let smart_poll = self.run.runbook.guard.smart_poll.as_millis() as u64;
         let mut rate: Option<(u64, u64)> = None;
         let mut last_progress_ms = 0u64;
         loop {
-            if self.interrupted() {
-                return Err(Stop::Interrupt {
-                    step: step.id.clone(),
-                });
-            }
-            let poll = self.poll();
-            self.run.backend.wait(poll)?;
-            let now_ms = self.run.clock.now_ms();
-            // SMART runs in the background during watches: a slow smartctl
-            // must never delay noticing an md state change.
-            let depth = Depth::Watch {
-                smart_due: now_ms.saturating_sub(self.last_full_ms) >= smart_poll,
-            };
-            let now = self.look(&step.id, depth)?;
-            let allowed = self.allowed(Some(step), false);
-            self.guard(&step.id, &now, &allowed)?;
-            self.watch_canary(&step.id)?;
+            let (now, now_ms) = self.watch_turn(step)?;
             if self.expectation_holds(step, &now) {
                 return Ok(());
             }

@@ -96,7 +96,9 @@ pub fn runbooks_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn is_scenario(path: &Path) -> bool {
+/// Whether a TOML file is a scenario: it has a `[scenario]` table. A file
+/// that cannot be read or parsed counts as a runbook, so lint reports it.
+pub fn is_scenario(path: &Path) -> bool {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|text| text.parse::<toml::Table>().ok())
