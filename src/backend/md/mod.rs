@@ -53,6 +53,12 @@ use crate::health::model::{
 const IDENTITY_RETRIES: u32 = 3;
 const IDENTITY_RETRY_PAUSE: Duration = Duration::from_millis(30);
 
+/// How often mdstat and sysfs are read again while they disagree, and the
+/// pause before the first re-read (the n-th waits n times as long: at most
+/// 150 ms in all), before the disagreement is reported.
+const TORN_LOOK_RETRIES: u32 = 5;
+const TORN_LOOK_PAUSE: Duration = Duration::from_millis(10);
+
 /// How long one `smartctl` run may take in a full look.
 const SMART_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -518,10 +524,15 @@ impl Backend for MdBackend {
             self.watch = MdstatWatch::open(&self.mdstat_path()).ok();
         }
         let mut view = self.look_array(array)?;
-        if !view.disagreements.is_empty() {
+        let mut attempt = 0;
+        while !view.disagreements.is_empty() && attempt < TORN_LOOK_RETRIES {
             // mdstat and sysfs are read a few microseconds apart; a member
-            // added or failed in between looks like a disagreement. Look
-            // once more and report whatever is still inconsistent.
+            // added, failed or removed in between looks like a
+            // disagreement, and md finishes a removal in sysfs later, from
+            // a work queue (slower on a loaded host). Look again a few
+            // times and report whatever is still inconsistent.
+            attempt += 1;
+            std::thread::sleep(TORN_LOOK_PAUSE * attempt);
             view = self.look_array(array)?;
         }
         if let Some(watch) = &mut self.watch {

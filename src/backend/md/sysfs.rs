@@ -107,10 +107,22 @@ pub fn read_array(md_dir: &Path, name: &str, problems: &mut Vec<Problem>) -> Res
         sync,
     };
 
-    let members = member_names
-        .into_iter()
-        .map(|kname| read_member(&md_dir.join(format!("dev-{kname}")), kname, attrs.problems))
-        .collect();
+    let mut members = Vec::with_capacity(member_names.len());
+    for kname in member_names {
+        let dir = md_dir.join(format!("dev-{kname}"));
+        let before = attrs.problems.len();
+        let member = read_member(&dir, kname, attrs.problems);
+        // md unbinds a removed member at once (mdstat no longer lists it)
+        // but deletes its `dev-<kname>/` directory later, from a work
+        // queue: read in that window, the directory was listed and its
+        // files are gone. A member whose directory has gone by the end of
+        // the read has left the array; it is not an unreadable member.
+        if attrs.problems.len() > before && !dir.exists() {
+            attrs.problems.truncate(before);
+            continue;
+        }
+        members.push(member);
+    }
     Ok(ArrayLook { health, members })
 }
 

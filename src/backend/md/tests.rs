@@ -821,3 +821,39 @@ fn a_stuck_smartctl_does_not_delay_the_watch_look() {
         std::thread::yield_now();
     }
 }
+
+/// Found by the lab (pull-before-md-notices, on a loaded CI host): `mdadm
+/// --remove` takes a member out of mdstat at once, but md deletes its
+/// `dev-<kname>/` directory later from a work queue. A look in between
+/// listed the directory and then found its files gone, and the guard
+/// stopped the run on "cannot read the health" of the drive being removed.
+/// A member directory that is gone by the end of its read has left the
+/// array; the array is judged as md now shows it.
+#[test]
+fn regression_a_member_removed_between_listing_and_reading_has_left() {
+    let tree = Tree::from_fixture("clean");
+    tree.remove("sys/block/md0/md/dev-nvme1n1")
+        // Listed by read_dir, gone when its files are opened.
+        .link("sys/block/md0/md/dev-nvme1n1", "removed-by-md")
+        .file("sys/block/md0/md/degraded", "1\n")
+        .file(
+            "proc/mdstat",
+            "Personalities : [raid1] \nmd0 : active raid1 nvme0n1[0]\n      64512 blocks super 1.2 [2/1] [U_]\n      \nunused devices: <none>\n",
+        );
+    let snapshot = snap(tree.root(), Depth::Fast);
+    assert_eq!(problems(&snapshot), Vec::<String>::new());
+    assert_eq!(snapshot.members().count(), 1);
+    assert_eq!(snapshot.array.degraded, 1);
+}
+
+/// The other side of the rule above: a member directory that is still there
+/// with its files missing is unreadable, as before.
+#[test]
+fn a_member_directory_still_present_without_its_files_is_unreadable() {
+    let tree = Tree::from_fixture("clean");
+    for file in ["state", "slot", "errors", "bad_blocks"] {
+        tree.remove(&format!("sys/block/md0/md/dev-nvme1n1/{file}"));
+    }
+    let snapshot = snap(tree.root(), Depth::Fast);
+    assert_eq!(problems(&snapshot).len(), 4, "{:?}", problems(&snapshot));
+}
