@@ -20,6 +20,7 @@ pub mod output;
 pub mod quarantine;
 pub mod runbook;
 pub mod sanitize;
+pub mod scenario;
 pub mod signals;
 pub mod state;
 pub mod units;

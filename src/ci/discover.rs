@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::backend::sim::scenario::{self, Scenario};
 use crate::commands::UsageError;
+use crate::scenario::{self, Scenario};
 
 /// One runbook and every scenario found for it.
 #[derive(Debug)]

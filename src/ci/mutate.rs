@@ -30,11 +30,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::backend::sim::scenario::{
-    Action, DriveGroup, DriveSpec, During, Event, Outcome as Expected, Scenario,
-};
 use crate::health::model::MemberState;
 use crate::runbook::model::{DriveExpect, Role, Runbook, StepKind};
+use crate::scenario::{
+    Action, DriveGroup, DriveSpec, During, Event, Outcome as Expected, Scenario,
+};
 use crate::units::format_size;
 
 /// How much a counter rises in a variant: enough to be unmistakable.
@@ -435,8 +435,8 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    use crate::backend::sim::scenario;
     use crate::runbook::load;
+    use crate::scenario;
 
     fn shipped(rel: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -5,12 +5,10 @@
 //! scenario in which a survivor fails; this file decides what counts
 //! (docs/ci.md, "Every runbook must prove it halts").
 
-use crate::backend::sim::scenario::{
-    Action, DriveGroup, During, Outcome as Expected, Probe, Scenario,
-};
 use crate::ci::discover::Found;
 use crate::ci::mutate;
 use crate::ci::suite::{Case, Verdict};
+use crate::scenario::{Action, DriveGroup, During, Outcome as Expected, Probe, Scenario};
 
 /// The rule that a runbook proves it halts: at least one of its scenarios
 /// that passed expects `halted`, has an event during a step (not the
@@ -65,7 +63,7 @@ mod tests {
     use super::*;
     use std::path::{Path, PathBuf};
 
-    use crate::backend::sim::scenario;
+    use crate::scenario;
 
     fn shipped(rel: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))

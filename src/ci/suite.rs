@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::backend::sim::scenario::Scenario;
 use crate::ci::discover::{Discovered, Found, Suite};
 use crate::ci::mutate::{self, Mutation, StepTimes};
 use crate::ci::proof::proves_it_halts;
@@ -27,6 +26,7 @@ use crate::runbook::diag::{Diagnostic, Severity};
 use crate::runbook::lint::FileReport;
 use crate::runbook::load::{decode, load_str};
 use crate::runbook::model::Runbook;
+use crate::scenario::Scenario;
 
 /// What to run besides the scenarios.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

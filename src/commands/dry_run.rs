@@ -12,7 +12,6 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::backend::sim::SimBackend;
-use crate::backend::sim::scenario::{self, Expected, Scenario};
 use crate::backend::{Backend, CommandOutput, Depth, LocateOutcome, StepPhase};
 use crate::cli::Config;
 use crate::clock::SimClock;
@@ -25,6 +24,7 @@ use crate::operator::scripted::{ScriptedOperator, SharedBuffer};
 use crate::quarantine::{self, Entry};
 use crate::runbook::model::{Runbook, Step};
 use crate::sanitize::sanitize;
+use crate::scenario::{self, Expected, Scenario};
 
 pub fn dry_run(
     config: &Config,

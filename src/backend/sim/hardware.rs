@@ -20,8 +20,8 @@
 use std::collections::BTreeMap;
 
 use crate::backend::sim::names::Family;
-use crate::backend::sim::scenario::{DriveGroup, DriveSpec, Level, Scenario};
 use crate::health::model::{Identity, MemberState};
+use crate::scenario::{DriveGroup, DriveSpec, Level, Scenario};
 
 /// The whole simulated machine.
 #[derive(Clone, Debug)]

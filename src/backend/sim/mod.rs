@@ -18,7 +18,6 @@ mod hardware;
 mod mdadm;
 pub mod names;
 mod running;
-pub mod scenario;
 mod view;
 
 use std::path::PathBuf;
@@ -28,13 +27,13 @@ use anyhow::{Result, bail};
 
 use crate::backend::sim::canary::SimCanary;
 use crate::backend::sim::hardware::{Failure, Hardware};
-use crate::backend::sim::scenario::{
-    Action, CannedCommand, During, Event, Probe, Scenario, Technician,
-};
 use crate::backend::{Backend, CommandOutput, Depth, Finished, LocateOutcome, Running, StepPhase};
 use crate::clock::{Clock, SimClock};
 use crate::health::model::{DriveKey, Identity, Snapshot};
 use crate::runbook::model::{DriveExpect, Step, StepKind};
+use crate::scenario::{
+    Action, CannedCommand, DriveGroup, During, Event, Probe, Scenario, Technician,
+};
 
 /// How long md takes to notice a member pulled without `--fail`: until the
 /// next write reaches it (lab-notes.md). Fixed, so runs are reproducible.
@@ -88,7 +87,7 @@ impl SimBackend {
             .drives
             .iter()
             .enumerate()
-            .filter(|(_, d)| d.group == scenario::DriveGroup::Spare)
+            .filter(|(_, d)| d.group == DriveGroup::Spare)
             .map(|(i, _)| i)
             .collect();
         let mut sim = SimBackend {

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
-use crate::backend::sim::scenario::parse;
 use crate::health::model::{Drive, MemberState, Smart};
 use crate::runbook::model::{Confirm, Expectation, Span};
+use crate::scenario::parse;
 
 /// A two-drive raid1 of 960G SSDs in bays 0 and 1, a spare on the cart and
 /// an NVMe boot disk; `extra` adds tables (events, commands).

@@ -29,7 +29,6 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 
 use crate::backend::sim::SimBackend;
-use crate::backend::sim::scenario::{self, Scenario};
 use crate::backend::{Backend, CommandOutput, Depth, LocateOutcome, StepPhase};
 use crate::clock::{Clock, SimClock};
 use crate::engine::{self, Journaled, Outcome, Resume, Run};
@@ -39,6 +38,7 @@ use crate::operator::Operator;
 use crate::operator::scripted::ScriptedOperator;
 use crate::runbook::load;
 use crate::runbook::model::{Runbook, Step};
+use crate::scenario::{self, Scenario};
 
 /// The simulator behind a switch that the journal's kill switch throws.
 struct Crashable {

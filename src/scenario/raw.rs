@@ -16,10 +16,10 @@ use toml::Spanned;
 
 use std::path::Path;
 
-use crate::backend::sim::scenario::{Level, Outcome, ScenarioError};
 use crate::health::model::MemberState;
 use crate::runbook::diag::{Diagnostic, Severity};
 use crate::runbook::model::Span;
+use crate::scenario::{Level, Outcome, ScenarioError};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -13,16 +13,14 @@ use toml::Spanned;
 
 use crate::backend::md::identity;
 use crate::backend::sim::names::Family;
-use crate::backend::sim::scenario::raw::{
-    RawDrive, RawEvent, RawFile, backticked, did_you_mean, span_of,
-};
-use crate::backend::sim::scenario::{
-    Action, ArraySpec, CannedCommand, DriveGroup, DriveSpec, During, Event, Expected, Outcome,
-    Probe, Quarantined, Scenario, StepRef, Technician,
-};
 use crate::health::model::MemberState;
 use crate::runbook::diag::{Diagnostic, Severity};
 use crate::runbook::model::Span;
+use crate::scenario::raw::{RawDrive, RawEvent, RawFile, backticked, did_you_mean, span_of};
+use crate::scenario::{
+    Action, ArraySpec, CannedCommand, DriveGroup, DriveSpec, During, Event, Expected, Outcome,
+    Probe, Quarantined, Scenario, StepRef, Technician,
+};
 
 /// Counters a drive of this family reports when the file names none: the
 /// SMART error counters the guard watches, all zero.

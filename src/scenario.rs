@@ -19,13 +19,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::backend::sim::names::Family;
-use crate::backend::sim::scenario::build::Builder;
-use crate::backend::sim::scenario::raw::{
-    RawFile, backticked, did_you_mean, error_at, from_toml_error,
-};
 use crate::health::model::MemberState;
 use crate::runbook::diag::{Diagnostic, Severity};
 use crate::runbook::model::{Runbook, Span};
+use crate::scenario::build::Builder;
+use crate::scenario::raw::{RawFile, backticked, did_you_mean, error_at, from_toml_error};
 
 /// One scenario file, checked and resolved.
 #[derive(Clone, Debug, PartialEq)]
