@@ -3,10 +3,12 @@
 //! A scenario is TOML (see docs/scenario-format.md). `scenario/raw.rs`
 //! mirrors the file with serde (`deny_unknown_fields`, spans kept where a
 //! later check needs to point at a value); `scenario/build.rs` checks it and
-//! builds the typed [`Scenario`] defined here, which the simulator and the
-//! dry-run command read. Every problem is a runbook-style [`Diagnostic`]
-//! with `path:line:col`, so a CI failure in a scenario reads like a lint
-//! error in a runbook.
+//! builds the typed [`Scenario`] defined here, which the dry-run command
+//! reads; the simulated machine's part of it (drives, events, canned
+//! commands) is the simulator's own vocabulary (`backend/sim/machine.rs`),
+//! handed over with [`Scenario::machine`]. Every problem is a runbook-style
+//! [`Diagnostic`] with `path:line:col`, so a CI failure in a scenario reads
+//! like a lint error in a runbook.
 
 mod build;
 mod raw;
@@ -14,12 +16,13 @@ mod raw;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::backend::sim::names::Family;
-use crate::health::model::MemberState;
+pub use crate::backend::sim::machine::{
+    Action, ArraySpec, CannedCommand, DriveGroup, DriveSpec, During, Event, Level, Machine, Probe,
+    Technician,
+};
 use crate::runbook::diag::{Diagnostic, Severity};
 use crate::runbook::model::{Runbook, Span};
 use crate::scenario::build::Builder;
@@ -65,181 +68,6 @@ pub struct Scenario {
     params_span: Span,
 }
 
-/// `[array]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ArraySpec {
-    /// Kernel name without `/dev/`, e.g. `md0`.
-    pub name: String,
-    pub level: Level,
-    /// Slots the array has; defaults to the number of members that are not
-    /// spares.
-    pub raid_disks: u32,
-    /// Simulated time a full recovery or replacement copy takes.
-    pub rebuild_time: Duration,
-}
-
-/// RAID level of the simulated array.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Raid1,
-    Raid5,
-    Raid6,
-    Raid10,
-}
-
-impl Level {
-    /// The md spelling: `raid1`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Level::Raid1 => "raid1",
-            Level::Raid5 => "raid5",
-            Level::Raid6 => "raid6",
-            Level::Raid10 => "raid10",
-        }
-    }
-
-    /// How many slots may be missing before the array loses data. RAID10 is
-    /// counted as surviving one loss (the worst case for a near layout).
-    pub fn tolerates(self, raid_disks: u32) -> u32 {
-        match self {
-            Level::Raid1 => raid_disks.saturating_sub(1),
-            Level::Raid5 | Level::Raid10 => 1,
-            Level::Raid6 => 2,
-        }
-    }
-}
-
-/// Where a drive sits at the start of the scenario.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DriveGroup {
-    /// `[array] members`: in the array and present.
-    Member,
-    /// `[array] spares`: on the shelf, inserted by the technician in order.
-    Spare,
-    /// `[array] others`: present, not in the array (e.g. the boot disk).
-    Other,
-}
-
-/// One drive of the scenario.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DriveSpec {
-    pub group: DriveGroup,
-    /// Kernel name at the start. Always set for members and others; for a
-    /// spare it is optional and only says which name family it joins (`sd`,
-    /// `vd`, `nvme`): an inserted drive takes the lowest free name.
-    pub dev: Option<String>,
-    pub serial: Option<String>,
-    pub wwn: Option<String>,
-    pub model: Option<String>,
-    pub firmware: Option<String>,
-    /// Bay or slot.
-    pub slot: Option<String>,
-    pub size_bytes: u64,
-    /// Member state at the start (members only; `InSync` otherwise).
-    pub state: MemberState,
-    pub smart_passed: bool,
-    /// Counters at the start: the family's defaults merged with the file's.
-    pub counters: BTreeMap<String, u64>,
-    /// Whether the drive carries no signature (members never are).
-    pub blank: bool,
-    /// The kernel name family an inserted drive's name comes from.
-    pub family: Family,
-}
-
-impl DriveSpec {
-    /// How messages name the drive: its starting kernel name, else serial.
-    pub fn label(&self) -> String {
-        match (&self.dev, &self.serial) {
-            (Some(dev), _) if self.group != DriveGroup::Spare => dev.clone(),
-            (_, Some(serial)) => serial.clone(),
-            (Some(dev), None) => dev.clone(),
-            (None, None) => "unnamed drive".to_string(),
-        }
-    }
-}
-
-/// `[technician]`: how long the simulated technician takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Technician {
-    /// From the start of a physical step expecting `target = "absent"` to the
-    /// pull. Default 5 s.
-    pub pull_after: Duration,
-    /// From the start of a physical step expecting `new = "present"` to the
-    /// insertion. Default 5 s.
-    pub insert_after: Duration,
-}
-
-impl Default for Technician {
-    fn default() -> Self {
-        Technician {
-            pull_after: Duration::from_secs(5),
-            insert_after: Duration::from_secs(5),
-        }
-    }
-}
-
-/// When an event happens.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum During {
-    /// Before the baseline snapshot: the array starts this way.
-    Baseline,
-    /// While the step with this id runs, `after` its start.
-    Step(String),
-}
-
-/// `[[event]]`: something that happens to the simulated hardware.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Event {
-    pub during: During,
-    /// Simulated delay after the step begins (default 1 s; zero for the
-    /// baseline).
-    pub after: Duration,
-    /// In the order they are applied (see [`Action`]).
-    pub actions: Vec<Action>,
-}
-
-impl Event {
-    pub fn pulls(&self) -> bool {
-        self.actions.iter().any(|a| matches!(a, Action::Pull(_)))
-    }
-
-    pub fn inserts(&self) -> bool {
-        self.actions.iter().any(|a| matches!(a, Action::Insert(_)))
-    }
-}
-
-/// One change an event makes. Drives are indexes into [`Scenario::drives`].
-/// Within one event they apply in this order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// A counter takes a new value.
-    Set {
-        drive: usize,
-        counter: String,
-        value: u64,
-    },
-    /// md state flags appear on a member (it stays in sync, as real md does
-    /// on write errors).
-    Flags { drive: usize, flags: Vec<String> },
-    /// SMART overall health fails.
-    SmartFailed(usize),
-    /// A probe can no longer be read.
-    Unreadable(Probe),
-    /// md marks the member faulty.
-    Fail(usize),
-    /// The technician pulls this drive (instead of the target, when it
-    /// happens during a step that pulls).
-    Pull(usize),
-    /// A non-member disk disappears from the bus.
-    Vanish(usize),
-    /// The technician inserts this drive (instead of the next spare).
-    Insert(usize),
-    /// The data canary reads back as zeros: through the array (`None`), or
-    /// in one member's copy only.
-    ZeroCanary(Option<usize>),
-}
-
 /// `[[quarantined]]`: a drive quarantined before the run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Quarantined {
@@ -249,32 +77,6 @@ pub struct Quarantined {
     /// RFC 3339.
     pub at: String,
     pub session: String,
-}
-
-/// A probe an event can make unreadable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Probe {
-    /// `<drive>.smart`: SMART reads as `Smart::Unreadable`.
-    Smart(usize),
-    /// `<drive>.counters`: the cheap counters become a snapshot problem.
-    Counters(usize),
-    /// `array`: the whole snapshot fails.
-    Array,
-}
-
-/// `[[command]]`: what a program the simulator does not model prints.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CannedCommand {
-    /// Matched exactly against the rendered argv.
-    pub argv: Vec<String>,
-    /// `None` when `timed_out`.
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-    pub timed_out: bool,
-    /// How long it runs on the simulated clock (`0`: it has ended before
-    /// the engine looks again); the guard watches meanwhile.
-    pub duration: Duration,
 }
 
 /// How a dry run ends.
@@ -399,6 +201,19 @@ pub fn parse(path: &Path, source: &str) -> anyhow::Result<Scenario> {
 }
 
 impl Scenario {
+    /// The simulated machine this scenario describes, for
+    /// [`crate::backend::sim::SimBackend::new`].
+    pub fn machine(&self) -> Machine<'_> {
+        Machine {
+            source: &self.path,
+            array: &self.array,
+            drives: &self.drives,
+            technician: self.technician,
+            events: &self.events,
+            commands: &self.commands,
+        }
+    }
+
     /// Check the scenario against its runbook: every step id it names
     /// exists, and it gives every parameter the runbook takes and no other.
     pub fn check_against(&self, runbook: &Runbook) -> Vec<Diagnostic> {

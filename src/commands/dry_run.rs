@@ -145,7 +145,7 @@ fn walk(
 ) -> Result<Outcome> {
     let clock = SimClock::new();
     let mut backend = Narrated {
-        inner: SimBackend::new(scenario, clock.clone())?,
+        inner: SimBackend::new(scenario.machine(), clock.clone())?,
         out: log,
         pace,
     };

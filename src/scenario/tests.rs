@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use super::raw::parse_size;
 use super::*;
+use crate::backend::sim::names::Family;
+use crate::health::model::MemberState;
 
 fn shipped_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks/scenarios")

@@ -19,9 +19,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::backend::sim::machine::{ArraySpec, DriveGroup, DriveSpec, Level};
 use crate::backend::sim::names::Family;
 use crate::health::model::{Identity, MemberState};
-use crate::scenario::{DriveGroup, DriveSpec, Level, Scenario};
 
 /// The whole simulated machine.
 #[derive(Clone, Debug)]
@@ -178,13 +178,13 @@ fn md_counters() -> BTreeMap<String, u64> {
 }
 
 impl Hardware {
-    pub fn new(scenario: &Scenario) -> Hardware {
+    pub fn new(array: &ArraySpec, specs: &[DriveSpec]) -> Hardware {
         let mut drives = Vec::new();
         let mut members = Vec::new();
         let mut next_role = 0u32;
-        for spec in &scenario.drives {
+        for spec in specs {
             let index = drives.len();
-            drives.push(drive_state(spec, &scenario.array.name));
+            drives.push(drive_state(spec, &array.name));
             if spec.group != DriveGroup::Member {
                 continue;
             }
@@ -213,8 +213,7 @@ impl Hardware {
                 counters,
             });
         }
-        let component_bytes = scenario
-            .drives
+        let component_bytes = specs
             .iter()
             .filter(|d| d.group == DriveGroup::Member)
             .map(|d| d.size_bytes)
@@ -230,16 +229,15 @@ impl Hardware {
             });
         Hardware {
             array: ArrayState {
-                name: scenario.array.name.clone(),
-                level: scenario.array.level,
-                raid_disks: scenario.array.raid_disks,
-                rebuild_ms: u64::try_from(scenario.array.rebuild_time.as_millis())
-                    .unwrap_or(u64::MAX),
+                name: array.name.clone(),
+                level: array.level,
+                raid_disks: array.raid_disks,
+                rebuild_ms: u64::try_from(array.rebuild_time.as_millis()).unwrap_or(u64::MAX),
                 component_sectors: component_bytes / 512,
                 broken: false,
                 unreadable: false,
             },
-            has_bays: scenario.drives.iter().any(|d| d.slot.is_some()),
+            has_bays: specs.iter().any(|d| d.slot.is_some()),
             drives,
             members,
             recovery,

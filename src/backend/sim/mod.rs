@@ -15,6 +15,7 @@
 
 mod canary;
 mod hardware;
+pub mod machine;
 mod mdadm;
 pub mod names;
 mod running;
@@ -27,13 +28,13 @@ use anyhow::{Result, bail};
 
 use crate::backend::sim::canary::SimCanary;
 use crate::backend::sim::hardware::{Failure, Hardware};
+use crate::backend::sim::machine::{
+    Action, CannedCommand, DriveGroup, During, Event, Machine, Probe, Technician,
+};
 use crate::backend::{Backend, CommandOutput, Depth, Finished, LocateOutcome, Running, StepPhase};
 use crate::clock::{Clock, SimClock};
 use crate::health::model::{DriveKey, Identity, Snapshot};
 use crate::runbook::model::{DriveExpect, Step, StepKind};
-use crate::scenario::{
-    Action, CannedCommand, DriveGroup, During, Event, Probe, Scenario, Technician,
-};
 
 /// How long md takes to notice a member pulled without `--fail`: until the
 /// next write reaches it (lab-notes.md). Fixed, so runs are reproducible.
@@ -81,9 +82,9 @@ enum Work {
 impl SimBackend {
     /// Build the simulated machine; events `during = "baseline"` are applied
     /// now, before anyone looks.
-    pub fn new(scenario: &Scenario, clock: SimClock) -> Result<SimBackend> {
-        let hw = Hardware::new(scenario);
-        let shelf = scenario
+    pub fn new(machine: Machine<'_>, clock: SimClock) -> Result<SimBackend> {
+        let hw = Hardware::new(machine.array, machine.drives);
+        let shelf = machine
             .drives
             .iter()
             .enumerate()
@@ -93,11 +94,11 @@ impl SimBackend {
         let mut sim = SimBackend {
             clock,
             hw,
-            labels: scenario.drives.iter().map(|d| d.label()).collect(),
-            events: scenario.events.clone(),
-            technician: scenario.technician,
-            commands: scenario.commands.clone(),
-            scenario_path: scenario.path.clone(),
+            labels: machine.drives.iter().map(|d| d.label()).collect(),
+            events: machine.events.to_vec(),
+            technician: machine.technician,
+            commands: machine.commands.to_vec(),
+            scenario_path: machine.source.to_path_buf(),
             shelf,
             pending: Vec::new(),
             next_seq: 0,
