@@ -10,7 +10,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::runbook::check::{Params, duration};
-use crate::runbook::load::Ctx;
+use crate::runbook::ctx::Ctx;
 use crate::runbook::model::{CanaryRule, Step};
 use crate::runbook::raw::RawCanary;
 use crate::runbook::vars::{NewBinding, Scope, template};

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
+use crate::runbook::ctx::{Ctx, hash, to_span};
 use crate::runbook::keys::{quoted_list, suggest};
-use crate::runbook::load::{Ctx, hash, to_span};
 use crate::runbook::model::{BackendKind, GuardPolicy, Param, ParamKind, Requirement, Runbook};
 use crate::runbook::raw::{RawGuard, RawRunbook, Str};
 use crate::runbook::template::variables;

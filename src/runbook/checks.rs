@@ -14,8 +14,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::runbook::check::duration;
+use crate::runbook::ctx::Ctx;
 use crate::runbook::destructive::{Effect, classify};
-use crate::runbook::load::Ctx;
 use crate::runbook::model::{CheckTest, Template};
 use crate::runbook::raw::{RawJson, Str, StrList};
 use crate::runbook::vars::{Scope, template};

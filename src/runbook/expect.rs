@@ -10,7 +10,7 @@
 use toml::Spanned;
 
 use crate::runbook::check::choice;
-use crate::runbook::load::to_span;
+use crate::runbook::ctx::to_span;
 use crate::runbook::model::{DriveExpect, Expectation, GuardPolicy, NewDriveRule, Span, Template};
 use crate::runbook::raw::{RawExpect, RawNewDrive, Str};
 use crate::runbook::steps::StepCheck;

@@ -14,8 +14,8 @@ use std::path::Path;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use crate::runbook::ctx::{Ctx, span_key, to_span};
 use crate::runbook::diag::{Diagnostic, Severity};
-use crate::runbook::load::{Ctx, span_key, to_span};
 use crate::runbook::model::Span;
 use crate::runbook::raw::{
     RawCanary, RawCheck, RawExpect, RawGuard, RawJson, RawMeta, RawNewDrive, RawOnHalt, RawParam,

@@ -11,6 +11,7 @@
 mod canary;
 mod check;
 mod checks;
+mod ctx;
 mod destructive;
 pub mod diag;
 mod expect;

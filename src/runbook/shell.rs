@@ -10,7 +10,7 @@
 //! [`quoting_problems`] finds the places where quoting cannot protect a
 //! value, which lint reports and the engine refuses.
 
-use crate::runbook::load::to_span;
+use crate::runbook::ctx::to_span;
 use crate::runbook::model::Template;
 use crate::runbook::steps::StepCheck;
 use crate::runbook::template::variables;

@@ -13,9 +13,10 @@ use toml::Spanned;
 
 use crate::runbook::check::{Params, choice, duration};
 use crate::runbook::checks::{self, Parts};
+use crate::runbook::ctx::{Ctx, to_span};
 use crate::runbook::destructive::{Effect, classify};
 use crate::runbook::keys::quoted_list;
-use crate::runbook::load::{Ctx, to_span, unix_newlines};
+use crate::runbook::load::unix_newlines;
 use crate::runbook::model::{
     Confirm, DriveExpect, Expectation, ExternalCheck, GuardPolicy, OnHalt, Role, Span, Step,
     StepKind, Template, WaitUntil,

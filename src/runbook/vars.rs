@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::runbook::ctx::Ctx;
 use crate::runbook::keys::suggest;
-use crate::runbook::load::Ctx;
 use crate::runbook::model::{Param, ParamKind, Span, Template};
 use crate::runbook::raw::{RawParam, Str};
 use crate::runbook::template::{DRIVE_FIELDS, is_unprintable, variables};
@@ -185,7 +185,7 @@ pub(crate) fn template(ctx: &mut Ctx, value: &Str, scope: &Scope) -> Template {
     }
     Template {
         text: text.clone(),
-        span: crate::runbook::load::to_span(value.span()),
+        span: crate::runbook::ctx::to_span(value.span()),
     }
 }
 
