@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use crate::runbook::check::{Params, duration};
 use crate::runbook::ctx::Ctx;
 use crate::runbook::model::{CanaryRule, Step};
 use crate::runbook::raw::RawCanary;
+use crate::runbook::values::{Params, duration};
 use crate::runbook::vars::{NewBinding, Scope, template};
 use crate::units::parse_size;
 

@@ -1,6 +1,7 @@
 //! Semantic checks of the sections around the steps: `[runbook]`, `[params]`,
-//! `[guard]` and `[on_halt]` (`[preflight]` is in `preflight.rs`), and the helpers every
-//! check shares (enumerated values, durations).
+//! `[guard]` and `[on_halt]` (`[preflight]` is in `preflight.rs`). The
+//! helpers every check shares (enumerated values, durations) are in
+//! `values.rs`.
 //!
 //! The guard is strict by default. A runbook may loosen it, but every
 //! loosening is a warning, so `swapguard lint` shows it to whoever reviews
@@ -9,10 +10,12 @@
 use std::time::Duration;
 
 use crate::runbook::ctx::{Ctx, hash, to_span};
-use crate::runbook::keys::{quoted_list, suggest};
 use crate::runbook::model::{BackendKind, GuardPolicy, Param, ParamKind, Requirement, Runbook};
 use crate::runbook::raw::{RawGuard, RawRunbook, Str};
 use crate::runbook::template::variables;
+use crate::runbook::values::{
+    Params, choice, duration, non_empty, quoted_list, suggest, unix_newlines,
+};
 use crate::runbook::{canary, preflight, steps};
 
 pub(crate) const BACKENDS: [(&str, BackendKind); 4] = [
@@ -63,61 +66,6 @@ pub(crate) fn build(ctx: &mut Ctx, raw: &RawRunbook) -> Option<Runbook> {
         canary,
         steps,
     })
-}
-
-/// One of a fixed set of words, with "did you mean" for a near miss.
-pub(crate) fn choice<T: Copy>(
-    ctx: &mut Ctx,
-    value: &Str,
-    what: &str,
-    options: &[(&str, T)],
-) -> Option<T> {
-    let text = value.get_ref().as_str();
-    if let Some((_, found)) = options.iter().find(|(name, _)| *name == text) {
-        return Some(*found);
-    }
-    let names = options.iter().map(|(name, _)| *name);
-    let help = match suggest(text, names.clone()) {
-        Some(near) => format!("did you mean `{near}`?"),
-        None => format!("expected one of {}", quoted_list(names)),
-    };
-    ctx.error(value.span(), format!("unknown {what} `{text}`"), Some(help));
-    None
-}
-
-/// A humantime duration such as `250ms`, `10s` or `24h`, more than zero.
-pub(crate) fn duration(ctx: &mut Ctx, value: &Str, key: &str) -> Option<Duration> {
-    let text = value.get_ref().trim();
-    match humantime::parse_duration(text) {
-        Ok(d) if d.is_zero() => {
-            ctx.error(
-                value.span(),
-                format!("`{key}` must be longer than zero"),
-                None,
-            );
-            None
-        }
-        Ok(d) => Some(d),
-        Err(e) => {
-            ctx.error(
-                value.span(),
-                format!("`{text}` is not a duration: {e}"),
-                Some("write a number and a unit, e.g. `250ms`, `10s`, `24h`".into()),
-            );
-            None
-        }
-    }
-}
-
-/// A string that must not be empty once trimmed.
-pub(crate) fn non_empty(ctx: &mut Ctx, value: &Str, key: &str) -> Option<String> {
-    let text = value.get_ref().trim();
-    if text.is_empty() {
-        ctx.error(value.span(), format!("`{key}` is empty"), None);
-        None
-    } else {
-        Some(text.to_string())
-    }
 }
 
 fn meta(ctx: &mut Ctx, raw: &RawRunbook) -> Option<(String, BackendKind)> {
@@ -173,14 +121,6 @@ fn meta(ctx: &mut Ctx, raw: &RawRunbook) -> Option<(String, BackendKind)> {
         }
     };
     Some((name?, backend?))
-}
-
-/// The params, and whether there was a `[params]` table to read them from
-/// (without one, every variable would be undefined; that is one error, not
-/// one per variable).
-pub(crate) struct Params {
-    pub list: Vec<Param>,
-    pub known: bool,
 }
 
 fn params(ctx: &mut Ctx, raw: &RawRunbook) -> Params {
@@ -551,7 +491,7 @@ fn is_counter_name(name: &str) -> bool {
 fn on_halt(ctx: &mut Ctx, raw: &RawRunbook) -> String {
     let say = raw.on_halt.as_ref().and_then(|h| h.get_ref().say.as_ref());
     let text = say
-        .map(|s| crate::runbook::load::unix_newlines(s.get_ref().trim()))
+        .map(|s| unix_newlines(s.get_ref().trim()))
         .unwrap_or_default();
     let broken = ctx.is_broken(0..0, "on_halt")
         || raw

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use crate::runbook::check::duration;
 use crate::runbook::ctx::Ctx;
 use crate::runbook::destructive::{Effect, classify};
 use crate::runbook::model::{CheckTest, Template};
 use crate::runbook::raw::{RawJson, Str, StrList};
+use crate::runbook::values::duration;
 use crate::runbook::vars::{Scope, template};
 
 /// How long an external check may run when the runbook does not say.

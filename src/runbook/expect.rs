@@ -9,12 +9,12 @@
 
 use toml::Spanned;
 
-use crate::runbook::check::choice;
 use crate::runbook::ctx::to_span;
 use crate::runbook::model::{DriveExpect, Expectation, GuardPolicy, NewDriveRule, Span, Template};
 use crate::runbook::raw::{RawExpect, RawNewDrive, Str};
 use crate::runbook::steps::StepCheck;
 use crate::runbook::template::variables;
+use crate::runbook::values::choice;
 use crate::runbook::vars::{NewBinding, template};
 use crate::units::parse_size;
 

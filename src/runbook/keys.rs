@@ -21,6 +21,7 @@ use crate::runbook::raw::{
     RawCanary, RawCheck, RawExpect, RawGuard, RawJson, RawMeta, RawNewDrive, RawOnHalt, RawParam,
     RawPreflight, RawRunbook, RawStep, fields_of,
 };
+use crate::runbook::values::{quoted_list, suggest};
 
 /// Check (and prune) the keys of the whole document. `recovered` says the
 /// tree was rebuilt around syntax errors, so its shape is not to be trusted
@@ -395,62 +396,5 @@ fn table_keys(
     }
     for key in &unknown {
         table.remove(key.as_str());
-    }
-}
-
-/// The candidate closest to `word`, when it is close enough to be a slip
-/// (one edit, or two in a longer word; case and `-`/`_` do not count).
-pub(crate) fn suggest<'c>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'c str>,
-) -> Option<&'c str> {
-    let norm = |s: &str| s.to_lowercase().replace('-', "_");
-    let word = norm(word);
-    candidates
-        .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(&word, &norm(c)), c))
-        .filter(|(distance, c)| {
-            *distance <= 1 || (*distance == 2 && word.chars().count() >= 5 && c.len() >= 5)
-        })
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, c)| c)
-}
-
-/// `` `a`, `b`, `c` `` for help texts.
-pub(crate) fn quoted_list<'c>(items: impl IntoIterator<Item = &'c str>) -> String {
-    items
-        .into_iter()
-        .map(|i| format!("`{i}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn suggests_near_misses_only() {
-        let keys = [
-            "smart",
-            "smart_poll",
-            "watch_poll",
-            "tolerate",
-            "halt_on",
-            "max_degraded",
-        ];
-        let cases = [
-            ("smrt", Some("smart")),
-            ("Smart", Some("smart")),
-            ("smart-poll", Some("smart_poll")),
-            ("watch_pol", Some("watch_poll")),
-            ("tolerat", Some("tolerate")),
-            ("maxdegraded", Some("max_degraded")),
-            ("xyz", None),
-            ("on", None),
-        ];
-        for (word, want) in cases {
-            assert_eq!(suggest(word, keys), want, "{word}");
-        }
     }
 }

@@ -126,14 +126,6 @@ pub fn load_str(path: &Path, original: &str) -> Loaded {
     }
 }
 
-/// A string value's line breaks as `\n`. A runbook saved with CRLF line
-/// endings keeps `\r\n` inside its multi-line strings (TOML leaves newline
-/// normalisation to the parser); shown as written, each `\r` would print as
-/// a stray character at the end of every line of a `say`.
-pub(crate) fn unix_newlines(text: &str) -> String {
-    text.replace("\r\n", "\n")
-}
-
 /// Most type errors reported before giving up on the serde stage.
 const MAX_TYPE_ERRORS: usize = 100;
 

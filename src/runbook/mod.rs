@@ -24,4 +24,5 @@ pub mod raw;
 mod shell;
 mod steps;
 pub mod template;
+mod values;
 pub mod vars;

@@ -8,12 +8,12 @@
 
 use toml::Spanned;
 
-use crate::runbook::check::{Params, choice, non_empty};
 use crate::runbook::checks::{self, Parts};
 use crate::runbook::ctx::{Ctx, to_span};
-use crate::runbook::keys::{quoted_list, suggest};
 use crate::runbook::model::{ExternalCheck, Precondition, Preflight};
 use crate::runbook::raw::{RawCheck, RawPreflight};
+use crate::runbook::values::{Params, choice, non_empty};
+use crate::runbook::values::{quoted_list, suggest};
 use crate::runbook::vars::{NewBinding, Scope};
 
 /// Why each built-in precondition matters, for the warning when it is left out.

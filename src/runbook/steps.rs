@@ -11,17 +11,17 @@ use std::collections::HashMap;
 
 use toml::Spanned;
 
-use crate::runbook::check::{Params, choice, duration};
 use crate::runbook::checks::{self, Parts};
 use crate::runbook::ctx::{Ctx, to_span};
 use crate::runbook::destructive::{Effect, classify};
-use crate::runbook::keys::quoted_list;
-use crate::runbook::load::unix_newlines;
 use crate::runbook::model::{
     Confirm, DriveExpect, Expectation, ExternalCheck, GuardPolicy, OnHalt, Role, Span, Step,
     StepKind, Template, WaitUntil,
 };
 use crate::runbook::raw::RawStep;
+use crate::runbook::values::quoted_list;
+use crate::runbook::values::unix_newlines;
+use crate::runbook::values::{Params, choice, duration};
 use crate::runbook::vars::{NewBinding, Scope, mentions_new, template};
 
 /// The step kinds, by name. The `StepKind` payload is filled in later.

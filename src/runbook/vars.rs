@@ -9,10 +9,10 @@
 use std::collections::BTreeMap;
 
 use crate::runbook::ctx::Ctx;
-use crate::runbook::keys::suggest;
 use crate::runbook::model::{Param, ParamKind, Span, Template};
 use crate::runbook::raw::{RawParam, Str};
 use crate::runbook::template::{DRIVE_FIELDS, is_unprintable, variables};
+use crate::runbook::values::suggest;
 use crate::sanitize::sanitize;
 
 /// What a `text` param's value must be when the runbook gives no
