@@ -10,9 +10,9 @@
 //! [`quoting_problems`] finds the places where quoting cannot protect a
 //! value, which lint reports and the engine refuses.
 
-use crate::runbook::ctx::to_span;
-use crate::runbook::model::Template;
-use crate::runbook::steps::StepCheck;
+use crate::runbook::ctx::{Ctx, to_span};
+use crate::runbook::model::{Span, Template};
+use crate::runbook::raw::RawStep;
 use crate::runbook::template::variables;
 
 /// Programs that interpret a command line given with `-c`.
@@ -180,10 +180,16 @@ pub(crate) fn quoting_problems(text: &str) -> Vec<(usize, String)> {
     problems
 }
 
-/// Check `shell` against what the step runs.
-pub(crate) fn check(step: &mut StepCheck<'_, '_, '_>, run: Option<&[Template]>) {
+/// Check `shell` against what the step runs: `step` is the step's table
+/// (at `table`), `label` how messages name it, `run` its checked argv.
+pub(crate) fn check(
+    ctx: &mut Ctx,
+    step: &RawStep,
+    table: Span,
+    label: &str,
+    run: Option<&[Template]>,
+) {
     let said = step
-        .raw
         .shell
         .as_ref()
         .map(|s| (*s.get_ref(), to_span(s.span())));
@@ -192,13 +198,13 @@ pub(crate) fn check(step: &mut StepCheck<'_, '_, '_>, run: Option<&[Template]>) 
     };
     let texts: Vec<&str> = run.iter().map(|t| t.text.as_str()).collect();
     let shell_at = runs_shell(&texts);
-    if let (Some(line), Some(raw)) = (command_line(&texts), step.raw.run.as_ref())
+    if let (Some(line), Some(raw)) = (command_line(&texts), step.run.as_ref())
         && let Some(value) = raw.get_ref().get(line)
     {
         for (offset, message) in quoting_problems(value.get_ref()) {
             let name_len = value.get_ref()[offset..].find('}').unwrap_or(0);
-            let at = step.ctx.inner_span(value, offset, name_len);
-            step.error(
+            let at = ctx.inner_span(value, offset, name_len);
+            ctx.error(
                 at,
                 message,
                 Some("write the variable as a plain shell word (`echo {target.serial}`, not `echo \"{target.serial}\"`): swapguard single-quotes its value itself".into()),
@@ -207,12 +213,12 @@ pub(crate) fn check(step: &mut StepCheck<'_, '_, '_>, run: Option<&[Template]>) 
     }
     match (shell_at, said) {
         (Some(at), None | Some((false, _))) => {
-            let span = run.get(at).map_or(step.table, |t| t.span);
+            let span = run.get(at).map_or(table, |t| t.span);
             let message = format!(
                 "{} runs `{}` with a command line: swapguard runs commands as an argv, never through a shell, unless the step says so",
-                step.label, texts[at]
+                label, texts[at]
             );
-            step.error(
+            ctx.error(
                 span,
                 message,
                 Some("run the program directly (`run = [\"mdadm\", \"/dev/{array}\", ...]`); if a shell is truly needed, add `shell = true`".into()),
@@ -221,9 +227,9 @@ pub(crate) fn check(step: &mut StepCheck<'_, '_, '_>, run: Option<&[Template]>) 
         (Some(_), Some((true, span))) => {
             let message = format!(
                 "{} runs through a shell: every variable's value is single-quoted into the command line, but a shell line is harder to review than an argv",
-                step.label
+                label
             );
-            step.ctx.warn(
+            ctx.warn(
                 span,
                 message,
                 Some("prefer an argv without a shell; keep `shell = true` only if there is no other way".into()),
@@ -232,10 +238,9 @@ pub(crate) fn check(step: &mut StepCheck<'_, '_, '_>, run: Option<&[Template]>) 
         (None, Some((true, span))) => {
             let message = format!(
                 "{} says `shell = true` but does not run a shell with a command line",
-                step.label
+                label
             );
-            step.ctx
-                .warn(span, message, Some("remove `shell = true`".into()));
+            ctx.warn(span, message, Some("remove `shell = true`".into()));
         }
         (None, _) => {}
     }

@@ -302,7 +302,7 @@ impl StepCheck<'_, '_, '_> {
         } else {
             self.run(kind)
         };
-        crate::runbook::shell::check(self, run.as_deref());
+        crate::runbook::shell::check(self.ctx, self.raw, self.table, &self.label, run.as_deref());
         let mentions = run
             .as_ref()
             .is_some_and(|r| r.iter().any(|t| mentions_new(&t.text)))
