@@ -19,6 +19,7 @@ mod keys;
 pub mod lint;
 pub mod load;
 pub mod model;
+mod placeholders;
 mod preflight;
 pub mod raw;
 mod shell;

@@ -12,8 +12,8 @@
 
 use crate::runbook::ctx::{Ctx, to_span};
 use crate::runbook::model::{Span, Template};
+use crate::runbook::placeholders::variables;
 use crate::runbook::raw::RawStep;
-use crate::runbook::template::variables;
 
 /// Programs that interpret a command line given with `-c`.
 const SHELLS: [&str; 8] = ["sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox"];

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use anyhow::{Result, bail};
 
 use crate::runbook::model::{Param, ParamKind};
+pub use crate::runbook::placeholders::{VarRef, variables};
 use crate::runbook::shell;
 use crate::sanitize::sanitize;
 
@@ -20,52 +21,6 @@ use crate::sanitize::sanitize;
 pub const DRIVE_FIELDS: [&str; 8] = [
     "dev", "name", "serial", "serial4", "wwn", "model", "size", "slot",
 ];
-
-/// A variable reference found in a template: its name and byte offset of the
-/// name (after the `{`) within the template text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VarRef {
-    pub name: String,
-    pub offset: usize,
-}
-
-/// Every `{name}` in `text`, or an error message with the offset of a brace
-/// that is not closed or not escaped.
-pub fn variables(text: &str) -> Result<Vec<VarRef>, (usize, String)> {
-    let mut out = Vec::new();
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'{' if bytes.get(i + 1) == Some(&b'{') => i += 2,
-            b'}' if bytes.get(i + 1) == Some(&b'}') => i += 2,
-            b'{' => {
-                let Some(len) = text[i + 1..].find('}') else {
-                    return Err((
-                        i,
-                        "`{` is never closed; write `{{` for a literal brace".into(),
-                    ));
-                };
-                let name = &text[i + 1..i + 1 + len];
-                if name.is_empty()
-                    || !name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
-                {
-                    return Err((i, format!("`{{{name}}}` is not a variable name")));
-                }
-                out.push(VarRef {
-                    name: name.to_string(),
-                    offset: i + 1,
-                });
-                i += len + 2;
-            }
-            b'}' => return Err((i, "unmatched `}`; write `}}` for a literal brace".into())),
-            _ => i += 1,
-        }
-    }
-    Ok(out)
-}
 
 /// Values bound to variable names for one run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
