@@ -11,7 +11,7 @@
 //! 3. serde fills the raw structs (`raw.rs`). A value of the wrong type is
 //!    reported, removed from the tree, and serde runs again, so one bad value
 //!    does not hide the next.
-//! 4. `check.rs` and `steps.rs` build the model and collect every semantic
+//! 4. `sections.rs` and `steps.rs` build the model and collect every semantic
 //!    problem with its span.
 //!
 //! The model is returned only when no error was found; warnings never block.
@@ -24,13 +24,13 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeArray, DeTable, DeValue, ValueDeserializer};
 
-use crate::runbook::check;
 pub use crate::runbook::ctx::hash;
 use crate::runbook::ctx::{Ctx, SpanKey, span_key};
 use crate::runbook::diag::{Diagnostic, Severity};
 use crate::runbook::keys;
 use crate::runbook::model::{Runbook, Span};
 use crate::runbook::raw::RawRunbook;
+use crate::runbook::sections;
 
 /// The outcome of reading a runbook: the model when there is no error, and
 /// every diagnostic (errors and warnings) found on the way, in file order.
@@ -109,7 +109,7 @@ pub fn load_str(path: &Path, original: &str) -> Loaded {
     // A tree recovered from broken syntax has holes; checking its meaning
     // would mostly report the holes again.
     let runbook = if syntax_errors.is_empty() {
-        deserialize(&mut ctx, root).and_then(|raw| check::build(&mut ctx, &raw))
+        deserialize(&mut ctx, root).and_then(|raw| sections::build(&mut ctx, &raw))
     } else {
         None
     };

@@ -3,13 +3,12 @@
 //! A runbook is TOML. `raw.rs` mirrors the file with serde
 //! (`deny_unknown_fields`); `load.rs` walks the spanned TOML tree so every
 //! problem is reported with its line and column, then builds the typed
-//! `model.rs` the engine walks. `keys.rs` checks keys; `check.rs`, `preflight.rs`,
+//! `model.rs` the engine walks. `keys.rs` checks keys; `sections.rs`, `preflight.rs`,
 //! `steps.rs`, `checks.rs`, `canary.rs`, `expect.rs`, `vars.rs` and `destructive.rs` check meaning, and `lint.rs`
 //! renders the diagnostics of many files for `swapguard lint`. The format
 //! is documented in docs/runbook-format.md.
 
 mod canary;
-mod check;
 mod checks;
 mod ctx;
 mod destructive;
@@ -22,6 +21,7 @@ pub mod model;
 mod placeholders;
 mod preflight;
 pub mod raw;
+mod sections;
 mod shell;
 mod steps;
 pub mod template;

@@ -3,7 +3,7 @@
 //! checker can point at it.
 //!
 //! Every field is optional here on purpose. Whether a key is required, and
-//! whether it applies to a step's kind, is decided in `check.rs` and
+//! whether it applies to a step's kind, is decided in `sections.rs` and
 //! `steps.rs`, which can say so with a line and column and keep going; serde
 //! itself would stop at the first missing field. [`fields_of`] reads each
 //! struct's key list straight from its `Deserialize` impl, so the key checker
