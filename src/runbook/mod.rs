@@ -4,16 +4,16 @@
 //! (`deny_unknown_fields`); `load.rs` walks the spanned TOML tree so every
 //! problem is reported with its line and column, then builds the typed
 //! `model.rs` the engine walks. `keys.rs` checks keys; `sections.rs`, `preflight.rs`,
-//! `steps.rs`, `checks.rs`, `canary.rs`, `expect.rs`, `vars.rs` and `destructive.rs` check meaning, and `lint.rs`
+//! `steps.rs`, `external_check.rs`, `canary.rs`, `expect.rs`, `vars.rs` and `destructive.rs` check meaning, and `lint.rs`
 //! renders the diagnostics of many files for `swapguard lint`. The format
 //! is documented in docs/runbook-format.md.
 
 mod canary;
-mod checks;
 mod ctx;
 mod destructive;
 pub mod diag;
 mod expect;
+mod external_check;
 mod keys;
 pub mod lint;
 pub mod load;

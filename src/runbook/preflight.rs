@@ -4,12 +4,12 @@
 //! Leaving out a built-in precondition is allowed but is a warning, like
 //! every other loosening. An external check runs an argv and must only read:
 //! one that writes is an error, one that cannot be judged a warning (see
-//! `checks.rs`, shared with steps of kind `check`).
+//! `external_check.rs`, shared with steps of kind `check`).
 
 use toml::Spanned;
 
-use crate::runbook::checks::{self, Parts};
 use crate::runbook::ctx::{Ctx, to_span};
+use crate::runbook::external_check::{self, Parts};
 use crate::runbook::model::{ExternalCheck, Precondition, Preflight};
 use crate::runbook::raw::{RawCheck, RawPreflight};
 use crate::runbook::values::{Params, choice, non_empty};
@@ -131,7 +131,7 @@ fn external_check(
         matches: raw.matches.as_ref(),
         not_matches: raw.not_matches.as_ref(),
     };
-    let built = checks::build(ctx, &parts, scope);
+    let built = external_check::build(ctx, &parts, scope);
     Some(ExternalCheck {
         name: name?,
         run: built.run?,

@@ -11,9 +11,9 @@ use std::collections::HashMap;
 
 use toml::Spanned;
 
-use crate::runbook::checks::{self, Parts};
 use crate::runbook::ctx::{Ctx, to_span};
 use crate::runbook::destructive::{Effect, classify};
+use crate::runbook::external_check::{self, Parts};
 use crate::runbook::model::{
     Confirm, DriveExpect, Expectation, ExternalCheck, GuardPolicy, OnHalt, Role, Span, Step,
     StepKind, Template, WaitUntil,
@@ -546,7 +546,7 @@ impl StepCheck<'_, '_, '_> {
                     matches: raw.matches.as_ref(),
                     not_matches: raw.not_matches.as_ref(),
                 };
-                let built = checks::build(self.ctx, &parts, self.scope);
+                let built = external_check::build(self.ctx, &parts, self.scope);
                 let name = raw.id.as_ref().map(|id| id.get_ref().clone())?;
                 Some(StepKind::Check {
                     check: ExternalCheck {
