@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use swapguard::backend::CommandRunner;
 use swapguard::backend::process::ProcessRunner;
-use swapguard::engine::check::evaluate;
+use swapguard::engine::external_check::evaluate;
 use swapguard::runbook::load::load;
 use swapguard::runbook::model::ExternalCheck;
 use swapguard::runbook::template::{Vars, render};

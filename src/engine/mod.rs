@@ -11,8 +11,8 @@
 
 mod accept;
 mod canary;
-pub mod check;
 mod command;
+pub mod external_check;
 mod preflight;
 mod quarantine;
 mod resume;
