@@ -12,7 +12,8 @@
 use anyhow::{Result, bail};
 
 use crate::backend::CommandOutput;
-use crate::backend::sim::hardware::{Failure, Hardware};
+use crate::backend::sim::md::{Failure, MdArray};
+use crate::backend::sim::pool::Pool;
 use crate::health::model::MemberState;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,8 +54,10 @@ enum Target {
 }
 
 struct Run<'a> {
-    hw: &'a mut Hardware,
-    md: String,
+    md: &'a mut MdArray,
+    pool: &'a mut Pool,
+    /// The array's device node, `/dev/md0`.
+    dev: String,
     stderr: String,
     log: Vec<String>,
     now_ms: u64,
@@ -65,7 +68,8 @@ struct Run<'a> {
 /// Run one mdadm command line. `Err` only for what the simulator does not
 /// model; every refusal real mdadm would give is an exit status.
 pub(crate) fn run(
-    hw: &mut Hardware,
+    md: &mut MdArray,
+    pool: &mut Pool,
     argv: &[String],
     now_ms: u64,
     log: &mut Vec<String>,
@@ -75,10 +79,10 @@ pub(crate) fn run(
         .skip(1)
         .filter(|a| !QUIET_FLAGS.contains(&a.as_str()))
         .peekable();
-    let Some(md) = args.next() else {
+    let Some(named) = args.next() else {
         bail!("the simulator cannot run `mdadm` without arguments");
     };
-    if md.starts_with('-') {
+    if named.starts_with('-') {
         bail!(
             "the simulator models mdadm manage mode only (`mdadm /dev/md0 --fail ...`), not `{}`; add a [[command]] with canned output",
             argv.join(" ")
@@ -89,15 +93,18 @@ pub(crate) fn run(
         code: Some(0),
         ..CommandOutput::default()
     };
-    let array_dev = format!("/dev/{}", hw.array.name);
-    if md != &array_dev && md != &format!("/dev/md/{}", hw.array.name.trim_start_matches("md")) {
+    let array_dev = format!("/dev/{}", md.array.name);
+    if named != &array_dev
+        && named != &format!("/dev/md/{}", md.array.name.trim_start_matches("md"))
+    {
         out.code = Some(1);
-        out.stderr = format!("mdadm: error opening {md}: No such file or directory\n");
+        out.stderr = format!("mdadm: error opening {named}: No such file or directory\n");
         return Ok(out);
     }
     let mut run = Run {
-        hw,
-        md: array_dev,
+        md,
+        pool,
+        dev: array_dev,
         stderr: String::new(),
         log: Vec::new(),
         now_ms,
@@ -131,7 +138,7 @@ pub(crate) fn run(
         }
     }
     let mut after = Vec::new();
-    run.hw.start_recovery(now_ms, &mut after);
+    run.md.start_recovery(run.pool, now_ms, &mut after);
     log.append(&mut run.log);
     log.append(&mut after);
     out.code = Some(code);
@@ -156,12 +163,12 @@ impl Run<'_> {
             }
         }
         let found = if let Some(id) = arg.strip_prefix("/dev/disk/by-id/") {
-            self.hw
+            self.pool
                 .drives
                 .iter()
                 .position(|d| d.present && d.identity().by_id.as_deref() == Some(id))
         } else if let Some(dev) = arg.strip_prefix("/dev/") {
-            self.hw.present(dev)
+            self.pool.present(dev)
         } else {
             None
         };
@@ -211,17 +218,17 @@ impl Run<'_> {
 
     fn for_each(
         &mut self,
-        select: impl Fn(usize, &Hardware) -> bool,
+        select: impl Fn(usize, &MdArray) -> bool,
         mut act: impl FnMut(&mut Self, usize) -> bool,
     ) -> bool {
-        let chosen: Vec<usize> = (0..self.hw.members.len())
-            .filter(|&m| !self.hw.members[m].removed && select(m, self.hw))
+        let chosen: Vec<usize> = (0..self.md.members.len())
+            .filter(|&m| !self.md.members[m].removed && select(m, self.md))
             .collect();
         chosen.into_iter().all(|m| act(self, m))
     }
 
     fn fail(&mut self, arg: &str, drive: usize) -> bool {
-        match self.hw.attached_member(drive) {
+        match self.md.attached_member(drive) {
             Some(m) => self.fail_member(m),
             None => {
                 self.say(format!(
@@ -233,10 +240,10 @@ impl Run<'_> {
     }
 
     fn fail_member(&mut self, member: usize) -> bool {
-        let name = self.hw.member_name(member);
-        match self.hw.md_error(member, &mut self.log) {
+        let name = self.md.member_name(self.pool, member);
+        match self.md.md_error(self.pool, member, &mut self.log) {
             Failure::Failed | Failure::AlreadyFaulty => {
-                self.say(format!("mdadm: set {name} faulty in {}", self.md));
+                self.say(format!("mdadm: set {name} faulty in {}", self.dev));
                 true
             }
             Failure::Refused => {
@@ -249,7 +256,7 @@ impl Run<'_> {
     }
 
     fn remove(&mut self, arg: &str, drive: usize) -> bool {
-        match self.hw.attached_member(drive) {
+        match self.md.attached_member(drive) {
             Some(m) => self.remove_member(m),
             None => {
                 self.say(format!(
@@ -261,14 +268,14 @@ impl Run<'_> {
     }
 
     fn remove_member(&mut self, member: usize) -> bool {
-        let name = self.hw.member_name(member);
-        match self.hw.members[member].state {
+        let name = self.md.member_name(self.pool, member);
+        match self.md.members[member].state {
             MemberState::Faulty | MemberState::Spare => {
-                let who = self.hw.describe_member(member);
-                self.hw.remove(member);
+                let who = self.md.describe_member(self.pool, member);
+                self.md.remove(member);
                 self.log
-                    .push(format!("md dropped {who} from {}", self.hw.array.name));
-                self.say(format!("mdadm: hot removed {name} from {}", self.md));
+                    .push(format!("md dropped {who} from {}", self.md.array.name));
+                self.say(format!("mdadm: hot removed {name} from {}", self.dev));
                 true
             }
             MemberState::InSync | MemberState::Rebuilding => {
@@ -281,17 +288,17 @@ impl Run<'_> {
     }
 
     fn add(&mut self, arg: &str, drive: usize, re_add: bool) -> bool {
-        if self.hw.attached_member(drive).is_some() {
+        if self.md.attached_member(drive).is_some() {
             self.say(format!("mdadm: Cannot open {arg}: Device or resource busy"));
             return false;
         }
-        let needed = self.hw.array.component_sectors.saturating_mul(512);
-        let d = &self.hw.drives[drive];
-        let former = d.superblock.as_deref() == Some(self.hw.array.name.as_str());
+        let needed = self.md.array.component_sectors.saturating_mul(512);
+        let d = &self.pool.drives[drive];
+        let former = d.superblock.as_deref() == Some(self.md.array.name.as_str());
         if re_add && !former {
             self.say(format!(
                 "mdadm: --re-add for {arg} to {} is not possible",
-                self.md
+                self.dev
             ));
             return false;
         }
@@ -302,7 +309,7 @@ impl Run<'_> {
         if former && !re_add {
             self.say(format!(
                 "mdadm: {arg} reports being an active member for {}, but a --re-add fails.",
-                self.md
+                self.dev
             ));
             self.say(format!(
                 "mdadm: not performing --add as that would convert {arg} in to a spare."
@@ -312,10 +319,10 @@ impl Run<'_> {
             ));
             return false;
         }
-        let member = self.hw.add(drive);
-        let who = self.hw.describe_member(member);
+        let member = self.md.add(self.pool, drive);
+        let who = self.md.describe_member(self.pool, member);
         self.log
-            .push(format!("md took {who} into {}", self.hw.array.name));
+            .push(format!("md took {who} into {}", self.md.array.name));
         self.say(format!(
             "mdadm: {} {arg}",
             if re_add { "re-added" } else { "added" }
@@ -324,27 +331,27 @@ impl Run<'_> {
     }
 
     fn replace(&mut self, arg: &str, drive: usize) -> bool {
-        let Some(m) = self.hw.attached_member(drive) else {
-            self.say(format!("mdadm: {arg} is not a member of {}", self.md));
+        let Some(m) = self.md.attached_member(drive) else {
+            self.say(format!("mdadm: {arg} is not a member of {}", self.dev));
             return false;
         };
-        let member = &self.hw.members[m];
+        let member = &self.md.members[m];
         let (Some(role), MemberState::InSync) = (member.role, member.state) else {
             self.say(format!(
                 "mdadm: {arg} is not an active member of {}, cannot replace it",
-                self.md
+                self.dev
             ));
             return false;
         };
         if !member.flags.iter().any(|f| f == "want_replacement") {
-            self.hw.members[m]
+            self.md.members[m]
                 .flags
                 .push("want_replacement".to_string());
         }
         self.replacing = Some(m);
         self.say(format!(
             "mdadm: Marked {arg} (device {role} in {}) for replacement",
-            self.md
+            self.dev
         ));
         true
     }
@@ -355,28 +362,29 @@ impl Run<'_> {
             return false;
         };
         let spare = self
-            .hw
+            .md
             .attached_member(drive)
-            .filter(|&m| self.hw.members[m].state == MemberState::Spare);
+            .filter(|&m| self.md.members[m].state == MemberState::Spare);
         let Some(new) = spare else {
             self.say(format!(
                 "mdadm: {arg} is not a spare in {}, cannot use it as a replacement",
-                self.md
+                self.dev
             ));
             return false;
         };
-        if self.hw.recovery.is_some() {
+        if self.md.recovery.is_some() {
             self.say(format!(
                 "mdadm: cannot start a replacement on {arg}: a recovery is running in {}",
-                self.md
+                self.dev
             ));
             return false;
         }
-        let role = self.hw.members[old].role.unwrap_or(0);
-        self.hw.start_replace(old, new, self.now_ms, &mut self.log);
+        let role = self.md.members[old].role.unwrap_or(0);
+        self.md
+            .start_replace(self.pool, old, new, self.now_ms, &mut self.log);
         self.say(format!(
             "mdadm: Marked {arg} in {} as replacement for device {role}",
-            self.md
+            self.dev
         ));
         true
     }

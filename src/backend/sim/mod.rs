@@ -4,9 +4,12 @@
 //! engine and guard as a real swap (safety contract point 7). It plays three
 //! parts the real world plays on a host:
 //!
-//! - the hardware and md (`hardware.rs`, looked at through `view.rs`):
-//!   members fail, recover, vanish, and names move (`names.rs`);
-//! - mdadm (`mdadm.rs`): command steps change the array as mdadm would;
+//! - the drives (`pool.rs`): they vanish, come back, and names move
+//!   (`names.rs`);
+//! - the storage on them, one personality per backend (`personality.rs`;
+//!   md today: `md.rs`, looked at through `view.rs`, and its command-line
+//!   tool `mdadm.rs`): members fail and recover, and command steps change the
+//!   array as the backend's tool would;
 //! - the technician's hands and the scenario's events, on the simulated
 //!   clock: `wait` advances the shared [`SimClock`] and applies everything
 //!   scheduled up to then, in order.
@@ -14,10 +17,12 @@
 //! Nothing here sleeps; a 24-hour rebuild is a few thousand polls.
 
 mod canary;
-mod hardware;
 pub mod machine;
+mod md;
 mod mdadm;
 pub mod names;
+mod personality;
+mod pool;
 mod running;
 mod view;
 
@@ -27,23 +32,21 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 
 use crate::backend::sim::canary::SimCanary;
-use crate::backend::sim::hardware::{Failure, Hardware};
 use crate::backend::sim::machine::{
     Action, CannedCommand, DriveGroup, During, Event, Machine, Probe, Technician,
 };
+use crate::backend::sim::personality::Personality;
+use crate::backend::sim::pool::Pool;
 use crate::backend::{Backend, CommandOutput, Depth, Finished, LocateOutcome, Running, StepPhase};
 use crate::clock::{Clock, SimClock};
 use crate::health::model::{DriveKey, Identity, Snapshot};
 use crate::runbook::model::{DriveExpect, Step, StepKind};
 
-/// How long md takes to notice a member pulled without `--fail`: until the
-/// next write reaches it (lab-notes.md). Fixed, so runs are reproducible.
-const MD_NOTICES_AFTER: Duration = Duration::from_secs(2);
-
 /// The simulated hardware of one scenario.
 pub struct SimBackend {
     clock: SimClock,
-    hw: Hardware,
+    pool: Pool,
+    storage: Personality,
     /// Scenario drive labels, for log lines about drives that are absent.
     labels: Vec<String>,
     events: Vec<Event>,
@@ -75,7 +78,8 @@ enum Work {
     Pull { key: DriveKey, step: String },
     /// The technician inserts the next spare from the shelf.
     Insert { step: String },
-    /// md notices at the next write that a member's device is gone.
+    /// The storage notices that a member's device is gone (md: at the next
+    /// write).
     Notice { member: usize },
 }
 
@@ -83,7 +87,10 @@ impl SimBackend {
     /// Build the simulated machine; events `during = "baseline"` are applied
     /// now, before anyone looks.
     pub fn new(machine: Machine<'_>, clock: SimClock) -> Result<SimBackend> {
-        let hw = Hardware::new(machine.array, machine.drives);
+        let storage = Personality::new(machine.array, machine.drives);
+        let pool = Pool::new(machine.drives, &machine.array.name, |c| {
+            storage.keeps_counter(c)
+        });
         let shelf = machine
             .drives
             .iter()
@@ -93,7 +100,8 @@ impl SimBackend {
             .collect();
         let mut sim = SimBackend {
             clock,
-            hw,
+            pool,
+            storage,
             labels: machine.drives.iter().map(|d| d.label()).collect(),
             events: machine.events.to_vec(),
             technician: machine.technician,
@@ -117,7 +125,7 @@ impl SimBackend {
         }
         let now = sim.now();
         let mut log = Vec::new();
-        sim.hw.start_recovery(now, &mut log);
+        sim.storage.settle(&sim.pool, now, &mut log);
         sim.note(log);
         Ok(sim)
     }
@@ -160,7 +168,7 @@ impl SimBackend {
                 .enumerate()
                 .min_by_key(|(_, p)| (p.at_ms, p.seq))
                 .map(|(i, p)| (i, p.at_ms));
-            let recovery = self.hw.recovery_done_at();
+            let recovery = self.storage.due_at();
             let due = match (next, recovery) {
                 (Some((_, at)), Some(done)) if done < at => Some((None, done)),
                 (Some((i, at)), _) => Some((Some(i), at)),
@@ -178,7 +186,7 @@ impl SimBackend {
                 }
                 None => {
                     let mut log = Vec::new();
-                    self.hw.finish_recovery(at, &mut log);
+                    self.storage.on_due(&self.pool, at, &mut log);
                     self.note(log);
                 }
             }
@@ -203,7 +211,7 @@ impl SimBackend {
             Work::Event { number, actions } => self.apply_event(number, &actions),
             Work::Pull { key, step } => {
                 let found = self
-                    .hw
+                    .pool
                     .drives
                     .iter()
                     .position(|d| d.present && d.identity().key() == key);
@@ -225,24 +233,16 @@ impl SimBackend {
                 }
             }
             Work::Notice { member } => {
-                let m = &self.hw.members[member];
-                if m.removed || !m.detached {
-                    return;
-                }
-                let mut log = vec![format!(
-                    "md noticed at the next write that {} is gone",
-                    self.hw.describe_member(member)
-                )];
-                self.hw.md_error(member, &mut log);
+                let mut log = Vec::new();
                 let now = self.now();
-                self.hw.start_recovery(now, &mut log);
+                self.storage.notice_gone(&self.pool, member, now, &mut log);
                 self.note(log);
             }
         }
     }
 
     fn pull(&mut self, drive: usize, verb: &str) {
-        let d = &self.hw.drives[drive];
+        let d = &self.pool.drives[drive];
         if !d.present {
             let line = format!("{verb} {}: it is not in the machine", self.labels[drive]);
             self.note(vec![line]);
@@ -250,24 +250,25 @@ impl SimBackend {
         }
         let line = format!("{verb} {}", d.describe());
         self.note(vec![line]);
-        if let Some(member) = self.hw.unplug(drive) {
-            let at = self.now() + millis(MD_NOTICES_AFTER);
+        self.pool.unplug(drive);
+        if let Some((member, after)) = self.storage.unplugged(drive) {
+            let at = self.now() + millis(after);
             self.schedule(at, Work::Notice { member });
         }
     }
 
     fn insert(&mut self, drive: usize) {
-        if self.hw.drives[drive].present {
+        if self.pool.drives[drive].present {
             let line = format!(
                 "technician cannot insert {}: it is already in the machine",
-                self.hw.drives[drive].describe()
+                self.pool.describe(drive)
             );
             self.note(vec![line]);
             return;
         }
         self.shelf.retain(|&d| d != drive);
-        self.hw.plug(drive);
-        let line = format!("technician inserted {}", self.hw.drives[drive].describe());
+        self.pool.plug(drive);
+        let line = format!("technician inserted {}", self.pool.describe(drive));
         self.note(vec![line]);
     }
 
@@ -277,7 +278,7 @@ impl SimBackend {
         }
         let now = self.now();
         let mut log = Vec::new();
-        self.hw.start_recovery(now, &mut log);
+        self.storage.settle(&self.pool, now, &mut log);
         self.note(log);
     }
 
@@ -290,18 +291,16 @@ impl SimBackend {
                 value,
             } => {
                 let who = self.describe(*drive);
-                let before = if counter.starts_with("md.") {
-                    match self.hw.any_member(*drive) {
-                        Some(m) => self.hw.members[m].counters.insert(counter.clone(), *value),
-                        None => {
-                            let line =
-                                format!("{tag} {who} is not a member; `{counter}` has no meaning");
-                            self.note(vec![line]);
+                let before = if self.storage.keeps_counter(counter) {
+                    match self.storage.set_counter(*drive, counter, *value, &who) {
+                        Ok(before) => before,
+                        Err(line) => {
+                            self.note(vec![format!("{tag} {line}")]);
                             return;
                         }
                     }
                 } else {
-                    self.hw.drives[*drive]
+                    self.pool.drives[*drive]
                         .counters
                         .insert(counter.clone(), *value)
                 };
@@ -310,23 +309,11 @@ impl SimBackend {
             }
             Action::Flags { drive, flags } => {
                 let who = self.describe(*drive);
-                match self.hw.any_member(*drive) {
-                    Some(m) => {
-                        let have = &mut self.hw.members[m].flags;
-                        for f in flags {
-                            if !have.contains(f) {
-                                have.push(f.clone());
-                            }
-                        }
-                        self.note(vec![format!("{tag} md set {} on {who}", flags.join(","))]);
-                    }
-                    None => self.note(vec![format!(
-                        "{tag} {who} is not a member; md flags have no meaning"
-                    )]),
-                }
+                let line = self.storage.add_flags(*drive, flags, &who);
+                self.note(vec![format!("{tag} {line}")]);
             }
             Action::SmartFailed(drive) => {
-                self.hw.drives[*drive].smart_passed = false;
+                self.pool.drives[*drive].smart_passed = false;
                 let line = format!(
                     "{tag} SMART overall health of {} fails",
                     self.describe(*drive)
@@ -335,16 +322,13 @@ impl SimBackend {
             }
             Action::Unreadable(probe) => {
                 let line = match probe {
-                    Probe::Array => {
-                        self.hw.array.unreadable = true;
-                        format!("{tag} array {} can no longer be read", self.hw.array.name)
-                    }
+                    Probe::Array => format!("{tag} {}", self.storage.make_unreadable()),
                     Probe::Smart(d) => {
-                        self.hw.drives[*d].smart_unreadable = true;
+                        self.pool.drives[*d].smart_unreadable = true;
                         format!("{tag} SMART of {} can no longer be read", self.describe(*d))
                     }
                     Probe::Counters(d) => {
-                        self.hw.drives[*d].counters_unreadable = true;
+                        self.pool.drives[*d].counters_unreadable = true;
                         format!(
                             "{tag} error counters of {} can no longer be read",
                             self.describe(*d)
@@ -355,17 +339,8 @@ impl SimBackend {
             }
             Action::Fail(drive) => {
                 let mut log = Vec::new();
-                match self.hw.any_member(*drive) {
-                    Some(m) => {
-                        if self.hw.md_error(m, &mut log) == Failure::AlreadyFaulty {
-                            log.push(format!("{} was faulty already", self.describe(*drive)));
-                        }
-                    }
-                    None => log.push(format!(
-                        "{} is not a member; md has nothing to fail",
-                        self.describe(*drive)
-                    )),
-                }
+                let who = self.describe(*drive);
+                self.storage.fail(&self.pool, *drive, &who, &mut log);
                 let lines = log.into_iter().map(|l| format!("{tag} {l}")).collect();
                 self.note(lines);
             }
@@ -376,12 +351,12 @@ impl SimBackend {
                 self.canary.array_zeros = true;
                 let line = format!(
                     "{tag} {} returns zeros where the data canary is",
-                    self.hw.array.name
+                    self.storage.array_name()
                 );
                 self.note(vec![line]);
             }
             Action::ZeroCanary(Some(drive)) => {
-                let key = self.hw.drives[*drive].identity().key();
+                let key = self.pool.drives[*drive].identity().key();
                 self.canary.zeroed.push(key);
                 let line = format!(
                     "{tag} {} wrote zeros over its copy of the data canary",
@@ -395,7 +370,7 @@ impl SimBackend {
     /// A drive for a log line: its description while present, else its
     /// scenario label.
     fn describe(&self, drive: usize) -> String {
-        let d = &self.hw.drives[drive];
+        let d = &self.pool.drives[drive];
         if d.present {
             d.describe()
         } else {
@@ -423,13 +398,13 @@ impl Backend for SimBackend {
     }
 
     fn arrays(&mut self) -> Result<Vec<String>> {
-        Ok(vec![self.hw.array.name.clone()])
+        Ok(vec![self.storage.array_name().to_string()])
     }
 
     fn snapshot(&mut self, array: &str, depth: Depth) -> Result<Snapshot> {
         let now = self.now();
         self.run_until(now, false);
-        self.hw.snapshot(array, depth, now)
+        self.storage.snapshot(&self.pool, array, depth, now)
     }
 
     fn wait(&mut self, timeout: Duration) -> Result<()> {
@@ -448,11 +423,13 @@ impl Backend for SimBackend {
             bail!("empty command line");
         };
         let base = program.rsplit('/').next().unwrap_or(program);
-        if base == "mdadm" {
-            let mut log = Vec::new();
-            let out = mdadm::run(&mut self.hw, argv, now, &mut log)?;
+        let mut log = Vec::new();
+        if let Some(out) = self
+            .storage
+            .command(&mut self.pool, base, argv, now, &mut log)
+        {
             self.note(log);
-            return Ok(out);
+            return out;
         }
         bail!(
             "no simulated program `{base}` in scenario `{}`: add a [[command]] with argv {:?} and its output",
@@ -495,7 +472,7 @@ impl Backend for SimBackend {
     fn locate(&mut self, drive: &Identity, on: bool) -> Result<LocateOutcome> {
         let key = drive.key();
         let found = self
-            .hw
+            .pool
             .drives
             .iter()
             .find(|d| d.present && d.identity().key() == key);
@@ -526,23 +503,10 @@ impl Backend for SimBackend {
     fn canaries(&mut self) -> Option<&mut dyn crate::canary::Canaries> {
         let now = self.now();
         self.run_until(now, false);
-        let hw = &self.hw;
-        self.canary.level = hw.array.level.name().to_string();
-        self.canary.array = hw.array.name.clone();
-        self.canary.members = hw
-            .members
-            .iter()
-            .filter(|m| {
-                !m.removed
-                    && !m.detached
-                    && m.state == crate::health::model::MemberState::InSync
-                    && hw.drives[m.drive].present
-            })
-            .map(|m| {
-                let d = &hw.drives[m.drive];
-                (d.identity().key(), d.dev.clone())
-            })
-            .collect();
+        let (level, members) = self.storage.canary_view(&self.pool);
+        self.canary.level = level;
+        self.canary.array = self.storage.array_name().to_string();
+        self.canary.members = members;
         Some(&mut self.canary)
     }
 

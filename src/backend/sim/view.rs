@@ -1,6 +1,8 @@
 //! How the simulated hardware looks to a reader: a [`Snapshot`] built the
 //! way the md backend builds one from sysfs and smartctl, so the guard cannot
-//! tell the two apart.
+//! tell the two apart. A drive's own part (identity, counters, SMART,
+//! blankness) is the pool's, whatever storage it carries; md adds the array
+//! and each member's state and counters.
 //!
 //! A fast look carries md state and the cheap counters only; a full look
 //! adds SMART and blankness. A probe a scenario made unreadable shows up as
@@ -11,8 +13,9 @@ use std::collections::BTreeMap;
 use anyhow::{Result, bail};
 
 use crate::backend::Depth;
-use crate::backend::sim::hardware::Hardware;
+use crate::backend::sim::md::MdArray;
 use crate::backend::sim::names::Family;
+use crate::backend::sim::pool::Pool;
 use crate::health::model::{
     ArrayHealth, Drive, MemberState, Membership, Problem, Smart, Snapshot, SyncProgress,
 };
@@ -32,9 +35,15 @@ const FLAG_ORDER: [&str; 11] = [
     "failfast",
 ];
 
-impl Hardware {
+impl MdArray {
     /// One look, as the md backend would take it.
-    pub fn snapshot(&self, array: &str, depth: Depth, now_ms: u64) -> Result<Snapshot> {
+    pub fn snapshot(
+        &self,
+        pool: &Pool,
+        array: &str,
+        depth: Depth,
+        now_ms: u64,
+    ) -> Result<Snapshot> {
         if array != self.array.name {
             bail!(
                 "no array `{array}` in the simulation (it has `{}`)",
@@ -60,7 +69,7 @@ impl Hardware {
                 ),
             }
         });
-        let mut members: Vec<(usize, usize)> = self
+        let mut members: Vec<(usize, usize)> = pool
             .drives
             .iter()
             .enumerate()
@@ -71,11 +80,11 @@ impl Hardware {
         let mut drives = Vec::new();
         let mut problems = Vec::new();
         for &(i, m) in &members {
-            drives.push(self.drive_view(i, Some(m), depth, &mut problems));
+            drives.push(self.drive_view(pool, i, Some(m), depth, &mut problems));
         }
-        for (i, d) in self.drives.iter().enumerate() {
+        for (i, d) in pool.drives.iter().enumerate() {
             if d.present && self.attached_member(i).is_none() {
-                drives.push(self.drive_view(i, None, depth, &mut problems));
+                drives.push(self.drive_view(pool, i, None, depth, &mut problems));
             }
         }
         Ok(Snapshot {
@@ -95,31 +104,45 @@ impl Hardware {
 
     fn drive_view(
         &self,
+        pool: &Pool,
         drive: usize,
         member: Option<usize>,
         depth: Depth,
         problems: &mut Vec<Problem>,
     ) -> Drive {
-        let d = &self.drives[drive];
-        let membership = member.map(|m| {
-            let m = &self.members[m];
-            let mut flags: Vec<&str> = vec![match m.state {
-                MemberState::InSync => "in_sync",
-                MemberState::Faulty => "faulty",
-                MemberState::Spare | MemberState::Rebuilding => "spare",
-            }];
-            if m.replacement {
-                flags.push("replacement");
-            }
-            flags.extend(m.flags.iter().map(String::as_str));
-            flags.sort_by_key(|f| FLAG_ORDER.iter().position(|o| o == f).unwrap_or(usize::MAX));
-            flags.dedup();
-            Membership {
-                state: m.state,
-                role: m.role,
-                flags: flags.into_iter().map(String::from).collect(),
-            }
+        let mut view = pool.drive_view(drive, depth, problems);
+        let Some(m) = member else {
+            return view;
+        };
+        if !pool.drives[drive].counters_unreadable {
+            view.counters.extend(self.members[m].counters.clone());
+        }
+        let m = &self.members[m];
+        let mut flags: Vec<&str> = vec![match m.state {
+            MemberState::InSync => "in_sync",
+            MemberState::Faulty => "faulty",
+            MemberState::Spare | MemberState::Rebuilding => "spare",
+        }];
+        if m.replacement {
+            flags.push("replacement");
+        }
+        flags.extend(m.flags.iter().map(String::as_str));
+        flags.sort_by_key(|f| FLAG_ORDER.iter().position(|o| o == f).unwrap_or(usize::MAX));
+        flags.dedup();
+        view.member = Some(Membership {
+            state: m.state,
+            role: m.role,
+            flags: flags.into_iter().map(String::from).collect(),
         });
+        view
+    }
+}
+
+impl Pool {
+    /// A drive's own part of a look, as no member of anything: identity,
+    /// the cheap counters and, in a full look, SMART and blankness.
+    fn drive_view(&self, drive: usize, depth: Depth, problems: &mut Vec<Problem>) -> Drive {
+        let d = &self.drives[drive];
         let mut counters = BTreeMap::new();
         if d.counters_unreadable {
             problems.push(Problem {
@@ -137,9 +160,6 @@ impl Hardware {
                     .filter(|(k, _)| !is_smart(k))
                     .map(|(k, v)| (k.clone(), *v)),
             );
-            if let Some(m) = member {
-                counters.extend(self.members[m].counters.clone());
-            }
         }
         let (smart, blank) = match depth {
             // The simulator's smartctl answers at once, so a due background
@@ -173,7 +193,7 @@ impl Hardware {
         };
         Drive {
             id: d.identity(),
-            member: membership,
+            member: None,
             counters,
             smart,
             blank,

@@ -1,12 +1,13 @@
-//! The simulated hardware: drives in bays and one md array over them.
+//! The md personality: one md array over drives of the pool.
 //!
-//! This is the state the simulator's clock, technician and mdadm act on.
+//! This is the state the simulator's clock, technician and mdadm
+//! (`mdadm.rs`) act on.
 //! It follows what real md does (lab-notes.md), because a dry run is only
 //! worth something if the guard sees what it would see on a real host:
 //!
 //! - a pulled member stays listed until md notices at the next write (the
-//!   caller schedules that), and the kernel name is released at once, so the
-//!   next inserted drive usually takes it;
+//!   caller schedules that), while the pool releases the kernel name at
+//!   once, so the next inserted drive usually takes it;
 //! - md never fails the last working mirror: it marks the array broken and
 //!   keeps the member in sync;
 //! - a recovering member reads `spare` in sysfs until it is in sync, and a
@@ -21,22 +22,18 @@ use std::collections::BTreeMap;
 
 use crate::backend::sim::machine::{ArraySpec, DriveGroup, DriveSpec, Level};
 use crate::backend::sim::names::Family;
-use crate::health::model::{Identity, MemberState};
+use crate::backend::sim::pool::Pool;
+use crate::health::model::MemberState;
 
-/// The whole simulated machine.
+/// md's state: the array and its members. Drives are indexes into the
+/// [`Pool`].
 #[derive(Clone, Debug)]
-pub(crate) struct Hardware {
+pub(crate) struct MdArray {
     pub array: ArrayState,
-    pub drives: Vec<DriveState>,
     /// md's list of members, in the order they joined. Entries are never
     /// deleted (a removal sets `removed`), so indexes stay valid.
     pub members: Vec<Member>,
     pub recovery: Option<Recovery>,
-    /// Bays emptied by a pull, most recent last: where the technician puts
-    /// the next drive.
-    vacated: Vec<String>,
-    /// Whether the scenario gives bays at all.
-    has_bays: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -51,70 +48,6 @@ pub(crate) struct ArrayState {
     pub broken: bool,
     /// The array itself can no longer be read (a scenario event).
     pub unreadable: bool,
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct DriveState {
-    pub serial: Option<String>,
-    pub wwn: Option<String>,
-    pub model: Option<String>,
-    pub firmware: Option<String>,
-    pub size_bytes: u64,
-    pub family: Family,
-    /// Kernel name while present; the last name it had while absent.
-    pub dev: String,
-    /// The bay it sits in while present.
-    pub slot: Option<String>,
-    /// The bay the scenario gives it.
-    pub home_slot: Option<String>,
-    pub present: bool,
-    /// Counters other than md's (those live on the member entry).
-    pub counters: BTreeMap<String, u64>,
-    pub smart_passed: bool,
-    pub smart_unreadable: bool,
-    pub counters_unreadable: bool,
-    pub blank: bool,
-    /// The array whose md superblock the drive carries.
-    pub superblock: Option<String>,
-}
-
-impl DriveState {
-    pub fn identity(&self) -> Identity {
-        let by_id = match (&self.model, &self.serial) {
-            (Some(model), Some(serial)) => {
-                let model = model.replace(' ', "_");
-                match self.family {
-                    Family::Sd => Some(format!("ata-{model}_{serial}")),
-                    Family::Nvme => Some(format!("nvme-{model}_{serial}")),
-                    Family::Vd => Some(format!("virtio-{serial}")),
-                }
-            }
-            _ => None,
-        };
-        Identity {
-            dev: self.dev.clone(),
-            serial: self.serial.clone(),
-            wwn: self.wwn.clone(),
-            model: self.model.clone(),
-            firmware: self.firmware.clone(),
-            size_bytes: Some(self.size_bytes),
-            slot: self.slot.clone(),
-            by_id,
-            transport: Some(
-                match self.family {
-                    Family::Sd => "sata",
-                    Family::Nvme => "nvme",
-                    Family::Vd => "virtio",
-                }
-                .to_string(),
-            ),
-        }
-    }
-
-    /// `sdb (serial S3Z1..., bay 1)`.
-    pub fn describe(&self) -> String {
-        self.identity().describe()
-    }
 }
 
 /// md's record of one member (a `dev-*` directory in sysfs).
@@ -177,14 +110,11 @@ fn md_counters() -> BTreeMap<String, u64> {
     .collect()
 }
 
-impl Hardware {
-    pub fn new(array: &ArraySpec, specs: &[DriveSpec]) -> Hardware {
-        let mut drives = Vec::new();
+impl MdArray {
+    pub fn new(array: &ArraySpec, specs: &[DriveSpec]) -> MdArray {
         let mut members = Vec::new();
         let mut next_role = 0u32;
-        for spec in specs {
-            let index = drives.len();
-            drives.push(drive_state(spec, &array.name));
+        for (index, spec) in specs.iter().enumerate() {
             if spec.group != DriveGroup::Member {
                 continue;
             }
@@ -227,7 +157,7 @@ impl Hardware {
                 replacing: None,
                 started_ms: 0,
             });
-        Hardware {
+        MdArray {
             array: ArrayState {
                 name: array.name.clone(),
                 level: array.level,
@@ -237,11 +167,8 @@ impl Hardware {
                 broken: false,
                 unreadable: false,
             },
-            has_bays: specs.iter().any(|d| d.slot.is_some()),
-            drives,
             members,
             recovery,
-            vacated: Vec::new(),
         }
     }
 
@@ -260,11 +187,6 @@ impl Hardware {
             .rposition(|m| m.drive == drive && m.live())
     }
 
-    /// A present drive by kernel name.
-    pub fn present(&self, dev: &str) -> Option<usize> {
-        self.drives.iter().position(|d| d.present && d.dev == dev)
-    }
-
     /// Slots without an in-sync member.
     pub fn degraded(&self) -> u32 {
         let in_sync = self
@@ -277,23 +199,23 @@ impl Hardware {
 
     /// How md names a member in messages: `/dev/sdb`, or `8:16` once the
     /// device node is gone.
-    pub fn member_name(&self, member: usize) -> String {
+    pub fn member_name(&self, pool: &Pool, member: usize) -> String {
         let m = &self.members[member];
         if m.detached {
             m.devnum.clone()
         } else {
-            format!("/dev/{}", self.drives[m.drive].dev)
+            format!("/dev/{}", pool.drives[m.drive].dev)
         }
     }
 
     /// md's error path: a member failed (mdadm `--fail`, an I/O error, a
     /// device that vanished).
-    pub fn md_error(&mut self, member: usize, log: &mut Vec<String>) -> Failure {
+    pub fn md_error(&mut self, pool: &Pool, member: usize, log: &mut Vec<String>) -> Failure {
         let m = &self.members[member];
         if m.state == MemberState::Faulty || m.removed {
             return Failure::AlreadyFaulty;
         }
-        let name = self.describe_member(member);
+        let name = self.describe_member(pool, member);
         if m.holds_slot()
             && m.state == MemberState::InSync
             && self.degraded() + 1 > self.array.level.tolerates(self.array.raid_disks)
@@ -306,7 +228,7 @@ impl Hardware {
                 self.array.name
             ));
             if let Some(r) = self.recovery.take() {
-                self.abort_recovery(r, log);
+                self.abort_recovery(pool, r, log);
             }
             return Failure::Refused;
         }
@@ -337,8 +259,8 @@ impl Hardware {
 
     /// The recovery cannot go on (no source left): the member it was
     /// writing goes back to being a spare.
-    fn abort_recovery(&mut self, r: Recovery, log: &mut Vec<String>) {
-        let name = self.describe_member(r.member);
+    fn abort_recovery(&mut self, pool: &Pool, r: Recovery, log: &mut Vec<String>) {
+        let name = self.describe_member(pool, r.member);
         let m = &mut self.members[r.member];
         m.state = MemberState::Spare;
         m.role = None;
@@ -346,68 +268,19 @@ impl Hardware {
         log.push(format!("md aborted the recovery onto {name}"));
     }
 
-    /// Take a drive off the bus. Returns the member md still holds for it,
-    /// if md has yet to notice.
-    pub fn unplug(&mut self, drive: usize) -> Option<usize> {
-        let d = &mut self.drives[drive];
-        d.present = false;
-        if let Some(slot) = d.slot.clone() {
-            self.vacated.retain(|s| s != &slot);
-            self.vacated.push(slot);
-        }
+    /// The pool took a drive off the bus. Returns the member md still holds
+    /// for it, if md has yet to notice.
+    pub fn unplugged(&mut self, drive: usize) -> Option<usize> {
         let member = self.attached_member(drive)?;
         let m = &mut self.members[member];
         m.detached = true;
         (m.state != MemberState::Faulty).then_some(member)
     }
 
-    /// Put a drive on the bus: it takes the lowest free name of its family
-    /// and the bay the technician last emptied (else its own bay, else the
-    /// lowest free one).
-    pub fn plug(&mut self, drive: usize) {
-        let family = self.drives[drive].family;
-        let taken: Vec<String> = self
-            .drives
-            .iter()
-            .filter(|d| d.present)
-            .map(|d| d.dev.clone())
-            .collect();
-        let dev = family.lowest_free(taken.iter().map(String::as_str));
-        let occupied: Vec<String> = self
-            .drives
-            .iter()
-            .filter(|d| d.present)
-            .filter_map(|d| d.slot.clone())
-            .collect();
-        let free = |s: &String| !occupied.contains(s);
-        let slot = self
-            .vacated
-            .iter()
-            .rev()
-            .find(|s| free(s))
-            .cloned()
-            .or_else(|| self.drives[drive].home_slot.clone().filter(free))
-            .or_else(|| {
-                self.has_bays.then(|| {
-                    (0..)
-                        .map(|i: u32| i.to_string())
-                        .find(free)
-                        .unwrap_or_default()
-                })
-            });
-        if let Some(slot) = &slot {
-            self.vacated.retain(|s| s != slot);
-        }
-        let d = &mut self.drives[drive];
-        d.dev = dev;
-        d.slot = slot;
-        d.present = true;
-    }
-
     /// md `--add`: the drive joins as a spare (recovery starts in
-    /// [`Hardware::start_recovery`]).
-    pub fn add(&mut self, drive: usize) -> usize {
-        let d = &mut self.drives[drive];
+    /// [`MdArray::start_recovery`]).
+    pub fn add(&mut self, pool: &mut Pool, drive: usize) -> usize {
+        let d = &mut pool.drives[drive];
         d.blank = false;
         d.superblock = Some(self.array.name.clone());
         let devnum = Family::devnum(&d.dev);
@@ -431,7 +304,14 @@ impl Hardware {
     }
 
     /// Begin copying `old` onto the spare `new`; the array stays whole.
-    pub fn start_replace(&mut self, old: usize, new: usize, now_ms: u64, log: &mut Vec<String>) {
+    pub fn start_replace(
+        &mut self,
+        pool: &Pool,
+        old: usize,
+        new: usize,
+        now_ms: u64,
+        log: &mut Vec<String>,
+    ) {
         let role = self.members[old].role;
         if !self.members[old]
             .flags
@@ -451,20 +331,20 @@ impl Hardware {
         });
         log.push(format!(
             "md started copying {} onto {} (replacement)",
-            self.describe_member(old),
-            self.describe_member(new)
+            self.describe_member(pool, old),
+            self.describe_member(pool, new)
         ));
     }
 
     /// What md does after any change: with a slot missing and a spare at
     /// hand it recovers onto the spare; with a member marked
     /// `want_replacement` and a spare at hand it starts the copy.
-    pub fn start_recovery(&mut self, now_ms: u64, log: &mut Vec<String>) {
+    pub fn start_recovery(&mut self, pool: &Pool, now_ms: u64, log: &mut Vec<String>) {
         if self.recovery.is_some() || self.array.broken {
             return;
         }
         let Some(spare) = self.members.iter().position(|m| {
-            m.live() && !m.detached && m.state == MemberState::Spare && self.drives[m.drive].present
+            m.live() && !m.detached && m.state == MemberState::Spare && pool.drives[m.drive].present
         }) else {
             return;
         };
@@ -486,14 +366,14 @@ impl Hardware {
             log.push(format!(
                 "md started recovery of {} onto {}",
                 self.array.name,
-                self.describe_member(spare)
+                self.describe_member(pool, spare)
             ));
         } else if let Some(old) = self.members.iter().position(|m| {
             m.holds_slot()
                 && m.state == MemberState::InSync
                 && m.flags.iter().any(|f| f == "want_replacement")
         }) {
-            self.start_replace(old, spare, now_ms, log);
+            self.start_replace(pool, old, spare, now_ms, log);
         }
     }
 
@@ -504,14 +384,14 @@ impl Hardware {
     }
 
     /// Finish the running recovery (its time has come).
-    pub fn finish_recovery(&mut self, now_ms: u64, log: &mut Vec<String>) {
+    pub fn finish_recovery(&mut self, pool: &Pool, now_ms: u64, log: &mut Vec<String>) {
         let Some(r) = self.recovery.take() else {
             return;
         };
-        let name = self.describe_member(r.member);
+        let name = self.describe_member(pool, r.member);
         match r.replacing {
             Some(old) => {
-                let old_name = self.describe_member(old);
+                let old_name = self.describe_member(pool, old);
                 let role = self.members[old].role;
                 let n = &mut self.members[r.member];
                 n.state = MemberState::InSync;
@@ -530,41 +410,10 @@ impl Hardware {
                 log.push(format!("md finished recovery: {name} in sync"));
             }
         }
-        self.start_recovery(now_ms, log);
+        self.start_recovery(pool, now_ms, log);
     }
 
-    pub fn describe_member(&self, member: usize) -> String {
-        self.drives[self.members[member].drive].describe()
-    }
-}
-
-fn drive_state(spec: &DriveSpec, array: &str) -> DriveState {
-    let present = spec.group != DriveGroup::Spare;
-    DriveState {
-        serial: spec.serial.clone(),
-        wwn: spec.wwn.clone(),
-        model: spec.model.clone(),
-        firmware: spec.firmware.clone(),
-        size_bytes: spec.size_bytes,
-        family: spec.family,
-        dev: if present {
-            spec.dev.clone().unwrap_or_default()
-        } else {
-            String::new()
-        },
-        slot: if present { spec.slot.clone() } else { None },
-        home_slot: spec.slot.clone(),
-        present,
-        counters: spec
-            .counters
-            .iter()
-            .filter(|(k, _)| !k.starts_with("md."))
-            .map(|(k, v)| (k.clone(), *v))
-            .collect(),
-        smart_passed: spec.smart_passed,
-        smart_unreadable: false,
-        counters_unreadable: false,
-        blank: spec.blank && spec.group != DriveGroup::Member,
-        superblock: (spec.group == DriveGroup::Member).then(|| array.to_string()),
+    pub fn describe_member(&self, pool: &Pool, member: usize) -> String {
+        pool.describe(self.members[member].drive)
     }
 }

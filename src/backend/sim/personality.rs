@@ -1,0 +1,218 @@
+//! The storage the simulated drives carry: one personality per backend.
+//!
+//! The pool (`pool.rs`) is the disks; a personality is what a backend
+//! builds on them and how it reacts: its members and their states, its
+//! own counters, its rebuilds, its command-line tool, its snapshot. md is
+//! the one personality today (`md.rs`, `mdadm.rs`, `view.rs`). A zpool or
+//! btrfs personality is one more variant here and its own files; the
+//! simulator (`mod.rs`) asks only the questions below.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::backend::sim::machine::{ArraySpec, DriveSpec};
+use crate::backend::sim::md::{Failure, MdArray};
+use crate::backend::sim::mdadm;
+use crate::backend::sim::pool::Pool;
+use crate::backend::{CommandOutput, Depth};
+use crate::health::model::{DriveKey, MemberState, Snapshot};
+
+/// How long md takes to notice a member pulled without `--fail`: until the
+/// next write reaches it (lab-notes.md). Fixed, so runs are reproducible.
+const MD_NOTICES_AFTER: Duration = Duration::from_secs(2);
+
+/// The storage on the simulated drives.
+#[derive(Clone, Debug)]
+pub(crate) enum Personality {
+    /// One Linux md array.
+    Md(MdArray),
+}
+
+impl Personality {
+    /// The storage a scenario's `[array]` describes (md today).
+    pub fn new(array: &ArraySpec, drives: &[DriveSpec]) -> Personality {
+        Personality::Md(MdArray::new(array, drives))
+    }
+
+    /// Counters the storage keeps per member rather than the drive itself
+    /// (md's `md.errors`, `md.bad_blocks`, ...).
+    pub fn keeps_counter(&self, counter: &str) -> bool {
+        match self {
+            Personality::Md(_) => md_counter(counter),
+        }
+    }
+
+    /// The array's kernel name (`md0`).
+    pub fn array_name(&self) -> &str {
+        match self {
+            Personality::Md(md) => &md.array.name,
+        }
+    }
+
+    /// A fast or full look at the array and every present drive.
+    pub fn snapshot(
+        &self,
+        pool: &Pool,
+        array: &str,
+        depth: Depth,
+        now_ms: u64,
+    ) -> Result<Snapshot> {
+        match self {
+            Personality::Md(md) => md.snapshot(pool, array, depth, now_ms),
+        }
+    }
+
+    /// A scenario event sets a counter the storage keeps on `drive`'s
+    /// member. `Err` is the log line when `drive` is no member.
+    pub fn set_counter(
+        &mut self,
+        drive: usize,
+        counter: &str,
+        value: u64,
+        who: &str,
+    ) -> Result<Option<u64>, String> {
+        match self {
+            Personality::Md(md) => match md.any_member(drive) {
+                Some(m) => Ok(md.members[m].counters.insert(counter.to_string(), value)),
+                None => Err(format!("{who} is not a member; `{counter}` has no meaning")),
+            },
+        }
+    }
+
+    /// A scenario event sets state flags on `drive`'s member; the log line.
+    pub fn add_flags(&mut self, drive: usize, flags: &[String], who: &str) -> String {
+        match self {
+            Personality::Md(md) => match md.any_member(drive) {
+                Some(m) => {
+                    let have = &mut md.members[m].flags;
+                    for f in flags {
+                        if !have.contains(f) {
+                            have.push(f.clone());
+                        }
+                    }
+                    format!("md set {} on {who}", flags.join(","))
+                }
+                None => format!("{who} is not a member; md flags have no meaning"),
+            },
+        }
+    }
+
+    /// A scenario event fails `drive`'s member.
+    pub fn fail(&mut self, pool: &Pool, drive: usize, who: &str, log: &mut Vec<String>) {
+        match self {
+            Personality::Md(md) => match md.any_member(drive) {
+                Some(m) => {
+                    if md.md_error(pool, m, log) == Failure::AlreadyFaulty {
+                        log.push(format!("{who} was faulty already"));
+                    }
+                }
+                None => log.push(format!("{who} is not a member; md has nothing to fail")),
+            },
+        }
+    }
+
+    /// A scenario event makes the whole array unreadable; the log line.
+    pub fn make_unreadable(&mut self) -> String {
+        match self {
+            Personality::Md(md) => {
+                md.array.unreadable = true;
+                format!("array {} can no longer be read", md.array.name)
+            }
+        }
+    }
+
+    /// The pool took `drive` off the bus. When the storage notices only
+    /// later, the member to notice and how long it takes.
+    pub fn unplugged(&mut self, drive: usize) -> Option<(usize, Duration)> {
+        match self {
+            Personality::Md(md) => md.unplugged(drive).map(|m| (m, MD_NOTICES_AFTER)),
+        }
+    }
+
+    /// The storage notices that `member`'s device is gone.
+    pub fn notice_gone(&mut self, pool: &Pool, member: usize, now_ms: u64, log: &mut Vec<String>) {
+        match self {
+            Personality::Md(md) => {
+                let m = &md.members[member];
+                if m.removed || !m.detached {
+                    return;
+                }
+                log.push(format!(
+                    "md noticed at the next write that {} is gone",
+                    md.describe_member(pool, member)
+                ));
+                md.md_error(pool, member, log);
+                md.start_recovery(pool, now_ms, log);
+            }
+        }
+    }
+
+    /// What the storage does by itself after any change (md: start a
+    /// recovery onto a spare).
+    pub fn settle(&mut self, pool: &Pool, now_ms: u64, log: &mut Vec<String>) {
+        match self {
+            Personality::Md(md) => md.start_recovery(pool, now_ms, log),
+        }
+    }
+
+    /// When the storage's running work (a rebuild) ends, if any runs.
+    pub fn due_at(&self) -> Option<u64> {
+        match self {
+            Personality::Md(md) => md.recovery_done_at(),
+        }
+    }
+
+    /// The running work's time has come.
+    pub fn on_due(&mut self, pool: &Pool, now_ms: u64, log: &mut Vec<String>) {
+        match self {
+            Personality::Md(md) => md.finish_recovery(pool, now_ms, log),
+        }
+    }
+
+    /// Run the storage's own tool (`mdadm`), or `None` when `program` is not
+    /// one.
+    pub fn command(
+        &mut self,
+        pool: &mut Pool,
+        program: &str,
+        argv: &[String],
+        now_ms: u64,
+        log: &mut Vec<String>,
+    ) -> Option<Result<CommandOutput>> {
+        match self {
+            Personality::Md(md) => {
+                (program == "mdadm").then(|| mdadm::run(md, pool, argv, now_ms, log))
+            }
+        }
+    }
+
+    /// For the data canary: the array's level, and the members that hold a
+    /// whole copy of a file (`(key, kernel name)`; none unless mirrored).
+    pub fn canary_view(&self, pool: &Pool) -> (String, Vec<(DriveKey, String)>) {
+        match self {
+            Personality::Md(md) => {
+                let members = md
+                    .members
+                    .iter()
+                    .filter(|m| {
+                        !m.removed
+                            && !m.detached
+                            && m.state == MemberState::InSync
+                            && pool.drives[m.drive].present
+                    })
+                    .map(|m| {
+                        let d = &pool.drives[m.drive];
+                        (d.identity().key(), d.dev.clone())
+                    })
+                    .collect();
+                (md.array.level.name().to_string(), members)
+            }
+        }
+    }
+}
+
+/// md's own counters.
+fn md_counter(counter: &str) -> bool {
+    counter.starts_with("md.")
+}
