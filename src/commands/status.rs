@@ -5,8 +5,8 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::backend::disk::identity::{self, PciSlots};
 use crate::backend::md::MdBackend;
-use crate::backend::md::identity::{self, PciSlots};
 use crate::backend::md::sysfs;
 use crate::backend::process::ProcessRunner;
 use crate::backend::{Backend, Depth};

@@ -13,7 +13,7 @@ use anyhow::Result;
 use tempfile::TempDir;
 
 use super::MdBackend;
-use crate::backend::md::identity::PciSlots;
+use crate::backend::disk::identity::PciSlots;
 use crate::backend::md::sysfs::{member_state, parse_flags};
 use crate::backend::{Backend, CommandOutput, CommandRunner, Depth};
 use crate::health::guard::BAD_FLAGS;
@@ -304,7 +304,8 @@ impl CommandRunner for SataSmartctl {
 /// Raise a disk's `ioerr_cnt` as the kernel would (`0x%x`).
 fn bump_ioerr_cnt(sys_block: &Path, disk: &str, by: u64) -> u64 {
     let path = sys_block.join(disk).join("device/ioerr_cnt");
-    let now = crate::backend::md::identity::parse_hex(&fs::read_to_string(&path).unwrap()).unwrap();
+    let now =
+        crate::backend::disk::identity::parse_hex(&fs::read_to_string(&path).unwrap()).unwrap();
     let new = now + by;
     let tmp = path.with_file_name(".ioerr_cnt.new");
     fs::write(&tmp, format!("0x{new:x}\n")).unwrap();

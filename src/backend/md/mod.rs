@@ -2,14 +2,13 @@
 //!
 //! One look combines sysfs (authoritative: `sysfs.rs`), /proc/mdstat (a
 //! cross-check: `mdstat.rs`), every whole disk present with its identity
-//! (`identity.rs`) and, for a full look, blankness (`blank.rs`) and SMART.
+//! (`backend/disk/identity.rs`) and, for a full look, blankness
+//! (`backend/disk/blank.rs`) and SMART.
 //! Waiting is event-driven on /proc/mdstat (`watch.rs`). All paths hang off
 //! `root`, `/` on a real host or a captured tree in tests, so tests run the
 //! exact code a real swap runs.
 
-pub mod blank;
 pub mod devpath;
-pub mod identity;
 pub mod ioerr;
 pub mod kmsg;
 pub mod mdstat;
@@ -33,8 +32,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use crate::backend::disk::identity::{ByIdIndex, PciSlots};
+use crate::backend::disk::{blank, identity};
 use crate::backend::led;
-use crate::backend::md::identity::{ByIdIndex, PciSlots};
 use crate::backend::md::ioerr::IoerrLedger;
 use crate::backend::md::kmsg::KernelLog;
 use crate::backend::md::mdstat::{Mdstat, MdstatArray, SyncState};

@@ -8,11 +8,11 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::ErrorKind;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use crate::backend::disk::read_attr;
 use crate::health::model::{ArrayHealth, MemberState, Membership, Problem, SyncProgress};
 
 /// What sysfs says about one array.
@@ -229,19 +229,6 @@ impl Attrs<'_> {
             subject: self.subject.to_string(),
             message,
         });
-    }
-}
-
-/// The text of a sysfs attribute without its trailing newline; `Ok(None)`
-/// when the file does not exist.
-pub fn read_attr(path: &Path) -> std::io::Result<Option<String>> {
-    match fs::read(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            Ok(Some(text.trim_end_matches(['\n', '\0']).to_string()))
-        }
-        Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err),
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::backend::md::sysfs::read_attr;
+use crate::backend::disk::read_attr;
 use crate::health::model::{Identity, Problem};
 
 /// Kernel name prefixes that are never drives worth watching (unless md uses
