@@ -5,11 +5,10 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::backend::Depth;
 use crate::backend::disk::identity::{self, PciSlots};
-use crate::backend::md::MdBackend;
 use crate::backend::md::sysfs;
 use crate::backend::process::ProcessRunner;
-use crate::backend::{Backend, Depth};
 use crate::cli::Config;
 use crate::commands::journal::session_name;
 use crate::exit;
@@ -81,8 +80,12 @@ pub fn status(config: &Config, json: bool, smart: bool) -> Result<i32> {
         );
         ProcessRunner::default()
     });
-    let mut backend = MdBackend::real(config.sysroot.clone(), processes);
-    let names = backend.arrays()?;
+    let host = || crate::backend::registry::Host {
+        sysroot: config.sysroot.clone(),
+        processes: processes.clone(),
+        watch_kernel_log: false,
+        clock: None,
+    };
     let depth = if smart { Depth::Full } else { Depth::Fast };
     let mut report = Report {
         format: crate::output::JSON_FORMAT,
@@ -90,15 +93,17 @@ pub fn status(config: &Config, json: bool, smart: bool) -> Result<i32> {
         vanished: Vec::new(),
         errors: Vec::new(),
     };
-    for name in &names {
-        match backend.snapshot(name, depth) {
-            Ok(s) => {
-                report
-                    .vanished
-                    .extend(vanished(&config.sysroot, &config.state_dir, &s));
-                report.arrays.push(s);
+    for mut backend in crate::backend::registry::available(host)? {
+        for name in &backend.arrays()? {
+            match backend.snapshot(name, depth) {
+                Ok(s) => {
+                    report
+                        .vanished
+                        .extend(vanished(&config.sysroot, &config.state_dir, &s));
+                    report.arrays.push(s);
+                }
+                Err(e) => report.errors.push(format!("{name}: {e:#}")),
             }
-            Err(e) => report.errors.push(format!("{name}: {e:#}")),
         }
     }
     if json {

@@ -8,19 +8,13 @@
 
 use std::time::Duration;
 
+use crate::backend::registry;
 use crate::runbook::keys::{quoted_list, suggest};
 use crate::runbook::load::{Ctx, hash, to_span};
 use crate::runbook::model::{BackendKind, GuardPolicy, Param, ParamKind, Requirement, Runbook};
 use crate::runbook::raw::{RawGuard, RawRunbook, Str};
 use crate::runbook::template::variables;
 use crate::runbook::{canary, preflight, steps};
-
-pub(crate) const BACKENDS: [(&str, BackendKind); 4] = [
-    ("md", BackendKind::Md),
-    ("btrfs", BackendKind::Btrfs),
-    ("zfs", BackendKind::Zfs),
-    ("megaraid", BackendKind::Megaraid),
-];
 
 const PARAM_KINDS: [(&str, ParamKind); 4] = [
     ("array", ParamKind::Array),
@@ -157,7 +151,21 @@ fn meta(ctx: &mut Ctx, raw: &RawRunbook) -> Option<(String, BackendKind)> {
             );
             None
         }
-        Some(value) => choice(ctx, value, "backend", &BACKENDS),
+        Some(value) => {
+            let names: Vec<(&str, BackendKind)> = registry::runbook_names()
+                .map(|n| (n, BackendKind(n)))
+                .collect();
+            let kind = choice(ctx, value, "backend", &names)?;
+            if registry::opener(kind.name()).is_none() {
+                ctx.error(
+                    value.span(),
+                    registry::not_built(kind.name()),
+                    Some("a runbook for a backend that is not built cannot be checked against it, dry-run or run".into()),
+                );
+                return None;
+            }
+            Some(kind)
+        }
         None => {
             if !ctx.is_broken(&table, "backend") {
                 ctx.error(
@@ -165,7 +173,7 @@ fn meta(ctx: &mut Ctx, raw: &RawRunbook) -> Option<(String, BackendKind)> {
                     "`[runbook]` has no `backend`",
                     Some(format!(
                         "add `backend = \"md\"`; backends: {}",
-                        quoted_list(BACKENDS.iter().map(|(n, _)| *n))
+                        quoted_list(registry::built_names())
                     )),
                 );
             }

@@ -21,6 +21,19 @@ mod capture_tests;
 #[cfg(test)]
 mod tests;
 
+/// Open md on a real host: the registry's constructor for `backend = "md"`.
+pub fn open(host: crate::backend::registry::Host) -> Result<Box<dyn crate::backend::Backend>> {
+    let kmsg = host.sysroot.join("dev/kmsg");
+    let mut backend = MdBackend::real(host.sysroot, host.processes);
+    if host.watch_kernel_log {
+        backend = backend.watching(kmsg);
+    }
+    if let Some(clock) = host.clock {
+        backend = backend.with_clock(Box::new(clock));
+    }
+    Ok(Box::new(backend))
+}
+
 /// Every counter name the md backend produces: md's per-member `errors` and
 /// `bad_blocks` (sysfs.rs) and the block layer's `ioerr_cnt` (below).
 pub const COUNTER_NAMES: [&str; 3] = ["md.errors", "md.bad_blocks", "io.ioerr_cnt"];

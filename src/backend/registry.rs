@@ -1,0 +1,148 @@
+//! The backend registry: the one place that maps the name a runbook writes
+//! (`backend = "md"`) to the code that opens that kind of storage.
+//!
+//! Adding a backend is its folder under `src/backend/` and one line in
+//! [`BACKENDS`]. A name whose backend is not built yet is listed with no
+//! constructor, so lint and `run` can say so clearly instead of calling it
+//! unknown.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::backend::Backend;
+use crate::backend::process::ProcessRunner;
+use crate::clock::SystemClock;
+
+/// What a real backend is opened with: where the host's /proc, /sys and
+/// /dev are (`/` or a captured tree), how programs are run, and for a run
+/// (not `status`) the kernel log to watch and the run's clock.
+pub struct Host {
+    pub sysroot: PathBuf,
+    pub processes: ProcessRunner,
+    /// Watch the kernel log (`<sysroot>/dev/kmsg`) for I/O errors.
+    pub watch_kernel_log: bool,
+    pub clock: Option<SystemClock>,
+}
+
+/// Opens one kind of storage on a host.
+pub type Open = fn(Host) -> Result<Box<dyn Backend>>;
+
+/// One backend name.
+pub struct Entry {
+    /// What a runbook writes: `backend = "md"`.
+    pub name: &'static str,
+    /// How to open it on a real host; `None`: the name is reserved, the
+    /// backend is not built yet.
+    pub open: Option<Open>,
+    /// Whether a runbook may name it. The simulator is never named: a dry
+    /// run swaps it in for the runbook's own backend.
+    pub runbook: bool,
+}
+
+/// Every backend, in the order `status` asks them.
+pub const BACKENDS: [Entry; 5] = [
+    Entry {
+        name: "md",
+        open: Some(crate::backend::md::open),
+        runbook: true,
+    },
+    Entry {
+        name: "btrfs",
+        open: None,
+        runbook: true,
+    },
+    Entry {
+        name: "zfs",
+        open: None,
+        runbook: true,
+    },
+    Entry {
+        name: "megaraid",
+        open: None,
+        runbook: true,
+    },
+    Entry {
+        name: "sim",
+        open: None,
+        runbook: false,
+    },
+];
+
+/// The entry called `name`.
+pub fn entry(name: &str) -> Option<&'static Entry> {
+    BACKENDS.iter().find(|e| e.name == name)
+}
+
+/// The names a runbook may write in `backend = "..."`.
+pub fn runbook_names() -> impl Iterator<Item = &'static str> + Clone {
+    BACKENDS.iter().filter(|e| e.runbook).map(|e| e.name)
+}
+
+/// The names of the backends that are built and can run on a real host.
+pub fn built_names() -> impl Iterator<Item = &'static str> + Clone {
+    BACKENDS
+        .iter()
+        .filter(|e| e.runbook && e.open.is_some())
+        .map(|e| e.name)
+}
+
+/// How to open the backend called `name`; `None` when the name is unknown,
+/// not a runbook backend or not built yet (say so with [`not_built`]).
+pub fn opener(name: &str) -> Option<Open> {
+    entry(name).filter(|e| e.runbook).and_then(|e| e.open)
+}
+
+/// Every backend that is built, opened on the host `host` makes (each
+/// gets its own): what `status` asks for arrays.
+pub fn available(host: impl Fn() -> Host) -> Result<Vec<Box<dyn Backend>>> {
+    BACKENDS
+        .iter()
+        .filter(|e| e.runbook)
+        .filter_map(|e| e.open)
+        .map(|open| open(host()))
+        .collect()
+}
+
+/// `the `zfs` backend is not built yet; runbooks can use `md``.
+pub fn not_built(name: &str) -> String {
+    let built: Vec<String> = built_names().map(|n| format!("`{n}`")).collect();
+    format!(
+        "the `{name}` backend is not built yet; runbooks can use {}",
+        built.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_is_listed_once() {
+        let mut names: Vec<&str> = BACKENDS.iter().map(|e| e.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), BACKENDS.len());
+    }
+
+    #[test]
+    fn md_is_built_and_the_others_are_reserved() {
+        assert_eq!(built_names().collect::<Vec<_>>(), ["md"]);
+        assert_eq!(
+            runbook_names().collect::<Vec<_>>(),
+            ["md", "btrfs", "zfs", "megaraid"]
+        );
+        assert!(entry("sim").is_some_and(|e| !e.runbook));
+    }
+
+    #[test]
+    fn a_backend_not_built_has_no_opener_and_says_what_is_built() {
+        assert!(opener("md").is_some());
+        assert!(opener("zfs").is_none());
+        assert!(opener("sim").is_none());
+        assert_eq!(
+            not_built("zfs"),
+            "the `zfs` backend is not built yet; runbooks can use `md`"
+        );
+    }
+}
