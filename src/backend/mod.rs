@@ -26,11 +26,9 @@ pub const KERNEL_COUNTER_NAMES: [&str; 1] = ["kernel.io_errors"];
 /// Every counter name any backend produces: what a runbook's `[guard]
 /// tolerate` and `halt_on` may name.
 pub fn counter_names() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = md::COUNTER_NAMES
-        .iter()
-        .chain(smart::COUNTER_NAMES.iter())
-        .chain(KERNEL_COUNTER_NAMES.iter())
-        .copied()
+    let mut names: Vec<&'static str> = registry::counter_names()
+        .chain(smart::COUNTER_NAMES.iter().copied())
+        .chain(KERNEL_COUNTER_NAMES.iter().copied())
         .collect();
     names.sort_unstable();
     names

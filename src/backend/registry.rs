@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::backend::Backend;
 use crate::backend::process::ProcessRunner;
+use crate::backend::{Backend, md};
 use crate::clock::SystemClock;
 
 /// What a real backend is opened with: where the host's /proc, /sys and
@@ -38,35 +38,23 @@ pub struct Entry {
     /// Whether a runbook may name it. The simulator is never named: a dry
     /// run swaps it in for the runbook's own backend.
     pub runbook: bool,
+    /// The cheap counters it reads at every look (what `[guard] tolerate`
+    /// and `halt_on` may name besides SMART and the kernel log's).
+    pub counters: &'static [&'static str],
+    /// Its own faults as survivor conditions (name, meaning): what
+    /// `[guard] accept_survivor` may name besides the drive-level ones.
+    pub conditions: &'static [(&'static str, &'static str)],
 }
 
 /// Every backend, in the order `status` asks them.
+#[rustfmt::skip]
 pub const BACKENDS: [Entry; 5] = [
-    Entry {
-        name: "md",
-        open: Some(crate::backend::md::open),
-        runbook: true,
-    },
-    Entry {
-        name: "btrfs",
-        open: None,
-        runbook: true,
-    },
-    Entry {
-        name: "zfs",
-        open: None,
-        runbook: true,
-    },
-    Entry {
-        name: "megaraid",
-        open: None,
-        runbook: true,
-    },
-    Entry {
-        name: "sim",
-        open: None,
-        runbook: false,
-    },
+    Entry { name: "md", open: Some(md::open), runbook: true, counters: &md::COUNTER_NAMES, conditions: &md::facts::CONDITIONS },
+    Entry { name: "btrfs", open: None, runbook: true, counters: &[], conditions: &[] },
+    Entry { name: "zfs", open: None, runbook: true, counters: &[], conditions: &[] },
+    Entry { name: "megaraid", open: None, runbook: true, counters: &[], conditions: &[] },
+    // The simulator plays md: its counters and conditions are md's.
+    Entry { name: "sim", open: None, runbook: false, counters: &[], conditions: &[] },
 ];
 
 /// The entry called `name`.
@@ -102,6 +90,44 @@ pub fn available(host: impl Fn() -> Host) -> Result<Vec<Box<dyn Backend>>> {
         .filter_map(|e| e.open)
         .map(|open| open(host()))
         .collect()
+}
+
+/// Every backend's own counter names.
+pub fn counter_names() -> impl Iterator<Item = &'static str> {
+    BACKENDS.iter().flat_map(|e| e.counters.iter().copied())
+}
+
+/// Every survivor condition, worst first as the verdict lists them: the
+/// drive-level failing ones (SMART, NVMe, SCSI), every backend's own
+/// faults (failing), then the drive-level ones that are only at risk.
+pub fn condition_names() -> Vec<&'static str> {
+    use crate::health::verdict::{CONDITIONS, Level};
+    let drive = |failing: bool| {
+        CONDITIONS
+            .iter()
+            .filter(move |c| (c.level == Level::Failing) == failing)
+            .map(|c| c.name)
+    };
+    drive(true)
+        .chain(
+            BACKENDS
+                .iter()
+                .flat_map(|e| e.conditions.iter().map(|(n, _)| *n)),
+        )
+        .chain(drive(false))
+        .collect()
+}
+
+/// A survivor condition's level and meaning; backend faults are failing.
+pub fn condition(name: &str) -> Option<(crate::health::verdict::Level, &'static str)> {
+    if let Some(c) = crate::health::verdict::condition_named(name) {
+        return Some((c.level, c.meaning));
+    }
+    BACKENDS
+        .iter()
+        .flat_map(|e| e.conditions.iter())
+        .find(|(n, _)| *n == name)
+        .map(|(_, meaning)| (crate::health::verdict::Level::Failing, *meaning))
 }
 
 /// `the `zfs` backend is not built yet; runbooks can use `md``.

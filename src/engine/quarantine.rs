@@ -465,6 +465,7 @@ mod tests {
             counters: Default::default(),
             smart: None,
             blank: None,
+            faults: Vec::new(),
         }
     }
 

@@ -465,15 +465,16 @@ fn guard(ctx: &mut Ctx, raw: Option<&toml::Spanned<RawGuard>>) -> GuardPolicy {
 /// `accept_survivor`: names of survivor verdict conditions, each one a
 /// loosening the reviewer must see.
 fn accept_survivor(ctx: &mut Ctx, list: &[Str], policy: &mut GuardPolicy) {
-    use crate::health::verdict::{CONDITIONS, Level, condition_named};
+    use crate::health::verdict::Level;
+    let conditions = registry::condition_names();
     for item in list {
         let name = item.get_ref().as_str();
-        let Some(condition) = condition_named(name) else {
-            let help = match suggest(name, CONDITIONS.iter().map(|c| c.name)) {
+        let Some((level, meaning)) = registry::condition(name) else {
+            let help = match suggest(name, conditions.iter().copied()) {
                 Some(near) => format!("did you mean `{near}`?"),
                 None => format!(
                     "survivor conditions are {}",
-                    quoted_list(CONDITIONS.iter().map(|c| c.name))
+                    quoted_list(conditions.iter().copied())
                 ),
             };
             ctx.error(
@@ -487,7 +488,7 @@ fn accept_survivor(ctx: &mut Ctx, list: &[Str], policy: &mut GuardPolicy) {
             ctx.warn(item.span(), format!("`{name}` is listed twice"), None);
             continue;
         }
-        let how = if condition.level == Level::Failing {
+        let how = if level == Level::Failing {
             "is not refused"
         } else {
             "is not asked about"
@@ -495,8 +496,7 @@ fn accept_survivor(ctx: &mut Ctx, list: &[Str], policy: &mut GuardPolicy) {
         ctx.warn(
             item.span(),
             format!(
-                "the guard is loosened: a survivor with `{name}` ({}) {how} before the run",
-                condition.meaning
+                "the guard is loosened: a survivor with `{name}` ({meaning}) {how} before the run",
             ),
             Some("accept only a condition known and judged safe on this hardware; the technician can still override one refusal with a written reason".into()),
         );

@@ -16,7 +16,6 @@ use super::MdBackend;
 use crate::backend::disk::identity::PciSlots;
 use crate::backend::md::sysfs::{member_state, parse_flags};
 use crate::backend::{Backend, CommandOutput, CommandRunner, Depth};
-use crate::health::guard::BAD_FLAGS;
 use crate::health::model::{MemberState, Snapshot};
 
 struct NoCommands;
@@ -265,7 +264,9 @@ fn write_error_member_states() {
         .lines()
         .map(|line| {
             let flags = parse_flags(line);
-            let bad = flags.iter().any(|f| BAD_FLAGS.contains(&f.as_str()));
+            let bad = flags
+                .iter()
+                .any(|f| super::facts::BAD_FLAGS.contains(&f.as_str()));
             (member_state(&flags, Some(0)), bad)
         })
         .collect();

@@ -9,6 +9,7 @@
 //! exact code a real swap runs.
 
 pub mod devpath;
+pub mod facts;
 pub mod ioerr;
 pub mod kmsg;
 pub mod mdstat;
@@ -340,6 +341,7 @@ impl MdBackend {
                 counters,
                 smart,
                 blank,
+                faults: Vec::new(),
             });
         }
         drives
@@ -491,6 +493,9 @@ fn from_mdstat(listed: &MdstatArray) -> ArrayLook {
             raid_disks,
             degraded,
             sync,
+            // Filled by `facts::annotate`.
+            running: false,
+            redundancy_left: 0,
         },
         members,
     }
@@ -566,12 +571,14 @@ impl Backend for MdBackend {
         } = view;
         problems.extend(disagreements);
         let drives = self.drives(array, look.members, depth, &mut problems);
-        Ok(Snapshot {
+        let mut snap = Snapshot {
             at_ms: self.clock.now_ms(),
             array: look.health,
             drives,
             problems,
-        })
+        };
+        facts::annotate(&mut snap);
+        Ok(snap)
     }
 
     fn wait(&mut self, timeout: Duration) -> Result<()> {

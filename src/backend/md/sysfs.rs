@@ -105,6 +105,9 @@ pub fn read_array(md_dir: &Path, name: &str, problems: &mut Vec<Problem>) -> Res
         // counts as missing every slot.
         degraded: degraded.unwrap_or(if redundant { raid_disks } else { 0 }),
         sync,
+        // Filled by `facts::annotate`.
+        running: false,
+        redundancy_left: 0,
     };
 
     let mut members = Vec::with_capacity(member_names.len());

@@ -78,7 +78,8 @@ impl Hardware {
                 drives.push(self.drive_view(i, None, depth, &mut problems));
             }
         }
-        Ok(Snapshot {
+        // The simulator plays md: md's words mean what they mean to md.
+        let mut snap = Snapshot {
             at_ms: now_ms,
             array: ArrayHealth {
                 name: self.array.name.clone(),
@@ -87,10 +88,14 @@ impl Hardware {
                 raid_disks: self.array.raid_disks,
                 degraded: self.degraded(),
                 sync,
+                running: false,
+                redundancy_left: 0,
             },
             drives,
             problems,
-        })
+        };
+        crate::backend::md::facts::annotate(&mut snap);
+        Ok(snap)
     }
 
     fn drive_view(
@@ -177,6 +182,7 @@ impl Hardware {
             counters,
             smart,
             blank,
+            faults: Vec::new(),
         }
     }
 }
