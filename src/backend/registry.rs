@@ -44,17 +44,28 @@ pub struct Entry {
     /// Its own faults as survivor conditions (name, meaning): what
     /// `[guard] accept_survivor` may name besides the drive-level ones.
     pub conditions: &'static [(&'static str, &'static str)],
+    /// Its own command-line tools and the options of each that write to a
+    /// drive: what lint holds behind a typed confirmation.
+    pub tools: &'static [Tool],
+}
+
+/// A backend's command-line tool (md: `mdadm`).
+pub struct Tool {
+    pub program: &'static str,
+    /// Options that write to a drive, and what they do
+    /// (`--zero-superblock`, `erases the RAID superblock`).
+    pub writes: &'static [(&'static str, &'static str)],
 }
 
 /// Every backend, in the order `status` asks them.
 #[rustfmt::skip]
 pub const BACKENDS: [Entry; 5] = [
-    Entry { name: "md", open: Some(md::open), runbook: true, counters: &md::COUNTER_NAMES, conditions: &md::facts::CONDITIONS },
-    Entry { name: "btrfs", open: None, runbook: true, counters: &[], conditions: &[] },
-    Entry { name: "zfs", open: None, runbook: true, counters: &[], conditions: &[] },
-    Entry { name: "megaraid", open: None, runbook: true, counters: &[], conditions: &[] },
+    Entry { name: "md", open: Some(md::open), runbook: true, counters: &md::COUNTER_NAMES, conditions: &md::facts::CONDITIONS, tools: &md::facts::TOOLS },
+    Entry { name: "btrfs", open: None, runbook: true, counters: &[], conditions: &[], tools: &[] },
+    Entry { name: "zfs", open: None, runbook: true, counters: &[], conditions: &[], tools: &[] },
+    Entry { name: "megaraid", open: None, runbook: true, counters: &[], conditions: &[], tools: &[] },
     // The simulator plays md: its counters and conditions are md's.
-    Entry { name: "sim", open: None, runbook: false, counters: &[], conditions: &[] },
+    Entry { name: "sim", open: None, runbook: false, counters: &[], conditions: &[], tools: &[] },
 ];
 
 /// The entry called `name`.
@@ -90,6 +101,15 @@ pub fn available(host: impl Fn() -> Host) -> Result<Vec<Box<dyn Backend>>> {
         .filter_map(|e| e.open)
         .map(|open| open(host()))
         .collect()
+}
+
+/// The backend tool called `program` (the base name of argv[0]), if any
+/// backend has one by that name.
+pub fn tool(program: &str) -> Option<&'static Tool> {
+    BACKENDS
+        .iter()
+        .flat_map(|e| e.tools.iter())
+        .find(|t| t.program == program)
 }
 
 /// Every backend's own counter names.

@@ -945,4 +945,34 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn a_backend_fault_flag_is_judged_without_knowing_the_backend() {
+        let base = mirror();
+        let mut now = mirror();
+        now.drives[0].faults.push(crate::health::model::Fault {
+            condition: "zfs.faulted".into(),
+            value: "set".into(),
+            meaning: "ZFS faulted the leaf".into(),
+            flag: true,
+        });
+        let a = allowed(&[DriveExpect::InSync], NewAllowance::NotYet, 0);
+        assert_eq!(
+            lines(&compare(&base, &now, &a, &GuardPolicy::default())),
+            ["survivor sda (serial A1, bay 0): zfs flag `faulted` clear → set"]
+        );
+    }
+
+    #[test]
+    fn an_array_that_stops_running_halts() {
+        let base = mirror();
+        let mut now = mirror();
+        now.array.state = "inactive".into();
+        now.array.running = false;
+        let a = allowed(&[DriveExpect::InSync], NewAllowance::NotYet, 0);
+        assert_eq!(
+            lines(&compare(&base, &now, &a, &GuardPolicy::default())),
+            ["array md0: state clean → inactive"]
+        );
+    }
 }

@@ -21,6 +21,25 @@ pub const CONDITIONS: [(&str, &str); 6] = [
     ("md.errors", "md counted read errors on the member"),
 ];
 
+/// md's tool, and its options that write to a drive.
+pub const TOOLS: [crate::backend::registry::Tool; 1] = [crate::backend::registry::Tool {
+    program: "mdadm",
+    writes: &MDADM_WRITES,
+}];
+
+/// mdadm options that write to a drive.
+const MDADM_WRITES: [(&str, &str); 9] = [
+    ("--zero-superblock", "erases the RAID superblock"),
+    ("--add", "overwrites the drive it adds"),
+    ("-a", "overwrites the drive it adds"),
+    ("--re-add", "overwrites the drive it adds"),
+    ("--add-spare", "overwrites the drive it adds"),
+    ("--with", "overwrites the replacement drive"),
+    ("--create", "writes new superblocks"),
+    ("-C", "writes new superblocks"),
+    ("--build", "writes over the member drives"),
+];
+
 /// Member flags that mean trouble even while md still calls it in sync.
 pub const BAD_FLAGS: [&str; 4] = ["faulty", "write_error", "want_replacement", "blocked"];
 
