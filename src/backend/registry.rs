@@ -47,6 +47,16 @@ pub struct Entry {
     /// Its own command-line tools and the options of each that write to a
     /// drive: what lint holds behind a typed confirmation.
     pub tools: &'static [Tool],
+    /// Whether a name under `/dev/` (`md0`, `md/data`) is one of its
+    /// arrays rather than a drive.
+    pub array_device: fn(&str) -> bool,
+    /// Its own per-member error counter, the first to rise on a damaged
+    /// member: what `test --mutate` raises on a survivor.
+    pub error_counter: Option<&'static str>,
+    /// Where each member of one of its arrays holds its copy of the data,
+    /// for the data canary (see `canary::MemberCopies`); `None`: its
+    /// members cannot be read one by one.
+    pub member_copies: Option<crate::canary::MemberCopies>,
 }
 
 /// A backend's command-line tool (md: `mdadm`).
@@ -60,12 +70,12 @@ pub struct Tool {
 /// Every backend, in the order `status` asks them.
 #[rustfmt::skip]
 pub const BACKENDS: [Entry; 5] = [
-    Entry { name: "md", open: Some(md::open), runbook: true, counters: &md::COUNTER_NAMES, conditions: &md::facts::CONDITIONS, tools: &md::facts::TOOLS },
-    Entry { name: "btrfs", open: None, runbook: true, counters: &[], conditions: &[], tools: &[] },
-    Entry { name: "zfs", open: None, runbook: true, counters: &[], conditions: &[], tools: &[] },
-    Entry { name: "megaraid", open: None, runbook: true, counters: &[], conditions: &[], tools: &[] },
+    Entry { name: "md", open: Some(md::open), runbook: true, counters: &md::COUNTER_NAMES, conditions: &md::facts::CONDITIONS, tools: &md::facts::TOOLS, array_device: md::facts::is_array_device, error_counter: Some(md::facts::ERROR_COUNTER), member_copies: Some(md::copies::member_copies) },
+    Entry { name: "btrfs", open: None, runbook: true, counters: &[], conditions: &[], tools: &[], array_device: |_| false, error_counter: None, member_copies: None },
+    Entry { name: "zfs", open: None, runbook: true, counters: &[], conditions: &[], tools: &[], array_device: |_| false, error_counter: None, member_copies: None },
+    Entry { name: "megaraid", open: None, runbook: true, counters: &[], conditions: &[], tools: &[], array_device: |_| false, error_counter: None, member_copies: None },
     // The simulator plays md: its counters and conditions are md's.
-    Entry { name: "sim", open: None, runbook: false, counters: &[], conditions: &[], tools: &[] },
+    Entry { name: "sim", open: None, runbook: false, counters: &[], conditions: &[], tools: &[], array_device: |_| false, error_counter: None, member_copies: None },
 ];
 
 /// The entry called `name`.
@@ -110,6 +120,26 @@ pub fn tool(program: &str) -> Option<&'static Tool> {
         .iter()
         .flat_map(|e| e.tools.iter())
         .find(|t| t.program == program)
+}
+
+/// Whether a name under `/dev/` names an array of any backend, not a
+/// drive.
+pub fn is_array_device(name: &str) -> bool {
+    BACKENDS.iter().any(|e| (e.array_device)(name))
+}
+
+/// Where each member of the array `disk` holds its copy: the first
+/// backend that knows `disk` as one of its arrays answers.
+pub fn member_copies(
+    root: &std::path::Path,
+    disk: &str,
+) -> Result<Option<Vec<(String, u64)>>, String> {
+    for copies in BACKENDS.iter().filter_map(|e| e.member_copies) {
+        if let Some(found) = copies(root, disk)? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
 }
 
 /// Every backend's own counter names.

@@ -360,7 +360,7 @@ fn faults(drive: &Drive, accepted: &[String], findings: &mut Vec<Finding>) {
             level: Level::Failing,
             value: f.value.clone(),
             meaning: f.meaning.clone(),
-            accepted: accepted.iter().any(|a| *a == f.condition),
+            accepted: accepted.contains(&f.condition),
         });
     }
 }

@@ -1,9 +1,11 @@
 //! Linux whole disks, whatever array they belong to: who a drive is
 //! (`identity.rs`: serial, WWN, bay, transport) and whether it is blank
-//! (`blank.rs`). Every Linux backend (md, later btrfs and ZFS) uses these,
+//! (`blank.rs`), and what a path names (`devpath.rs`: a command's
+//! argument resolved to the whole disks a write to it reaches). Every Linux backend (md, later btrfs and ZFS) uses these,
 //! so a drive is known the same way whichever storage it is part of.
 
 pub mod blank;
+pub mod devpath;
 pub mod identity;
 
 use std::fs;

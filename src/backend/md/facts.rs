@@ -21,6 +21,9 @@ pub const CONDITIONS: [(&str, &str); 6] = [
     ("md.errors", "md counted read errors on the member"),
 ];
 
+/// md's own per-member count of read errors it corrected or failed on.
+pub const ERROR_COUNTER: &str = "md.errors";
+
 /// md's tool, and its options that write to a drive.
 pub const TOOLS: [crate::backend::registry::Tool; 1] = [crate::backend::registry::Tool {
     program: "mdadm",
@@ -39,6 +42,11 @@ const MDADM_WRITES: [(&str, &str); 9] = [
     ("-C", "writes new superblocks"),
     ("--build", "writes over the member drives"),
 ];
+
+/// Whether a name under `/dev/` is an md array: `md0`, `md127`, `md/data`.
+pub fn is_array_device(name: &str) -> bool {
+    name.strip_prefix("md").is_some_and(|rest| !rest.is_empty())
+}
 
 /// Member flags that mean trouble even while md still calls it in sync.
 pub const BAD_FLAGS: [&str; 4] = ["faulty", "write_error", "want_replacement", "blocked"];

@@ -8,7 +8,7 @@
 //! `root`, `/` on a real host or a captured tree in tests, so tests run the
 //! exact code a real swap runs.
 
-pub mod devpath;
+pub mod copies;
 pub mod facts;
 pub mod ioerr;
 pub mod kmsg;
@@ -47,7 +47,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::backend::disk::identity::{ByIdIndex, PciSlots};
-use crate::backend::disk::{blank, identity};
+use crate::backend::disk::{blank, devpath, identity};
 use crate::backend::led;
 use crate::backend::md::ioerr::IoerrLedger;
 use crate::backend::md::kmsg::KernelLog;
