@@ -54,3 +54,50 @@ fn read_number(path: &Path) -> Result<u64, String> {
         .parse()
         .map_err(|e| format!("`{}` is not a number: {e}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(level: &str, members: &[(&str, &str)]) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let md = root.path().join("sys/block/md9/md");
+        std::fs::create_dir_all(&md).unwrap();
+        std::fs::write(md.join("level"), format!("{level}\n")).unwrap();
+        for (name, state) in members {
+            let dir = md.join(format!("dev-{name}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("state"), format!("{state}\n")).unwrap();
+            std::fs::write(dir.join("offset"), "2048\n").unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn in_sync_mirror_members_and_their_offsets() {
+        let root = tree(
+            "raid1",
+            &[("sdy", "in_sync"), ("sdx", "in_sync"), ("sdz", "spare")],
+        );
+        assert_eq!(
+            member_copies(root.path(), "md9"),
+            Ok(Some(vec![
+                ("sdx".into(), 2048 * 512),
+                ("sdy".into(), 2048 * 512)
+            ]))
+        );
+    }
+
+    #[test]
+    fn a_plain_disk_is_no_array_and_parity_is_no_copy() {
+        let root = tree("raid5", &[("sdx", "in_sync")]);
+        assert_eq!(member_copies(root.path(), "sda"), Ok(None));
+        let err = member_copies(root.path(), "md9").unwrap_err();
+        assert!(err.contains("stripes and parity"), "{err}");
+        let none = tree("raid1", &[("sdx", "faulty")]);
+        assert_eq!(
+            member_copies(none.path(), "md9"),
+            Err("`md9` has no in-sync member to read a copy from".into())
+        );
+    }
+}
