@@ -59,6 +59,7 @@ use sha2::{Digest, Sha256};
 
 mod handles;
 mod map;
+pub use map::MemberCopies;
 
 use handles::{own_dir, replaced, with_deadline, write_synced};
 
@@ -175,6 +176,8 @@ pub struct FileCanary {
     deadline: Duration,
     /// A read-back that has not returned yet.
     stuck: Option<Receiver<Vec<Fault>>>,
+    /// Where each member holds its copy, as the backend tells it.
+    member_copies: map::MemberCopies,
 }
 
 impl FileCanary {
@@ -184,7 +187,16 @@ impl FileCanary {
             state: None,
             deadline: READ_DEADLINE,
             stuck: None,
+            member_copies: |_, _| Ok(None),
         }
+    }
+
+    /// Read each mirror member's copy too, found through `copies` (the
+    /// backend's answer, `registry::member_copies`); without it only the
+    /// file itself is re-read.
+    pub fn with_member_copies(mut self, copies: map::MemberCopies) -> FileCanary {
+        self.member_copies = copies;
+        self
     }
 
     /// How long a read-back may take before it is a fault.

@@ -186,7 +186,8 @@ fn one_mirror_member_writing_zeros_is_caught_by_the_per_member_check() {
     }
     std::fs::write(md.join("level"), "raid1\n").unwrap();
 
-    let mut canary = FileCanary::new(&root);
+    let mut canary =
+        FileCanary::new(&root).with_member_copies(swapguard::backend::registry::member_copies);
     let planted = canary
         .plant_on(&fs.mnt, MIB, "md-test", Some("md9"))
         .unwrap();

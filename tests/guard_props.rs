@@ -89,6 +89,7 @@ fn drive(i: usize) -> impl Strategy<Value = Drive> {
             counters,
             smart,
             blank,
+            faults: Vec::new(),
         })
 }
 
@@ -122,7 +123,7 @@ fn array() -> impl Strategy<Value = (Snapshot, usize)> {
                     .filter(|&i| drives[i].member.is_some())
                     .collect();
                 let target = members[pick.index(members.len())];
-                let snap = Snapshot {
+                let mut snap = Snapshot {
                     at_ms: 0,
                     array: ArrayHealth {
                         name: "md0".into(),
@@ -131,10 +132,12 @@ fn array() -> impl Strategy<Value = (Snapshot, usize)> {
                         raid_disks: members.len() as u32,
                         degraded,
                         sync: None,
+                        ..ArrayHealth::default()
                     },
                     drives,
                     problems: vec![],
                 };
+                swapguard::backend::md::facts::annotate(&mut snap);
                 Some((snap, target))
             },
         )

@@ -4,9 +4,11 @@
 //! ZFS, MegaRAID). The engine and the guard only ever see this trait, so a
 //! dry-run against the simulator walks exactly the code a real swap walks.
 
+pub mod disk;
 pub mod led;
 pub mod md;
 pub mod process;
+pub mod registry;
 pub mod sim;
 pub mod smart;
 
@@ -24,11 +26,9 @@ pub const KERNEL_COUNTER_NAMES: [&str; 1] = ["kernel.io_errors"];
 /// Every counter name any backend produces: what a runbook's `[guard]
 /// tolerate` and `halt_on` may name.
 pub fn counter_names() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = md::COUNTER_NAMES
-        .iter()
-        .chain(smart::COUNTER_NAMES.iter())
-        .chain(KERNEL_COUNTER_NAMES.iter())
-        .copied()
+    let mut names: Vec<&'static str> = registry::counter_names()
+        .chain(smart::COUNTER_NAMES.iter().copied())
+        .chain(KERNEL_COUNTER_NAMES.iter().copied())
         .collect();
     names.sort_unstable();
     names

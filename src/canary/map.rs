@@ -1,5 +1,6 @@
-//! Where the canary's bytes are on each RAID1 member: the filesystem's
-//! device, FIEMAP extents, and the members' data offsets from sysfs.
+//! Where the canary's bytes are on each mirror member: the filesystem's
+//! device, FIEMAP extents, and the members' data offsets, which the
+//! backend tells ([`MemberCopies`]).
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -7,13 +8,20 @@ use std::path::Path;
 
 use crate::canary::{Copy, Extent, FileCanary};
 
+/// Where each member of the array `disk` (a kernel name such as `md0`)
+/// holds its own copy of the array's data: the member's kernel name and the
+/// byte offset of the array's first byte on it. `Ok(None)`: `disk` is no
+/// array the backend knows (a plain disk); `Err`: its members cannot be
+/// checked one by one (striped, or nothing in sync), with why.
+pub type MemberCopies = fn(&Path, &str) -> Result<Option<Vec<(String, u64)>>, String>;
+
 /// Filesystems whose FIEMAP `fe_physical` is a byte offset on their block device.
 const EXT_MAGIC: i64 = 0xEF53;
 const XFS_MAGIC: i64 = 0x5846_5342;
 const BTRFS_MAGIC: i64 = 0x9123_683E;
 
 impl FileCanary {
-    /// Find the block device under `path` and, for md RAID1, each member's
+    /// Find the block device under `path` and, on a mirror, each member's
     /// copy. `Err` says why per-member copies cannot be read.
     pub(super) fn map(
         &self,
@@ -54,50 +62,23 @@ impl FileCanary {
         } else {
             (device.clone(), 0)
         };
-        let md = self.root.join("sys/block").join(&disk).join("md");
-        if !md.is_dir() {
+        let Some(members) = (self.member_copies)(&self.root, &disk)? else {
             return Ok((device, extents, Vec::new()));
-        }
-        let level = std::fs::read_to_string(md.join("level"))
-            .map_err(|e| format!("cannot read the level of `{disk}`: {e}"))?;
-        let level = level.trim();
-        if level != "raid1" {
-            return Err(format!(
-                "`{disk}` is {level}: its members hold stripes and parity, not copies, so a member cannot be checked on its own; the file itself is re-read with O_DIRECT"
-            ));
-        }
-        let mut copies = Vec::new();
-        let entries =
-            std::fs::read_dir(&md).map_err(|e| format!("cannot list `{}`: {e}", md.display()))?;
-        let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter_map(|n| n.strip_prefix("dev-").map(str::to_string))
+        };
+        let copies = members
+            .into_iter()
+            .map(|(member, offset)| {
+                let base = offset + start;
+                Copy {
+                    device: self.root.join("dev").join(&member),
+                    member,
+                    ranges: extents
+                        .iter()
+                        .map(|e| (e.logical, base + e.physical, e.length))
+                        .collect(),
+                }
+            })
             .collect();
-        names.sort();
-        for member in names {
-            let dir = md.join(format!("dev-{member}"));
-            let state = std::fs::read_to_string(dir.join("state")).unwrap_or_default();
-            // Only members md reads from hold a current copy.
-            if !state.split(',').any(|s| s.trim() == "in_sync") {
-                continue;
-            }
-            let offset: u64 = read_number(&dir.join("offset"))?;
-            let base = offset * 512 + start;
-            copies.push(Copy {
-                member: member.clone(),
-                device: self.root.join("dev").join(&member),
-                ranges: extents
-                    .iter()
-                    .map(|e| (e.logical, base + e.physical, e.length))
-                    .collect(),
-            });
-        }
-        if copies.is_empty() {
-            return Err(format!(
-                "`{disk}` has no in-sync member to read a copy from"
-            ));
-        }
         Ok((device, extents, copies))
     }
 

@@ -6,7 +6,8 @@
 //! one per thing that can go wrong at each step:
 //!
 //! - for every step, every survivor's counters rise during that step
-//!   (`md.errors`, and a media-error counter such as
+//!   (the backend's own error counter such as `md.errors`, and a
+//!   media-error counter such as
 //!   `smart.current_pending_sector`): the incident's nudged drive;
 //! - at every physical step that pulls, the wrong drive is pulled instead:
 //!   each survivor, and each drive outside the array;
@@ -41,7 +42,7 @@ use crate::units::format_size;
 const RISE: u64 = 8;
 
 /// Media-error counters, in order of preference; a survivor's first one
-/// that exists rises besides `md.errors`.
+/// that exists rises besides the backend's own error counter.
 const MEDIA_COUNTERS: [&str; 5] = [
     "smart.current_pending_sector",
     "smart.reallocated_sector_ct",
@@ -246,7 +247,7 @@ pub fn derive(runbook: &Runbook, healthy: &Scenario, times: &StepTimes) -> Deriv
         };
 
         for &s in &survivors {
-            for counter in counters_for(&healthy.drives[s]) {
+            for counter in counters_for(runbook, &healthy.drives[s]) {
                 let from = current(healthy, s, &counter);
                 let to = from + RISE;
                 let mutation = Mutation::CounterRises {
@@ -380,10 +381,14 @@ fn describe(drive: &DriveSpec) -> String {
     }
 }
 
-/// The counters of a survivor that rise: `md.errors`, and its first
-/// media-error counter.
-fn counters_for(drive: &DriveSpec) -> Vec<String> {
-    let mut out = vec!["md.errors".to_string()];
+/// The counters of a survivor that rise: the backend's own error counter
+/// (md: `md.errors`), and its first media-error counter.
+fn counters_for(runbook: &Runbook, drive: &DriveSpec) -> Vec<String> {
+    let mut out: Vec<String> = crate::backend::registry::entry(runbook.backend.name())
+        .and_then(|e| e.error_counter)
+        .map(str::to_string)
+        .into_iter()
+        .collect();
     if let Some(c) = MEDIA_COUNTERS
         .iter()
         .find(|c| drive.counters.contains_key(**c))

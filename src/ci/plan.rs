@@ -14,8 +14,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::runbook::model::{
-    BackendKind, CheckTest, Confirm, DriveExpect, Expectation, ExternalCheck, ParamKind,
-    Precondition, Requirement, Role, Runbook, Step, StepKind, WaitUntil,
+    CheckTest, Confirm, DriveExpect, Expectation, ExternalCheck, ParamKind, Precondition,
+    Requirement, Role, Runbook, Step, StepKind, WaitUntil,
 };
 use crate::runbook::template::variables;
 
@@ -55,12 +55,7 @@ pub fn render(runbook: &Runbook, path: &Path) -> String {
 }
 
 fn backend_name(runbook: &Runbook) -> &'static str {
-    match runbook.backend {
-        BackendKind::Md => "md",
-        BackendKind::Btrfs => "btrfs",
-        BackendKind::Zfs => "zfs",
-        BackendKind::Megaraid => "megaraid",
-    }
+    runbook.backend.name()
 }
 
 fn fill_in(out: &mut String, runbook: &Runbook) {

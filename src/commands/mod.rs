@@ -147,20 +147,15 @@ pub(crate) fn real_backend(
     runbook: &Runbook,
     clock: crate::clock::SystemClock,
 ) -> Result<Box<dyn Backend>> {
-    match runbook.backend {
-        crate::runbook::model::BackendKind::Md => Ok(Box::new(
-            crate::backend::md::MdBackend::real(
-                config.sysroot.clone(),
-                crate::backend::process::ProcessRunner::from_state_dir(&config.state_dir)?,
-            )
-            .watching(config.sysroot.join("dev/kmsg"))
-            .with_clock(Box::new(clock)),
-        )),
-        other => Err(UsageError(format!(
-            "the `{other:?}` backend is not available yet; only `md` runbooks can run",
-        ))
-        .into()),
-    }
+    use crate::backend::registry;
+    let name = runbook.backend.name();
+    let open = registry::opener(name).ok_or_else(|| UsageError(registry::not_built(name)))?;
+    open(registry::Host {
+        sysroot: config.sysroot.clone(),
+        processes: crate::backend::process::ProcessRunner::from_state_dir(&config.state_dir)?,
+        watch_kernel_log: true,
+        clock: Some(clock),
+    })
 }
 
 /// Everything one guarded walk needs besides the runbook.

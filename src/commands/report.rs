@@ -578,12 +578,7 @@ fn health(out: &mut String, snap: &Snapshot, gone: &[(String, &str)]) {
         out,
         "| drive | state | counters | SMART | verdict |\n|---|---|---|---|---|"
     );
-    let last_copy = crate::health::verdict::last_copy(
-        &snap.array.level,
-        snap.array.raid_disks,
-        snap.array.degraded,
-        1,
-    );
+    let last_copy = snap.array.last_copy(1);
     for d in &snap.drives {
         let verdict = crate::health::verdict::judge(d, d.member.is_some() && last_copy, &[]);
         let _ = writeln!(

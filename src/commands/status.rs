@@ -5,15 +5,14 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::backend::md::MdBackend;
-use crate::backend::md::identity::{self, PciSlots};
+use crate::backend::Depth;
+use crate::backend::disk::identity::{self, PciSlots};
 use crate::backend::md::sysfs;
 use crate::backend::process::ProcessRunner;
-use crate::backend::{Backend, Depth};
 use crate::cli::Config;
 use crate::commands::journal::session_name;
 use crate::exit;
-use crate::health::guard::{BAD_FLAGS, Observed};
+use crate::health::guard::Observed;
 use crate::health::model::{Drive, Smart, Snapshot};
 use crate::health::verdict::{self, Verdict};
 use crate::journal;
@@ -81,8 +80,12 @@ pub fn status(config: &Config, json: bool, smart: bool) -> Result<i32> {
         );
         ProcessRunner::default()
     });
-    let mut backend = MdBackend::real(config.sysroot.clone(), processes);
-    let names = backend.arrays()?;
+    let host = || crate::backend::registry::Host {
+        sysroot: config.sysroot.clone(),
+        processes: processes.clone(),
+        watch_kernel_log: false,
+        clock: None,
+    };
     let depth = if smart { Depth::Full } else { Depth::Fast };
     let mut report = Report {
         format: crate::output::JSON_FORMAT,
@@ -90,15 +93,17 @@ pub fn status(config: &Config, json: bool, smart: bool) -> Result<i32> {
         vanished: Vec::new(),
         errors: Vec::new(),
     };
-    for name in &names {
-        match backend.snapshot(name, depth) {
-            Ok(s) => {
-                report
-                    .vanished
-                    .extend(vanished(&config.sysroot, &config.state_dir, &s));
-                report.arrays.push(s);
+    for mut backend in crate::backend::registry::available(host)? {
+        for name in &backend.arrays()? {
+            match backend.snapshot(name, depth) {
+                Ok(s) => {
+                    report
+                        .vanished
+                        .extend(vanished(&config.sysroot, &config.state_dir, &s));
+                    report.arrays.push(s);
+                }
+                Err(e) => report.errors.push(format!("{name}: {e:#}")),
             }
-            Err(e) => report.errors.push(format!("{name}: {e:#}")),
         }
     }
     if json {
@@ -120,8 +125,7 @@ pub fn status(config: &Config, json: bool, smart: bool) -> Result<i32> {
 /// and the drive counts as the last copy when one more member leaving (the
 /// swap `status` is usually run before) would leave no redundancy.
 fn verdict_of(s: &Snapshot, d: &Drive) -> Verdict {
-    let last_copy = d.member.is_some()
-        && verdict::last_copy(&s.array.level, s.array.raid_disks, s.array.degraded, 1);
+    let last_copy = d.member.is_some() && s.array.last_copy(1);
     verdict::judge(d, last_copy, &[])
 }
 
@@ -175,11 +179,17 @@ fn render(report: &Report) -> String {
         ));
         for d in s.members() {
             let flags = d.member.as_ref().map_or(String::new(), |m| {
+                // The member's flags that the backend counts as faults, in
+                // the backend's own order.
                 let bad: Vec<&str> = m
                     .flags
                     .iter()
                     .map(String::as_str)
-                    .filter(|f| BAD_FLAGS.contains(f))
+                    .filter(|f| {
+                        d.faults
+                            .iter()
+                            .any(|x| x.flag_name().is_some_and(|(_, name)| name == *f))
+                    })
                     .collect();
                 if bad.is_empty() {
                     String::new()

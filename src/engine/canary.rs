@@ -31,7 +31,7 @@ pub(crate) struct Watch {
 impl Watch {
     pub(crate) fn new() -> Watch {
         Watch {
-            real: FileCanary::new("/"),
+            real: FileCanary::new("/").with_member_copies(crate::backend::registry::member_copies),
             planted: None,
             last_ms: 0,
         }

@@ -132,12 +132,7 @@ fn judged(walk: &Walk<'_, '_>) -> Judged {
     let base = &walk.baseline;
     let target_key = walk.target.key();
     let leaving = u32::from(walk.target.state() == Some(MemberState::InSync));
-    let last_copy = verdict::last_copy(
-        &base.array.level,
-        base.array.raid_disks,
-        base.array.degraded,
-        leaving,
-    );
+    let last_copy = base.array.last_copy(leaving);
     let accepted = &walk.run.runbook.guard.accept_survivor;
     let mut out = Judged::default();
     for d in base.members().filter(|d| d.key() != target_key) {
@@ -215,10 +210,8 @@ pub(crate) fn check(walk: &mut Walk<'_, '_>) -> Result<(), Stop> {
             }
             Precondition::RedundantWithoutTarget => {
                 let target_in_sync = walk.target.state() == Some(MemberState::InSync);
-                let after = base.array.degraded + u32::from(target_in_sync);
-                let tolerated =
-                    verdict::tolerated_failures(&base.array.level, base.array.raid_disks);
-                if after > tolerated {
+                if base.array.redundancy_left < i64::from(target_in_sync) {
+                    let tolerated = base.array.tolerated();
                     reasons.push(format!(
                         "`{}` ({}, {} slots, {} missing) would lose data without the target: it tolerates {tolerated} missing",
                         base.array.name, base.array.level, base.array.raid_disks, base.array.degraded
@@ -251,7 +244,7 @@ pub(crate) fn check(walk: &mut Walk<'_, '_>) -> Result<(), Stop> {
         reasons.push(format!("cannot read the quarantine registry: {e:#}"));
     }
     reasons.extend(walk.drive_target_refusals());
-    if !base.array.state_is_running() {
+    if !base.array.running {
         reasons.push(format!(
             "`{}` is {}, not running",
             base.array.name, base.array.state

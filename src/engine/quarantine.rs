@@ -6,7 +6,7 @@
 //! before it is accepted (`accept.rs`), a `drive` param such as a restore
 //! target at preflight, and every command step, whose arguments are
 //! resolved right before it runs: by the backend to the whole disks they
-//! reach (`stat`, sysfs: `backend/md/devpath.rs`), or by name in a dry run,
+//! reach (`stat`, sysfs: `backend/disk/devpath.rs`), or by name in a dry run,
 //! then to the drives of a live look. Drives are matched by serial and WWN,
 //! never by `/dev` name or spelling: after a hot-plug a quarantined drive
 //! can come up under a name a healthy one had, and `//dev/sdb`, a by-path
@@ -20,7 +20,7 @@
 
 use anyhow::Result;
 
-use crate::backend::md::devpath;
+use crate::backend::disk::devpath;
 use crate::backend::{ArgDevice, Depth};
 use crate::engine::{Stop, Walk};
 use crate::health::guard::{Observed, Subject, Violation};
@@ -31,7 +31,8 @@ use crate::quarantine::{self, Entry, LastHealth, Registry};
 use crate::runbook::model::{ParamKind, Role, Step, StepKind};
 use crate::sanitize::sanitize;
 
-use crate::backend::md::devpath::NOT_DRIVES;
+use crate::backend::disk::devpath::NOT_DRIVES;
+use crate::backend::registry;
 
 /// What an argument of a command turned out to name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,10 +101,7 @@ fn by_disk<'s>(name: &str, now: &'s Snapshot) -> Named<'s> {
     if let Some(d) = now.drives.iter().find(|d| d.id.dev == name) {
         return Named::Drive(d);
     }
-    let md = name
-        .strip_prefix("md")
-        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
-    if md || name == now.array.name {
+    if registry::is_array_device(name) || name == now.array.name {
         Named::NotADrive
     } else {
         Named::Unknown
@@ -138,7 +136,7 @@ fn resolve<'s>(path: &str, now: &'s Snapshot) -> Named<'s> {
     let Some(name) = path.strip_prefix("/dev/") else {
         return Named::Unknown;
     };
-    if name.starts_with("md") && name != "md" || name == now.array.name {
+    if registry::is_array_device(name) || name == now.array.name {
         return Named::NotADrive;
     }
     if let Some(link) = name.strip_prefix("disk/by-id/") {
@@ -465,6 +463,7 @@ mod tests {
             counters: Default::default(),
             smart: None,
             blank: None,
+            faults: Vec::new(),
         }
     }
 

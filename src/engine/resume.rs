@@ -181,6 +181,7 @@ fn resume_walk(run: &mut Run<'_>, array: &str, j: &Journaled, baseline: Snapshot
         counters: BTreeMap::new(),
         smart: None,
         blank: None,
+        faults: Vec::new(),
     });
     let mut leds_on = Vec::new();
     for described in &j.leds_on {

@@ -1,7 +1,7 @@
 //! How the live array is shown to people: the `{target.*}`/`{new.*}`
 //! variables bound from a drive's identity, and the health panel.
 
-use crate::health::guard::{self, Observed};
+use crate::health::guard::Observed;
 use crate::health::model::{DriveKey, Identity, Snapshot};
 use crate::operator::PanelLine;
 use crate::runbook::template::{self, Vars};
@@ -87,14 +87,8 @@ pub fn panel_lines(
         let role = if &key == target { "target" } else { "survivor" };
         let observed = Observed::of(drive);
         let ok = role == "target"
-            || drive.is_some_and(|d| {
-                observed == Observed::InSync
-                    && d.member.as_ref().is_none_or(|m| {
-                        !m.flags
-                            .iter()
-                            .any(|f| guard::BAD_FLAGS.contains(&f.as_str()))
-                    })
-            });
+            || drive
+                .is_some_and(|d| observed == Observed::InSync && !d.faults.iter().any(|f| f.flag));
         lines.push(PanelLine {
             role: role.into(),
             drive: sanitize(&before.id.describe(), false),

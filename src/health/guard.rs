@@ -14,11 +14,6 @@ use serde::{Deserialize, Serialize};
 use crate::health::model::{Drive, DriveKey, MemberState, Smart, Snapshot};
 use crate::runbook::model::{DriveExpect, GuardPolicy, Requirement};
 
-/// Kernel flags that mean a member is in trouble even while md still calls
-/// it in sync (md keeps a member `in_sync` after failed rewrites and only
-/// records `write_error`/`want_replacement` and bad blocks).
-pub const BAD_FLAGS: [&str; 4] = ["faulty", "write_error", "want_replacement", "blocked"];
-
 /// Counters that rise with normal wear, not damage: a rebuild that takes a
 /// day can move an SSD's wear percentage by one without anything being wrong.
 /// They are recorded in the journal but never halt.
@@ -221,11 +216,11 @@ pub fn compare(
             now.array.degraded.to_string(),
         ));
     }
-    if baseline.array.state_is_running() && !now.array.state_is_running() {
+    if baseline.array.running && !now.array.running {
         out.push(violation(
             Subject::Array,
             who,
-            "array_state",
+            "state",
             &baseline.array.state,
             &now.array.state,
         ));
@@ -309,7 +304,7 @@ pub fn compare(
                 ));
             }
             if let Some(d) = drive {
-                bad_flags(Subject::NewDrive, None, d, &mut out);
+                faults(Subject::NewDrive, None, d, &mut out);
                 smart_verdict(Subject::NewDrive, None, d, smart_required, &mut out);
             }
             appeared.retain(|d| d.key() != *new_key);
@@ -360,7 +355,7 @@ fn survivor(
             is.name(),
         ));
     }
-    bad_flags(Subject::Survivor, Some(before), after, out);
+    faults(Subject::Survivor, Some(before), after, out);
     counters(
         &who,
         &before.counters,
@@ -377,21 +372,26 @@ fn survivor(
     smart_verdict(Subject::Survivor, Some(before), after, smart_required, out);
 }
 
-fn bad_flags(subject: Subject, before: Option<&Drive>, after: &Drive, out: &mut Vec<Violation>) {
-    let Some(member) = &after.member else {
+/// Faults the backend reports that the drive did not have before (a
+/// member flag such as md's `write_error`), in the backend's own words.
+/// Faults the guard watches another way (a counter) are left to that.
+fn faults(subject: Subject, before: Option<&Drive>, after: &Drive, out: &mut Vec<Violation>) {
+    if after.member.is_none() {
         return;
-    };
-    let had = |flag: &str| {
+    }
+    let had = |condition: &str| {
         before
-            .and_then(|b| b.member.as_ref())
-            .is_some_and(|m| m.flags.iter().any(|f| f == flag))
+            .filter(|b| b.member.is_some())
+            .is_some_and(|b| b.faults.iter().any(|f| f.condition == condition))
     };
-    for flag in &member.flags {
-        if BAD_FLAGS.contains(&flag.as_str()) && !had(flag) {
+    for fault in &after.faults {
+        if let Some((backend, flag)) = fault.flag_name()
+            && !had(&fault.condition)
+        {
             out.push(violation(
                 subject,
                 after.id.describe(),
-                format!("md flag `{flag}`"),
+                format!("{backend} flag `{flag}`"),
                 "clear",
                 "set",
             ));
@@ -585,11 +585,13 @@ mod tests {
                 counters: BTreeMap::from([("smart.current_pending_sector".into(), 0)]),
             }),
             blank: None,
+            faults: Vec::new(),
         }
     }
 
+    /// A two-drive md mirror, its neutral facts filled as md fills them.
     fn mirror() -> Snapshot {
-        Snapshot {
+        let mut s = Snapshot {
             at_ms: 0,
             array: ArrayHealth {
                 name: "md0".into(),
@@ -598,6 +600,7 @@ mod tests {
                 raid_disks: 2,
                 degraded: 0,
                 sync: None,
+                ..ArrayHealth::default()
             },
             drives: vec![
                 drive("sda", "A1", "0", Some(MemberState::InSync)),
@@ -605,7 +608,9 @@ mod tests {
                 drive("nvme0n1", "BOOT", "9", None),
             ],
             problems: vec![],
-        }
+        };
+        crate::backend::md::facts::annotate(&mut s);
+        s
     }
 
     fn allowed(target: &[DriveExpect], new: NewAllowance, max_degraded: u32) -> Allowed {
@@ -801,6 +806,7 @@ mod tests {
             let base = mirror();
             let mut now = mirror();
             mutate(&mut now);
+            crate::backend::md::facts::annotate(&mut now);
             let got = compare(
                 &base,
                 &now,
@@ -921,6 +927,7 @@ mod tests {
         let mut new = drive("sdb", "NEW9", "1", Some(MemberState::Faulty));
         new.member.as_mut().unwrap().flags = vec!["faulty".into()];
         now.drives.push(new);
+        crate::backend::md::facts::annotate(&mut now);
         let a = Allowed {
             target: DriveKey("serial:B2".into()),
             target_states: vec![DriveExpect::Absent],
@@ -936,6 +943,36 @@ mod tests {
                 "new drive sdb (serial NEW9, bay 1): state expected rebuilding or in-sync → faulty",
                 "new drive sdb (serial NEW9, bay 1): md flag `faulty` clear → set",
             ]
+        );
+    }
+
+    #[test]
+    fn a_backend_fault_flag_is_judged_without_knowing_the_backend() {
+        let base = mirror();
+        let mut now = mirror();
+        now.drives[0].faults.push(crate::health::model::Fault {
+            condition: "zfs.faulted".into(),
+            value: "set".into(),
+            meaning: "ZFS faulted the leaf".into(),
+            flag: true,
+        });
+        let a = allowed(&[DriveExpect::InSync], NewAllowance::NotYet, 0);
+        assert_eq!(
+            lines(&compare(&base, &now, &a, &GuardPolicy::default())),
+            ["survivor sda (serial A1, bay 0): zfs flag `faulted` clear → set"]
+        );
+    }
+
+    #[test]
+    fn an_array_that_stops_running_halts() {
+        let base = mirror();
+        let mut now = mirror();
+        now.array.state = "inactive".into();
+        now.array.running = false;
+        let a = allowed(&[DriveExpect::InSync], NewAllowance::NotYet, 0);
+        assert_eq!(
+            lines(&compare(&base, &now, &a, &GuardPolicy::default())),
+            ["array md0: state clean → inactive"]
         );
     }
 }

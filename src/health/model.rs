@@ -106,8 +106,9 @@ pub struct Membership {
     pub state: MemberState,
     /// Role number in the array (md sysfs `slot`), when it has one.
     pub role: Option<u32>,
-    /// The kernel's raw state flags, e.g. `in_sync`, `write_error`,
-    /// `want_replacement`, `blocked`, `replacement`, `writemostly`.
+    /// The backend's raw state flags, as it spells them (md: `in_sync`,
+    /// `writemostly`, ...). Informational: what a flag means for health is
+    /// in [`Drive::faults`].
     pub flags: Vec<String>,
 }
 
@@ -131,14 +132,45 @@ pub struct Drive {
     pub id: Identity,
     /// `None` when the drive is present but not part of the array.
     pub member: Option<Membership>,
-    /// Cheap error counters read at every look (`md.errors`,
-    /// `md.bad_blocks`, `io.ioerr_cnt`, ...). Any increase on a survivor halts.
+    /// Cheap error counters read at every look, named `<source>.<name>`
+    /// by the backend. Any increase on a survivor halts.
     pub counters: BTreeMap<String, u64>,
     /// `None` when this look did not include SMART (a fast look).
     pub smart: Option<Smart>,
     /// Whether the drive carries no partition table, RAID superblock or
     /// filesystem signature; `None` when not checked or not readable.
     pub blank: Option<bool>,
+    /// What the backend says is wrong with the drive, in its own words,
+    /// whatever its state (md keeps a member in sync after failed rewrites
+    /// and only records a flag). Each one makes the drive failing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<Fault>,
+}
+
+/// One thing the backend says is wrong with a drive: a flag it set, a
+/// counter of its own above zero.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fault {
+    /// The condition's name, what `[guard] accept_survivor` takes
+    /// (`md.write_error`).
+    pub condition: String,
+    /// What was seen: `set`, a count.
+    pub value: String,
+    /// What it means, for `status`, refusals and lint help.
+    pub meaning: String,
+    /// A flag the backend set on the member, named `<backend>.<flag>`:
+    /// the guard halts when one appears. False for a fault the guard
+    /// watches another way already (a counter that rose).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flag: bool,
+}
+
+impl Fault {
+    /// For a flag: the backend and the flag's own name (`md`,
+    /// `write_error`).
+    pub fn flag_name(&self) -> Option<(&str, &str)> {
+        self.condition.split_once('.').filter(|_| self.flag)
+    }
 }
 
 impl Drive {
@@ -177,25 +209,37 @@ impl SyncProgress {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArrayHealth {
     pub name: String,
-    /// `raid1`, `raid5`, ...
+    /// The backend's word for its layout: `raid1`, `raid5`, `mirror`, ...
     pub level: String,
-    /// md `array_state`: `clean`, `active`, `read-auto`, `inactive`, ...
+    /// The backend's word for the array's state: `clean`, `active`,
+    /// `inactive`, `ONLINE`, ...
     pub state: String,
+    /// Whether the array serves I/O normally in that state.
+    #[serde(default)]
+    pub running: bool,
     /// Slots the array should have.
     pub raid_disks: u32,
     /// Slots without an in-sync device.
     pub degraded: u32,
     /// `None` when no resync, recovery, reshape or check is running.
     pub sync: Option<SyncProgress>,
+    /// How many more members the array can lose and still serve all its
+    /// data; negative when it has already lost more than that.
+    #[serde(default)]
+    pub redundancy_left: i64,
 }
 
 impl ArrayHealth {
-    /// States in which md serves I/O normally.
-    pub fn state_is_running(&self) -> bool {
-        matches!(
-            self.state.as_str(),
-            "clean" | "active" | "active-idle" | "write-pending" | "read-auto"
-        )
+    /// How many members the array can lose in all (those missing now and
+    /// those it can still lose).
+    pub fn tolerated(&self) -> i64 {
+        self.redundancy_left + i64::from(self.degraded)
+    }
+
+    /// Whether the survivors hold the last copy of (some of) the data once
+    /// `leaving` more members are out.
+    pub fn last_copy(&self, leaving: u32) -> bool {
+        self.redundancy_left <= i64::from(leaving)
     }
 }
 

@@ -5,7 +5,7 @@
 //! a survivor that was already failing when the run started, and during the
 //! rebuild that survivor is the only copy of the data (safety contract,
 //! item 8). [`judge`] reads the neutral facts a snapshot carries (the SMART
-//! verdict and counters, md flags and counters) and sorts every condition it
+//! verdict and counters, the backend's own faults) and sorts every condition it
 //! finds into *failing* (preflight refuses), *at risk* (the technician must
 //! acknowledge) or nothing. Which conditions a runbook accepts is policy
 //! (`[guard] accept_survivor`); the thresholds themselves live here, in one
@@ -65,8 +65,6 @@ impl fmt::Display for Level {
 enum Rule {
     /// The SMART overall health check failed.
     SmartFailed,
-    /// md lists this flag on the member.
-    Flag(&'static str),
     /// The counter (SMART or cheap) is above zero.
     AboveZero(&'static str),
     /// Above zero: failing on a drive that will hold the last copy of the
@@ -111,7 +109,7 @@ pub const WEAR_LEVELING_THRESHOLD: &str = "smart.wear_leveling_threshold";
 
 /// Every condition judged, worst first. Thresholds are fixed here; a
 /// runbook can only accept a condition by name, not move its threshold.
-pub const CONDITIONS: [Condition; 22] = [
+pub const CONDITIONS: [Condition; 16] = [
     condition(
         "smart.overall_health",
         Level::Failing,
@@ -183,42 +181,6 @@ pub const CONDITIONS: [Condition; 22] = [
         Level::Failing,
         "SCSI uncorrected verify errors",
         Rule::AboveZero("scsi.verify_uncorrected"),
-    ),
-    condition(
-        "md.faulty",
-        Level::Failing,
-        "md marked the member faulty",
-        Rule::Flag("faulty"),
-    ),
-    condition(
-        "md.write_error",
-        Level::Failing,
-        "md recorded a write error on the member",
-        Rule::Flag("write_error"),
-    ),
-    condition(
-        "md.want_replacement",
-        Level::Failing,
-        "md wants the member replaced",
-        Rule::Flag("want_replacement"),
-    ),
-    condition(
-        "md.blocked",
-        Level::Failing,
-        "md blocked the member after an error",
-        Rule::Flag("blocked"),
-    ),
-    condition(
-        "md.bad_blocks",
-        Level::Failing,
-        "md recorded bad blocks on the member",
-        Rule::AboveZero("md.bad_blocks"),
-    ),
-    condition(
-        "md.errors",
-        Level::Failing,
-        "md counted read errors on the member",
-        Rule::AboveZero("md.errors"),
     ),
     condition(
         "nvme.percentage_used",
@@ -323,16 +285,16 @@ pub fn judge(drive: &Drive, last_copy: bool, accepted: &[String]) -> Verdict {
             .or_else(|| drive.counters.get(name))
             .copied()
     };
-    let flags: &[String] = drive.member.as_ref().map_or(&[], |m| m.flags.as_slice());
     let mut findings = Vec::new();
+    let mut faults_listed = false;
     for c in &CONDITIONS {
+        if c.level < Level::Failing && !faults_listed {
+            faults(drive, accepted, &mut findings);
+            faults_listed = true;
+        }
         let met = match c.rule {
             Rule::SmartFailed => matches!(drive.smart, Some(Smart::Read { passed: false, .. }))
                 .then(|| (c.level, "FAILED".to_string())),
-            Rule::Flag(flag) => flags
-                .iter()
-                .any(|f| f == flag)
-                .then(|| (c.level, "set".to_string())),
             Rule::AboveZero(name) => count(name)
                 .filter(|n| *n > 0)
                 .map(|n| (c.level, n.to_string())),
@@ -365,6 +327,9 @@ pub fn judge(drive: &Drive, last_copy: bool, accepted: &[String]) -> Verdict {
             });
         }
     }
+    if !faults_listed {
+        faults(drive, accepted, &mut findings);
+    }
     let unknown = match &drive.smart {
         Some(Smart::Read { .. }) => None,
         Some(Smart::Unreadable { reason }) => Some(format!("SMART unreadable ({reason})")),
@@ -386,22 +351,18 @@ pub fn judge(drive: &Drive, last_copy: bool, accepted: &[String]) -> Verdict {
     }
 }
 
-/// How many members a level of md RAID can lose and still serve all data.
-pub fn tolerated_failures(level: &str, raid_disks: u32) -> u32 {
-    match level {
-        "raid1" => raid_disks.saturating_sub(1),
-        "raid4" | "raid5" | "raid10" => 1,
-        "raid6" => 2,
-        _ => 0,
+/// The backend's own faults (a flag it set, a counter of its own above
+/// zero): each one failing, listed after the drive-level failing conditions.
+fn faults(drive: &Drive, accepted: &[String], findings: &mut Vec<Finding>) {
+    for f in &drive.faults {
+        findings.push(Finding {
+            condition: f.condition.clone(),
+            level: Level::Failing,
+            value: f.value.clone(),
+            meaning: f.meaning.clone(),
+            accepted: accepted.contains(&f.condition),
+        });
     }
-}
-
-/// Whether the survivors hold the last copy of the data once `leaving`
-/// more members are out of an array of `level` with `raid_disks` slots of
-/// which `degraded` are already missing. RAID10 counts as one pair: a
-/// survivor may be the last copy of its stripe.
-pub fn last_copy(level: &str, raid_disks: u32, degraded: u32, leaving: u32) -> bool {
-    tolerated_failures(level, raid_disks) <= degraded.saturating_add(leaving)
 }
 
 #[cfg(test)]

@@ -42,19 +42,6 @@ const ALWAYS: [(&str, &str); 7] = [
     ("pvcreate", "`pvcreate` writes an LVM label"),
 ];
 
-/// mdadm options that write to a drive.
-const MDADM_WRITES: [(&str, &str); 9] = [
-    ("--zero-superblock", "erases the RAID superblock"),
-    ("--add", "overwrites the drive it adds"),
-    ("-a", "overwrites the drive it adds"),
-    ("--re-add", "overwrites the drive it adds"),
-    ("--add-spare", "overwrites the drive it adds"),
-    ("--with", "overwrites the replacement drive"),
-    ("--create", "writes new superblocks"),
-    ("-C", "writes new superblocks"),
-    ("--build", "writes over the member drives"),
-];
-
 /// sgdisk options that only read.
 const SGDISK_READS: [&str; 14] = [
     "-p",
@@ -135,6 +122,17 @@ pub(crate) fn classify(argv: &[&str]) -> Effect {
     let args = &argv[1..];
     // Index in `argv` of the first argument that satisfies `test`.
     let find = |test: &dyn Fn(&str) -> bool| args.iter().position(|a| test(a)).map(|i| i + 1);
+    // A backend's own tool (md: `mdadm`): the backend lists the options
+    // that write to a drive.
+    if let Some(tool) = crate::backend::registry::tool(program) {
+        for (i, arg) in args.iter().enumerate() {
+            let option = arg.split('=').next().unwrap_or(arg);
+            if let Some((flag, what)) = tool.writes.iter().find(|(f, _)| *f == option) {
+                return destroys(i + 1, format!("`{program} {flag}` {what}"));
+            }
+        }
+        return Effect::ReadOnly;
+    }
     match program {
         "wipefs" => {
             let no_act = |a: &str| {
@@ -152,15 +150,6 @@ pub(crate) fn classify(argv: &[&str]) -> Effect {
                     "`wipefs` erases signatures (add `--no-act` to only list them)".into(),
                 )
             }
-        }
-        "mdadm" => {
-            for (i, arg) in args.iter().enumerate() {
-                let option = arg.split('=').next().unwrap_or(arg);
-                if let Some((flag, what)) = MDADM_WRITES.iter().find(|(f, _)| *f == option) {
-                    return destroys(i + 1, format!("`mdadm {flag}` {what}"));
-                }
-            }
-            Effect::ReadOnly
         }
         "sgdisk" => {
             if find(&|a| a == "-P" || a == "--pretend").is_some() {

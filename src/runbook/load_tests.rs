@@ -250,6 +250,17 @@ fn section_rules() {
             )],
         ),
         (
+            "backend named but not built",
+            "backend = \"md\"",
+            "backend = \"zfs\"",
+            &[(
+                E,
+                "backend = |\"zfs\"",
+                "the `zfs` backend is not built yet; runbooks can use `md`",
+                "cannot be checked",
+            )],
+        ),
+        (
             "sim is not a backend",
             "backend = \"md\"",
             "backend = \"sim\"",

@@ -25,13 +25,16 @@ pub struct Template {
     pub span: Span,
 }
 
+/// The storage a runbook is written for: a name from the backend registry
+/// (src/backend/registry.rs), e.g. `md`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BackendKind {
-    Md,
-    Btrfs,
-    Zfs,
-    Megaraid,
+#[serde(transparent)]
+pub struct BackendKind(pub &'static str);
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        self.0
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use crate::backend::registry;
 use crate::runbook::ctx::{Ctx, hash, to_span};
 use crate::runbook::model::{BackendKind, GuardPolicy, Param, ParamKind, Requirement, Runbook};
 use crate::runbook::raw::{RawGuard, RawRunbook, Str};
@@ -17,13 +18,6 @@ use crate::runbook::values::{
     Params, choice, duration, non_empty, quoted_list, suggest, unix_newlines,
 };
 use crate::runbook::{canary, preflight, steps};
-
-pub(crate) const BACKENDS: [(&str, BackendKind); 4] = [
-    ("md", BackendKind::Md),
-    ("btrfs", BackendKind::Btrfs),
-    ("zfs", BackendKind::Zfs),
-    ("megaraid", BackendKind::Megaraid),
-];
 
 const PARAM_KINDS: [(&str, ParamKind); 4] = [
     ("array", ParamKind::Array),
@@ -105,7 +99,21 @@ fn meta(ctx: &mut Ctx, raw: &RawRunbook) -> Option<(String, BackendKind)> {
             );
             None
         }
-        Some(value) => choice(ctx, value, "backend", &BACKENDS),
+        Some(value) => {
+            let names: Vec<(&str, BackendKind)> = registry::runbook_names()
+                .map(|n| (n, BackendKind(n)))
+                .collect();
+            let kind = choice(ctx, value, "backend", &names)?;
+            if registry::opener(kind.name()).is_none() {
+                ctx.error(
+                    value.span(),
+                    registry::not_built(kind.name()),
+                    Some("a runbook for a backend that is not built cannot be checked against it, dry-run or run".into()),
+                );
+                return None;
+            }
+            Some(kind)
+        }
         None => {
             if !ctx.is_broken(&table, "backend") {
                 ctx.error(
@@ -113,7 +121,7 @@ fn meta(ctx: &mut Ctx, raw: &RawRunbook) -> Option<(String, BackendKind)> {
                     "`[runbook]` has no `backend`",
                     Some(format!(
                         "add `backend = \"md\"`; backends: {}",
-                        quoted_list(BACKENDS.iter().map(|(n, _)| *n))
+                        quoted_list(registry::built_names())
                     )),
                 );
             }
@@ -397,15 +405,16 @@ fn guard(ctx: &mut Ctx, raw: Option<&toml::Spanned<RawGuard>>) -> GuardPolicy {
 /// `accept_survivor`: names of survivor verdict conditions, each one a
 /// loosening the reviewer must see.
 fn accept_survivor(ctx: &mut Ctx, list: &[Str], policy: &mut GuardPolicy) {
-    use crate::health::verdict::{CONDITIONS, Level, condition_named};
+    use crate::health::verdict::Level;
+    let conditions = registry::condition_names();
     for item in list {
         let name = item.get_ref().as_str();
-        let Some(condition) = condition_named(name) else {
-            let help = match suggest(name, CONDITIONS.iter().map(|c| c.name)) {
+        let Some((level, meaning)) = registry::condition(name) else {
+            let help = match suggest(name, conditions.iter().copied()) {
                 Some(near) => format!("did you mean `{near}`?"),
                 None => format!(
                     "survivor conditions are {}",
-                    quoted_list(CONDITIONS.iter().map(|c| c.name))
+                    quoted_list(conditions.iter().copied())
                 ),
             };
             ctx.error(
@@ -419,7 +428,7 @@ fn accept_survivor(ctx: &mut Ctx, list: &[Str], policy: &mut GuardPolicy) {
             ctx.warn(item.span(), format!("`{name}` is listed twice"), None);
             continue;
         }
-        let how = if condition.level == Level::Failing {
+        let how = if level == Level::Failing {
             "is not refused"
         } else {
             "is not asked about"
@@ -427,8 +436,7 @@ fn accept_survivor(ctx: &mut Ctx, list: &[Str], policy: &mut GuardPolicy) {
         ctx.warn(
             item.span(),
             format!(
-                "the guard is loosened: a survivor with `{name}` ({}) {how} before the run",
-                condition.meaning
+                "the guard is loosened: a survivor with `{name}` ({meaning}) {how} before the run",
             ),
             Some("accept only a condition known and judged safe on this hardware; the technician can still override one refusal with a written reason".into()),
         );

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use crate::backend::md::identity;
+use crate::backend::disk::identity;
 use crate::backend::sim::names::Family;
 use crate::health::model::MemberState;
 use crate::runbook::diag::{Diagnostic, Severity};

@@ -13,10 +13,9 @@ use anyhow::Result;
 use tempfile::TempDir;
 
 use super::MdBackend;
-use crate::backend::md::identity::PciSlots;
+use crate::backend::disk::identity::PciSlots;
 use crate::backend::md::sysfs::{member_state, parse_flags};
 use crate::backend::{Backend, CommandOutput, CommandRunner, Depth};
-use crate::health::guard::BAD_FLAGS;
 use crate::health::model::{MemberState, Snapshot};
 
 struct NoCommands;
@@ -265,7 +264,9 @@ fn write_error_member_states() {
         .lines()
         .map(|line| {
             let flags = parse_flags(line);
-            let bad = flags.iter().any(|f| BAD_FLAGS.contains(&f.as_str()));
+            let bad = flags
+                .iter()
+                .any(|f| super::facts::BAD_FLAGS.contains(&f.as_str()));
             (member_state(&flags, Some(0)), bad)
         })
         .collect();
@@ -304,7 +305,8 @@ impl CommandRunner for SataSmartctl {
 /// Raise a disk's `ioerr_cnt` as the kernel would (`0x%x`).
 fn bump_ioerr_cnt(sys_block: &Path, disk: &str, by: u64) -> u64 {
     let path = sys_block.join(disk).join("device/ioerr_cnt");
-    let now = crate::backend::md::identity::parse_hex(&fs::read_to_string(&path).unwrap()).unwrap();
+    let now =
+        crate::backend::disk::identity::parse_hex(&fs::read_to_string(&path).unwrap()).unwrap();
     let new = now + by;
     let tmp = path.with_file_name(".ioerr_cnt.new");
     fs::write(&tmp, format!("0x{new:x}\n")).unwrap();

@@ -30,8 +30,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::backend::md::identity::parse_hex;
-use crate::backend::md::sysfs::read_attr;
+use crate::backend::disk::identity::parse_hex;
+use crate::backend::disk::read_attr;
 
 /// The counter name in snapshots.
 pub const COUNTER: &str = "io.ioerr_cnt";

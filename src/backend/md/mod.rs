@@ -2,14 +2,14 @@
 //!
 //! One look combines sysfs (authoritative: `sysfs.rs`), /proc/mdstat (a
 //! cross-check: `mdstat.rs`), every whole disk present with its identity
-//! (`identity.rs`) and, for a full look, blankness (`blank.rs`) and SMART.
+//! (`backend/disk/identity.rs`) and, for a full look, blankness
+//! (`backend/disk/blank.rs`) and SMART.
 //! Waiting is event-driven on /proc/mdstat (`watch.rs`). All paths hang off
 //! `root`, `/` on a real host or a captured tree in tests, so tests run the
 //! exact code a real swap runs.
 
-pub mod blank;
-pub mod devpath;
-pub mod identity;
+pub mod copies;
+pub mod facts;
 pub mod ioerr;
 pub mod kmsg;
 pub mod mdstat;
@@ -22,6 +22,19 @@ mod capture_tests;
 #[cfg(test)]
 mod tests;
 
+/// Open md on a real host: the registry's constructor for `backend = "md"`.
+pub fn open(host: crate::backend::registry::Host) -> Result<Box<dyn crate::backend::Backend>> {
+    let kmsg = host.sysroot.join("dev/kmsg");
+    let mut backend = MdBackend::real(host.sysroot, host.processes);
+    if host.watch_kernel_log {
+        backend = backend.watching(kmsg);
+    }
+    if let Some(clock) = host.clock {
+        backend = backend.with_clock(Box::new(clock));
+    }
+    Ok(Box::new(backend))
+}
+
 /// Every counter name the md backend produces: md's per-member `errors` and
 /// `bad_blocks` (sysfs.rs) and the block layer's `ioerr_cnt` (below).
 pub const COUNTER_NAMES: [&str; 3] = ["md.errors", "md.bad_blocks", "io.ioerr_cnt"];
@@ -33,8 +46,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use crate::backend::disk::identity::{ByIdIndex, PciSlots};
+use crate::backend::disk::{blank, devpath, identity};
 use crate::backend::led;
-use crate::backend::md::identity::{ByIdIndex, PciSlots};
 use crate::backend::md::ioerr::IoerrLedger;
 use crate::backend::md::kmsg::KernelLog;
 use crate::backend::md::mdstat::{Mdstat, MdstatArray, SyncState};
@@ -327,6 +341,7 @@ impl MdBackend {
                 counters,
                 smart,
                 blank,
+                faults: Vec::new(),
             });
         }
         drives
@@ -478,6 +493,9 @@ fn from_mdstat(listed: &MdstatArray) -> ArrayLook {
             raid_disks,
             degraded,
             sync,
+            // Filled by `facts::annotate`.
+            running: false,
+            redundancy_left: 0,
         },
         members,
     }
@@ -553,12 +571,14 @@ impl Backend for MdBackend {
         } = view;
         problems.extend(disagreements);
         let drives = self.drives(array, look.members, depth, &mut problems);
-        Ok(Snapshot {
+        let mut snap = Snapshot {
             at_ms: self.clock.now_ms(),
             array: look.health,
             drives,
             problems,
-        })
+        };
+        facts::annotate(&mut snap);
+        Ok(snap)
     }
 
     fn wait(&mut self, timeout: Duration) -> Result<()> {

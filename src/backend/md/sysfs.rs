@@ -8,11 +8,11 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::ErrorKind;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use crate::backend::disk::read_attr;
 use crate::health::model::{ArrayHealth, MemberState, Membership, Problem, SyncProgress};
 
 /// What sysfs says about one array.
@@ -105,6 +105,9 @@ pub fn read_array(md_dir: &Path, name: &str, problems: &mut Vec<Problem>) -> Res
         // counts as missing every slot.
         degraded: degraded.unwrap_or(if redundant { raid_disks } else { 0 }),
         sync,
+        // Filled by `facts::annotate`.
+        running: false,
+        redundancy_left: 0,
     };
 
     let mut members = Vec::with_capacity(member_names.len());
@@ -229,19 +232,6 @@ impl Attrs<'_> {
             subject: self.subject.to_string(),
             message,
         });
-    }
-}
-
-/// The text of a sysfs attribute without its trailing newline; `Ok(None)`
-/// when the file does not exist.
-pub fn read_attr(path: &Path) -> std::io::Result<Option<String>> {
-    match fs::read(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            Ok(Some(text.trim_end_matches(['\n', '\0']).to_string()))
-        }
-        Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err),
     }
 }
 

@@ -122,6 +122,7 @@ fn clean_two_drive_mirror() {
         counters: BTreeMap::from([("md.bad_blocks".into(), 0), ("md.errors".into(), 0)]),
         smart: None,
         blank: None,
+        faults: Vec::new(),
     };
     assert_eq!(
         snapshot.drives,
@@ -135,7 +136,7 @@ fn clean_two_drive_mirror() {
     assert_eq!(snapshot.array.state, "clean");
     assert_eq!((snapshot.array.raid_disks, snapshot.array.degraded), (2, 0));
     assert_eq!(snapshot.array.sync, None);
-    assert!(snapshot.array.state_is_running());
+    assert!(snapshot.array.running);
     assert_eq!(problems(&snapshot), Vec::<String>::new());
 }
 
@@ -504,7 +505,7 @@ fn unreadable_array_files_fail_closed() {
         (snapshot.array.degraded, snapshot.array.state.as_str()),
         (2, "unknown")
     );
-    assert!(!snapshot.array.state_is_running());
+    assert!(!snapshot.array.running);
     let md = tree.root().join("sys/block/md0/md").display().to_string();
     assert_eq!(
         problems(&snapshot),

@@ -87,7 +87,8 @@ impl MdArray {
                 drives.push(self.drive_view(pool, i, None, depth, &mut problems));
             }
         }
-        Ok(Snapshot {
+        // The simulator plays md: md's words mean what they mean to md.
+        let mut snap = Snapshot {
             at_ms: now_ms,
             array: ArrayHealth {
                 name: self.array.name.clone(),
@@ -96,10 +97,14 @@ impl MdArray {
                 raid_disks: self.array.raid_disks,
                 degraded: self.degraded(),
                 sync,
+                running: false,
+                redundancy_left: 0,
             },
             drives,
             problems,
-        })
+        };
+        crate::backend::md::facts::annotate(&mut snap);
+        Ok(snap)
     }
 
     fn drive_view(
@@ -197,6 +202,7 @@ impl Pool {
             counters,
             smart,
             blank,
+            faults: Vec::new(),
         }
     }
 }

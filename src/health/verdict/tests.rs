@@ -6,9 +6,9 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::{CONDITIONS, Level, judge, last_copy};
+use super::{CONDITIONS, Level, judge};
 use crate::backend::smart::parse;
-use crate::health::model::{Drive, Identity, MemberState, Membership, Smart};
+use crate::health::model::{ArrayHealth, Drive, Identity, MemberState, Membership, Smart};
 
 fn fixture(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -18,8 +18,9 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&text).expect("fixture is JSON")
 }
 
+/// A member of an md array, its faults filled as md fills them.
 fn drive(smart: Option<Smart>, flags: &[&str], md: &[(&str, u64)]) -> Drive {
-    Drive {
+    let mut d = Drive {
         id: Identity {
             dev: "sda".into(),
             serial: Some("A1".into()),
@@ -34,7 +35,10 @@ fn drive(smart: Option<Smart>, flags: &[&str], md: &[(&str, u64)]) -> Drive {
         counters: md.iter().map(|(k, v)| ((*k).to_string(), *v)).collect(),
         smart,
         blank: None,
-    }
+        faults: Vec::new(),
+    };
+    crate::backend::md::facts::annotate_drive(&mut d);
+    d
 }
 
 /// The fixture, edited, read as smartctl's JSON with its own exit status.
@@ -418,8 +422,15 @@ fn last_copy_by_level() {
         ("raid10", 4, 0, 1, true),
         ("linear", 2, 0, 0, true),
     ] {
+        let mut array = ArrayHealth {
+            level: level.into(),
+            raid_disks: disks,
+            degraded,
+            ..ArrayHealth::default()
+        };
+        crate::backend::md::facts::annotate_array(&mut array);
         assert_eq!(
-            last_copy(level, disks, degraded, leaving),
+            array.last_copy(leaving),
             want,
             "{level} {disks} {degraded} {leaving}"
         );
@@ -428,10 +439,12 @@ fn last_copy_by_level() {
 
 #[test]
 fn condition_names_are_unique_and_namespaced() {
-    let mut names: Vec<&str> = CONDITIONS.iter().map(|c| c.name).collect();
+    let all = crate::backend::registry::condition_names();
+    let mut names: Vec<&str> = all.clone();
     names.sort_unstable();
     names.dedup();
-    assert_eq!(names.len(), CONDITIONS.len());
+    assert_eq!(names.len(), all.len());
+    assert!(all.len() > CONDITIONS.len());
     for name in names {
         assert!(
             name.split_once('.')

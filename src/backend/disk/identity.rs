@@ -13,15 +13,16 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::backend::md::sysfs::read_attr;
+use crate::backend::disk::read_attr;
 use crate::health::model::{Identity, Problem};
 
-/// Kernel name prefixes that are never drives worth watching (unless md uses
-/// one as a member, which is handled by the caller).
-const NOT_DRIVES: [&str; 6] = ["md", "loop", "ram", "zram", "dm-", "sr"];
+/// Kernel name prefixes that are never drives worth watching (unless an
+/// array uses one as a member, which is handled by the caller). Arrays
+/// themselves are the backends' to name (`registry::is_array_device`).
+const NOT_DRIVES: [&str; 5] = ["loop", "ram", "zram", "dm-", "sr"];
 
 /// Whole disks under `<root>/sys/block`, sorted. Partitions are never listed
-/// there; md arrays, loop, RAM, device-mapper and optical devices are
+/// there; arrays (md), loop, RAM, device-mapper and optical devices are
 /// skipped, and so is an `nbd` device with no size (not connected).
 pub fn whole_disks(sys_block: &Path) -> Result<Vec<String>> {
     let mut names = Vec::new();
@@ -32,7 +33,9 @@ pub fn whole_disks(sys_block: &Path) -> Result<Vec<String>> {
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        if NOT_DRIVES.iter().any(|p| name.starts_with(p)) {
+        if NOT_DRIVES.iter().any(|p| name.starts_with(p))
+            || crate::backend::registry::is_array_device(&name)
+        {
             continue;
         }
         if name.starts_with("nbd") {
