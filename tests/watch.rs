@@ -67,7 +67,7 @@ impl Machine {
     }
 
     /// The run of the runbook, to be adjusted and started.
-    fn command(&self) -> Run<'_> {
+    fn command(&self) -> Run {
         self.0.swapguard(&[
             "run",
             "runbook.toml",
@@ -81,7 +81,7 @@ impl Machine {
     }
 
     /// Run to the end; `on_line` sees each stdout line as it comes.
-    fn run_with(&self, run: Run<'_>, mut on_line: impl FnMut(&str)) -> Done {
+    fn run_with(&self, run: Run, mut on_line: impl FnMut(&str)) -> Done {
         run.run_watching(|line, _| on_line(line))
     }
 
@@ -240,7 +240,7 @@ timeout = "120s""#,
 }
 
 /// A fake tool in `bin/` of the machine, and the caller's PATH pointing at it.
-fn with_fake_tool(m: &Machine) -> Run<'_> {
+fn with_fake_tool(m: &Machine) -> Run {
     let bin = m.path("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let tool = bin.join("swapguard-test-tool");

@@ -41,14 +41,18 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Copy a directory tree (a captured sysroot) file by file.
+/// Copy a directory tree (a captured sysroot) file by file; a symbolic
+/// link is copied as a link.
 pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
             copy_tree(&entry.path(), &target);
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &target).unwrap();
         } else {
             std::fs::copy(entry.path(), &target).unwrap();
         }
@@ -182,17 +186,12 @@ impl Test {
 
     /// A run of the binary with `args` (then `--state-dir`, and `--sysroot`
     /// when there is a tree), to be adjusted and started.
-    pub fn swapguard<S: AsRef<OsStr>>(&self, args: &[S]) -> Run<'_> {
-        Run {
-            test: self,
-            args: args.iter().map(|a| a.as_ref().to_os_string()).collect(),
-            cwd: self.cwd.clone(),
-            state: true,
-            sysroot: self.sysroot,
-            env: Vec::new(),
-            stdin: None,
-            crash_after: None,
+    pub fn swapguard<S: AsRef<OsStr>>(&self, args: &[S]) -> Run {
+        let mut run = swapguard(&self.state(), args).cwd(&self.cwd);
+        if self.sysroot {
+            run.sysroot = Some(self.path("tree"));
         }
+        run
     }
 
     /// The command [`Test::run`] runs, for a test that drives it itself.
@@ -225,20 +224,33 @@ impl Test {
     }
 }
 
+/// A run of the binary with `args` then `--state-dir state`, starting in
+/// the repository, to be adjusted and started.
+pub fn swapguard<S: AsRef<OsStr>>(state: &Path, args: &[S]) -> Run {
+    Run {
+        args: args.iter().map(|a| a.as_ref().to_os_string()).collect(),
+        cwd: root(),
+        state: Some(state.to_path_buf()),
+        sysroot: None,
+        env: Vec::new(),
+        stdin: None,
+        crash_after: None,
+    }
+}
+
 /// One run of the binary, built up and then started with [`Run::run`] (to
 /// the end) or [`Run::run_watching`] (reading stdout as it comes).
-pub struct Run<'t> {
-    test: &'t Test,
+pub struct Run {
     args: Vec<OsString>,
     cwd: PathBuf,
-    state: bool,
-    sysroot: bool,
+    state: Option<PathBuf>,
+    sysroot: Option<PathBuf>,
     env: Vec<(OsString, Option<OsString>)>,
     stdin: Option<Vec<u8>>,
     crash_after: Option<u64>,
 }
 
-impl Run<'_> {
+impl Run {
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
         self.args.push(arg.as_ref().to_os_string());
         self
@@ -265,13 +277,13 @@ impl Run<'_> {
 
     /// No `--state-dir`: the arguments name it, or the test is about none.
     pub fn no_state_dir(mut self) -> Self {
-        self.state = false;
+        self.state = None;
         self
     }
 
     /// No `--sysroot`, though the test has a tree.
     pub fn no_sysroot(mut self) -> Self {
-        self.sysroot = false;
+        self.sysroot = None;
         self
     }
 
@@ -293,11 +305,11 @@ impl Run<'_> {
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.current_dir(&self.cwd).args(&self.args);
-        if self.state {
-            cmd.arg("--state-dir").arg(self.test.state());
+        if let Some(state) = &self.state {
+            cmd.arg("--state-dir").arg(state);
         }
-        if self.sysroot {
-            cmd.arg("--sysroot").arg(self.test.path("tree"));
+        if let Some(tree) = &self.sysroot {
+            cmd.arg("--sysroot").arg(tree);
         }
         cmd.env("NO_COLOR", "1")
             .env_remove(CRASH_ENV)
@@ -382,7 +394,7 @@ impl Run<'_> {
             stdout,
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
             took: started.elapsed(),
-            state: self.test.state(),
+            state: self.state.clone(),
         }
     }
 
@@ -410,7 +422,7 @@ pub struct Done {
     /// From start to exit.
     pub took: Duration,
     /// The state directory it was given.
-    state: PathBuf,
+    state: Option<PathBuf>,
 }
 
 impl Done {
@@ -465,7 +477,7 @@ impl Done {
 
     /// Every journal line under the run's state directory.
     pub fn journal(&self) -> Vec<serde_json::Value> {
-        journal(&self.state)
+        journal(self.state.as_deref().expect("a run with a state directory"))
     }
 
     /// The journal has an entry of `event`.
