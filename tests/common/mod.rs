@@ -235,7 +235,14 @@ pub fn swapguard<S: AsRef<OsStr>>(state: &Path, args: &[S]) -> Run {
         env: Vec::new(),
         stdin: None,
         crash_after: None,
+        program: None,
     }
+}
+
+/// A run of the binary with `args` alone (no `--state-dir`), starting in
+/// the repository.
+pub fn swapguard_bare<S: AsRef<OsStr>>(args: &[S]) -> Run {
+    swapguard(Path::new(""), args).no_state_dir()
 }
 
 /// One run of the binary, built up and then started with [`Run::run`] (to
@@ -248,9 +255,18 @@ pub struct Run {
     env: Vec<(OsString, Option<OsString>)>,
     stdin: Option<Vec<u8>>,
     crash_after: Option<u64>,
+    /// Another build to run instead of [`BIN`].
+    program: Option<OsString>,
 }
 
 impl Run {
+    /// Run `program` instead of the binary under test (an older build, to
+    /// see a test fail before its fix).
+    pub fn program(mut self, program: impl AsRef<OsStr>) -> Self {
+        self.program = Some(program.as_ref().to_os_string());
+        self
+    }
+
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
         self.args.push(arg.as_ref().to_os_string());
         self
@@ -303,7 +319,7 @@ impl Run {
     /// The command, stdin from `/dev/null` unless [`Run::stdin`] (then
     /// piped: [`Run::run`] writes it).
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(self.program.as_deref().unwrap_or(BIN.as_ref()));
         cmd.current_dir(&self.cwd).args(&self.args);
         if let Some(state) = &self.state {
             cmd.arg("--state-dir").arg(state);
