@@ -386,7 +386,7 @@ fn at_a_terminal_the_technician_chooses_to_start_the_unfinished_step_again() {
     let m = killed_during_the_pull();
     // The drive was not pulled: nothing shows the step done, so the
     // technician is shown the step and the state, and asked.
-    let cmd = m.0.swapguard(&["resume"]).env("TERM", "dumb").command();
+    let cmd = m.0.swapguard(&["resume"]).env("TERM", "dumb").pty_command();
     let mut session = Session::spawn(cmd).unwrap();
     session.set_expect_timeout(Some(std::time::Duration::from_secs(30)));
     session.expect("was started at").unwrap();

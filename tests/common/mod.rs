@@ -319,6 +319,18 @@ impl Run {
     /// The command, stdin from `/dev/null` unless [`Run::stdin`] (then
     /// piped: [`Run::run`] writes it).
     pub fn command(&self) -> Command {
+        let mut cmd = self.pty_command();
+        cmd.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        cmd
+    }
+
+    /// The command with its stdio left alone, for a pseudo-terminal session
+    /// to give it its own.
+    pub fn pty_command(&self) -> Command {
         let mut cmd = Command::new(self.program.as_deref().unwrap_or(BIN.as_ref()));
         cmd.current_dir(&self.cwd).args(&self.args);
         if let Some(state) = &self.state {
@@ -340,11 +352,6 @@ impl Run {
         if let Some(n) = self.crash_after {
             cmd.env(CRASH_ENV, n.to_string());
         }
-        cmd.stdin(if self.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
         cmd
     }
 
