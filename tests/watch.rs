@@ -271,7 +271,7 @@ fn programs_come_from_the_configured_search_path_never_the_callers() {
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
     let m2 = &m;
     std::fs::remove_dir_all(m2.path("state/sessions")).unwrap();
-    m2.run_with(with_fake_tool(&m2), |_| {}).code(0);
+    m2.run_with(with_fake_tool(m2), |_| {}).code(0);
     let stdout = m2.command_entry()["output"]["stdout"]
         .as_str()
         .unwrap()
