@@ -43,8 +43,9 @@ use crate::backend::{CommandOutput, LocateOutcome};
 use crate::health::guard::Violation;
 use crate::health::model::{Identity, Snapshot};
 
-/// What happened. One variant per kind of journal line.
-#[derive(Clone, Debug, Serialize)]
+/// What happened. One variant per kind of journal line. Written with
+/// [`Journal::record`], read back typed as an [`Entry`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
     RunStarted {
@@ -869,16 +870,396 @@ pub fn scan(
     Ok(out)
 }
 
-/// A value that serialises like an `Event` in tests and readers.
-#[derive(Debug, Deserialize)]
-pub struct EventName {
-    pub event: String,
+/// One journal line read back: its place in the chain and what happened.
+/// The `mac` that ends a keyed line is checked by [`scan`], not kept.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Entry {
+    pub seq: u64,
+    /// RFC 3339 wall-clock time.
+    pub at: String,
+    /// SHA-256 (hex) of the previous line, or [`GENESIS`].
+    pub prev: String,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl Entry {
+    /// Line `number` of journal `path`, read as JSON by [`scan`], as a
+    /// typed entry. A line that is JSON but no entry swapguard writes (no
+    /// `event`, an event it does not know, a field missing or of the wrong
+    /// type) is an error naming the line, never a guess.
+    pub fn from_value(path: &Path, number: usize, value: serde_json::Value) -> Result<Entry> {
+        let name = match value.get("event") {
+            Some(serde_json::Value::String(name)) => name.clone(),
+            Some(_) => bail!(
+                "journal `{}` line {number} is not a journal entry: its `event` is not a name",
+                path.display()
+            ),
+            None => bail!(
+                "journal `{}` line {number} is not a journal entry: it has no `event`",
+                path.display()
+            ),
+        };
+        // A name from the file: at most 64 characters of it in a message.
+        let mut shown: String = name.chars().take(64).collect();
+        if shown.len() < name.len() {
+            shown.push('…');
+        }
+        serde_json::from_value(value).map_err(|e| {
+            // serde's words for a tag it has no variant for.
+            if e.to_string().starts_with("unknown variant") {
+                anyhow::anyhow!(
+                    "journal `{}` line {number} is an event swapguard does not know: `{shown}`",
+                    path.display()
+                )
+            } else {
+                anyhow::anyhow!(
+                    "journal `{}` line {number}: its `{shown}` entry cannot be read: {e}",
+                    path.display()
+                )
+            }
+        })
+    }
+}
+
+/// [`scan`], handing each entry to `each` typed (see [`Entry::from_value`]).
+pub fn scan_entries(
+    reader: impl Read,
+    path: &Path,
+    key: Option<&Key>,
+    mut each: impl FnMut(usize, Entry) -> Result<()>,
+) -> Result<Scanned> {
+    scan(reader, path, key, |number, value| {
+        each(number, Entry::from_value(path, number, value)?)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    /// A journal swapguard wrote (a dry run of the survivor-write-errors
+    /// scenario, kept as a fuzz seed).
+    const WRITTEN: &str =
+        include_str!("../fuzz/seeds/journal_read/halted-survivor-write-errors.jsonl");
+
+    /// One event of every kind, with real snapshots, drives and halts.
+    fn every_kind() -> Vec<Event> {
+        let entries: Vec<Entry> = WRITTEN
+            .lines()
+            .enumerate()
+            .map(|(n, l)| {
+                Entry::from_value(Path::new("seed"), n + 1, serde_json::from_str(l).unwrap())
+                    .unwrap()
+            })
+            .collect();
+        let snapshot = entries
+            .iter()
+            .find_map(|e| match &e.event {
+                Event::Snapshot { snapshot, .. } => Some(snapshot.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let violations = entries
+            .iter()
+            .find_map(|e| match &e.event {
+                Event::Halted { violations, .. } => Some(violations.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert!(!violations.is_empty());
+        let drive = snapshot.drives[0].id.clone();
+        let output = CommandOutput {
+            argv: vec![
+                "mdadm".into(),
+                "/dev/md0".into(),
+                "--fail".into(),
+                "/dev/sdb".into(),
+            ],
+            code: None,
+            stdout: "out\n".into(),
+            stderr: "err \u{1b}[31m\n".into(),
+            timed_out: true,
+        };
+        let registry = crate::quarantine::Entry::for_drive(
+            &drive,
+            "2026-01-01T00:00:00.000Z".into(),
+            "s".into(),
+            "pulled".into(),
+        );
+        let s = |x: &str| x.to_string();
+        vec![
+            Event::RunStarted {
+                session: s("md0-x"),
+                runbook: s("rb.toml"),
+                runbook_name: s("Replace"),
+                runbook_hash: s("ab"),
+                backend: s("md"),
+                params: [(s("array"), s("md0")), (s("target"), s("sdb"))].into(),
+                pid: 42,
+                user: s("root (uid 0)"),
+            },
+            Event::Snapshot {
+                label: s("baseline"),
+                snapshot,
+            },
+            Event::PreflightPassed,
+            Event::Refused {
+                reasons: vec![s("a"), s("b")],
+            },
+            Event::StepStarted {
+                step: s("pull"),
+                kind: s("physical"),
+                text: s("Pull it."),
+            },
+            Event::Answer {
+                step: s("pull"),
+                question: s("Done?"),
+                answer: s("yes"),
+            },
+            Event::Command {
+                step: s("fail"),
+                output: output.clone(),
+            },
+            Event::Check {
+                name: s("backup"),
+                output,
+                passed: false,
+                detail: s("too old"),
+            },
+            Event::Locate {
+                step: s("pull"),
+                drive: s("sdb"),
+                on: true,
+                outcome: LocateOutcome::Switched { how: s("ledctl") },
+            },
+            Event::Locate {
+                step: s("cleanup"),
+                drive: s("sdb"),
+                on: false,
+                outcome: LocateOutcome::Unavailable {
+                    reason: s("no enclosure"),
+                },
+            },
+            Event::NewDrive {
+                step: s("insert"),
+                drive: drive.clone(),
+            },
+            Event::Quarantined {
+                step: s("pull"),
+                drive,
+            },
+            Event::StepCompleted { step: s("pull") },
+            Event::Warning {
+                step: s("pull"),
+                detail: s("slow"),
+            },
+            Event::Halted {
+                step: s("pull"),
+                headline: s("STOP"),
+                violations,
+                details: vec![s("d")],
+            },
+            Event::Aborted {
+                step: s("pull"),
+                reason: s("no"),
+            },
+            Event::Interrupted { step: s("pull") },
+            Event::RunFinished {
+                outcome: s("halted"),
+                exit_code: 3,
+            },
+            Event::Resumed {
+                session: s("md0-x"),
+                pid: 43,
+                user: s("root (uid 0)"),
+                runbook_hash: s("cd"),
+                runbook_changed_reason: Some(s("typo")),
+                dropped_torn_bytes: 19,
+                completed: vec![s("antistatic")],
+                unfinished: None,
+            },
+            Event::ResumeDecision {
+                step: s("pull"),
+                decision: s("done-already"),
+                detail: s("gone"),
+            },
+            Event::QuarantineAdded {
+                entry: registry.clone(),
+            },
+            Event::QuarantineReleased { entry: registry },
+            Event::SurvivorAccepted {
+                how: s("override"),
+                findings: vec![s("sda: pending 8")],
+                reason: s("last copy"),
+            },
+            Event::SignOff {
+                step: s("fail"),
+                name: s("Bo"),
+                drive: s("sdb"),
+            },
+            Event::CanaryPlanted {
+                report: crate::canary::Planted {
+                    path: s("/srv/.swapguard/c"),
+                    bytes: 1 << 20,
+                    sha256: s("ef"),
+                    device: Some(s("md0")),
+                    extents: vec![crate::canary::Extent {
+                        logical: 0,
+                        physical: 4096,
+                        length: 1 << 20,
+                    }],
+                    copies: vec![s("member sda at byte 1048576")],
+                    not_checked: None,
+                },
+            },
+            Event::CanaryVerified {
+                step: s("pull"),
+                checked: vec![s("the file")],
+            },
+            Event::CanaryRemoved {
+                path: s("/srv/.swapguard/c"),
+                outcome: s("removed"),
+            },
+            Event::CanaryKept {
+                path: s("/srv/.swapguard/c"),
+                reason: s("halted"),
+            },
+        ]
+    }
+
+    /// Which kind an event is; a new kind fails to compile here until the
+    /// round trip below covers it.
+    fn kind(e: &Event) -> usize {
+        match e {
+            Event::RunStarted { .. } => 0,
+            Event::Snapshot { .. } => 1,
+            Event::PreflightPassed => 2,
+            Event::Refused { .. } => 3,
+            Event::StepStarted { .. } => 4,
+            Event::Answer { .. } => 5,
+            Event::Command { .. } => 6,
+            Event::Check { .. } => 7,
+            Event::Locate { .. } => 8,
+            Event::NewDrive { .. } => 9,
+            Event::Quarantined { .. } => 10,
+            Event::StepCompleted { .. } => 11,
+            Event::Warning { .. } => 12,
+            Event::Halted { .. } => 13,
+            Event::Aborted { .. } => 14,
+            Event::Interrupted { .. } => 15,
+            Event::RunFinished { .. } => 16,
+            Event::Resumed { .. } => 17,
+            Event::ResumeDecision { .. } => 18,
+            Event::QuarantineAdded { .. } => 19,
+            Event::QuarantineReleased { .. } => 20,
+            Event::SurvivorAccepted { .. } => 21,
+            Event::SignOff { .. } => 22,
+            Event::CanaryPlanted { .. } => 23,
+            Event::CanaryVerified { .. } => 24,
+            Event::CanaryRemoved { .. } => 25,
+            Event::CanaryKept { .. } => 26,
+        }
+    }
+
+    #[test]
+    fn every_event_kind_written_reads_back_equal() {
+        let events = every_kind();
+        let kinds: std::collections::BTreeSet<usize> = events.iter().map(kind).collect();
+        assert_eq!(kinds, (0..27).collect(), "one event of every kind");
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(dir.path(), "s").unwrap();
+        for (n, e) in events.iter().enumerate() {
+            j.record(1_767_225_600_000 + n as u64, e).unwrap();
+        }
+        let text = std::fs::read_to_string(j.path()).unwrap();
+        let file = File::open(j.path()).unwrap();
+        let mut read = Vec::new();
+        let scanned = scan_entries(file, j.path(), Some(&Key::of_journal(j.path())), |n, e| {
+            read.push((n, e));
+            Ok(())
+        })
+        .unwrap();
+        assert!(scanned.verification.is_vouched_for(), "{scanned:?}");
+        assert_eq!(read.len(), events.len());
+        let mut prev = GENESIS.to_string();
+        for ((n, got), (want, line)) in read.into_iter().zip(events.iter().zip(text.lines())) {
+            assert_eq!(&got.event, want, "line {n}");
+            assert_eq!(got.seq, n as u64);
+            assert_eq!(got.at, rfc3339(1_767_225_600_000 + n as u64 - 1));
+            assert_eq!(got.prev, prev, "line {n}");
+            prev = line_hash(line);
+        }
+    }
+
+    #[test]
+    fn a_journal_swapguard_wrote_reads_back_typed() {
+        let mut kinds = Vec::new();
+        let scanned = scan_entries(WRITTEN.as_bytes(), Path::new("seed"), None, |_, e| {
+            kinds.push(kind(&e.event));
+            Ok(())
+        })
+        .unwrap();
+        assert!(scanned.verification.is_intact(), "{scanned:?}");
+        assert_eq!(kinds.len(), WRITTEN.lines().count());
+        assert!(kinds.contains(&13), "the seed has its halt");
+    }
+
+    #[test]
+    fn unknown_or_unreadable_entries_are_errors_naming_the_line() {
+        let long = "x".repeat(500);
+        let cases: [(String, &str); 6] = [
+            (
+                r#"{"seq":2,"at":"t","prev":"p","event":"teleported","step":"pull"}"#.into(),
+                "line 2 is an event swapguard does not know: `teleported`",
+            ),
+            (
+                format!(r#"{{"seq":2,"at":"t","prev":"p","event":"{long}"}}"#),
+                "line 2 is an event swapguard does not know: `xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…`",
+            ),
+            (
+                r#"{"seq":2,"at":"t","prev":"p","event":"step-started","step":"pull"}"#.into(),
+                "line 2: its `step-started` entry cannot be read: missing field `kind`",
+            ),
+            (
+                r#"{"seq":2,"at":"t","prev":"p","event":"run-finished","outcome":"x","exit_code":"zero"}"#.into(),
+                "line 2: its `run-finished` entry cannot be read: invalid type: string \"zero\"",
+            ),
+            (
+                r#"{"seq":2,"at":"t","prev":"p","step":"pull"}"#.into(),
+                "line 2 is not a journal entry: it has no `event`",
+            ),
+            (
+                r#"{"seq":2,"at":"t","prev":"p","event":7}"#.into(),
+                "line 2 is not a journal entry: its `event` is not a name",
+            ),
+        ];
+        let first = WRITTEN.lines().next().unwrap();
+        for (line, want) in cases {
+            let bytes = format!("{first}\n{line}\n");
+            let mut seen = 0;
+            let err = scan_entries(bytes.as_bytes(), Path::new("j.jsonl"), None, |_, _| {
+                seen += 1;
+                Ok(())
+            })
+            .unwrap_err();
+            let err = format!("{err:#}");
+            assert!(err.contains(&format!("journal `j.jsonl` {want}")), "{err}");
+            assert_eq!(seen, 1, "the line before it was read");
+        }
+        // A line that is not JSON at all is damage the chain check reports
+        // (as `scan` does); the entries around it still read.
+        let last = WRITTEN.lines().nth(2).unwrap();
+        let bytes = format!("{first}\n{{oops\n{last}\n");
+        let mut seen = Vec::new();
+        let scanned = scan_entries(bytes.as_bytes(), Path::new("j.jsonl"), None, |n, _| {
+            seen.push(n);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((seen, scanned.damaged), (vec![1, 3], Some(2)));
+    }
 
     #[test]
     fn records_lines_in_order_with_private_mode() {

@@ -14,64 +14,28 @@
 //! The real-process tests need a temporary directory that supports O_DIRECT
 //! (ext4, XFS); elsewhere they say what they skipped.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_swapguard");
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
-}
-
-fn journal(state: &Path) -> Vec<serde_json::Value> {
-    let mut lines = Vec::new();
-    for f in std::fs::read_dir(state.join("sessions")).unwrap() {
-        let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
-        for line in text.lines() {
-            lines.push(serde_json::from_str(line).unwrap());
-        }
-    }
-    lines
-}
+mod common;
+use common::{Done, Test, journal, root};
 
 /// A real run of a pull step against a copy of the captured NVMe mirror,
 /// with a data canary in `data/` (on the temporary directory's filesystem).
-struct Machine {
-    dir: tempfile::TempDir,
-}
+struct Machine(Test);
 
-struct Done {
-    code: Option<i32>,
-    output: String,
-    took: Duration,
+impl std::ops::Deref for Machine {
+    type Target = Test;
+    fn deref(&self) -> &Test {
+        &self.0
+    }
 }
 
 impl Machine {
     fn new() -> Machine {
-        let dir = tempfile::tempdir().unwrap();
-        copy_tree(
-            &root().join("tests/fixtures/md/clean"),
-            &dir.path().join("tree"),
-        );
-        let data = dir.path().join("data");
+        let t = Test::new().in_scratch().tree("tests/fixtures/md/clean");
+        let data = t.path("data");
         std::fs::create_dir(&data).unwrap();
         let runbook = std::fs::read_to_string(root().join("tests/fixtures/runbooks-e2e/pull-only.toml"))
             .unwrap()
@@ -83,22 +47,16 @@ impl Machine {
                 ),
             );
         assert!(runbook.contains("[canary]"));
-        std::fs::write(dir.path().join("runbook.toml"), runbook).unwrap();
-        std::fs::write(dir.path().join("answers.toml"), "antistatic = \"yes\"\n").unwrap();
-        Machine { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        t.write("runbook.toml", &runbook);
+        t.write("answers.toml", "antistatic = \"yes\"\n");
+        Machine(t)
     }
 
     /// Run; `on_line` sees each stdout line as it comes. A run still going
     /// after 60 s is killed (the test then fails instead of hanging).
     fn run(&self, mut on_line: impl FnMut(&str)) -> Done {
-        let started = Instant::now();
-        let mut child = Command::new(BIN)
-            .current_dir(self.dir.path())
-            .args([
+        self.0
+            .swapguard(&[
                 "run",
                 "runbook.toml",
                 "--array",
@@ -108,46 +66,7 @@ impl Machine {
                 "--answers",
                 "answers.toml",
             ])
-            .arg("--state-dir")
-            .arg(self.path("state"))
-            .arg("--sysroot")
-            .arg(self.path("tree"))
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        let finished = Arc::new(AtomicBool::new(false));
-        let watchdog = {
-            let finished = Arc::clone(&finished);
-            std::thread::spawn(move || {
-                for _ in 0..600 {
-                    if finished.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            })
-        };
-        let mut output = String::new();
-        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-            let line = line.unwrap();
-            on_line(&line);
-            output.push_str(&line);
-            output.push('\n');
-        }
-        let out = child.wait_with_output().unwrap();
-        finished.store(true, Ordering::SeqCst);
-        watchdog.join().unwrap();
-        output.push_str(&String::from_utf8_lossy(&out.stderr));
-        Done {
-            code: out.status.code(),
-            output,
-            took: started.elapsed(),
-        }
+            .run_watching(|line, _| on_line(line))
     }
 
     /// The canary's file name in `.swapguard`, read from the planted line.
@@ -197,7 +116,7 @@ fn a_fifo_swapped_in_for_the_canary_during_a_watch_halts_instead_of_hanging() {
             nix::unistd::mkfifo(&canary, nix::sys::stat::Mode::S_IRWXU).unwrap();
         }
     });
-    assert_eq!(done.code, Some(3), "{}", done.output);
+    assert_eq!(done.code, Some(3), "{}", done.both());
     assert!(done.took < Duration::from_secs(20), "took {:?}", done.took);
     for text in [
         "the array returned different data",
@@ -205,9 +124,9 @@ fn a_fifo_swapped_in_for_the_canary_during_a_watch_halts_instead_of_hanging() {
         "the data canary is left in place as evidence: `",
     ] {
         assert!(
-            done.output.contains(text),
+            done.both().contains(text),
             "lacks {text:?}\n{}",
-            done.output
+            done.both()
         );
     }
     let fifo = sg.join(name.unwrap());
@@ -257,7 +176,7 @@ fn another_users_swapguard_directory_swapped_in_changes_nothing_and_is_not_touch
             std::fs::remove_dir_all(m.path("tree/sys/block/nvme1n1")).unwrap();
         }
     });
-    assert_eq!(done.code, Some(0), "{}", done.output);
+    assert_eq!(done.code, Some(0), "{}", done.both());
     let name = name.unwrap();
     // The planted file is gone (unlinked through the directory swapguard
     // held); the other directory and its FIFO are untouched.
@@ -312,30 +231,19 @@ fn sim_member_zeros(dir: &Path) -> PathBuf {
 
 #[test]
 fn a_canary_halt_names_the_member_by_serial_and_bay_and_leaves_the_canary_in_place() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = sim_member_zeros(dir.path());
-    let state = dir.path().join("state");
-    let out = Command::new(BIN)
-        .current_dir(root())
-        .args([
-            "dry-run",
-            "tests/fixtures/runbooks-e2e/replace-with-canary.toml",
-            "--scenario",
+    let t = Test::new();
+    let scenario = sim_member_zeros(t.dir.path());
+    let state = t.state();
+    let done = t
+        .swapguard(&[
+            "dry-run".as_ref(),
+            "tests/fixtures/runbooks-e2e/replace-with-canary.toml".as_ref(),
+            "--scenario".as_ref(),
+            scenario.as_os_str(),
         ])
-        .arg(&scenario)
-        .arg("--state-dir")
-        .arg(&state)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .run()
+        .code(0);
+    let text = &done.stdout;
     assert!(
         text.contains("expectation met: halted at step `rebuild`"),
         "{text}"

@@ -6,60 +6,18 @@
 //! format GitLab and Jenkins read) requires: see `check_junit`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use quick_xml::events::Event;
 use quick_xml::{Reader, XmlVersion};
 
-const BIN: &str = env!("CARGO_BIN_EXE_swapguard");
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-struct Done {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Done {
-    #[track_caller]
-    fn code(self, want: i32) -> Done {
-        assert_eq!(
-            self.code, want,
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    #[track_caller]
-    fn has(self, text: &str) -> Done {
-        assert!(
-            self.stdout.contains(text),
-            "stdout lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-}
+mod common;
+use common::{Done, root};
 
 /// Run swapguard in `dir` (the repository root when `None`).
 fn swapguard(dir: Option<&Path>, args: &[&str]) -> Done {
-    let out = Command::new(BIN)
-        .current_dir(dir.map_or_else(root, Path::to_path_buf))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    Done {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    common::swapguard_bare(args)
+        .cwd(dir.map_or_else(root, Path::to_path_buf))
+        .run()
 }
 
 fn shipped(rel: &str) -> String {
@@ -91,8 +49,8 @@ fn shipped_runbooks_pass() {
     assert!(n >= 13, "{n}");
     let done = swapguard(None, &["test", "runbooks/"])
         .code(0)
-        .has(&format!("{n} scenarios: {n} ok;"))
-        .has("0 lint errors, 0 warnings");
+        .stdout_has(&format!("{n} scenarios: {n} ok;"))
+        .stdout_has("0 lint errors, 0 warnings");
     assert_eq!(done.stdout.matches("  ok    lint: lint clean").count(), 3);
     assert!(!done.stdout.contains("FAIL"), "{}", done.stdout);
     assert!(!done.stdout.contains("warning:"), "{}", done.stdout);
@@ -106,7 +64,7 @@ fn default_path_is_runbooks() {
     let n = shipped_scenario_count();
     swapguard(None, &["test"])
         .code(0)
-        .has(&format!("{n} scenarios: {n} ok;"));
+        .stdout_has(&format!("{n} scenarios: {n} ok;"));
 }
 
 #[test]
@@ -130,12 +88,12 @@ fn a_wrong_expectation_fails_with_a_clear_pointer() {
     );
     let done = swapguard(Some(dir.path()), &["test"])
         .code(7)
-        .has("  ok    runbooks/scenarios/md-replace-member/healthy.toml — ")
-        .has("  FAIL  runbooks/scenarios/md-replace-member/wrong.toml — technician pulls the survivor instead of the target: halted at `pull`")
-        .has("        expected: halted at `insert` naming `S3Z1NB0K100001`")
-        .has("        - expected the run to stop at step `insert`, it stopped at `pull`")
-        .has("        transcript (last 20 lines):")
-        .has("2 scenarios: 1 ok, 1 FAILED;");
+        .stdout_has("  ok    runbooks/scenarios/md-replace-member/healthy.toml — ")
+        .stdout_has("  FAIL  runbooks/scenarios/md-replace-member/wrong.toml — technician pulls the survivor instead of the target: halted at `pull`")
+        .stdout_has("        expected: halted at `insert` naming `S3Z1NB0K100001`")
+        .stdout_has("        - expected the run to stop at step `insert`, it stopped at `pull`")
+        .stdout_has("        transcript (last 20 lines):")
+        .stdout_has("2 scenarios: 1 ok, 1 FAILED;");
     // The tail shows the halt itself.
     assert!(
         done.stdout.contains("        | ") && done.stdout.contains("S3Z1NB0K100001"),
@@ -159,10 +117,10 @@ fn a_runbook_that_fails_lint_fails_the_test_and_skips_its_scenarios() {
     );
     swapguard(Some(dir.path()), &["test"])
         .code(2)
-        .has("  FAIL  lint: 1 error, 0 warnings in 1 file")
-        .has("unknown key `smrt`")
-        .has("  skip  runbooks/scenarios/md-replace-member/healthy.toml")
-        .has("1 scenario: 0 ok, 1 skipped;");
+        .stdout_has("  FAIL  lint: 1 error, 0 warnings in 1 file")
+        .stdout_has("unknown key `smrt`")
+        .stdout_has("  skip  runbooks/scenarios/md-replace-member/healthy.toml")
+        .stdout_has("1 scenario: 0 ok, 1 skipped;");
 }
 
 #[test]
@@ -180,9 +138,9 @@ fn broken_scenario_is_an_error_naming_its_line() {
     );
     swapguard(Some(dir.path()), &["test"])
         .code(2)
-        .has("  ERROR runbooks/scenarios/md-replace-hot/typo.toml")
-        .has("unknown key `rebuild_tme`")
-        .has("did you mean `rebuild_time`?");
+        .stdout_has("  ERROR runbooks/scenarios/md-replace-hot/typo.toml")
+        .stdout_has("unknown key `rebuild_tme`")
+        .stdout_has("did you mean `rebuild_time`?");
 }
 
 #[test]
@@ -209,10 +167,10 @@ fn mutate_catches_a_runbook_whose_guard_lets_a_degrading_survivor_through() {
     // ...until the derived variants run.
     let done = swapguard(None, &["test", "--mutate", rb])
         .code(7)
-        .has("  FAIL  mutations: ")
-        .has("  FAIL  step `pull`: survivor sda (serial S3Z1NB0K100001): `smart.current_pending_sector` rises 0 → 8")
-        .has("        - step `pull` lets a degrading survivor through; the run ended completed")
-        .has("LET THROUGH");
+        .stdout_has("  FAIL  mutations: ")
+        .stdout_has("  FAIL  step `pull`: survivor sda (serial S3Z1NB0K100001): `smart.current_pending_sector` rises 0 → 8")
+        .stdout_has("        - step `pull` lets a degrading survivor through; the run ended completed")
+        .stdout_has("LET THROUGH");
     // Every step of the runbook is named, for both counters.
     for step in [
         "antistatic",
@@ -252,8 +210,8 @@ fn mutate_catches_a_runbook_that_accepts_any_new_drive() {
         ],
     )
     .code(7)
-    .has("  FAIL  step `insert`: the new drive S3Z1NB0K900003 is not blank")
-    .has("step `insert` accepts a new drive that is not blank; the run ended completed");
+    .stdout_has("  FAIL  step `insert`: the new drive S3Z1NB0K900003 is not blank")
+    .stdout_has("step `insert` accepts a new drive that is not blank; the run ended completed");
 }
 
 #[test]
@@ -261,7 +219,7 @@ fn a_runbook_without_a_failing_survivor_scenario_is_warned_about() {
     let rb = "tests/fixtures/ci/loosened/member-tolerates-counters.toml";
     swapguard(None, &["test", rb])
         .code(0)
-        .has("has no scenario in which a survivor fails");
+        .stdout_has("has no scenario in which a survivor fails");
     swapguard(None, &["test", "--deny-warnings", rb]).code(2);
     swapguard(None, &["test", "--deny-warnings", "runbooks"]).code(0);
 }
@@ -645,12 +603,12 @@ fn junit_file_that_cannot_be_written_is_an_error() {
 fn plan_prints_a_markdown_checklist() {
     let done = swapguard(None, &["plan", "runbooks/md-replace-member.toml"])
         .code(0)
-        .has("1. [ ] **`antistatic`** (confirm)")
-        .has("5. [ ] **`pull`** (physical: hands in the chassis)")
-        .has("## If swapguard says STOP")
-        .has("## Before you start")
-        .has("- [ ] the target has a serial number or WWN (`target-identified`)")
-        .has("LEDs: ");
+        .stdout_has("1. [ ] **`antistatic`** (confirm)")
+        .stdout_has("5. [ ] **`pull`** (physical: hands in the chassis)")
+        .stdout_has("## If swapguard says STOP")
+        .stdout_has("## Before you start")
+        .stdout_has("- [ ] the target has a serial number or WWN (`target-identified`)")
+        .stdout_has("LEDs: ");
     assert!(
         done.stdout
             .starts_with("# Replace one member of a Linux md array\n")
@@ -681,7 +639,9 @@ fn completions_for_bash_zsh_and_fish() {
         ("zsh", "#compdef swapguard"),
         ("fish", "complete -c swapguard"),
     ] {
-        let done = swapguard(None, &["completions", shell]).code(0).has(marker);
+        let done = swapguard(None, &["completions", shell])
+            .code(0)
+            .stdout_has(marker);
         assert!(
             done.stdout.contains("mutate"),
             "{shell}: no `test --mutate`"
@@ -694,8 +654,8 @@ fn completions_for_bash_zsh_and_fish() {
 fn man_page_from_the_cli_definitions() {
     swapguard(None, &["man"])
         .code(0)
-        .has(".TH swapguard 1")
-        .has("swapguard\\-test(1)");
+        .stdout_has(".TH swapguard 1")
+        .stdout_has("swapguard\\-test(1)");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("man1");
     swapguard(None, &["man", "--dir", out.to_str().unwrap()]).code(0);
@@ -723,8 +683,8 @@ fn a_runbook_with_no_scenarios_is_warned_about() {
     );
     swapguard(Some(dir.path()), &["test", "--mutate"])
         .code(0)
-        .has("  warning: runbook `runbooks/md-replace-member.toml` has no scenarios: add them as `scenarios/md-replace-member/*.toml` beside it")
-        .has("  warning: no scenario of `runbooks/md-replace-member.toml` completes, so there is nothing to mutate");
+        .stdout_has("  warning: runbook `runbooks/md-replace-member.toml` has no scenarios: add them as `scenarios/md-replace-member/*.toml` beside it")
+        .stdout_has("  warning: no scenario of `runbooks/md-replace-member.toml` completes, so there is nothing to mutate");
     swapguard(Some(dir.path()), &["test", "--deny-warnings"]).code(2);
 }
 

@@ -1,133 +1,12 @@
 //! Whole-process tests: the real binary, its output and its exit codes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_swapguard");
+mod common;
+use common::{Signal, Test, root};
 
 #[path = "cli/misc.rs"]
 mod misc;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A test run: a scratch directory for files and state, arguments, and the
-/// finished process's output.
-struct Test {
-    dir: tempfile::TempDir,
-    args: Vec<String>,
-}
-
-struct Done {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Test {
-    fn new() -> Test {
-        Test {
-            dir: tempfile::tempdir().unwrap(),
-            args: Vec::new(),
-        }
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    /// Write a file into the scratch directory; returns its path.
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).unwrap();
-        }
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn args<S: AsRef<str>>(mut self, args: &[S]) -> Test {
-        self.args
-            .extend(args.iter().map(|a| a.as_ref().to_string()));
-        self
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(root())
-            .args(&self.args)
-            .arg("--state-dir")
-            .arg(self.state())
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn run(&self) -> Done {
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = self.command().output().unwrap();
-        Done {
-            code: status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        }
-    }
-
-    /// Every journal line written under the state directory.
-    fn journal(&self) -> Vec<serde_json::Value> {
-        let dir = self.state().join("sessions");
-        let mut lines = Vec::new();
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        for f in files {
-            for line in std::fs::read_to_string(f).unwrap().lines() {
-                lines.push(serde_json::from_str(line).unwrap());
-            }
-        }
-        lines
-    }
-}
-
-impl Done {
-    #[track_caller]
-    fn code(self, want: i32) -> Done {
-        assert_eq!(
-            self.code, want,
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    #[track_caller]
-    fn stdout_has(self, text: &str) -> Done {
-        assert!(
-            self.stdout.contains(text),
-            "stdout lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    #[track_caller]
-    fn stderr_has(self, text: &str) -> Done {
-        assert!(
-            self.stderr.contains(text),
-            "stderr lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-}
 
 fn scenarios() -> Vec<(PathBuf, PathBuf)> {
     let mut out = Vec::new();
@@ -181,7 +60,7 @@ fn every_shipped_scenario_meets_its_expectation() {
         let done = t.run();
         assert_eq!(
             done.code,
-            0,
+            Some(0),
             "{}\n--- stdout\n{}\n--- stderr\n{}",
             rel(&scenario),
             done.stdout,
@@ -401,45 +280,24 @@ fn status_of_a_missing_tree_is_an_error() {
 
 #[test]
 fn ctrl_c_during_a_physical_step_stops_at_a_safe_point_with_130() {
-    use std::io::{BufRead, BufReader};
     let t = Test::new();
     let answers = t.write("answers.toml", "antistatic = \"yes\"\n");
-    let t = t.args(&[
-        "run".to_string(),
-        "tests/fixtures/runbooks-e2e/pull-only.toml".into(),
-        "--array".into(),
-        "md0".into(),
-        "--target".into(),
-        "nvme1n1".into(),
-        "--sysroot".into(),
-        "tests/fixtures/md/clean".into(),
-        "--answers".into(),
-        answers.display().to_string(),
-    ]);
-    let mut child = t
-        .command()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut seen = String::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains("watching every drive") {
-            nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGINT,
-            )
-            .unwrap();
-        }
-    }
-    let status = child.wait().unwrap();
+    let done = t
+        .swapguard(&[
+            "run".to_string(),
+            "tests/fixtures/runbooks-e2e/pull-only.toml".into(),
+            "--array".into(),
+            "md0".into(),
+            "--target".into(),
+            "nvme1n1".into(),
+            "--sysroot".into(),
+            "tests/fixtures/md/clean".into(),
+            "--answers".into(),
+            answers.display().to_string(),
+        ])
+        .signal_when("watching every drive", Signal::SIGINT);
     // The interrupt is passed on as SIGINT (a shell shows status 130).
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(2), "{status:?}\n{seen}");
+    assert_eq!(done.signal, Some(2), "{}", done.both());
     let journal = t.journal();
     assert!(
         journal
@@ -503,7 +361,7 @@ fn each_outcome_has_its_exit_code() {
                 "--exit-with-outcome".into(),
             ])
             .run();
-        assert_eq!(done.code, code, "{scenario}\n{}", done.stdout);
+        assert_eq!(done.code, Some(code), "{scenario}\n{}", done.stdout);
         assert!(
             done.stdout.contains(&format!("outcome: {outcome}")),
             "{scenario}\n{}",
@@ -542,7 +400,7 @@ fn unreadable_smart_refuses_unless_the_runbook_opts_out() {
             scenario_path.display().to_string(),
         ])
         .run();
-    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    assert_eq!(done.code, Some(0), "{}\n{}", done.stdout, done.stderr);
     assert!(
         done.stdout.contains("expectation met: completed"),
         "{}",
@@ -583,5 +441,5 @@ fn a_survivor_crc_rise_halts_when_the_runbook_says_halt_on() {
             scenario_path.display().to_string(),
         ])
         .run();
-    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    assert_eq!(done.code, Some(0), "{}\n{}", done.stdout, done.stderr);
 }

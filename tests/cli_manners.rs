@@ -4,52 +4,14 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
-const BIN: &str = env!("CARGO_BIN_EXE_swapguard");
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-struct Done {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+mod common;
+use common::{Done, root};
 
 /// Run the binary from the repository root with a scratch state directory.
 fn swapguard(state: &Path, args: &[&str]) -> Done {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = Command::new(BIN)
-        .current_dir(root())
-        .args(args)
-        .arg("--state-dir")
-        .arg(state)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    Done {
-        code: status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    }
-}
-
-impl Done {
-    #[track_caller]
-    fn code(self, want: i32) -> Done {
-        assert_eq!(
-            self.code, want,
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
+    common::swapguard(state, args).run()
 }
 
 /// A copy of a shipped runbook with one edit, in `dir`.
@@ -198,13 +160,8 @@ fn dry_run_refuses_a_runbook_the_scenario_is_not_for() {
 fn with_closed_stdout(state: &Path, args: &[&str]) -> (i32, String) {
     let (reader, writer) = nix::unistd::pipe().unwrap();
     drop(reader);
-    let mut child = Command::new(BIN)
-        .current_dir(root())
-        .args(args)
-        .arg("--state-dir")
-        .arg(state)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
+    let mut child = common::swapguard(state, args)
+        .command()
         .stdout(Stdio::from(writer))
         .stderr(Stdio::piped())
         .spawn()

@@ -7,10 +7,10 @@
 //! captured md tree (`--sysroot`), with harmless target files in a scratch
 //! directory.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
 
-const BIN: &str = env!("CARGO_BIN_EXE_swapguard");
+mod common;
+use common::{BIN, Done, Test, root};
 
 /// The binary under test; `INJECT_TEST_BIN` points these tests at another
 /// build (an older one, to see them fail before a fix).
@@ -18,38 +18,14 @@ fn bin() -> String {
     std::env::var("INJECT_TEST_BIN").unwrap_or_else(|_| BIN.to_string())
 }
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// A scratch machine: a copy of the clean two-NVMe md tree and a state
 /// directory, in a private temporary directory.
-struct Machine {
-    dir: tempfile::TempDir,
-}
+struct Machine(Test);
 
-struct Done {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Done {
-    fn both(&self) -> String {
-        format!("--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr)
+impl std::ops::Deref for Machine {
+    type Target = Test;
+    fn deref(&self) -> &Test {
+        &self.0
     }
 }
 
@@ -91,20 +67,7 @@ const TEXT: &str = r#"{ kind = "text", help = "replica host" }"#;
 
 impl Machine {
     fn new() -> Machine {
-        let dir = tempfile::tempdir().unwrap();
-        copy_tree(
-            &root().join("tests/fixtures/md/clean"),
-            &dir.path().join("tree"),
-        );
-        Machine { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        std::fs::write(self.path(name), text).unwrap();
+        Machine(Test::new().in_scratch().tree("tests/fixtures/md/clean"))
     }
 
     /// Give the target (nvme1n1) a serial of the attacker's choosing.
@@ -116,26 +79,7 @@ impl Machine {
     }
 
     fn swapguard(&self, args: &[&str]) -> Done {
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = Command::new(bin())
-            .current_dir(self.dir.path())
-            .args(args)
-            .arg("--state-dir")
-            .arg(self.path("state"))
-            .arg("--sysroot")
-            .arg(self.path("tree"))
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        Done {
-            code: status.code(),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        }
+        self.0.swapguard(args).program(bin()).run()
     }
 
     /// `swapguard run rb.toml` on md0, target nvme1n1, answering the typed
@@ -367,24 +311,9 @@ fn assert_clean(what: &str, done: &Done) {
 }
 
 fn swapguard_in(dir: &Path, args: &[&str]) -> Done {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = Command::new(bin())
-        .current_dir(root())
-        .args(args)
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    Done {
-        code: status.code(),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    }
+    common::swapguard(&dir.join("state"), args)
+        .program(bin())
+        .run()
 }
 
 #[test]

@@ -4,64 +4,17 @@
 //! how they are spelled. Every run is the real binary.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_swapguard");
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-struct Done {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Done {
-    #[track_caller]
-    fn code(self, want: i32) -> Done {
-        assert_eq!(
-            self.code,
-            Some(want),
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    #[track_caller]
-    fn stdout_has(self, text: &str) -> Done {
-        assert!(
-            self.stdout.contains(text),
-            "stdout lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-}
+mod common;
+use common::{Done, copy_tree, root};
 
 /// Run the binary in `cwd` with `--state-dir state` and extra environment.
 fn swapguard_in(cwd: &Path, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Done {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(cwd)
-        .args(args)
-        .arg("--state-dir")
-        .arg(state)
-        .env("NO_COLOR", "1")
-        .env_remove("SWAPGUARD_CRASH_AFTER_WRITE")
-        .stdin(Stdio::null());
+    let mut run = common::swapguard(state, args).cwd(cwd);
     for (k, v) in env {
-        cmd.env(k, v);
+        run = run.env(k, v);
     }
-    let out = cmd.output().unwrap();
-    Done {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run.run()
 }
 
 fn swapguard(state: &Path, args: &[&str]) -> Done {
@@ -73,21 +26,7 @@ fn registry(state: &Path) -> serde_json::Value {
 }
 
 fn journal_events(state: &Path) -> Vec<serde_json::Value> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(state.join("sessions"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect::<Vec<serde_json::Value>>()
-        })
-        .collect()
+    common::journal(state)
 }
 
 const RESTORE: &str = "runbooks/restore-from-backup.toml";
@@ -281,22 +220,6 @@ fn a_target_failed_by_a_command_is_quarantined_before_the_command_runs() {
     let entry = &registry(&state)["drives"][0];
     assert_eq!(entry["serial"], "S3Z1NB0K100002");
     assert_eq!(entry["step"], "fail");
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        let kind = entry.file_type().unwrap();
-        if kind.is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &target).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// A scratch machine: the captured clean md tree (nvme0n1 = LAB-A-0001,

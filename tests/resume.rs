@@ -4,116 +4,35 @@
 //! keeps its state, and `swapguard resume` finishes the job. Also
 //! `journal verify`, `report` and the root-only runbook ownership check.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-const BIN: &str = env!("CARGO_BIN_EXE_swapguard");
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
+mod common;
+use common::{Done, Signal, Test, root};
 
 /// A scratch machine: a copied md tree, a state directory, a runbook copy.
-struct Machine {
-    dir: tempfile::TempDir,
-}
+struct Machine(Test);
 
-struct Done {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+impl std::ops::Deref for Machine {
+    type Target = Test;
+    fn deref(&self) -> &Test {
+        &self.0
+    }
 }
 
 impl Machine {
     fn new() -> Machine {
-        let dir = tempfile::tempdir().unwrap();
-        copy_tree(
-            &root().join("tests/fixtures/md/clean"),
-            &dir.path().join("tree"),
-        );
-        std::fs::copy(
-            root().join("tests/fixtures/runbooks-e2e/pull-only.toml"),
-            dir.path().join("pull-only.toml"),
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("answers.toml"), "antistatic = \"yes\"\n").unwrap();
-        Machine { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        Machine(Test::machine())
     }
 
     fn swapguard(&self, args: &[&str], crash_after: Option<u64>) -> Done {
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(self.dir.path())
-            .args(args)
-            .arg("--state-dir")
-            .arg(self.path("state"))
-            .arg("--sysroot")
-            .arg(self.path("tree"))
-            .env("NO_COLOR", "1")
-            .env_remove("SWAPGUARD_CRASH_AFTER_WRITE")
-            .stdin(Stdio::null());
-        if let Some(n) = crash_after {
-            cmd.env("SWAPGUARD_CRASH_AFTER_WRITE", n.to_string());
+        let run = self.0.swapguard(args);
+        match crash_after {
+            Some(n) => run.crash_after(n),
+            None => run,
         }
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = cmd.output().unwrap();
-        Done {
-            code: status.code(),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        }
+        .run()
     }
 
     fn run(&self, crash_after: Option<u64>) -> Done {
-        self.swapguard(
-            &[
-                "run",
-                "pull-only.toml",
-                "--array",
-                "md0",
-                "--target",
-                "nvme1n1",
-                "--answers",
-                "answers.toml",
-            ],
-            crash_after,
-        )
-    }
-
-    fn session(&self) -> PathBuf {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.path("state/sessions"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        assert_eq!(files.len(), 1, "{files:?}");
-        files.remove(0)
-    }
-
-    fn journal(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.session())
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        self.swapguard(&RUN, crash_after)
     }
 
     /// The technician pulls the target while swapguard is not running.
@@ -123,6 +42,17 @@ impl Machine {
 }
 
 /// Kill the run right after it journals the start of the `pull` step.
+const RUN: [&str; 8] = [
+    "run",
+    "pull-only.toml",
+    "--array",
+    "md0",
+    "--target",
+    "nvme1n1",
+    "--answers",
+    "answers.toml",
+];
+
 fn killed_during_the_pull() -> Machine {
     for n in 1..40 {
         let m = Machine::new();
@@ -286,26 +216,17 @@ fn a_finished_session_is_not_resumed() {
 
 /// A dry-run session of the shipped healthy scenario, in `m`'s state dir.
 fn dry_run(m: &Machine) -> String {
-    let mut cmd = Command::new(BIN);
-    let out = cmd
-        .current_dir(root())
-        .args([
-            "dry-run",
-            "runbooks/md-replace-member.toml",
-            "--scenario",
-            "runbooks/scenarios/md-replace-member/healthy.toml",
-            "--state-dir",
-        ])
-        .arg(m.path("state"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    m.session()
-        .file_stem()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string()
+    m.0.swapguard(&[
+        "dry-run",
+        "runbooks/md-replace-member.toml",
+        "--scenario",
+        "runbooks/scenarios/md-replace-member/healthy.toml",
+    ])
+    .cwd(root())
+    .no_sysroot()
+    .run()
+    .code(0);
+    m.session_name()
 }
 
 #[test]
@@ -373,26 +294,17 @@ fn report_renders_the_session_for_the_ticket() {
 #[test]
 fn report_of_a_halt_has_the_before_and_after_values() {
     let m = Machine::new();
-    let out = Command::new(BIN)
-        .current_dir(root())
-        .args([
-            "dry-run",
-            "runbooks/md-replace-member.toml",
-            "--scenario",
-            "runbooks/scenarios/md-replace-member/incident-2019.toml",
-            "--state-dir",
-        ])
-        .arg(m.path("state"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let name = m
-        .session()
-        .file_stem()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
+    m.0.swapguard(&[
+        "dry-run",
+        "runbooks/md-replace-member.toml",
+        "--scenario",
+        "runbooks/scenarios/md-replace-member/incident-2019.toml",
+    ])
+    .cwd(root())
+    .no_sysroot()
+    .run()
+    .code(0);
+    let name = m.session_name();
     let done = m.swapguard(&["report", &name], None);
     assert!(done.stdout.contains("## Halts"), "{}", done.stdout);
     assert!(
@@ -436,47 +348,11 @@ fn as_root_a_runbook_others_can_write_is_refused() {
 
 #[test]
 fn sigterm_during_the_pull_stops_with_130_and_resume_finishes_the_job() {
-    use std::io::{BufRead, BufReader};
     let m = Machine::new();
-    let mut child = Command::new(BIN)
-        .current_dir(m.dir.path())
-        .args([
-            "run",
-            "pull-only.toml",
-            "--array",
-            "md0",
-            "--target",
-            "nvme1n1",
-            "--answers",
-            "answers.toml",
-        ])
-        .arg("--state-dir")
-        .arg(m.path("state"))
-        .arg("--sysroot")
-        .arg(m.path("tree"))
-        .env("NO_COLOR", "1")
-        .env_remove("SWAPGUARD_CRASH_AFTER_WRITE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut seen = String::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains("watching every drive") {
-            nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            )
-            .unwrap();
-        }
-    }
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "{seen}");
+    let done =
+        m.0.swapguard(&RUN)
+            .signal_when("watching every drive", Signal::SIGTERM);
+    assert_eq!(done.code, Some(130), "{}", done.both());
     let journal = m.journal();
     assert!(
         journal
@@ -510,16 +386,7 @@ fn at_a_terminal_the_technician_chooses_to_start_the_unfinished_step_again() {
     let m = killed_during_the_pull();
     // The drive was not pulled: nothing shows the step done, so the
     // technician is shown the step and the state, and asked.
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(m.dir.path())
-        .arg("resume")
-        .arg("--state-dir")
-        .arg(m.path("state"))
-        .arg("--sysroot")
-        .arg(m.path("tree"))
-        .env("TERM", "dumb")
-        .env("NO_COLOR", "1")
-        .env_remove("SWAPGUARD_CRASH_AFTER_WRITE");
+    let cmd = m.0.swapguard(&["resume"]).env("TERM", "dumb").pty_command();
     let mut session = Session::spawn(cmd).unwrap();
     session.set_expect_timeout(Some(std::time::Duration::from_secs(30)));
     session.expect("was started at").unwrap();

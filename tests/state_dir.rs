@@ -8,124 +8,37 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_swapguard");
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
+mod common;
+use common::{BIN, Done, Test, root};
 
 /// A scratch machine: a copied md tree (with a `/dev/md/data` link to
 /// `md0`), a state directory, the two-step pull runbook and its answers.
-struct Machine {
-    dir: tempfile::TempDir,
-}
+struct Machine(Test);
 
-struct Done {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Done {
-    #[track_caller]
-    fn code(self, want: i32) -> Done {
-        assert_eq!(
-            self.code,
-            Some(want),
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    #[track_caller]
-    fn stderr_has(self, text: &str) -> Done {
-        assert!(
-            self.stderr.contains(text),
-            "stderr lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    #[track_caller]
-    fn stdout_has(self, text: &str) -> Done {
-        assert!(
-            self.stdout.contains(text),
-            "stdout lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
+impl std::ops::Deref for Machine {
+    type Target = Test;
+    fn deref(&self) -> &Test {
+        &self.0
     }
 }
 
 impl Machine {
     fn new() -> Machine {
-        let dir = tempfile::tempdir().unwrap();
-        let tree = dir.path().join("tree");
-        copy_tree(&root().join("tests/fixtures/md/clean"), &tree);
+        let t = Test::machine();
+        let tree = t.path("tree");
         std::fs::create_dir_all(tree.join("dev/md")).unwrap();
         std::os::unix::fs::symlink("../md0", tree.join("dev/md/data")).unwrap();
-        std::fs::copy(
-            root().join("tests/fixtures/runbooks-e2e/pull-only.toml"),
-            dir.path().join("pull-only.toml"),
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("answers.toml"), "antistatic = \"yes\"\n").unwrap();
-        Machine { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn state(&self) -> PathBuf {
-        self.path("state")
+        Machine(t)
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(self.dir.path())
-            .args(args)
-            .arg("--state-dir")
-            .arg(self.state())
-            .arg("--sysroot")
-            .arg(self.path("tree"))
-            .env("NO_COLOR", "1")
-            .env_remove("SWAPGUARD_CRASH_AFTER_WRITE")
-            .stdin(Stdio::null());
-        cmd
+        self.0.swapguard(args).command()
     }
 
     fn swapguard(&self, args: &[&str]) -> Done {
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = self.command(args).output().unwrap();
-        Done {
-            code: status.code(),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        }
+        self.0.swapguard(args).run()
     }
 
     fn run(&self, array: &str) -> Done {

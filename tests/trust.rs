@@ -6,20 +6,16 @@
 //! fail under `CI=true`, where they must run.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-const BIN: &str = env!("CARGO_BIN_EXE_swapguard");
+mod common;
+use common::{Done, Test, root};
 
 /// Another user's uid: `nobody` (files are chowned to it; nothing runs
 /// as it).
 const OTHER_UID: u32 = 65534;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Whether the test can run: root. Not root is a skip, said out loud, and a
 /// failure under CI, where these tests must run.
@@ -35,80 +31,35 @@ fn as_root(test: &str) -> bool {
     false
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// A scratch machine: a copied md tree, a state directory, the test
 /// runbook and its answers.
-struct Machine {
-    dir: tempfile::TempDir,
-}
+struct Machine(Test);
 
-struct Done {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+impl std::ops::Deref for Machine {
+    type Target = Test;
+    fn deref(&self) -> &Test {
+        &self.0
+    }
 }
 
 impl Machine {
     fn new() -> Machine {
-        let dir = tempfile::tempdir().unwrap();
-        copy_tree(
-            &root().join("tests/fixtures/md/clean"),
-            &dir.path().join("tree"),
-        );
-        std::fs::copy(
-            root().join("tests/fixtures/runbooks-e2e/pull-only.toml"),
-            dir.path().join("pull-only.toml"),
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("answers.toml"), "antistatic = \"yes\"\n").unwrap();
+        let t = Test::machine();
         // The resumes here start after `antistatic` was answered.
-        std::fs::write(dir.path().join("no-answers.toml"), "").unwrap();
-        Machine { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        t.write("no-answers.toml", "");
+        Machine(t)
     }
 
     fn swapguard(&self, args: &[&str], env: &[(&str, &str)], crash_after: Option<u64>) -> Done {
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(self.dir.path())
-            .args(args)
-            .arg("--state-dir")
-            .arg(self.path("state"))
-            .arg("--sysroot")
-            .arg(self.path("tree"))
-            .env("NO_COLOR", "1")
-            .env_remove("SUDO_UID")
-            .env_remove("SUDO_USER")
-            .env_remove("SWAPGUARD_CRASH_AFTER_WRITE")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null());
-        if let Some(n) = crash_after {
-            cmd.env("SWAPGUARD_CRASH_AFTER_WRITE", n.to_string());
+        let mut run = self.0.swapguard(args);
+        for (k, v) in env {
+            run = run.env(k, v);
         }
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = cmd.output().unwrap();
-        Done {
-            code: status.code(),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        match crash_after {
+            Some(n) => run.crash_after(n),
+            None => run,
         }
+        .run()
     }
 
     fn run_with(&self, runbook: &str, env: &[(&str, &str)], crash_after: Option<u64>) -> Done {
@@ -134,21 +85,7 @@ impl Machine {
 
     /// The session's name (its journal's file name without `.jsonl`).
     fn name(&self) -> String {
-        self.session()
-            .file_stem()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned()
-    }
-
-    fn session(&self) -> PathBuf {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.path("state/sessions"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-            .collect();
-        assert_eq!(files.len(), 1, "{files:?}");
-        files.remove(0)
+        self.session_name()
     }
 
     fn lines(&self) -> Vec<String> {

@@ -3,107 +3,35 @@
 //! accept_survivor`, the written override, `status` and the report.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_swapguard");
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-struct Done {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Done {
-    #[track_caller]
-    fn code(self, want: i32) -> Done {
-        assert_eq!(
-            self.code, want,
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    #[track_caller]
-    fn has(self, text: &str) -> Done {
-        assert!(
-            self.stdout.contains(text) || self.stderr.contains(text),
-            "output lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-}
+mod common;
+use common::{Done, Run, Test, root};
 
 /// A scratch directory with a state directory, and runs of the binary.
-struct Scratch {
-    dir: tempfile::TempDir,
+struct Scratch(Test);
+
+impl std::ops::Deref for Scratch {
+    type Target = Test;
+    fn deref(&self) -> &Test {
+        &self.0
+    }
 }
 
 impl Scratch {
     fn new() -> Scratch {
-        Scratch {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Scratch(Test::new())
     }
 
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(root())
-            .args(args)
-            .arg("--state-dir")
-            .arg(self.state())
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        cmd
+    fn command(&self, args: &[&str]) -> Run {
+        self.0.swapguard(args)
     }
 
     fn run(&self, args: &[&str]) -> Done {
-        done(self.command(args))
-    }
-
-    /// The journal entries of the one session in the state directory.
-    fn journal(&self) -> Vec<serde_json::Value> {
-        let path = self.session_file();
-        std::fs::read_to_string(path)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        self.command(args).run()
     }
 
     fn session_file(&self) -> PathBuf {
-        let dir = self.state().join("sessions");
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        assert_eq!(files.len(), 1, "{files:?}");
-        files.remove(0)
-    }
-}
-
-fn done(mut cmd: Command) -> Done {
-    let out = cmd.output().unwrap();
-    Done {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        self.session()
     }
 }
 
@@ -373,28 +301,8 @@ fn fake_smartctl(t: &Scratch, by_device: &[(&str, serde_json::Value)]) -> String
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     // Programs come from the state directory's search path, never PATH.
     let search = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display());
-    write_config(&t.state(), &search);
+    t.config(&format!("path = {search:?}\n"));
     search
-}
-
-/// `config.toml` in a fresh private state directory: programs are looked
-/// up in `search`.
-fn write_config(state: &std::path::Path, search: &str) {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .recursive(true)
-        .create(state)
-        .unwrap();
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(state.join("config.toml"))
-        .unwrap();
-    use std::io::Write;
-    writeln!(f, "path = {search:?}").unwrap();
 }
 
 fn fixture(name: &str) -> serde_json::Value {
@@ -415,9 +323,7 @@ fn status_shows_each_drives_verdict_in_text_and_json() {
         ],
     );
     let args = ["status", "--sysroot", "tests/fixtures/md/clean"];
-    let mut cmd = t.command(&args);
-    cmd.env("PATH", &path);
-    let text = done(cmd).code(0);
+    let text = t.command(&args).env("PATH", &path).run().code(0);
     assert!(
         text.stdout
             .contains("verdict: failing: nvme.media_errors = 7 (NVMe unrecovered media and data integrity errors)"),
@@ -426,9 +332,11 @@ fn status_shows_each_drives_verdict_in_text_and_json() {
     );
     assert!(text.stdout.contains("verdict: healthy"), "{}", text.stdout);
 
-    let mut cmd = t.command(&["status", "--json", "--sysroot", "tests/fixtures/md/clean"]);
-    cmd.env("PATH", &path);
-    let json = done(cmd).code(0);
+    let json = t
+        .command(&["status", "--json", "--sysroot", "tests/fixtures/md/clean"])
+        .env("PATH", &path)
+        .run()
+        .code(0);
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     let drives = v["arrays"][0]["drives"].as_array().unwrap();
     let of = |dev: &str| {

@@ -10,30 +10,12 @@
 //! - programs come from swapguard's own search path (the state directory's
 //!   `config.toml`), never from the caller's `PATH`.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_swapguard");
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
-}
+mod common;
+use common::{Done, Run, Test, root};
 
 /// A runbook with one command step (`step` is the step's TOML after `id`
 /// and `kind`) against the captured two-drive NVMe mirror.
@@ -66,93 +48,45 @@ kind = "command"
 }
 
 /// A scratch machine: the md tree, a state directory, a runbook.
-struct Machine {
-    dir: tempfile::TempDir,
-}
+struct Machine(Test);
 
-struct Done {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    took: Duration,
+impl std::ops::Deref for Machine {
+    type Target = Test;
+    fn deref(&self) -> &Test {
+        &self.0
+    }
 }
 
 impl Machine {
     fn new(step: &str) -> Machine {
-        let dir = tempfile::tempdir().unwrap();
-        copy_tree(
-            &root().join("tests/fixtures/md/clean"),
-            &dir.path().join("tree"),
-        );
-        std::fs::write(dir.path().join("runbook.toml"), runbook(step)).unwrap();
-        std::fs::write(dir.path().join("answers.toml"), "").unwrap();
-        std::fs::create_dir_all(dir.path().join("state")).unwrap();
-        Machine { dir }
+        let t = Test::new().in_scratch().tree("tests/fixtures/md/clean");
+        t.write("runbook.toml", &runbook(step));
+        t.write("answers.toml", "");
+        std::fs::create_dir_all(t.state()).unwrap();
+        Machine(t)
     }
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(self.dir.path())
-            .args([
-                "run",
-                "runbook.toml",
-                "--array",
-                "md0",
-                "--target",
-                "nvme1n1",
-                "--answers",
-                "answers.toml",
-            ])
-            .arg("--state-dir")
-            .arg(self.path("state"))
-            .arg("--sysroot")
-            .arg(self.path("tree"))
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
+    /// The run of the runbook, to be adjusted and started.
+    fn command(&self) -> Run {
+        self.0.swapguard(&[
+            "run",
+            "runbook.toml",
+            "--array",
+            "md0",
+            "--target",
+            "nvme1n1",
+            "--answers",
+            "answers.toml",
+        ])
     }
 
     /// Run to the end; `on_line` sees each stdout line as it comes.
-    fn run_with(&self, mut cmd: Command, mut on_line: impl FnMut(&str)) -> Done {
-        let started = Instant::now();
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut seen = String::new();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            on_line(&line);
-            seen.push_str(&line);
-            seen.push('\n');
-        }
-        let out = child.wait_with_output().unwrap();
-        Done {
-            code: out.status.code(),
-            stdout: seen,
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            took: started.elapsed(),
-        }
+    fn run_with(&self, run: Run, mut on_line: impl FnMut(&str)) -> Done {
+        run.run_watching(|line, _| on_line(line))
     }
 
     fn run(&self) -> Done {
         self.run_with(self.command(), |_| {})
-    }
-
-    fn journal(&self) -> Vec<serde_json::Value> {
-        let dir = self.path("state/sessions");
-        let mut lines = Vec::new();
-        for f in std::fs::read_dir(dir).unwrap() {
-            let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
-            for line in text.lines() {
-                lines.push(serde_json::from_str(line).unwrap());
-            }
-        }
-        lines
     }
 
     fn command_entry(&self) -> serde_json::Value {
@@ -160,31 +94,6 @@ impl Machine {
             .into_iter()
             .find(|e| e["event"] == "command")
             .expect("the command is journaled")
-    }
-}
-
-impl Done {
-    #[track_caller]
-    fn code(self, want: i32) -> Done {
-        assert_eq!(
-            self.code,
-            Some(want),
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    #[track_caller]
-    fn has(self, text: &str) -> Done {
-        assert!(
-            self.stdout.contains(text) || self.stderr.contains(text),
-            "output lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
     }
 }
 
@@ -331,18 +240,16 @@ timeout = "120s""#,
 }
 
 /// A fake tool in `bin/` of the machine, and the caller's PATH pointing at it.
-fn with_fake_tool(m: &Machine) -> Command {
+fn with_fake_tool(m: &Machine) -> Run {
     let bin = m.path("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let tool = bin.join("swapguard-test-tool");
     std::fs::write(&tool, "#!/bin/sh\necho fake tool ran with PATH=$PATH\n").unwrap();
     std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut cmd = m.command();
-    cmd.env(
+    m.command().env(
         "PATH",
         format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
-    );
-    cmd
+    )
 }
 
 #[test]
@@ -362,9 +269,9 @@ fn programs_come_from_the_configured_search_path_never_the_callers() {
     )
     .unwrap();
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let m2 = Machine { dir: m.dir };
+    let m2 = &m;
     std::fs::remove_dir_all(m2.path("state/sessions")).unwrap();
-    m2.run_with(with_fake_tool(&m2), |_| {}).code(0);
+    m2.run_with(with_fake_tool(m2), |_| {}).code(0);
     let stdout = m2.command_entry()["output"]["stdout"]
         .as_str()
         .unwrap()
@@ -413,27 +320,16 @@ fn restore_scenario(dir: &Path, edit: impl Fn(String) -> String, expect: &str) -
 }
 
 fn dry_run(runbook: &Path, scenario: &Path) -> (Option<i32>, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .current_dir(root())
-        .arg("dry-run")
-        .arg(runbook)
-        .arg("--scenario")
-        .arg(scenario)
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let t = Test::new();
+    let done = t
+        .swapguard(&[
+            "dry-run".as_ref(),
+            runbook.as_os_str(),
+            "--scenario".as_ref(),
+            scenario.as_os_str(),
+        ])
+        .run();
+    (done.code, format!("{}{}", done.stdout, done.stderr))
 }
 
 #[test]

@@ -15,7 +15,7 @@ pub mod smart;
 use std::time::Duration;
 
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::health::model::{Identity, Snapshot};
 use crate::runbook::model::Step;
@@ -49,7 +49,7 @@ pub enum Depth {
 }
 
 /// What an external command did. Goes into the journal verbatim.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandOutput {
     pub argv: Vec<String>,
     /// `None` when the process was killed by a signal or timed out.
@@ -117,7 +117,7 @@ pub enum ArgDevice {
 }
 
 /// What happened when the tool tried to switch a locate LED.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "led", rename_all = "kebab-case")]
 pub enum LocateOutcome {
     /// The LED was switched; `how` says through what.

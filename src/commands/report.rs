@@ -10,14 +10,14 @@
 use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
-use serde_json::Value;
 
+use crate::backend::LocateOutcome;
 use crate::cli::Config;
 use crate::commands::journal::{journal_key, journal_to_read};
 use crate::exit;
-use crate::health::guard::Observed;
+use crate::health::guard::{Observed, Violation};
 use crate::health::model::{Drive, Identity, Smart, Snapshot};
-use crate::journal;
+use crate::journal::{self, Entry, Event};
 use crate::sanitize::sanitize;
 
 pub fn report(config: &Config, session: &str, file: bool) -> Result<i32> {
@@ -30,35 +30,33 @@ pub fn report(config: &Config, session: &str, file: bool) -> Result<i32> {
         .with_context(|| format!("cannot read journal `{}`", path.display()))?;
     // Of the snapshots (most of a long journal), the report shows only the
     // baseline and the last look: only those two are kept.
-    let mut entries = Vec::new();
-    let (mut baseline, mut last_look) = (None, None);
-    let scanned = journal::scan(file, &path, key.as_ref().ok(), |_, value| {
-        if value["event"] != "snapshot" {
-            entries.push(value);
-        } else if value["label"] == "baseline" {
-            baseline.get_or_insert(value);
-        } else {
-            last_look = Some(value);
+    let mut read = Read::default();
+    let scanned = journal::scan_entries(file, &path, key.as_ref().ok(), |_, entry| {
+        match entry.event {
+            Event::Snapshot { label, snapshot } if label == "baseline" => {
+                read.baseline.get_or_insert(snapshot);
+            }
+            Event::Snapshot { label, snapshot } => read.last_look = Some((label, snapshot)),
+            _ => read.entries.push(entry),
         }
         Ok(())
     })?;
-    entries.extend(baseline.into_iter().chain(last_look));
     let mut verified = scanned.verification;
     if let (journal::Keyed::NotChecked(_), Err(why)) = (&verified.keyed, &key) {
         verified.keyed = journal::Keyed::NotChecked(why.clone());
     }
-    crate::out!(
-        "{}",
-        render(&path.display().to_string(), &entries, &verified)
-    )?;
+    crate::out!("{}", render(&path.display().to_string(), &read, &verified))?;
     Ok(exit::SUCCESS)
 }
 
-fn s(v: &Value, key: &str) -> String {
-    v.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
+/// What the report is made from: every entry of the journal but the
+/// snapshots, and of those only the baseline and the last look.
+#[derive(Default)]
+pub(crate) struct Read {
+    pub entries: Vec<Entry>,
+    pub baseline: Option<Snapshot>,
+    /// The last snapshot that is not the baseline, with its label.
+    pub last_look: Option<(String, Snapshot)>,
 }
 
 /// Text from the journal made safe for a Markdown table cell or line.
@@ -79,102 +77,132 @@ fn fenced(text: &str) -> String {
     format!("{fence}text\n{text}\n{fence}\n")
 }
 
-#[derive(Default)]
-struct StepNotes {
-    id: String,
-    kind: String,
-    text: String,
-    started: Vec<String>,
-    lines: Vec<String>,
-    end: Option<String>,
+/// The report for a journal read: one section after another.
+pub(crate) fn render(path: &str, read: &Read, verified: &journal::Verification) -> String {
+    let mut out = String::new();
+    summary(&mut out, path, &read.entries, verified);
+    if let Some(base) = &read.baseline {
+        let _ = writeln!(out, "## Health before (baseline)\n");
+        health(&mut out, base, &[]);
+    }
+    survivor_acceptances(&mut out, &read.entries);
+    let notes = Notes::collect(&read.entries);
+    steps(&mut out, &notes.steps);
+    checks(&mut out, &notes.checks);
+    if !notes.cleanup.is_empty() {
+        let _ = writeln!(
+            out,
+            "Locate LEDs switched off when the run ended: {}.\n",
+            notes.cleanup.join("; ")
+        );
+    }
+    halts(&mut out, &read.entries);
+    quarantined(&mut out, &notes.quarantined);
+    health_after(&mut out, read, &notes.quarantined_ids);
+    out
 }
 
-/// The report for a journal's entries.
-pub(crate) fn render(path: &str, entries: &[Value], verified: &journal::Verification) -> String {
-    let mut out = String::new();
-    let first = entries.first().cloned().unwrap_or(Value::Null);
-    let session = s(&first, "session");
-    let params = first.get("params").cloned().unwrap_or(Value::Null);
-    let _ = writeln!(out, "# swapguard session `{}`\n", cell(&session));
-    let _ = writeln!(out, "| | |\n|---|---|");
-    let row = |out: &mut String, k: &str, v: String| {
-        let _ = writeln!(out, "| {k} | {v} |");
-    };
-    row(
-        &mut out,
-        "runbook",
-        format!(
-            "{} (`{}`)",
-            cell(&s(&first, "runbook_name")),
-            cell(&s(&first, "runbook"))
-        ),
-    );
-    row(
-        &mut out,
-        "runbook SHA-256",
-        format!("`{}`", cell(&s(&first, "runbook_hash"))),
-    );
-    if let Some(map) = params.as_object() {
-        for (k, v) in map {
-            row(
-                &mut out,
-                &format!("parameter `{}`", cell(k)),
-                format!("`{}`", cell(v.as_str().unwrap_or_default())),
-            );
-        }
-    }
-    row(&mut out, "backend", cell(&s(&first, "backend")));
-    let who = match s(&first, "user").as_str() {
+/// One row of the summary table.
+fn row(out: &mut String, k: &str, v: String) {
+    let _ = writeln!(out, "| {k} | {v} |");
+}
+
+/// ` by <user>`, or nothing when no user was journaled.
+fn by(user: &str) -> String {
+    match user {
         "" => String::new(),
         u => format!(" by {}", cell(u)),
-    };
-    row(
-        &mut out,
-        "started",
-        format!(
-            "{}{who} (pid {})",
-            cell(&s(&first, "at")),
-            first.get("pid").and_then(Value::as_u64).unwrap_or(0)
-        ),
-    );
-    for e in entries.iter().filter(|e| e["event"] == "resumed") {
-        let by = match s(e, "user").as_str() {
-            "" => String::new(),
-            u => format!(" by {}", cell(u)),
+    }
+}
+
+/// The title and the summary table: the runbook, its parameters, who ran
+/// it and when, every resume, how it ended, and the journal's state.
+fn summary(out: &mut String, path: &str, entries: &[Entry], verified: &journal::Verification) {
+    let first = entries.first();
+    let started = first.map(|e| e.at.as_str()).unwrap_or_default();
+    let no_params = std::collections::BTreeMap::new();
+    let (session, runbook, runbook_name, runbook_hash, backend, params, pid, user) =
+        match first.map(|e| &e.event) {
+            Some(Event::RunStarted {
+                session,
+                runbook,
+                runbook_name,
+                runbook_hash,
+                backend,
+                params,
+                pid,
+                user,
+            }) => (
+                session.as_str(),
+                runbook.as_str(),
+                runbook_name.as_str(),
+                runbook_hash.as_str(),
+                backend.as_str(),
+                params,
+                *pid,
+                user.as_str(),
+            ),
+            _ => ("", "", "", "", "", &no_params, 0, ""),
         };
-        let mut note = format!(
-            "{}{by} (pid {})",
-            cell(&s(e, "at")),
-            e.get("pid").and_then(Value::as_u64).unwrap_or(0)
+    let _ = writeln!(out, "# swapguard session `{}`\n", cell(session));
+    let _ = writeln!(out, "| | |\n|---|---|");
+    row(
+        out,
+        "runbook",
+        format!("{} (`{}`)", cell(runbook_name), cell(runbook)),
+    );
+    row(out, "runbook SHA-256", format!("`{}`", cell(runbook_hash)));
+    for (k, v) in params {
+        row(
+            out,
+            &format!("parameter `{}`", cell(k)),
+            format!("`{}`", cell(v)),
         );
-        if let Some(r) = e.get("runbook_changed_reason").and_then(Value::as_str) {
+    }
+    row(out, "backend", cell(backend));
+    row(
+        out,
+        "started",
+        format!("{}{} (pid {pid})", cell(started), by(user)),
+    );
+    for e in entries {
+        let Event::Resumed {
+            pid,
+            user,
+            runbook_changed_reason,
+            dropped_torn_bytes,
+            ..
+        } = &e.event
+        else {
+            continue;
+        };
+        let mut note = format!("{}{} (pid {pid})", cell(&e.at), by(user));
+        if let Some(r) = runbook_changed_reason {
             let _ = write!(note, "; the runbook had changed: \"{}\"", cell(r));
         }
-        if e.get("dropped_torn_bytes")
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-            > 0
-        {
+        if *dropped_torn_bytes > 0 {
             note.push_str("; a torn last journal line was cut off");
         }
-        row(&mut out, "resumed", note);
+        row(out, "resumed", note);
     }
-    let end = entries.iter().rev().find(|e| e["event"] == "run-finished");
+    let end = entries.iter().rev().find_map(|e| match &e.event {
+        Event::RunFinished { outcome, exit_code } => Some((e, outcome, exit_code)),
+        _ => None,
+    });
     row(
-        &mut out,
+        out,
         "ended",
         match end {
-            Some(e) => format!(
-                "**{}** (exit {}) at {}",
-                cell(&s(e, "outcome")),
-                e.get("exit_code").and_then(Value::as_i64).unwrap_or(-1),
-                cell(&s(e, "at"))
+            Some((e, outcome, exit_code)) => format!(
+                "**{}** (exit {exit_code}) at {}",
+                cell(outcome),
+                cell(&e.at)
             ),
             None => "**not finished** (the run stopped without recording an end; `swapguard resume` continues it)".into(),
         },
     );
     row(
-        &mut out,
+        out,
         "journal",
         format!(
             "`{}`: {} entries, {}; head `{}`",
@@ -188,195 +216,205 @@ pub(crate) fn render(path: &str, entries: &[Value], verified: &journal::Verifica
     for p in &verified.problems {
         let _ = writeln!(out, "- journal problem: {}", cell(p));
     }
+}
 
-    let snapshots: Vec<(String, Snapshot)> = entries
-        .iter()
-        .filter(|e| e["event"] == "snapshot")
-        .filter_map(|e| {
-            serde_json::from_value(e.get("snapshot").cloned().unwrap_or(Value::Null))
-                .ok()
-                .map(|snap| (s(e, "label"), snap))
-        })
-        .collect();
-    if let Some((_, base)) = snapshots.iter().find(|(l, _)| l == "baseline") {
-        let _ = writeln!(out, "## Health before (baseline)\n");
-        health(&mut out, base, &[]);
-    }
-    survivor_acceptances(&mut out, entries);
+#[derive(Default)]
+struct StepNotes {
+    id: String,
+    kind: String,
+    text: String,
+    started: Vec<String>,
+    lines: Vec<String>,
+    end: Option<String>,
+}
 
-    let _ = writeln!(out, "## Steps\n");
-    let mut steps: Vec<StepNotes> = Vec::new();
-    let mut current: Option<usize> = None;
-    let mut halts = Vec::new();
-    let mut quarantined = Vec::new();
-    let mut quarantined_ids: Vec<Identity> = Vec::new();
-    let mut cleanup = Vec::new();
-    let mut checks = Vec::new();
-    for e in entries {
-        let step = s(e, "step");
-        let at = cell(&s(e, "at"));
-        let idx = steps.iter().position(|n| n.id == step);
-        match s(e, "event").as_str() {
-            "step-started" => {
-                let i = idx.unwrap_or_else(|| {
-                    steps.push(StepNotes {
-                        id: step.clone(),
-                        kind: s(e, "kind"),
-                        text: s(e, "text"),
-                        ..StepNotes::default()
+/// What the entries say about the steps, gathered in one pass.
+#[derive(Default)]
+struct Notes {
+    /// Each step started, in the order first started.
+    steps: Vec<StepNotes>,
+    /// Checks run while no step was in flight.
+    checks: Vec<String>,
+    /// Locate LEDs switched off when the run ended.
+    cleanup: Vec<String>,
+    /// The drives quarantined, described, each once.
+    quarantined: Vec<String>,
+    quarantined_ids: Vec<Identity>,
+}
+
+impl Notes {
+    fn collect(entries: &[Entry]) -> Notes {
+        let mut n = Notes::default();
+        let mut current: Option<usize> = None;
+        let idx = |steps: &[StepNotes], step: &str| steps.iter().position(|s| s.id == step);
+        for e in entries {
+            let at = cell(&e.at);
+            match &e.event {
+                Event::StepStarted { step, kind, text } => {
+                    let i = idx(&n.steps, step).unwrap_or_else(|| {
+                        n.steps.push(StepNotes {
+                            id: step.clone(),
+                            kind: kind.clone(),
+                            text: text.clone(),
+                            ..StepNotes::default()
+                        });
+                        n.steps.len() - 1
                     });
-                    steps.len() - 1
-                });
-                steps[i].started.push(at);
-                current = Some(i);
-            }
-            "answer" => {
-                let line = format!(
-                    "answer: \"{}\" → **{}** ({at})",
-                    cell(&s(e, "question")),
-                    cell(&s(e, "answer"))
-                );
-                if let Some(i) = idx.or(current) {
-                    steps[i].lines.push(line);
+                    n.steps[i].started.push(at);
+                    current = Some(i);
                 }
-            }
-            "command" => {
-                if let Some(i) = idx {
-                    let o = e.get("output").cloned().unwrap_or(Value::Null);
-                    let argv: Vec<String> = o
-                        .get("argv")
-                        .and_then(Value::as_array)
-                        .map(|a| {
-                            a.iter()
-                                .map(|x| x.as_str().unwrap_or_default().to_string())
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let status = match (
-                        o.get("timed_out").and_then(Value::as_bool),
-                        o.get("code").and_then(Value::as_i64),
-                    ) {
-                        (Some(true), _) => "timed out".to_string(),
-                        (_, Some(c)) => format!("exit {c}"),
-                        _ => "killed by a signal".to_string(),
-                    };
-                    let mut line = format!("command `{}`: {status} ({at})", cell(&argv.join(" ")));
-                    for stream in ["stdout", "stderr"] {
-                        let text = s(&o, stream);
-                        if !text.trim().is_empty() {
-                            let _ = write!(line, "\n\n  {stream}:\n\n{}", indent(&fenced(&text)));
+                Event::Answer {
+                    step,
+                    question,
+                    answer,
+                } => {
+                    let line = format!(
+                        "answer: \"{}\" → **{}** ({at})",
+                        cell(question),
+                        cell(answer)
+                    );
+                    if let Some(i) = idx(&n.steps, step).or(current) {
+                        n.steps[i].lines.push(line);
+                    }
+                }
+                Event::Command { step, output } => {
+                    if let Some(i) = idx(&n.steps, step) {
+                        n.steps[i].lines.push(command(output, &at));
+                    }
+                }
+                Event::Locate { step, drive, .. } if step == "cleanup" => {
+                    n.cleanup.push(format!("{} at {at}", cell(drive)));
+                }
+                Event::Locate {
+                    step,
+                    drive,
+                    on,
+                    outcome,
+                } => {
+                    if let Some(i) = idx(&n.steps, step) {
+                        let how = match outcome {
+                            LocateOutcome::Switched { .. } => {
+                                format!("switched {}", if *on { "on" } else { "off" })
+                            }
+                            LocateOutcome::Unavailable { reason } => {
+                                format!("unavailable: {}", cell(reason))
+                            }
+                        };
+                        n.steps[i]
+                            .lines
+                            .push(format!("locate LED of {}: {how}", cell(drive)));
+                    }
+                }
+                Event::SignOff { step, name, drive } => {
+                    if let Some(i) = idx(&n.steps, step) {
+                        n.steps[i].lines.push(format!(
+                            "signed off by **{}**, who checked {} ({at})",
+                            cell(name),
+                            cell(drive)
+                        ));
+                    }
+                }
+                Event::Check {
+                    name,
+                    passed,
+                    detail,
+                    ..
+                } => {
+                    let line = format!(
+                        "check \"{}\": {}{} ({at})",
+                        cell(name),
+                        if *passed { "passed" } else { "**FAILED**" },
+                        match detail.as_str() {
+                            "" => String::new(),
+                            d => format!(": {}", cell(d)),
                         }
+                    );
+                    match current {
+                        Some(i) if n.steps[i].end.is_none() => n.steps[i].lines.push(line),
+                        _ => n.checks.push(line),
                     }
-                    steps[i].lines.push(line);
                 }
-            }
-            "locate" if step == "cleanup" => {
-                cleanup.push(format!("{} at {at}", cell(&s(e, "drive"))));
-            }
-            "locate" => {
-                if let Some(i) = idx {
-                    let how =
-                        e.get("outcome")
-                            .map(|o| match o.get("led").and_then(Value::as_str) {
-                                Some("switched") => format!(
-                                    "switched {}",
-                                    if e["on"] == true { "on" } else { "off" }
-                                ),
-                                _ => format!("unavailable: {}", cell(&s(o, "reason"))),
-                            });
-                    steps[i].lines.push(format!(
-                        "locate LED of {}: {}",
-                        cell(&s(e, "drive")),
-                        how.unwrap_or_default()
-                    ));
-                }
-            }
-            "sign-off" => {
-                if let Some(i) = idx {
-                    steps[i].lines.push(format!(
-                        "signed off by **{}**, who checked {} ({at})",
-                        cell(&s(e, "name")),
-                        cell(&s(e, "drive"))
-                    ));
-                }
-            }
-            "check" => {
-                let line = format!(
-                    "check \"{}\": {}{} ({at})",
-                    cell(&s(e, "name")),
-                    if e["passed"] == true {
-                        "passed"
-                    } else {
-                        "**FAILED**"
-                    },
-                    match s(e, "detail").as_str() {
-                        "" => String::new(),
-                        d => format!(": {}", cell(d)),
+                Event::NewDrive { step, drive } => {
+                    if let Some(i) = idx(&n.steps, step) {
+                        n.steps[i]
+                            .lines
+                            .push(format!("new drive accepted: {}", cell(&drive.describe())));
                     }
-                );
-                match current {
-                    Some(i) if steps[i].end.is_none() => steps[i].lines.push(line),
-                    _ => checks.push(line),
                 }
+                Event::Quarantined { step, drive } => {
+                    n.quarantined_ids.push(drive.clone());
+                    let d = cell(&drive.describe());
+                    if let Some(i) = idx(&n.steps, step) {
+                        n.steps[i].lines.push(format!("quarantined: {d}"));
+                    }
+                    if !n.quarantined.contains(&d) {
+                        n.quarantined.push(d);
+                    }
+                }
+                Event::ResumeDecision {
+                    step,
+                    decision,
+                    detail,
+                } => {
+                    if let Some(i) = idx(&n.steps, step) {
+                        n.steps[i].lines.push(format!(
+                            "on resume: **{}** ({})",
+                            cell(decision),
+                            cell(detail)
+                        ));
+                    }
+                }
+                Event::StepCompleted { step } => {
+                    if let Some(i) = idx(&n.steps, step) {
+                        n.steps[i].end = Some(format!("completed at {at}"));
+                    }
+                }
+                Event::Halted { step, .. } => {
+                    if let Some(i) = idx(&n.steps, step) {
+                        n.steps[i].end = Some(format!("**halted** at {at}"));
+                    }
+                }
+                Event::Aborted { step, reason } => {
+                    if let Some(i) = idx(&n.steps, step) {
+                        n.steps[i].end = Some(format!("**aborted** at {at}: {}", cell(reason)));
+                    }
+                }
+                Event::Interrupted { step } => {
+                    if let Some(i) = idx(&n.steps, step)
+                        && n.steps[i].end.is_none()
+                    {
+                        n.steps[i].lines.push(format!("interrupted at {at}"));
+                    }
+                }
+                _ => {}
             }
-            "new-drive" => {
-                if let Some(i) = idx {
-                    steps[i]
-                        .lines
-                        .push(format!("new drive accepted: {}", describe(e.get("drive"))));
-                }
-            }
-            "quarantined" => {
-                if let Some(id) = e
-                    .get("drive")
-                    .cloned()
-                    .and_then(|v| serde_json::from_value::<Identity>(v).ok())
-                {
-                    quarantined_ids.push(id);
-                }
-                let d = describe(e.get("drive"));
-                if let Some(i) = idx {
-                    steps[i].lines.push(format!("quarantined: {d}"));
-                }
-                if !quarantined.contains(&d) {
-                    quarantined.push(d);
-                }
-            }
-            "resume-decision" => {
-                if let Some(i) = idx {
-                    steps[i].lines.push(format!(
-                        "on resume: **{}** ({})",
-                        cell(&s(e, "decision")),
-                        cell(&s(e, "detail"))
-                    ));
-                }
-            }
-            "step-completed" => {
-                if let Some(i) = idx {
-                    steps[i].end = Some(format!("completed at {at}"));
-                }
-            }
-            "halted" => {
-                if let Some(i) = idx {
-                    steps[i].end = Some(format!("**halted** at {at}"));
-                }
-                halts.push(e.clone());
-            }
-            "aborted" => {
-                if let Some(i) = idx {
-                    steps[i].end = Some(format!("**aborted** at {at}: {}", cell(&s(e, "reason"))));
-                }
-            }
-            "interrupted" => {
-                if let Some(i) = idx
-                    && steps[i].end.is_none()
-                {
-                    steps[i].lines.push(format!("interrupted at {at}"));
-                }
-            }
-            _ => {}
+        }
+        n
+    }
+}
+
+/// A step's command: its argv, how it ended, and what it printed.
+fn command(output: &crate::backend::CommandOutput, at: &str) -> String {
+    let status = match (output.timed_out, output.code) {
+        (true, _) => "timed out".to_string(),
+        (_, Some(c)) => format!("exit {c}"),
+        _ => "killed by a signal".to_string(),
+    };
+    let mut line = format!(
+        "command `{}`: {status} ({at})",
+        cell(&output.argv.join(" "))
+    );
+    for (stream, text) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+        if !text.trim().is_empty() {
+            let _ = write!(line, "\n\n  {stream}:\n\n{}", indent(&fenced(text)));
         }
     }
+    line
+}
+
+/// `## Steps`: each step started, how it ended, and what happened in it.
+fn steps(out: &mut String, steps: &[StepNotes]) {
+    let _ = writeln!(out, "## Steps\n");
     if steps.is_empty() {
         let _ = writeln!(out, "No step was started.\n");
     }
@@ -387,7 +425,7 @@ pub(crate) fn render(path: &str, entries: &[Value], verified: &journal::Verifica
             n + 1,
             cell(&step.id),
             cell(&step.kind),
-            step.end.clone().unwrap_or_else(|| "not finished".into())
+            step.end.as_deref().unwrap_or("not finished")
         );
         let _ = writeln!(out, "Started {}.\n", step.started.join(", started again "));
         for line in sanitize(step.text.trim(), true).lines() {
@@ -401,76 +439,90 @@ pub(crate) fn render(path: &str, entries: &[Value], verified: &journal::Verifica
             out.push('\n');
         }
     }
+}
 
-    if !checks.is_empty() {
-        let _ = writeln!(out, "## Checks before the first step\n");
-        for c in &checks {
-            let _ = writeln!(out, "- {c}");
-        }
-        out.push('\n');
+/// `## Checks before the first step`, when there were any.
+fn checks(out: &mut String, checks: &[String]) {
+    if checks.is_empty() {
+        return;
     }
-    if !cleanup.is_empty() {
-        let _ = writeln!(
-            out,
-            "Locate LEDs switched off when the run ended: {}.\n",
-            cleanup.join("; ")
-        );
+    let _ = writeln!(out, "## Checks before the first step\n");
+    for c in checks {
+        let _ = writeln!(out, "- {c}");
     }
+    out.push('\n');
+}
 
-    let refused: Vec<&Value> = entries.iter().filter(|e| e["event"] == "refused").collect();
-    if !halts.is_empty() || !refused.is_empty() {
+/// `## Halts`: a preflight refusal with its reasons, and every halt with
+/// the before → after values that caused it.
+fn halts(out: &mut String, entries: &[Entry]) {
+    let refused: Vec<&Vec<String>> = entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Refused { reasons } => Some(reasons),
+            _ => None,
+        })
+        .collect();
+    let halted: Vec<(&str, &str, &str, &[Violation])> = entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Halted {
+                step,
+                headline,
+                violations,
+                ..
+            } => Some((
+                e.at.as_str(),
+                step.as_str(),
+                headline.as_str(),
+                violations.as_slice(),
+            )),
+            _ => None,
+        })
+        .collect();
+    if !halted.is_empty() || !refused.is_empty() {
         let _ = writeln!(out, "## Halts\n");
     }
-    for e in &refused {
+    for reasons in refused {
         let _ = writeln!(
             out,
             "### Preflight refused to start (nothing was touched)\n"
         );
-        for r in e
-            .get("reasons")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let _ = writeln!(out, "- {}", cell(r.as_str().unwrap_or_default()));
+        for r in reasons {
+            let _ = writeln!(out, "- {}", cell(r));
         }
         out.push('\n');
     }
-    for e in &halts {
-        let _ = writeln!(
-            out,
-            "### At step `{}`, {}\n",
-            cell(&s(e, "step")),
-            cell(&s(e, "at"))
-        );
-        let _ = writeln!(out, "{}\n", cell(&s(e, "headline")));
-        let violations = e
-            .get("violations")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+    for (at, step, headline, violations) in halted {
+        let _ = writeln!(out, "### At step `{}`, {}\n", cell(step), cell(at));
+        let _ = writeln!(out, "{}\n", cell(headline));
         if !violations.is_empty() {
             let _ = writeln!(out, "| who | what | before | after |\n|---|---|---|---|");
             for v in violations {
+                // The subject as the journal spells it (`survivor`, `new-drive`).
+                let subject = serde_json::to_value(v.subject).unwrap_or_default();
                 let _ = writeln!(
                     out,
                     "| {} {} | {} | {} | {} |",
-                    cell(&s(&v, "subject")),
-                    cell(&s(&v, "who")),
-                    cell(&s(&v, "what")),
-                    cell(&s(&v, "before")),
-                    cell(&s(&v, "after"))
+                    cell(subject.as_str().unwrap_or_default()),
+                    cell(&v.who),
+                    cell(&v.what),
+                    cell(&v.before),
+                    cell(&v.after)
                 );
             }
             out.push('\n');
         }
     }
+}
 
+/// `## Drives quarantined`: every drive the run quarantined, or `None.`
+fn quarantined(out: &mut String, quarantined: &[String]) {
     let _ = writeln!(out, "## Drives quarantined\n");
     if quarantined.is_empty() {
         let _ = writeln!(out, "None.\n");
     }
-    for q in &quarantined {
+    for q in quarantined {
         let _ = writeln!(
             out,
             "- {q}: must never be reused, not even as a restore target"
@@ -479,63 +531,71 @@ pub(crate) fn render(path: &str, entries: &[Value], verified: &journal::Verifica
     if !quarantined.is_empty() {
         out.push('\n');
     }
+}
 
-    if let Some((label, last)) = snapshots.iter().rev().find(|(l, _)| l != "baseline") {
-        let _ = writeln!(out, "## Health after (last look: {})\n", cell(label));
-        // A drive of the baseline that is gone now (the pulled target) has
-        // a row too, so the ticket shows where it went.
-        let gone: Vec<(String, &'static str)> = snapshots
-            .iter()
-            .find(|(l, _)| l == "baseline")
-            .map(|(_, base)| {
-                base.drives
-                    .iter()
-                    .filter(|d| last.drive(&d.key()).is_none())
-                    .map(|d| {
-                        let pulled = quarantined_ids.iter().any(|q| same_drive(q, &d.id));
-                        let state = if pulled {
-                            "pulled, quarantined"
-                        } else {
-                            "absent (not quarantined)"
-                        };
-                        (cell(&d.id.describe()), state)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        health(&mut out, last, &gone);
-    }
-    out
+/// `## Health after`: the last look, with a row for each drive of the
+/// baseline that is gone now (the pulled target), so the ticket shows
+/// where it went.
+fn health_after(out: &mut String, read: &Read, quarantined_ids: &[Identity]) {
+    let Some((label, last)) = &read.last_look else {
+        return;
+    };
+    let _ = writeln!(out, "## Health after (last look: {})\n", cell(label));
+    let gone: Vec<(String, &'static str)> = read
+        .baseline
+        .iter()
+        .flat_map(|base| &base.drives)
+        .filter(|d| last.drive(&d.key()).is_none())
+        .map(|d| {
+            let pulled = quarantined_ids.iter().any(|q| same_drive(q, &d.id));
+            let state = if pulled {
+                "pulled, quarantined"
+            } else {
+                "absent (not quarantined)"
+            };
+            (cell(&d.id.describe()), state)
+        })
+        .collect();
+    health(out, last, &gone);
 }
 
 /// Preflight went on with a survivor that was not healthy: say how (the
 /// runbook accepted it, the technician acknowledged it or overrode a
 /// refusal) and, for an override, the written reason, word for word.
-fn survivor_acceptances(out: &mut String, entries: &[Value]) {
-    let accepted: Vec<&Value> = entries
+fn survivor_acceptances(out: &mut String, entries: &[Entry]) {
+    let accepted: Vec<(&str, &str, &[String], &str)> = entries
         .iter()
-        .filter(|e| e["event"] == "survivor-accepted")
+        .filter_map(|e| match &e.event {
+            Event::SurvivorAccepted {
+                how,
+                findings,
+                reason,
+            } => Some((
+                e.at.as_str(),
+                how.as_str(),
+                findings.as_slice(),
+                reason.as_str(),
+            )),
+            _ => None,
+        })
         .collect();
     if accepted.is_empty() {
         return;
     }
     let _ = writeln!(out, "## Survivors that were not healthy\n");
-    for e in accepted {
-        let how = match s(e, "how").as_str() {
+    for (at, how, findings, reason) in accepted {
+        let how = match how {
             "override" => format!(
                 "**refusal overridden** at {} with the written reason: \"{}\"",
-                cell(&s(e, "at")),
-                cell(&s(e, "reason"))
+                cell(at),
+                cell(reason)
             ),
-            "acknowledged" => format!(
-                "acknowledged as at risk by the technician at {}",
-                cell(&s(e, "at"))
-            ),
+            "acknowledged" => format!("acknowledged as at risk by the technician at {}", cell(at)),
             _ => "accepted by the runbook (`[guard] accept_survivor`)".to_string(),
         };
         let _ = writeln!(out, "- {how}:");
-        for f in e["findings"].as_array().into_iter().flatten() {
-            let _ = writeln!(out, "  - {}", cell(f.as_str().unwrap_or_default()));
+        for f in findings {
+            let _ = writeln!(out, "  - {}", cell(f));
         }
     }
     out.push('\n');
@@ -543,12 +603,6 @@ fn survivor_acceptances(out: &mut String, entries: &[Value]) {
 
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("  {l}\n")).collect()
-}
-
-fn describe(v: Option<&Value>) -> String {
-    v.cloned()
-        .and_then(|v| serde_json::from_value::<crate::health::model::Identity>(v).ok())
-        .map_or_else(|| "unknown drive".into(), |id| cell(&id.describe()))
 }
 
 /// Whether two identities are one drive: by serial, else by WWN.

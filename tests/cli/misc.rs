@@ -2,7 +2,7 @@
 //! 8 and 11): a physical step's confirmation, padded serials, a vanished
 //! member in `status`, and consistent exit codes and diagnostics.
 
-use super::{Test, root};
+use super::common::{Test, copy_tree, root};
 
 /// The shipped runbook's path, for scenarios written into a test directory.
 fn member_runbook() -> String {
@@ -247,20 +247,8 @@ fn type_serial_on_the_step_that_finds_the_new_drive_is_a_lint_error() {
 /// LAB-A-0001 and nvme1n1 = LAB-B-0002), for runs that must not touch the
 /// fixture.
 fn clean_tree(t: &Test) -> std::path::PathBuf {
-    fn copy(from: &std::path::Path, to: &std::path::Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), &target).unwrap();
-            }
-        }
-    }
     let tree = t.dir.path().join("tree");
-    copy(&root().join("tests/fixtures/md/clean"), &tree);
+    copy_tree(&root().join("tests/fixtures/md/clean"), &tree);
     tree
 }
 
@@ -429,9 +417,7 @@ fn report_health_after_includes_the_pulled_target() {
         .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
         .unwrap();
     let name = session.file_stem().unwrap().to_string_lossy().into_owned();
-    let mut report = Test::new();
-    report.dir = t.dir;
-    let done = report.args(&["report", name.as_str()]).run().code(0);
+    let done = t.swapguard(&["report", name.as_str()]).run().code(0);
     let after = &done.stdout[done.stdout.find("## Health after").unwrap()..];
     assert!(
         after.contains(
@@ -494,8 +480,7 @@ fn status_shows_a_vanished_member_with_its_bay_and_last_known_serial() {
     // An earlier run on this host looked at md0 (and stopped at step 1):
     // its journal knows which drive was nvme1n1.
     let answers = t.write("no.toml", "antistatic = \"no\"\n");
-    let dir = t.dir;
-    let run = Test { dir, args: vec![] }.args(&[
+    t.swapguard(&[
         "run",
         "tests/fixtures/runbooks-e2e/pull-only.toml",
         "--array",
@@ -506,16 +491,16 @@ fn status_shows_a_vanished_member_with_its_bay_and_last_known_serial() {
         clean.to_str().unwrap(),
         "--answers",
         answers.to_str().unwrap(),
-    ]);
-    run.run().code(5);
-    let dir = run.dir;
-    let status = Test { dir, args: vec![] }.args(&[
-        "status",
-        "--no-smart",
-        "--sysroot",
-        pulled.to_str().unwrap(),
-    ]);
-    let done = status
+    ])
+    .run()
+    .code(5);
+    let done = t
+        .swapguard(&[
+            "status",
+            "--no-smart",
+            "--sysroot",
+            pulled.to_str().unwrap(),
+        ])
         .run()
         .code(0)
         .stdout_has("md0  raid1  clean  2 slots, 0 missing, 1 VANISHED (md has not noticed yet)")
@@ -533,9 +518,8 @@ fn status_shows_a_vanished_member_with_its_bay_and_last_known_serial() {
     ] {
         assert!(row.contains(part), "{part:?} not in {row:?}");
     }
-    let dir = status.dir;
-    let json = Test { dir, args: vec![] }
-        .args(&[
+    let json = t
+        .swapguard(&[
             "status",
             "--json",
             "--no-smart",

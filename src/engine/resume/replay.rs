@@ -7,10 +7,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
 
 use crate::health::model::{Identity, Snapshot};
-use crate::journal;
+use crate::journal::{self, Entry, Event};
 
 /// What a session's journal says happened.
 #[derive(Clone, Debug, Default)]
@@ -80,19 +79,6 @@ pub enum Ended {
     },
 }
 
-fn text(v: &Value, key: &str) -> String {
-    v.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn parse<T: serde::de::DeserializeOwned>(v: &Value, key: &str, seq: u64) -> Result<T> {
-    let field = v.get(key).cloned().unwrap_or(Value::Null);
-    serde_json::from_value(field)
-        .with_context(|| format!("journal entry {seq} has an unreadable `{key}`"))
-}
-
 impl Journaled {
     /// Read and replay a session journal, streaming it. A torn last line is
     /// skipped. Nothing here vouches for the journal: `resume` reads it
@@ -117,7 +103,7 @@ impl Journaled {
         key: Option<&journal::Key>,
     ) -> Result<(Journaled, journal::Scanned)> {
         let mut j = Journaled::default();
-        let scanned = journal::scan(reader, path, key, |_, e| j.apply(&e))
+        let scanned = journal::scan_entries(reader, path, key, |_, e| j.apply(e))
             .with_context(|| format!("cannot replay journal `{}`", path.display()))?;
         if j.entries == 0 {
             bail!(
@@ -129,7 +115,7 @@ impl Journaled {
     }
 
     /// Replay journal entries in order.
-    pub fn replay(entries: &[Value]) -> Result<Journaled> {
+    pub fn replay(entries: impl IntoIterator<Item = Entry>) -> Result<Journaled> {
         let mut j = Journaled::default();
         for e in entries {
             j.apply(e)?;
@@ -141,78 +127,82 @@ impl Journaled {
     }
 
     /// Replay one entry.
-    fn apply(&mut self, e: &Value) -> Result<()> {
-        if self.entries == 0 && text(e, "event") != "run-started" {
+    fn apply(&mut self, e: Entry) -> Result<()> {
+        let first = self.entries == 0;
+        if first && !matches!(e.event, Event::RunStarted { .. }) {
             bail!("the journal does not begin with run-started");
         }
-        let seq = e.get("seq").and_then(Value::as_u64).unwrap_or(0);
-        let step = text(e, "step");
-        self.last_at = text(e, "at");
+        self.last_at.clone_from(&e.at);
         self.entries += 1;
-        match text(e, "event").as_str() {
-            "run-started" if self.entries > 1 => {
-                bail!("journal entry {seq} starts a second run in the same journal");
+        match e.event {
+            Event::RunStarted { .. } if !first => {
+                bail!(
+                    "journal entry {} starts a second run in the same journal",
+                    e.seq
+                );
             }
-            "run-started" => {
-                self.session = text(e, "session");
-                self.runbook = PathBuf::from(text(e, "runbook"));
-                self.runbook_hash = text(e, "runbook_hash");
-                self.backend = text(e, "backend");
-                self.params = parse(e, "params", seq)?;
-                self.started_at = text(e, "at");
+            Event::RunStarted {
+                session,
+                runbook,
+                runbook_hash,
+                backend,
+                params,
+                ..
+            } => {
+                self.session = session;
+                self.runbook = PathBuf::from(runbook);
+                self.runbook_hash = runbook_hash;
+                self.backend = backend;
+                self.params = params;
+                self.started_at = e.at;
             }
-            "resumed" => self.ended = None,
-            "snapshot" if text(e, "label") == "baseline" => {
-                self.baseline = Some(parse(e, "snapshot", seq)?);
+            Event::Resumed { .. } => self.ended = None,
+            Event::Snapshot { label, snapshot } if label == "baseline" => {
+                self.baseline = Some(snapshot);
             }
-            "snapshot" => {
-                let label = text(e, "label");
+            Event::Snapshot { label, snapshot } => {
                 if let Some(u) = self
                     .unfinished
                     .as_mut()
                     .filter(|u| label == format!("before {}", u.step))
                 {
-                    u.before = Some(parse(e, "snapshot", seq)?);
+                    u.before = Some(snapshot);
                 }
             }
-            "preflight-passed" => self.preflight_passed = true,
-            "step-started" => {
+            Event::PreflightPassed => self.preflight_passed = true,
+            Event::StepStarted { step, .. } => {
                 self.unfinished = Some(Unfinished {
                     step,
-                    started_at: text(e, "at"),
+                    started_at: e.at,
                     ..Unfinished::default()
                 });
             }
-            "answer" => {
+            Event::Answer {
+                step,
+                question,
+                answer,
+            } => {
                 let count = self.answers.entry(step.clone()).or_default();
                 *count = count.saturating_add(1);
                 if let Some(u) = self.unfinished.as_mut().filter(|u| u.step == step) {
-                    u.answers.push((text(e, "question"), text(e, "answer")));
+                    u.answers.push((question.clone(), answer.clone()));
                 }
                 if step == crate::engine::PREFLIGHT_QUESTIONS {
-                    self.preflight_answers
-                        .push((text(e, "question"), text(e, "answer")));
+                    self.preflight_answers.push((question, answer));
                 }
             }
-            "command" => {
+            Event::Command { step, output } => {
                 if let Some(u) = self.unfinished.as_mut().filter(|u| u.step == step) {
-                    let out = e.get("output");
-                    let code = out.and_then(|o| o.get("code")).and_then(Value::as_i64);
-                    let timed_out = out
-                        .and_then(|o| o.get("timed_out"))
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false);
-                    u.command = Some(code == Some(0) && !timed_out);
+                    u.command = Some(output.success());
                 }
             }
-            "locate" => {
-                let drive = text(e, "drive");
-                let on = e.get("on").and_then(Value::as_bool).unwrap_or(false);
-                let switched = e
-                    .get("outcome")
-                    .and_then(|o| o.get("led"))
-                    .and_then(Value::as_str)
-                    == Some("switched");
+            Event::Locate {
+                step,
+                drive,
+                on,
+                outcome,
+            } => {
+                let switched = matches!(outcome, crate::backend::LocateOutcome::Switched { .. });
                 if let Some(u) = self.unfinished.as_mut().filter(|u| u.step == step) {
                     u.located = true;
                 }
@@ -221,9 +211,9 @@ impl Journaled {
                     self.leds_on.push(drive);
                 }
             }
-            "new-drive" => self.new_drive = Some(parse(e, "drive", seq)?),
-            "quarantined" => self.quarantined.push(parse(e, "drive", seq)?),
-            "step-completed" => {
+            Event::NewDrive { drive, .. } => self.new_drive = Some(drive),
+            Event::Quarantined { drive, .. } => self.quarantined.push(drive),
+            Event::StepCompleted { step } => {
                 if self.unfinished.as_ref().is_some_and(|u| u.step == step) {
                     self.unfinished = None;
                 }
@@ -231,37 +221,53 @@ impl Journaled {
                     self.completed.push(step);
                 }
             }
-            "halted" => {
+            Event::Halted {
+                step,
+                headline,
+                details,
+                ..
+            } => {
                 self.ended = Some(Ended::Stopped {
                     kind: "halted".into(),
                     step,
-                    headline: text(e, "headline"),
-                    details: parse(e, "details", seq)?,
+                    headline,
+                    details,
                 });
             }
-            "refused" => {
+            Event::Refused { reasons } => {
                 self.ended = Some(Ended::Stopped {
                     kind: "refused".into(),
                     step: "preflight".into(),
                     headline: "preflight refused to start: nothing was touched".into(),
-                    details: parse(e, "reasons", seq)?,
+                    details: reasons,
                 });
             }
-            "aborted" => {
+            Event::Aborted { step, reason } => {
                 self.ended = Some(Ended::Stopped {
                     kind: "aborted".into(),
                     step,
-                    headline: text(e, "reason"),
+                    headline: reason,
                     details: vec![],
                 });
             }
-            "run-finished" => {
+            Event::RunFinished { outcome, exit_code } => {
                 self.ended = Some(Ended::Finished {
-                    outcome: text(e, "outcome"),
-                    exit_code: e.get("exit_code").and_then(Value::as_i64).unwrap_or(-1),
+                    outcome,
+                    exit_code: i64::from(exit_code),
                 });
             }
-            _ => {}
+            Event::Check { .. }
+            | Event::Warning { .. }
+            | Event::Interrupted { .. }
+            | Event::ResumeDecision { .. }
+            | Event::QuarantineAdded { .. }
+            | Event::QuarantineReleased { .. }
+            | Event::SurvivorAccepted { .. }
+            | Event::SignOff { .. }
+            | Event::CanaryPlanted { .. }
+            | Event::CanaryVerified { .. }
+            | Event::CanaryRemoved { .. }
+            | Event::CanaryKept { .. } => {}
         }
         Ok(())
     }
@@ -285,5 +291,55 @@ impl Journaled {
                 self.session
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A journal swapguard wrote: a dry run halted by a survivor's write
+    /// errors, kept as a fuzz seed.
+    const WRITTEN: &str =
+        include_str!("../../../fuzz/seeds/journal_read/halted-survivor-write-errors.jsonl");
+
+    fn journal(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("j.jsonl");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn replay_reads_what_a_written_journal_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journaled::read(&journal(dir.path(), WRITTEN)).unwrap();
+        assert_eq!(j.entries, WRITTEN.lines().count());
+        assert_eq!(j.array(), Some("md0"));
+        assert!(j.preflight_passed && j.baseline.is_some());
+        assert_eq!(
+            j.ended,
+            Some(Ended::Finished {
+                outcome: "halted".into(),
+                exit_code: 3
+            })
+        );
+        assert!(!j.completed.is_empty());
+    }
+
+    #[test]
+    fn replay_refuses_an_event_it_does_not_know_naming_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lines: Vec<&str> = WRITTEN.lines().collect();
+        let unknown = r#"{"seq":4,"at":"t","prev":"p","event":"teleported","step":"pull"}"#;
+        lines.insert(3, unknown);
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let err = format!(
+            "{:#}",
+            Journaled::read(&journal(dir.path(), &text)).unwrap_err()
+        );
+        assert!(
+            err.contains("line 4 is an event swapguard does not know: `teleported`"),
+            "{err}"
+        );
     }
 }
