@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod engine;
+pub mod error;
 pub mod exit;
 pub mod health;
 pub mod journal;
@@ -26,7 +27,7 @@ pub mod units;
 
 use std::ffi::OsString;
 
-use crate::commands::{Diagnostics, UsageError};
+use crate::error::{Diagnostics, UsageError};
 use crate::lock::LockHeld;
 
 /// Run swapguard with these arguments (the first is the program name) and

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::backend::sim::scenario::{self, Scenario};
-use crate::commands::UsageError;
+use crate::error::UsageError;
 
 /// One runbook and every scenario found for it.
 #[derive(Debug)]

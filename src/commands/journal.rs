@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::cli::Config;
-use crate::commands::UsageError;
 use crate::engine::{Ended, Journaled};
+use crate::error::UsageError;
 use crate::exit;
 use crate::journal;
 use crate::sanitize::sanitize;

@@ -16,37 +16,9 @@ mod run;
 mod status;
 pub(crate) mod trust;
 
-use std::fmt;
-
 use anyhow::Result;
 
 use crate::cli::{Command, Config};
-
-/// An error that is the user's to fix (exit code 2): a bad runbook, a
-/// missing argument, no terminal.
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
-
-/// A usage error whose text is already rendered diagnostics (`error: ...
-/// --> path:line:col`); printed as it is, exit code 2.
-#[derive(Debug)]
-pub struct Diagnostics(pub String);
-
-impl fmt::Display for Diagnostics {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Diagnostics {}
 
 pub fn dispatch(config: &Config) -> Result<i32> {
     match &config.command {
@@ -97,6 +69,7 @@ use std::sync::atomic::AtomicBool;
 use crate::backend::Backend;
 use crate::clock::Clock;
 use crate::engine::{self, Outcome};
+use crate::error::{Diagnostics, UsageError};
 use crate::journal::Journal;
 use crate::operator::Operator;
 use crate::runbook::load;

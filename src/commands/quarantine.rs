@@ -11,7 +11,7 @@ use anyhow::Result;
 
 use crate::cli::{Config, QuarantineAction};
 use crate::clock::{Clock, SystemClock};
-use crate::commands::UsageError;
+use crate::error::UsageError;
 use crate::exit;
 use crate::health::model::Identity;
 use crate::journal::{Event, Journal, rfc3339};

@@ -7,9 +7,8 @@ use anyhow::Result;
 
 use crate::cli::Config;
 use crate::clock::SystemClock;
-use crate::commands::{
-    Diagnostics, Setup, UsageError, guarded, load_trusted_runbook, real_backend,
-};
+use crate::commands::{Setup, guarded, load_trusted_runbook, real_backend};
+use crate::error::{Diagnostics, UsageError};
 use crate::exit;
 use crate::operator::Operator;
 use crate::operator::scripted::ScriptedOperator;

@@ -14,7 +14,7 @@ use crate::ci::junit;
 use crate::ci::report;
 use crate::ci::suite::{self, Options, Verdict};
 use crate::cli::TestArgs;
-use crate::commands::UsageError;
+use crate::error::UsageError;
 
 /// Where `swapguard test` looks when given no path.
 pub const DEFAULT_PATH: &str = "runbooks";
