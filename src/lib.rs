@@ -21,6 +21,7 @@ pub mod output;
 pub mod quarantine;
 pub mod runbook;
 pub mod sanitize;
+pub mod session;
 pub mod signals;
 pub mod state;
 pub mod units;

@@ -16,7 +16,6 @@ use crate::backend::sim::scenario::{self, Expected, Scenario};
 use crate::backend::{Backend, CommandOutput, Depth, LocateOutcome, StepPhase};
 use crate::cli::Config;
 use crate::clock::SimClock;
-use crate::commands::{Setup, guarded, load_runbook};
 use crate::engine::Outcome;
 use crate::error::{Diagnostics, UsageError};
 use crate::exit;
@@ -26,6 +25,7 @@ use crate::operator::scripted::{ScriptedOperator, SharedBuffer};
 use crate::quarantine::{self, Entry};
 use crate::runbook::model::{Runbook, Step};
 use crate::sanitize::sanitize;
+use crate::session::{Setup, guarded, load_runbook};
 
 pub fn dry_run(
     config: &Config,

@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::ci::plan;
-use crate::commands::load_runbook;
 use crate::exit;
+use crate::session::load_runbook;
 
 pub fn plan(runbook_path: &Path) -> Result<i32> {
     let runbook = load_runbook(runbook_path)?;

@@ -16,7 +16,6 @@ use anyhow::{Context, Result};
 use crate::cli::Config;
 use crate::clock::SystemClock;
 use crate::commands::journal::{journal_key, session_name, session_path, sessions, state_line};
-use crate::commands::{load_trusted_runbook, real_backend};
 use crate::engine::{self, Journaled, Resume, resume_question_id};
 use crate::error::{Diagnostics, UsageError};
 use crate::exit;
@@ -26,6 +25,7 @@ use crate::operator::scripted::ScriptedOperator;
 use crate::operator::terminal::TerminalOperator;
 use crate::runbook::model::{ParamKind, Runbook};
 use crate::sanitize::sanitize;
+use crate::session::{load_trusted_runbook, real_backend};
 
 /// What the command line asked for.
 pub struct Options<'a> {

@@ -7,12 +7,12 @@ use anyhow::Result;
 
 use crate::cli::Config;
 use crate::clock::SystemClock;
-use crate::commands::{Setup, guarded, load_trusted_runbook, real_backend};
 use crate::error::{Diagnostics, UsageError};
 use crate::exit;
 use crate::operator::Operator;
 use crate::operator::scripted::ScriptedOperator;
 use crate::operator::terminal::TerminalOperator;
+use crate::session::{Setup, guarded, load_trusted_runbook, real_backend};
 
 pub fn run(
     config: &Config,
