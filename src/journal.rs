@@ -271,6 +271,39 @@ impl Journal {
         Ok(Journal::with(file, path, 0, GENESIS.to_string(), key))
     }
 
+    /// Create the journal of a new session of `array` started at `started`
+    /// (RFC 3339). The session is named `ARRAY-STAMP-PID` (the stamp is
+    /// `started` without its punctuation); should that file exist already,
+    /// `-2`, `-3`, ... is added, up to 99 tries. Returns the journal and the
+    /// session's name.
+    pub fn create_session(
+        state_dir: &Path,
+        array: &str,
+        started: &str,
+    ) -> Result<(Journal, String)> {
+        let stamp: String = started
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let base = format!("{array}-{stamp}-{}", std::process::id());
+        let mut session = base.clone();
+        for n in 1..100 {
+            match Journal::create(state_dir, &session) {
+                Ok(journal) => return Ok((journal, session)),
+                Err(_)
+                    if state_dir
+                        .join(crate::state::SESSIONS)
+                        .join(format!("{session}.jsonl"))
+                        .exists() =>
+                {
+                    session = format!("{base}-{}", n + 1);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        bail!("cannot find a free journal name for `{base}`")
+    }
+
     fn with(file: File, path: PathBuf, seq: u64, head: String, key: Key) -> Journal {
         Journal {
             file,
@@ -879,6 +912,20 @@ pub struct EventName {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn session_names_are_array_stamp_pid_and_never_reuse_a_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let started = "2026-01-01T00:00:00.000Z";
+        let base = format!("md0-20260101T000000000Z-{}", std::process::id());
+        let (first, name) = Journal::create_session(dir.path(), "md0", started).unwrap();
+        assert_eq!(name, base);
+        assert!(first.path().ends_with(format!("sessions/{base}.jsonl")));
+        let (_, second) = Journal::create_session(dir.path(), "md0", started).unwrap();
+        assert_eq!(second, format!("{base}-2"));
+        let (_, third) = Journal::create_session(dir.path(), "md0", started).unwrap();
+        assert_eq!(third, format!("{base}-3"));
+    }
 
     #[test]
     fn records_lines_in_order_with_private_mode() {

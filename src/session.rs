@@ -109,34 +109,7 @@ pub(crate) fn guarded(
         &array,
         &format!("pid {} started {started}", std::process::id()),
     )?;
-    let stamp: String = started
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
-    let base = format!("{array}-{stamp}-{}", std::process::id());
-    let mut session = base.clone();
-    let mut journal = None;
-    for n in 1..100 {
-        match Journal::create(setup.state_dir, &session) {
-            Ok(j) => {
-                journal = Some(j);
-                break;
-            }
-            Err(e)
-                if setup
-                    .state_dir
-                    .join("sessions")
-                    .join(format!("{session}.jsonl"))
-                    .exists() =>
-            {
-                session = format!("{base}-{}", n + 1);
-                let _ = e;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    let mut journal =
-        journal.ok_or_else(|| anyhow::anyhow!("cannot find a free journal name for `{base}`"))?;
+    let (mut journal, session) = Journal::create_session(setup.state_dir, &array, &started)?;
     let path = journal.path().to_path_buf();
     let mut run = engine::Run {
         runbook,
