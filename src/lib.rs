@@ -23,6 +23,7 @@ pub mod runbook;
 pub mod sanitize;
 pub mod session;
 pub mod signals;
+pub mod simulate;
 pub mod state;
 pub mod units;
 

@@ -1,5 +1,5 @@
 //! Running suites: lint each runbook, dry-run each of its scenarios on the
-//! same engine as `swapguard dry-run` (`commands::dry_run::simulate`), and
+//! same engine as `swapguard dry-run` (`simulate::simulate`), and
 //! judge each outcome against the scenario's `[expect]` with the same
 //! `judge`. With mutations, every healthy scenario's bad-hardware variants
 //! (`ci::mutate`) run too.
@@ -20,13 +20,13 @@ use crate::backend::sim::scenario::Scenario;
 use crate::ci::discover::{Discovered, Found, Suite};
 use crate::ci::mutate::{self, Mutation, StepTimes};
 use crate::ci::proof::proves_it_halts;
-use crate::commands::dry_run::{judge, simulate};
 use crate::engine::Outcome;
 use crate::exit;
 use crate::runbook::diag::{Diagnostic, Severity};
 use crate::runbook::lint::FileReport;
 use crate::runbook::load::{decode, load_str};
 use crate::runbook::model::Runbook;
+use crate::simulate::{judge, simulate};
 
 /// What to run besides the scenarios.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

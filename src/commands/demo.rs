@@ -8,10 +8,10 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::backend::sim::scenario;
-use crate::commands::dry_run::{judge, simulate, simulate_with};
 use crate::exit;
 use crate::operator::terminal::TerminalOperator;
 use crate::runbook::load;
+use crate::simulate::{judge, simulate, simulate_with};
 
 const RUNBOOK: &str = include_str!("../../runbooks/md-replace-member.toml");
 const HEALTHY: &str = include_str!("../../runbooks/scenarios/md-replace-member/healthy.toml");

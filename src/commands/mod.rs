@@ -3,9 +3,9 @@
 
 mod demo;
 mod docs;
-pub mod dry_run;
+mod dry_run;
 mod plan;
-pub mod test;
+mod test;
 
 mod journal;
 mod lint;
