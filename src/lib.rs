@@ -39,35 +39,43 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    code(args).number()
+}
+
+fn code<I, T>(args: I) -> exit::Code
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
     let config = match cli::parse(args) {
         Ok(config) => config,
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() {
-                exit::USAGE
+                exit::Code::Usage
             } else {
-                exit::SUCCESS
+                exit::Code::Success
             };
         }
     };
     match commands::dispatch(&config) {
         Ok(code) => code,
         // Whoever read the output went away (`| head -1`): nothing to say.
-        Err(e) if output::is_stdout_closed(&e) => exit::SUCCESS,
+        Err(e) if output::is_stdout_closed(&e) => exit::Code::Success,
         Err(e) if e.downcast_ref::<Diagnostics>().is_some() => {
             eprintln!("{}", sanitize::sanitize(&e.to_string(), true));
-            exit::USAGE
+            exit::Code::Usage
         }
         Err(e) => {
             eprintln!("error: {}", sanitize::sanitize(&format!("{e:#}"), true));
             if e.downcast_ref::<LockHeld>().is_some() {
-                exit::LOCKED
+                exit::Code::Locked
             } else if e.downcast_ref::<UsageError>().is_some()
                 || e.downcast_ref::<state::Unsafe>().is_some()
             {
-                exit::USAGE
+                exit::Code::Usage
             } else {
-                exit::FAILURE
+                exit::Code::Failure
             }
         }
     }

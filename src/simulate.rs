@@ -143,7 +143,7 @@ fn seed_quarantine(scenario: &Scenario, state_dir: &Path) -> Result<()> {
 }
 
 /// Compare the outcome with the scenario's `[expect]`; print the verdict.
-pub fn judge(outcome: &Outcome, expect: &Expected, out: &mut dyn Write) -> i32 {
+pub fn judge(outcome: &Outcome, expect: &Expected, out: &mut dyn Write) -> exit::Code {
     let mut misses = Vec::new();
     if outcome.kind() != expect.outcome.name() {
         misses.push(format!(
@@ -174,13 +174,13 @@ pub fn judge(outcome: &Outcome, expect: &Expected, out: &mut dyn Write) -> i32 {
         .unwrap_or_default();
     if misses.is_empty() {
         let _ = writeln!(out, "expectation met: {}{where_}", outcome.kind());
-        exit::SUCCESS
+        exit::Code::Success
     } else {
         let _ = writeln!(out, "EXPECTATION NOT MET: {}{where_}", outcome.kind());
         for m in misses {
             let _ = writeln!(out, "  - {m}");
         }
-        exit::EXPECTATION_FAILED
+        exit::Code::ExpectationFailed
     }
 }
 

@@ -18,7 +18,7 @@ const HEALTHY: &str = include_str!("../../runbooks/scenarios/md-replace-member/h
 const INCIDENT: &str =
     include_str!("../../runbooks/scenarios/md-replace-member/incident-2019.toml");
 
-pub fn demo() -> Result<i32> {
+pub fn demo() -> Result<exit::Code> {
     let runbook_path = Path::new("runbooks/md-replace-member.toml");
     let loaded = load::load_str(runbook_path, RUNBOOK);
     let runbook = loaded
@@ -33,7 +33,7 @@ pub fn demo() -> Result<i32> {
          otherwise a simulated technician answers. The simulated hardware reacts\n\
          as a real md array does.\n"
     )?;
-    let mut code = exit::SUCCESS;
+    let mut code = exit::Code::Success;
     for (title, source, file) in [
         ("PART 1: a healthy swap", HEALTHY, "healthy.toml"),
         (
@@ -52,8 +52,8 @@ pub fn demo() -> Result<i32> {
             Ok(mut person) => simulate_with(&runbook, &scenario, &mut person, 0.01)?,
             Err(_) => simulate(&runbook, &scenario, None, &mut out)?.0,
         };
-        if judge(&outcome, &scenario.expect, &mut out) != exit::SUCCESS {
-            code = exit::FAILURE;
+        if judge(&outcome, &scenario.expect, &mut out) != exit::Code::Success {
+            code = exit::Code::Failure;
         }
         writeln!(out)?;
     }

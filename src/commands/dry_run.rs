@@ -21,7 +21,7 @@ pub fn dry_run(
     runbook_path: Option<&Path>,
     scenario_path: &Path,
     exit_with_outcome: bool,
-) -> Result<i32> {
+) -> Result<exit::Code> {
     let scenario = scenario::load(scenario_path).map_err(|e| Diagnostics(format!("{e:#}")))?;
     // The runbook's own problems first (a file that is not a runbook says
     // so), then whether the scenario was written for it.
@@ -44,7 +44,7 @@ pub fn dry_run(
     let (outcome, _) = simulate(&runbook, &scenario, state.as_deref(), &mut out)?;
     if exit_with_outcome {
         writeln!(out, "outcome: {}", outcome.kind())?;
-        return Ok(exit::for_outcome(&outcome));
+        return Ok(outcome.exit_code());
     }
     Ok(judge(&outcome, &scenario.expect, &mut out))
 }

@@ -128,7 +128,7 @@ pub(crate) fn journal_to_read(config: &Config, session: &str, file: bool) -> Res
 
 /// `journal verify`: exit 0 only when the chain is intact and every line's
 /// MAC was checked with the state directory's key.
-pub fn verify(config: &Config, session: &str, file: bool) -> Result<i32> {
+pub fn verify(config: &Config, session: &str, file: bool) -> Result<exit::Code> {
     let path = journal_to_read(config, session, file)?;
     let key = journal_key(&config.state_dir);
     let mut v = journal::verify(&path, key.as_ref().ok())?;
@@ -152,12 +152,12 @@ pub fn verify(config: &Config, session: &str, file: bool) -> Result<i32> {
             v.head
         )?;
         if v.is_vouched_for() {
-            return Ok(exit::SUCCESS);
+            return Ok(exit::Code::Success);
         }
         crate::outln!(
             "the lines fit together, but nothing shows who wrote them: `resume` refuses this journal"
         )?;
-        return Ok(exit::FAILURE);
+        return Ok(exit::Code::Failure);
     }
     crate::outln!(
         "journal `{shown}`: hash chain BROKEN ({} entries read{torn})",
@@ -169,13 +169,13 @@ pub fn verify(config: &Config, session: &str, file: bool) -> Result<i32> {
     crate::outln!(
         "the journal was changed after it was written; keep this copy and compare it with the report attached to the ticket"
     )?;
-    Ok(exit::FAILURE)
+    Ok(exit::Code::Failure)
 }
 
 /// Every line goes through a sanitising sink: file names, and every field
 /// read back from a journal (array, times, step ids, outcomes), are the
 /// journal's, not the tool's.
-pub fn list(config: &Config) -> Result<i32> {
+pub fn list(config: &Config) -> Result<exit::Code> {
     let mut out = crate::sanitize::stdout();
     let paths = sessions(&config.state_dir)?;
     if paths.is_empty() {
@@ -184,7 +184,7 @@ pub fn list(config: &Config) -> Result<i32> {
             "no sessions under `{}`",
             config.state_dir.join("sessions").display()
         )?;
-        return Ok(exit::SUCCESS);
+        return Ok(exit::Code::Success);
     }
     for path in paths {
         // One line per session, whatever its name or fields hold.
@@ -204,7 +204,7 @@ pub fn list(config: &Config) -> Result<i32> {
             )?,
         }
     }
-    Ok(exit::SUCCESS)
+    Ok(exit::Code::Success)
 }
 
 /// How a session stands, in a few words.

@@ -19,8 +19,9 @@ pub(crate) mod trust;
 use anyhow::Result;
 
 use crate::cli::{Command, Config};
+use crate::exit;
 
-pub fn dispatch(config: &Config) -> Result<i32> {
+pub fn dispatch(config: &Config) -> Result<exit::Code> {
     match &config.command {
         Command::Run {
             runbook,

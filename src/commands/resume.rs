@@ -36,7 +36,7 @@ pub struct Options<'a> {
     pub answers: Option<&'a Path>,
 }
 
-pub fn resume(config: &Config, opts: &Options<'_>) -> Result<i32> {
+pub fn resume(config: &Config, opts: &Options<'_>) -> Result<exit::Code> {
     let (path, _) = find(config, opts)?;
     let session = session_name(&path);
     let key = journal_key(&config.state_dir).map_err(|why| {
@@ -130,7 +130,7 @@ pub fn resume(config: &Config, opts: &Options<'_>) -> Result<i32> {
     )?;
     tracking.finish()?;
     eprintln!("journal: {}", path.display());
-    Ok(exit::for_outcome(&outcome))
+    Ok(outcome.exit_code())
 }
 
 /// The session to resume: the one named, or the one unfinished session

@@ -19,7 +19,7 @@ pub fn run(
     runbook_path: &Path,
     params: &BTreeMap<String, String>,
     answers: Option<&Path>,
-) -> Result<i32> {
+) -> Result<exit::Code> {
     let runbook = load_trusted_runbook(runbook_path)?;
     let clock = SystemClock::new();
     let mut backend = real_backend(config, &runbook, clock)?;
@@ -80,5 +80,5 @@ pub fn run(
         },
     )?;
     eprintln!("journal: {}", journal.display());
-    Ok(exit::for_outcome(&outcome))
+    Ok(outcome.exit_code())
 }

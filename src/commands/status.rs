@@ -71,7 +71,7 @@ struct LastKnown {
     at: String,
 }
 
-pub fn status(config: &Config, json: bool, smart: bool) -> Result<i32> {
+pub fn status(config: &Config, json: bool, smart: bool) -> Result<exit::Code> {
     // `status` is read-only and often run by other users, who cannot read
     // root's state directory: the default search path is the safe fallback.
     let processes = ProcessRunner::from_state_dir(&config.state_dir).unwrap_or_else(|e| {
@@ -110,9 +110,9 @@ pub fn status(config: &Config, json: bool, smart: bool) -> Result<i32> {
         crate::out!("{}", render(&report))?;
     }
     Ok(if report.errors.is_empty() {
-        exit::SUCCESS
+        exit::Code::Success
     } else {
-        exit::FAILURE
+        exit::Code::Failure
     })
 }
 
