@@ -431,7 +431,7 @@ pub fn who() -> String {
     let sudo_user = std::env::var("SUDO_USER").ok().filter(|v| !v.is_empty());
     attribution(
         uid,
-        crate::commands::trust::login_uid(),
+        crate::trust::login_uid(),
         sudo_user.as_deref(),
         user_name,
     )

@@ -25,6 +25,7 @@ pub mod session;
 pub mod signals;
 pub mod simulate;
 pub mod state;
+pub mod trust;
 pub mod units;
 
 use std::ffi::OsString;

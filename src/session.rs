@@ -11,13 +11,13 @@ use anyhow::Result;
 use crate::backend::Backend;
 use crate::cli::Config;
 use crate::clock::Clock;
-use crate::commands::trust;
 use crate::engine::{self, Outcome};
 use crate::error::{Diagnostics, UsageError};
 use crate::journal::Journal;
 use crate::operator::Operator;
 use crate::runbook::load;
 use crate::runbook::model::Runbook;
+use crate::trust;
 
 /// Load a runbook for running: warnings go to stderr, errors refuse.
 pub(crate) fn load_runbook(path: &Path) -> Result<Runbook> {

@@ -14,7 +14,6 @@ mod report;
 mod resume;
 mod run;
 mod status;
-pub(crate) mod trust;
 
 use anyhow::Result;
 

@@ -205,7 +205,7 @@ fn short(hash: &str) -> &str {
 /// Read the session's journal again, this time as something root will act
 /// on, and refuse it unless it can be vouched for: a regular file reached
 /// without a symlink through directories only root can write (see
-/// [`trust::open_checked`](crate::commands::trust::open_checked)), owned by
+/// [`trust::open_checked`](crate::trust::open_checked)), owned by
 /// the user running resume (root) and readable by no one else (mode 0600),
 /// whose hash chain is intact and whose every line carries a MAC made with
 /// the state directory's key, and which names itself as this session. The
@@ -214,12 +214,7 @@ fn short(hash: &str) -> &str {
 fn vouch(path: &Path, session: &str, key: &Key) -> Result<Journaled> {
     use std::os::unix::fs::MetadataExt;
     let euid = nix::unistd::geteuid().as_raw();
-    let file = crate::commands::trust::open_checked(
-        path,
-        "journal",
-        euid,
-        crate::commands::trust::login_uid(),
-    )?;
+    let file = crate::trust::open_checked(path, "journal", euid, crate::trust::login_uid())?;
     let meta = file
         .metadata()
         .with_context(|| format!("cannot read journal `{}`", path.display()))?;
