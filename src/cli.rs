@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::exit;
+use crate::output::ColorChoice;
 
 const TOP_EXAMPLES: &str = "\
 Examples:
@@ -77,6 +78,16 @@ struct Cli {
     /// Root under which /proc, /sys and /dev are read (a captured tree in tests).
     #[arg(long, global = true, value_name = "DIR", default_value = "/")]
     sysroot: PathBuf,
+    /// When to colour output: `auto` (at a terminal, unless `NO_COLOR` is
+    /// set or `TERM` is `dumb`), `always` (even into a pipe) or `never`.
+    #[arg(
+        long,
+        global = true,
+        value_name = "WHEN",
+        value_enum,
+        default_value_t = ColorWhen::Auto
+    )]
+    color: ColorWhen,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -132,11 +143,13 @@ enum Cmd {
         #[arg(long)]
         exit_with_outcome: bool,
     },
-    /// Show every md array and its drives.
+    /// Show every md array and its drives, or one array.
     #[command(
-        after_help = "Examples:\n  swapguard status\n  swapguard status --json | jq '.arrays[0].drives'"
+        after_help = "Examples:\n  swapguard status\n  swapguard status md0\n  swapguard status --json | jq '.arrays[0].drives'\n  swapguard status --color always | less -R"
     )]
     Status {
+        /// Show only this array: `md0`, `/dev/md0` or `/dev/md/NAME`.
+        array: Option<String>,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -294,6 +307,14 @@ pub struct TestArgs {
     pub deny_warnings: bool,
 }
 
+/// `--color WHEN`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
 /// A shell `swapguard completions` writes for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Shell {
@@ -348,6 +369,7 @@ fn parse_param(text: &str) -> Result<(String, String), String> {
 pub struct Config {
     pub state_dir: PathBuf,
     pub sysroot: PathBuf,
+    pub color: ColorChoice,
     pub command: Command,
 }
 
@@ -367,6 +389,8 @@ pub enum Command {
         exit_with_outcome: bool,
     },
     Status {
+        /// One array, as given on the command line.
+        array: Option<String>,
         json: bool,
         smart: bool,
     },
@@ -459,7 +483,12 @@ where
             scenario,
             exit_with_outcome,
         },
-        Cmd::Status { json, no_smart } => Command::Status {
+        Cmd::Status {
+            array,
+            json,
+            no_smart,
+        } => Command::Status {
+            array,
             json,
             smart: !no_smart,
         },
@@ -517,6 +546,11 @@ where
     Ok(Config {
         state_dir: cli.state_dir,
         sysroot: cli.sysroot,
+        color: match cli.color {
+            ColorWhen::Auto => ColorChoice::Auto,
+            ColorWhen::Always => ColorChoice::Always,
+            ColorWhen::Never => ColorChoice::Never,
+        },
         command,
     })
 }

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use crate::backend::sim::scenario;
 use crate::exit;
 use crate::operator::terminal::TerminalOperator;
+use crate::output::ColorChoice;
 use crate::runbook::load;
 use crate::simulate::{judge, simulate, simulate_with};
 
@@ -18,7 +19,7 @@ const HEALTHY: &str = include_str!("../../runbooks/scenarios/md-replace-member/h
 const INCIDENT: &str =
     include_str!("../../runbooks/scenarios/md-replace-member/incident-2019.toml");
 
-pub fn demo() -> Result<exit::Code> {
+pub fn demo(color: ColorChoice) -> Result<exit::Code> {
     let runbook_path = Path::new("runbooks/md-replace-member.toml");
     let loaded = load::load_str(runbook_path, RUNBOOK);
     let runbook = loaded
@@ -47,7 +48,7 @@ pub fn demo() -> Result<exit::Code> {
         let scenario = scenario::parse(&path, source).with_context(|| {
             format!("the embedded demo scenario `{file}` does not load; this is a bug")
         })?;
-        let outcome = match TerminalOperator::new() {
+        let outcome = match TerminalOperator::new().map(|t| t.with_color(color)) {
             // At a terminal, the person running the demo is the technician.
             Ok(mut person) => simulate_with(&runbook, &scenario, &mut person, 0.01)?,
             Err(_) => simulate(&runbook, &scenario, None, &mut out)?.0,

@@ -118,9 +118,12 @@ const EXIT_STATUS: [(exit::Code, &str); 9] = [
 const ENVIRONMENT: [(&str, &str); 7] = [
     (
         "NO_COLOR",
-        "When set (to anything), no colour at the terminal.",
+        "When set (to anything), no colour at the terminal (under --color auto, the default; --color always colours anyway).",
     ),
-    ("CLICOLOR", "0: no colour at the terminal, as NO_COLOR."),
+    (
+        "CLICOLOR",
+        "0: no colour at the terminal, as NO_COLOR (under --color auto).",
+    ),
     (
         "TERM",
         "dumb, empty or unset: plain output: no colour, no cursor movement (a line per 10% of progress instead of a bar), ASCII only.",

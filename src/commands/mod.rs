@@ -33,8 +33,10 @@ pub fn dispatch(config: &Config) -> Result<exit::Code> {
             scenario,
             exit_with_outcome,
         } => dry_run::dry_run(config, runbook.as_deref(), scenario, *exit_with_outcome),
-        Command::Status { json, smart } => status::status(config, *json, *smart),
-        Command::Demo => demo::demo(),
+        Command::Status { array, json, smart } => {
+            status::status(config, array.as_deref(), *json, *smart)
+        }
+        Command::Demo => demo::demo(config.color),
         Command::Quarantine(action) => quarantine::quarantine(config, action),
         Command::Test(args) => test::test(args),
         Command::Plan { runbook } => plan::plan(runbook),

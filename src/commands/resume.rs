@@ -97,7 +97,11 @@ pub fn resume(config: &Config, opts: &Options<'_>) -> Result<exit::Code> {
                 .map_err(|e| UsageError(format!("{e:#} (in `{}`)", answers.display())))?;
             Box::new(op)
         }
-        None => Box::new(TerminalOperator::new().map_err(|e| UsageError(format!("{e:#}")))?),
+        None => Box::new(
+            TerminalOperator::new()
+                .map_err(|e| UsageError(format!("{e:#}")))?
+                .with_color(config.color),
+        ),
     };
     let started = crate::journal::rfc3339(crate::clock::Clock::wall_ms(&clock));
     let _lock = crate::lock::acquire(

@@ -64,7 +64,11 @@ pub fn run(
             .map_err(|e| UsageError(format!("{e:#} (in `{}`)", path.display())))?;
             Box::new(op)
         }
-        None => Box::new(TerminalOperator::new().map_err(|e| UsageError(format!("{e:#}")))?),
+        None => Box::new(
+            TerminalOperator::new()
+                .map_err(|e| UsageError(format!("{e:#}")))?
+                .with_color(config.color),
+        ),
     };
     let interrupted = crate::signals::interrupt_flag()?;
     crate::signals::reset();

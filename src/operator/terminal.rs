@@ -343,6 +343,19 @@ fn new_bar(term: &Term, progress: &Progress, unicode: bool) -> ProgressBar {
     }
 }
 
+impl TerminalOperator {
+    /// Colour as `--color` says: `always` and `never` override what
+    /// [`new`](Self::new) found in the environment; `auto` keeps it.
+    pub fn with_color(mut self, choice: crate::output::ColorChoice) -> Self {
+        if choice != crate::output::ColorChoice::Auto {
+            self.colors = choice.wanted(true);
+            console::set_colors_enabled(self.colors);
+            console::set_colors_enabled_stderr(self.colors);
+        }
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::IsTerminal;
