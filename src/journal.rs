@@ -198,6 +198,28 @@ pub enum Event {
 /// The `prev` of the first line of every journal.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// Every session journal under `<state_dir>/sessions/`, sorted by name
+/// (names begin with the array and the start time). The state directory is
+/// checked first (see [`crate::state`]).
+pub fn sessions(state_dir: &Path) -> Result<Vec<PathBuf>> {
+    let Some(state) = crate::state::StateDir::existing(state_dir)? else {
+        return Ok(Vec::new());
+    };
+    let dir = state_dir.join(crate::state::SESSIONS);
+    Ok(state
+        .list(crate::state::SESSIONS, ".jsonl")?
+        .into_iter()
+        .map(|name| dir.join(name))
+        .collect())
+}
+
+/// The session's name: the journal's file name without `.jsonl`.
+pub fn session_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// Set (in debug builds only) to make the process abort right after its Nth
 /// journal write: the crash tests' kill switch.
 pub const CRASH_ENV: &str = "SWAPGUARD_CRASH_AFTER_WRITE";

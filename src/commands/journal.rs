@@ -11,32 +11,10 @@ use crate::cli::Config;
 use crate::engine::{Ended, Journaled};
 use crate::error::UsageError;
 use crate::exit;
-use crate::journal;
+use crate::journal::{self, session_name, sessions};
 use crate::sanitize::sanitize;
 use crate::state::{SESSIONS, StateDir};
 use nix::fcntl::OFlag;
-
-/// Every session journal under `<state_dir>/sessions/`, sorted by name
-/// (names begin with the array and the start time). The state directory is
-/// checked first (see [`crate::state`]).
-pub(crate) fn sessions(state_dir: &Path) -> Result<Vec<PathBuf>> {
-    let Some(state) = StateDir::existing(state_dir)? else {
-        return Ok(Vec::new());
-    };
-    let dir = state_dir.join(SESSIONS);
-    Ok(state
-        .list(SESSIONS, ".jsonl")?
-        .into_iter()
-        .map(|name| dir.join(name))
-        .collect())
-}
-
-/// The session's name: the journal's file name without `.jsonl`.
-pub(crate) fn session_name(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
 
 /// A session named on the command line: a name under
 /// `<state_dir>/sessions/` (as `journal list` shows it), never a path

@@ -15,11 +15,11 @@ use anyhow::{Context, Result};
 
 use crate::cli::Config;
 use crate::clock::SystemClock;
-use crate::commands::journal::{journal_key, session_name, session_path, sessions, state_line};
+use crate::commands::journal::{journal_key, session_path, state_line};
 use crate::engine::{self, Journaled, Resume, resume_question_id};
 use crate::error::{Diagnostics, UsageError};
 use crate::exit;
-use crate::journal::{Journal, Key};
+use crate::journal::{Journal, Key, session_name, sessions};
 use crate::operator::Operator;
 use crate::operator::scripted::ScriptedOperator;
 use crate::operator::terminal::TerminalOperator;

@@ -13,7 +13,6 @@ use crate::backend::md::sysfs;
 use crate::backend::process::ProcessRunner;
 use crate::backend::{Backend, Depth};
 use crate::cli::Config;
-use crate::commands::journal::session_name;
 use crate::error::UsageError;
 use crate::exit;
 use crate::health::guard::{BAD_FLAGS, Observed};
@@ -421,8 +420,8 @@ fn vanished(root: &Path, state_dir: &Path, snap: &Snapshot) -> Vec<Vanished> {
 /// never a health verdict.
 fn last_known(state_dir: &Path, array: &str, dev: &str) -> Option<LastKnown> {
     let prefix = format!("{array}-");
-    let mut paths = crate::commands::journal::sessions(state_dir).ok()?;
-    paths.retain(|p| session_name(p).starts_with(&prefix));
+    let mut paths = journal::sessions(state_dir).ok()?;
+    paths.retain(|p| journal::session_name(p).starts_with(&prefix));
     for path in paths.iter().rev() {
         let Ok(entries) = journal::read(path) else {
             continue;
@@ -440,7 +439,7 @@ fn last_known(state_dir: &Path, array: &str, dev: &str) -> Option<LastKnown> {
                     wwn: d.id.wwn.clone(),
                     model: d.id.model.clone(),
                     bay: d.id.slot.clone(),
-                    session: session_name(path),
+                    session: journal::session_name(path),
                     at: e["at"].as_str().unwrap_or_default().to_string(),
                 });
             }
