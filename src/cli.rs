@@ -51,6 +51,9 @@ Examples:
   swapguard man | man -l -
   swapguard man --dir /usr/local/share/man/man1";
 
+/// Where journals and locks live unless `--state-dir` says otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/swapguard";
+
 /// `0.1.0 (commit 1a2b3c4)`: the commit is set by build.rs.
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -72,7 +75,7 @@ struct Cli {
         long,
         global = true,
         value_name = "DIR",
-        default_value = "/var/lib/swapguard"
+        default_value = DEFAULT_STATE_DIR
     )]
     state_dir: PathBuf,
     /// Root under which /proc, /sys and /dev are read (a captured tree in tests).
@@ -113,6 +116,12 @@ enum Cmd {
         /// `step-id = "yes"`, `add = "0003"`).
         #[arg(long, value_name = "FILE")]
         answers: Option<PathBuf>,
+        /// Start a new session although the array has an unfinished one
+        /// (crashed, killed, interrupted); the old one is journaled as
+        /// abandoned and can no longer be resumed. Without it, `run`
+        /// refuses and shows the `swapguard resume` command instead.
+        #[arg(long)]
+        new_session: bool,
     },
     /// Check runbook files and report every problem with its line and column.
     #[command(
@@ -379,6 +388,8 @@ pub enum Command {
         runbook: PathBuf,
         params: BTreeMap<String, String>,
         answers: Option<PathBuf>,
+        /// Abandon an unfinished session of the array instead of refusing.
+        new_session: bool,
     },
     Lint {
         files: Vec<PathBuf>,
@@ -459,6 +470,7 @@ where
             target,
             params,
             answers,
+            new_session,
         } => {
             let mut map: BTreeMap<String, String> = params.into_iter().collect();
             if let Some(a) = array {
@@ -471,6 +483,7 @@ where
                 runbook,
                 params: map,
                 answers,
+                new_session,
             }
         }
         Cmd::Lint { files } => Command::Lint { files },
@@ -583,6 +596,7 @@ mod tests {
                     ("ticket".into(), "CHG-1".into()),
                 ]),
                 answers: None,
+                new_session: false,
             }
         );
         assert_eq!(c.state_dir, PathBuf::from("/var/lib/swapguard"));

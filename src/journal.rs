@@ -126,6 +126,16 @@ pub enum Event {
         outcome: String,
         exit_code: i32,
     },
+    /// A new run on the same array gave this unfinished session up
+    /// (`swapguard run --new-session`). The `run-finished` entry after it
+    /// (outcome `abandoned`, exit code -1: the session's own process never
+    /// ended with one) makes it a session that cannot be resumed.
+    Abandoned {
+        /// The session that took the array over.
+        by: String,
+        pid: u32,
+        user: String,
+    },
     /// `swapguard resume` picked the session up again.
     Resumed {
         session: String,

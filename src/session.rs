@@ -3,7 +3,7 @@
 //! the array's lock, open the journal and hand over to the engine.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Result;
@@ -11,12 +11,13 @@ use anyhow::Result;
 use crate::backend::Backend;
 use crate::cli::Config;
 use crate::clock::Clock;
-use crate::engine::{self, Outcome};
+use crate::engine::{self, Ended, Journaled, Outcome};
 use crate::error::{Diagnostics, UsageError};
-use crate::journal::Journal;
+use crate::journal::{Event, Journal};
 use crate::operator::Operator;
 use crate::runbook::load;
 use crate::runbook::model::Runbook;
+use crate::sanitize::sanitize;
 use crate::trust;
 
 /// Load a runbook for running: warnings go to stderr, errors refuse.
@@ -87,6 +88,24 @@ pub(crate) struct Setup<'a> {
     pub clock: &'a dyn Clock,
     pub interrupted: &'a AtomicBool,
     pub state_dir: &'a Path,
+    pub earlier: Earlier,
+}
+
+/// What a new session does about an unfinished session of the same array:
+/// one whose journal has no final outcome (the process crashed, was killed,
+/// or stopped at a Ctrl-C or a timeout) and whose lock is free.
+pub(crate) enum Earlier {
+    /// Dry-runs: their simulated array is new each time, and simulated
+    /// sessions cannot be resumed anyway.
+    Ignore,
+    /// Refuse to start a second session; say which session it is and the
+    /// exact command that resumes it. `flags` is what that command needs
+    /// besides the session's name (`--state-dir DIR`, ...), each with a
+    /// leading space, quoted for a shell.
+    Refuse { flags: String },
+    /// `run --new-session`: journal each as abandoned (it cannot be resumed
+    /// after that) and start a new session.
+    Abandon,
 }
 
 /// Take the array's lock, open a journal and walk the runbook.
@@ -109,7 +128,21 @@ pub(crate) fn guarded(
         &array,
         &format!("pid {} started {started}", std::process::id()),
     )?;
+    let earlier = match setup.earlier {
+        Earlier::Ignore => Vec::new(),
+        _ => unfinished(setup.state_dir, &array)?,
+    };
+    if let (Earlier::Refuse { flags }, false) = (&setup.earlier, earlier.is_empty()) {
+        return Err(UsageError(refusal(&array, &earlier, flags)).into());
+    }
     let (mut journal, session) = Journal::create_session(setup.state_dir, &array, &started)?;
+    for (path, _) in &earlier {
+        abandon(path, &session, setup.state_dir, setup.clock)?;
+        eprintln!(
+            "session `{}` abandoned (journaled); this is session `{session}`",
+            sanitize(&crate::journal::session_name(path), false)
+        );
+    }
     let path = journal.path().to_path_buf();
     let mut run = engine::Run {
         runbook,
@@ -125,4 +158,91 @@ pub(crate) fn guarded(
     let outcome = engine::execute(&mut run)?;
     run.operator.finish()?;
     Ok((outcome, path))
+}
+
+/// The unfinished real sessions of `array` under `state_dir`, oldest first.
+/// A journal that cannot be read is left out (as `resume` leaves it out).
+fn unfinished(state_dir: &Path, array: &str) -> Result<Vec<(PathBuf, Journaled)>> {
+    let mut open = Vec::new();
+    for path in crate::journal::sessions(state_dir)? {
+        let Ok(j) = Journaled::read(&path) else {
+            continue;
+        };
+        if j.not_resumable().is_none() && j.backend != "sim" && j.array() == Some(array) {
+            open.push((path, j));
+        }
+    }
+    Ok(open)
+}
+
+/// `array` has unfinished sessions: which, how each stands, and the two
+/// ways on.
+fn refusal(array: &str, earlier: &[(PathBuf, Journaled)], flags: &str) -> String {
+    let one = earlier.len() == 1;
+    let mut text = if one {
+        format!(
+            "array `{}` has an unfinished session; not starting a second one",
+            sanitize(array, false)
+        )
+    } else {
+        format!(
+            "array `{}` has {} unfinished sessions; not starting another",
+            sanitize(array, false),
+            earlier.len()
+        )
+    };
+    for (path, j) in earlier {
+        let name = sanitize(&crate::journal::session_name(path), false);
+        text.push_str(&format!(
+            "\n  session `{name}` (runbook `{}`, started {}): {}\n  = help: to go on with it: swapguard resume {name}{flags}",
+            sanitize(&j.runbook.display().to_string(), false),
+            sanitize(&j.started_at, false),
+            sanitize(&how_it_stands(j), false),
+        ));
+    }
+    text.push_str(&format!(
+        "\n  = help: to give {} up and start over: run again with `--new-session` (journaled as abandoned, {} can no longer be resumed)",
+        if one { "it" } else { "them" },
+        if one { "it" } else { "they" },
+    ));
+    text
+}
+
+/// How an unfinished session stopped, in a few words.
+fn how_it_stands(j: &Journaled) -> String {
+    match (&j.ended, &j.unfinished) {
+        (Some(Ended::Finished { outcome, .. }), _) => {
+            format!("it ended `{outcome}` before its last step")
+        }
+        (Some(Ended::Stopped { kind, step, .. }), _) => {
+            format!("{kind} at step `{step}`, and the process ended before recording it finished")
+        }
+        (None, Some(u)) => format!("it stopped during step `{}`", u.step),
+        (None, None) => format!(
+            "it stopped after {} completed step{}",
+            j.completed.len(),
+            if j.completed.len() == 1 { "" } else { "s" }
+        ),
+    }
+}
+
+/// Journal that the session at `path` was given up for session `by`.
+fn abandon(path: &Path, by: &str, state_dir: &Path, clock: &dyn Clock) -> Result<()> {
+    let key = crate::journal::Key::load_or_create(state_dir)?;
+    let (mut journal, _) = Journal::reopen(path, &key)?;
+    journal.record(
+        clock.wall_ms(),
+        &Event::Abandoned {
+            by: by.to_string(),
+            pid: std::process::id(),
+            user: crate::journal::who(),
+        },
+    )?;
+    journal.record(
+        clock.wall_ms(),
+        &Event::RunFinished {
+            outcome: "abandoned".into(),
+            exit_code: -1,
+        },
+    )
 }

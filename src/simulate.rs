@@ -24,7 +24,7 @@ use crate::operator::scripted::{ScriptedOperator, SharedBuffer};
 use crate::quarantine::{self, Entry};
 use crate::runbook::model::{Runbook, Step};
 use crate::sanitize::sanitize;
-use crate::session::{Setup, guarded};
+use crate::session::{Earlier, Setup, guarded};
 
 /// Walk `runbook` against `scenario`, writing the transcript to `out`.
 /// Journals go to `state_dir`, or to a temporary directory removed after.
@@ -112,6 +112,7 @@ fn walk(
             clock: &clock,
             interrupted: &interrupted,
             state_dir: dir,
+            earlier: Earlier::Ignore,
         },
     );
     backend.flush();

@@ -188,6 +188,9 @@ pub fn list(config: &Config) -> Result<exit::Code> {
 /// How a session stands, in a few words.
 pub(crate) fn state_line(j: &Journaled) -> String {
     match &j.ended {
+        Some(Ended::Finished { outcome, .. }) if outcome == "abandoned" => {
+            "abandoned for a new session (`run --new-session`)".into()
+        }
         Some(Ended::Finished { outcome, exit_code }) if j.not_resumable().is_none() => {
             format!("{outcome} (exit {exit_code}); resumable")
         }

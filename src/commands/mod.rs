@@ -26,7 +26,8 @@ pub fn dispatch(config: &Config) -> Result<exit::Code> {
             runbook,
             params,
             answers,
-        } => run::run(config, runbook, params, answers.as_deref()),
+            new_session,
+        } => run::run(config, runbook, params, answers.as_deref(), *new_session),
         Command::Lint { files } => lint::lint(files),
         Command::DryRun {
             runbook,
