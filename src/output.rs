@@ -149,6 +149,17 @@ impl ColorChoice {
         )
     }
 
+    /// What the terminal operator is told: `Some` when `--color` decided
+    /// (`always`, `never`), `None` under `auto`, where the operator looks
+    /// at the environment and the terminal itself.
+    pub fn forced(self) -> Option<bool> {
+        match self {
+            ColorChoice::Auto => None,
+            ColorChoice::Always => Some(true),
+            ColorChoice::Never => Some(false),
+        }
+    }
+
     /// [`wanted`](Self::wanted) with the environment given.
     pub fn wanted_with(
         self,

@@ -48,7 +48,7 @@ pub fn demo(color: ColorChoice) -> Result<exit::Code> {
         let scenario = scenario::parse(&path, source).with_context(|| {
             format!("the embedded demo scenario `{file}` does not load; this is a bug")
         })?;
-        let outcome = match TerminalOperator::new().map(|t| t.with_color(color)) {
+        let outcome = match TerminalOperator::new().map(|t| t.with_colors(color.forced())) {
             // At a terminal, the person running the demo is the technician.
             Ok(mut person) => simulate_with(&runbook, &scenario, &mut person, 0.01)?,
             Err(_) => simulate(&runbook, &scenario, None, &mut out)?.0,

@@ -100,7 +100,7 @@ pub fn resume(config: &Config, opts: &Options<'_>) -> Result<exit::Code> {
         None => Box::new(
             TerminalOperator::new()
                 .map_err(|e| UsageError(format!("{e:#}")))?
-                .with_color(config.color),
+                .with_colors(config.color.forced()),
         ),
     };
     let started = crate::journal::rfc3339(crate::clock::Clock::wall_ms(&clock));

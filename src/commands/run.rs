@@ -68,7 +68,7 @@ pub fn run(
         None => Box::new(
             TerminalOperator::new()
                 .map_err(|e| UsageError(format!("{e:#}")))?
-                .with_color(config.color),
+                .with_colors(config.color.forced()),
         ),
     };
     let interrupted = crate::signals::interrupt_flag()?;

@@ -344,13 +344,13 @@ fn new_bar(term: &Term, progress: &Progress, unicode: bool) -> ProgressBar {
 }
 
 impl TerminalOperator {
-    /// Colour as `--color` says: `always` and `never` override what
-    /// [`new`](Self::new) found in the environment; `auto` keeps it.
-    pub fn with_color(mut self, choice: crate::output::ColorChoice) -> Self {
-        if choice != crate::output::ColorChoice::Auto {
-            self.colors = choice.wanted(true);
-            console::set_colors_enabled(self.colors);
-            console::set_colors_enabled_stderr(self.colors);
+    /// Colour as `--color always|never` says (`Some`), overriding what
+    /// [`new`](Self::new) found in the environment; `None` (`auto`) keeps it.
+    pub fn with_colors(mut self, colors: Option<bool>) -> Self {
+        if let Some(colors) = colors {
+            self.colors = colors;
+            console::set_colors_enabled(colors);
+            console::set_colors_enabled_stderr(colors);
         }
         self
     }
