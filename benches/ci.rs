@@ -21,7 +21,11 @@ fn test_shipped(c: &mut Criterion) {
     let check = |mutate: bool| {
         let found = discover(&paths).expect("discover the shipped runbooks");
         let report = suite::run(found, Options { mutate }).expect("run the suites");
-        assert_eq!(report.exit_code(true), 0, "the shipped runbooks pass");
+        assert_eq!(
+            report.exit_code(true),
+            swapguard::exit::Code::Success,
+            "the shipped runbooks pass"
+        );
         report
     };
     let first = check(false);

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::exit;
+use crate::output::ColorChoice;
 
 const TOP_EXAMPLES: &str = "\
 Examples:
@@ -50,6 +51,9 @@ Examples:
   swapguard man | man -l -
   swapguard man --dir /usr/local/share/man/man1";
 
+/// Where journals and locks live unless `--state-dir` says otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/swapguard";
+
 /// `0.1.0 (commit 1a2b3c4)`: the commit is set by build.rs.
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -71,12 +75,22 @@ struct Cli {
         long,
         global = true,
         value_name = "DIR",
-        default_value = "/var/lib/swapguard"
+        default_value = DEFAULT_STATE_DIR
     )]
     state_dir: PathBuf,
     /// Root under which /proc, /sys and /dev are read (a captured tree in tests).
     #[arg(long, global = true, value_name = "DIR", default_value = "/")]
     sysroot: PathBuf,
+    /// When to colour output: `auto` (at a terminal, unless `NO_COLOR` is
+    /// set or `TERM` is `dumb`), `always` (even into a pipe) or `never`.
+    #[arg(
+        long,
+        global = true,
+        value_name = "WHEN",
+        value_enum,
+        default_value_t = ColorWhen::Auto
+    )]
+    color: ColorWhen,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -102,6 +116,12 @@ enum Cmd {
         /// `step-id = "yes"`, `add = "0003"`).
         #[arg(long, value_name = "FILE")]
         answers: Option<PathBuf>,
+        /// Start a new session although the array has an unfinished one
+        /// (crashed, killed, interrupted); the old one is journaled as
+        /// abandoned and can no longer be resumed. Without it, `run`
+        /// refuses and shows the `swapguard resume` command instead.
+        #[arg(long)]
+        new_session: bool,
     },
     /// Check runbook files and report every problem with its line and column.
     #[command(
@@ -132,11 +152,13 @@ enum Cmd {
         #[arg(long)]
         exit_with_outcome: bool,
     },
-    /// Show every md array and its drives.
+    /// Show every md array and its drives, or one array.
     #[command(
-        after_help = "Examples:\n  swapguard status\n  swapguard status --json | jq '.arrays[0].drives'"
+        after_help = "Examples:\n  swapguard status\n  swapguard status md0\n  swapguard status --json | jq '.arrays[0].drives'\n  swapguard status --color always | less -R"
     )]
     Status {
+        /// Show only this array: `md0`, `/dev/md0` or `/dev/md/NAME`.
+        array: Option<String>,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -294,6 +316,14 @@ pub struct TestArgs {
     pub deny_warnings: bool,
 }
 
+/// `--color WHEN`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
 /// A shell `swapguard completions` writes for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Shell {
@@ -348,6 +378,7 @@ fn parse_param(text: &str) -> Result<(String, String), String> {
 pub struct Config {
     pub state_dir: PathBuf,
     pub sysroot: PathBuf,
+    pub color: ColorChoice,
     pub command: Command,
 }
 
@@ -357,6 +388,8 @@ pub enum Command {
         runbook: PathBuf,
         params: BTreeMap<String, String>,
         answers: Option<PathBuf>,
+        /// Abandon an unfinished session of the array instead of refusing.
+        new_session: bool,
     },
     Lint {
         files: Vec<PathBuf>,
@@ -367,6 +400,8 @@ pub enum Command {
         exit_with_outcome: bool,
     },
     Status {
+        /// One array, as given on the command line.
+        array: Option<String>,
         json: bool,
         smart: bool,
     },
@@ -435,6 +470,7 @@ where
             target,
             params,
             answers,
+            new_session,
         } => {
             let mut map: BTreeMap<String, String> = params.into_iter().collect();
             if let Some(a) = array {
@@ -447,6 +483,7 @@ where
                 runbook,
                 params: map,
                 answers,
+                new_session,
             }
         }
         Cmd::Lint { files } => Command::Lint { files },
@@ -459,7 +496,12 @@ where
             scenario,
             exit_with_outcome,
         },
-        Cmd::Status { json, no_smart } => Command::Status {
+        Cmd::Status {
+            array,
+            json,
+            no_smart,
+        } => Command::Status {
+            array,
             json,
             smart: !no_smart,
         },
@@ -517,6 +559,11 @@ where
     Ok(Config {
         state_dir: cli.state_dir,
         sysroot: cli.sysroot,
+        color: match cli.color {
+            ColorWhen::Auto => ColorChoice::Auto,
+            ColorWhen::Always => ColorChoice::Always,
+            ColorWhen::Never => ColorChoice::Never,
+        },
         command,
     })
 }
@@ -549,6 +596,7 @@ mod tests {
                     ("ticket".into(), "CHG-1".into()),
                 ]),
                 answers: None,
+                new_session: false,
             }
         );
         assert_eq!(c.state_dir, PathBuf::from("/var/lib/swapguard"));

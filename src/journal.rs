@@ -127,6 +127,16 @@ pub enum Event {
         outcome: String,
         exit_code: i32,
     },
+    /// A new run on the same array gave this unfinished session up
+    /// (`swapguard run --new-session`). The `run-finished` entry after it
+    /// (outcome `abandoned`, exit code -1: the session's own process never
+    /// ended with one) makes it a session that cannot be resumed.
+    Abandoned {
+        /// The session that took the array over.
+        by: String,
+        pid: u32,
+        user: String,
+    },
     /// `swapguard resume` picked the session up again.
     Resumed {
         session: String,
@@ -199,6 +209,28 @@ pub enum Event {
 /// The `prev` of the first line of every journal.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// Every session journal under `<state_dir>/sessions/`, sorted by name
+/// (names begin with the array and the start time). The state directory is
+/// checked first (see [`crate::state`]).
+pub fn sessions(state_dir: &Path) -> Result<Vec<PathBuf>> {
+    let Some(state) = crate::state::StateDir::existing(state_dir)? else {
+        return Ok(Vec::new());
+    };
+    let dir = state_dir.join(crate::state::SESSIONS);
+    Ok(state
+        .list(crate::state::SESSIONS, ".jsonl")?
+        .into_iter()
+        .map(|name| dir.join(name))
+        .collect())
+}
+
+/// The session's name: the journal's file name without `.jsonl`.
+pub fn session_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// Set (in debug builds only) to make the process abort right after its Nth
 /// journal write: the crash tests' kill switch.
 pub const CRASH_ENV: &str = "SWAPGUARD_CRASH_AFTER_WRITE";
@@ -270,6 +302,39 @@ impl Journal {
             state.create_new(Some(crate::state::SESSIONS), &format!("{session}.jsonl"))?;
         let key = Key::load_or_create(state_dir)?;
         Ok(Journal::with(file, path, 0, GENESIS.to_string(), key))
+    }
+
+    /// Create the journal of a new session of `array` started at `started`
+    /// (RFC 3339). The session is named `ARRAY-STAMP-PID` (the stamp is
+    /// `started` without its punctuation); should that file exist already,
+    /// `-2`, `-3`, ... is added, up to 99 tries. Returns the journal and the
+    /// session's name.
+    pub fn create_session(
+        state_dir: &Path,
+        array: &str,
+        started: &str,
+    ) -> Result<(Journal, String)> {
+        let stamp: String = started
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let base = format!("{array}-{stamp}-{}", std::process::id());
+        let mut session = base.clone();
+        for n in 1..100 {
+            match Journal::create(state_dir, &session) {
+                Ok(journal) => return Ok((journal, session)),
+                Err(_)
+                    if state_dir
+                        .join(crate::state::SESSIONS)
+                        .join(format!("{session}.jsonl"))
+                        .exists() =>
+                {
+                    session = format!("{base}-{}", n + 1);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        bail!("cannot find a free journal name for `{base}`")
     }
 
     fn with(file: File, path: PathBuf, seq: u64, head: String, key: Key) -> Journal {
@@ -399,7 +464,7 @@ pub fn who() -> String {
     let sudo_user = std::env::var("SUDO_USER").ok().filter(|v| !v.is_empty());
     attribution(
         uid,
-        crate::commands::trust::login_uid(),
+        crate::trust::login_uid(),
         sudo_user.as_deref(),
         user_name,
     )
@@ -1126,6 +1191,11 @@ mod tests {
                 path: s("/srv/.swapguard/c"),
                 reason: s("halted"),
             },
+            Event::Abandoned {
+                by: s("md0-20261128T120000Z-2"),
+                pid: 7,
+                user: s("root"),
+            },
         ]
     }
 
@@ -1160,6 +1230,7 @@ mod tests {
             Event::CanaryVerified { .. } => 24,
             Event::CanaryRemoved { .. } => 25,
             Event::CanaryKept { .. } => 26,
+            Event::Abandoned { .. } => 27,
         }
     }
 
@@ -1167,7 +1238,7 @@ mod tests {
     fn every_event_kind_written_reads_back_equal() {
         let events = every_kind();
         let kinds: std::collections::BTreeSet<usize> = events.iter().map(kind).collect();
-        assert_eq!(kinds, (0..27).collect(), "one event of every kind");
+        assert_eq!(kinds, (0..28).collect(), "one event of every kind");
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::create(dir.path(), "s").unwrap();
         for (n, e) in events.iter().enumerate() {
@@ -1259,6 +1330,20 @@ mod tests {
         })
         .unwrap();
         assert_eq!((seen, scanned.damaged), (vec![1, 3], Some(2)));
+    }
+
+    #[test]
+    fn session_names_are_array_stamp_pid_and_never_reuse_a_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let started = "2026-01-01T00:00:00.000Z";
+        let base = format!("md0-20260101T000000000Z-{}", std::process::id());
+        let (first, name) = Journal::create_session(dir.path(), "md0", started).unwrap();
+        assert_eq!(name, base);
+        assert!(first.path().ends_with(format!("sessions/{base}.jsonl")));
+        let (_, second) = Journal::create_session(dir.path(), "md0", started).unwrap();
+        assert_eq!(second, format!("{base}-2"));
+        let (_, third) = Journal::create_session(dir.path(), "md0", started).unwrap();
+        assert_eq!(third, format!("{base}-3"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod engine;
+pub mod error;
 pub mod exit;
 pub mod health;
 pub mod journal;
@@ -21,13 +22,16 @@ pub mod quarantine;
 pub mod runbook;
 pub mod sanitize;
 pub mod scenario;
+pub mod session;
 pub mod signals;
+pub mod simulate;
 pub mod state;
+pub mod trust;
 pub mod units;
 
 use std::ffi::OsString;
 
-use crate::commands::{Diagnostics, UsageError};
+use crate::error::{Diagnostics, UsageError};
 use crate::lock::LockHeld;
 
 /// Run swapguard with these arguments (the first is the program name) and
@@ -37,35 +41,43 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    code(args).number()
+}
+
+fn code<I, T>(args: I) -> exit::Code
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
     let config = match cli::parse(args) {
         Ok(config) => config,
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() {
-                exit::USAGE
+                exit::Code::Usage
             } else {
-                exit::SUCCESS
+                exit::Code::Success
             };
         }
     };
     match commands::dispatch(&config) {
         Ok(code) => code,
         // Whoever read the output went away (`| head -1`): nothing to say.
-        Err(e) if output::is_stdout_closed(&e) => exit::SUCCESS,
+        Err(e) if output::is_stdout_closed(&e) => exit::Code::Success,
         Err(e) if e.downcast_ref::<Diagnostics>().is_some() => {
             eprintln!("{}", sanitize::sanitize(&e.to_string(), true));
-            exit::USAGE
+            exit::Code::Usage
         }
         Err(e) => {
             eprintln!("error: {}", sanitize::sanitize(&format!("{e:#}"), true));
             if e.downcast_ref::<LockHeld>().is_some() {
-                exit::LOCKED
+                exit::Code::Locked
             } else if e.downcast_ref::<UsageError>().is_some()
                 || e.downcast_ref::<state::Unsafe>().is_some()
             {
-                exit::USAGE
+                exit::Code::Usage
             } else {
-                exit::FAILURE
+                exit::Code::Failure
             }
         }
     }

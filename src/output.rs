@@ -124,6 +124,60 @@ macro_rules! outln {
     };
 }
 
+/// `--color WHEN`, as ripgrep and fd have it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ColorChoice {
+    /// Colour on a terminal, unless `NO_COLOR` is set, `TERM` is `dumb` or
+    /// missing, or `CLICOLOR=0`.
+    #[default]
+    Auto,
+    /// Colour even into a pipe or file, whatever the environment says.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour output that goes to a terminal (`terminal`) or
+    /// not, with the environment as it is.
+    pub fn wanted(self, terminal: bool) -> bool {
+        self.wanted_with(
+            std::env::var_os("NO_COLOR").is_some(),
+            std::env::var("TERM").ok().as_deref(),
+            std::env::var("CLICOLOR").ok().as_deref(),
+            terminal,
+        )
+    }
+
+    /// What the terminal operator is told: `Some` when `--color` decided
+    /// (`always`, `never`), `None` under `auto`, where the operator looks
+    /// at the environment and the terminal itself.
+    pub fn forced(self) -> Option<bool> {
+        match self {
+            ColorChoice::Auto => None,
+            ColorChoice::Always => Some(true),
+            ColorChoice::Never => Some(false),
+        }
+    }
+
+    /// [`wanted`](Self::wanted) with the environment given.
+    pub fn wanted_with(
+        self,
+        no_color_set: bool,
+        term: Option<&str>,
+        clicolor: Option<&str>,
+        terminal: bool,
+    ) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                crate::operator::render::colors_wanted(no_color_set, term, clicolor, terminal)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +191,26 @@ mod tests {
         let other = anyhow::Error::from(io::Error::from(io::ErrorKind::BrokenPipe))
             .context("cannot feed smartctl");
         assert!(!is_stdout_closed(&other));
+    }
+
+    #[test]
+    fn color_choice_always_and_never_win_auto_asks_the_environment() {
+        use ColorChoice::{Always, Auto, Never};
+        let xterm = Some("xterm-256color");
+        for (choice, no_color, term, clicolor, terminal, want) in [
+            (Auto, false, xterm, None, true, true),
+            (Auto, false, xterm, None, false, false),
+            (Auto, true, xterm, None, true, false),
+            (Auto, false, Some("dumb"), None, true, false),
+            (Auto, false, xterm, Some("0"), true, false),
+            (Always, true, Some("dumb"), Some("0"), false, true),
+            (Never, false, xterm, None, true, false),
+        ] {
+            assert_eq!(
+                choice.wanted_with(no_color, term, clicolor, terminal),
+                want,
+                "{choice:?} {no_color} {term:?} {clicolor:?} {terminal}"
+            );
+        }
     }
 }

@@ -156,7 +156,7 @@ struct StepRef {
 pub fn load(path: &Path) -> anyhow::Result<Scenario> {
     // Read once, from a checked descriptor (as root: no links followed,
     // nothing others could have written).
-    let source = crate::commands::trust::read_checked(path, "scenario")?;
+    let source = crate::trust::read_checked(path, "scenario")?;
     let scenario = parse(path, &source)?;
     if !scenario.runbook.is_file() {
         let span = scenario

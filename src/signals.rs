@@ -101,7 +101,7 @@ fn state() -> Result<Arc<State>> {
                             "\nleaving at once; the journal has everything up to its last entry \
                              (`swapguard resume` continues the run)"
                         );
-                        leave(SIGINT, crate::exit::INTERRUPTED);
+                        leave(SIGINT, crate::exit::Code::Interrupted.number());
                     }
                 }
             }
@@ -141,7 +141,7 @@ pub fn exit(code: i32) -> ! {
     let by_sigint = STATE
         .get()
         .is_some_and(|s| s.last.load(Ordering::SeqCst) == SIGINT);
-    if code == crate::exit::INTERRUPTED && by_sigint {
+    if code == crate::exit::Code::Interrupted.number() && by_sigint {
         leave(SIGINT, code);
     }
     std::process::exit(code)

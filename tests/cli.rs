@@ -278,6 +278,153 @@ fn status_of_a_missing_tree_is_an_error() {
         .code(1);
 }
 
+/// A root with `/proc` and `/sys/block` but no `/proc/mdstat`: a kernel
+/// without the md driver.
+fn kernel_without_md(t: &Test) -> PathBuf {
+    let tree = t.dir.path().join("no-md");
+    std::fs::create_dir_all(tree.join("proc")).unwrap();
+    std::fs::create_dir_all(tree.join("sys/block/sda")).unwrap();
+    tree
+}
+
+#[test]
+fn status_without_proc_mdstat_says_md_is_not_available_not_no_arrays() {
+    let t = Test::new();
+    let tree = kernel_without_md(&t).display().to_string();
+    let done = t
+        .args(&["status", "--no-smart", "--sysroot", tree.as_str()])
+        .run()
+        .code(0)
+        .stdout_has("md is not available on this kernel");
+    assert!(
+        !done.stdout.contains("no md arrays found"),
+        "{}",
+        done.stdout
+    );
+    let t = Test::new();
+    let tree = kernel_without_md(&t).display().to_string();
+    let done = t
+        .args(&["status", "--json", "--no-smart", "--sysroot", tree.as_str()])
+        .run()
+        .code(0);
+    let v: serde_json::Value = serde_json::from_str(&done.stdout).unwrap();
+    assert_eq!(v["arrays"], serde_json::json!([]));
+    assert!(
+        v["unavailable"][0]
+            .as_str()
+            .unwrap()
+            .contains("md is not available on this kernel"),
+        "{v}"
+    );
+    // Asking for one array there is the user's mistake, and says why.
+    let t = Test::new();
+    let tree = kernel_without_md(&t).display().to_string();
+    t.args(&["status", "md0", "--no-smart", "--sysroot", tree.as_str()])
+        .run()
+        .code(2)
+        .stderr_has("`swapguard status md0`: md is not available on this kernel");
+}
+
+#[test]
+fn status_with_md_but_no_arrays_says_no_md_arrays_found() {
+    let t = Test::new();
+    let tree = kernel_without_md(&t);
+    std::fs::write(
+        tree.join("proc/mdstat"),
+        "Personalities : [raid1]\nunused devices: <none>\n",
+    )
+    .unwrap();
+    let tree = tree.display().to_string();
+    let done = t
+        .args(&["status", "--no-smart", "--sysroot", tree.as_str()])
+        .run()
+        .code(0)
+        .stdout_has("no md arrays found");
+    assert!(!done.stdout.contains("not available"), "{}", done.stdout);
+}
+
+#[test]
+fn status_array_shows_that_array_only() {
+    // md1 is listed by mdstat but has no sysfs (its rows say so), so
+    // whether `status md0` looked at it shows.
+    let t = Test::new();
+    let tree = misc::clean_tree(&t);
+    let mdstat = std::fs::read_to_string(tree.join("proc/mdstat")).unwrap();
+    std::fs::write(
+        tree.join("proc/mdstat"),
+        mdstat.replace(
+            "unused devices",
+            "md1 : active raid1 sdc[1] sdb[0]\n      64512 blocks super 1.2 [2/2] [UU]\n\nunused devices",
+        ),
+    )
+    .unwrap();
+    let tree = tree.display().to_string();
+    Test::new()
+        .args(&["status", "--no-smart", "--sysroot", tree.as_str()])
+        .run()
+        .stdout_has("md0  raid1")
+        .stdout_has("md1  raid1");
+    for given in ["md0", "/dev/md0"] {
+        let one = Test::new()
+            .args(&["status", given, "--no-smart", "--sysroot", tree.as_str()])
+            .run()
+            .code(0)
+            .stdout_has("md0  raid1  clean  2 slots, 0 missing")
+            .stdout_has("LAB-A-0001");
+        assert!(!one.stdout.contains("md1"), "{}", one.stdout);
+    }
+    let json = Test::new()
+        .args(&[
+            "status",
+            "md0",
+            "--json",
+            "--no-smart",
+            "--sysroot",
+            tree.as_str(),
+        ])
+        .run()
+        .code(0);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["arrays"].as_array().unwrap().len(), 1);
+    assert_eq!(v["arrays"][0]["array"]["name"], "md0");
+    Test::new()
+        .args(&["status", "md9", "--no-smart", "--sysroot", tree.as_str()])
+        .run()
+        .code(2)
+        .stderr_has("`swapguard status md9`: no such md array (arrays here: md0, md1)");
+}
+
+#[test]
+fn status_color_always_colours_into_a_pipe_never_and_auto_do_not() {
+    let args = |color: &str| {
+        Test::new().args(&[
+            "status",
+            "--no-smart",
+            "--color",
+            color,
+            "--sysroot",
+            "tests/fixtures/md/after-read-errors",
+        ])
+    };
+    // `always` wins over NO_COLOR (set by the harness) and a pipe.
+    let always = args("always").run().code(0);
+    assert!(always.stdout.contains("\x1b["), "{}", always.stdout);
+    assert!(always.stdout.contains("LAB-A-0001"), "{}", always.stdout);
+    for color in ["never", "auto"] {
+        let t = args(color);
+        let out = t.command().env_remove("NO_COLOR").output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{color}: {stdout}");
+        assert!(!stdout.contains('\x1b'), "{color}: {stdout}");
+        assert!(stdout.contains("LAB-A-0001"), "{color}: {stdout}");
+    }
+    Test::new()
+        .args(&["status", "--color", "sometimes"])
+        .run()
+        .code(2)
+        .stderr_has("invalid value 'sometimes' for '--color <WHEN>'");
+}
+
 #[test]
 fn ctrl_c_during_a_physical_step_stops_at_a_safe_point_with_130() {
     let t = Test::new();

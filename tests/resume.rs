@@ -116,6 +116,102 @@ fn killed_during_a_physical_step_resume_sees_the_pull_and_completes() {
 }
 
 #[test]
+fn run_on_an_array_with_an_unfinished_session_offers_resume_and_refuses_a_second() {
+    let m = killed_during_the_pull();
+    let old = m.session();
+    let name = old.file_stem().unwrap().to_str().unwrap().to_string();
+    let state = m.path("state").display().to_string();
+    let tree = m.path("tree").display().to_string();
+    let done = m.run(None);
+    assert_eq!(
+        done.code,
+        Some(2),
+        "--- stdout\n{}\n--- stderr\n{}",
+        done.stdout,
+        done.stderr
+    );
+    for want in [
+        "array `md0` has an unfinished session; not starting a second one".to_string(),
+        format!("session `{name}` (runbook `pull-only.toml`"),
+        "it stopped during step `pull`".to_string(),
+        format!("to go on with it: swapguard resume {name} --state-dir {state} --sysroot {tree}\n"),
+        "run again with `--new-session`".to_string(),
+    ] {
+        assert!(done.stderr.contains(&want), "{want:?}\n{}", done.stderr);
+    }
+    // Nothing was started: still the one journal, ending where it crashed.
+    assert_eq!(m.session(), old);
+    assert_eq!(m.journal().last().unwrap()["event"], "step-started");
+    // The command it printed is the one that works: resume finds it.
+    let resumable = m.swapguard(&["journal", "list"], None);
+    assert!(
+        resumable.stdout.contains("resumable"),
+        "{}",
+        resumable.stdout
+    );
+
+    // --new-session gives the old session up (journaled) and starts anew.
+    m.pull();
+    let done = m.swapguard(
+        &[
+            "run",
+            "pull-only.toml",
+            "--array",
+            "md0",
+            "--target",
+            "nvme1n1",
+            "--answers",
+            "answers.toml",
+            "--new-session",
+        ],
+        None,
+    );
+    // The target is gone before the new run starts: preflight refuses it.
+    assert_eq!(done.code, Some(4), "{}\n{}", done.stdout, done.stderr);
+    assert!(
+        done.stderr
+            .contains(&format!("session `{name}` abandoned (journaled)")),
+        "{}",
+        done.stderr
+    );
+    let journal: Vec<serde_json::Value> = std::fs::read_to_string(&old)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let tail: Vec<&str> = journal[journal.len() - 2..]
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(tail, ["abandoned", "run-finished"]);
+    assert_eq!(journal.last().unwrap()["outcome"], "abandoned");
+    let sessions: Vec<String> = std::fs::read_dir(m.path("state/sessions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().to_string())
+        .filter(|n| *n != format!("{name}.jsonl"))
+        .collect();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    let new = sessions[0].trim_end_matches(".jsonl");
+    assert_eq!(journal[journal.len() - 2]["by"], new);
+    // The chain still verifies, and the abandoned session is not resumed.
+    let verify = m.swapguard(&["journal", "verify", &name], None);
+    assert_eq!(verify.code, Some(0), "{}", verify.stdout);
+    let resume = m.swapguard(&["resume", &name], None);
+    assert_eq!(resume.code, Some(2));
+    assert!(
+        resume.stderr.contains("already finished (abandoned)"),
+        "{}",
+        resume.stderr
+    );
+    let list = m.swapguard(&["journal", "list"], None);
+    assert!(
+        list.stdout.contains("abandoned for a new session"),
+        "{}",
+        list.stdout
+    );
+}
+
+#[test]
 fn a_survivor_that_degraded_while_no_one_watched_halts_the_resume() {
     let m = killed_during_the_pull();
     // Hands in the chassis, no one watching: the survivor collects errors.

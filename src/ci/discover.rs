@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::commands::UsageError;
+use crate::error::UsageError;
 use crate::scenario::{self, Scenario};
 
 /// One runbook and every scenario found for it.

@@ -1,5 +1,5 @@
 //! Running suites: lint each runbook, dry-run each of its scenarios on the
-//! same engine as `swapguard dry-run` (`commands::dry_run::simulate`), and
+//! same engine as `swapguard dry-run` (`simulate::simulate`), and
 //! judge each outcome against the scenario's `[expect]` with the same
 //! `judge`. With mutations, every healthy scenario's bad-hardware variants
 //! (`ci::mutate`) run too.
@@ -19,7 +19,6 @@ use serde::Serialize;
 use crate::ci::discover::{Discovered, Found, Suite};
 use crate::ci::mutate::{self, Mutation, StepTimes};
 use crate::ci::proof::proves_it_halts;
-use crate::commands::dry_run::{judge, simulate};
 use crate::engine::Outcome;
 use crate::exit;
 use crate::runbook::diag::{Diagnostic, Severity};
@@ -27,6 +26,7 @@ use crate::runbook::lint::FileReport;
 use crate::runbook::load::{decode, load_str};
 use crate::runbook::model::Runbook;
 use crate::scenario::Scenario;
+use crate::simulate::{judge, simulate};
 
 /// What to run besides the scenarios.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -198,7 +198,7 @@ impl Report {
     /// scenario does not load or cannot run), else 7 when an expectation
     /// failed or a variant was let through, else 0. With `deny_warnings`,
     /// warnings count as errors.
-    pub fn exit_code(&self, deny_warnings: bool) -> i32 {
+    pub fn exit_code(&self, deny_warnings: bool) -> exit::Code {
         let errored = self.lint_errors() > 0
             || self.cases().any(|c| c.verdict == Verdict::Error)
             || self.mutations().any(|m| m.verdict == Verdict::Error)
@@ -206,11 +206,11 @@ impl Report {
         let failed = self.cases().any(|c| c.verdict == Verdict::Fail)
             || self.mutations().any(|m| m.verdict == Verdict::Fail);
         if errored {
-            exit::USAGE
+            exit::Code::Usage
         } else if failed {
-            exit::EXPECTATION_FAILED
+            exit::Code::ExpectationFailed
         } else {
-            exit::SUCCESS
+            exit::Code::Success
         }
     }
 }
@@ -409,7 +409,7 @@ fn run_case(
             let mut verdict = Vec::new();
             let code = judge(&outcome, &scenario.expect, &mut verdict);
             case.got = Some(Got::of(&outcome));
-            case.verdict = if code == exit::SUCCESS {
+            case.verdict = if code == exit::Code::Success {
                 Verdict::Pass
             } else {
                 Verdict::Fail
@@ -584,19 +584,24 @@ mod tests {
             orphans: vec![],
             elapsed: Duration::ZERO,
         };
-        let table: [(&[Verdict], usize, bool, i32); 7] = [
-            (&[Verdict::Pass], 0, false, exit::SUCCESS),
+        let table: [(&[Verdict], usize, bool, exit::Code); 7] = [
+            (&[Verdict::Pass], 0, false, exit::Code::Success),
             (
                 &[Verdict::Pass, Verdict::Fail],
                 0,
                 false,
-                exit::EXPECTATION_FAILED,
+                exit::Code::ExpectationFailed,
             ),
-            (&[Verdict::Fail, Verdict::Error], 0, false, exit::USAGE),
-            (&[Verdict::Skipped], 0, false, exit::SUCCESS),
-            (&[Verdict::Pass], 1, false, exit::SUCCESS),
-            (&[Verdict::Pass], 1, true, exit::USAGE),
-            (&[], 0, true, exit::SUCCESS),
+            (
+                &[Verdict::Fail, Verdict::Error],
+                0,
+                false,
+                exit::Code::Usage,
+            ),
+            (&[Verdict::Skipped], 0, false, exit::Code::Success),
+            (&[Verdict::Pass], 1, false, exit::Code::Success),
+            (&[Verdict::Pass], 1, true, exit::Code::Usage),
+            (&[], 0, true, exit::Code::Success),
         ];
         for (verdicts, warnings, deny, want) in table {
             assert_eq!(
@@ -615,7 +620,7 @@ mod tests {
             )
             .unwrap();
         let report = run(found, Options { mutate: false }).unwrap();
-        assert_eq!(report.exit_code(true), exit::SUCCESS);
+        assert_eq!(report.exit_code(true), exit::Code::Success);
         assert!(report.cases().all(|c| c.verdict == Verdict::Pass));
         assert!(report.runbooks.iter().all(|r| r.warnings.is_empty()));
     }

@@ -7,18 +7,19 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::commands::dry_run::{judge, simulate, simulate_with};
 use crate::exit;
 use crate::operator::terminal::TerminalOperator;
+use crate::output::ColorChoice;
 use crate::runbook::load;
 use crate::scenario;
+use crate::simulate::{judge, simulate, simulate_with};
 
 const RUNBOOK: &str = include_str!("../../runbooks/md-replace-member.toml");
 const HEALTHY: &str = include_str!("../../runbooks/scenarios/md-replace-member/healthy.toml");
 const INCIDENT: &str =
     include_str!("../../runbooks/scenarios/md-replace-member/incident-2019.toml");
 
-pub fn demo() -> Result<i32> {
+pub fn demo(color: ColorChoice) -> Result<exit::Code> {
     let runbook_path = Path::new("runbooks/md-replace-member.toml");
     let loaded = load::load_str(runbook_path, RUNBOOK);
     let runbook = loaded
@@ -33,7 +34,7 @@ pub fn demo() -> Result<i32> {
          otherwise a simulated technician answers. The simulated hardware reacts\n\
          as a real md array does.\n"
     )?;
-    let mut code = exit::SUCCESS;
+    let mut code = exit::Code::Success;
     for (title, source, file) in [
         ("PART 1: a healthy swap", HEALTHY, "healthy.toml"),
         (
@@ -47,13 +48,13 @@ pub fn demo() -> Result<i32> {
         let scenario = scenario::parse(&path, source).with_context(|| {
             format!("the embedded demo scenario `{file}` does not load; this is a bug")
         })?;
-        let outcome = match TerminalOperator::new() {
+        let outcome = match TerminalOperator::new().map(|t| t.with_colors(color.forced())) {
             // At a terminal, the person running the demo is the technician.
             Ok(mut person) => simulate_with(&runbook, &scenario, &mut person, 0.01)?,
             Err(_) => simulate(&runbook, &scenario, None, &mut out)?.0,
         };
-        if judge(&outcome, &scenario.expect, &mut out) != exit::SUCCESS {
-            code = exit::FAILURE;
+        if judge(&outcome, &scenario.expect, &mut out) != exit::Code::Success {
+            code = exit::Code::Failure;
         }
         writeln!(out)?;
     }

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use crate::cli::{self, Shell};
 use crate::exit;
 
-pub fn completions(shell: Shell, out: &mut dyn Write) -> Result<i32> {
+pub fn completions(shell: Shell, out: &mut dyn Write) -> Result<exit::Code> {
     let mut cmd = cli::command();
     let generator = match shell {
         Shell::Bash => clap_complete::Shell::Bash,
@@ -24,12 +24,12 @@ pub fn completions(shell: Shell, out: &mut dyn Write) -> Result<i32> {
     out.write_all(&text)
         .and_then(|()| out.flush())
         .context("cannot write the completions")?;
-    Ok(exit::SUCCESS)
+    Ok(exit::Code::Success)
 }
 
 /// The man page of `swapguard` on `out`, or with `dir` one page per command
 /// written there (`swapguard.1`, `swapguard-test.1`, ...).
-pub fn man(dir: Option<&Path>, out: &mut dyn Write) -> Result<i32> {
+pub fn man(dir: Option<&Path>, out: &mut dyn Write) -> Result<exit::Code> {
     let cmd = cli::command();
     match dir {
         None => {
@@ -58,7 +58,7 @@ pub fn man(dir: Option<&Path>, out: &mut dyn Write) -> Result<i32> {
             }
         }
     }
-    Ok(exit::SUCCESS)
+    Ok(exit::Code::Success)
 }
 
 /// The main page: clap's sections, then EXIT STATUS, ENVIRONMENT, FILES
@@ -79,35 +79,38 @@ fn main_page(cmd: clap::Command) -> Result<Vec<u8>> {
 }
 
 /// Exit codes, as `exit.rs` defines them.
-const EXIT_STATUS: [(i32, &str); 9] = [
+const EXIT_STATUS: [(exit::Code, &str); 9] = [
     (
-        exit::SUCCESS,
+        exit::Code::Success,
         "Success; also when standard output is closed early (swapguard status --json | head -1): output ends quietly, and a run goes on and journals as usual.",
     ),
     (
-        exit::FAILURE,
+        exit::Code::Failure,
         "Error: I/O, a tool could not start, the journal is not writable.",
     ),
     (
-        exit::USAGE,
+        exit::Code::Usage,
         "Usage error, or a runbook, scenario or answers file with errors.",
     ),
     (
-        exit::HALTED,
+        exit::Code::Halted,
         "Halted by the guard: a survivor degraded, the wrong drive moved, health could not be read.",
     ),
-    (exit::REFUSED, "Refused by preflight; nothing was touched."),
     (
-        exit::ABORTED,
+        exit::Code::Refused,
+        "Refused by preflight; nothing was touched.",
+    ),
+    (
+        exit::Code::Aborted,
         "Aborted by the operator: answered no, typed a wrong confirmation.",
     ),
-    (exit::LOCKED, "Another run holds the array's lock."),
+    (exit::Code::Locked, "Another run holds the array's lock."),
     (
-        exit::EXPECTATION_FAILED,
+        exit::Code::ExpectationFailed,
         "dry-run or test: an outcome differed from the scenario's [expect]; test --mutate: a bad-hardware variant was not halted in time.",
     ),
     (
-        exit::INTERRUPTED,
+        exit::Code::Interrupted,
         "Interrupted (Ctrl-C, SIGTERM, SIGHUP); swapguard resume continues the run.",
     ),
 ];
@@ -115,9 +118,12 @@ const EXIT_STATUS: [(i32, &str); 9] = [
 const ENVIRONMENT: [(&str, &str); 7] = [
     (
         "NO_COLOR",
-        "When set (to anything), no colour at the terminal.",
+        "When set (to anything), no colour at the terminal (under --color auto, the default; --color always colours anyway).",
     ),
-    ("CLICOLOR", "0: no colour at the terminal, as NO_COLOR."),
+    (
+        "CLICOLOR",
+        "0: no colour at the terminal, as NO_COLOR (under --color auto).",
+    ),
     (
         "TERM",
         "dumb, empty or unset: plain output: no colour, no cursor movement (a line per 10% of progress instead of a bar), ASCII only.",
@@ -186,7 +192,9 @@ fn extra_sections() -> String {
     tagged(
         &mut out,
         "EXIT STATUS",
-        &mut EXIT_STATUS.iter().map(|(c, t)| (c.to_string(), *t)),
+        &mut EXIT_STATUS
+            .iter()
+            .map(|(c, t)| (c.number().to_string(), *t)),
     );
     tagged(
         &mut out,
@@ -247,7 +255,9 @@ mod tests {
             };
             if code.parse::<i32>().is_ok() {
                 assert!(
-                    EXIT_STATUS.iter().any(|(c, _)| c.to_string() == code),
+                    EXIT_STATUS
+                        .iter()
+                        .any(|(c, _)| c.number().to_string() == code),
                     "{code}"
                 );
             }

@@ -8,35 +8,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::cli::Config;
-use crate::commands::UsageError;
 use crate::engine::{Ended, Journaled};
+use crate::error::UsageError;
 use crate::exit;
-use crate::journal;
+use crate::journal::{self, session_name, sessions};
 use crate::sanitize::sanitize;
 use crate::state::{SESSIONS, StateDir};
 use nix::fcntl::OFlag;
-
-/// Every session journal under `<state_dir>/sessions/`, sorted by name
-/// (names begin with the array and the start time). The state directory is
-/// checked first (see [`crate::state`]).
-pub(crate) fn sessions(state_dir: &Path) -> Result<Vec<PathBuf>> {
-    let Some(state) = StateDir::existing(state_dir)? else {
-        return Ok(Vec::new());
-    };
-    let dir = state_dir.join(SESSIONS);
-    Ok(state
-        .list(SESSIONS, ".jsonl")?
-        .into_iter()
-        .map(|name| dir.join(name))
-        .collect())
-}
-
-/// The session's name: the journal's file name without `.jsonl`.
-pub(crate) fn session_name(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
 
 /// A session named on the command line: a name under
 /// `<state_dir>/sessions/` (as `journal list` shows it), never a path
@@ -128,7 +106,7 @@ pub(crate) fn journal_to_read(config: &Config, session: &str, file: bool) -> Res
 
 /// `journal verify`: exit 0 only when the chain is intact and every line's
 /// MAC was checked with the state directory's key.
-pub fn verify(config: &Config, session: &str, file: bool) -> Result<i32> {
+pub fn verify(config: &Config, session: &str, file: bool) -> Result<exit::Code> {
     let path = journal_to_read(config, session, file)?;
     let key = journal_key(&config.state_dir);
     let mut v = journal::verify(&path, key.as_ref().ok())?;
@@ -152,12 +130,12 @@ pub fn verify(config: &Config, session: &str, file: bool) -> Result<i32> {
             v.head
         )?;
         if v.is_vouched_for() {
-            return Ok(exit::SUCCESS);
+            return Ok(exit::Code::Success);
         }
         crate::outln!(
             "the lines fit together, but nothing shows who wrote them: `resume` refuses this journal"
         )?;
-        return Ok(exit::FAILURE);
+        return Ok(exit::Code::Failure);
     }
     crate::outln!(
         "journal `{shown}`: hash chain BROKEN ({} entries read{torn})",
@@ -169,13 +147,13 @@ pub fn verify(config: &Config, session: &str, file: bool) -> Result<i32> {
     crate::outln!(
         "the journal was changed after it was written; keep this copy and compare it with the report attached to the ticket"
     )?;
-    Ok(exit::FAILURE)
+    Ok(exit::Code::Failure)
 }
 
 /// Every line goes through a sanitising sink: file names, and every field
 /// read back from a journal (array, times, step ids, outcomes), are the
 /// journal's, not the tool's.
-pub fn list(config: &Config) -> Result<i32> {
+pub fn list(config: &Config) -> Result<exit::Code> {
     let mut out = crate::sanitize::stdout();
     let paths = sessions(&config.state_dir)?;
     if paths.is_empty() {
@@ -184,7 +162,7 @@ pub fn list(config: &Config) -> Result<i32> {
             "no sessions under `{}`",
             config.state_dir.join("sessions").display()
         )?;
-        return Ok(exit::SUCCESS);
+        return Ok(exit::Code::Success);
     }
     for path in paths {
         // One line per session, whatever its name or fields hold.
@@ -204,12 +182,15 @@ pub fn list(config: &Config) -> Result<i32> {
             )?,
         }
     }
-    Ok(exit::SUCCESS)
+    Ok(exit::Code::Success)
 }
 
 /// How a session stands, in a few words.
 pub(crate) fn state_line(j: &Journaled) -> String {
     match &j.ended {
+        Some(Ended::Finished { outcome, .. }) if outcome == "abandoned" => {
+            "abandoned for a new session (`run --new-session`)".into()
+        }
         Some(Ended::Finished { outcome, exit_code }) if j.not_resumable().is_none() => {
             format!("{outcome} (exit {exit_code}); resumable")
         }

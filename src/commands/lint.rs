@@ -8,12 +8,12 @@ use anyhow::Result;
 use crate::exit;
 use crate::runbook::lint;
 
-pub fn lint(files: &[PathBuf]) -> Result<i32> {
+pub fn lint(files: &[PathBuf]) -> Result<exit::Code> {
     let report = lint::lint_paths(files);
     write!(crate::sanitize::stdout(), "{}", lint::render(&report))?;
     Ok(if lint::has_errors(&report) {
-        exit::USAGE
+        exit::Code::Usage
     } else {
-        exit::SUCCESS
+        exit::Code::Success
     })
 }

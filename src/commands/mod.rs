@@ -3,9 +3,9 @@
 
 mod demo;
 mod docs;
-pub mod dry_run;
+mod dry_run;
 mod plan;
-pub mod test;
+mod test;
 
 mod journal;
 mod lint;
@@ -14,55 +14,30 @@ mod report;
 mod resume;
 mod run;
 mod status;
-pub(crate) mod trust;
-
-use std::fmt;
 
 use anyhow::Result;
 
 use crate::cli::{Command, Config};
+use crate::exit;
 
-/// An error that is the user's to fix (exit code 2): a bad runbook, a
-/// missing argument, no terminal.
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
-
-/// A usage error whose text is already rendered diagnostics (`error: ...
-/// --> path:line:col`); printed as it is, exit code 2.
-#[derive(Debug)]
-pub struct Diagnostics(pub String);
-
-impl fmt::Display for Diagnostics {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Diagnostics {}
-
-pub fn dispatch(config: &Config) -> Result<i32> {
+pub fn dispatch(config: &Config) -> Result<exit::Code> {
     match &config.command {
         Command::Run {
             runbook,
             params,
             answers,
-        } => run::run(config, runbook, params, answers.as_deref()),
+            new_session,
+        } => run::run(config, runbook, params, answers.as_deref(), *new_session),
         Command::Lint { files } => lint::lint(files),
         Command::DryRun {
             runbook,
             scenario,
             exit_with_outcome,
         } => dry_run::dry_run(config, runbook.as_deref(), scenario, *exit_with_outcome),
-        Command::Status { json, smart } => status::status(config, *json, *smart),
-        Command::Demo => demo::demo(),
+        Command::Status { array, json, smart } => {
+            status::status(config, array.as_deref(), *json, *smart)
+        }
+        Command::Demo => demo::demo(config.color),
         Command::Quarantine(action) => quarantine::quarantine(config, action),
         Command::Test(args) => test::test(args),
         Command::Plan { runbook } => plan::plan(runbook),
@@ -88,146 +63,4 @@ pub fn dispatch(config: &Config) -> Result<i32> {
         Command::JournalList => journal::list(config),
         Command::Report { session, file } => report::report(config, session, *file),
     }
-}
-
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::atomic::AtomicBool;
-
-use crate::backend::Backend;
-use crate::clock::Clock;
-use crate::engine::{self, Outcome};
-use crate::journal::Journal;
-use crate::operator::Operator;
-use crate::runbook::load;
-use crate::runbook::model::Runbook;
-
-/// Load a runbook for running: warnings go to stderr, errors refuse.
-pub(crate) fn load_runbook(path: &Path) -> Result<Runbook> {
-    runbook_from(path, load::load(path)?)
-}
-
-/// [`load_runbook`] for a run as root: the file is read once, from the
-/// descriptor that passed [`trust::read_runbook`]'s checks.
-pub(crate) fn load_trusted_runbook(path: &Path) -> Result<Runbook> {
-    let loaded = match load::decode(path, trust::read_runbook(path)?) {
-        Ok(source) => load::load_str(path, &source),
-        Err(diagnostic) => load::Loaded {
-            runbook: None,
-            diagnostics: vec![*diagnostic],
-        },
-    };
-    runbook_from(path, loaded)
-}
-
-fn runbook_from(path: &Path, loaded: load::Loaded) -> Result<Runbook> {
-    let (errors, warnings): (Vec<_>, Vec<_>) =
-        loaded.diagnostics.iter().partition(|d| d.is_error());
-    for w in &warnings {
-        eprintln!("{w}\n");
-    }
-    match loaded.runbook {
-        Some(runbook) if errors.is_empty() => Ok(runbook),
-        _ => {
-            let text: Vec<String> = errors.iter().map(|d| d.to_string()).collect();
-            Err(Diagnostics(format!(
-                "{}\n\nerror: `{}` has {} error(s); nothing was run",
-                text.join("\n\n"),
-                path.display(),
-                errors.len(),
-            ))
-            .into())
-        }
-    }
-}
-
-/// The backend a real run of `runbook` talks to, reading under `--sysroot`.
-pub(crate) fn real_backend(
-    config: &Config,
-    runbook: &Runbook,
-    clock: crate::clock::SystemClock,
-) -> Result<Box<dyn Backend>> {
-    use crate::backend::registry;
-    let name = runbook.backend.name();
-    let open = registry::opener(name).ok_or_else(|| UsageError(registry::not_built(name)))?;
-    open(registry::Host {
-        sysroot: config.sysroot.clone(),
-        processes: crate::backend::process::ProcessRunner::from_state_dir(&config.state_dir)?,
-        watch_kernel_log: true,
-        clock: Some(clock),
-    })
-}
-
-/// Everything one guarded walk needs besides the runbook.
-pub(crate) struct Setup<'a> {
-    pub backend: &'a mut dyn Backend,
-    pub operator: &'a mut dyn Operator,
-    pub clock: &'a dyn Clock,
-    pub interrupted: &'a AtomicBool,
-    pub state_dir: &'a Path,
-}
-
-/// Take the array's lock, open a journal and walk the runbook.
-pub(crate) fn guarded(
-    runbook: &Runbook,
-    params: &BTreeMap<String, String>,
-    setup: Setup<'_>,
-) -> Result<(Outcome, std::path::PathBuf)> {
-    let array = params
-        .get("array")
-        .cloned()
-        .ok_or_else(|| UsageError("no array given: pass `--array NAME` (e.g. `md0`)".into()))?;
-    crate::runbook::vars::check_params(&runbook.params, params).map_err(UsageError)?;
-    // The array names the lock file and the journal: one plain name, never
-    // a path (real runs have made it the kernel's name already).
-    crate::state::component("array name", &array).map_err(UsageError)?;
-    let started = crate::journal::rfc3339(setup.clock.wall_ms());
-    let _lock = crate::lock::acquire(
-        setup.state_dir,
-        &array,
-        &format!("pid {} started {started}", std::process::id()),
-    )?;
-    let stamp: String = started
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
-    let base = format!("{array}-{stamp}-{}", std::process::id());
-    let mut session = base.clone();
-    let mut journal = None;
-    for n in 1..100 {
-        match Journal::create(setup.state_dir, &session) {
-            Ok(j) => {
-                journal = Some(j);
-                break;
-            }
-            Err(e)
-                if setup
-                    .state_dir
-                    .join("sessions")
-                    .join(format!("{session}.jsonl"))
-                    .exists() =>
-            {
-                session = format!("{base}-{}", n + 1);
-                let _ = e;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    let mut journal =
-        journal.ok_or_else(|| anyhow::anyhow!("cannot find a free journal name for `{base}`"))?;
-    let path = journal.path().to_path_buf();
-    let mut run = engine::Run {
-        runbook,
-        params: params.clone(),
-        backend: setup.backend,
-        operator: setup.operator,
-        clock: setup.clock,
-        journal: &mut journal,
-        interrupted: setup.interrupted,
-        session,
-        state_dir: setup.state_dir,
-    };
-    let outcome = engine::execute(&mut run)?;
-    run.operator.finish()?;
-    Ok((outcome, path))
 }

@@ -7,10 +7,10 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::ci::plan;
-use crate::commands::load_runbook;
 use crate::exit;
+use crate::session::load_runbook;
 
-pub fn plan(runbook_path: &Path) -> Result<i32> {
+pub fn plan(runbook_path: &Path) -> Result<exit::Code> {
     let runbook = load_runbook(runbook_path)?;
     // The checklist is the runbook's text: sanitised like any file's.
     write!(
@@ -18,5 +18,5 @@ pub fn plan(runbook_path: &Path) -> Result<i32> {
         "{}",
         plan::render(&runbook, runbook_path)
     )?;
-    Ok(exit::SUCCESS)
+    Ok(exit::Code::Success)
 }

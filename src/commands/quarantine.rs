@@ -11,21 +11,21 @@ use anyhow::Result;
 
 use crate::cli::{Config, QuarantineAction};
 use crate::clock::{Clock, SystemClock};
-use crate::commands::UsageError;
+use crate::error::UsageError;
 use crate::exit;
 use crate::health::model::Identity;
 use crate::journal::{Event, Journal, rfc3339};
 use crate::quarantine::{self, Entry, Registry, Release};
 use crate::sanitize::sanitize;
 
-pub fn quarantine(config: &Config, action: &QuarantineAction) -> Result<i32> {
+pub fn quarantine(config: &Config, action: &QuarantineAction) -> Result<exit::Code> {
     let clock = SystemClock::new();
     match action {
         QuarantineAction::List { json, all } => {
             let registry = Registry::load(&config.state_dir)?;
             let mut out = crate::sanitize::stdout();
             list(&registry, *json, *all, &mut out)?;
-            Ok(exit::SUCCESS)
+            Ok(exit::Code::Success)
         }
         QuarantineAction::Add {
             serial,
@@ -43,7 +43,7 @@ pub fn quarantine(config: &Config, action: &QuarantineAction) -> Result<i32> {
             let entry = Entry::for_drive(&id, at, session.clone(), format!("by hand: {reason}"));
             if !quarantine::add(&config.state_dir, entry.clone())? {
                 crate::outln!("{} is quarantined already", sanitize(&entry.who(), false))?;
-                return Ok(exit::SUCCESS);
+                return Ok(exit::Code::Success);
             }
             let mut journal = Journal::create(&config.state_dir, &session)?;
             journal.record(
@@ -57,7 +57,7 @@ pub fn quarantine(config: &Config, action: &QuarantineAction) -> Result<i32> {
                 sanitize(&entry.who(), false),
                 journal.path().display()
             )?;
-            Ok(exit::SUCCESS)
+            Ok(exit::Code::Success)
         }
         QuarantineAction::Release { serial, reason } => {
             let (serial, reason) = (required(serial, "serial")?, required(reason, "reason")?);
@@ -86,7 +86,7 @@ pub fn quarantine(config: &Config, action: &QuarantineAction) -> Result<i32> {
                 )?;
             }
             crate::outln!("journal: {}", journal.path().display())?;
-            Ok(exit::SUCCESS)
+            Ok(exit::Code::Success)
         }
     }
 }

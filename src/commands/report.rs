@@ -20,7 +20,7 @@ use crate::health::model::{Drive, Identity, Smart, Snapshot};
 use crate::journal::{self, Entry, Event};
 use crate::sanitize::sanitize;
 
-pub fn report(config: &Config, session: &str, file: bool) -> Result<i32> {
+pub fn report(config: &Config, session: &str, file: bool) -> Result<exit::Code> {
     let path = journal_to_read(config, session, file)?;
     // One streamed pass checks the chain (and the MACs, when the key can be
     // read) and collects the entries; no line longer than the journal's
@@ -46,7 +46,7 @@ pub fn report(config: &Config, session: &str, file: bool) -> Result<i32> {
         verified.keyed = journal::Keyed::NotChecked(why.clone());
     }
     crate::out!("{}", render(&path.display().to_string(), &read, &verified))?;
-    Ok(exit::SUCCESS)
+    Ok(exit::Code::Success)
 }
 
 /// What the report is made from: every entry of the journal but the

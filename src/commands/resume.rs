@@ -15,16 +15,17 @@ use anyhow::{Context, Result};
 
 use crate::cli::Config;
 use crate::clock::SystemClock;
-use crate::commands::journal::{journal_key, session_name, session_path, sessions, state_line};
-use crate::commands::{Diagnostics, UsageError, load_trusted_runbook, real_backend};
+use crate::commands::journal::{journal_key, session_path, state_line};
 use crate::engine::{self, Journaled, Resume, resume_question_id};
+use crate::error::{Diagnostics, UsageError};
 use crate::exit;
-use crate::journal::{Journal, Key};
+use crate::journal::{Journal, Key, session_name, sessions};
 use crate::operator::Operator;
 use crate::operator::scripted::ScriptedOperator;
 use crate::operator::terminal::TerminalOperator;
 use crate::runbook::model::{ParamKind, Runbook};
 use crate::sanitize::sanitize;
+use crate::session::{load_trusted_runbook, real_backend};
 
 /// What the command line asked for.
 pub struct Options<'a> {
@@ -35,7 +36,7 @@ pub struct Options<'a> {
     pub answers: Option<&'a Path>,
 }
 
-pub fn resume(config: &Config, opts: &Options<'_>) -> Result<i32> {
+pub fn resume(config: &Config, opts: &Options<'_>) -> Result<exit::Code> {
     let (path, _) = find(config, opts)?;
     let session = session_name(&path);
     let key = journal_key(&config.state_dir).map_err(|why| {
@@ -96,7 +97,11 @@ pub fn resume(config: &Config, opts: &Options<'_>) -> Result<i32> {
                 .map_err(|e| UsageError(format!("{e:#} (in `{}`)", answers.display())))?;
             Box::new(op)
         }
-        None => Box::new(TerminalOperator::new().map_err(|e| UsageError(format!("{e:#}")))?),
+        None => Box::new(
+            TerminalOperator::new()
+                .map_err(|e| UsageError(format!("{e:#}")))?
+                .with_colors(config.color.forced()),
+        ),
     };
     let started = crate::journal::rfc3339(crate::clock::Clock::wall_ms(&clock));
     let _lock = crate::lock::acquire(
@@ -129,7 +134,7 @@ pub fn resume(config: &Config, opts: &Options<'_>) -> Result<i32> {
     )?;
     tracking.finish()?;
     eprintln!("journal: {}", path.display());
-    Ok(exit::for_outcome(&outcome))
+    Ok(outcome.exit_code())
 }
 
 /// The session to resume: the one named, or the one unfinished session
@@ -204,7 +209,7 @@ fn short(hash: &str) -> &str {
 /// Read the session's journal again, this time as something root will act
 /// on, and refuse it unless it can be vouched for: a regular file reached
 /// without a symlink through directories only root can write (see
-/// [`trust::open_checked`](crate::commands::trust::open_checked)), owned by
+/// [`trust::open_checked`](crate::trust::open_checked)), owned by
 /// the user running resume (root) and readable by no one else (mode 0600),
 /// whose hash chain is intact and whose every line carries a MAC made with
 /// the state directory's key, and which names itself as this session. The
@@ -213,12 +218,7 @@ fn short(hash: &str) -> &str {
 fn vouch(path: &Path, session: &str, key: &Key) -> Result<Journaled> {
     use std::os::unix::fs::MetadataExt;
     let euid = nix::unistd::geteuid().as_raw();
-    let file = crate::commands::trust::open_checked(
-        path,
-        "journal",
-        euid,
-        crate::commands::trust::login_uid(),
-    )?;
+    let file = crate::trust::open_checked(path, "journal", euid, crate::trust::login_uid())?;
     let meta = file
         .metadata()
         .with_context(|| format!("cannot read journal `{}`", path.display()))?;

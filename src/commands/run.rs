@@ -7,20 +7,20 @@ use anyhow::Result;
 
 use crate::cli::Config;
 use crate::clock::SystemClock;
-use crate::commands::{
-    Diagnostics, Setup, UsageError, guarded, load_trusted_runbook, real_backend,
-};
+use crate::error::{Diagnostics, UsageError};
 use crate::exit;
 use crate::operator::Operator;
 use crate::operator::scripted::ScriptedOperator;
 use crate::operator::terminal::TerminalOperator;
+use crate::session::{Earlier, Setup, guarded, load_trusted_runbook, real_backend};
 
 pub fn run(
     config: &Config,
     runbook_path: &Path,
     params: &BTreeMap<String, String>,
     answers: Option<&Path>,
-) -> Result<i32> {
+    new_session: bool,
+) -> Result<exit::Code> {
     let runbook = load_trusted_runbook(runbook_path)?;
     let clock = SystemClock::new();
     let mut backend = real_backend(config, &runbook, clock)?;
@@ -65,7 +65,11 @@ pub fn run(
             .map_err(|e| UsageError(format!("{e:#} (in `{}`)", path.display())))?;
             Box::new(op)
         }
-        None => Box::new(TerminalOperator::new().map_err(|e| UsageError(format!("{e:#}")))?),
+        None => Box::new(
+            TerminalOperator::new()
+                .map_err(|e| UsageError(format!("{e:#}")))?
+                .with_colors(config.color.forced()),
+        ),
     };
     let interrupted = crate::signals::interrupt_flag()?;
     crate::signals::reset();
@@ -78,8 +82,62 @@ pub fn run(
             clock: &clock,
             interrupted: &interrupted,
             state_dir: &config.state_dir,
+            earlier: if new_session {
+                Earlier::Abandon
+            } else {
+                Earlier::Refuse {
+                    flags: resume_flags(config),
+                }
+            },
         },
     )?;
     eprintln!("journal: {}", journal.display());
-    Ok(exit::for_outcome(&outcome))
+    Ok(outcome.exit_code())
+}
+
+/// What `swapguard resume SESSION` needs besides the session to find it
+/// and its array as this run does: `--state-dir` and `--sysroot` when they
+/// are not the defaults, each quoted for a shell.
+fn resume_flags(config: &Config) -> String {
+    let mut flags = String::new();
+    if config.state_dir != Path::new(crate::cli::DEFAULT_STATE_DIR) {
+        flags.push_str(&format!(" --state-dir {}", shell_word(&config.state_dir)));
+    }
+    if config.sysroot != Path::new("/") {
+        flags.push_str(&format!(" --sysroot {}", shell_word(&config.sysroot)));
+    }
+    flags
+}
+
+/// `path` as one shell word: as it is when that is safe, else in single
+/// quotes.
+fn shell_word(path: &Path) -> String {
+    let text = path.display().to_string();
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:,@%=".contains(c));
+    if plain {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+    use std::path::Path;
+
+    #[test]
+    fn resume_command_paths_are_one_shell_word() {
+        for (path, want) in [
+            ("/var/lib/swapguard", "/var/lib/swapguard"),
+            ("/tmp/a b", "'/tmp/a b'"),
+            ("/tmp/it's", "'/tmp/it'\\''s'"),
+            ("/tmp/$(x)", "'/tmp/$(x)'"),
+        ] {
+            assert_eq!(shell_word(Path::new(path)), want, "{path}");
+        }
+    }
 }

@@ -1,20 +1,23 @@
 //! `swapguard status`: every array and drive, for people and scripts.
 
+use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::Result;
+use console::Style;
 use serde::Serialize;
 
-use crate::backend::Depth;
 use crate::backend::disk::identity::{self, PciSlots};
+use crate::backend::md::MdBackend;
 use crate::backend::md::sysfs;
 use crate::backend::process::ProcessRunner;
+use crate::backend::{Backend, Depth};
 use crate::cli::Config;
-use crate::commands::journal::session_name;
+use crate::error::UsageError;
 use crate::exit;
 use crate::health::guard::Observed;
 use crate::health::model::{Drive, Smart, Snapshot};
-use crate::health::verdict::{self, Verdict};
+use crate::health::verdict::{self, Level, Verdict};
 use crate::journal;
 use crate::sanitize::sanitize;
 use crate::units::format_size;
@@ -28,6 +31,48 @@ struct Report {
     vanished: Vec<Vanished>,
     /// Arrays that could not be read, with the reason.
     errors: Vec<String>,
+    /// Storage this kernel does not offer at all, with the reason (`md:
+    /// not available on this kernel (no /proc/mdstat)`): not an error,
+    /// and not the same as "no arrays".
+    unavailable: Vec<String>,
+}
+
+/// Why md is not there to ask, if it is not: `/proc` is mounted but has no
+/// `mdstat`, so the kernel has no md driver (built out, or the module not
+/// loaded). A missing `/proc` is not this: status cannot read the system
+/// at all and says so as an error.
+fn md_unavailable(sysroot: &Path) -> Option<String> {
+    let proc = sysroot.join("proc");
+    let mdstat = proc.join("mdstat");
+    let missing = matches!(
+        std::fs::symlink_metadata(&mdstat),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound
+    );
+    (missing && proc.is_dir()).then(|| {
+        format!(
+            "md is not available on this kernel (no `{}`; is the md module loaded?)",
+            mdstat.display()
+        )
+    })
+}
+
+/// The kernel name of the one array `swapguard status ARRAY` asks for; an
+/// array that is not there is a usage error naming those that are.
+fn one_array(
+    config: &Config,
+    given: &str,
+    known: &[String],
+    unavailable: Option<&str>,
+) -> Result<String> {
+    if let Some(why) = unavailable {
+        return Err(UsageError(format!(
+            "`swapguard status {}`: {why}",
+            sanitize(given, false)
+        ))
+        .into());
+    }
+    crate::backend::md::name::canonical_array(&config.sysroot, given, known)
+        .map_err(|why| UsageError(why.replacen("`--array ", "`swapguard status ", 1)).into())
 }
 
 /// A member md still lists although its block device has left the system:
@@ -70,7 +115,7 @@ struct LastKnown {
     at: String,
 }
 
-pub fn status(config: &Config, json: bool, smart: bool) -> Result<i32> {
+pub fn status(config: &Config, array: Option<&str>, json: bool, smart: bool) -> Result<exit::Code> {
     // `status` is read-only and often run by other users, who cannot read
     // root's state directory: the default search path is the safe fallback.
     let processes = ProcessRunner::from_state_dir(&config.state_dir).unwrap_or_else(|e| {
@@ -80,11 +125,15 @@ pub fn status(config: &Config, json: bool, smart: bool) -> Result<i32> {
         );
         ProcessRunner::default()
     });
-    let host = || crate::backend::registry::Host {
-        sysroot: config.sysroot.clone(),
-        processes: processes.clone(),
-        watch_kernel_log: false,
-        clock: None,
+    let mut backend = MdBackend::real(config.sysroot.clone(), processes);
+    let unavailable = md_unavailable(&config.sysroot);
+    let known = match &unavailable {
+        Some(_) => Vec::new(),
+        None => backend.arrays()?,
+    };
+    let names = match array {
+        None => known,
+        Some(given) => vec![one_array(config, given, &known, unavailable.as_deref())?],
     };
     let depth = if smart { Depth::Full } else { Depth::Fast };
     let mut report = Report {
@@ -92,18 +141,17 @@ pub fn status(config: &Config, json: bool, smart: bool) -> Result<i32> {
         arrays: Vec::new(),
         vanished: Vec::new(),
         errors: Vec::new(),
+        unavailable: unavailable.into_iter().collect(),
     };
-    for mut backend in crate::backend::registry::available(host)? {
-        for name in &backend.arrays()? {
-            match backend.snapshot(name, depth) {
-                Ok(s) => {
-                    report
-                        .vanished
-                        .extend(vanished(&config.sysroot, &config.state_dir, &s));
-                    report.arrays.push(s);
-                }
-                Err(e) => report.errors.push(format!("{name}: {e:#}")),
+    for name in &names {
+        match backend.snapshot(name, depth) {
+            Ok(s) => {
+                report
+                    .vanished
+                    .extend(vanished(&config.sysroot, &config.state_dir, &s));
+                report.arrays.push(s);
             }
+            Err(e) => report.errors.push(format!("{name}: {e:#}")),
         }
     }
     if json {
@@ -112,12 +160,13 @@ pub fn status(config: &Config, json: bool, smart: bool) -> Result<i32> {
             serde_json::to_string_pretty(&with_verdicts(&report)?)?
         )?;
     } else {
-        crate::out!("{}", render(&report))?;
+        let colors = config.color.wanted(std::io::stdout().is_terminal());
+        crate::out!("{}", render(&report, colors))?;
     }
     Ok(if report.errors.is_empty() {
-        exit::SUCCESS
+        exit::Code::Success
     } else {
-        exit::FAILURE
+        exit::Code::Failure
     })
 }
 
@@ -151,10 +200,19 @@ fn with_verdicts(report: &Report) -> Result<serde_json::Value> {
     Ok(value)
 }
 
-fn render(report: &Report) -> String {
-    let mut out = String::new();
-    if report.arrays.is_empty() && report.errors.is_empty() {
-        out.push_str("no md arrays found\n");
+/// The text report. Every line is sanitised first (array names, states,
+/// serials and reasons come from the kernel, drives and tools), then
+/// coloured when `colors`: problems red, warnings yellow, healthy green.
+fn render(report: &Report, colors: bool) -> String {
+    let mut out = Lines {
+        text: String::new(),
+        colors,
+    };
+    for why in &report.unavailable {
+        out.line(why, None);
+    }
+    if report.unavailable.is_empty() && report.arrays.is_empty() && report.errors.is_empty() {
+        out.line("no md arrays found", None);
     }
     for s in &report.arrays {
         let a = &s.array;
@@ -163,26 +221,31 @@ fn render(report: &Report) -> String {
             .iter()
             .filter(|v| v.array == a.name)
             .collect();
-        out.push_str(&format!(
-            "{}  {}  {}  {} slots, {} missing{}{}\n",
-            a.name,
-            a.level,
-            a.state,
-            a.raid_disks,
-            a.degraded,
-            vanished_summary(&gone),
-            a.sync.as_ref().map_or(String::new(), |p| format!(
-                "  {} {:.1}%",
-                p.action,
-                p.fraction() * 100.0
-            ))
-        ));
+        let header = Style::new().bold();
+        out.line(
+            &format!(
+                "{}  {}  {}  {} slots, {} missing{}{}",
+                a.name,
+                a.level,
+                a.state,
+                a.raid_disks,
+                a.degraded,
+                vanished_summary(&gone),
+                a.sync.as_ref().map_or(String::new(), |p| format!(
+                    "  {} {:.1}%",
+                    p.action,
+                    p.fraction() * 100.0
+                ))
+            ),
+            Some(if a.degraded > 0 || !gone.is_empty() {
+                header.yellow()
+            } else {
+                header
+            }),
+        );
         for d in s.members() {
-            let flags = d.member.as_ref().map_or(String::new(), |m| {
-                // The member's flags that the backend counts as faults, in
-                // the backend's own order.
-                let bad: Vec<&str> = m
-                    .flags
+            let bad: Vec<&str> = d.member.as_ref().map_or(Vec::new(), |m| {
+                m.flags
                     .iter()
                     .map(String::as_str)
                     .filter(|f| {
@@ -190,28 +253,29 @@ fn render(report: &Report) -> String {
                             .iter()
                             .any(|x| x.flag_name().is_some_and(|(_, name)| name == *f))
                     })
-                    .collect();
-                if bad.is_empty() {
-                    String::new()
-                } else {
-                    format!(" [{}]", bad.join(","))
-                }
+                    .collect()
             });
+            let flags = if bad.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", bad.join(","))
+            };
             let counters: Vec<String> = d
                 .counters
                 .iter()
                 .filter(|(_, v)| **v > 0)
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
+            let smart_failed = matches!(&d.smart, Some(Smart::Read { passed: false, .. }));
             let smart = match &d.smart {
                 None => "not read".to_string(),
                 Some(Smart::Read { passed: true, .. }) => "passed".into(),
                 Some(Smart::Read { passed: false, .. }) => "FAILED".into(),
                 Some(Smart::Unreadable { reason }) => format!("unreadable ({reason})"),
             };
-            out.push_str(&sanitize(
+            out.line(
                 &format!(
-                    "  {:<10} {:<7} {:<11} bay {:<8} serial {:<22} {:>10}  SMART {smart}{flags}{}\n",
+                    "  {:<10} {:<7} {:<11} bay {:<8} serial {:<22} {:>10}  SMART {smart}{flags}{}",
                     d.id.dev,
                     d.id.transport.as_deref().unwrap_or("?"),
                     Observed::of(Some(d)).name(),
@@ -224,30 +288,57 @@ fn render(report: &Report) -> String {
                         format!("  {}", counters.join(" "))
                     }
                 ),
-                true,
-            ));
-            out.push_str(&sanitize(
-                &format!("    verdict: {}\n", verdict_of(s, d).summary()),
-                true,
-            ));
+                (smart_failed || !bad.is_empty()).then(|| Style::new().red()),
+            );
+            let verdict = verdict_of(s, d);
+            out.line(
+                &format!("    verdict: {}", verdict.summary()),
+                Some(match verdict.level {
+                    Level::Healthy => Style::new().green(),
+                    Level::AtRisk | Level::Unknown => Style::new().yellow(),
+                    Level::Failing => Style::new().red().bold(),
+                }),
+            );
         }
         for v in gone {
-            out.push_str(&sanitize(&vanished_line(v), true));
+            out.line(&vanished_line(v), Some(Style::new().red().bold()));
         }
         for p in &s.problems {
-            out.push_str(&sanitize(
-                &format!(
-                    "  cannot read {} of {}: {}\n",
-                    p.probe, p.subject, p.message
-                ),
-                true,
-            ));
+            out.line(
+                &format!("  cannot read {} of {}: {}", p.probe, p.subject, p.message),
+                Some(Style::new().red()),
+            );
         }
     }
     for e in &report.errors {
-        out.push_str(&sanitize(&format!("cannot read {e}\n"), true));
+        out.line(&format!("cannot read {e}"), Some(Style::new().red()));
     }
-    out
+    out.text
+}
+
+/// Report lines, sanitised, then coloured.
+struct Lines {
+    text: String,
+    colors: bool,
+}
+
+impl Lines {
+    fn line(&mut self, line: &str, style: Option<Style>) {
+        let clean = sanitize(line.trim_end_matches('\n'), true);
+        match style {
+            Some(style) if self.colors => {
+                for l in clean.lines() {
+                    self.text
+                        .push_str(&style.clone().force_styling(true).apply_to(l).to_string());
+                    self.text.push('\n');
+                }
+            }
+            _ => {
+                self.text.push_str(&clean);
+                self.text.push('\n');
+            }
+        }
+    }
 }
 
 /// `  nvme1n1    ?       VANISHED    bay 2        serial LAB-B-0002 (last
@@ -332,8 +423,8 @@ fn vanished(root: &Path, state_dir: &Path, snap: &Snapshot) -> Vec<Vanished> {
 /// never a health verdict.
 fn last_known(state_dir: &Path, array: &str, dev: &str) -> Option<LastKnown> {
     let prefix = format!("{array}-");
-    let mut paths = crate::commands::journal::sessions(state_dir).ok()?;
-    paths.retain(|p| session_name(p).starts_with(&prefix));
+    let mut paths = journal::sessions(state_dir).ok()?;
+    paths.retain(|p| journal::session_name(p).starts_with(&prefix));
     for path in paths.iter().rev() {
         let Ok(entries) = journal::read(path) else {
             continue;
@@ -351,7 +442,7 @@ fn last_known(state_dir: &Path, array: &str, dev: &str) -> Option<LastKnown> {
                     wwn: d.id.wwn.clone(),
                     model: d.id.model.clone(),
                     bay: d.id.slot.clone(),
-                    session: session_name(path),
+                    session: journal::session_name(path),
                     at: e["at"].as_str().unwrap_or_default().to_string(),
                 });
             }

@@ -14,12 +14,13 @@ use crate::ci::junit;
 use crate::ci::report;
 use crate::ci::suite::{self, Options, Verdict};
 use crate::cli::TestArgs;
-use crate::commands::UsageError;
+use crate::error::UsageError;
+use crate::exit;
 
 /// Where `swapguard test` looks when given no path.
 pub const DEFAULT_PATH: &str = "runbooks";
 
-pub fn test(args: &TestArgs) -> Result<i32> {
+pub fn test(args: &TestArgs) -> Result<exit::Code> {
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from(DEFAULT_PATH)]
     } else {
@@ -73,13 +74,13 @@ fn hostname() -> String {
 }
 
 /// The `--json` document: the report, a summary and the exit code.
-fn json(report: &suite::Report, exit_code: i32) -> serde_json::Value {
+fn json(report: &suite::Report, exit_code: exit::Code) -> serde_json::Value {
     let count = |v: Verdict| report.cases().filter(|c| c.verdict == v).count();
     let mcount = |v: Verdict| report.mutations().filter(|m| m.verdict == v).count();
     serde_json::json!({
         "format": crate::output::JSON_FORMAT,
-        "exit_code": exit_code,
-        "ok": exit_code == crate::exit::SUCCESS,
+        "exit_code": exit_code.number(),
+        "ok": exit_code == exit::Code::Success,
         "summary": {
             "runbooks": report.runbooks.len(),
             "scenarios": report.cases().count(),

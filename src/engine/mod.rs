@@ -75,6 +75,18 @@ impl Outcome {
         }
     }
 
+    /// The process exit code this outcome ends a run with.
+    pub fn exit_code(&self) -> crate::exit::Code {
+        use crate::exit::Code;
+        match self {
+            Outcome::Completed => Code::Success,
+            Outcome::Halted(_) => Code::Halted,
+            Outcome::Refused(_) => Code::Refused,
+            Outcome::Aborted { .. } => Code::Aborted,
+            Outcome::Interrupted { .. } => Code::Interrupted,
+        }
+    }
+
     /// The step the run stopped at (`preflight` before step 1), if it stopped.
     pub fn step(&self) -> Option<&str> {
         match self {
@@ -225,7 +237,7 @@ pub(crate) fn finish(run: &mut Run<'_>, result: WalkResult) -> Result<Outcome> {
         run,
         Event::RunFinished {
             outcome: outcome.kind().into(),
-            exit_code: crate::exit::for_outcome(&outcome),
+            exit_code: outcome.exit_code().number(),
         },
     )?;
     Ok(outcome)
@@ -304,7 +316,7 @@ fn finish_stop(run: &mut Run<'_>, stop: Stop) -> Result<Outcome> {
                 run,
                 Event::RunFinished {
                     outcome: format!("error: {e:#}"),
-                    exit_code: crate::exit::FAILURE,
+                    exit_code: crate::exit::Code::Failure.number(),
                 },
             );
             Err(e)

@@ -150,7 +150,7 @@ fn finish_stopped(
         run,
         Event::RunFinished {
             outcome: outcome.kind().into(),
-            exit_code: crate::exit::for_outcome(&outcome),
+            exit_code: outcome.exit_code().number(),
         },
     )?;
     Ok(outcome)

@@ -357,7 +357,7 @@ pub fn halt_transcript(report: &HaltReport) -> Vec<String> {
 /// ready to print as it is.
 pub fn load_answers(path: &Path) -> Result<BTreeMap<String, Vec<String>>> {
     // Answers steer a run as root: read once, from a checked descriptor.
-    let source = crate::commands::trust::read_checked(path, "answers file").map_err(|e| {
+    let source = crate::trust::read_checked(path, "answers file").map_err(|e| {
         let diag = Diagnostic::whole_file(Severity::Error, path, format!("{e:#}"), None);
         anyhow!("{diag}")
     })?;

@@ -343,6 +343,19 @@ fn new_bar(term: &Term, progress: &Progress, unicode: bool) -> ProgressBar {
     }
 }
 
+impl TerminalOperator {
+    /// Colour as `--color always|never` says (`Some`), overriding what
+    /// [`new`](Self::new) found in the environment; `None` (`auto`) keeps it.
+    pub fn with_colors(mut self, colors: Option<bool>) -> Self {
+        if let Some(colors) = colors {
+            self.colors = colors;
+            console::set_colors_enabled(colors);
+            console::set_colors_enabled_stderr(colors);
+        }
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::IsTerminal;

@@ -246,7 +246,7 @@ fn type_serial_on_the_step_that_finds_the_new_drive_is_a_lint_error() {
 /// A copy of the captured clean two-drive NVMe tree (md0 on nvme0n1 =
 /// LAB-A-0001 and nvme1n1 = LAB-B-0002), for runs that must not touch the
 /// fixture.
-fn clean_tree(t: &Test) -> std::path::PathBuf {
+pub(crate) fn clean_tree(t: &Test) -> std::path::PathBuf {
     let tree = t.dir.path().join("tree");
     copy_tree(&root().join("tests/fixtures/md/clean"), &tree);
     tree

@@ -157,6 +157,9 @@ impl Journaled {
                 self.started_at = e.at;
             }
             Event::Resumed { .. } => self.ended = None,
+            // A new session took the array over; the `run-finished` that
+            // follows ends this one.
+            Event::Abandoned { .. } => {}
             Event::Snapshot { label, snapshot } if label == "baseline" => {
                 self.baseline = Some(snapshot);
             }

@@ -32,7 +32,7 @@ use anyhow::{Context, Result};
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat};
 
-use crate::commands::UsageError;
+use crate::error::UsageError;
 
 /// The largest file read this way (a runbook, an answers file, a scenario):
 /// far more than any real one, small enough that a hostile one cannot
