@@ -252,10 +252,10 @@ fn finish_stop(run: &mut Run<'_>, stop: Stop) -> Result<Outcome> {
                 },
             )?;
             let report = HaltReport {
-                step_id: step,
                 headline,
                 details,
-                guidance: run.runbook.on_halt.clone(),
+                guidance: run.runbook.halt_guidance(&step).to_string(),
+                step_id: step,
             };
             run.operator.halted(&report);
             Ok(Outcome::Halted(report))
@@ -268,13 +268,8 @@ fn finish_stop(run: &mut Run<'_>, stop: Stop) -> Result<Outcome> {
                     reasons: reasons.clone(),
                 },
             )?;
-            let report = HaltReport {
-                step_id: "preflight".into(),
-                headline: "preflight refused to start: nothing was touched".into(),
-                details: reasons,
-                guidance: run.runbook.on_halt.clone(),
-            };
-            run.operator.halted(&report);
+            let report = view::refusal_report(run, reasons);
+            run.operator.refused(&report);
             Ok(Outcome::Refused(report))
         }
         Stop::Abort { step, reason } => {

@@ -106,11 +106,15 @@ fn finish_stopped(
     headline: &str,
     details: &[String],
 ) -> Result<Outcome> {
-    let report = HaltReport {
-        step_id: step.to_string(),
-        headline: headline.to_string(),
-        details: details.to_vec(),
-        guidance: run.runbook.on_halt.clone(),
+    let report = if kind == "refused" {
+        super::view::refusal_report(run, details.to_vec())
+    } else {
+        HaltReport {
+            step_id: step.to_string(),
+            headline: headline.to_string(),
+            details: details.to_vec(),
+            guidance: run.runbook.halt_guidance(step).to_string(),
+        }
     };
     let outcome = match kind {
         "halted" => Outcome::Halted(report.clone()),
@@ -125,6 +129,7 @@ fn finish_stopped(
             NoteLevel::Warn,
             &format!("this run had already been aborted at step `{step}`: {headline}"),
         ),
+        Outcome::Refused(_) => run.operator.refused(&report),
         _ => run.operator.halted(&report),
     }
     // The LEDs it had switched on and not yet off.

@@ -125,7 +125,8 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
         let indent_width = measure_text_width(indent);
         let mut current = String::new();
         let mut current_width = 0;
-        for word in body.split_whitespace() {
+        for word in glued_words(body) {
+            let word = word.as_str();
             let w = measure_text_width(word);
             if current.is_empty() {
                 current.push_str(indent);
@@ -181,17 +182,53 @@ pub fn percent(fraction: Option<f64>) -> Option<u8> {
 }
 
 /// One progress line without any cursor movement:
-/// `rebuild: 40% (eta 2m 30s)` or just the label when nothing is known.
+/// `recover of md0: 40% (120 MB/s, about 2m 30s left)` or just the label
+/// when nothing is known.
 pub fn progress_line(progress: &Progress) -> String {
     let label = one_line(&progress.label);
     let mut line = match percent(progress.fraction) {
         Some(p) => format!("{label}: {p}%"),
         None => label,
     };
-    if let Some(eta) = progress.eta {
-        line.push_str(&format!(" (eta {})", format_eta(eta)));
+    let detail = progress_detail(progress);
+    if !detail.is_empty() {
+        line.push_str(&format!(" ({detail})"));
     }
     line
+}
+
+/// What is known about the pace of a wait, all of it from the backend (md's
+/// `sync_speed` and `sync_completed`): `120 MB/s, about 2m 30s left`, or
+/// `stalled: no progress for 45s`. Empty when the backend says nothing. The
+/// estimate is never the progress bar's own guess: a bar that extrapolates
+/// from its own updates jumps from seconds to minutes on a stalled rebuild.
+pub fn progress_detail(progress: &Progress) -> String {
+    if let Some(stalled) = progress.stalled_for {
+        return format!("stalled: no progress for {}", format_eta(stalled));
+    }
+    let mut parts = Vec::new();
+    if let Some(speed) = progress.speed {
+        parts.push(format_speed(speed));
+    }
+    if let Some(eta) = progress.eta {
+        parts.push(format!("about {} left", format_eta(eta)));
+    }
+    parts.join(", ")
+}
+
+/// Bytes per second in decimal units, as drive vendors and `iostat -h`
+/// print them: `950 kB/s`, `120 MB/s`, `1.2 GB/s`.
+pub fn format_speed(bytes_per_s: u64) -> String {
+    let b = bytes_per_s as f64;
+    if b >= 1e9 {
+        format!("{:.1} GB/s", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.0} MB/s", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.0} kB/s", b / 1e3)
+    } else {
+        format!("{bytes_per_s} B/s")
+    }
 }
 
 /// Decides when a progress report is worth a line of its own: when the step
@@ -385,6 +422,112 @@ pub fn halt_block(report: &HaltReport, look: &Look) -> Vec<String> {
     out
 }
 
+/// The terminal's refusal block: the run did not start and nothing was
+/// touched, so there is no alarm and no "hands out of the chassis" (that is
+/// for a survivor degrading during physical work). It says what was checked,
+/// what failed, and what to do, which ends with the command to run again.
+pub fn refusal_block(report: &HaltReport, look: &Look) -> Vec<String> {
+    let bold = look.style(Style::new().bold());
+    let rule = look.rule('\u{2500}', '-');
+    let width = look.width();
+    let mut out = vec![String::new(), rule.clone()];
+    let headline = format!("NOT STARTED {} {}", look.dash(), one_line(&report.headline));
+    for line in wrap(&headline, width) {
+        out.push(bold.apply_to(line).to_string());
+    }
+    out.push(rule.clone());
+    if !report.details.is_empty() {
+        out.push(String::new());
+        out.push("what failed:".to_string());
+        for detail in &report.details {
+            for (i, line) in wrap(&one_line(detail), width.saturating_sub(4))
+                .into_iter()
+                .enumerate()
+            {
+                let lead = if i == 0 { "  - " } else { "    " };
+                out.push(format!("{lead}{line}"));
+            }
+        }
+    }
+    if !report.guidance.trim().is_empty() {
+        out.push(String::new());
+        for line in wrap(&report.guidance, width) {
+            out.push(line);
+        }
+    }
+    out.push(rule);
+    out
+}
+
+/// `line` with nothing but ASCII, for a terminal whose locale is not UTF-8
+/// (`LANG=C`, a serial console): the arrow of `before → after` becomes
+/// `->`, dashes `-`, an ellipsis `...`, box and block glyphs `-`, `=` or
+/// `#`, and anything else `?`. Escape sequences (colour) are ASCII and pass.
+pub fn to_ascii(line: &str) -> String {
+    if line.is_ascii() {
+        return line.to_string();
+    }
+    let mut out = String::with_capacity(line.len());
+    for c in line.chars() {
+        match c {
+            c if c.is_ascii() => out.push(c),
+            '\u{2192}' | '\u{27f6}' => out.push_str("->"),
+            '\u{2190}' => out.push_str("<-"),
+            '\u{2013}' | '\u{2014}' | '\u{2212}' | '\u{2500}' | '\u{2501}' => out.push('-'),
+            '\u{2026}' => out.push_str("..."),
+            '\u{2018}' | '\u{2019}' => out.push('\''),
+            '\u{201c}' | '\u{201d}' => out.push('"'),
+            '\u{2022}' | '\u{00b7}' => out.push('*'),
+            '\u{00a0}' => out.push(' '),
+            '\u{2713}' | '\u{2714}' => out.push_str("ok"),
+            '\u{2717}' | '\u{2718}' => out.push('x'),
+            '\u{2588}' | '\u{258c}' => out.push('#'),
+            _ => out.push('?'),
+        }
+    }
+    out
+}
+
+/// The words of `body` for wrapping, with `serial` (or `(serial`) glued to
+/// the serial after it, so a wrapped line never shows "serial" at its end
+/// and the serial alone at the start of the next.
+fn glued_words(body: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    let mut glue = false;
+    for word in body.split_whitespace() {
+        match words.last_mut() {
+            Some(last) if glue => {
+                last.push(' ');
+                last.push_str(word);
+                glue = false;
+            }
+            _ => {
+                glue = matches!(word, "serial" | "(serial" | "Serial" | "(Serial");
+                words.push(word.to_string());
+            }
+        }
+    }
+    words
+}
+
+/// `text` with every whole occurrence of `serial` masked except its first
+/// characters: the last four, which the technician must read off the
+/// drive's label and type, are shown as `****`, so they cannot be copied
+/// from the screen. Serials of four characters or fewer are masked whole.
+pub fn mask_serial(text: &str, serial: &str) -> String {
+    if serial.is_empty() {
+        return text.to_string();
+    }
+    let chars: Vec<char> = serial.chars().collect();
+    let keep = chars.len().saturating_sub(4);
+    let masked: String = chars[..keep]
+        .iter()
+        .copied()
+        .chain(std::iter::repeat_n('*', chars.len() - keep))
+        .collect();
+    text.replace(serial, &masked)
+}
+
 /// What the terminal says when a typed confirmation does not match. The
 /// typed text is echoed back sanitised; the expected text is not repeated
 /// (the technician should read it off the drive, not off the screen).
@@ -430,7 +573,7 @@ mod tests {
             step_id: "rebuild".into(),
             label: label.into(),
             fraction,
-            eta: None,
+            ..Progress::default()
         }
     }
 

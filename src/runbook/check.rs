@@ -13,7 +13,7 @@ use crate::runbook::load::{Ctx, hash, to_span};
 use crate::runbook::model::{BackendKind, GuardPolicy, Param, ParamKind, Requirement, Runbook};
 use crate::runbook::raw::{RawGuard, RawRunbook, Str};
 use crate::runbook::template::variables;
-use crate::runbook::{canary, preflight, steps};
+use crate::runbook::{canary, halt_texts, preflight, steps};
 
 pub(crate) const BACKENDS: [(&str, BackendKind); 4] = [
     ("md", BackendKind::Md),
@@ -49,6 +49,7 @@ pub(crate) fn build(ctx: &mut Ctx, raw: &RawRunbook) -> Option<Runbook> {
     let on_halt = on_halt(ctx, raw);
     let steps = steps::build(ctx, raw.step.as_ref(), &params, &guard);
     let canary = canary::build(ctx, raw.canary.as_ref(), &params, &steps);
+    let on_halt_for = halt_texts::build(ctx, raw, &steps);
     let params = params.list;
     let (name, backend) = meta?;
     Some(Runbook {
@@ -60,6 +61,7 @@ pub(crate) fn build(ctx: &mut Ctx, raw: &RawRunbook) -> Option<Runbook> {
         guard,
         preflight,
         on_halt,
+        on_halt_for,
         canary,
         steps,
     })

@@ -14,6 +14,7 @@ mod checks;
 mod destructive;
 pub mod diag;
 mod expect;
+mod halt_texts;
 mod keys;
 pub mod lint;
 pub mod load;

@@ -1,0 +1,77 @@
+//! `[on_halt.kind]` and `[on_halt.step]`: halt guidance for a kind of step
+//! or for one step, over `[on_halt] say`.
+//!
+//! One text for every halt reads wrong half the time: "take your hands out
+//! of the chassis" is right when a survivor degrades while a drive is being
+//! pulled, and alarming nonsense during a rebuild wait with the lid closed.
+//! A key that names no step kind, or no step, is an error with "did you
+//! mean": a guidance text that silently never shows is the failure this
+//! section exists to prevent.
+
+use std::collections::BTreeMap;
+
+use toml::Spanned;
+
+use crate::runbook::keys::{quoted_list, suggest};
+use crate::runbook::load::{Ctx, unix_newlines};
+use crate::runbook::model::{HaltTexts, Step};
+use crate::runbook::raw::{RawRunbook, Str};
+
+/// The step kinds a `[on_halt.kind]` key may name.
+pub(crate) const STEP_KINDS: [&str; 6] =
+    ["confirm", "command", "physical", "wait", "locate", "check"];
+
+pub(crate) fn build(ctx: &mut Ctx, raw: &RawRunbook, steps: &[Step]) -> HaltTexts {
+    let Some(on_halt) = raw.on_halt.as_ref().map(Spanned::get_ref) else {
+        return HaltTexts::default();
+    };
+    // Ids as written, also of steps that failed to check: a typo in a
+    // step is reported there, not again here.
+    let mut ids: Vec<&str> = steps.iter().map(|s| s.id.as_str()).collect();
+    for step in raw.step.iter().flat_map(|s| s.get_ref()) {
+        if let Some(id) = &step.get_ref().id {
+            ids.push(id.get_ref());
+        }
+    }
+    HaltTexts {
+        kinds: texts(ctx, on_halt.kind.as_ref(), "kind", &STEP_KINDS, "step kind"),
+        steps: texts(ctx, on_halt.step.as_ref(), "step", &ids, "step id"),
+    }
+}
+
+fn texts(
+    ctx: &mut Ctx,
+    table: Option<&Spanned<BTreeMap<Str, Str>>>,
+    section: &str,
+    names: &[&str],
+    what: &str,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (name, text) in table.into_iter().flat_map(|t| t.get_ref()) {
+        let key = name.get_ref();
+        if !names.contains(&key.as_str()) {
+            let help = match suggest(key, names.iter().copied()) {
+                Some(near) => format!("did you mean `{near}`?"),
+                None if names.is_empty() => "the runbook has no steps".to_string(),
+                None => format!("{what}s are {}", quoted_list(names.iter().copied())),
+            };
+            ctx.error(
+                name.span(),
+                format!("`[on_halt.{section}]` names no {what}: `{key}`"),
+                Some(help),
+            );
+            continue;
+        }
+        let body = unix_newlines(text.get_ref().trim());
+        if body.is_empty() {
+            ctx.error(
+                text.span(),
+                format!("`[on_halt.{section}] {key}` is empty"),
+                Some("write what the technician should do, or remove the key".into()),
+            );
+            continue;
+        }
+        out.insert(key.clone(), body);
+    }
+    out
+}
