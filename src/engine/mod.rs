@@ -530,31 +530,11 @@ impl Walk<'_, '_> {
             self.warn(step, now)?;
             return Ok(());
         }
-        let first = &violations[0];
-        let who = &first.who;
-        let headline = match first.subject {
-            guard::Subject::Survivor => {
-                format!("survivor {who} degraded during step `{step}`")
-            }
-            guard::Subject::Target => {
-                format!("the target {who} did not do what step `{step}` expects")
-            }
-            guard::Subject::NewDrive => {
-                format!("the new drive {who} misbehaved during step `{step}`")
-            }
-            guard::Subject::OtherDrive => {
-                format!("a drive outside the plan changed during step `{step}`: {who}")
-            }
-            guard::Subject::Array => {
-                format!("array {who} lost more redundancy than step `{step}` allows")
-            }
-            guard::Subject::Probe => format!(
-                "cannot read the health of {who} during step `{step}`: the guard stops rather than guess"
-            ),
-        };
+        let (violations, seen) = self.all_that_moved(violations, allowed);
+        let headline = self.halt_headline(step, &violations);
         let _ = self.record(Event::Snapshot {
             label: format!("halt at {step}"),
-            snapshot: now.clone(),
+            snapshot: seen.unwrap_or_else(|| now.clone()),
         });
         Err(Stop::Halt {
             step: step.to_string(),
@@ -597,12 +577,7 @@ impl Walk<'_, '_> {
         let Ok(now) = self.run.backend.snapshot(&self.array, Depth::Fast) else {
             return;
         };
-        let lines = panel_lines(
-            &self.baseline,
-            &now,
-            &self.target.key(),
-            self.new.as_ref().map(Drive::key).as_ref(),
-        );
+        let lines = self.panel_for(&now);
         self.run.operator.health(&lines);
     }
 

@@ -33,8 +33,8 @@ use anyhow::{Context, Result};
 use crate::backend::Depth;
 use crate::engine::step::{COMMAND_SETTLE, operator_stop};
 use crate::engine::{
-    Outcome, Run, Stop, Walk, WalkResult, bind_drive, canary, finish, initial_expect, panel_lines,
-    preflight, record, walk,
+    Outcome, Run, Stop, Walk, WalkResult, bind_drive, canary, finish, initial_expect, preflight,
+    record, walk,
 };
 use crate::health::guard::Observed;
 use crate::health::model::{Drive, Snapshot};
@@ -283,12 +283,8 @@ impl Walk<'_, '_> {
                 sanitize(&j.session, false)
             ),
         );
-        self.run.operator.health(&panel_lines(
-            &self.baseline,
-            &fresh,
-            &self.target.key(),
-            self.new.as_ref().map(Drive::key).as_ref(),
-        ));
+        let lines = self.panel_for(&fresh);
+        self.run.operator.health(&lines);
 
         if let Some((u, step)) = unfinished {
             let number = position(runbook, &step.id);

@@ -270,7 +270,9 @@ impl Walk<'_, '_> {
             )));
         }
         let expected: String = chars[chars.len() - 4..].iter().collect();
-        let prompt = sanitize(prompt, false);
+        // The last four are what the technician types: masked here, so
+        // they are read off the drive's label, not copied off the screen.
+        let prompt = crate::operator::render::mask_serial(&sanitize(prompt, false), &serial);
         let answer = self
             .run
             .operator

@@ -3,10 +3,13 @@
 
 use std::time::Duration;
 
+use crate::backend::Depth;
 use crate::engine::Run;
-use crate::health::guard::{self, Observed};
-use crate::health::model::{DriveKey, Identity, Snapshot};
+use crate::health::guard::{self, Observed, Violation};
+use crate::health::model::{Drive, DriveKey, Identity, Smart, Snapshot};
+use crate::health::verdict;
 use crate::operator::{HaltReport, PanelLine, Progress, STALL_AFTER};
+use crate::runbook::model::StepKind;
 use crate::runbook::template::{self, Vars};
 use crate::sanitize::sanitize;
 
@@ -76,7 +79,14 @@ pub(crate) fn bind_drive(vars: &mut Vars, role: &str, id: &Identity) {
     );
 }
 
-/// The health panel: survivors, target, new drive.
+/// The health panel: survivors, target, new drive. A survivor is marked
+/// by its absolute health, not only by change: in sync with no bad flag,
+/// SMART passing and readable, no condition the verdict counts against it
+/// (media errors, pending sectors, a critical warning...), and no counter
+/// above its baseline. Anything else is shown in its state column and the
+/// row is not OK. SMART is judged from `now` when that look read it, else
+/// from the baseline (a fast look reads no SMART, and a failing drive does
+/// not become healthy between two polls).
 pub fn panel_lines(
     baseline: &Snapshot,
     now: &Snapshot,
@@ -84,13 +94,26 @@ pub fn panel_lines(
     new: Option<&DriveKey>,
 ) -> Vec<PanelLine> {
     let mut lines = Vec::new();
+    let last_copy = verdict::last_copy(
+        &baseline.array.level,
+        baseline.array.raid_disks,
+        baseline.array.degraded,
+        1,
+    );
     for before in baseline.members() {
         let key = before.key();
         let drive = now.drive(&key);
         let role = if &key == target { "target" } else { "survivor" };
         let observed = Observed::of(drive);
-        let ok = role == "target"
-            || drive.is_some_and(|d| {
+        let mut state = observed.name().to_string();
+        let ok = if role == "target" {
+            true
+        } else {
+            let mut warnings = Vec::new();
+            if let Some(d) = drive {
+                warnings = survivor_warnings(before, d, last_copy);
+            }
+            let in_sync = drive.is_some_and(|d| {
                 observed == Observed::InSync
                     && d.member.as_ref().is_none_or(|m| {
                         !m.flags
@@ -98,10 +121,15 @@ pub fn panel_lines(
                             .any(|f| guard::BAD_FLAGS.contains(&f.as_str()))
                     })
             });
+            if !warnings.is_empty() {
+                state = format!("{state}; {}", warnings.join("; "));
+            }
+            in_sync && warnings.is_empty()
+        };
         lines.push(PanelLine {
             role: role.into(),
             drive: sanitize(&before.id.describe(), false),
-            state: observed.name().into(),
+            state: sanitize(&state, false),
             ok,
         });
     }
@@ -118,6 +146,107 @@ pub fn panel_lines(
         });
     }
     lines
+}
+
+/// Counters whose rise says nothing about a survivor's health: wear creeps
+/// up on its own, and the NVMe error log also counts harmless entries (the
+/// guard notes its first rise once). Marking a drive for them would be the
+/// guard crying wolf.
+const NOT_A_WARNING: [&str; 2] = [
+    "nvme.percentage_used",
+    crate::runbook::model::NVME_ERROR_LOG_COUNTER,
+];
+
+/// What is wrong with a survivor now, in short: bad md flags, SMART failing
+/// or unreadable, the verdict's conditions, and every counter above its
+/// baseline value (`smart.udma_crc_error_count 0 → 3`).
+fn survivor_warnings(before: &Drive, now: &Drive, last_copy: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(m) = &now.member {
+        for flag in m
+            .flags
+            .iter()
+            .filter(|f| guard::BAD_FLAGS.contains(&f.as_str()))
+        {
+            out.push(format!("flag `{flag}`"));
+        }
+    }
+    let smart_source = if now.smart.is_some() { now } else { before };
+    match &smart_source.smart {
+        Some(Smart::Read { passed: false, .. }) => out.push("SMART failing".into()),
+        Some(Smart::Unreadable { .. }) => out.push("SMART unreadable".into()),
+        _ => {}
+    }
+    let mut judged = smart_source.clone();
+    judged.counters = now.counters.clone();
+    for f in verdict::judge(&judged, last_copy, &[]).findings {
+        if f.level != verdict::Level::Healthy {
+            out.push(format!(
+                "{} = {} ({})",
+                f.condition,
+                f.value,
+                f.level.prose()
+            ));
+        }
+    }
+    let smart_counters = |d: &Drive| match &d.smart {
+        Some(Smart::Read { counters, .. }) => Some(counters.clone()),
+        _ => None,
+    };
+    let pairs = [
+        (Some(before.counters.clone()), Some(now.counters.clone())),
+        (smart_counters(before), smart_counters(now)),
+    ];
+    for (b, a) in pairs {
+        let (Some(b), Some(a)) = (b, a) else { continue };
+        for (name, &is) in a
+            .iter()
+            .filter(|(n, _)| !NOT_A_WARNING.contains(&n.as_str()))
+        {
+            let was = b.get(name).copied().unwrap_or(0);
+            if is > was {
+                out.push(format!("{name} {was} \u{2192} {is}"));
+            }
+        }
+    }
+    out
+}
+
+impl crate::engine::Walk<'_, '_> {
+    /// The panel for `now`, with the warnings already given in this run
+    /// (a CRC rise seen by the last SMART poll) kept on their drive's row:
+    /// a fast look reads no SMART, and a warning must not turn back into
+    /// OK at the next panel.
+    pub(crate) fn panel_for(&self, now: &Snapshot) -> Vec<PanelLine> {
+        let mut lines = panel_lines(
+            &self.baseline,
+            now,
+            &self.target.key(),
+            self.new.as_ref().map(Drive::key).as_ref(),
+        );
+        for line in lines.iter_mut().filter(|l| l.role == "survivor") {
+            for warned in &self.warned {
+                let Some(rest) = warned
+                    .strip_prefix("survivor ")
+                    .unwrap_or(warned)
+                    .strip_prefix(line.drive.as_str())
+                else {
+                    continue;
+                };
+                let what = rest
+                    .trim_start_matches(':')
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default();
+                if what.is_empty() || line.state.contains(what) || NOT_A_WARNING.contains(&what) {
+                    continue;
+                }
+                line.state = format!("{}; {what} rose (warning)", line.state);
+                line.ok = false;
+            }
+        }
+        lines
+    }
 }
 
 /// The progress of a wait as the operator shows it, every figure from the
@@ -227,4 +356,91 @@ fn rerun_command(run: &Run<'_>, target_unknown: bool) -> String {
         }
     }
     crate::operator::render::shell_line(&argv)
+}
+
+impl crate::engine::Walk<'_, '_> {
+    /// Everything that moved, not only what the look that tripped the guard
+    /// could see: a fast look reads no SMART, so a survivor whose md error
+    /// count and SMART uncorrectable count rose together would be reported
+    /// by its md count alone. One full look is taken (the run is stopping
+    /// anyway; every step already takes one before and after) and its
+    /// violations are added to the first. Returns the full look too, for
+    /// the journal.
+    pub(crate) fn all_that_moved(
+        &mut self,
+        mut violations: Vec<Violation>,
+        allowed: &guard::Allowed,
+    ) -> (Vec<Violation>, Option<Snapshot>) {
+        let Ok(full) = self.run.backend.snapshot(&self.array, Depth::Full) else {
+            return (violations, None);
+        };
+        for v in guard::compare(&self.baseline, &full, allowed, &self.run.runbook.guard) {
+            if !violations
+                .iter()
+                .any(|w| w.who == v.who && w.what == v.what)
+            {
+                violations.push(v);
+            }
+        }
+        (violations, Some(full))
+    }
+
+    /// The first line of a halt, in the words a technician acts on. A
+    /// survivor gone during a physical step was pulled by mistake: say so,
+    /// and where it goes back, instead of "degraded".
+    pub(crate) fn halt_headline(&self, step: &str, violations: &[Violation]) -> String {
+        let physical = self
+            .run
+            .runbook
+            .step(step)
+            .is_some_and(|s| matches!(s.kind, StepKind::Physical));
+        let pulled = violations.iter().find(|v| {
+            v.subject == guard::Subject::Survivor && v.what == "present" && v.after == "vanished"
+        });
+        if physical && let Some(v) = pulled {
+            let id = self
+                .baseline
+                .members()
+                .find(|d| d.id.describe() == v.who)
+                .map(|d| d.id.clone());
+            return wrong_pull_headline(&v.who, id.as_ref());
+        }
+        let Some(first) = violations.first() else {
+            return format!("step `{step}` stopped");
+        };
+        let who = &first.who;
+        match first.subject {
+            guard::Subject::Survivor => {
+                format!("survivor {who} degraded during step `{step}`")
+            }
+            guard::Subject::Target => {
+                format!("the target {who} did not do what step `{step}` expects")
+            }
+            guard::Subject::NewDrive => {
+                format!("the new drive {who} misbehaved during step `{step}`")
+            }
+            guard::Subject::OtherDrive => {
+                format!("a drive outside the plan changed during step `{step}`: {who}")
+            }
+            guard::Subject::Array => {
+                format!("array {who} lost more redundancy than step `{step}` allows")
+            }
+            guard::Subject::Probe => format!(
+                "cannot read the health of {who} during step `{step}`: the guard stops rather than guess"
+            ),
+        }
+    }
+}
+
+/// `you pulled sda (serial S1, bay 0), which is a SURVIVOR; put it back in
+/// bay 0 now, do not touch anything else`.
+pub(crate) fn wrong_pull_headline(who: &str, id: Option<&Identity>) -> String {
+    let back = match id.and_then(|i| i.slot.as_deref()) {
+        Some(slot) => format!("put it back in bay {slot} now"),
+        None => "put it back where it came from now".to_string(),
+    };
+    format!(
+        "you pulled {}, which is a SURVIVOR; {back}, do not touch anything else",
+        sanitize(who, false)
+    )
 }

@@ -320,8 +320,23 @@ pub fn panel_block(panel: &[PanelLine], look: &Look) -> Vec<String> {
     if panel.is_empty() {
         out.push("  (no drives to show)".to_string());
     }
+    // A row too long for the terminal goes on under itself, indented past
+    // the marker, rather than off the edge.
     for (ok, row) in panel_rows(panel) {
-        out.push(format!("  {}  {row}", marker(ok, look)));
+        if measure_text_width(&row) + 6 <= look.width() {
+            out.push(format!("  {}  {row}", marker(ok, look)));
+            continue;
+        }
+        for (i, line) in wrap(&row, look.width().saturating_sub(8))
+            .into_iter()
+            .enumerate()
+        {
+            if i == 0 {
+                out.push(format!("  {}  {line}", marker(ok, look)));
+            } else {
+                out.push(format!("        {}", line.trim_start()));
+            }
+        }
     }
     out
 }
@@ -340,13 +355,12 @@ pub fn step_block(step: &StepView, look: &Look) -> Vec<String> {
         sanitize(&step.id, false).to_uppercase(),
         sanitize(&step.kind, false),
     );
-    let mut out = vec![
-        String::new(),
-        rule.clone(),
-        bold.apply_to(title).to_string(),
-        rule,
-        String::new(),
-    ];
+    let mut out = vec![String::new(), rule.clone()];
+    for line in wrap(&title, look.width()) {
+        out.push(bold.apply_to(line).to_string());
+    }
+    out.push(rule);
+    out.push(String::new());
     for line in wrap(&step.text, look.width().saturating_sub(2)) {
         if line.is_empty() {
             out.push(String::new());
@@ -357,9 +371,56 @@ pub fn step_block(step: &StepView, look: &Look) -> Vec<String> {
     if let Some(argv) = &step.argv {
         out.push(String::new());
         out.push("  will run:".to_string());
-        out.push(format!("    $ {}", shell_line(argv)));
+        out.extend(command_lines(argv, look.width()));
     }
     out.push(String::new());
+    out
+}
+
+/// A command as `    $ mdadm /dev/md0 --fail /dev/sdb`, broken between
+/// words with ` \` when it is too long for `width`, so it stays whole on
+/// screen and still pastes into a shell as one command.
+pub fn command_lines(argv: &[String], width: usize) -> Vec<String> {
+    let words: Vec<String> = argv
+        .iter()
+        .map(|a| shell_line(std::slice::from_ref(a)))
+        .collect();
+    let width = width.max(MIN_WIDTH);
+    let mut out = Vec::new();
+    let mut line = "    $".to_string();
+    for word in words {
+        let lead = if out.is_empty() { 6 } else { 8 };
+        let line_w = measure_text_width(&line);
+        if line_w > lead && line_w + 1 + measure_text_width(&word) + 2 > width {
+            line.push_str(" \\");
+            out.push(std::mem::replace(&mut line, "       ".to_string()));
+        }
+        line.push(' ');
+        line.push_str(&word);
+    }
+    out.push(line);
+    out
+}
+
+/// A message on the terminal, wrapped to the width: `OK`, `!!` or plain
+/// indent on the first line, continuation lines indented under the text.
+pub fn note_lines(level: NoteLevel, text: &str, look: &Look) -> Vec<String> {
+    // Every marker (`OK  `, `!!  `, or the plain indent) is four columns.
+    let first = note_line(level, text, look);
+    let lead = 4;
+    let body = one_line(text);
+    let wrapped = wrap(&body, look.width().saturating_sub(lead));
+    if wrapped.len() <= 1 {
+        return vec![first];
+    }
+    let mut out = Vec::new();
+    for (i, line) in wrapped.into_iter().enumerate() {
+        if i == 0 {
+            out.push(note_line(level, &line, look));
+        } else {
+            out.push(format!("{}{line}", " ".repeat(lead)));
+        }
+    }
     out
 }
 
@@ -544,9 +605,12 @@ pub fn mismatch_message(typed: &str, tries_left: usize) -> String {
 mod tests {
     use std::time::Duration;
 
+    use console::measure_text_width;
+
     use super::{
-        Look, ProgressThrottle, colors_wanted, format_eta, halt_block, mismatch_message, note_line,
-        one_line, panel_block, panel_rows, percent, progress_line, shell_line, step_block,
+        Look, ProgressThrottle, colors_wanted, command_lines, format_eta, format_speed, halt_block,
+        mask_serial, mismatch_message, note_line, note_lines, one_line, panel_block, panel_rows,
+        percent, progress_detail, progress_line, refusal_block, shell_line, step_block, to_ascii,
         unicode_wanted, wrap,
     };
     use crate::operator::{HaltReport, NoteLevel, PanelLine, Progress, StepView};
@@ -756,8 +820,9 @@ mod tests {
             "STEP 3 OF 8 - PULL (physical)",
             "----------------------------------------",
             "",
-            "  Pull the drive in bay 1 (serial",
-            "  S3Z1NB0K100002). Touch no other drive.",
+            "  Pull the drive in bay 1",
+            "  (serial S3Z1NB0K100002). Touch no",
+            "  other drive.",
             "",
         ];
         assert_eq!(lines, want);
@@ -776,8 +841,8 @@ mod tests {
             "--fail".into(),
             "/dev/sdb".into(),
         ]);
-        let lines = step_block(&step, &colored(20));
-        assert_eq!(lines[1], "\u{2500}".repeat(20));
+        let lines = step_block(&step, &colored(40));
+        assert_eq!(lines[1], "\u{2500}".repeat(40));
         assert_eq!(
             lines[2],
             "\x1b[1mSTEP 3 OF 8 \u{2014} FAIL (command)\x1b[0m"
@@ -865,7 +930,7 @@ mod tests {
             (
                 Some(0.4),
                 Some(Duration::from_secs(150)),
-                "rebuild: 40% (eta 2m 30s)",
+                "rebuild: 40% (about 2m 30s left)",
             ),
             (Some(0.999), None, "rebuild: 99%"),
             (Some(1.5), None, "rebuild: 100%"),
@@ -874,7 +939,7 @@ mod tests {
             (
                 None,
                 Some(Duration::from_millis(3_600_900)),
-                "rebuild (eta 1h)",
+                "rebuild (about 1h left)",
             ),
         ] {
             let mut p = progress("rebuild", fraction);
@@ -903,6 +968,183 @@ mod tests {
         assert!(!throttle.should_print(&progress("watch", None)));
         throttle.reset();
         assert!(throttle.should_print(&progress("watch", None)));
+    }
+
+    #[test]
+    fn progress_says_md_speed_and_estimate_or_stalled() {
+        let mut p = progress("recover of md0", Some(0.4));
+        p.speed = Some(120_000_000);
+        p.eta = Some(Duration::from_secs(150));
+        assert_eq!(
+            progress_line(&p),
+            "recover of md0: 40% (120 MB/s, about 2m 30s left)"
+        );
+        p.stalled_for = Some(Duration::from_secs(45));
+        assert_eq!(
+            progress_line(&p),
+            "recover of md0: 40% (stalled: no progress for 45s)"
+        );
+        p.stalled_for = None;
+        p.eta = None;
+        assert_eq!(progress_detail(&p), "120 MB/s");
+        for (speed, want) in [
+            (999, "999 B/s"),
+            (950_000, "950 kB/s"),
+            (1_200_000_000, "1.2 GB/s"),
+        ] {
+            assert_eq!(format_speed(speed), want);
+        }
+    }
+
+    #[test]
+    fn ascii_only_outside_a_utf8_locale() {
+        for (text, want) in [
+            ("plain", "plain"),
+            ("md.errors 0 \u{2192} 4", "md.errors 0 -> 4"),
+            ("STEP 1 OF 2 \u{2014} PULL", "STEP 1 OF 2 - PULL"),
+            ("\u{2500}\u{2500}", "--"),
+            ("wait\u{2026}", "wait..."),
+            ("\u{2588}\u{258c} \u{280b}", "## ?"),
+            ("\x1b[1mbold \u{2192}\x1b[0m", "\x1b[1mbold ->\x1b[0m"),
+            ("Gr\u{00fc}\u{00df}e", "Gr??e"),
+        ] {
+            let got = to_ascii(text);
+            assert_eq!(got, want, "{text:?}");
+            assert!(got.is_ascii());
+        }
+    }
+
+    #[test]
+    fn typed_serial_prompt_masks_the_last_four() {
+        for (text, serial, want) in [
+            (
+                "type its last 4 characters to confirm it is sdb (serial S3Z1NB0K100002, bay 1)",
+                "S3Z1NB0K100002",
+                "type its last 4 characters to confirm it is sdb (serial S3Z1NB0K10****, bay 1)",
+            ),
+            // SATA, SCSI and NVMe serials alike; a short one is masked whole.
+            (
+                "serial WD-WCC4N7XY1234",
+                "WD-WCC4N7XY1234",
+                "serial WD-WCC4N7XY****",
+            ),
+            ("serial 9XG0ABCD", "9XG0ABCD", "serial 9XG0****"),
+            ("serial LAB-B-0002", "LAB-B-0002", "serial LAB-B-****"),
+            ("serial AB1", "AB1", "serial ***"),
+            ("no serial here", "", "no serial here"),
+        ] {
+            assert_eq!(mask_serial(text, serial), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_serial_is_never_split_from_its_label() {
+        let text = "Pull the drive in bay 1 (serial S3Z1NB0K100002). Touch no other drive.";
+        for width in [24, 30, 33, 40, 60] {
+            let lines = wrap(text, width);
+            assert!(
+                lines.iter().any(|l| l.contains("serial S3Z1NB0K100002")),
+                "{width}: {lines:?}"
+            );
+            assert_eq!(lines.join(" "), text, "{width}: nothing lost");
+        }
+    }
+
+    #[test]
+    fn refusal_block_is_calm_and_says_what_to_do() {
+        let report = HaltReport {
+            step_id: "preflight".into(),
+            headline: "preflight refused to start: nothing was touched".into(),
+            details: vec!["target `sdx` is not present".into()],
+            guidance: "checked: the target\n\nthen run again:\n    swapguard run r.toml --array md0 --target SERIAL\n".into(),
+        };
+        let lines = refusal_block(&report, &Look::plain(60));
+        assert_eq!(
+            lines,
+            vec![
+                "",
+                "------------------------------------------------------------",
+                "NOT STARTED - preflight refused to start: nothing was",
+                "touched",
+                "------------------------------------------------------------",
+                "",
+                "what failed:",
+                "  - target `sdx` is not present",
+                "",
+                "checked: the target",
+                "",
+                "then run again:",
+                "    swapguard run r.toml --array md0 --target SERIAL",
+                "------------------------------------------------------------",
+            ]
+        );
+        let text = refusal_block(&report, &colored(80)).join("\n");
+        assert!(!text.contains("STOP"), "{text}");
+        assert!(!text.contains("\x1b[31m"), "no red in a refusal: {text}");
+    }
+
+    #[test]
+    fn long_commands_break_between_words_for_a_shell() {
+        let argv: Vec<String> = [
+            "mdadm",
+            "/dev/md0",
+            "--add",
+            "/dev/disk/by-id/ata-Samsung_SSD_860_EVO_1TB_S3Z1NB0K100003",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        assert_eq!(
+            command_lines(&argv, 120),
+            [
+                "    $ mdadm /dev/md0 --add /dev/disk/by-id/ata-Samsung_SSD_860_EVO_1TB_S3Z1NB0K100003"
+            ]
+        );
+        assert_eq!(
+            command_lines(&argv, 40),
+            [
+                "    $ mdadm /dev/md0 --add \\",
+                "        /dev/disk/by-id/ata-Samsung_SSD_860_EVO_1TB_S3Z1NB0K100003",
+            ]
+        );
+    }
+
+    #[test]
+    fn notes_and_panel_rows_wrap_without_losing_text() {
+        let text = "sda (serial S3Z1NB0K100001, bay 0): smart.udma_crc_error_count 0 \u{2192} 3: transfer errors between the drive and its controller";
+        for width in [40, 60, 80, 120] {
+            let look = Look::plain(width);
+            let lines = note_lines(NoteLevel::Warn, text, &look);
+            assert!(
+                lines.iter().all(|l| measure_text_width(l) <= width),
+                "{width}: {lines:?}"
+            );
+            let joined: Vec<&str> = lines.iter().flat_map(|l| l.split_whitespace()).collect();
+            let want: Vec<&str> = std::iter::once("!!")
+                .chain(text.split_whitespace())
+                .collect();
+            assert_eq!(joined, want, "{width}");
+            let panel = panel_block(
+                &[drive(
+                    "survivor",
+                    "sda (serial S3Z1NB0K100001, bay 0)",
+                    "in-sync; smart.udma_crc_error_count 0 \u{2192} 3",
+                    false,
+                )],
+                &look,
+            );
+            assert!(
+                panel.iter().all(|l| measure_text_width(l) <= width),
+                "{width}: {panel:?}"
+            );
+            assert!(panel.join(" ").contains("S3Z1NB0K100001"));
+            assert!(
+                panel
+                    .join(" ")
+                    .contains("udma_crc_error_count 0 \u{2192} 3"),
+                "{panel:?}"
+            );
+        }
     }
 
     #[test]

@@ -27,8 +27,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::operator::render::{
     Look, ProgressThrottle, colors_wanted, halt_block, is_plain_term, mismatch_message, note_line,
-    one_line, panel_block, percent, progress_detail, progress_line, refusal_block, step_block,
-    to_ascii, unicode_wanted, wrap,
+    note_lines, one_line, panel_block, percent, progress_detail, progress_line, refusal_block,
+    step_block, to_ascii, unicode_wanted, wrap,
 };
 use crate::operator::{
     Answer, HaltReport, NoteLevel, Operator, PanelLine, Progress, Question, QuestionKind, StepView,
@@ -306,8 +306,7 @@ impl Operator for TerminalOperator {
         // ("all steps done", "interrupted"). Progress that goes on after
         // a note starts a fresh bar under it.
         self.end_bar();
-        let line = note_line(level, text, &self.look());
-        let _ = self.write_lines(&[line]);
+        let _ = self.write_lines(&note_lines(level, text, &self.look()));
     }
 
     fn halted(&mut self, report: &HaltReport) {
