@@ -157,8 +157,8 @@ const NOT_A_WARNING: [&str; 2] = [
     crate::runbook::model::NVME_ERROR_LOG_COUNTER,
 ];
 
-/// What is wrong with a survivor now, in short: bad md flags, SMART failing
-/// or unreadable, the verdict's conditions, and every counter above its
+/// What is wrong with a survivor now, in short: bad md flags, SMART failing,
+/// the verdict's conditions, and every counter above its
 /// baseline value (`smart.udma_crc_error_count 0 → 3`).
 fn survivor_warnings(before: &Drive, now: &Drive, last_copy: bool) -> Vec<String> {
     let mut out = Vec::new();
@@ -174,7 +174,6 @@ fn survivor_warnings(before: &Drive, now: &Drive, last_copy: bool) -> Vec<String
     let smart_source = if now.smart.is_some() { now } else { before };
     match &smart_source.smart {
         Some(Smart::Read { passed: false, .. }) => out.push("SMART failing".into()),
-        Some(Smart::Unreadable { .. }) => out.push("SMART unreadable".into()),
         _ => {}
     }
     let mut judged = smart_source.clone();

@@ -265,6 +265,14 @@ impl ProgressThrottle {
 /// The marker is `OK` or `!!`, readable without colour. Rows carry no
 /// trailing spaces.
 pub fn panel_rows(panel: &[PanelLine]) -> Vec<(bool, String)> {
+    panel_cells(panel)
+        .into_iter()
+        .map(|(ok, head, state)| (ok, format!("{head}  {state}").trim_end().to_string()))
+        .collect()
+}
+
+/// Each row as its marker, the aligned `role  drive` part and the state.
+fn panel_cells(panel: &[PanelLine]) -> Vec<(bool, String, String)> {
     let cells: Vec<(bool, String, String, String)> = panel
         .iter()
         .map(|l| {
@@ -291,8 +299,7 @@ pub fn panel_rows(panel: &[PanelLine]) -> Vec<(bool, String)> {
         .map(|(ok, role, drive, state)| {
             let role_pad = " ".repeat(role_w - measure_text_width(&role));
             let drive_pad = " ".repeat(drive_w - measure_text_width(&drive));
-            let row = format!("{role}{role_pad}  {drive}{drive_pad}  {state}");
-            (ok, row.trim_end().to_string())
+            (ok, format!("{role}{role_pad}  {drive}{drive_pad}"), state)
         })
         .collect()
 }
@@ -320,22 +327,27 @@ pub fn panel_block(panel: &[PanelLine], look: &Look) -> Vec<String> {
     if panel.is_empty() {
         out.push("  (no drives to show)".to_string());
     }
-    // A row too long for the terminal goes on under itself, indented past
-    // the marker, rather than off the edge.
-    for (ok, row) in panel_rows(panel) {
-        if measure_text_width(&row) + 6 <= look.width() {
+    // A row too long for the terminal keeps its drive on the first line
+    // and puts the state under it, indented past the marker, rather than
+    // off the edge.
+    let width = look.width();
+    for ((ok, row), (_, head, state)) in panel_rows(panel).into_iter().zip(panel_cells(panel)) {
+        if measure_text_width(&row) + 6 <= width {
             out.push(format!("  {}  {row}", marker(ok, look)));
             continue;
         }
-        for (i, line) in wrap(&row, look.width().saturating_sub(8))
+        for (i, line) in wrap(head.trim_end(), width.saturating_sub(6))
             .into_iter()
             .enumerate()
         {
             if i == 0 {
                 out.push(format!("  {}  {line}", marker(ok, look)));
             } else {
-                out.push(format!("        {}", line.trim_start()));
+                out.push(format!("        {line}"));
             }
+        }
+        for line in wrap(&state, width.saturating_sub(8)) {
+            out.push(format!("        {line}"));
         }
     }
     out
@@ -512,11 +524,57 @@ pub fn refusal_block(report: &HaltReport, look: &Look) -> Vec<String> {
     }
     if !report.guidance.trim().is_empty() {
         out.push(String::new());
-        for line in wrap(&report.guidance, width) {
-            out.push(line);
+        for line in sanitize(&report.guidance, true).trim_end().lines() {
+            // The command to run again stays one pasteable command.
+            if line.trim().is_empty() {
+                out.push(String::new());
+            } else if let Some(command) = line.strip_prefix("    swapguard ") {
+                out.extend(continued(&format!("swapguard {command}"), width));
+            } else {
+                out.extend(wrap(line, width));
+            }
         }
     }
     out.push(rule);
+    out
+}
+
+/// A shell command line (words quoted as [`shell_line`] quotes them) as
+/// `    $`-less indented lines of at most `width` columns, broken between
+/// words with ` \`, never inside a quoted word.
+fn continued(line: &str, width: usize) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                current.push(c);
+            }
+            ' ' if !quoted => {
+                if !current.is_empty() {
+                    words.push(std::mem::take(&mut current));
+                }
+            }
+            _ => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    let mut out = Vec::new();
+    let mut line = "   ".to_string();
+    for word in words {
+        let line_w = measure_text_width(&line);
+        if line_w > 8 && line_w + 1 + measure_text_width(&word) + 2 > width.max(MIN_WIDTH) {
+            line.push_str(" \\");
+            out.push(std::mem::replace(&mut line, "       ".to_string()));
+        }
+        line.push(' ');
+        line.push_str(&word);
+    }
+    out.push(line);
     out
 }
 
@@ -1076,6 +1134,14 @@ mod tests {
                 "then run again:",
                 "    swapguard run r.toml --array md0 --target SERIAL",
                 "------------------------------------------------------------",
+            ]
+        );
+        let narrow = refusal_block(&report, &Look::plain(40));
+        assert_eq!(
+            &narrow[narrow.len() - 3..narrow.len() - 1],
+            [
+                "    swapguard run r.toml --array md0 \\",
+                "        --target SERIAL",
             ]
         );
         let text = refusal_block(&report, &colored(80)).join("\n");
