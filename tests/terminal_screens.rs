@@ -94,7 +94,8 @@ impl Screen {
         for line in text.split('\n') {
             let line = line.trim_end_matches('\r');
             // What the last carriage return left visible.
-            let shown = line.rsplit('\r').next().unwrap_or(line);
+            let shown = strip_escapes(line.rsplit('\r').next().unwrap_or(line));
+            let shown = shown.as_str();
             // Lint's warnings about the runbook (printed before the run
             // starts, in lint's own format) and the journal's path are not
             // the operator's screens.
