@@ -443,3 +443,139 @@ pub(crate) fn wrong_pull_headline(who: &str, id: Option<&Identity>) -> String {
         sanitize(who, false)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::{panel_lines, wait_progress, wrong_pull_headline};
+    use crate::health::model::{
+        ArrayHealth, Drive, Identity, MemberState, Membership, Smart, Snapshot, SyncProgress,
+    };
+
+    fn drive(dev: &str, serial: &str, slot: Option<&str>, transport: &str) -> Drive {
+        Drive {
+            id: Identity {
+                dev: dev.into(),
+                serial: Some(serial.into()),
+                slot: slot.map(String::from),
+                transport: Some(transport.into()),
+                ..Identity::default()
+            },
+            member: Some(Membership {
+                state: MemberState::InSync,
+                role: Some(0),
+                flags: vec!["in_sync".into()],
+            }),
+            counters: BTreeMap::new(),
+            smart: None,
+            blank: None,
+        }
+    }
+
+    fn snapshot(at_ms: u64, drives: Vec<Drive>, sync: Option<SyncProgress>) -> Snapshot {
+        Snapshot {
+            at_ms,
+            array: ArrayHealth {
+                name: "md0".into(),
+                level: "raid1".into(),
+                state: "clean".into(),
+                raid_disks: 2,
+                degraded: 0,
+                sync,
+            },
+            drives,
+            problems: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn wrong_pull_headline_names_the_bay_on_sata_scsi_and_nvme() {
+        for (d, want) in [
+            (
+                drive("sda", "WD-WCC4N7XY1234", Some("0"), "sata"),
+                "you pulled sda (serial WD-WCC4N7XY1234, bay 0), which is a SURVIVOR; put it back in bay 0 now, do not touch anything else",
+            ),
+            (
+                drive("sdc", "ZA1B2C3D", Some("enclosure 0 slot 4"), "sas"),
+                "you pulled sdc (serial ZA1B2C3D, bay enclosure 0 slot 4), which is a SURVIVOR; put it back in bay enclosure 0 slot 4 now, do not touch anything else",
+            ),
+            (
+                drive("nvme0n1", "LAB-A-0001", None, "nvme"),
+                "you pulled nvme0n1 (serial LAB-A-0001, bay unknown), which is a SURVIVOR; put it back where it came from now, do not touch anything else",
+            ),
+        ] {
+            assert_eq!(wrong_pull_headline(&d.id.describe(), Some(&d.id)), want);
+        }
+    }
+
+    /// Regression: a CRC rise on a SATA survivor left its panel row `OK`.
+    #[test]
+    fn panel_shows_a_survivors_warning_not_ok() {
+        let smart = |crc: u64, passed: bool| {
+            Some(Smart::Read {
+                passed,
+                counters: BTreeMap::from([("smart.udma_crc_error_count".to_string(), crc)]),
+            })
+        };
+        let mut a = drive("sda", "S3Z1NB0K100001", Some("0"), "sata");
+        a.smart = smart(0, true);
+        let b = drive("sdb", "S3Z1NB0K100002", Some("1"), "sata");
+        let target = b.key();
+        let base = snapshot(0, vec![a.clone(), b.clone()], None);
+        let rows = panel_lines(&base, &base, &target, None);
+        assert!(rows[0].ok, "{rows:?}");
+        let mut crc = a.clone();
+        crc.smart = smart(3, true);
+        let now = snapshot(1, vec![crc, b.clone()], None);
+        let rows = panel_lines(&base, &now, &target, None);
+        assert!(!rows[0].ok, "{rows:?}");
+        assert_eq!(
+            rows[0].state,
+            "in-sync; smart.udma_crc_error_count 0 \u{2192} 3"
+        );
+        // Absolute health: failing SMART and an NVMe media error count show
+        // even when nothing changed since the baseline.
+        let mut failing = a.clone();
+        failing.smart = smart(0, false);
+        let mut nvme = drive("nvme0n1", "LAB-A-0001", None, "nvme");
+        nvme.smart = Some(Smart::Read {
+            passed: true,
+            counters: BTreeMap::from([("nvme.media_errors".to_string(), 7)]),
+        });
+        for survivor in [failing, nvme] {
+            let base = snapshot(0, vec![survivor, b.clone()], None);
+            let rows = panel_lines(&base, &base, &target, None);
+            assert!(!rows[0].ok, "{rows:?}");
+        }
+    }
+
+    #[test]
+    fn progress_is_md_own_and_stalls_after_30s() {
+        let sync = |done: u64| SyncProgress {
+            action: "recover".into(),
+            done,
+            total: 2_000_000,
+            speed_kib: Some(100_000),
+        };
+        let at = |ms: u64, done: u64| snapshot(ms, vec![], Some(sync(done)));
+        let mut moved = None;
+        let p = wait_progress("rebuild", &at(0, 1_000_000), &mut moved).unwrap();
+        assert_eq!(p.speed, Some(102_400_000));
+        assert_eq!(p.remaining, Some(512_000_000));
+        assert_eq!(p.eta, Some(Duration::from_secs(5)));
+        assert_eq!(p.stalled_for, None);
+        // Not moving for 29 s is not a stall; 30 s is, and hides the estimate.
+        let p = wait_progress("rebuild", &at(29_000, 1_000_000), &mut moved).unwrap();
+        assert_eq!(p.stalled_for, None);
+        let p = wait_progress("rebuild", &at(45_000, 1_000_000), &mut moved).unwrap();
+        assert_eq!(p.stalled_for, Some(Duration::from_secs(45)));
+        assert_eq!((p.eta, p.speed), (None, None));
+        // Moving again ends the stall.
+        let p = wait_progress("rebuild", &at(46_000, 1_000_100), &mut moved).unwrap();
+        assert_eq!(p.stalled_for, None);
+        assert!(p.eta.is_some());
+        assert!(wait_progress("rebuild", &snapshot(0, vec![], None), &mut moved).is_none());
+    }
+}

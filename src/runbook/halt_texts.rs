@@ -75,3 +75,71 @@ fn texts(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::runbook::load::load_str;
+
+    fn runbook(on_halt: &str) -> String {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/runbooks-e2e/pull-only.toml"),
+        )
+        .unwrap()
+        .replace(
+            "[[step]]\nid = \"antistatic\"",
+            &format!("{on_halt}\n[[step]]\nid = \"antistatic\""),
+        )
+    }
+
+    #[test]
+    fn halt_guidance_by_step_then_kind_then_say() {
+        let source = runbook(
+            "[on_halt.kind]\nphysical = \"put it back\"\nconfirm = \"nothing moved\"\n\
+             [on_halt.step]\nantistatic = \"strap stays on\"\n",
+        );
+        let loaded = load_str(Path::new("r.toml"), &source);
+        assert_eq!(loaded.errors(), 0, "{:?}", loaded.diagnostics);
+        let rb = loaded.runbook.unwrap();
+        assert_eq!(rb.halt_guidance("antistatic"), "strap stays on");
+        assert_eq!(rb.halt_guidance("pull"), "put it back");
+        assert_eq!(
+            rb.halt_guidance("preflight"),
+            "STOP. Hands out of the chassis."
+        );
+    }
+
+    #[test]
+    fn unknown_kinds_and_step_ids_are_errors_with_suggestions() {
+        for (on_halt, message, help) in [
+            (
+                "[on_halt.kind]\nphyscial = \"x\"\n",
+                "`[on_halt.kind]` names no step kind: `physcial`",
+                "did you mean `physical`?",
+            ),
+            (
+                "[on_halt.step]\npul = \"x\"\n",
+                "`[on_halt.step]` names no step id: `pul`",
+                "did you mean `pull`?",
+            ),
+            (
+                "[on_halt.kind]\nreboot = \"x\"\n",
+                "`[on_halt.kind]` names no step kind: `reboot`",
+                "step kinds are `confirm`, `command`, `physical`, `wait`, `locate`, `check`",
+            ),
+            (
+                "[on_halt.step]\npull = \"  \"\n",
+                "`[on_halt.step] pull` is empty",
+                "write what the technician should do, or remove the key",
+            ),
+        ] {
+            let loaded = load_str(Path::new("r.toml"), &runbook(on_halt));
+            let errors: Vec<_> = loaded.diagnostics.iter().filter(|d| d.is_error()).collect();
+            assert_eq!(errors.len(), 1, "{on_halt}: {:?}", loaded.diagnostics);
+            assert_eq!(errors[0].message, message);
+            assert_eq!(errors[0].help.as_deref(), Some(help), "{on_halt}");
+        }
+    }
+}
