@@ -172,9 +172,8 @@ fn survivor_warnings(before: &Drive, now: &Drive, last_copy: bool) -> Vec<String
         }
     }
     let smart_source = if now.smart.is_some() { now } else { before };
-    match &smart_source.smart {
-        Some(Smart::Read { passed: false, .. }) => out.push("SMART failing".into()),
-        _ => {}
+    if let Some(Smart::Read { passed: false, .. }) = &smart_source.smart {
+        out.push("SMART failing".into());
     }
     let mut judged = smart_source.clone();
     judged.counters = now.counters.clone();
