@@ -515,22 +515,14 @@ impl Walk<'_, '_> {
     /// serial", a sign-off for a name), which the crash tests pin.
     fn journaled_refusal(&self, u: &Unfinished) -> Option<String> {
         // (full serial, its last 4 characters) of the drives of the run
-        // The prompt names the drive as `describe()` does, with the last
-        // four of the serial masked (drives of one batch share the rest,
-        // so the masked description, with the kernel name, tells them
-        // apart; older journals have the serial whole).
-        let serials: Vec<(String, String, String)> = [Some(&self.target), self.new.as_ref()]
+        let serials: Vec<(String, String)> = [Some(&self.target), self.new.as_ref()]
             .into_iter()
             .flatten()
-            .filter_map(|d| {
-                let serial = d.id.serial.clone()?;
-                let masked = crate::operator::render::mask_serial(&d.id.describe(), &serial);
-                Some((serial, masked))
-            })
-            .map(|(serial, masked)| {
+            .filter_map(|d| d.id.serial.clone())
+            .map(|serial| {
                 let chars: Vec<char> = serial.chars().collect();
                 let last: String = chars[chars.len().saturating_sub(4)..].iter().collect();
-                (serial, masked, last)
+                (serial, last)
             })
             .collect();
         for (question, answer) in &u.answers {
@@ -538,12 +530,13 @@ impl Walk<'_, '_> {
             if answer == "no" {
                 return Some("the technician answered no".into());
             }
-            let asked = serials.iter().find(|(serial, masked, _)| {
-                question.contains(serial.as_str()) || question.contains(masked.as_str())
-            });
+            // The question names the drive by its serial.
+            let asked = serials
+                .iter()
+                .find(|(serial, _)| question.contains(serial.as_str()));
             let right = match asked {
-                Some((_, _, last)) => last == answer,
-                None => serials.iter().any(|(_, _, last)| last == answer),
+                Some((_, last)) => last == answer,
+                None => serials.iter().any(|(_, last)| last == answer),
             };
             if question.contains("last 4 characters of the serial") && !right {
                 return Some(format!(

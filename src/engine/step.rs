@@ -270,15 +270,18 @@ impl Walk<'_, '_> {
             )));
         }
         let expected: String = chars[chars.len() - 4..].iter().collect();
-        // The last four are what the technician types: masked here, so
-        // they are read off the drive's label, not copied off the screen.
-        let prompt = crate::operator::render::mask_serial(&sanitize(prompt, false), &serial);
+        let prompt = sanitize(prompt, false);
+        // The last four are what the technician types: masked on screen, so
+        // they are read off the drive's label, not copied off it. The
+        // journal keeps the question whole (a resume reads which drive was
+        // asked about from it; drives of one batch differ only there).
+        let shown = crate::operator::render::mask_serial(&prompt, &serial);
         let answer = self
             .run
             .operator
             .ask(&Question {
                 step_id: step.id.clone(),
-                prompt: prompt.clone(),
+                prompt: shown,
                 kind: QuestionKind::TypeExact {
                     expected: expected.clone(),
                 },
