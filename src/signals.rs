@@ -185,6 +185,10 @@ impl Operator for Tracking<'_> {
         set_physical(false);
         self.inner.halted(report)
     }
+    fn refused(&mut self, report: &HaltReport) {
+        set_physical(false);
+        self.inner.refused(report)
+    }
     fn finish(&mut self) -> Result<()> {
         set_physical(false);
         self.inner.finish()

@@ -264,10 +264,10 @@ fn finish_stop(run: &mut Run<'_>, stop: Stop) -> Result<Outcome> {
                 },
             )?;
             let report = HaltReport {
-                step_id: step,
                 headline,
                 details,
-                guidance: run.runbook.on_halt.clone(),
+                guidance: run.runbook.halt_guidance(&step).to_string(),
+                step_id: step,
             };
             run.operator.halted(&report);
             Ok(Outcome::Halted(report))
@@ -280,13 +280,8 @@ fn finish_stop(run: &mut Run<'_>, stop: Stop) -> Result<Outcome> {
                     reasons: reasons.clone(),
                 },
             )?;
-            let report = HaltReport {
-                step_id: "preflight".into(),
-                headline: "preflight refused to start: nothing was touched".into(),
-                details: reasons,
-                guidance: run.runbook.on_halt.clone(),
-            };
-            run.operator.halted(&report);
+            let report = view::refusal_report(run, reasons);
+            run.operator.refused(&report);
             Ok(Outcome::Refused(report))
         }
         Stop::Abort { step, reason } => {
@@ -547,31 +542,11 @@ impl Walk<'_, '_> {
             self.warn(step, now)?;
             return Ok(());
         }
-        let first = &violations[0];
-        let who = &first.who;
-        let headline = match first.subject {
-            guard::Subject::Survivor => {
-                format!("survivor {who} degraded during step `{step}`")
-            }
-            guard::Subject::Target => {
-                format!("the target {who} did not do what step `{step}` expects")
-            }
-            guard::Subject::NewDrive => {
-                format!("the new drive {who} misbehaved during step `{step}`")
-            }
-            guard::Subject::OtherDrive => {
-                format!("a drive outside the plan changed during step `{step}`: {who}")
-            }
-            guard::Subject::Array => {
-                format!("array {who} lost more redundancy than step `{step}` allows")
-            }
-            guard::Subject::Probe => format!(
-                "cannot read the health of {who} during step `{step}`: the guard stops rather than guess"
-            ),
-        };
+        let (violations, seen) = self.all_that_moved(violations, allowed);
+        let headline = self.halt_headline(step, &violations);
         let _ = self.record(Event::Snapshot {
             label: format!("halt at {step}"),
-            snapshot: now.clone(),
+            snapshot: seen.unwrap_or_else(|| now.clone()),
         });
         Err(Stop::Halt {
             step: step.to_string(),
@@ -614,12 +589,7 @@ impl Walk<'_, '_> {
         let Ok(now) = self.run.backend.snapshot(&self.array, Depth::Fast) else {
             return;
         };
-        let lines = panel_lines(
-            &self.baseline,
-            &now,
-            &self.target.key(),
-            self.new.as_ref().map(Drive::key).as_ref(),
-        );
+        let lines = self.panel_for(&now);
         self.run.operator.health(&lines);
     }
 

@@ -33,8 +33,8 @@ use anyhow::{Context, Result};
 use crate::backend::Depth;
 use crate::engine::step::{COMMAND_SETTLE, operator_stop};
 use crate::engine::{
-    Outcome, Run, Stop, Walk, WalkResult, bind_drive, canary, finish, initial_expect, panel_lines,
-    preflight, record, walk,
+    Outcome, Run, Stop, Walk, WalkResult, bind_drive, canary, finish, initial_expect, preflight,
+    record, walk,
 };
 use crate::health::guard::Observed;
 use crate::health::model::{Drive, Snapshot};
@@ -106,11 +106,15 @@ fn finish_stopped(
     headline: &str,
     details: &[String],
 ) -> Result<Outcome> {
-    let report = HaltReport {
-        step_id: step.to_string(),
-        headline: headline.to_string(),
-        details: details.to_vec(),
-        guidance: run.runbook.on_halt.clone(),
+    let report = if kind == "refused" {
+        super::view::refusal_report(run, details.to_vec())
+    } else {
+        HaltReport {
+            step_id: step.to_string(),
+            headline: headline.to_string(),
+            details: details.to_vec(),
+            guidance: run.runbook.halt_guidance(step).to_string(),
+        }
     };
     let outcome = match kind {
         "halted" => Outcome::Halted(report.clone()),
@@ -125,6 +129,7 @@ fn finish_stopped(
             NoteLevel::Warn,
             &format!("this run had already been aborted at step `{step}`: {headline}"),
         ),
+        Outcome::Refused(_) => run.operator.refused(&report),
         _ => run.operator.halted(&report),
     }
     // The LEDs it had switched on and not yet off.
@@ -279,12 +284,8 @@ impl Walk<'_, '_> {
                 sanitize(&j.session, false)
             ),
         );
-        self.run.operator.health(&panel_lines(
-            &self.baseline,
-            &fresh,
-            &self.target.key(),
-            self.new.as_ref().map(Drive::key).as_ref(),
-        ));
+        let lines = self.panel_for(&fresh);
+        self.run.operator.health(&lines);
 
         if let Some((u, step)) = unfinished {
             let number = position(runbook, &step.id);

@@ -7,7 +7,7 @@ use crate::engine::{Stop, Walk, accept, bind_drive, panel_lines};
 use crate::health::guard::{Observed, satisfies};
 use crate::health::model::{Drive, Identity, Snapshot};
 use crate::journal::Event;
-use crate::operator::{Answer, NoteLevel, Progress, Question, QuestionKind, StepView};
+use crate::operator::{Answer, NoteLevel, Question, QuestionKind, StepView};
 use crate::runbook::model::{Confirm, Role, Step, StepKind, WaitUntil};
 use crate::sanitize::sanitize;
 
@@ -271,12 +271,17 @@ impl Walk<'_, '_> {
         }
         let expected: String = chars[chars.len() - 4..].iter().collect();
         let prompt = sanitize(prompt, false);
+        // The last four are what the technician types: masked on screen, so
+        // they are read off the drive's label, not copied off it. The
+        // journal keeps the question whole (a resume reads which drive was
+        // asked about from it; drives of one batch differ only there).
+        let shown = crate::operator::render::mask_serial(&prompt, &serial);
         let answer = self
             .run
             .operator
             .ask(&Question {
                 step_id: step.id.clone(),
-                prompt: prompt.clone(),
+                prompt: shown,
                 kind: QuestionKind::TypeExact {
                     expected: expected.clone(),
                 },
@@ -342,27 +347,9 @@ impl Walk<'_, '_> {
     }
 
     fn progress(&mut self, step: &Step, now: &Snapshot, rate: &mut Option<(u64, u64)>) {
-        let Some(sync) = &now.array.sync else {
-            return;
-        };
-        let t = now.at_ms;
-        let eta = match *rate {
-            Some((t0, done0)) if t > t0 && sync.done > done0 => {
-                let per_ms = (sync.done - done0) as f64 / (t - t0) as f64;
-                let left = sync.total.saturating_sub(sync.done) as f64 / per_ms;
-                Some(Duration::from_millis(left as u64))
-            }
-            _ => {
-                *rate = Some((t, sync.done));
-                None
-            }
-        };
-        self.run.operator.progress(&Progress {
-            step_id: step.id.clone(),
-            label: format!("{} of {}", sync.action, now.array.name),
-            fraction: Some(sync.fraction()),
-            eta,
-        });
+        if let Some(p) = crate::engine::view::wait_progress(&step.id, now, rate) {
+            self.run.operator.progress(&p);
+        }
     }
 
     pub(crate) fn describe_wait(&self, step: &Step, now: &Snapshot) -> String {

@@ -196,6 +196,32 @@ pub struct SyncProgress {
 }
 
 impl SyncProgress {
+    /// The unit of `done` and `total`: md counts 512-byte sectors, and other
+    /// backends convert to the same unit.
+    pub const UNIT_BYTES: u64 = 512;
+
+    /// Bytes of work remaining.
+    pub fn remaining_bytes(&self) -> u64 {
+        self.total
+            .saturating_sub(self.done)
+            .saturating_mul(Self::UNIT_BYTES)
+    }
+
+    /// The backend's speed in bytes per second, when it reports one.
+    pub fn speed_bytes(&self) -> Option<u64> {
+        self.speed_kib.map(|k| k.saturating_mul(1024))
+    }
+
+    /// The backend's own finish estimate: remaining work over its current
+    /// speed (what md's `finish=` in /proc/mdstat is too). `None` without a
+    /// speed, or at a speed of zero.
+    pub fn finish_estimate(&self) -> Option<std::time::Duration> {
+        let speed = self.speed_bytes().filter(|s| *s > 0)?;
+        Some(std::time::Duration::from_secs(
+            self.remaining_bytes().div_ceil(speed),
+        ))
+    }
+
     pub fn fraction(&self) -> f64 {
         if self.total == 0 {
             0.0

@@ -76,15 +76,30 @@ pub struct PanelLine {
     pub ok: bool,
 }
 
-/// Progress of a wait (a rebuild) or a watch.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// Progress of a wait (a rebuild) or a watch. Every figure comes from the
+/// backend (md's `sync_speed` and `sync_completed`; ZFS's `scan_stats` fill
+/// the same fields): the operator shows them and never estimates its own.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Progress {
     pub step_id: String,
     pub label: String,
     /// 0.0 ..= 1.0, when known.
     pub fraction: Option<f64>,
+    /// The finish estimate: work remaining divided by the backend's speed.
     pub eta: Option<Duration>,
+    /// The backend's current speed in bytes per second.
+    pub speed: Option<u64>,
+    /// Bytes of work remaining.
+    pub remaining: Option<u64>,
+    /// Progress has not moved for this long (at least
+    /// [`STALL_AFTER`]); the estimate is withheld while it is stalled.
+    pub stalled_for: Option<Duration>,
 }
+
+/// How long progress may stand still before a wait is said to be stalled.
+/// md updates `sync_completed` many times a second while it works, and even
+/// a rebuild throttled to `speed_limit_min` (1 MB/s) moves within seconds.
+pub const STALL_AFTER: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -120,6 +135,12 @@ pub trait Operator {
     fn note(&mut self, level: NoteLevel, text: &str);
     /// The guard stopped the run.
     fn halted(&mut self, report: &HaltReport);
+    /// Preflight refused to start; nothing was touched. Not an alarm: the
+    /// report says what failed and how to run again. The default shows it
+    /// as a halt block (the scripted transcript does).
+    fn refused(&mut self, report: &HaltReport) {
+        self.halted(report)
+    }
     /// The run is over; the scripted operator fails here on answers left over.
     fn finish(&mut self) -> Result<()>;
 }

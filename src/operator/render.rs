@@ -125,7 +125,8 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
         let indent_width = measure_text_width(indent);
         let mut current = String::new();
         let mut current_width = 0;
-        for word in body.split_whitespace() {
+        for word in glued_words(body) {
+            let word = word.as_str();
             let w = measure_text_width(word);
             if current.is_empty() {
                 current.push_str(indent);
@@ -181,17 +182,53 @@ pub fn percent(fraction: Option<f64>) -> Option<u8> {
 }
 
 /// One progress line without any cursor movement:
-/// `rebuild: 40% (eta 2m 30s)` or just the label when nothing is known.
+/// `recover of md0: 40% (120 MB/s, about 2m 30s left)` or just the label
+/// when nothing is known.
 pub fn progress_line(progress: &Progress) -> String {
     let label = one_line(&progress.label);
     let mut line = match percent(progress.fraction) {
         Some(p) => format!("{label}: {p}%"),
         None => label,
     };
-    if let Some(eta) = progress.eta {
-        line.push_str(&format!(" (eta {})", format_eta(eta)));
+    let detail = progress_detail(progress);
+    if !detail.is_empty() {
+        line.push_str(&format!(" ({detail})"));
     }
     line
+}
+
+/// What is known about the pace of a wait, all of it from the backend (md's
+/// `sync_speed` and `sync_completed`): `120 MB/s, about 2m 30s left`, or
+/// `stalled: no progress for 45s`. Empty when the backend says nothing. The
+/// estimate is never the progress bar's own guess: a bar that extrapolates
+/// from its own updates jumps from seconds to minutes on a stalled rebuild.
+pub fn progress_detail(progress: &Progress) -> String {
+    if let Some(stalled) = progress.stalled_for {
+        return format!("stalled: no progress for {}", format_eta(stalled));
+    }
+    let mut parts = Vec::new();
+    if let Some(speed) = progress.speed {
+        parts.push(format_speed(speed));
+    }
+    if let Some(eta) = progress.eta {
+        parts.push(format!("about {} left", format_eta(eta)));
+    }
+    parts.join(", ")
+}
+
+/// Bytes per second in decimal units, as drive vendors and `iostat -h`
+/// print them: `950 kB/s`, `120 MB/s`, `1.2 GB/s`.
+pub fn format_speed(bytes_per_s: u64) -> String {
+    let b = bytes_per_s as f64;
+    if b >= 1e9 {
+        format!("{:.1} GB/s", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.0} MB/s", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.0} kB/s", b / 1e3)
+    } else {
+        format!("{bytes_per_s} B/s")
+    }
 }
 
 /// Decides when a progress report is worth a line of its own: when the step
@@ -228,6 +265,14 @@ impl ProgressThrottle {
 /// The marker is `OK` or `!!`, readable without colour. Rows carry no
 /// trailing spaces.
 pub fn panel_rows(panel: &[PanelLine]) -> Vec<(bool, String)> {
+    panel_cells(panel)
+        .into_iter()
+        .map(|(ok, head, state)| (ok, format!("{head}  {state}").trim_end().to_string()))
+        .collect()
+}
+
+/// Each row as its marker, the aligned `role  drive` part and the state.
+fn panel_cells(panel: &[PanelLine]) -> Vec<(bool, String, String)> {
     let cells: Vec<(bool, String, String, String)> = panel
         .iter()
         .map(|l| {
@@ -254,8 +299,7 @@ pub fn panel_rows(panel: &[PanelLine]) -> Vec<(bool, String)> {
         .map(|(ok, role, drive, state)| {
             let role_pad = " ".repeat(role_w - measure_text_width(&role));
             let drive_pad = " ".repeat(drive_w - measure_text_width(&drive));
-            let row = format!("{role}{role_pad}  {drive}{drive_pad}  {state}");
-            (ok, row.trim_end().to_string())
+            (ok, format!("{role}{role_pad}  {drive}{drive_pad}"), state)
         })
         .collect()
 }
@@ -283,8 +327,28 @@ pub fn panel_block(panel: &[PanelLine], look: &Look) -> Vec<String> {
     if panel.is_empty() {
         out.push("  (no drives to show)".to_string());
     }
-    for (ok, row) in panel_rows(panel) {
-        out.push(format!("  {}  {row}", marker(ok, look)));
+    // A row too long for the terminal keeps its drive on the first line
+    // and puts the state under it, indented past the marker, rather than
+    // off the edge.
+    let width = look.width();
+    for ((ok, row), (_, head, state)) in panel_rows(panel).into_iter().zip(panel_cells(panel)) {
+        if measure_text_width(&row) + 6 <= width {
+            out.push(format!("  {}  {row}", marker(ok, look)));
+            continue;
+        }
+        for (i, line) in wrap(head.trim_end(), width.saturating_sub(6))
+            .into_iter()
+            .enumerate()
+        {
+            if i == 0 {
+                out.push(format!("  {}  {line}", marker(ok, look)));
+            } else {
+                out.push(format!("        {line}"));
+            }
+        }
+        for line in wrap(&state, width.saturating_sub(8)) {
+            out.push(format!("        {line}"));
+        }
     }
     out
 }
@@ -303,13 +367,12 @@ pub fn step_block(step: &StepView, look: &Look) -> Vec<String> {
         sanitize(&step.id, false).to_uppercase(),
         sanitize(&step.kind, false),
     );
-    let mut out = vec![
-        String::new(),
-        rule.clone(),
-        bold.apply_to(title).to_string(),
-        rule,
-        String::new(),
-    ];
+    let mut out = vec![String::new(), rule.clone()];
+    for line in wrap(&title, look.width()) {
+        out.push(bold.apply_to(line).to_string());
+    }
+    out.push(rule);
+    out.push(String::new());
     for line in wrap(&step.text, look.width().saturating_sub(2)) {
         if line.is_empty() {
             out.push(String::new());
@@ -320,9 +383,56 @@ pub fn step_block(step: &StepView, look: &Look) -> Vec<String> {
     if let Some(argv) = &step.argv {
         out.push(String::new());
         out.push("  will run:".to_string());
-        out.push(format!("    $ {}", shell_line(argv)));
+        out.extend(command_lines(argv, look.width()));
     }
     out.push(String::new());
+    out
+}
+
+/// A command as `    $ mdadm /dev/md0 --fail /dev/sdb`, broken between
+/// words with ` \` when it is too long for `width`, so it stays whole on
+/// screen and still pastes into a shell as one command.
+pub fn command_lines(argv: &[String], width: usize) -> Vec<String> {
+    let words: Vec<String> = argv
+        .iter()
+        .map(|a| shell_line(std::slice::from_ref(a)))
+        .collect();
+    let width = width.max(MIN_WIDTH);
+    let mut out = Vec::new();
+    let mut line = "    $".to_string();
+    for word in words {
+        let lead = if out.is_empty() { 6 } else { 8 };
+        let line_w = measure_text_width(&line);
+        if line_w > lead && line_w + 1 + measure_text_width(&word) + 2 > width {
+            line.push_str(" \\");
+            out.push(std::mem::replace(&mut line, "       ".to_string()));
+        }
+        line.push(' ');
+        line.push_str(&word);
+    }
+    out.push(line);
+    out
+}
+
+/// A message on the terminal, wrapped to the width: `OK`, `!!` or plain
+/// indent on the first line, continuation lines indented under the text.
+pub fn note_lines(level: NoteLevel, text: &str, look: &Look) -> Vec<String> {
+    // Every marker (`OK  `, `!!  `, or the plain indent) is four columns.
+    let first = note_line(level, text, look);
+    let lead = 4;
+    let body = one_line(text);
+    let wrapped = wrap(&body, look.width().saturating_sub(lead));
+    if wrapped.len() <= 1 {
+        return vec![first];
+    }
+    let mut out = Vec::new();
+    for (i, line) in wrapped.into_iter().enumerate() {
+        if i == 0 {
+            out.push(note_line(level, &line, look));
+        } else {
+            out.push(format!("{}{line}", " ".repeat(lead)));
+        }
+    }
     out
 }
 
@@ -385,6 +495,158 @@ pub fn halt_block(report: &HaltReport, look: &Look) -> Vec<String> {
     out
 }
 
+/// The terminal's refusal block: the run did not start and nothing was
+/// touched, so there is no alarm and no "hands out of the chassis" (that is
+/// for a survivor degrading during physical work). It says what was checked,
+/// what failed, and what to do, which ends with the command to run again.
+pub fn refusal_block(report: &HaltReport, look: &Look) -> Vec<String> {
+    let bold = look.style(Style::new().bold());
+    let rule = look.rule('\u{2500}', '-');
+    let width = look.width();
+    let mut out = vec![String::new(), rule.clone()];
+    let headline = format!("NOT STARTED {} {}", look.dash(), one_line(&report.headline));
+    for line in wrap(&headline, width) {
+        out.push(bold.apply_to(line).to_string());
+    }
+    out.push(rule.clone());
+    if !report.details.is_empty() {
+        out.push(String::new());
+        out.push("what failed:".to_string());
+        for detail in &report.details {
+            for (i, line) in wrap(&one_line(detail), width.saturating_sub(4))
+                .into_iter()
+                .enumerate()
+            {
+                let lead = if i == 0 { "  - " } else { "    " };
+                out.push(format!("{lead}{line}"));
+            }
+        }
+    }
+    if !report.guidance.trim().is_empty() {
+        out.push(String::new());
+        for line in sanitize(&report.guidance, true).trim_end().lines() {
+            // The command to run again stays one pasteable command.
+            if line.trim().is_empty() {
+                out.push(String::new());
+            } else if let Some(command) = line.strip_prefix("    swapguard ") {
+                out.extend(continued(&format!("swapguard {command}"), width));
+            } else {
+                out.extend(wrap(line, width));
+            }
+        }
+    }
+    out.push(rule);
+    out
+}
+
+/// A shell command line (words quoted as [`shell_line`] quotes them) as
+/// `    $`-less indented lines of at most `width` columns, broken between
+/// words with ` \`, never inside a quoted word.
+fn continued(line: &str, width: usize) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                current.push(c);
+            }
+            ' ' if !quoted => {
+                if !current.is_empty() {
+                    words.push(std::mem::take(&mut current));
+                }
+            }
+            _ => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    let mut out = Vec::new();
+    let mut line = "   ".to_string();
+    for word in words {
+        let line_w = measure_text_width(&line);
+        if line_w > 8 && line_w + 1 + measure_text_width(&word) + 2 > width.max(MIN_WIDTH) {
+            line.push_str(" \\");
+            out.push(std::mem::replace(&mut line, "       ".to_string()));
+        }
+        line.push(' ');
+        line.push_str(&word);
+    }
+    out.push(line);
+    out
+}
+
+/// `line` with nothing but ASCII, for a terminal whose locale is not UTF-8
+/// (`LANG=C`, a serial console): the arrow of `before → after` becomes
+/// `->`, dashes `-`, an ellipsis `...`, box and block glyphs `-`, `=` or
+/// `#`, and anything else `?`. Escape sequences (colour) are ASCII and pass.
+pub fn to_ascii(line: &str) -> String {
+    if line.is_ascii() {
+        return line.to_string();
+    }
+    let mut out = String::with_capacity(line.len());
+    for c in line.chars() {
+        match c {
+            c if c.is_ascii() => out.push(c),
+            '\u{2192}' | '\u{27f6}' => out.push_str("->"),
+            '\u{2190}' => out.push_str("<-"),
+            '\u{2013}' | '\u{2014}' | '\u{2212}' | '\u{2500}' | '\u{2501}' => out.push('-'),
+            '\u{2026}' => out.push_str("..."),
+            '\u{2018}' | '\u{2019}' => out.push('\''),
+            '\u{201c}' | '\u{201d}' => out.push('"'),
+            '\u{2022}' | '\u{00b7}' => out.push('*'),
+            '\u{00a0}' => out.push(' '),
+            '\u{2713}' | '\u{2714}' => out.push_str("ok"),
+            '\u{2717}' | '\u{2718}' => out.push('x'),
+            '\u{2588}' | '\u{258c}' => out.push('#'),
+            _ => out.push('?'),
+        }
+    }
+    out
+}
+
+/// The words of `body` for wrapping, with `serial` (or `(serial`) glued to
+/// the serial after it, so a wrapped line never shows "serial" at its end
+/// and the serial alone at the start of the next.
+fn glued_words(body: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    let mut glue = false;
+    for word in body.split_whitespace() {
+        match words.last_mut() {
+            Some(last) if glue => {
+                last.push(' ');
+                last.push_str(word);
+                glue = false;
+            }
+            _ => {
+                glue = matches!(word, "serial" | "(serial" | "Serial" | "(Serial");
+                words.push(word.to_string());
+            }
+        }
+    }
+    words
+}
+
+/// `text` with every whole occurrence of `serial` masked except its first
+/// characters: the last four, which the technician must read off the
+/// drive's label and type, are shown as `****`, so they cannot be copied
+/// from the screen. Serials of four characters or fewer are masked whole.
+pub fn mask_serial(text: &str, serial: &str) -> String {
+    if serial.is_empty() {
+        return text.to_string();
+    }
+    let chars: Vec<char> = serial.chars().collect();
+    let keep = chars.len().saturating_sub(4);
+    let masked: String = chars[..keep]
+        .iter()
+        .copied()
+        .chain(std::iter::repeat_n('*', chars.len() - keep))
+        .collect();
+    text.replace(serial, &masked)
+}
+
 /// What the terminal says when a typed confirmation does not match. The
 /// typed text is echoed back sanitised; the expected text is not repeated
 /// (the technician should read it off the drive, not off the screen).
@@ -401,9 +663,12 @@ pub fn mismatch_message(typed: &str, tries_left: usize) -> String {
 mod tests {
     use std::time::Duration;
 
+    use console::measure_text_width;
+
     use super::{
-        Look, ProgressThrottle, colors_wanted, format_eta, halt_block, mismatch_message, note_line,
-        one_line, panel_block, panel_rows, percent, progress_line, shell_line, step_block,
+        Look, ProgressThrottle, colors_wanted, command_lines, format_eta, format_speed, halt_block,
+        mask_serial, mismatch_message, note_line, note_lines, one_line, panel_block, panel_rows,
+        percent, progress_detail, progress_line, refusal_block, shell_line, step_block, to_ascii,
         unicode_wanted, wrap,
     };
     use crate::operator::{HaltReport, NoteLevel, PanelLine, Progress, StepView};
@@ -430,7 +695,7 @@ mod tests {
             step_id: "rebuild".into(),
             label: label.into(),
             fraction,
-            eta: None,
+            ..Progress::default()
         }
     }
 
@@ -613,8 +878,9 @@ mod tests {
             "STEP 3 OF 8 - PULL (physical)",
             "----------------------------------------",
             "",
-            "  Pull the drive in bay 1 (serial",
-            "  S3Z1NB0K100002). Touch no other drive.",
+            "  Pull the drive in bay 1",
+            "  (serial S3Z1NB0K100002). Touch no",
+            "  other drive.",
             "",
         ];
         assert_eq!(lines, want);
@@ -633,8 +899,8 @@ mod tests {
             "--fail".into(),
             "/dev/sdb".into(),
         ]);
-        let lines = step_block(&step, &colored(20));
-        assert_eq!(lines[1], "\u{2500}".repeat(20));
+        let lines = step_block(&step, &colored(40));
+        assert_eq!(lines[1], "\u{2500}".repeat(40));
         assert_eq!(
             lines[2],
             "\x1b[1mSTEP 3 OF 8 \u{2014} FAIL (command)\x1b[0m"
@@ -722,7 +988,7 @@ mod tests {
             (
                 Some(0.4),
                 Some(Duration::from_secs(150)),
-                "rebuild: 40% (eta 2m 30s)",
+                "rebuild: 40% (about 2m 30s left)",
             ),
             (Some(0.999), None, "rebuild: 99%"),
             (Some(1.5), None, "rebuild: 100%"),
@@ -731,7 +997,7 @@ mod tests {
             (
                 None,
                 Some(Duration::from_millis(3_600_900)),
-                "rebuild (eta 1h)",
+                "rebuild (about 1h left)",
             ),
         ] {
             let mut p = progress("rebuild", fraction);
@@ -760,6 +1026,191 @@ mod tests {
         assert!(!throttle.should_print(&progress("watch", None)));
         throttle.reset();
         assert!(throttle.should_print(&progress("watch", None)));
+    }
+
+    #[test]
+    fn progress_says_md_speed_and_estimate_or_stalled() {
+        let mut p = progress("recover of md0", Some(0.4));
+        p.speed = Some(120_000_000);
+        p.eta = Some(Duration::from_secs(150));
+        assert_eq!(
+            progress_line(&p),
+            "recover of md0: 40% (120 MB/s, about 2m 30s left)"
+        );
+        p.stalled_for = Some(Duration::from_secs(45));
+        assert_eq!(
+            progress_line(&p),
+            "recover of md0: 40% (stalled: no progress for 45s)"
+        );
+        p.stalled_for = None;
+        p.eta = None;
+        assert_eq!(progress_detail(&p), "120 MB/s");
+        for (speed, want) in [
+            (999, "999 B/s"),
+            (950_000, "950 kB/s"),
+            (1_200_000_000, "1.2 GB/s"),
+        ] {
+            assert_eq!(format_speed(speed), want);
+        }
+    }
+
+    #[test]
+    fn ascii_only_outside_a_utf8_locale() {
+        for (text, want) in [
+            ("plain", "plain"),
+            ("md.errors 0 \u{2192} 4", "md.errors 0 -> 4"),
+            ("STEP 1 OF 2 \u{2014} PULL", "STEP 1 OF 2 - PULL"),
+            ("\u{2500}\u{2500}", "--"),
+            ("wait\u{2026}", "wait..."),
+            ("\u{2588}\u{258c} \u{280b}", "## ?"),
+            ("\x1b[1mbold \u{2192}\x1b[0m", "\x1b[1mbold ->\x1b[0m"),
+            ("Gr\u{00fc}\u{00df}e", "Gr??e"),
+        ] {
+            let got = to_ascii(text);
+            assert_eq!(got, want, "{text:?}");
+            assert!(got.is_ascii());
+        }
+    }
+
+    #[test]
+    fn typed_serial_prompt_masks_the_last_four() {
+        for (text, serial, want) in [
+            (
+                "type its last 4 characters to confirm it is sdb (serial S3Z1NB0K100002, bay 1)",
+                "S3Z1NB0K100002",
+                "type its last 4 characters to confirm it is sdb (serial S3Z1NB0K10****, bay 1)",
+            ),
+            // SATA, SCSI and NVMe serials alike; a short one is masked whole.
+            (
+                "serial WD-WCC4N7XY1234",
+                "WD-WCC4N7XY1234",
+                "serial WD-WCC4N7XY****",
+            ),
+            ("serial 9XG0ABCD", "9XG0ABCD", "serial 9XG0****"),
+            ("serial LAB-B-0002", "LAB-B-0002", "serial LAB-B-****"),
+            ("serial AB1", "AB1", "serial ***"),
+            ("no serial here", "", "no serial here"),
+        ] {
+            assert_eq!(mask_serial(text, serial), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_serial_is_never_split_from_its_label() {
+        let text = "Pull the drive in bay 1 (serial S3Z1NB0K100002). Touch no other drive.";
+        for width in [24, 30, 33, 40, 60] {
+            let lines = wrap(text, width);
+            assert!(
+                lines.iter().any(|l| l.contains("serial S3Z1NB0K100002")),
+                "{width}: {lines:?}"
+            );
+            assert_eq!(lines.join(" "), text, "{width}: nothing lost");
+        }
+    }
+
+    #[test]
+    fn refusal_block_is_calm_and_says_what_to_do() {
+        let report = HaltReport {
+            step_id: "preflight".into(),
+            headline: "preflight refused to start: nothing was touched".into(),
+            details: vec!["target `sdx` is not present".into()],
+            guidance: "checked: the target\n\nthen run again:\n    swapguard run r.toml --array md0 --target SERIAL\n".into(),
+        };
+        let lines = refusal_block(&report, &Look::plain(60));
+        assert_eq!(
+            lines,
+            vec![
+                "",
+                "------------------------------------------------------------",
+                "NOT STARTED - preflight refused to start: nothing was",
+                "touched",
+                "------------------------------------------------------------",
+                "",
+                "what failed:",
+                "  - target `sdx` is not present",
+                "",
+                "checked: the target",
+                "",
+                "then run again:",
+                "    swapguard run r.toml --array md0 --target SERIAL",
+                "------------------------------------------------------------",
+            ]
+        );
+        let narrow = refusal_block(&report, &Look::plain(40));
+        assert_eq!(
+            &narrow[narrow.len() - 3..narrow.len() - 1],
+            [
+                "    swapguard run r.toml --array md0 \\",
+                "        --target SERIAL",
+            ]
+        );
+        let text = refusal_block(&report, &colored(80)).join("\n");
+        assert!(!text.contains("STOP"), "{text}");
+        assert!(!text.contains("\x1b[31m"), "no red in a refusal: {text}");
+    }
+
+    #[test]
+    fn long_commands_break_between_words_for_a_shell() {
+        let argv: Vec<String> = [
+            "mdadm",
+            "/dev/md0",
+            "--add",
+            "/dev/disk/by-id/ata-Samsung_SSD_860_EVO_1TB_S3Z1NB0K100003",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        assert_eq!(
+            command_lines(&argv, 120),
+            [
+                "    $ mdadm /dev/md0 --add /dev/disk/by-id/ata-Samsung_SSD_860_EVO_1TB_S3Z1NB0K100003"
+            ]
+        );
+        assert_eq!(
+            command_lines(&argv, 40),
+            [
+                "    $ mdadm /dev/md0 --add \\",
+                "        /dev/disk/by-id/ata-Samsung_SSD_860_EVO_1TB_S3Z1NB0K100003",
+            ]
+        );
+    }
+
+    #[test]
+    fn notes_and_panel_rows_wrap_without_losing_text() {
+        let text = "sda (serial S3Z1NB0K100001, bay 0): smart.udma_crc_error_count 0 \u{2192} 3: transfer errors between the drive and its controller";
+        for width in [40, 60, 80, 120] {
+            let look = Look::plain(width);
+            let lines = note_lines(NoteLevel::Warn, text, &look);
+            assert!(
+                lines.iter().all(|l| measure_text_width(l) <= width),
+                "{width}: {lines:?}"
+            );
+            let joined: Vec<&str> = lines.iter().flat_map(|l| l.split_whitespace()).collect();
+            let want: Vec<&str> = std::iter::once("!!")
+                .chain(text.split_whitespace())
+                .collect();
+            assert_eq!(joined, want, "{width}");
+            let panel = panel_block(
+                &[drive(
+                    "survivor",
+                    "sda (serial S3Z1NB0K100001, bay 0)",
+                    "in-sync; smart.udma_crc_error_count 0 \u{2192} 3",
+                    false,
+                )],
+                &look,
+            );
+            assert!(
+                panel.iter().all(|l| measure_text_width(l) <= width),
+                "{width}: {panel:?}"
+            );
+            assert!(panel.join(" ").contains("S3Z1NB0K100001"));
+            assert!(
+                panel
+                    .join(" ")
+                    .contains("udma_crc_error_count 0 \u{2192} 3"),
+                "{panel:?}"
+            );
+        }
     }
 
     #[test]

@@ -26,8 +26,9 @@ use dialoguer::{Confirm, Input};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::operator::render::{
-    Look, ProgressThrottle, colors_wanted, format_eta, halt_block, is_plain_term, mismatch_message,
-    note_line, one_line, panel_block, percent, progress_line, step_block, unicode_wanted, wrap,
+    Look, ProgressThrottle, colors_wanted, halt_block, is_plain_term, mismatch_message, note_line,
+    note_lines, one_line, panel_block, percent, progress_detail, progress_line, refusal_block,
+    step_block, to_ascii, unicode_wanted, wrap,
 };
 use crate::operator::{
     Answer, HaltReport, NoteLevel, Operator, PanelLine, Progress, Question, QuestionKind, StepView,
@@ -113,8 +114,14 @@ impl TerminalOperator {
 
     fn write_lines(&self, lines: &[String]) -> Result<()> {
         for line in lines {
+            // A locale that is not UTF-8 gets no UTF-8: `→` becomes `->`.
+            let line = if self.unicode {
+                line.clone()
+            } else {
+                to_ascii(line)
+            };
             self.term
-                .write_line(line)
+                .write_line(&line)
                 .context("cannot write to the terminal")?;
         }
         self.term.flush().context("cannot write to the terminal")
@@ -260,9 +267,11 @@ impl Operator for TerminalOperator {
     }
 
     fn progress(&mut self, progress: &Progress) {
-        if self.plain {
+        let look = self.look();
+        if self.plain || !bar_fits(progress, look.width) {
             if self.throttle.should_print(progress) {
-                let _ = self.write_lines(&[format!("  {}", progress_line(progress))]);
+                let line = format!("  {}", progress_line(progress));
+                let _ = self.write_lines(&wrap(&line, look.width));
             }
             return;
         }
@@ -282,10 +291,7 @@ impl Operator for TerminalOperator {
             Some(_) => {
                 let fraction = progress.fraction.unwrap_or(0.0).clamp(0.0, 1.0);
                 bar.set_position((fraction * 1000.0).round() as u64);
-                bar.set_message(match progress.eta {
-                    Some(eta) => format!("eta {}", format_eta(eta)),
-                    None => String::new(),
-                });
+                bar.set_message(progress_detail(progress));
                 if fraction >= 1.0 {
                     bar.finish();
                 }
@@ -295,13 +301,22 @@ impl Operator for TerminalOperator {
     }
 
     fn note(&mut self, level: NoteLevel, text: &str) {
-        let line = note_line(level, text, &self.look());
-        self.print_around_bar(&[line]);
+        // A note ends the bar where it stands: a bar stepped around and
+        // drawn again below the note would outlive the run's last words
+        // ("all steps done", "interrupted"). Progress that goes on after
+        // a note starts a fresh bar under it.
+        self.end_bar();
+        let _ = self.write_lines(&note_lines(level, text, &self.look()));
     }
 
     fn halted(&mut self, report: &HaltReport) {
         self.end_bar();
         let _ = self.write_lines(&halt_block(report, &self.look()));
+    }
+
+    fn refused(&mut self, report: &HaltReport) {
+        self.end_bar();
+        let _ = self.write_lines(&refusal_block(report, &self.look()));
     }
 
     fn finish(&mut self) -> Result<()> {
@@ -310,20 +325,25 @@ impl Operator for TerminalOperator {
     }
 }
 
-/// A bar (fraction known, with the backend's ETA or indicatif's estimate) or
-/// a spinner (fraction unknown), drawn on stdout. ASCII glyphs unless the
-/// locale promises UTF-8.
+/// Whether a bar line for `progress` fits in `width` columns with room for
+/// the longest detail it may show; narrower terminals get wrapped progress
+/// lines instead, since a bar line too long is cut off at the edge.
+fn bar_fits(progress: &Progress, width: usize) -> bool {
+    // "  " label " [" at least 10 of bar "] " "100%" "  " detail.
+    const LONGEST_DETAIL: usize = "stalled: no progress for 23h 59m 59s".len();
+    let label = console::measure_text_width(&one_line(&progress.label));
+    2 + label + 2 + 10 + 2 + 4 + 2 + LONGEST_DETAIL <= width
+}
+
+/// A bar (fraction known, with the backend's speed and estimate, never
+/// indicatif's own) or a spinner (fraction unknown), drawn on stdout. ASCII
+/// glyphs unless the locale promises UTF-8.
 fn new_bar(term: &Term, progress: &Progress, unicode: bool) -> ProgressBar {
     let target = ProgressDrawTarget::term(term.clone(), 4);
     let label = one_line(&progress.label);
     if percent(progress.fraction).is_some() {
-        let eta = if progress.eta.is_some() {
-            "{msg}"
-        } else {
-            "eta {eta}"
-        };
-        let template = format!("  {{prefix}} [{{bar:30}}] {{percent:>3}}%  {eta}");
-        let style = ProgressStyle::with_template(&template)
+        let template = "  {prefix} [{wide_bar}] {percent:>3}%  {msg}";
+        let style = ProgressStyle::with_template(template)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars(if unicode { "\u{2588}\u{258c} " } else { "=> " });
         ProgressBar::with_draw_target(Some(1000), target)

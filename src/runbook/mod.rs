@@ -19,6 +19,7 @@ mod destructive;
 pub mod diag;
 mod expect;
 mod external_check;
+mod halt_texts;
 mod keys;
 pub mod lint;
 pub mod load;

@@ -388,8 +388,14 @@ pub struct Runbook {
     pub params: Vec<Param>,
     pub guard: GuardPolicy,
     pub preflight: Preflight,
-    /// Guidance printed after every halt.
+    /// Guidance printed after a halt (`[on_halt] say`), unless
+    /// `on_halt_for` has text for the step or its kind.
     pub on_halt: String,
+    /// `[on_halt.step]` and `[on_halt.kind]`: guidance for one step, or
+    /// for every step of a kind (a halt during a rebuild wait is not
+    /// "hands out of the chassis").
+    #[serde(skip_serializing_if = "HaltTexts::is_empty")]
+    pub on_halt_for: HaltTexts,
     /// A data canary on the array's filesystem, when the runbook names one.
     pub canary: Option<CanaryRule>,
     pub steps: Vec<Step>,
@@ -409,8 +415,34 @@ pub struct CanaryRule {
     pub after: Option<String>,
 }
 
+/// Halt guidance by step id and by step kind (see [`Runbook::halt_guidance`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HaltTexts {
+    pub steps: std::collections::BTreeMap<String, String>,
+    pub kinds: std::collections::BTreeMap<String, String>,
+}
+
+impl HaltTexts {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty() && self.kinds.is_empty()
+    }
+}
+
 impl Runbook {
     pub fn step(&self, id: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.id == id)
+    }
+
+    /// The guidance for a halt at step `step_id`: the step's own
+    /// `[on_halt.step]` text, else its kind's `[on_halt.kind]` text, else
+    /// `[on_halt] say`. A halt outside any step (`preflight`) gets `say`.
+    pub fn halt_guidance(&self, step_id: &str) -> &str {
+        let texts = &self.on_halt_for;
+        if let Some(text) = texts.steps.get(step_id) {
+            return text;
+        }
+        self.step(step_id)
+            .and_then(|s| texts.kinds.get(s.kind.name()))
+            .map_or(&self.on_halt, |t| t)
     }
 }

@@ -116,6 +116,10 @@ pub struct RawJson {
 #[serde(deny_unknown_fields)]
 pub struct RawOnHalt {
     pub say: Option<Str>,
+    /// `[on_halt.kind]`: step kind -> guidance.
+    pub kind: Option<Spanned<BTreeMap<Str, Str>>>,
+    /// `[on_halt.step]`: step id -> guidance.
+    pub step: Option<Spanned<BTreeMap<Str, Str>>>,
 }
 
 /// One `[[step]]`. Which keys apply depends on `kind` (see `steps.rs`).
@@ -221,7 +225,7 @@ mod tests {
                     "accept_survivor",
                 ],
             ),
-            (fields_of::<RawOnHalt>(), &["say"]),
+            (fields_of::<RawOnHalt>(), &["say", "kind", "step"]),
             (fields_of::<RawExpect>(), &["target", "new", "degraded"]),
             (fields_of::<String>(), &[]),
         ];

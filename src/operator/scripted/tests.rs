@@ -295,6 +295,7 @@ fn transcripts() {
                         label: "rebuild".into(),
                         fraction: Some(f64::from(i) / 1000.0),
                         eta: Some(Duration::from_secs(8000 - 10 * u64::from(i))),
+                        ..Progress::default()
                     });
                 }
                 for _ in 0..3 {
@@ -303,14 +304,15 @@ fn transcripts() {
                         label: "watching survivors".into(),
                         fraction: None,
                         eta: None,
+                        ..Progress::default()
                     });
                 }
             },
-            "  ~ rebuild: 0% (eta 2h 13m 20s)\n\
-             \x20 ~ rebuild: 10% (eta 1h 56m 40s)\n\
-             \x20 ~ rebuild: 20% (eta 1h 40m)\n\
-             \x20 ~ rebuild: 30% (eta 1h 23m 20s)\n\
-             \x20 ~ rebuild: 40% (eta 1h 6m 40s)\n\
+            "  ~ rebuild: 0% (about 2h 13m 20s left)\n\
+             \x20 ~ rebuild: 10% (about 1h 56m 40s left)\n\
+             \x20 ~ rebuild: 20% (about 1h 40m left)\n\
+             \x20 ~ rebuild: 30% (about 1h 23m 20s left)\n\
+             \x20 ~ rebuild: 40% (about 1h 6m 40s left)\n\
              \x20 ~ watching survivors\n",
         ),
         (
