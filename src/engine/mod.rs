@@ -343,30 +343,9 @@ fn walk(run: &mut Run<'_>, array: &str) -> WalkResult {
         Ok(t) => t,
         Err(stop) => return Err((vec![], stop)),
     };
-    let mut walk = Walk {
-        array: array.to_string(),
-        target_now: initial_expect(Observed::of(Some(&target))),
-        target,
-        new: None,
-        new_now: None,
-        vars: Vars::new(),
-        quarantined: Vec::new(),
-        target_seen: None,
-        leds_on: Vec::new(),
-        last_full_ms: baseline.at_ms,
-        warned: std::collections::BTreeSet::new(),
-        answered_before: Vec::new(),
-        canary: canary::Watch::new(),
-        baseline,
-        run,
-    };
-    let mut result = walk.all();
-    walk.end_canary(result.as_mut().err());
-    let leds = std::mem::take(&mut walk.leds_on);
-    match result {
-        Ok(()) => Ok((leds, ())),
-        Err(stop) => Err((leds, stop)),
-    }
+    let target_now = initial_expect(Observed::of(Some(&target)));
+    let walk = Walk::new(run, array, baseline, target, target_now);
+    walk.drive(|walk| walk.all())
 }
 
 fn initial_expect(observed: Observed) -> DriveExpect {
@@ -379,16 +358,68 @@ fn initial_expect(observed: Observed) -> DriveExpect {
     }
 }
 
-impl Walk<'_, '_> {
+impl<'r, 'a> Walk<'r, 'a> {
     fn all(&mut self) -> std::result::Result<(), Stop> {
         self.bind_params()?;
         preflight::check(self)?;
         self.record(Event::PreflightPassed)?;
         self.plant_canary(None)?;
         self.panel();
-        let total = self.run.runbook.steps.len();
-        for (index, step) in self.run.runbook.steps.iter().enumerate() {
-            if self.run.interrupted.load(Ordering::SeqCst) {
+        self.steps(&[])
+    }
+
+    /// A walk at its start: nothing done yet after the baseline.
+    fn new(
+        run: &'r mut Run<'a>,
+        array: &str,
+        baseline: Snapshot,
+        target: Drive,
+        target_now: DriveExpect,
+    ) -> Self {
+        Walk {
+            array: array.to_string(),
+            target_now,
+            target,
+            new: None,
+            new_now: None,
+            vars: Vars::new(),
+            quarantined: Vec::new(),
+            target_seen: None,
+            leds_on: Vec::new(),
+            last_full_ms: baseline.at_ms,
+            warned: std::collections::BTreeSet::new(),
+            answered_before: Vec::new(),
+            canary: canary::Watch::new(),
+            baseline,
+            run,
+        }
+    }
+
+    /// Walk `body` (a run from the top, or a resume), then end the canary
+    /// and hand back the LEDs left on, whatever happened.
+    fn drive(
+        mut self,
+        body: impl FnOnce(&mut Self) -> std::result::Result<(), Stop>,
+    ) -> WalkResult {
+        let mut result = body(&mut self);
+        self.end_canary(result.as_mut().err());
+        let leds = std::mem::take(&mut self.leds_on);
+        match result {
+            Ok(()) => Ok((leds, ())),
+            Err(stop) => Err((leds, stop)),
+        }
+    }
+
+    /// The step loop, one for a run and a resume: every step not in
+    /// `skip`, in runbook order, each after a look at the interrupt flag.
+    pub(crate) fn steps(&mut self, skip: &[&str]) -> std::result::Result<(), Stop> {
+        let runbook: &Runbook = self.run.runbook;
+        let total = runbook.steps.len();
+        for (index, step) in runbook.steps.iter().enumerate() {
+            if skip.contains(&step.id.as_str()) {
+                continue;
+            }
+            if self.interrupted() {
                 return Err(Stop::Interrupt {
                     step: step.id.clone(),
                 });
