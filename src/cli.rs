@@ -58,6 +58,9 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
+/// Where state lives unless `--state-dir` says otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/swapguard";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "swapguard",
@@ -71,7 +74,7 @@ struct Cli {
         long,
         global = true,
         value_name = "DIR",
-        default_value = "/var/lib/swapguard"
+        default_value = DEFAULT_STATE_DIR
     )]
     state_dir: PathBuf,
     /// Root under which /proc, /sys and /dev are read (a captured tree in tests).

@@ -116,6 +116,12 @@ pub fn interrupt_flag() -> Result<Arc<AtomicBool>> {
     Ok(Arc::clone(&state()?.flag))
 }
 
+/// Whether a signal asked the run to stop and it has not stopped yet (a
+/// prompt waiting for a line gives up when this turns true).
+pub fn pending() -> bool {
+    STATE.get().is_some_and(|s| s.flag.load(Ordering::SeqCst))
+}
+
 /// Forget earlier signals: a new run starts uninterrupted.
 pub fn reset() {
     if let Some(s) = STATE.get() {

@@ -321,3 +321,220 @@ fn a_failing_survivor_is_overridden_at_the_terminal_only_with_a_written_reason()
         );
     }
 }
+
+/// Spawn `swapguard run RUNBOOK` on a copy of the clean md tree at a
+/// terminal of `cols` columns; returns the session, the tree and the state
+/// directory.
+fn spawn_run(dir: &Path, runbook: &Path, term: &str, cols: u16) -> (Session, PathBuf, PathBuf) {
+    let tree = dir.join("tree");
+    copy_tree(&root().join("tests/fixtures/md/clean"), &tree);
+    let state = dir.join("state");
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(root())
+        .arg("run")
+        .arg(runbook)
+        .args(["--array", "md0", "--target", "LAB-B-0002"])
+        .arg("--sysroot")
+        .arg(&tree)
+        .arg("--state-dir")
+        .arg(&state)
+        .env("TERM", term)
+        .env("NO_COLOR", "1");
+    let mut session = Session::spawn(cmd).unwrap();
+    session.get_process_mut().set_window_size(cols, 24).unwrap();
+    session.set_expect_timeout(Some(Duration::from_secs(30)));
+    (session, tree, state)
+}
+
+fn pull_only() -> PathBuf {
+    root().join("tests/fixtures/runbooks-e2e/pull-only.toml")
+}
+
+/// The terminals every prompt test runs at.
+const TERMINALS: [(&str, u16); 3] = [("xterm-256color", 80), ("xterm-256color", 60), ("dumb", 80)];
+
+#[test]
+fn yes_no_answers_read_a_whole_line_so_maybe_and_not_yet_are_not_yes() {
+    // The bug: dialoguer's Confirm read single keys and the last y or n
+    // won, so `maybe` + Enter answered yes and `not yet` answered yes.
+    for (term, cols) in TERMINALS {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut session, _tree, state) = spawn_run(dir.path(), &pull_only(), term, cols);
+        session.expect("STEP 1 OF 2").unwrap();
+        // What no does is said before it can be typed.
+        session
+            .expect("answering no stops the run here; nothing more is done")
+            .unwrap();
+        for (typed, refused) in [
+            ("maybe", "`maybe` is not an answer"),
+            ("not yet", "`not yet` is not an answer"),
+            ("", "an empty line is not an answer"),
+            ("yes please", "`yes please` is not an answer"),
+        ] {
+            session.expect("answer yes or no [y/n]: ").unwrap();
+            session.send_line(typed).unwrap();
+            // The line typed is echoed as typed.
+            if !typed.is_empty() {
+                session.expect(typed).unwrap();
+            }
+            session.expect(refused).unwrap();
+            session.expect("type y or yes to go on").unwrap();
+        }
+        session.expect("answer yes or no [y/n]: ").unwrap();
+        session.send_line("  No ").unwrap();
+        session.expect("aborted at step `antistatic`").unwrap();
+        session.expect(Eof).unwrap();
+        let status = session.get_process().wait().unwrap();
+        assert!(
+            matches!(status, WaitStatus::Exited(_, 5)),
+            "{term} at {cols} columns: exit status {status:?}"
+        );
+        let text = journal_text(&state);
+        let answers: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("\"event\":\"answer\""))
+            .collect();
+        assert_eq!(answers.len(), 1, "{term}: {text}");
+        assert!(answers[0].contains("\"answer\":\"no\""), "{term}: {text}");
+        assert!(!text.contains("\"step\":\"pull\""), "{term}: {text}");
+    }
+}
+
+#[test]
+fn yes_is_y_or_yes_in_any_case_at_every_terminal() {
+    for (term, cols) in TERMINALS {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut session, tree, state) = spawn_run(dir.path(), &pull_only(), term, cols);
+        session.expect("answer yes or no [y/n]: ").unwrap();
+        session.send_line(" YES").unwrap();
+        session.expect("STEP 2 OF 2").unwrap();
+        session.expect("watching every drive").unwrap();
+        std::fs::remove_dir_all(tree.join("sys/block/nvme1n1")).unwrap();
+        session.expect(Eof).unwrap();
+        let status = session.get_process().wait().unwrap();
+        assert!(
+            matches!(status, WaitStatus::Exited(_, 0)),
+            "{term} at {cols} columns: exit status {status:?}"
+        );
+        assert!(journal_text(&state).contains("\"answer\":\"yes\""));
+    }
+}
+
+/// The session's journal path and name.
+fn session_of(state: &Path) -> String {
+    let journal = std::fs::read_dir(state.join("sessions"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    journal.file_stem().unwrap().to_string_lossy().into_owned()
+}
+
+/// After an interruption: status 130 (exited, or killed by the re-raised
+/// SIGINT, which a shell reports as 130), `interrupted` journaled, never
+/// an error, and the exact resume command printed.
+fn assert_interrupted(mut session: Session, tree: &Path, state: &Path, what: &str) {
+    let name = session_of(state);
+    let command = format!(
+        "swapguard resume {name} --state-dir {} --sysroot {}",
+        state.display(),
+        tree.display()
+    );
+    session.expect(command.as_str()).unwrap();
+    session.expect(Eof).unwrap();
+    let status = session.get_process().wait().unwrap();
+    assert!(
+        matches!(
+            status,
+            WaitStatus::Exited(_, 130) | WaitStatus::Signaled(_, expectrl::Signal::SIGINT, _)
+        ),
+        "{what}: exit status {status:?}"
+    );
+    let text = journal_text(state);
+    assert!(text.contains("\"event\":\"interrupted\""), "{what}: {text}");
+    assert!(
+        text.contains("\"outcome\":\"interrupted\""),
+        "{what}: {text}"
+    );
+    assert!(!text.contains("\"outcome\":\"error"), "{what}: {text}");
+}
+
+#[test]
+fn ctrl_c_at_a_confirm_prompt_always_ends_interrupted_with_the_resume_command() {
+    // The bug: 3 of 8 Ctrl-C at a confirm prompt ended `error: … read
+    // interrupted`, exit 1, journal "error".
+    for round in 0..5 {
+        let (term, cols) = TERMINALS[round % TERMINALS.len()];
+        let dir = tempfile::tempdir().unwrap();
+        let (mut session, tree, state) = spawn_run(dir.path(), &pull_only(), term, cols);
+        session.expect("answer yes or no [y/n]: ").unwrap();
+        if round % 2 == 1 {
+            // Half-typed answers do not matter.
+            session.send("ye").unwrap();
+            session.expect("ye").unwrap();
+        }
+        session.send("\x03").unwrap();
+        assert_interrupted(
+            session,
+            &tree,
+            &state,
+            &format!("round {round}, {term} at {cols}"),
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_at_a_typed_serial_prompt_always_ends_interrupted_with_the_resume_command() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut session, tree, state) = confirmed_pull(dir.path());
+        session.expect("type it here: ").unwrap();
+        session.send("\x03").unwrap();
+        assert_interrupted(session, &tree, &state, &format!("round {round}"));
+    }
+}
+
+#[test]
+fn ctrl_c_during_a_physical_wait_always_ends_interrupted_with_the_resume_command() {
+    for round in 0..5 {
+        let (term, cols) = TERMINALS[round % TERMINALS.len()];
+        let dir = tempfile::tempdir().unwrap();
+        let (mut session, tree, state) = spawn_run(dir.path(), &pull_only(), term, cols);
+        session.expect("answer yes or no [y/n]: ").unwrap();
+        session.send_line("y").unwrap();
+        session.expect("watching every drive").unwrap();
+        // Not at a prompt: the terminal turns Ctrl-C into SIGINT.
+        session.send("\x03").unwrap();
+        assert_interrupted(
+            session,
+            &tree,
+            &state,
+            &format!("round {round}, {term} at {cols}"),
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_at_a_demo_prompt_ends_130_and_says_how_to_see_it_again() {
+    for term in ["dumb", "xterm-256color"] {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(root())
+            .arg("demo")
+            .env("TERM", term)
+            .env("NO_COLOR", "1");
+        let mut session = Session::spawn(cmd).unwrap();
+        session.set_expect_timeout(Some(Duration::from_secs(60)));
+        session.expect("PART 1").unwrap();
+        session.expect("answer yes or no [y/n]: ").unwrap();
+        session.send("\x03").unwrap();
+        session.expect("interrupted; nothing was touched").unwrap();
+        session.expect("swapguard demo").unwrap();
+        session.expect(Eof).unwrap();
+        let status = session.get_process().wait().unwrap();
+        assert!(
+            matches!(status, WaitStatus::Exited(_, 130)),
+            "{term}: exit status {status:?}"
+        );
+    }
+}

@@ -81,5 +81,10 @@ pub fn run(
         },
     )?;
     eprintln!("journal: {}", journal.display());
+    crate::commands::resume::say_how_to_resume(
+        config,
+        &outcome,
+        &crate::commands::journal::session_name(&journal),
+    );
     Ok(exit::for_outcome(&outcome))
 }

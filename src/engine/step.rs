@@ -7,6 +7,7 @@ use crate::engine::{Stop, Walk, accept, bind_drive, panel_lines};
 use crate::health::guard::{Observed, satisfies};
 use crate::health::model::{Drive, Identity, Snapshot};
 use crate::journal::Event;
+use crate::operator::prompt::PromptInterrupted;
 use crate::operator::{Answer, NoteLevel, Progress, Question, QuestionKind, StepView};
 use crate::runbook::model::{Confirm, Role, Step, StepKind, WaitUntil};
 use crate::sanitize::sanitize;
@@ -186,16 +187,24 @@ impl Walk<'_, '_> {
         })
     }
 
-    fn ask_yes_no(&mut self, step: &Step, prompt: &str) -> StepResult<()> {
-        let answer = self
-            .run
+    /// Ask the operator; no answer is an interruption (Ctrl-C, a signal)
+    /// or an error (see [`operator_stop`]).
+    pub(crate) fn ask(&mut self, step: &str, question: &Question) -> StepResult<Answer> {
+        self.run
             .operator
-            .ask(&Question {
+            .ask(question)
+            .map_err(|e| operator_stop(self.interrupted(), step, e))
+    }
+
+    fn ask_yes_no(&mut self, step: &Step, prompt: &str) -> StepResult<()> {
+        let answer = self.ask(
+            &step.id,
+            &Question {
                 step_id: step.id.clone(),
                 prompt: prompt.into(),
                 kind: QuestionKind::YesNo,
-            })
-            .map_err(|e| operator_stop(self.interrupted(), &step.id, e))?;
+            },
+        )?;
         self.record(Event::Answer {
             step: step.id.clone(),
             question: prompt.into(),
@@ -546,13 +555,15 @@ impl Walk<'_, '_> {
 }
 
 /// A question that got no answer: an interrupt when a signal arrived or the
-/// technician pressed Ctrl-C at the prompt (read as a key in raw mode),
-/// otherwise an error.
+/// technician pressed Ctrl-C at the prompt (read as a key in raw mode, so
+/// no signal came: the prompt's own error type says it, and the signal
+/// flag is not raced for), otherwise an error.
 pub(crate) fn operator_stop(interrupted: bool, step: &str, e: anyhow::Error) -> Stop {
     let ctrl_c = e.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::Interrupted)
+        cause.is::<PromptInterrupted>()
+            || cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::Interrupted)
     });
     if interrupted || ctrl_c {
         Stop::Interrupt {

@@ -5,6 +5,7 @@
 //! person at a console; the scripted operator answers from a file, so CI and
 //! dry-runs drive the same engine without a person.
 
+pub mod prompt;
 pub mod render;
 pub mod scripted;
 pub mod terminal;

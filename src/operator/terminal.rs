@@ -7,24 +7,26 @@
 //! the terminal and reads answers.
 //!
 //! Two kinds of terminal are served. A capable one (`TERM` names a real
-//! terminal) gets dialoguer prompts and an indicatif bar. A plain one (`TERM`
-//! unset, empty or `dumb`, as on some serial consoles and IPMI links) gets no
-//! escape sequences at all: line prompts and a progress line per 10%.
-//! Correctness never depends on cursor movement: every answer is read from
-//! keys the technician typed, never from what is on the screen.
+//! terminal) gets colour, redrawn live lines and an indicatif bar. A plain
+//! one (`TERM` unset, empty or `dumb`, as on some serial consoles and IPMI
+//! links) gets no escape sequences at all: a progress line per 10%, a wait
+//! line every few seconds. Both read answers the same way, a whole line at
+//! a time ([`prompt`](crate::operator::prompt)). Correctness never depends
+//! on cursor movement: every answer is read from keys the technician typed,
+//! never from what is on the screen.
 //!
-//! No signal handlers are installed here. An interrupted prompt (Ctrl-C,
-//! end of input, a signal) returns an `Err`, never a made-up answer.
+//! No signal handlers are installed here. An interrupted prompt (Ctrl-C, a
+//! signal, end of input) returns an `Err`, never a made-up answer; Ctrl-C
+//! and signals as [`PromptInterrupted`](crate::operator::prompt::PromptInterrupted).
 
 use std::env;
 use std::io::IsTerminal;
 
 use anyhow::{Context, Result, bail};
-use console::{Key, Term};
-use dialoguer::theme::SimpleTheme;
-use dialoguer::{Confirm, Input};
+use console::Term;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::operator::prompt;
 use crate::operator::render::{
     Look, ProgressThrottle, colors_wanted, format_eta, halt_block, is_plain_term, mismatch_message,
     note_line, one_line, panel_block, percent, progress_line, step_block, unicode_wanted, wrap,
@@ -42,6 +44,10 @@ pub const NO_TTY_MESSAGE: &str = "swapguard needs an interactive terminal for th
 /// back to the engine (which then refuses the step).
 const TYPE_TRIES: usize = 3;
 
+/// Said under every yes/no question before the answer is read: a no is
+/// final, so the technician knows what it does before typing it.
+pub const NO_MEANS: &str = "answering no stops the run here; nothing more is done";
+
 /// Fallback width when the terminal does not report one (serial consoles).
 const FALLBACK_WIDTH: usize = 80;
 
@@ -55,10 +61,12 @@ pub struct TerminalOperator {
     term: Term,
     colors: bool,
     unicode: bool,
-    /// `TERM` is unset or dumb: no dialoguer, no indicatif, no escapes.
+    /// `TERM` is unset or dumb: no indicatif, no escapes.
     plain: bool,
     bar: Option<ActiveBar>,
     throttle: ProgressThrottle,
+    /// Keys typed after the Enter of the last answer, for the next one.
+    typed_ahead: std::cell::RefCell<Vec<u8>>,
 }
 
 impl TerminalOperator {
@@ -77,7 +85,7 @@ impl TerminalOperator {
             env::var("CLICOLOR").ok().as_deref(),
             term.features().colors_supported(),
         );
-        // dialoguer and indicatif style through console's global switch.
+        // indicatif styles through console's global switch.
         console::set_colors_enabled(colors);
         console::set_colors_enabled_stderr(colors);
         let unicode = unicode_wanted(
@@ -93,6 +101,7 @@ impl TerminalOperator {
             plain: is_plain_term(term_env.as_deref()),
             bar: None,
             throttle: ProgressThrottle::new(),
+            typed_ahead: std::cell::RefCell::new(Vec::new()),
         })
     }
 
@@ -148,59 +157,45 @@ impl TerminalOperator {
         }
     }
 
-    fn ask_yes_no(&self) -> Result<bool> {
-        if self.plain {
-            loop {
-                self.term.write_str("answer yes or no [y/n]: ")?;
-                let line = read_plain_line(&self.term)?;
-                match line.trim().to_ascii_lowercase().as_str() {
-                    "y" | "yes" => return Ok(true),
-                    "n" | "no" => return Ok(false),
-                    _ => self.term.write_line("please type y or n, then Enter")?,
+    /// Ask until the line typed is y/yes or n/no; say first what no does.
+    fn ask_yes_no(&self, look: &Look) -> Result<bool> {
+        let hint = console::Style::new().dim().force_styling(look.colors);
+        for line in wrap(NO_MEANS, look.width.saturating_sub(2)) {
+            self.term
+                .write_line(&format!("  {}", hint.apply_to(line)))?;
+        }
+        loop {
+            self.term.write_str("answer yes or no [y/n]: ")?;
+            let line = self.read_line()?;
+            match prompt::yes_no(&line) {
+                Some(yes) => return Ok(yes),
+                None => {
+                    let what = one_line(line.trim());
+                    let said = if what.is_empty() {
+                        "an empty line is not an answer".to_string()
+                    } else {
+                        format!("`{what}` is not an answer")
+                    };
+                    let again = format!(
+                        "{said}: type y or yes to go on, n or no to stop the run here, then Enter"
+                    );
+                    self.write_lines(&[note_line(NoteLevel::Warn, &again, look)])?;
                 }
             }
         }
-        let answer = Confirm::with_theme(&SimpleTheme)
-            .with_prompt("answer")
-            .wait_for_newline(true)
-            .interact_on(&self.term)?;
-        Ok(answer)
     }
 
     fn read_typed(&self) -> Result<String> {
-        let typed = if self.plain {
-            self.term.write_str("type it here: ")?;
-            read_plain_line(&self.term)?
-        } else {
-            Input::<String>::with_theme(&SimpleTheme)
-                .with_prompt("type it here")
-                .interact_text_on(&self.term)?
-        };
-        Ok(typed.trim().to_string())
+        self.term.write_str("type it here: ")?;
+        Ok(self.read_line()?.trim().to_string())
     }
-}
 
-/// Read one line key by key with no escape sequences: characters are echoed,
-/// backspace rubs out with `\b \b`, Enter ends the line. Ctrl-C and end of
-/// input come back as errors from the terminal.
-fn read_plain_line(term: &Term) -> Result<String> {
-    let mut line = String::new();
-    loop {
-        match term.read_key()? {
-            Key::Enter => {
-                term.write_line("")?;
-                return Ok(line);
-            }
-            Key::Backspace if !line.is_empty() => {
-                line.pop();
-                term.write_str("\u{8} \u{8}")?;
-            }
-            Key::Char(c) if !c.is_control() => {
-                line.push(c);
-                term.write_str(c.encode_utf8(&mut [0; 4]))?;
-            }
-            _ => {}
-        }
+    /// One whole line from the technician (see [`prompt`]), echoed as typed.
+    fn read_line(&self) -> Result<String> {
+        self.term.flush()?;
+        let mut out = self.term.clone();
+        let mut ahead = self.typed_ahead.borrow_mut();
+        prompt::read_line(&mut out, &mut ahead, &crate::signals::pending)
     }
 }
 
@@ -221,18 +216,14 @@ impl Operator for TerminalOperator {
             .collect();
         self.write_lines(&prompt)?;
         let step = sanitize(&question.step_id, false);
-        // A prompt cut short (Ctrl-C, end of input) may leave the cursor
-        // hidden mid-line: restore it before the error is printed.
         let interrupted = |e: anyhow::Error| {
-            let _ = self.term.show_cursor();
-            let _ = self.term.write_line("");
             e.context(format!(
                 "no answer at step `{step}`: the prompt was interrupted"
             ))
         };
         match &question.kind {
             QuestionKind::YesNo => {
-                let yes = self.ask_yes_no().map_err(interrupted)?;
+                let yes = self.ask_yes_no(&look).map_err(interrupted)?;
                 Ok(if yes { Answer::Yes } else { Answer::No })
             }
             QuestionKind::TypeExact { expected } => {
