@@ -24,7 +24,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::operator::{
-    Answer, HaltReport, NoteLevel, Operator, PanelLine, Progress, Question, StepView,
+    Answer, Banner, HaltReport, NoteLevel, Operator, PanelLine, Progress, Question, StepView,
 };
 
 /// What the process knows about signals received.
@@ -171,6 +171,9 @@ impl<'a> Tracking<'a> {
 }
 
 impl Operator for Tracking<'_> {
+    fn banner(&mut self, banner: &Banner) {
+        self.inner.banner(banner)
+    }
     fn show_step(&mut self, step: &StepView) -> Result<()> {
         set_physical(matches!(step.kind.as_str(), "physical" | "command"));
         self.inner.show_step(step)

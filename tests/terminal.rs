@@ -538,3 +538,96 @@ fn ctrl_c_at_a_demo_prompt_ends_130_and_says_how_to_see_it_again() {
         );
     }
 }
+
+/// The banner's rows, in order, as the technician reads them.
+fn banner_needles(state: &Path) -> Vec<String> {
+    let name = session_of(state);
+    vec![
+        "swapguard run: pull one drive (test)".to_string(),
+        "tests/fixtures/runbooks-e2e/pull-only.toml".to_string(),
+        "md0".to_string(),
+        // The target's row wraps at 60 columns: one word at a time.
+        "nvme1n1,".to_string(),
+        "LAB-B-0002,".to_string(),
+        "QEMU".to_string(),
+        "bay".to_string(),
+        name.clone(),
+        state
+            .join("sessions")
+            .join(format!("{name}.jsonl"))
+            .display()
+            .to_string(),
+    ]
+}
+
+#[test]
+fn the_start_banner_names_runbook_array_target_session_and_journal_before_step_1() {
+    for (term, cols) in TERMINALS {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut session, _tree, state) = spawn_run(dir.path(), &pull_only(), term, cols);
+        session.expect("swapguard run: ").unwrap();
+        // The journal exists once the banner is drawn.
+        for needle in banner_needles(&state).iter().skip(1) {
+            session.expect(needle.as_str()).unwrap();
+        }
+        session.expect("STEP 1 OF 2").unwrap();
+        session.expect("answer yes or no [y/n]: ").unwrap();
+        session.send_line("n").unwrap();
+        session.expect(Eof).unwrap();
+        let status = session.get_process().wait().unwrap();
+        assert!(
+            matches!(status, WaitStatus::Exited(_, 5)),
+            "{term} at {cols}: exit status {status:?}"
+        );
+    }
+}
+
+#[test]
+fn the_start_banner_is_in_a_scripted_run_transcript_before_step_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    copy_tree(&root().join("tests/fixtures/md/clean"), &tree);
+    let state = dir.path().join("state");
+    let answers = dir.path().join("answers.toml");
+    std::fs::write(&answers, "antistatic = \"no\"\n").unwrap();
+    let out = Command::new(BIN)
+        .current_dir(root())
+        .args(["run", "tests/fixtures/runbooks-e2e/pull-only.toml"])
+        .args(["--array", "md0", "--target", "LAB-B-0002"])
+        .arg("--answers")
+        .arg(&answers)
+        .arg("--sysroot")
+        .arg(&tree)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(5), "{stdout}");
+    let name = session_of(&state);
+    let head: Vec<&str> = stdout.lines().take(7).collect();
+    assert_eq!(head[0], "swapguard run: pull one drive (test)", "{stdout}");
+    assert_eq!(
+        head[1], "  file: tests/fixtures/runbooks-e2e/pull-only.toml",
+        "{stdout}"
+    );
+    assert_eq!(head[2], "  array: md0", "{stdout}");
+    assert!(
+        head[3].starts_with("  target: nvme1n1, serial LAB-B-0002, model QEMU NVMe Ctrl, "),
+        "{stdout}"
+    );
+    assert_eq!(head[4], format!("  session: {name}"), "{stdout}");
+    assert_eq!(
+        head[5],
+        format!(
+            "  journal: {}",
+            state
+                .join("sessions")
+                .join(format!("{name}.jsonl"))
+                .display()
+        ),
+        "{stdout}"
+    );
+    let step1 = stdout.find("step 1/2").unwrap();
+    assert!(stdout.find("swapguard run:").unwrap() < step1, "{stdout}");
+}

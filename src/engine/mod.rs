@@ -40,7 +40,8 @@ use crate::clock::Clock;
 use crate::health::guard::{self, Allowed, NewAllowance, Observed, Violation};
 use crate::health::model::{Drive, Identity, Snapshot};
 use crate::journal::{Event, Journal};
-use crate::operator::{HaltReport, NoteLevel, Operator};
+use crate::operator::live::describe_target;
+use crate::operator::{Banner, HaltReport, NoteLevel, Operator};
 use crate::runbook::model::{DriveExpect, Role, Runbook, Step};
 use crate::runbook::template::{self, Vars};
 use crate::sanitize::sanitize;
@@ -360,6 +361,7 @@ fn initial_expect(observed: Observed) -> DriveExpect {
 
 impl<'r, 'a> Walk<'r, 'a> {
     fn all(&mut self) -> std::result::Result<(), Stop> {
+        self.banner("run");
         self.bind_params()?;
         preflight::check(self)?;
         self.record(Event::PreflightPassed)?;
@@ -435,6 +437,20 @@ impl<'r, 'a> Walk<'r, 'a> {
 
     fn record(&mut self, event: Event) -> Result<()> {
         record(self.run, event)
+    }
+
+    /// What this run is about, before anything is asked or done.
+    pub(crate) fn banner(&mut self, verb: &str) {
+        let banner = Banner {
+            verb: verb.into(),
+            runbook: self.run.runbook.name.clone(),
+            file: self.run.runbook.path.display().to_string(),
+            array: self.array.clone(),
+            target: describe_target(&self.target.id),
+            session: self.run.session.clone(),
+            journal: self.run.journal.path().display().to_string(),
+        };
+        self.run.operator.banner(&banner);
     }
 
     fn bind_params(&mut self) -> Result<()> {

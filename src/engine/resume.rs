@@ -206,6 +206,7 @@ type StepResult<T> = std::result::Result<T, Stop>;
 impl Walk<'_, '_> {
     fn resume_all(&mut self, j: &Journaled) -> StepResult<()> {
         let runbook: &Runbook = self.run.runbook;
+        self.banner("resume");
         self.bind_params()?;
         if let Some(id) = self.new.as_ref().map(|d| d.id.clone()) {
             bind_drive(&mut self.vars, "new", &id);

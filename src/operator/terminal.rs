@@ -26,13 +26,15 @@ use anyhow::{Context, Result, bail};
 use console::Term;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::operator::live::banner_block;
 use crate::operator::prompt;
 use crate::operator::render::{
     Look, ProgressThrottle, colors_wanted, format_eta, halt_block, is_plain_term, mismatch_message,
     note_line, one_line, panel_block, percent, progress_line, step_block, unicode_wanted, wrap,
 };
 use crate::operator::{
-    Answer, HaltReport, NoteLevel, Operator, PanelLine, Progress, Question, QuestionKind, StepView,
+    Answer, Banner, HaltReport, NoteLevel, Operator, PanelLine, Progress, Question, QuestionKind,
+    StepView,
 };
 use crate::sanitize::sanitize;
 
@@ -200,6 +202,11 @@ impl TerminalOperator {
 }
 
 impl Operator for TerminalOperator {
+    fn banner(&mut self, banner: &Banner) {
+        self.end_bar();
+        let _ = self.write_lines(&banner_block(banner, &self.look()));
+    }
+
     fn show_step(&mut self, step: &StepView) -> Result<()> {
         self.end_bar();
         self.throttle.reset();
