@@ -20,6 +20,9 @@ pub const LOCKED: i32 = 6;
 /// `swapguard test`, also a bad-hardware variant (`--mutate`) that was not
 /// halted in time.
 pub const EXPECTATION_FAILED: i32 = 7;
+/// A physical step's timeout came without the expected change and no one
+/// at a terminal chose to keep waiting; `swapguard resume` continues.
+pub const TIMED_OUT: i32 = 8;
 /// Ctrl-C, SIGTERM or SIGHUP.
 pub const INTERRUPTED: i32 = 130;
 
@@ -36,6 +39,7 @@ Exit codes:
   6    another run holds the array's lock
   7    dry-run or test: an outcome differed from the scenario's [expect];
        test --mutate: a bad-hardware variant was not halted in time
+  8    timed out: a physical step's change was not seen in time (resumable)
   130  interrupted (Ctrl-C, SIGTERM, SIGHUP)";
 
 pub fn for_outcome(outcome: &Outcome) -> i32 {
@@ -44,6 +48,7 @@ pub fn for_outcome(outcome: &Outcome) -> i32 {
         Outcome::Halted(_) => HALTED,
         Outcome::Refused(_) => REFUSED,
         Outcome::Aborted { .. } => ABORTED,
+        Outcome::TimedOut { .. } => TIMED_OUT,
         Outcome::Interrupted { .. } => INTERRUPTED,
     }
 }

@@ -122,6 +122,21 @@ pub enum Event {
     Interrupted {
         step: String,
     },
+    /// A physical step's timeout came without the change it waits for.
+    /// `answer` is `keep waiting` or `stop` when a technician at a terminal
+    /// was asked `question`, `no terminal` when no one could be.
+    StepTimeout {
+        step: String,
+        waited: String,
+        seen: String,
+        question: String,
+        answer: String,
+    },
+    /// The run ended because of a step's timeout (resumable).
+    TimedOut {
+        step: String,
+        reason: String,
+    },
     RunFinished {
         outcome: String,
         exit_code: i32,

@@ -174,6 +174,12 @@ impl Operator for Tracking<'_> {
     fn banner(&mut self, banner: &Banner) {
         self.inner.banner(banner)
     }
+    fn interactive(&self) -> bool {
+        self.inner.interactive()
+    }
+    fn waiting(&mut self, waiting: &crate::operator::live::Waiting, panel: &[PanelLine]) {
+        self.inner.waiting(waiting, panel)
+    }
     fn show_step(&mut self, step: &StepView) -> Result<()> {
         set_physical(matches!(step.kind.as_str(), "physical" | "command"));
         self.inner.show_step(step)

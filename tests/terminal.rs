@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use expectrl::{Eof, Session, WaitStatus};
+use expectrl::{Eof, Regex, Session, WaitStatus};
 
 const BIN: &str = env!("CARGO_BIN_EXE_swapguard");
 
@@ -630,4 +630,144 @@ fn the_start_banner_is_in_a_scripted_run_transcript_before_step_1() {
     );
     let step1 = stdout.find("step 1/2").unwrap();
     assert!(stdout.find("swapguard run:").unwrap() < step1, "{stdout}");
+}
+
+/// `pull-only.toml` with the pull's timeout cut to `timeout`.
+fn short_pull_runbook(dir: &Path, timeout: &str) -> PathBuf {
+    let text = std::fs::read_to_string(pull_only())
+        .unwrap()
+        .replace("timeout = \"60s\"", &format!("timeout = \"{timeout}\""));
+    assert!(text.contains(&format!("timeout = \"{timeout}\"")));
+    let path = dir.join("short-pull.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_physical_step_shows_a_live_line_and_at_its_timeout_asks_whether_to_keep_waiting() {
+    for (term, cols) in TERMINALS {
+        let dir = tempfile::tempdir().unwrap();
+        let runbook = short_pull_runbook(dir.path(), "3s");
+        let (mut session, tree, state) = spawn_run(dir.path(), &runbook, term, cols);
+        session.expect("answer yes or no [y/n]: ").unwrap();
+        session.send_line("y").unwrap();
+        session.expect("STEP 2 OF 2").unwrap();
+        // The live line: elapsed and time left, with the survivors' panel.
+        session.expect("elapsed").unwrap();
+        session.expect("left").unwrap();
+        // The timeout is a question, not a halt.
+        session
+            .expect(Regex(r"has\s+not\s+been\s+seen\s+leaving"))
+            .unwrap();
+        session.expect(Regex(r"Keep\s+waiting")).unwrap();
+        session.expect("answer yes or no [y/n]: ").unwrap();
+        session.send_line("yes").unwrap();
+        session.expect(Regex(r"waiting\s+another\s+3s")).unwrap();
+        std::fs::remove_dir_all(tree.join("sys/block/nvme1n1")).unwrap();
+        session.expect("quarantined").unwrap();
+        session.expect(Eof).unwrap();
+        let status = session.get_process().wait().unwrap();
+        assert!(
+            matches!(status, WaitStatus::Exited(_, 0)),
+            "{term} at {cols}: exit status {status:?}"
+        );
+        let text = journal_text(&state);
+        let timeout = text
+            .lines()
+            .find(|l| l.contains("\"event\":\"step-timeout\""))
+            .unwrap_or_else(|| panic!("{term}: no step-timeout journaled:\n{text}"));
+        assert!(timeout.contains("\"answer\":\"keep waiting\""), "{timeout}");
+        assert!(timeout.contains("Keep waiting another 3s?"), "{timeout}");
+        assert!(!text.contains("\"event\":\"halted\""), "{text}");
+    }
+}
+
+#[test]
+fn at_a_physical_timeout_no_ends_the_run_timed_out_and_resumable() {
+    let dir = tempfile::tempdir().unwrap();
+    let runbook = short_pull_runbook(dir.path(), "2s");
+    let (mut session, tree, state) = spawn_run(dir.path(), &runbook, "dumb", 80);
+    session.expect("answer yes or no [y/n]: ").unwrap();
+    session.send_line("y").unwrap();
+    session.expect(Regex(r"Keep\s+waiting")).unwrap();
+    session.expect("answer yes or no [y/n]: ").unwrap();
+    session.send_line("no").unwrap();
+    session
+        .expect(Regex(r"timed\s+out\s+at\s+step\s+`pull`"))
+        .unwrap();
+    let name = session_of(&state);
+    session
+        .expect(format!("swapguard resume {name}").as_str())
+        .unwrap();
+    session.expect(Eof).unwrap();
+    let status = session.get_process().wait().unwrap();
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 8)),
+        "exit status {status:?}"
+    );
+    let text = journal_text(&state);
+    assert!(text.contains("\"answer\":\"stop\""), "{text}");
+    assert!(text.contains("\"outcome\":\"timed-out\""), "{text}");
+    let _ = tree;
+}
+
+#[test]
+fn without_a_terminal_a_physical_timeout_ends_timed_out_exit_8_and_resume_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let runbook = short_pull_runbook(dir.path(), "2s");
+    let tree = dir.path().join("tree");
+    copy_tree(&root().join("tests/fixtures/md/clean"), &tree);
+    let state = dir.path().join("state");
+    let answers = dir.path().join("answers.toml");
+    std::fs::write(&answers, "antistatic = \"yes\"\n").unwrap();
+    let out = Command::new(BIN)
+        .current_dir(root())
+        .arg("run")
+        .arg(&runbook)
+        .args(["--array", "md0", "--target", "LAB-B-0002"])
+        .arg("--answers")
+        .arg(&answers)
+        .arg("--sysroot")
+        .arg(&tree)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stdout}\n{stderr}");
+    assert!(stdout.contains("has not been seen leaving"), "{stdout}");
+    assert!(!stdout.contains("HALT"), "{stdout}");
+    let name = session_of(&state);
+    assert!(
+        stderr.contains(&format!("swapguard resume {name} --state-dir")),
+        "{stderr}"
+    );
+    let text = journal_text(&state);
+    assert!(text.contains("\"answer\":\"no terminal\""), "{text}");
+    assert!(text.contains("\"event\":\"timed-out\""), "{text}");
+    assert!(text.contains("\"outcome\":\"timed-out\""), "{text}");
+    // The drive is pulled after all; resume finds the step done.
+    std::fs::remove_dir_all(tree.join("sys/block/nvme1n1")).unwrap();
+    let empty = dir.path().join("none.toml");
+    std::fs::write(&empty, "# nothing to answer\n").unwrap();
+    let again = Command::new(BIN)
+        .current_dir(root())
+        .args(["resume", &name])
+        .arg("--answers")
+        .arg(&empty)
+        .arg("--sysroot")
+        .arg(&tree)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&again.stdout),
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(journal_text(&state).contains("\"outcome\":\"completed\""));
 }

@@ -148,10 +148,13 @@ pub(crate) fn resume_command(config: &Config, session: &str) -> String {
     crate::operator::render::shell_line(&argv)
 }
 
-/// After a run that can be continued (interrupted), say the command that
-/// continues it.
+/// After a run that can be continued (interrupted, timed out), say the
+/// command that continues it.
 pub(crate) fn say_how_to_resume(config: &Config, outcome: &engine::Outcome, session: &str) {
-    if matches!(outcome, engine::Outcome::Interrupted { .. }) {
+    if matches!(
+        outcome,
+        engine::Outcome::Interrupted { .. } | engine::Outcome::TimedOut { .. }
+    ) {
         eprintln!(
             "to continue where it stopped: {}",
             resume_command(config, session)

@@ -63,6 +63,12 @@ pub enum Outcome {
     Interrupted {
         step: String,
     },
+    /// A physical step's change was not seen within its timeout and no one
+    /// chose to keep waiting; nothing degraded. Resumable.
+    TimedOut {
+        step: String,
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -73,6 +79,7 @@ impl Outcome {
             Outcome::Refused(_) => "refused",
             Outcome::Aborted { .. } => "aborted",
             Outcome::Interrupted { .. } => "interrupted",
+            Outcome::TimedOut { .. } => "timed-out",
         }
     }
 
@@ -81,7 +88,9 @@ impl Outcome {
         match self {
             Outcome::Completed => None,
             Outcome::Halted(r) | Outcome::Refused(r) => Some(&r.step_id),
-            Outcome::Aborted { step, .. } | Outcome::Interrupted { step } => Some(step),
+            Outcome::Aborted { step, .. }
+            | Outcome::Interrupted { step }
+            | Outcome::TimedOut { step, .. } => Some(step),
         }
     }
 
@@ -97,7 +106,7 @@ impl Outcome {
                 }
                 t
             }
-            Outcome::Aborted { reason, .. } => reason.clone(),
+            Outcome::Aborted { reason, .. } | Outcome::TimedOut { reason, .. } => reason.clone(),
             Outcome::Interrupted { .. } => "interrupted".into(),
         }
     }
@@ -136,6 +145,10 @@ pub(crate) enum Stop {
     },
     Interrupt {
         step: String,
+    },
+    TimedOut {
+        step: String,
+        reason: String,
     },
     Error(anyhow::Error),
 }
@@ -299,6 +312,22 @@ fn finish_stop(run: &mut Run<'_>, stop: Stop) -> Result<Outcome> {
                 &format!("interrupted at step `{step}`; the journal has everything up to here"),
             );
             Ok(Outcome::Interrupted { step })
+        }
+        Stop::TimedOut { step, reason } => {
+            record(
+                run,
+                Event::TimedOut {
+                    step: step.clone(),
+                    reason: reason.clone(),
+                },
+            )?;
+            run.operator.note(
+                NoteLevel::Warn,
+                &format!(
+                    "timed out at step `{step}`: {reason}; nothing degraded, and the journal has everything up to here"
+                ),
+            );
+            Ok(Outcome::TimedOut { step, reason })
         }
         Stop::Error(e) => {
             let _ = record(

@@ -162,8 +162,9 @@ mod tests {
             }
             for line in &lines {
                 // A path longer than the screen stays whole (wrap keeps
-                // long words); everything else fits.
-                if !line.contains("/var/lib") {
+                // long words, a cut path reads as two wrong ones);
+                // everything else fits.
+                if !line.contains('/') {
                     assert!(line.chars().count() <= width, "{width}: {line:?}");
                 }
             }

@@ -135,6 +135,16 @@ pub trait Operator {
             self.note(NoteLevel::Info, &format!("{label}: {value}"));
         }
     }
+    /// Whether a person answers (a terminal): only then is a physical
+    /// step's timeout a question rather than the end of the run.
+    fn interactive(&self) -> bool {
+        false
+    }
+    /// A physical step is waiting for hands: the live line and the panel of
+    /// the look just taken, called at every watch turn (about four times a
+    /// second). Operators decide how often to draw; the default draws
+    /// nothing (scripted transcripts stay deterministic).
+    fn waiting(&mut self, _waiting: &live::Waiting, _panel: &[PanelLine]) {}
     /// Show a step's instruction, large and plain.
     fn show_step(&mut self, step: &StepView) -> Result<()>;
     /// Ask a question. Err when no answer can be had (no TTY, no scripted

@@ -26,7 +26,7 @@ use anyhow::{Context, Result, bail};
 use console::Term;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::operator::live::banner_block;
+use crate::operator::live::{Waiting, banner_block, wait_line};
 use crate::operator::prompt;
 use crate::operator::render::{
     Look, ProgressThrottle, colors_wanted, format_eta, halt_block, is_plain_term, mismatch_message,
@@ -53,6 +53,10 @@ pub const NO_MEANS: &str = "answering no stops the run here; nothing more is don
 /// Fallback width when the terminal does not report one (serial consoles).
 const FALLBACK_WIDTH: usize = 80;
 
+/// When the process first drew a live line: the clock of the redraw
+/// throttle (the live line's own times come from the engine).
+static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
 /// The progress bar of the current wait, while there is one.
 struct ActiveBar {
     key: (String, String, bool),
@@ -69,7 +73,24 @@ pub struct TerminalOperator {
     throttle: ProgressThrottle,
     /// Keys typed after the Enter of the last answer, for the next one.
     typed_ahead: std::cell::RefCell<Vec<u8>>,
+    /// The live area of a physical step, while one is on screen.
+    live: Option<LiveArea>,
 }
+
+/// What a physical step's live area showed last.
+struct LiveArea {
+    /// Screen lines drawn (a capable terminal redraws them in place).
+    lines: usize,
+    drawn_ms: u128,
+    frame: usize,
+    /// The panel as last shown (a plain terminal prints it when it changes).
+    panel: Vec<PanelLine>,
+}
+
+/// How often a capable terminal redraws the live line (at least every
+/// second, as the spinner turns), and how often a plain one prints it.
+const LIVE_REDRAW_MS: u128 = 250;
+const LIVE_PLAIN_MS: u128 = 10_000;
 
 impl TerminalOperator {
     /// A terminal operator on stdout. Refuses unless both stdin and stdout
@@ -104,6 +125,7 @@ impl TerminalOperator {
             bar: None,
             throttle: ProgressThrottle::new(),
             typed_ahead: std::cell::RefCell::new(Vec::new()),
+            live: None,
         })
     }
 
@@ -148,8 +170,22 @@ impl TerminalOperator {
         }
     }
 
+    /// Take the live area off a capable terminal's screen (it is redrawn
+    /// below whatever is printed next, if the wait goes on).
+    fn clear_live(&mut self) {
+        if let Some(live) = &mut self.live {
+            if !self.plain && live.lines > 0 {
+                let _ = self.term.clear_last_lines(live.lines);
+            }
+            live.lines = 0;
+            live.drawn_ms = 0;
+        }
+    }
+
     /// Leave the current bar on screen as it is and stop drawing it.
     fn end_bar(&mut self) {
+        self.clear_live();
+        self.live = None;
         if let Some(active) = self.bar.take() {
             if !active.bar.is_finished() {
                 active.bar.abandon();
@@ -253,6 +289,7 @@ impl Operator for TerminalOperator {
     }
 
     fn health(&mut self, panel: &[PanelLine]) {
+        self.clear_live();
         let lines = panel_block(panel, &self.look());
         self.print_around_bar(&lines);
     }
@@ -292,7 +329,54 @@ impl Operator for TerminalOperator {
         }
     }
 
+    fn interactive(&self) -> bool {
+        true
+    }
+
+    fn waiting(&mut self, waiting: &Waiting, panel: &[PanelLine]) {
+        let now = std::time::Instant::now()
+            .duration_since(*START.get_or_init(std::time::Instant::now))
+            .as_millis();
+        let look = self.look();
+        let live = self.live.get_or_insert(LiveArea {
+            lines: 0,
+            drawn_ms: 0,
+            frame: 0,
+            panel: Vec::new(),
+        });
+        let changed = live.panel.as_slice() != panel;
+        if self.plain {
+            // No redraws: a line now and then, the panel when it changed.
+            let due = live.drawn_ms == 0 || now.saturating_sub(live.drawn_ms) >= LIVE_PLAIN_MS;
+            let mut lines = Vec::new();
+            if changed {
+                lines.extend(panel_block(panel, &look));
+            }
+            if due || changed {
+                lines.push(wait_line(waiting, None, &look));
+                live.drawn_ms = now.max(1);
+            }
+            live.panel = panel.to_vec();
+            let _ = self.write_lines(&lines);
+            return;
+        }
+        if !changed && live.lines > 0 && now.saturating_sub(live.drawn_ms) < LIVE_REDRAW_MS {
+            return;
+        }
+        let mut lines = panel_block(panel, &look);
+        live.frame = live.frame.wrapping_add(1);
+        lines.push(wait_line(waiting, Some(live.frame), &look));
+        if live.lines > 0 {
+            let _ = self.term.clear_last_lines(live.lines);
+        }
+        live.lines = lines.len();
+        live.drawn_ms = now.max(1);
+        live.panel = panel.to_vec();
+        let _ = self.write_lines(&lines);
+    }
+
     fn note(&mut self, level: NoteLevel, text: &str) {
+        self.clear_live();
         let line = note_line(level, text, &self.look());
         self.print_around_bar(&[line]);
     }
