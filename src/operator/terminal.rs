@@ -369,7 +369,13 @@ impl Operator for TerminalOperator {
         if live.lines > 0 {
             let _ = self.term.clear_last_lines(live.lines);
         }
-        live.lines = lines.len();
+        // Screen rows, not lines: a panel row wider than the screen wraps
+        // and takes two, which the next redraw must clear too.
+        let columns = look.width + 1;
+        live.lines = lines
+            .iter()
+            .map(|l| console::measure_text_width(l).div_ceil(columns).max(1))
+            .sum();
         live.drawn_ms = now.max(1);
         live.panel = panel.to_vec();
         let _ = self.write_lines(&lines);
