@@ -23,13 +23,17 @@ pub enum Code {
     /// `swapguard test`, also a bad-hardware variant (`--mutate`) that was
     /// not halted in time.
     ExpectationFailed = 7,
+    /// A physical step's timeout came without the expected change and no
+    /// one at a terminal chose to keep waiting; `swapguard resume`
+    /// continues.
+    TimedOut = 8,
     /// Ctrl-C, SIGTERM or SIGHUP.
     Interrupted = 130,
 }
 
 impl Code {
     /// Every code, in the order of the tables.
-    pub const ALL: [Code; 9] = [
+    pub const ALL: [Code; 10] = [
         Code::Success,
         Code::Failure,
         Code::Usage,
@@ -38,6 +42,7 @@ impl Code {
         Code::Aborted,
         Code::Locked,
         Code::ExpectationFailed,
+        Code::TimedOut,
         Code::Interrupted,
     ];
 
@@ -66,6 +71,7 @@ Exit codes:
   6    another run holds the array's lock
   7    dry-run or test: an outcome differed from the scenario's [expect];
        test --mutate: a bad-hardware variant was not halted in time
+  8    timed out: a physical step's change was not seen in time (resumable)
   130  interrupted (Ctrl-C, SIGTERM, SIGHUP)";
 
 #[cfg(test)]
@@ -75,7 +81,7 @@ mod tests {
     #[test]
     fn every_code_keeps_its_number_and_is_in_the_help_table() {
         let numbers: Vec<i32> = Code::ALL.iter().map(|c| c.number()).collect();
-        assert_eq!(numbers, [0, 1, 2, 3, 4, 5, 6, 7, 130]);
+        assert_eq!(numbers, [0, 1, 2, 3, 4, 5, 6, 7, 8, 130]);
         for n in numbers {
             assert!(
                 TABLE

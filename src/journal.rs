@@ -123,6 +123,21 @@ pub enum Event {
     Interrupted {
         step: String,
     },
+    /// A physical step's timeout came without the change it waits for.
+    /// `answer` is `keep waiting` or `stop` when a technician at a terminal
+    /// was asked `question`, `no terminal` when no one could be.
+    StepTimeout {
+        step: String,
+        waited: String,
+        seen: String,
+        question: String,
+        answer: String,
+    },
+    /// The run ended because of a step's timeout (resumable).
+    TimedOut {
+        step: String,
+        reason: String,
+    },
     RunFinished {
         outcome: String,
         exit_code: i32,
@@ -1196,6 +1211,17 @@ mod tests {
                 pid: 7,
                 user: s("root"),
             },
+            Event::StepTimeout {
+                step: s("pull"),
+                waited: s("10m"),
+                seen: s("the drive has not been seen leaving"),
+                question: s("keep waiting?"),
+                answer: s("yes"),
+            },
+            Event::TimedOut {
+                step: s("pull"),
+                reason: s("no one at a terminal"),
+            },
         ]
     }
 
@@ -1231,6 +1257,8 @@ mod tests {
             Event::CanaryRemoved { .. } => 25,
             Event::CanaryKept { .. } => 26,
             Event::Abandoned { .. } => 27,
+            Event::StepTimeout { .. } => 28,
+            Event::TimedOut { .. } => 29,
         }
     }
 
@@ -1238,7 +1266,7 @@ mod tests {
     fn every_event_kind_written_reads_back_equal() {
         let events = every_kind();
         let kinds: std::collections::BTreeSet<usize> = events.iter().map(kind).collect();
-        assert_eq!(kinds, (0..28).collect(), "one event of every kind");
+        assert_eq!(kinds, (0..30).collect(), "one event of every kind");
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::create(dir.path(), "s").unwrap();
         for (n, e) in events.iter().enumerate() {

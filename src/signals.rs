@@ -24,7 +24,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::operator::{
-    Answer, HaltReport, NoteLevel, Operator, PanelLine, Progress, Question, StepView,
+    Answer, Banner, HaltReport, NoteLevel, Operator, PanelLine, Progress, Question, StepView,
 };
 
 /// What the process knows about signals received.
@@ -116,6 +116,12 @@ pub fn interrupt_flag() -> Result<Arc<AtomicBool>> {
     Ok(Arc::clone(&state()?.flag))
 }
 
+/// Whether a signal asked the run to stop and it has not stopped yet (a
+/// prompt waiting for a line gives up when this turns true).
+pub fn pending() -> bool {
+    STATE.get().is_some_and(|s| s.flag.load(Ordering::SeqCst))
+}
+
 /// Forget earlier signals: a new run starts uninterrupted.
 pub fn reset() {
     if let Some(s) = STATE.get() {
@@ -165,6 +171,15 @@ impl<'a> Tracking<'a> {
 }
 
 impl Operator for Tracking<'_> {
+    fn banner(&mut self, banner: &Banner) {
+        self.inner.banner(banner)
+    }
+    fn interactive(&self) -> bool {
+        self.inner.interactive()
+    }
+    fn waiting(&mut self, waiting: &crate::operator::live::Waiting, panel: &[PanelLine]) {
+        self.inner.waiting(waiting, panel)
+    }
     fn show_step(&mut self, step: &StepView) -> Result<()> {
         set_physical(matches!(step.kind.as_str(), "physical" | "command"));
         self.inner.show_step(step)

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use crate::engine::Outcome;
 use crate::exit;
 use crate::operator::terminal::TerminalOperator;
 use crate::output::ColorChoice;
@@ -34,6 +35,10 @@ pub fn demo(color: ColorChoice) -> Result<exit::Code> {
          otherwise a simulated technician answers. The simulated hardware reacts\n\
          as a real md array does.\n"
     )?;
+    // Ctrl-C ends the demo between two actions, like a real run, instead
+    // of killing it mid-line.
+    crate::signals::interrupt_flag()?;
+    crate::signals::reset();
     let mut code = exit::Code::Success;
     for (title, source, file) in [
         ("PART 1: a healthy swap", HEALTHY, "healthy.toml"),
@@ -53,6 +58,16 @@ pub fn demo(color: ColorChoice) -> Result<exit::Code> {
             Ok(mut person) => simulate_with(&runbook, &scenario, &mut person, 0.01)?,
             Err(_) => simulate(&runbook, &scenario, None, &mut out)?.0,
         };
+        if matches!(outcome, Outcome::Interrupted { .. }) || crate::signals::pending() {
+            // The simulated hardware ended with this process: there is no
+            // session to resume, only the demo to start again.
+            writeln!(
+                out,
+                "\ninterrupted; nothing was touched (the demo only simulates).\n\
+                 To see it again from the start: swapguard demo"
+            )?;
+            return Ok(exit::Code::Interrupted);
+        }
         if judge(&outcome, &scenario.expect, &mut out) != exit::Code::Success {
             code = exit::Code::Failure;
         }

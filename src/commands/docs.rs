@@ -79,7 +79,7 @@ fn main_page(cmd: clap::Command) -> Result<Vec<u8>> {
 }
 
 /// Exit codes, as `exit.rs` defines them.
-const EXIT_STATUS: [(exit::Code, &str); 9] = [
+const EXIT_STATUS: [(exit::Code, &str); 10] = [
     (
         exit::Code::Success,
         "Success; also when standard output is closed early (swapguard status --json | head -1): output ends quietly, and a run goes on and journals as usual.",
@@ -108,6 +108,10 @@ const EXIT_STATUS: [(exit::Code, &str); 9] = [
     (
         exit::Code::ExpectationFailed,
         "dry-run or test: an outcome differed from the scenario's [expect]; test --mutate: a bad-hardware variant was not halted in time.",
+    ),
+    (
+        exit::Code::TimedOut,
+        "Timed out: a physical step's change was not seen within its timeout and no one at a terminal chose to keep waiting; swapguard resume continues the run.",
     ),
     (
         exit::Code::Interrupted,

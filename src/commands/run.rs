@@ -92,6 +92,11 @@ pub fn run(
         },
     )?;
     eprintln!("journal: {}", journal.display());
+    crate::commands::resume::say_how_to_resume(
+        config,
+        &outcome,
+        &crate::journal::session_name(&journal),
+    );
     Ok(outcome.exit_code())
 }
 

@@ -40,7 +40,8 @@ use crate::clock::Clock;
 use crate::health::guard::{self, Allowed, NewAllowance, Observed, Violation};
 use crate::health::model::{Drive, Identity, Snapshot};
 use crate::journal::{Event, Journal};
-use crate::operator::{HaltReport, NoteLevel, Operator};
+use crate::operator::live::describe_target;
+use crate::operator::{Banner, HaltReport, NoteLevel, Operator};
 use crate::runbook::model::{DriveExpect, Role, Runbook, Step};
 use crate::runbook::template::{self, Vars};
 use crate::sanitize::sanitize;
@@ -62,6 +63,12 @@ pub enum Outcome {
     Interrupted {
         step: String,
     },
+    /// A physical step's change was not seen within its timeout and no one
+    /// chose to keep waiting; nothing degraded. Resumable.
+    TimedOut {
+        step: String,
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -72,6 +79,7 @@ impl Outcome {
             Outcome::Refused(_) => "refused",
             Outcome::Aborted { .. } => "aborted",
             Outcome::Interrupted { .. } => "interrupted",
+            Outcome::TimedOut { .. } => "timed-out",
         }
     }
 
@@ -83,6 +91,7 @@ impl Outcome {
             Outcome::Halted(_) => Code::Halted,
             Outcome::Refused(_) => Code::Refused,
             Outcome::Aborted { .. } => Code::Aborted,
+            Outcome::TimedOut { .. } => Code::TimedOut,
             Outcome::Interrupted { .. } => Code::Interrupted,
         }
     }
@@ -92,7 +101,9 @@ impl Outcome {
         match self {
             Outcome::Completed => None,
             Outcome::Halted(r) | Outcome::Refused(r) => Some(&r.step_id),
-            Outcome::Aborted { step, .. } | Outcome::Interrupted { step } => Some(step),
+            Outcome::Aborted { step, .. }
+            | Outcome::Interrupted { step }
+            | Outcome::TimedOut { step, .. } => Some(step),
         }
     }
 
@@ -108,7 +119,7 @@ impl Outcome {
                 }
                 t
             }
-            Outcome::Aborted { reason, .. } => reason.clone(),
+            Outcome::Aborted { reason, .. } | Outcome::TimedOut { reason, .. } => reason.clone(),
             Outcome::Interrupted { .. } => "interrupted".into(),
         }
     }
@@ -147,6 +158,10 @@ pub(crate) enum Stop {
     },
     Interrupt {
         step: String,
+    },
+    TimedOut {
+        step: String,
+        reason: String,
     },
     Error(anyhow::Error),
 }
@@ -306,6 +321,22 @@ fn finish_stop(run: &mut Run<'_>, stop: Stop) -> Result<Outcome> {
             );
             Ok(Outcome::Interrupted { step })
         }
+        Stop::TimedOut { step, reason } => {
+            record(
+                run,
+                Event::TimedOut {
+                    step: step.clone(),
+                    reason: reason.clone(),
+                },
+            )?;
+            run.operator.note(
+                NoteLevel::Warn,
+                &format!(
+                    "timed out at step `{step}`: {reason}; nothing degraded, and the journal has everything up to here"
+                ),
+            );
+            Ok(Outcome::TimedOut { step, reason })
+        }
         Stop::Error(e) => {
             let _ = record(
                 run,
@@ -350,30 +381,9 @@ fn walk(run: &mut Run<'_>, array: &str) -> WalkResult {
         Ok(t) => t,
         Err(stop) => return Err((vec![], stop)),
     };
-    let mut walk = Walk {
-        array: array.to_string(),
-        target_now: initial_expect(Observed::of(Some(&target))),
-        target,
-        new: None,
-        new_now: None,
-        vars: Vars::new(),
-        quarantined: Vec::new(),
-        target_seen: None,
-        leds_on: Vec::new(),
-        last_full_ms: baseline.at_ms,
-        warned: std::collections::BTreeSet::new(),
-        answered_before: Vec::new(),
-        canary: canary::Watch::new(),
-        baseline,
-        run,
-    };
-    let mut result = walk.all();
-    walk.end_canary(result.as_mut().err());
-    let leds = std::mem::take(&mut walk.leds_on);
-    match result {
-        Ok(()) => Ok((leds, ())),
-        Err(stop) => Err((leds, stop)),
-    }
+    let target_now = initial_expect(Observed::of(Some(&target)));
+    let walk = Walk::new(run, array, baseline, target, target_now);
+    walk.drive(|walk| walk.all())
 }
 
 fn initial_expect(observed: Observed) -> DriveExpect {
@@ -386,16 +396,69 @@ fn initial_expect(observed: Observed) -> DriveExpect {
     }
 }
 
-impl Walk<'_, '_> {
+impl<'r, 'a> Walk<'r, 'a> {
     fn all(&mut self) -> std::result::Result<(), Stop> {
+        self.banner("run");
         self.bind_params()?;
         preflight::check(self)?;
         self.record(Event::PreflightPassed)?;
         self.plant_canary(None)?;
         self.panel();
-        let total = self.run.runbook.steps.len();
-        for (index, step) in self.run.runbook.steps.iter().enumerate() {
-            if self.run.interrupted.load(Ordering::SeqCst) {
+        self.steps(&[])
+    }
+
+    /// A walk at its start: nothing done yet after the baseline.
+    fn new(
+        run: &'r mut Run<'a>,
+        array: &str,
+        baseline: Snapshot,
+        target: Drive,
+        target_now: DriveExpect,
+    ) -> Self {
+        Walk {
+            array: array.to_string(),
+            target_now,
+            target,
+            new: None,
+            new_now: None,
+            vars: Vars::new(),
+            quarantined: Vec::new(),
+            target_seen: None,
+            leds_on: Vec::new(),
+            last_full_ms: baseline.at_ms,
+            warned: std::collections::BTreeSet::new(),
+            answered_before: Vec::new(),
+            canary: canary::Watch::new(),
+            baseline,
+            run,
+        }
+    }
+
+    /// Walk `body` (a run from the top, or a resume), then end the canary
+    /// and hand back the LEDs left on, whatever happened.
+    fn drive(
+        mut self,
+        body: impl FnOnce(&mut Self) -> std::result::Result<(), Stop>,
+    ) -> WalkResult {
+        let mut result = body(&mut self);
+        self.end_canary(result.as_mut().err());
+        let leds = std::mem::take(&mut self.leds_on);
+        match result {
+            Ok(()) => Ok((leds, ())),
+            Err(stop) => Err((leds, stop)),
+        }
+    }
+
+    /// The step loop, one for a run and a resume: every step not in
+    /// `skip`, in runbook order, each after a look at the interrupt flag.
+    pub(crate) fn steps(&mut self, skip: &[&str]) -> std::result::Result<(), Stop> {
+        let runbook: &Runbook = self.run.runbook;
+        let total = runbook.steps.len();
+        for (index, step) in runbook.steps.iter().enumerate() {
+            if skip.contains(&step.id.as_str()) {
+                continue;
+            }
+            if self.interrupted() {
                 return Err(Stop::Interrupt {
                     step: step.id.clone(),
                 });
@@ -411,6 +474,20 @@ impl Walk<'_, '_> {
 
     fn record(&mut self, event: Event) -> Result<()> {
         record(self.run, event)
+    }
+
+    /// What this run is about, before anything is asked or done.
+    pub(crate) fn banner(&mut self, verb: &str) {
+        let banner = Banner {
+            verb: verb.into(),
+            runbook: self.run.runbook.name.clone(),
+            file: self.run.runbook.path.display().to_string(),
+            array: self.array.clone(),
+            target: describe_target(&self.target.id),
+            session: self.run.session.clone(),
+            journal: self.run.journal.path().display().to_string(),
+        };
+        self.run.operator.banner(&banner);
     }
 
     fn bind_params(&mut self) -> Result<()> {

@@ -386,7 +386,7 @@ impl Walk<'_, '_> {
             );
             return Ok(answer);
         }
-        let answer = match self.run.operator.ask(&question)? {
+        let answer = match self.ask(PREFLIGHT, &question)? {
             Answer::Text(t) => t.trim().to_string(),
             Answer::Yes | Answer::No => String::new(),
         };

@@ -33,15 +33,14 @@ use anyhow::{Context, Result};
 use crate::backend::Depth;
 use crate::engine::step::{COMMAND_SETTLE, operator_stop};
 use crate::engine::{
-    Outcome, Run, Stop, Walk, WalkResult, bind_drive, canary, finish, initial_expect, preflight,
-    record, walk,
+    Outcome, Run, Stop, Walk, WalkResult, bind_drive, finish, initial_expect, preflight, record,
+    walk,
 };
 use crate::health::guard::Observed;
 use crate::health::model::{Drive, Snapshot};
 use crate::journal::Event;
 use crate::operator::{Answer, HaltReport, NoteLevel, Question, QuestionKind, StepView};
 use crate::runbook::model::{DriveExpect, Runbook, Step, StepKind};
-use crate::runbook::template::Vars;
 use crate::sanitize::sanitize;
 
 mod replay;
@@ -199,30 +198,13 @@ fn resume_walk(run: &mut Run<'_>, array: &str, j: &Journaled, baseline: Snapshot
             }
         }
     }
-    let mut walk = Walk {
-        array: array.to_string(),
-        target_now,
-        target,
-        new,
-        new_now,
-        vars: Vars::new(),
-        quarantined: j.quarantined.clone(),
-        target_seen: None,
-        leds_on,
-        last_full_ms: baseline.at_ms,
-        canary: canary::Watch::new(),
-        warned: std::collections::BTreeSet::new(),
-        answered_before: j.preflight_answers.clone(),
-        baseline,
-        run,
-    };
-    let mut result = walk.resume_all(j);
-    walk.end_canary(result.as_mut().err());
-    let leds = std::mem::take(&mut walk.leds_on);
-    match result {
-        Ok(()) => Ok((leds, ())),
-        Err(stop) => Err((leds, stop)),
-    }
+    let mut walk = Walk::new(run, array, baseline, target, target_now);
+    walk.new = new;
+    walk.new_now = new_now;
+    walk.quarantined = j.quarantined.clone();
+    walk.leds_on = leds_on;
+    walk.answered_before = j.preflight_answers.clone();
+    walk.drive(|walk| walk.resume_all(j))
 }
 
 type StepResult<T> = std::result::Result<T, Stop>;
@@ -230,6 +212,7 @@ type StepResult<T> = std::result::Result<T, Stop>;
 impl Walk<'_, '_> {
     fn resume_all(&mut self, j: &Journaled) -> StepResult<()> {
         let runbook: &Runbook = self.run.runbook;
+        self.banner("resume");
         self.bind_params()?;
         if let Some(id) = self.new.as_ref().map(|d| d.id.clone()) {
             bind_drive(&mut self.vars, "new", &id);
@@ -291,22 +274,9 @@ impl Walk<'_, '_> {
             let number = position(runbook, &step.id);
             self.settle(u, step, &fresh, number, total)?;
         }
-        for (index, step) in runbook.steps.iter().enumerate() {
-            if j.completed.contains(&step.id) || unfinished.is_some_and(|(_, s)| s.id == step.id) {
-                continue;
-            }
-            if self.interrupted() {
-                return Err(Stop::Interrupt {
-                    step: step.id.clone(),
-                });
-            }
-            self.step(step, index + 1, total)?;
-        }
-        self.run.operator.note(
-            NoteLevel::Good,
-            "all steps done; the array is guarded no longer",
-        );
-        Ok(())
+        let mut skip: Vec<&str> = j.completed.iter().map(String::as_str).collect();
+        skip.extend(unfinished.map(|(_, s)| s.id.as_str()));
+        self.steps(&skip)
     }
 
     /// Decide what to do with the step that was in flight.

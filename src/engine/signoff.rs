@@ -32,11 +32,14 @@ impl Walk<'_, '_> {
         let prompt =
             "A second person must check this step before it runs. Second person: type your name"
                 .to_string();
-        let answer = self.run.operator.ask(&Question {
-            step_id: step.id.clone(),
-            prompt: prompt.clone(),
-            kind: QuestionKind::Name,
-        })?;
+        let answer = self.ask(
+            &step.id,
+            &Question {
+                step_id: step.id.clone(),
+                prompt: prompt.clone(),
+                kind: QuestionKind::Name,
+            },
+        )?;
         let name = match answer {
             Answer::Text(t) => t.trim().to_string(),
             Answer::Yes | Answer::No => String::new(),

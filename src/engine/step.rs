@@ -7,8 +7,10 @@ use crate::engine::{Stop, Walk, accept, bind_drive, panel_lines};
 use crate::health::guard::{Observed, satisfies};
 use crate::health::model::{Drive, Identity, Snapshot};
 use crate::journal::Event;
+use crate::operator::live::Waiting;
+use crate::operator::prompt::PromptInterrupted;
 use crate::operator::{Answer, NoteLevel, Question, QuestionKind, StepView};
-use crate::runbook::model::{Confirm, Role, Step, StepKind, WaitUntil};
+use crate::runbook::model::{Confirm, DriveExpect, Role, Step, StepKind, WaitUntil};
 use crate::sanitize::sanitize;
 
 /// How long a command's expectation may take to show in the kernel.
@@ -186,16 +188,24 @@ impl Walk<'_, '_> {
         })
     }
 
-    fn ask_yes_no(&mut self, step: &Step, prompt: &str) -> StepResult<()> {
-        let answer = self
-            .run
+    /// Ask the operator; no answer is an interruption (Ctrl-C, a signal)
+    /// or an error (see [`operator_stop`]).
+    pub(crate) fn ask(&mut self, step: &str, question: &Question) -> StepResult<Answer> {
+        self.run
             .operator
-            .ask(&Question {
+            .ask(question)
+            .map_err(|e| operator_stop(self.interrupted(), step, e))
+    }
+
+    fn ask_yes_no(&mut self, step: &Step, prompt: &str) -> StepResult<()> {
+        let answer = self.ask(
+            &step.id,
+            &Question {
                 step_id: step.id.clone(),
                 prompt: prompt.into(),
                 kind: QuestionKind::YesNo,
-            })
-            .map_err(|e| operator_stop(self.interrupted(), &step.id, e))?;
+            },
+        )?;
         self.record(Event::Answer {
             step: step.id.clone(),
             question: prompt.into(),
@@ -314,10 +324,12 @@ impl Walk<'_, '_> {
     }
 
     /// Watch until the step's expectation holds, the guard halts, or the
-    /// deadline passes.
+    /// deadline passes. A physical step shows a live line and the panel of
+    /// every look, and its deadline is not a halt: see [`Walk::timed_out`].
     pub(crate) fn watch(&mut self, step: &Step, deadline: Duration) -> StepResult<()> {
         let start = self.run.clock.now_ms();
-        let end = start.saturating_add(deadline.as_millis() as u64);
+        let mut end = start.saturating_add(deadline.as_millis() as u64);
+        let physical = matches!(step.kind, StepKind::Physical);
         let mut rate: Option<(u64, u64)> = None;
         let mut last_progress_ms = 0u64;
         loop {
@@ -331,7 +343,29 @@ impl Walk<'_, '_> {
                 last_progress_ms = now_ms;
                 self.progress(step, &now, &mut rate);
             }
+            if physical {
+                // What the watch turn just read, nothing more: no probe of
+                // its own.
+                let panel = panel_lines(
+                    &self.baseline,
+                    &now,
+                    &self.target.key(),
+                    self.new.as_ref().map(Drive::key).as_ref(),
+                );
+                let waiting = Waiting {
+                    step_id: step.id.clone(),
+                    what: self.awaited(step),
+                    elapsed: Duration::from_millis(now_ms.saturating_sub(start)),
+                    left: Duration::from_millis(end.saturating_sub(now_ms)),
+                };
+                self.run.operator.waiting(&waiting, &panel);
+            }
             if now_ms >= end {
+                if physical {
+                    self.timed_out(step, deadline, now_ms.saturating_sub(start), &now)?;
+                    end = now_ms.saturating_add(deadline.as_millis() as u64);
+                    continue;
+                }
                 return Err(Stop::Halt {
                     step: step.id.clone(),
                     headline: format!(
@@ -343,6 +377,100 @@ impl Walk<'_, '_> {
                     violations: vec![],
                 });
             }
+        }
+    }
+
+    /// What a physical step waits for, for the live line.
+    fn awaited(&self, step: &Step) -> String {
+        match (step.expect.target, step.expect.new) {
+            (Some(DriveExpect::Absent), _) => "the target to be pulled".into(),
+            (_, Some(_)) if self.new.is_none() => "a new drive".into(),
+            _ => format!("step `{}`", step.id),
+        }
+    }
+
+    /// A physical step's timeout came and the change was not seen. That is
+    /// not a degradation (the guard would have said so): at a terminal the
+    /// technician is asked whether to keep waiting (Ok: wait another
+    /// timeout); without one, or on a no, the run ends as timed out, which
+    /// `swapguard resume` continues. Question and answer are journaled.
+    fn timed_out(
+        &mut self,
+        step: &Step,
+        deadline: Duration,
+        waited_ms: u64,
+        now: &Snapshot,
+    ) -> StepResult<()> {
+        let waited = humantime::format_duration(Duration::from_secs(waited_ms / 1000)).to_string();
+        let seen = sanitize(&self.not_seen(step, now), false);
+        let timeout = humantime::format_duration(deadline).to_string();
+        let (question, answer) = if self.run.operator.interactive() {
+            let situation = format!(
+                "step `{}` has waited {waited}: {seen}; every drive is still watched",
+                step.id
+            );
+            self.run.operator.note(NoteLevel::Warn, &situation);
+            let prompt = format!("Keep waiting another {timeout}?");
+            let answer = self.ask(
+                &step.id,
+                &Question {
+                    step_id: step.id.clone(),
+                    prompt: prompt.clone(),
+                    kind: QuestionKind::YesNo,
+                },
+            )?;
+            let keep = answer == Answer::Yes;
+            (
+                format!("{situation}. {prompt}"),
+                if keep { "keep waiting" } else { "stop" },
+            )
+        } else {
+            (String::new(), "no terminal")
+        };
+        self.record(Event::StepTimeout {
+            step: step.id.clone(),
+            waited: waited.clone(),
+            seen: seen.clone(),
+            question,
+            answer: answer.into(),
+        })?;
+        if answer == "keep waiting" {
+            self.run.operator.note(
+                NoteLevel::Info,
+                &format!("waiting another {timeout}; the step completes by itself when the change is seen"),
+            );
+            return Ok(());
+        }
+        Err(Stop::TimedOut {
+            step: step.id.clone(),
+            reason: format!(
+                "step `{}` waited {waited} and {seen}{}",
+                step.id,
+                if answer == "stop" {
+                    "; the technician chose to stop waiting"
+                } else {
+                    "; no one at a terminal to ask whether to keep waiting"
+                }
+            ),
+        })
+    }
+
+    /// What a timed-out physical step did not see, plainly.
+    fn not_seen(&self, step: &Step, now: &Snapshot) -> String {
+        match (step.expect.target, step.expect.new) {
+            (Some(DriveExpect::Absent), _)
+                if !satisfies(
+                    Observed::of(now.drive(&self.target.key())),
+                    DriveExpect::Absent,
+                ) =>
+            {
+                format!(
+                    "the target {} has not been seen leaving",
+                    self.target.id.describe()
+                )
+            }
+            (_, Some(_)) if self.new.is_none() => "no new drive has been seen arriving".into(),
+            _ => self.describe_wait(step, now),
         }
     }
 
@@ -533,13 +661,15 @@ impl Walk<'_, '_> {
 }
 
 /// A question that got no answer: an interrupt when a signal arrived or the
-/// technician pressed Ctrl-C at the prompt (read as a key in raw mode),
-/// otherwise an error.
+/// technician pressed Ctrl-C at the prompt (read as a key in raw mode, so
+/// no signal came: the prompt's own error type says it, and the signal
+/// flag is not raced for), otherwise an error.
 pub(crate) fn operator_stop(interrupted: bool, step: &str, e: anyhow::Error) -> Stop {
     let ctrl_c = e.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::Interrupted)
+        cause.is::<PromptInterrupted>()
+            || cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::Interrupted)
     });
     if interrupted || ctrl_c {
         Stop::Interrupt {

@@ -5,6 +5,8 @@
 //! person at a console; the scripted operator answers from a file, so CI and
 //! dry-runs drive the same engine without a person.
 
+pub mod live;
+pub mod prompt;
 pub mod render;
 pub mod scripted;
 pub mod terminal;
@@ -121,7 +123,43 @@ pub struct HaltReport {
     pub guidance: String,
 }
 
+/// What a run is about, shown once before step 1 (and again when a run is
+/// resumed): the technician checks it against the ticket and the drive in
+/// hand before anything happens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Banner {
+    /// `run` or `resume`.
+    pub verb: String,
+    /// The runbook's `name`.
+    pub runbook: String,
+    /// The runbook's file, as given.
+    pub file: String,
+    pub array: String,
+    /// The resolved target: kernel name, serial, model, size, bay.
+    pub target: String,
+    pub session: String,
+    /// Where the journal is written.
+    pub journal: String,
+}
+
 pub trait Operator {
+    /// Say what the run is about before step 1. Operators that draw
+    /// nothing special show it as notes.
+    fn banner(&mut self, banner: &Banner) {
+        for (label, value) in live::banner_rows(banner) {
+            self.note(NoteLevel::Info, &format!("{label}: {value}"));
+        }
+    }
+    /// Whether a person answers (a terminal): only then is a physical
+    /// step's timeout a question rather than the end of the run.
+    fn interactive(&self) -> bool {
+        false
+    }
+    /// A physical step is waiting for hands: the live line and the panel of
+    /// the look just taken, called at every watch turn (about four times a
+    /// second). Operators decide how often to draw; the default draws
+    /// nothing (scripted transcripts stay deterministic).
+    fn waiting(&mut self, _waiting: &live::Waiting, _panel: &[PanelLine]) {}
     /// Show a step's instruction, large and plain.
     fn show_step(&mut self, step: &StepView) -> Result<()>;
     /// Ask a question. Err when no answer can be had (no TTY, no scripted

@@ -38,9 +38,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use anyhow::{Result, anyhow, bail};
 use toml::de::{DeTable, DeValue};
 
+use crate::operator::live::banner_rows;
 use crate::operator::render::{ProgressThrottle, one_line, panel_rows, progress_line, shell_line};
 use crate::operator::{
-    Answer, HaltReport, NoteLevel, Operator, PanelLine, Progress, Question, QuestionKind, StepView,
+    Answer, Banner, HaltReport, NoteLevel, Operator, PanelLine, Progress, Question, QuestionKind,
+    StepView,
 };
 use crate::runbook::diag::{Diagnostic, Severity};
 use crate::runbook::model::Span;
@@ -213,6 +215,17 @@ fn shown(answer: &Answer) -> String {
 }
 
 impl Operator for ScriptedOperator {
+    fn banner(&mut self, banner: &Banner) {
+        self.line(&format!(
+            "swapguard {}: {}",
+            one_line(&banner.verb),
+            one_line(&banner.runbook)
+        ));
+        for (label, value) in banner_rows(banner).into_iter().skip(1) {
+            self.line(&format!("  {label}: {value}"));
+        }
+    }
+
     fn show_step(&mut self, step: &StepView) -> Result<()> {
         self.seen.insert(step.id.clone());
         self.throttle.reset();

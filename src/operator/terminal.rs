@@ -7,31 +7,35 @@
 //! the terminal and reads answers.
 //!
 //! Two kinds of terminal are served. A capable one (`TERM` names a real
-//! terminal) gets dialoguer prompts and an indicatif bar. A plain one (`TERM`
-//! unset, empty or `dumb`, as on some serial consoles and IPMI links) gets no
-//! escape sequences at all: line prompts and a progress line per 10%.
-//! Correctness never depends on cursor movement: every answer is read from
-//! keys the technician typed, never from what is on the screen.
+//! terminal) gets colour, redrawn live lines and an indicatif bar. A plain
+//! one (`TERM` unset, empty or `dumb`, as on some serial consoles and IPMI
+//! links) gets no escape sequences at all: a progress line per 10%, a wait
+//! line every few seconds. Both read answers the same way, a whole line at
+//! a time ([`prompt`](crate::operator::prompt)). Correctness never depends
+//! on cursor movement: every answer is read from keys the technician typed,
+//! never from what is on the screen.
 //!
-//! No signal handlers are installed here. An interrupted prompt (Ctrl-C,
-//! end of input, a signal) returns an `Err`, never a made-up answer.
+//! No signal handlers are installed here. An interrupted prompt (Ctrl-C, a
+//! signal, end of input) returns an `Err`, never a made-up answer; Ctrl-C
+//! and signals as [`PromptInterrupted`](crate::operator::prompt::PromptInterrupted).
 
 use std::env;
 use std::io::IsTerminal;
 
 use anyhow::{Context, Result, bail};
-use console::{Key, Term};
-use dialoguer::theme::SimpleTheme;
-use dialoguer::{Confirm, Input};
+use console::Term;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::operator::live::{Waiting, banner_block, wait_line};
+use crate::operator::prompt;
 use crate::operator::render::{
     Look, ProgressThrottle, colors_wanted, halt_block, is_plain_term, mismatch_message, note_line,
     note_lines, one_line, panel_block, percent, progress_detail, progress_line, refusal_block,
     step_block, to_ascii, unicode_wanted, wrap,
 };
 use crate::operator::{
-    Answer, HaltReport, NoteLevel, Operator, PanelLine, Progress, Question, QuestionKind, StepView,
+    Answer, Banner, HaltReport, NoteLevel, Operator, PanelLine, Progress, Question, QuestionKind,
+    StepView,
 };
 use crate::sanitize::sanitize;
 
@@ -43,8 +47,16 @@ pub const NO_TTY_MESSAGE: &str = "swapguard needs an interactive terminal for th
 /// back to the engine (which then refuses the step).
 const TYPE_TRIES: usize = 3;
 
+/// Said under every yes/no question before the answer is read: a no is
+/// final, so the technician knows what it does before typing it.
+pub const NO_MEANS: &str = "answering no stops the run here; nothing more is done";
+
 /// Fallback width when the terminal does not report one (serial consoles).
 const FALLBACK_WIDTH: usize = 80;
+
+/// When the process first drew a live line: the clock of the redraw
+/// throttle (the live line's own times come from the engine).
+static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
 /// The progress bar of the current wait, while there is one.
 struct ActiveBar {
@@ -56,11 +68,30 @@ pub struct TerminalOperator {
     term: Term,
     colors: bool,
     unicode: bool,
-    /// `TERM` is unset or dumb: no dialoguer, no indicatif, no escapes.
+    /// `TERM` is unset or dumb: no indicatif, no escapes.
     plain: bool,
     bar: Option<ActiveBar>,
     throttle: ProgressThrottle,
+    /// Keys typed after the Enter of the last answer, for the next one.
+    typed_ahead: std::cell::RefCell<Vec<u8>>,
+    /// The live area of a physical step, while one is on screen.
+    live: Option<LiveArea>,
 }
+
+/// What a physical step's live area showed last.
+struct LiveArea {
+    /// Screen lines drawn (a capable terminal redraws them in place).
+    lines: usize,
+    drawn_ms: u128,
+    frame: usize,
+    /// The panel as last shown (a plain terminal prints it when it changes).
+    panel: Vec<PanelLine>,
+}
+
+/// How often a capable terminal redraws the live line (at least every
+/// second, as the spinner turns), and how often a plain one prints it.
+const LIVE_REDRAW_MS: u128 = 250;
+const LIVE_PLAIN_MS: u128 = 10_000;
 
 impl TerminalOperator {
     /// A terminal operator on stdout. Refuses unless both stdin and stdout
@@ -78,7 +109,7 @@ impl TerminalOperator {
             env::var("CLICOLOR").ok().as_deref(),
             term.features().colors_supported(),
         );
-        // dialoguer and indicatif style through console's global switch.
+        // indicatif styles through console's global switch.
         console::set_colors_enabled(colors);
         console::set_colors_enabled_stderr(colors);
         let unicode = unicode_wanted(
@@ -94,6 +125,8 @@ impl TerminalOperator {
             plain: is_plain_term(term_env.as_deref()),
             bar: None,
             throttle: ProgressThrottle::new(),
+            typed_ahead: std::cell::RefCell::new(Vec::new()),
+            live: None,
         })
     }
 
@@ -144,8 +177,22 @@ impl TerminalOperator {
         }
     }
 
+    /// Take the live area off a capable terminal's screen (it is redrawn
+    /// below whatever is printed next, if the wait goes on).
+    fn clear_live(&mut self) {
+        if let Some(live) = &mut self.live {
+            if !self.plain && live.lines > 0 {
+                let _ = self.term.clear_last_lines(live.lines);
+            }
+            live.lines = 0;
+            live.drawn_ms = 0;
+        }
+    }
+
     /// Leave the current bar on screen as it is and stop drawing it.
     fn end_bar(&mut self) {
+        self.clear_live();
+        self.live = None;
         if let Some(active) = self.bar.take() {
             if !active.bar.is_finished() {
                 active.bar.abandon();
@@ -155,63 +202,54 @@ impl TerminalOperator {
         }
     }
 
-    fn ask_yes_no(&self) -> Result<bool> {
-        if self.plain {
-            loop {
-                self.term.write_str("answer yes or no [y/n]: ")?;
-                let line = read_plain_line(&self.term)?;
-                match line.trim().to_ascii_lowercase().as_str() {
-                    "y" | "yes" => return Ok(true),
-                    "n" | "no" => return Ok(false),
-                    _ => self.term.write_line("please type y or n, then Enter")?,
+    /// Ask until the line typed is y/yes or n/no; say first what no does.
+    fn ask_yes_no(&self, look: &Look) -> Result<bool> {
+        let hint = console::Style::new().dim().force_styling(look.colors);
+        for line in wrap(NO_MEANS, look.width.saturating_sub(2)) {
+            self.term
+                .write_line(&format!("  {}", hint.apply_to(line)))?;
+        }
+        loop {
+            self.term.write_str("answer yes or no [y/n]: ")?;
+            let line = self.read_line()?;
+            match prompt::yes_no(&line) {
+                Some(yes) => return Ok(yes),
+                None => {
+                    let what = one_line(line.trim());
+                    let said = if what.is_empty() {
+                        "an empty line is not an answer".to_string()
+                    } else {
+                        format!("`{what}` is not an answer")
+                    };
+                    let again = format!(
+                        "{said}: type y or yes to go on, n or no to stop the run here, then Enter"
+                    );
+                    self.write_lines(&[note_line(NoteLevel::Warn, &again, look)])?;
                 }
             }
         }
-        let answer = Confirm::with_theme(&SimpleTheme)
-            .with_prompt("answer")
-            .wait_for_newline(true)
-            .interact_on(&self.term)?;
-        Ok(answer)
     }
 
     fn read_typed(&self) -> Result<String> {
-        let typed = if self.plain {
-            self.term.write_str("type it here: ")?;
-            read_plain_line(&self.term)?
-        } else {
-            Input::<String>::with_theme(&SimpleTheme)
-                .with_prompt("type it here")
-                .interact_text_on(&self.term)?
-        };
-        Ok(typed.trim().to_string())
+        self.term.write_str("type it here: ")?;
+        Ok(self.read_line()?.trim().to_string())
     }
-}
 
-/// Read one line key by key with no escape sequences: characters are echoed,
-/// backspace rubs out with `\b \b`, Enter ends the line. Ctrl-C and end of
-/// input come back as errors from the terminal.
-fn read_plain_line(term: &Term) -> Result<String> {
-    let mut line = String::new();
-    loop {
-        match term.read_key()? {
-            Key::Enter => {
-                term.write_line("")?;
-                return Ok(line);
-            }
-            Key::Backspace if !line.is_empty() => {
-                line.pop();
-                term.write_str("\u{8} \u{8}")?;
-            }
-            Key::Char(c) if !c.is_control() => {
-                line.push(c);
-                term.write_str(c.encode_utf8(&mut [0; 4]))?;
-            }
-            _ => {}
-        }
+    /// One whole line from the technician (see [`prompt`]), echoed as typed.
+    fn read_line(&self) -> Result<String> {
+        self.term.flush()?;
+        let mut out = self.term.clone();
+        let mut ahead = self.typed_ahead.borrow_mut();
+        prompt::read_line(&mut out, &mut ahead, &crate::signals::pending)
     }
 }
 
 impl Operator for TerminalOperator {
+    fn banner(&mut self, banner: &Banner) {
+        self.end_bar();
+        let _ = self.write_lines(&banner_block(banner, &self.look()));
+    }
+
     fn show_step(&mut self, step: &StepView) -> Result<()> {
         self.end_bar();
         self.throttle.reset();
@@ -228,18 +266,14 @@ impl Operator for TerminalOperator {
             .collect();
         self.write_lines(&prompt)?;
         let step = sanitize(&question.step_id, false);
-        // A prompt cut short (Ctrl-C, end of input) may leave the cursor
-        // hidden mid-line: restore it before the error is printed.
         let interrupted = |e: anyhow::Error| {
-            let _ = self.term.show_cursor();
-            let _ = self.term.write_line("");
             e.context(format!(
                 "no answer at step `{step}`: the prompt was interrupted"
             ))
         };
         match &question.kind {
             QuestionKind::YesNo => {
-                let yes = self.ask_yes_no().map_err(interrupted)?;
+                let yes = self.ask_yes_no(&look).map_err(interrupted)?;
                 Ok(if yes { Answer::Yes } else { Answer::No })
             }
             QuestionKind::TypeExact { expected } => {
@@ -262,6 +296,7 @@ impl Operator for TerminalOperator {
     }
 
     fn health(&mut self, panel: &[PanelLine]) {
+        self.clear_live();
         let lines = panel_block(panel, &self.look());
         self.print_around_bar(&lines);
     }
@@ -300,11 +335,64 @@ impl Operator for TerminalOperator {
         }
     }
 
+    fn interactive(&self) -> bool {
+        true
+    }
+
+    fn waiting(&mut self, waiting: &Waiting, panel: &[PanelLine]) {
+        let now = std::time::Instant::now()
+            .duration_since(*START.get_or_init(std::time::Instant::now))
+            .as_millis();
+        let look = self.look();
+        let live = self.live.get_or_insert(LiveArea {
+            lines: 0,
+            drawn_ms: 0,
+            frame: 0,
+            panel: Vec::new(),
+        });
+        let changed = live.panel.as_slice() != panel;
+        if self.plain {
+            // No redraws: a line now and then, the panel when it changed.
+            let due = live.drawn_ms == 0 || now.saturating_sub(live.drawn_ms) >= LIVE_PLAIN_MS;
+            let mut lines = Vec::new();
+            if changed {
+                lines.extend(panel_block(panel, &look));
+            }
+            if due || changed {
+                lines.push(wait_line(waiting, None, &look));
+                live.drawn_ms = now.max(1);
+            }
+            live.panel = panel.to_vec();
+            let _ = self.write_lines(&lines);
+            return;
+        }
+        if !changed && live.lines > 0 && now.saturating_sub(live.drawn_ms) < LIVE_REDRAW_MS {
+            return;
+        }
+        let mut lines = panel_block(panel, &look);
+        live.frame = live.frame.wrapping_add(1);
+        lines.push(wait_line(waiting, Some(live.frame), &look));
+        if live.lines > 0 {
+            let _ = self.term.clear_last_lines(live.lines);
+        }
+        // Screen rows, not lines: a panel row wider than the screen wraps
+        // and takes two, which the next redraw must clear too.
+        let columns = look.width + 1;
+        live.lines = lines
+            .iter()
+            .map(|l| console::measure_text_width(l).div_ceil(columns).max(1))
+            .sum();
+        live.drawn_ms = now.max(1);
+        live.panel = panel.to_vec();
+        let _ = self.write_lines(&lines);
+    }
+
     fn note(&mut self, level: NoteLevel, text: &str) {
-        // A note ends the bar where it stands: a bar stepped around and
-        // drawn again below the note would outlive the run's last words
-        // ("all steps done", "interrupted"). Progress that goes on after
-        // a note starts a fresh bar under it.
+        // A note ends the live line and the bar where they stand: a bar
+        // stepped around and drawn again below the note would outlive the
+        // run's last words ("all steps done", "interrupted"). Progress that
+        // goes on after a note starts a fresh bar under it.
+        self.clear_live();
         self.end_bar();
         let _ = self.write_lines(&note_lines(level, text, &self.look()));
     }

@@ -262,6 +262,8 @@ impl Journaled {
             Event::Check { .. }
             | Event::Warning { .. }
             | Event::Interrupted { .. }
+            | Event::StepTimeout { .. }
+            | Event::TimedOut { .. }
             | Event::ResumeDecision { .. }
             | Event::QuarantineAdded { .. }
             | Event::QuarantineReleased { .. }
@@ -280,12 +282,15 @@ impl Journaled {
     }
 
     /// Why this session cannot be resumed, or `None` when it can: it
-    /// stopped without finishing, was interrupted, or ended in an error.
+    /// stopped without finishing, was interrupted, timed out, or ended in
+    /// an error.
     pub fn not_resumable(&self) -> Option<String> {
         match &self.ended {
             None | Some(Ended::Stopped { .. }) => None,
             Some(Ended::Finished { outcome, .. })
-                if outcome == "interrupted" || outcome.starts_with("error") =>
+                if outcome == "interrupted"
+                    || outcome == "timed-out"
+                    || outcome.starts_with("error") =>
             {
                 None
             }
