@@ -652,13 +652,25 @@ fn a_physical_step_shows_a_live_line_and_at_its_timeout_asks_whether_to_keep_wai
         session.expect("answer yes or no [y/n]: ").unwrap();
         session.send_line("y").unwrap();
         session.expect("STEP 2 OF 2").unwrap();
-        // The live line: elapsed and time left, with the survivors' panel.
-        session.expect("elapsed").unwrap();
-        session.expect("left").unwrap();
-        // The timeout is a question, not a halt.
-        session
+        // The live line: elapsed and time left, with the survivors' panel;
+        // redrawn at least each second at a capable terminal, printed once
+        // (then every 10 s) at a plain one. The timeout is a question, not
+        // a halt.
+        let waited = session
             .expect(Regex(r"has\s+not\s+been\s+seen\s+leaving"))
             .unwrap();
+        let shown = String::from_utf8_lossy(waited.before()).into_owned();
+        assert!(shown.contains("HEALTH"), "{term}: {shown}");
+        assert!(shown.contains(" left"), "{term}: {shown}");
+        let lines = shown.matches("elapsed").count();
+        if term == "dumb" {
+            assert_eq!(lines, 1, "{term}: {shown}");
+        } else {
+            assert!(
+                lines >= 3,
+                "{term} at {cols}: {lines} live lines in 3 s: {shown}"
+            );
+        }
         session.expect(Regex(r"Keep\s+waiting")).unwrap();
         session.expect("answer yes or no [y/n]: ").unwrap();
         session.send_line("yes").unwrap();

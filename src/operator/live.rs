@@ -7,7 +7,7 @@ use std::time::Duration;
 use console::Style;
 
 use crate::operator::Banner;
-use crate::operator::render::{Look, format_eta, one_line, wrap};
+use crate::operator::render::{Look, one_line, wrap};
 
 /// The narrowest screen drawn for (as in `render`).
 const MIN_WIDTH: usize = 40;
@@ -117,11 +117,6 @@ pub fn wait_line(w: &Waiting, frame: Option<usize>, look: &Look) -> String {
     } else {
         format!("  {short}")
     }
-}
-
-/// How long a timeout is, for a question: `30m`, `1h 30m`.
-pub fn span(d: Duration) -> String {
-    format_eta(d)
 }
 
 #[cfg(test)]
