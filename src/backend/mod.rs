@@ -4,6 +4,7 @@
 //! ZFS, MegaRAID). The engine and the guard only ever see this trait, so a
 //! dry-run against the simulator walks exactly the code a real swap walks.
 
+pub mod btrfs;
 pub mod led;
 pub mod md;
 pub mod process;
