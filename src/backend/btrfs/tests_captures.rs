@@ -607,3 +607,43 @@ fn sysfs_fails_closed() {
     let err = sysfs::read_fs(tree.path(), absent, &mut problems).unwrap_err();
     assert!(err.contains("cannot list"), "{err}");
 }
+
+/// Kernel 6.18 writes `error_stats` one counter per line (the lab's 6.1
+/// capture was flattened by the capture loop): both read the same.
+#[test]
+fn sysfs_error_stats_one_per_line() {
+    let (tree, uuid) = devinfo_tree("lab-sysfs-devinfo-healthy.txt");
+    let dev2 = tree
+        .path()
+        .join("sys/fs/btrfs")
+        .join(&uuid)
+        .join("devinfo/2");
+    let text = fixture("host-sysfs-error-stats-multiline.txt");
+    assert_eq!(text.lines().count(), 5, "{text}");
+    fs::write(
+        dev2.join("error_stats"),
+        text.replace("flush_errs 0", "flush_errs 7"),
+    )
+    .unwrap();
+    let mut problems = Vec::new();
+    let look = sysfs::read_fs(tree.path(), &uuid, &mut problems).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(look.devices[1].errors.map(|e| e.flush), Some(7));
+}
+
+/// Found on the host: a device whose writes fail with "critical space
+/// allocation error" (a full thin backing store) leaves every btrfs counter
+/// at zero. btrfs counts only some block-layer statuses, so the kernel's
+/// own block-layer records must be read beside the btrfs counters.
+#[test]
+fn write_failures_btrfs_does_not_count_are_in_the_kernel_log() {
+    let capture = fixture("host-nospc-write-failures-not-counted.txt");
+    let stats = progs::parse_device_stats(&part(&capture, "[", Some("critical"))).unwrap();
+    assert!(stats.iter().all(|d| d.stats == ErrorStats::default()));
+    let failures: Vec<_> = capture
+        .lines()
+        .filter_map(crate::backend::md::kmsg::parse_record)
+        .collect();
+    assert_eq!(failures.len(), 3);
+    assert!(failures.iter().all(|r| r.disk == "loop1"));
+}
