@@ -10,6 +10,7 @@ pub mod md;
 pub mod process;
 pub mod sim;
 pub mod smart;
+pub mod zfs;
 
 use std::time::Duration;
 
