@@ -4,6 +4,7 @@
 //! ZFS, MegaRAID). The engine and the guard only ever see this trait, so a
 //! dry-run against the simulator walks exactly the code a real swap walks.
 
+pub mod btrfs;
 pub mod disk;
 pub mod led;
 pub mod md;
@@ -11,6 +12,7 @@ pub mod process;
 pub mod registry;
 pub mod sim;
 pub mod smart;
+pub mod zfs;
 
 use std::time::Duration;
 
