@@ -40,7 +40,15 @@ pub fn banner_block(banner: &Banner, look: &Look) -> Vec<String> {
     }
     const LABEL: usize = 10;
     for (label, value) in banner_rows(banner).into_iter().skip(1) {
-        let lines = wrap(&value, width.saturating_sub(LABEL + 2));
+        let room = width.saturating_sub(LABEL + 2);
+        if !value.contains(' ') && value.chars().count() > room {
+            // One word too long for the column (a path): under its label,
+            // whole, so it can still be copied; the terminal folds it.
+            out.push(format!("  {label}"));
+            out.push(format!("    {value}"));
+            continue;
+        }
+        let lines = wrap(&value, room);
         for (i, line) in lines.into_iter().enumerate() {
             let head = if i == 0 { label } else { "" };
             out.push(format!("  {head:<LABEL$}{line}"));
