@@ -35,11 +35,13 @@ class Screen:
         self.esc = None
 
     def put(self, ch):
+        # Deferred wrap, as xterm does it: a character in the last column
+        # leaves the cursor there; only the next character wraps.
+        if self.col >= COLS:
+            self.newline()
         line = self.lines[self.row].ljust(self.col)
         self.lines[self.row] = line[: self.col] + ch + line[self.col + 1 :]
         self.col += 1
-        if self.col >= COLS:
-            self.newline()
 
     def newline(self):
         self.row += 1
@@ -119,7 +121,7 @@ def main():
     # (file, what must have been printed, what must be on screen now)
     shots = [
         ("1-first-step.txt", "PART 1", re.compile(r"STEP 1 OF \d+[\s\S]*y/n\]")),
-        ("2-physical-step.txt", "PART 1", re.compile(r"\(physical\)[\s\S]*change is seen")),
+        ("2-physical-step.txt", "PART 1", re.compile(r"\(physical\)[\s\S]*change is seen[\s\S]*elapsed, .* left")),
         ("3-rebuild-wait.txt", "PART 1", re.compile(r"recover of md0 .*\d+%.*left")),
         ("4-halt.txt", "PART 2", re.compile(r"STOP . [\s\S]*\n!{79}")),
     ]
