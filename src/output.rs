@@ -171,11 +171,31 @@ impl ColorChoice {
         match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                crate::operator::render::colors_wanted(no_color_set, term, clicolor, terminal)
-            }
+            ColorChoice::Auto => colors_wanted(no_color_set, term, clicolor, terminal),
         }
     }
+}
+
+/// Whether to colour output. `NO_COLOR` (any value, even empty) wins, then a
+/// dumb or missing `TERM`, then `CLICOLOR=0`; otherwise whatever the terminal
+/// supports.
+pub fn colors_wanted(
+    no_color_set: bool,
+    term: Option<&str>,
+    clicolor: Option<&str>,
+    color_terminal: bool,
+) -> bool {
+    if no_color_set || is_plain_term(term) || clicolor == Some("0") {
+        return false;
+    }
+    color_terminal
+}
+
+/// True for a terminal that understands no escape sequences: `TERM` unset,
+/// empty or `dumb`. Such a terminal gets no cursor movement at all (a line
+/// per 10% of progress instead of a bar, plain line prompts).
+pub fn is_plain_term(term: Option<&str>) -> bool {
+    matches!(term.map(str::trim), None | Some("") | Some("dumb"))
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::health::model::{Drive, Identity, Smart};
 
 /// The registry file under the state directory.
-pub const FILE: &str = "quarantine.json";
+pub const FILE: &str = crate::state::REGISTRY_FILE;
 const LOCK: &str = "quarantine.lock";
 const VERSION: u32 = 1;
 
@@ -284,7 +284,9 @@ pub fn update<R>(state_dir: &Path, change: impl FnOnce(&mut Registry) -> Result<
     Ok(result)
 }
 
-/// The registry of a state directory just initialised: no drives.
+/// The registry of a state directory just initialised: no drives (the
+/// state directory writes `state::REGISTRY_EMPTY`; a test keeps the two equal).
+#[cfg(test)]
 pub(crate) fn empty_text() -> String {
     encode(&Registry {
         version: VERSION,
@@ -354,6 +356,11 @@ pub fn release(state_dir: &Path, name: &str, release: Release) -> Result<Vec<Ent
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_state_directory_starts_with_this_empty_registry() {
+        assert_eq!(crate::state::REGISTRY_EMPTY, empty_text());
+    }
+
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 

@@ -21,7 +21,7 @@ use crate::health::model::{Identity, Snapshot};
 use crate::operator::Operator;
 use crate::operator::scripted::{ScriptedOperator, SharedBuffer};
 use crate::quarantine::{self, Entry};
-use crate::runbook::model::{Runbook, Step};
+use crate::runbook::model::Runbook;
 use crate::sanitize::sanitize;
 use crate::scenario::{Expected, Scenario};
 use crate::session::{Earlier, Setup, guarded};
@@ -241,7 +241,12 @@ impl Backend for Narrated {
         self.flush();
         r
     }
-    fn step_phase(&mut self, step: &Step, phase: StepPhase, target: &Identity) {
+    fn step_phase(
+        &mut self,
+        step: &crate::backend::StepFacts<'_>,
+        phase: StepPhase,
+        target: &Identity,
+    ) {
         self.inner.step_phase(step, phase, target);
         self.flush();
     }

@@ -32,6 +32,15 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
+/// The quarantine registry's file name (src/quarantine.rs reads and writes
+/// it; the state directory creates it at init, so that a registry missing
+/// later is an error and not an empty registry).
+pub const REGISTRY_FILE: &str = "quarantine.json";
+
+/// The registry a state directory starts with: no drives. Kept equal to
+/// `quarantine::empty_text()` by a test there.
+pub(crate) const REGISTRY_EMPTY: &str = "{\n  \"version\": 1,\n  \"drives\": []\n}\n";
+
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, OFlag, openat};
@@ -337,14 +346,11 @@ impl StateDir {
             dir,
         };
         if !state.exists(MARKER)? {
-            if !state.exists(crate::quarantine::FILE)? {
-                state.replace(
-                    crate::quarantine::FILE,
-                    crate::quarantine::empty_text().as_bytes(),
-                )?;
+            if !state.exists(REGISTRY_FILE)? {
+                state.replace(REGISTRY_FILE, REGISTRY_EMPTY.as_bytes())?;
             }
             state.replace(MARKER, b"swapguard state directory version 1\n")?;
-        } else if !state.exists(crate::quarantine::FILE)? {
+        } else if !state.exists(REGISTRY_FILE)? {
             return Err(state.registry_missing());
         }
         Ok(state)
@@ -537,7 +543,7 @@ impl StateDir {
     fn registry_missing(&self) -> anyhow::Error {
         refuse(format!(
             "the quarantine registry `{}` is missing, but this state directory had one; it was deleted or moved. Restore it from a backup or rebuild it from the journals; until then nothing can be checked against it",
-            self.shown(None, crate::quarantine::FILE).display()
+            self.shown(None, REGISTRY_FILE).display()
         ))
     }
 
@@ -545,7 +551,7 @@ impl StateDir {
     /// directory was never initialised. Missing after initialisation is an
     /// error.
     pub fn read_registry(&self) -> Result<Option<String>> {
-        let name = crate::quarantine::FILE;
+        let name = REGISTRY_FILE;
         let Some((mut file, shown)) = self.open_existing(None, name, OFlag::O_RDONLY)? else {
             if self.exists(MARKER)? {
                 return Err(self.registry_missing());
@@ -679,7 +685,7 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o7777, 0o700, "{p}");
         }
-        let reg = std::fs::metadata(path.join(crate::quarantine::FILE)).unwrap();
+        let reg = std::fs::metadata(path.join(REGISTRY_FILE)).unwrap();
         assert_eq!(reg.permissions().mode() & 0o777, 0o600);
         assert!(path.join(MARKER).is_file());
     }
@@ -718,7 +724,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let state = StateDir::init(tmp.path()).unwrap();
         assert!(state.read_registry().unwrap().is_some());
-        std::fs::remove_file(tmp.path().join(crate::quarantine::FILE)).unwrap();
+        std::fs::remove_file(tmp.path().join(REGISTRY_FILE)).unwrap();
         let err = state.read_registry().unwrap_err();
         assert!(format!("{err:#}").contains("is missing"), "{err:#}");
         // Without the marker (a directory never initialised) it is empty.

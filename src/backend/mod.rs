@@ -20,7 +20,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::health::model::{Identity, Snapshot};
-use crate::runbook::model::Step;
+use crate::health::policy::DriveExpect;
 
 /// The kernel log's count of I/O errors per drive.
 pub const KERNEL_COUNTER_NAMES: [&str; 1] = ["kernel.io_errors"];
@@ -128,6 +128,18 @@ pub enum LocateOutcome {
     Unavailable { reason: String },
 }
 
+/// What a backend is told of a step the engine begins or ends: enough for
+/// the simulator to play the technician (a physical step that expects the
+/// target gone is a pull, one that expects a new drive is an insert).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepFacts<'a> {
+    pub id: &'a str,
+    pub physical: bool,
+    /// What the step expects of the target and of the new drive.
+    pub target: Option<DriveExpect>,
+    pub new: Option<DriveExpect>,
+}
+
 /// Where the engine is, told to the backend so the simulator can play the
 /// technician's hands and the scenario's events. Real backends ignore it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,7 +185,7 @@ pub trait Backend {
 
     /// The engine is starting or has finished `step`; `target` is the drive
     /// being replaced.
-    fn step_phase(&mut self, _step: &Step, _phase: StepPhase, _target: &Identity) {}
+    fn step_phase(&mut self, _step: &StepFacts<'_>, _phase: StepPhase, _target: &Identity) {}
 
     /// Data canaries the backend plays itself (the simulator). `None`, the
     /// default: the engine writes and reads real files (src/canary.rs).

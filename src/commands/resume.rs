@@ -112,7 +112,7 @@ pub fn resume(config: &Config, opts: &Options<'_>) -> Result<exit::Code> {
     let (mut journal, dropped) = Journal::reopen(&path, &key)?;
     let interrupted = crate::signals::interrupt_flag()?;
     crate::signals::reset();
-    let mut tracking = crate::signals::Tracking::new(operator.as_mut());
+    let mut tracking = crate::operator::tracking::Tracking::new(operator.as_mut());
     let mut run = engine::Run {
         runbook: &runbook,
         params: journaled.params.clone(),

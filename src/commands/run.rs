@@ -78,7 +78,7 @@ pub fn run(
         &params,
         Setup {
             backend: backend.as_mut(),
-            operator: &mut crate::signals::Tracking::new(operator.as_mut()),
+            operator: &mut crate::operator::tracking::Tracking::new(operator.as_mut()),
             clock: &clock,
             interrupted: &interrupted,
             state_dir: &config.state_dir,

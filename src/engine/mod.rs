@@ -689,7 +689,7 @@ impl<'r, 'a> Walk<'r, 'a> {
 
     fn phase(&mut self, step: &Step, phase: StepPhase) {
         let target = self.target.id.clone();
-        self.run.backend.step_phase(step, phase, &target);
+        self.run.backend.step_phase(&step.facts(), phase, &target);
     }
 
     fn poll(&self) -> Duration {

@@ -12,7 +12,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::health::model::{Drive, DriveKey, MemberState, Smart, Snapshot};
-use crate::runbook::model::{DriveExpect, GuardPolicy, Requirement};
+use crate::health::policy::{DriveExpect, GuardPolicy, Requirement};
 
 /// Counters that rise with normal wear, not damage: a rebuild that takes a
 /// day can move an SSD's wear percentage by one without anything being wrong.
@@ -489,10 +489,10 @@ fn counters(
 /// Why a rise of a warn-only counter does not halt, for the warning line.
 pub fn warning_reason(counter: &str) -> &'static str {
     match counter {
-        crate::runbook::model::CRC_COUNTER => {
+        crate::health::policy::CRC_COUNTER => {
             "transfer errors between the drive and its controller (cable or backplane), not media damage"
         }
-        crate::runbook::model::NVME_ERROR_LOG_COUNTER => {
+        crate::health::policy::NVME_ERROR_LOG_COUNTER => {
             "the NVMe error log also records harmless entries (a log page the drive lacks); \
              media errors and critical warnings, which do halt, have not moved"
         }
@@ -505,7 +505,7 @@ pub fn warning_reason(counter: &str) -> &'static str {
 /// because a drive that logs an entry for every log page it lacks raises
 /// it at every SMART poll, and a warning every ten seconds is soon ignored.
 pub fn warning_key(rise: &Violation) -> String {
-    if rise.what == crate::runbook::model::NVME_ERROR_LOG_COUNTER {
+    if rise.what == crate::health::policy::NVME_ERROR_LOG_COUNTER {
         format!("{} {}", rise.who, rise.what)
     } else {
         rise.to_string()
@@ -883,7 +883,7 @@ mod tests {
         );
         // `halt_on = ["nvme.num_err_log_entries"]` takes it off the list.
         let strict = GuardPolicy {
-            warn_only: vec![crate::runbook::model::CRC_COUNTER.into()],
+            warn_only: vec![crate::health::policy::CRC_COUNTER.into()],
             ..GuardPolicy::default()
         };
         assert_eq!(

@@ -2,4 +2,5 @@
 
 pub mod guard;
 pub mod model;
+pub mod policy;
 pub mod verdict;

@@ -10,6 +10,7 @@ pub mod prompt;
 pub mod render;
 pub mod scripted;
 pub mod terminal;
+pub mod tracking;
 
 use std::time::Duration;
 

@@ -1,5 +1,7 @@
 //! No import loop inside `runbook/`: the files of this folder, read as
-//! text, name each other (`crate::runbook::x`) only in one direction.
+//! text, name each other (`crate::runbook::x`) only in one direction. And
+//! none between the crate's top-level modules (`crate::x`, every file of a
+//! module folder counted as the module).
 //!
 //! Test code is left out (a `#[cfg(test)]` module may load a whole runbook
 //! to test one check), and so are comments (a doc link is no import).
@@ -125,5 +127,78 @@ fn an_import_loop_is_found() {
     assert!(
         found.contains(&["a", "b", "c", "a"].map(String::from).to_vec()),
         "{found:?}"
+    );
+}
+
+/// The top-level modules each top-level module's non-test code names.
+fn top_level_imports(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut modules = BTreeSet::new();
+    for entry in std::fs::read_dir(src).expect("src/ can be listed") {
+        let path = entry.expect("a folder entry").path();
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        if path.is_dir()
+            || (path.extension().is_some_and(|e| e == "rs") && stem != "lib" && stem != "main")
+        {
+            modules.insert(stem.to_string());
+        }
+    }
+    fn files(path: &Path, out: &mut Vec<std::path::PathBuf>) {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path).expect("a module folder can be listed") {
+                files(&entry.expect("a folder entry").path(), out);
+            }
+        } else if path.is_file() && path.extension().is_some_and(|e| e == "rs") {
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            if stem != "tests" && !stem.ends_with("_tests") && !stem.starts_with("tests_") {
+                out.push(path.to_path_buf());
+            }
+        }
+    }
+    let mut graph = BTreeMap::new();
+    for module in &modules {
+        let mut paths = Vec::new();
+        files(&src.join(format!("{module}.rs")), &mut paths);
+        files(&src.join(module), &mut paths);
+        let mut names = BTreeSet::new();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).expect("a source file can be read");
+            let code: String = text
+                .lines()
+                .take_while(|l| l.trim() != "#[cfg(test)]")
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            for (at, _) in code.match_indices("crate::") {
+                let name: String = code[at + "crate::".len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if modules.contains(&name) && &name != module {
+                    names.insert(name);
+                }
+            }
+        }
+        graph.insert(module.clone(), names);
+    }
+    graph
+}
+
+#[test]
+fn no_import_loop_between_top_level_modules() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let graph = top_level_imports(&src);
+    assert!(graph.len() > 20, "read too few modules: {graph:?}");
+    assert!(graph["engine"].contains("health"), "{graph:?}");
+    let found = loops(&graph);
+    assert!(
+        found.is_empty(),
+        "import loops between top-level modules:\n{}",
+        found
+            .iter()
+            .map(|l| l.join(" -> "))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
+use crate::backend::StepFacts;
 use crate::backend::sim::canary::SimCanary;
 use crate::backend::sim::machine::{
     Action, CannedCommand, DriveGroup, During, Event, Machine, Probe, Technician,
@@ -40,7 +41,7 @@ use crate::backend::sim::pool::Pool;
 use crate::backend::{Backend, CommandOutput, Depth, Finished, LocateOutcome, Running, StepPhase};
 use crate::clock::{Clock, SimClock};
 use crate::health::model::{DriveKey, Identity, Snapshot};
-use crate::runbook::model::{DriveExpect, Step, StepKind};
+use crate::health::policy::DriveExpect;
 
 /// The simulated hardware of one scenario.
 pub struct SimBackend {
@@ -510,7 +511,7 @@ impl Backend for SimBackend {
         Some(&mut self.canary)
     }
 
-    fn step_phase(&mut self, step: &Step, phase: StepPhase, target: &Identity) {
+    fn step_phase(&mut self, step: &StepFacts<'_>, phase: StepPhase, target: &Identity) {
         let now = self.now();
         self.run_until(now, false);
         match phase {
@@ -519,7 +520,7 @@ impl Backend for SimBackend {
                 // The technician stops with the step; scenario events keep
                 // their times (they are anchored to the step's start).
                 self.pending.retain(|p| match &p.what {
-                    Work::Pull { step: s, .. } | Work::Insert { step: s } => s != &step.id,
+                    Work::Pull { step: s, .. } | Work::Insert { step: s } => s != step.id,
                     _ => true,
                 });
             }
@@ -528,12 +529,12 @@ impl Backend for SimBackend {
 }
 
 impl SimBackend {
-    fn begin(&mut self, step: &Step, target: &Identity, now: u64) {
+    fn begin(&mut self, step: &StepFacts<'_>, target: &Identity, now: u64) {
         let mut event_pulls = false;
         let mut event_inserts = false;
         let mut due = Vec::new();
         for (i, e) in self.events.iter().enumerate() {
-            if e.during != During::Step(step.id.clone()) {
+            if e.during != During::Step(step.id.to_string()) {
                 continue;
             }
             event_pulls |= e.pulls();
@@ -543,25 +544,25 @@ impl SimBackend {
         for (at, number, actions) in due {
             self.schedule(at, Work::Event { number, actions });
         }
-        if step.kind != StepKind::Physical {
+        if !step.physical {
             return;
         }
-        if step.expect.target == Some(DriveExpect::Absent) && !event_pulls {
+        if step.target == Some(DriveExpect::Absent) && !event_pulls {
             let at = now + millis(self.technician.pull_after);
             self.schedule(
                 at,
                 Work::Pull {
                     key: target.key(),
-                    step: step.id.clone(),
+                    step: step.id.to_string(),
                 },
             );
         }
-        if step.expect.new == Some(DriveExpect::Present) && !event_inserts {
+        if step.new == Some(DriveExpect::Present) && !event_inserts {
             let at = now + millis(self.technician.insert_after);
             self.schedule(
                 at,
                 Work::Insert {
-                    step: step.id.clone(),
+                    step: step.id.to_string(),
                 },
             );
         }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::*;
 use crate::health::model::{Drive, MemberState, Smart};
 use crate::runbook::model::{Confirm, Expectation, Span};
+use crate::runbook::model::{Step, StepKind};
 use crate::scenario::parse;
 
 /// A two-drive raid1 of 960G SSDs in bays 0 and 1, a spare on the cart and
@@ -374,7 +375,7 @@ fn failing_the_last_mirror_breaks_the_array_but_keeps_the_member() {
 fn a_pulled_member_turns_faulty_two_seconds_later() {
     let (mut sim, clock) = machine("");
     let sdb = target(&mut sim);
-    sim.step_phase(&pull_step(), StepPhase::Began, &sdb);
+    sim.step_phase(&pull_step().facts(), StepPhase::Began, &sdb);
     run_to(&mut sim, &clock, 4_750);
     assert!(drive(&look(&mut sim), "sdb").is_some(), "not pulled yet");
     run_to(&mut sim, &clock, 5_000);
@@ -392,7 +393,7 @@ fn a_pulled_member_turns_faulty_two_seconds_later() {
         1,
         "md noticed at the next write"
     );
-    sim.step_phase(&pull_step(), StepPhase::Ended, &sdb);
+    sim.step_phase(&pull_step().facts(), StepPhase::Ended, &sdb);
     let log = sim.take_log();
     assert_eq!(
         log,
@@ -417,7 +418,7 @@ fn a_pulled_member_turns_faulty_two_seconds_later() {
 fn a_detached_member_that_is_still_in_sync_cannot_be_removed() {
     let (mut sim, clock) = machine("");
     let sdb = target(&mut sim);
-    sim.step_phase(&pull_step(), StepPhase::Began, &sdb);
+    sim.step_phase(&pull_step().facts(), StepPhase::Began, &sdb);
     run_to(&mut sim, &clock, 5_000);
     let out = mdadm(&mut sim, "mdadm /dev/md0 --remove detached");
     assert_eq!(out.code, Some(1));
@@ -437,12 +438,12 @@ fn swap_to_insert(sim: &mut SimBackend, clock: &SimClock) -> Identity {
     let sdb = target(sim);
     assert_eq!(mdadm(sim, "mdadm /dev/md0 --fail /dev/sdb").code, Some(0));
     assert_eq!(mdadm(sim, "mdadm /dev/md0 --remove /dev/sdb").code, Some(0));
-    sim.step_phase(&pull_step(), StepPhase::Began, &sdb);
+    sim.step_phase(&pull_step().facts(), StepPhase::Began, &sdb);
     run_to(sim, clock, 5_000);
-    sim.step_phase(&pull_step(), StepPhase::Ended, &sdb);
-    sim.step_phase(&insert_step(), StepPhase::Began, &sdb);
+    sim.step_phase(&pull_step().facts(), StepPhase::Ended, &sdb);
+    sim.step_phase(&insert_step().facts(), StepPhase::Began, &sdb);
     run_to(sim, clock, 10_000);
-    sim.step_phase(&insert_step(), StepPhase::Ended, &sdb);
+    sim.step_phase(&insert_step().facts(), StepPhase::Ended, &sdb);
     sdb
 }
 
@@ -533,9 +534,9 @@ insert = "S3Z1NB0K900004"
 fn a_replacement_copy_never_degrades_the_array() {
     let (mut sim, clock) = machine("");
     let sdb = target(&mut sim);
-    sim.step_phase(&insert_step(), StepPhase::Began, &sdb);
+    sim.step_phase(&insert_step().facts(), StepPhase::Began, &sdb);
     run_to(&mut sim, &clock, 5_000);
-    sim.step_phase(&insert_step(), StepPhase::Ended, &sdb);
+    sim.step_phase(&insert_step().facts(), StepPhase::Ended, &sdb);
     let snap = look(&mut sim);
     let new = drive(&snap, "sdc").expect("no bay was emptied: the new drive is sdc");
     assert_eq!(new.id.slot.as_deref(), Some("2"), "the lowest free bay");
@@ -582,7 +583,7 @@ fn a_replacement_copy_never_degrades_the_array() {
 fn replace_without_with_uses_a_spare() {
     let (mut sim, clock) = machine("");
     let sdb = target(&mut sim);
-    sim.step_phase(&insert_step(), StepPhase::Began, &sdb);
+    sim.step_phase(&insert_step().facts(), StepPhase::Began, &sdb);
     run_to(&mut sim, &clock, 5_000);
     mdadm(&mut sim, "mdadm /dev/md0 --add /dev/sdc");
     assert_eq!(
@@ -606,7 +607,7 @@ set = { "sda.smart.current_pending_sector" = 8, "sda.md.errors" = 3 }
     );
     let sdb = target(&mut sim);
     run_to(&mut sim, &clock, 1_000);
-    sim.step_phase(&pull_step(), StepPhase::Began, &sdb);
+    sim.step_phase(&pull_step().facts(), StepPhase::Began, &sdb);
     sim.wait(Duration::from_secs(10)).expect("wait");
     assert_eq!(clock.now_ms(), 4_000, "wait returns when something happens");
     let snap = look(&mut sim);
@@ -638,7 +639,7 @@ pull = "sda"
 "#,
     );
     let sdb = target(&mut sim);
-    sim.step_phase(&pull_step(), StepPhase::Began, &sdb);
+    sim.step_phase(&pull_step().facts(), StepPhase::Began, &sdb);
     run_to(&mut sim, &clock, 20_000);
     let snap = look(&mut sim);
     assert!(drive(&snap, "sda").is_none(), "the survivor was pulled");
@@ -671,7 +672,7 @@ fail = "sda"
         None,
     );
     let id = target(&mut sim);
-    sim.step_phase(&rebuild, StepPhase::Began, &id);
+    sim.step_phase(&rebuild.facts(), StepPhase::Began, &id);
     run_to(&mut sim, &clock, 30_000);
     let snap = look(&mut sim);
     assert_eq!(snap.array.state, "broken");
@@ -696,7 +697,7 @@ vanish = "nvme0n1"
 "#,
     );
     let sdb = target(&mut sim);
-    sim.step_phase(&pull_step(), StepPhase::Began, &sdb);
+    sim.step_phase(&pull_step().facts(), StepPhase::Began, &sdb);
     run_to(&mut sim, &clock, 1_000);
     let snap = look(&mut sim);
     let sda = drive(&snap, "sda").expect("sda");
@@ -867,7 +868,7 @@ fn non_physical_steps_move_no_drive() {
         Some(DriveExpect::Absent),
         None,
     );
-    sim.step_phase(&confirm, StepPhase::Began, &sdb);
+    sim.step_phase(&confirm.facts(), StepPhase::Began, &sdb);
     run_to(&mut sim, &clock, 60_000);
     assert_eq!(look(&mut sim).drives.len(), 3);
     assert!(sim.take_log().is_empty());

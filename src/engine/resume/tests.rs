@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
+use crate::backend::StepFacts;
 use crate::backend::sim::SimBackend;
 use crate::backend::{Backend, CommandOutput, Depth, LocateOutcome, StepPhase};
 use crate::clock::{Clock, SimClock};
@@ -37,7 +38,7 @@ use crate::journal::{self, Journal, TestCrash};
 use crate::operator::Operator;
 use crate::operator::scripted::ScriptedOperator;
 use crate::runbook::load;
-use crate::runbook::model::{Runbook, Step};
+use crate::runbook::model::Runbook;
 use crate::scenario::{self, Scenario};
 
 /// The simulator behind a switch that the journal's kill switch throws.
@@ -91,7 +92,7 @@ impl Backend for Crashable {
         self.alive()?;
         self.inner.locate(drive, on)
     }
-    fn step_phase(&mut self, step: &Step, phase: StepPhase, target: &Identity) {
+    fn step_phase(&mut self, step: &StepFacts<'_>, phase: StepPhase, target: &Identity) {
         if !self.dead.load(Ordering::SeqCst) {
             self.inner.step_phase(step, phase, target);
         }
@@ -487,7 +488,7 @@ impl Backend for CtrlC {
         self.leds.push((drive.dev.clone(), on));
         self.inner.locate(drive, on)
     }
-    fn step_phase(&mut self, step: &Step, phase: StepPhase, target: &Identity) {
+    fn step_phase(&mut self, step: &StepFacts<'_>, phase: StepPhase, target: &Identity) {
         if step.id == self.step && phase == StepPhase::Began {
             self.interrupted.store(true, Ordering::SeqCst);
         }
