@@ -156,6 +156,27 @@ pub trait Backend {
     /// Names of the arrays this backend can see.
     fn arrays(&mut self) -> Result<Vec<String>>;
 
+    /// Why this kind of storage is not offered by this kernel at all (md:
+    /// no `/proc/mdstat`), or `None`. Not an error, and not the same as
+    /// "no arrays".
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
+
+    /// The backend's own name for the array `given` names (md:
+    /// `/dev/md/data` → `md127`), which must be one of `known`; the error
+    /// says which arrays there are.
+    fn canonical_array(&self, given: &str, known: &[String]) -> Result<String, String> {
+        if known.iter().any(|k| k == given) {
+            return Ok(given.to_string());
+        }
+        Err(format!(
+            "`--array {}`: no such array (arrays here: {})",
+            crate::sanitize::sanitize(given, false),
+            known.join(", ")
+        ))
+    }
+
     /// One look at `array` and every whole disk present. Err when the array
     /// itself cannot be read; partial failures go into `Snapshot::problems`.
     fn snapshot(&mut self, array: &str, depth: Depth) -> Result<Snapshot>;

@@ -41,7 +41,8 @@ pub fn run(
     // become `md16` before the lock, the journal and the runbook see it.
     let given = params.get("array").cloned().unwrap_or_default();
     let known = backend.arrays().unwrap_or_default();
-    let array = crate::backend::md::name::canonical_array(&config.sysroot, &given, &known)
+    let array = backend
+        .canonical_array(&given, &known)
         .map_err(UsageError)?;
     params.insert("array".into(), array);
     params.entry("target".into()).or_default();

@@ -8,7 +8,6 @@ use console::Style;
 use serde::Serialize;
 
 use crate::backend::disk::identity::{self, PciSlots};
-use crate::backend::md::MdBackend;
 use crate::backend::md::sysfs;
 use crate::backend::process::ProcessRunner;
 use crate::backend::{Backend, Depth};
@@ -37,42 +36,43 @@ struct Report {
     unavailable: Vec<String>,
 }
 
-/// Why md is not there to ask, if it is not: `/proc` is mounted but has no
-/// `mdstat`, so the kernel has no md driver (built out, or the module not
-/// loaded). A missing `/proc` is not this: status cannot read the system
-/// at all and says so as an error.
-fn md_unavailable(sysroot: &Path) -> Option<String> {
-    let proc = sysroot.join("proc");
-    let mdstat = proc.join("mdstat");
-    let missing = matches!(
-        std::fs::symlink_metadata(&mdstat),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound
-    );
-    (missing && proc.is_dir()).then(|| {
-        format!(
-            "md is not available on this kernel (no `{}`; is the md module loaded?)",
-            mdstat.display()
-        )
-    })
-}
-
-/// The kernel name of the one array `swapguard status ARRAY` asks for; an
-/// array that is not there is a usage error naming those that are.
+/// The one array `swapguard status ARRAY` asks for, as the backend that
+/// has it names it; an array no backend has is a usage error naming those
+/// there are.
 fn one_array(
-    config: &Config,
+    backends: &[Box<dyn Backend>],
+    known: &[(usize, String)],
     given: &str,
-    known: &[String],
-    unavailable: Option<&str>,
-) -> Result<String> {
-    if let Some(why) = unavailable {
+    unavailable: &[String],
+) -> Result<(usize, String)> {
+    let mut why = Vec::new();
+    for (i, backend) in backends.iter().enumerate() {
+        let mine: Vec<String> = known
+            .iter()
+            .filter(|(b, _)| *b == i)
+            .map(|(_, a)| a.clone())
+            .collect();
+        if backend.unavailable().is_some() {
+            continue;
+        }
+        match backend.canonical_array(given, &mine) {
+            Ok(name) => return Ok((i, name)),
+            Err(e) => why.push(e.replacen("`--array ", "`swapguard status ", 1)),
+        }
+    }
+    if why.is_empty() {
+        let reasons = if unavailable.is_empty() {
+            "no storage backend is available".to_string()
+        } else {
+            unavailable.join("; ")
+        };
         return Err(UsageError(format!(
-            "`swapguard status {}`: {why}",
+            "`swapguard status {}`: {reasons}",
             sanitize(given, false)
         ))
         .into());
     }
-    crate::backend::md::name::canonical_array(&config.sysroot, given, known)
-        .map_err(|why| UsageError(why.replacen("`--array ", "`swapguard status ", 1)).into())
+    Err(UsageError(why.join("; ")).into())
 }
 
 /// A member md still lists although its block device has left the system:
@@ -125,15 +125,24 @@ pub fn status(config: &Config, array: Option<&str>, json: bool, smart: bool) -> 
         );
         ProcessRunner::default()
     });
-    let mut backend = MdBackend::real(config.sysroot.clone(), processes);
-    let unavailable = md_unavailable(&config.sysroot);
-    let known = match &unavailable {
-        Some(_) => Vec::new(),
-        None => backend.arrays()?,
+    let host = || crate::backend::registry::Host {
+        sysroot: config.sysroot.clone(),
+        processes: processes.clone(),
+        watch_kernel_log: false,
+        clock: None,
     };
+    let mut backends = crate::backend::registry::available(host)?;
+    let mut unavailable = Vec::new();
+    let mut known: Vec<(usize, String)> = Vec::new();
+    for (i, backend) in backends.iter_mut().enumerate() {
+        match backend.unavailable() {
+            Some(why) => unavailable.push(why),
+            None => known.extend(backend.arrays()?.into_iter().map(|a| (i, a))),
+        }
+    }
     let names = match array {
         None => known,
-        Some(given) => vec![one_array(config, given, &known, unavailable.as_deref())?],
+        Some(given) => vec![one_array(&backends, &known, given, &unavailable)?],
     };
     let depth = if smart { Depth::Full } else { Depth::Fast };
     let mut report = Report {
@@ -141,10 +150,10 @@ pub fn status(config: &Config, array: Option<&str>, json: bool, smart: bool) -> 
         arrays: Vec::new(),
         vanished: Vec::new(),
         errors: Vec::new(),
-        unavailable: unavailable.into_iter().collect(),
+        unavailable,
     };
-    for name in &names {
-        match backend.snapshot(name, depth) {
+    for (i, name) in &names {
+        match backends[*i].snapshot(name, depth) {
             Ok(s) => {
                 report
                     .vanished

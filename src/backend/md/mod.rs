@@ -531,6 +531,28 @@ impl Backend for MdBackend {
         Ok(names)
     }
 
+    /// `/proc` is mounted but has no `mdstat`: the kernel has no md driver
+    /// (built out, or the module not loaded). A missing `/proc` is not this:
+    /// then nothing can be read, and `arrays` says so as an error.
+    fn unavailable(&self) -> Option<String> {
+        let proc = self.root.join("proc");
+        let mdstat = proc.join("mdstat");
+        let missing = matches!(
+            std::fs::symlink_metadata(&mdstat),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound
+        );
+        (missing && proc.is_dir()).then(|| {
+            format!(
+                "md is not available on this kernel (no `{}`; is the md module loaded?)",
+                mdstat.display()
+            )
+        })
+    }
+
+    fn canonical_array(&self, given: &str, known: &[String]) -> Result<String, String> {
+        name::canonical_array(&self.root, given, known)
+    }
+
     fn snapshot(&mut self, array: &str, depth: Depth) -> Result<Snapshot> {
         if !valid_array_name(array) {
             bail!("`{array}` is not an md array name: use a name such as `md0`");
