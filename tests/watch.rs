@@ -392,3 +392,48 @@ fn a_simulated_command_longer_than_its_timeout_times_out_at_the_timeout() {
     let (code, text) = dry_run(&runbook, &scenario);
     assert_eq!(code, Some(0), "{text}");
 }
+
+/// Found reading the change: the full look that lists everything a halt
+/// moved (SMART included) ran inside the guard, before a running command
+/// was stopped, so the command wrote on for a whole SMART round. Now the
+/// command is stopped first. A fake `smartctl` notes whether the command
+/// still runs each time it is asked.
+#[test]
+fn regression_a_halted_command_is_stopped_before_the_halts_full_look() {
+    let (m, pidfile) = shell_machine(
+        "echo $$ > PIDFILE; exec sleep 60",
+        "timeout = \"120s\"",
+        "sleep.pid",
+    );
+    let log = m.path("smartctl.log");
+    let fake = m.path("bin");
+    std::fs::create_dir_all(&fake).unwrap();
+    let smartctl = fake.join("smartctl");
+    std::fs::write(
+        &smartctl,
+        format!(
+            "#!/bin/sh\npid=$(cat '{pid}' 2>/dev/null)\nif [ -n \"$pid\" ]; then\n  if kill -0 \"$pid\" 2>/dev/null; then echo running >> '{log}'; else echo stopped >> '{log}'; fi\nfi\nexit 2\n",
+            pid = pidfile.display(),
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&smartctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    m.config(&format!(
+        "path = \"{}:/usr/sbin:/usr/bin:/sbin:/bin\"\n",
+        fake.display()
+    ));
+    m.run_with(m.command(), flip_on_running(&m))
+        .code(3)
+        .has("errors 0 → 5")
+        .has("was stopped (on_halt = \"kill\")");
+    let asked = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        asked.lines().any(|l| l == "stopped"),
+        "the halt's full look did not ask SMART after the command: {asked:?}"
+    );
+    assert!(
+        !asked.lines().any(|l| l == "running"),
+        "SMART was read while the halted command still ran: {asked:?}"
+    );
+}

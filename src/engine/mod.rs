@@ -200,6 +200,10 @@ pub(crate) struct Walk<'r, 'a> {
     answered_before: Vec<(String, String)>,
     /// The data canary, when the runbook names one.
     canary: canary::Watch,
+    /// What the guard halted on (the step's allowances and the look), kept
+    /// so the halt report can be completed by a full look once the run has
+    /// stopped acting (see `Walk::drive`).
+    halted_on: Option<(Allowed, Snapshot)>,
 }
 
 /// Walk the runbook. Journal write failures and operator failures (no
@@ -429,6 +433,7 @@ impl<'r, 'a> Walk<'r, 'a> {
             warned: std::collections::BTreeSet::new(),
             answered_before: Vec::new(),
             canary: canary::Watch::new(),
+            halted_on: None,
             baseline,
             run,
         }
@@ -441,6 +446,9 @@ impl<'r, 'a> Walk<'r, 'a> {
         body: impl FnOnce(&mut Self) -> std::result::Result<(), Stop>,
     ) -> WalkResult {
         let mut result = body(&mut self);
+        if let Err(stop) = &mut result {
+            self.complete_halt(stop);
+        }
         self.end_canary(result.as_mut().err());
         let leds = std::mem::take(&mut self.leds_on);
         match result {
@@ -619,17 +627,39 @@ impl<'r, 'a> Walk<'r, 'a> {
             self.warn(step, now)?;
             return Ok(());
         }
-        let (violations, seen) = self.all_that_moved(violations, allowed);
+        // The full look that lists everything else that moved waits until
+        // the run has stopped acting (a running command killed): reading
+        // SMART first would let the command write on for a SMART round.
+        self.halted_on = Some((allowed.clone(), now.clone()));
         let headline = self.halt_headline(step, &violations);
-        let _ = self.record(Event::Snapshot {
-            label: format!("halt at {step}"),
-            snapshot: seen.unwrap_or_else(|| now.clone()),
-        });
         Err(Stop::Halt {
             step: step.to_string(),
             headline,
             violations,
         })
+    }
+
+    /// A guard halt, completed once the run has stopped acting: one full
+    /// look (SMART included) adds everything else that moved since the
+    /// baseline, and the look is journaled with the halt.
+    fn complete_halt(&mut self, stop: &mut Stop) {
+        // The headline stays: it was made from the first violation, which
+        // stays first (a resume's "while swapguard was not running" too).
+        let Stop::Halt {
+            step, violations, ..
+        } = stop
+        else {
+            return;
+        };
+        let Some((allowed, now)) = self.halted_on.take() else {
+            return;
+        };
+        let (all, seen) = self.all_that_moved(std::mem::take(violations), &allowed);
+        *violations = all;
+        let _ = self.record(Event::Snapshot {
+            label: format!("halt at {step}"),
+            snapshot: seen.unwrap_or(now),
+        });
     }
 
     /// Say each new rise of a warn-only counter (the ATA CRC count by
