@@ -83,21 +83,19 @@ pub(crate) struct Setup<'a> {
     pub clock: &'a dyn Clock,
     pub interrupted: &'a AtomicBool,
     pub state_dir: &'a Path,
-    pub earlier: Earlier,
+    pub earlier: Earlier<'a>,
 }
 
 /// What a new session does about an unfinished session of the same array:
 /// one whose journal has no final outcome (the process crashed, was killed,
 /// or stopped at a Ctrl-C or a timeout) and whose lock is free.
-pub(crate) enum Earlier {
+pub(crate) enum Earlier<'a> {
     /// Dry-runs: their simulated array is new each time, and simulated
     /// sessions cannot be resumed anyway.
     Ignore,
     /// Refuse to start a second session; say which session it is and the
-    /// exact command that resumes it. `flags` is what that command needs
-    /// besides the session's name (`--state-dir DIR`, ...), each with a
-    /// leading space, quoted for a shell.
-    Refuse { flags: String },
+    /// exact command that resumes it ([`resume_command`] for `config`).
+    Refuse { config: &'a Config },
     /// `run --new-session`: journal each as abandoned (it cannot be resumed
     /// after that) and start a new session.
     Abandon,
@@ -127,8 +125,8 @@ pub(crate) fn guarded(
         Earlier::Ignore => Vec::new(),
         _ => unfinished(setup.state_dir, &array)?,
     };
-    if let (Earlier::Refuse { flags }, false) = (&setup.earlier, earlier.is_empty()) {
-        return Err(UsageError(refusal(&array, &earlier, flags)).into());
+    if let (Earlier::Refuse { config }, false) = (&setup.earlier, earlier.is_empty()) {
+        return Err(UsageError(refusal(&array, &earlier, config)).into());
     }
     let (mut journal, session) = Journal::create_session(setup.state_dir, &array, &started)?;
     for (path, _) in &earlier {
@@ -172,7 +170,7 @@ fn unfinished(state_dir: &Path, array: &str) -> Result<Vec<(PathBuf, Journaled)>
 
 /// `array` has unfinished sessions: which, how each stands, and the two
 /// ways on.
-fn refusal(array: &str, earlier: &[(PathBuf, Journaled)], flags: &str) -> String {
+fn refusal(array: &str, earlier: &[(PathBuf, Journaled)], config: &Config) -> String {
     let one = earlier.len() == 1;
     let mut text = if one {
         format!(
@@ -187,12 +185,14 @@ fn refusal(array: &str, earlier: &[(PathBuf, Journaled)], flags: &str) -> String
         )
     };
     for (path, j) in earlier {
-        let name = sanitize(&crate::journal::session_name(path), false);
+        let session = crate::journal::session_name(path);
+        let name = sanitize(&session, false);
         text.push_str(&format!(
-            "\n  session `{name}` (runbook `{}`, started {}): {}\n  = help: to go on with it: swapguard resume {name}{flags}",
+            "\n  session `{name}` (runbook `{}`, started {}): {}\n  = help: to go on with it: {}",
             sanitize(&j.runbook.display().to_string(), false),
             sanitize(&j.started_at, false),
             sanitize(&how_it_stands(j), false),
+            sanitize(&resume_command(config, &session), false),
         ));
     }
     text.push_str(&format!(
@@ -240,4 +240,37 @@ fn abandon(path: &Path, by: &str, state_dir: &Path, clock: &dyn Clock) -> Result
             exit_code: -1,
         },
     )
+}
+
+/// The exact command that continues `session`, with the `--state-dir` and
+/// `--sysroot` this process was given when they are not the defaults.
+pub(crate) fn resume_command(config: &Config, session: &str) -> String {
+    let mut argv = vec!["swapguard".to_string(), "resume".into(), session.into()];
+    if config.state_dir != Path::new(crate::cli::DEFAULT_STATE_DIR) {
+        argv.push("--state-dir".into());
+        argv.push(config.state_dir.display().to_string());
+    }
+    if config.sysroot != Path::new("/") {
+        argv.push("--sysroot".into());
+        argv.push(config.sysroot.display().to_string());
+    }
+    crate::operator::render::shell_line(&argv)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::operator::render::shell_line;
+
+    #[test]
+    fn resume_command_paths_are_one_shell_word() {
+        for (path, want) in [
+            ("/var/lib/swapguard", "/var/lib/swapguard"),
+            ("/tmp/a b", "'/tmp/a b'"),
+            ("/tmp/it's", "'/tmp/it'\\''s'"),
+            ("/tmp/$(x)", "'/tmp/$(x)'"),
+        ] {
+            let line = shell_line(&["--state-dir".to_string(), path.to_string()]);
+            assert_eq!(line, format!("--state-dir {want}"), "{path}");
+        }
+    }
 }

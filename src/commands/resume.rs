@@ -138,21 +138,6 @@ pub fn resume(config: &Config, opts: &Options<'_>) -> Result<exit::Code> {
     Ok(outcome.exit_code())
 }
 
-/// The exact command that continues `session`, with the `--state-dir` and
-/// `--sysroot` this process was given when they are not the defaults.
-pub(crate) fn resume_command(config: &Config, session: &str) -> String {
-    let mut argv = vec!["swapguard".to_string(), "resume".into(), session.into()];
-    if config.state_dir != Path::new(crate::cli::DEFAULT_STATE_DIR) {
-        argv.push("--state-dir".into());
-        argv.push(config.state_dir.display().to_string());
-    }
-    if config.sysroot != Path::new("/") {
-        argv.push("--sysroot".into());
-        argv.push(config.sysroot.display().to_string());
-    }
-    crate::operator::render::shell_line(&argv)
-}
-
 /// After a run that can be continued (interrupted, timed out), say the
 /// command that continues it.
 pub(crate) fn say_how_to_resume(config: &Config, outcome: &engine::Outcome, session: &str) {
@@ -162,7 +147,7 @@ pub(crate) fn say_how_to_resume(config: &Config, outcome: &engine::Outcome, sess
     ) {
         eprintln!(
             "to continue where it stopped: {}",
-            resume_command(config, session)
+            crate::session::resume_command(config, session)
         );
     }
 }

@@ -86,9 +86,7 @@ pub fn run(
             earlier: if new_session {
                 Earlier::Abandon
             } else {
-                Earlier::Refuse {
-                    flags: resume_flags(config),
-                }
+                Earlier::Refuse { config }
             },
         },
     )?;
@@ -99,51 +97,4 @@ pub fn run(
         &crate::journal::session_name(&journal),
     );
     Ok(outcome.exit_code())
-}
-
-/// What `swapguard resume SESSION` needs besides the session to find it
-/// and its array as this run does: `--state-dir` and `--sysroot` when they
-/// are not the defaults, each quoted for a shell.
-fn resume_flags(config: &Config) -> String {
-    let mut flags = String::new();
-    if config.state_dir != Path::new(crate::cli::DEFAULT_STATE_DIR) {
-        flags.push_str(&format!(" --state-dir {}", shell_word(&config.state_dir)));
-    }
-    if config.sysroot != Path::new("/") {
-        flags.push_str(&format!(" --sysroot {}", shell_word(&config.sysroot)));
-    }
-    flags
-}
-
-/// `path` as one shell word: as it is when that is safe, else in single
-/// quotes.
-fn shell_word(path: &Path) -> String {
-    let text = path.display().to_string();
-    let plain = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+:,@%=".contains(c));
-    if plain {
-        text
-    } else {
-        format!("'{}'", text.replace('\'', "'\\''"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::shell_word;
-    use std::path::Path;
-
-    #[test]
-    fn resume_command_paths_are_one_shell_word() {
-        for (path, want) in [
-            ("/var/lib/swapguard", "/var/lib/swapguard"),
-            ("/tmp/a b", "'/tmp/a b'"),
-            ("/tmp/it's", "'/tmp/it'\\''s'"),
-            ("/tmp/$(x)", "'/tmp/$(x)'"),
-        ] {
-            assert_eq!(shell_word(Path::new(path)), want, "{path}");
-        }
-    }
 }
