@@ -144,29 +144,9 @@ fn parse_show_device(rest: &str) -> Result<ShowDevice, String> {
 }
 
 /// Bytes from `--raw` (`268435456`) or from the human form of older
-/// captures (`5.46TiB`, `698.64GiB`, `0.00B`), the latter rounded.
+/// captures (`5.46TiB`, `698.64GiB`, `0.00B`).
 fn parse_size(text: &str) -> Option<u64> {
-    if let Ok(bytes) = text.parse() {
-        return Some(bytes);
-    }
-    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .ok()
-        .filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
-    let scale = match unit {
-        "B" => 1u64,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "TiB" => 1 << 40,
-        "PiB" => 1 << 50,
-        "EiB" => 1 << 60,
-        _ => return None,
-    };
-    let bytes = number * scale as f64;
-    (bytes < u64::MAX as f64).then_some(bytes.round() as u64)
+    crate::units::parse_size(text).ok()
 }
 
 /// One device's counters from `btrfs device stats`.

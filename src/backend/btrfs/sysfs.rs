@@ -18,11 +18,11 @@
 //! `Problem`, never a healthy default.
 
 use std::fs;
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use crate::backend::btrfs::profile::{Allocation, ChunkKind, Profile};
 use crate::backend::btrfs::{ErrorStats, collect_stats};
+use crate::backend::disk;
 use crate::health::model::Problem;
 
 /// One `devinfo/<devid>/` directory.
@@ -285,18 +285,9 @@ fn list(dir: &Path) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
-/// The text of a sysfs attribute without its trailing newline; `Ok(None)`
-/// when it does not exist.
+/// [`disk::read_attr`] with the error as a message naming the file.
 fn read_attr(path: &Path) -> Result<Option<String>, String> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(
-            String::from_utf8_lossy(&bytes)
-                .trim_end_matches(['\n', '\0'])
-                .to_string(),
-        )),
-        Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(format!("cannot read `{}`: {err}", path.display())),
-    }
+    disk::read_attr(path).map_err(|err| format!("cannot read `{}`: {err}", path.display()))
 }
 
 fn problem(subject: &str, message: String) -> Problem {

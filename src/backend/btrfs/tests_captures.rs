@@ -642,7 +642,7 @@ fn write_failures_btrfs_does_not_count_are_in_the_kernel_log() {
     assert!(stats.iter().all(|d| d.stats == ErrorStats::default()));
     let failures: Vec<_> = capture
         .lines()
-        .filter_map(crate::backend::md::kmsg::parse_record)
+        .filter_map(crate::backend::disk::kmsg::parse_record)
         .collect();
     assert_eq!(failures.len(), 3);
     assert!(failures.iter().all(|r| r.disk == "loop1"));

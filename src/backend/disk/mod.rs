@@ -7,6 +7,8 @@
 pub mod blank;
 pub mod devpath;
 pub mod identity;
+pub mod ioerr;
+pub mod kmsg;
 
 use std::fs;
 use std::io::ErrorKind;

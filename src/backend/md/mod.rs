@@ -10,8 +10,6 @@
 
 pub mod copies;
 pub mod facts;
-pub mod ioerr;
-pub mod kmsg;
 pub mod mdstat;
 pub mod name;
 pub mod sysfs;
@@ -47,10 +45,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::backend::disk::identity::{ByIdIndex, PciSlots};
+use crate::backend::disk::ioerr::{self, IoerrLedger};
+use crate::backend::disk::kmsg::{self, KernelLog};
 use crate::backend::disk::{blank, devpath, identity};
 use crate::backend::led;
-use crate::backend::md::ioerr::IoerrLedger;
-use crate::backend::md::kmsg::KernelLog;
 use crate::backend::md::mdstat::{Mdstat, MdstatArray, SyncState};
 use crate::backend::md::sysfs::{ArrayLook, MemberLook};
 use crate::backend::md::watch::MdstatWatch;
@@ -137,7 +135,7 @@ impl MdBackend {
 
     /// For a guarded run: count the kernel's I/O error reports from `kmsg`
     /// (`/dev/kmsg` on a host, a file in a test tree) as `kernel.io_errors`,
-    /// and count `io.ioerr_cnt` from the first look (src/backend/md/ioerr.rs
+    /// and count `io.ioerr_cnt` from the first look (src/backend/disk/ioerr.rs
     /// says why). Both start at the first snapshot.
     pub fn watching(mut self, kmsg: PathBuf) -> Self {
         self.ioerr = Arc::new(IoerrLedger::new(self.root.join("sys/block"), true));

@@ -9,7 +9,7 @@
 //!
 //! How one disk is probed is the backend's to say ([`ProbeFn`]): the md
 //! backend wraps each probe so that the SCSI error counter the probe itself
-//! raises is not mistaken for a drive error (src/backend/md/ioerr.rs).
+//! raises is not mistaken for a drive error (src/backend/disk/ioerr.rs).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
