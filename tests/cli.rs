@@ -168,7 +168,7 @@ fn misspelt_key_is_reported_with_line_and_column() {
 
 #[test]
 fn lint_refuses_a_backend_that_is_not_built() {
-    for backend in ["zfs", "btrfs", "megaraid"] {
+    for backend in ["megaraid"] {
         let t = Test::new();
         let source = std::fs::read_to_string(root().join("runbooks/md-replace-member.toml"))
             .unwrap()
@@ -181,7 +181,7 @@ fn lint_refuses_a_backend_that_is_not_built() {
         let out = format!("{}{}", done.stdout, done.stderr);
         assert!(
             out.contains(&format!(
-                "the `{backend}` backend is not built yet; runbooks can use `md`"
+                "the `{backend}` backend is not built yet; runbooks can use `md`, `btrfs`, `zfs`"
             )),
             "{out}"
         );

@@ -62,6 +62,7 @@ fn membership() -> impl Strategy<Value = Option<Membership>> {
                 state,
                 role,
                 flags: flags.into_iter().map(str::to_string).collect(),
+                name: None,
             })
         ),
         1 => Just(None),
@@ -116,6 +117,7 @@ fn array() -> impl Strategy<Value = (Snapshot, usize)> {
                             state: MemberState::InSync,
                             role: Some(0),
                             flags: vec!["in_sync".into()],
+                            name: None,
                         });
                     }
                 }

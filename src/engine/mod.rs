@@ -505,7 +505,7 @@ impl<'r, 'a> Walk<'r, 'a> {
         for (name, value) in &params {
             self.vars.set(name.clone(), value.clone());
         }
-        let target = self.target.id.clone();
+        let target = self.target.clone();
         let target_param = self
             .run
             .runbook

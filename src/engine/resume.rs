@@ -214,8 +214,8 @@ impl Walk<'_, '_> {
         let runbook: &Runbook = self.run.runbook;
         self.banner("resume");
         self.bind_params()?;
-        if let Some(id) = self.new.as_ref().map(|d| d.id.clone()) {
-            bind_drive(&mut self.vars, "new", &id);
+        if let Some(new) = self.new.clone() {
+            bind_drive(&mut self.vars, "new", &new);
         }
         if !j.preflight_passed {
             preflight::check(self)?;

@@ -599,7 +599,7 @@ impl Walk<'_, '_> {
             step: step.id.clone(),
             drive: drive.id.clone(),
         })?;
-        bind_drive(&mut self.vars, "new", &drive.id);
+        bind_drive(&mut self.vars, "new", &drive);
         self.run.operator.note(
             NoteLevel::Good,
             &sanitize(

@@ -40,8 +40,17 @@ impl crate::engine::Walk<'_, '_> {
     }
 }
 
-/// Bind `{role.dev}`, `{role.serial}`, ... for a drive.
-pub(crate) fn bind_drive(vars: &mut Vars, role: &str, id: &Identity) {
+/// Bind `{role.dev}`, `{role.serial}`, ... for a drive, and
+/// `{role.member}` when the drive is a member with a backend name.
+pub(crate) fn bind_drive(vars: &mut Vars, role: &str, drive: &Drive) {
+    if let Some(name) = drive.member.as_ref().and_then(|m| m.name.as_ref()) {
+        vars.set(format!("{role}.member"), name.clone());
+    }
+    bind_identity(vars, role, &drive.id);
+}
+
+/// Bind `{role.dev}`, `{role.serial}`, ... from a drive's identity.
+fn bind_identity(vars: &mut Vars, role: &str, id: &Identity) {
     let serial = id.serial.clone().unwrap_or_default();
     let serial4: String = {
         let chars: Vec<char> = serial.chars().collect();
@@ -454,6 +463,7 @@ mod tests {
                 state: MemberState::InSync,
                 role: Some(0),
                 flags: vec!["in_sync".into()],
+                name: None,
             }),
             counters: BTreeMap::new(),
             smart: None,

@@ -578,6 +578,7 @@ mod tests {
                     MemberState::Faulty => "faulty".into(),
                     _ => "spare".into(),
                 }],
+                name: None,
             }),
             counters: BTreeMap::from([("md.errors".into(), 0), ("md.bad_blocks".into(), 0)]),
             smart: Some(Smart::Read {

@@ -110,6 +110,11 @@ pub struct Membership {
     /// `writemostly`, ...). Informational: what a flag means for health is
     /// in [`Drive::faults`].
     pub flags: Vec<String>,
+    /// The backend's own name for this member, what its tool is given to
+    /// act on it (`{target.member}` in a runbook): md the member device
+    /// (`sdb1`), ZFS the leaf's GUID, btrfs the devid, MegaRAID `EID:Slt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// The drive's own view of its health, when this look included SMART.

@@ -252,11 +252,11 @@ fn section_rules() {
         (
             "backend named but not built",
             "backend = \"md\"",
-            "backend = \"zfs\"",
+            "backend = \"megaraid\"",
             &[(
                 E,
-                "backend = |\"zfs\"",
-                "the `zfs` backend is not built yet; runbooks can use `md`",
+                "backend = |\"megaraid\"",
+                "the `megaraid` backend is not built yet; runbooks can use `md`, `btrfs`, `zfs`",
                 "cannot be checked",
             )],
         ),

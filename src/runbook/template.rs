@@ -17,9 +17,12 @@ use crate::sanitize::sanitize;
 /// Fields every drive variable has: `{target.dev}` (`/dev/sdb`),
 /// `{target.name}` (`sdb`), `{new.serial}`, `{new.serial4}` (its last four
 /// characters), `{target.size}` (bytes), `{target.slot}` (bay, or a plain
-/// "unknown" notice that names the serial instead).
-pub const DRIVE_FIELDS: [&str; 8] = [
-    "dev", "name", "serial", "serial4", "wwn", "model", "size", "slot",
+/// "unknown" notice that names the serial instead), `{target.member}` (the
+/// backend's own name for the member: md `sdb1`, ZFS the leaf GUID, btrfs
+/// the devid; bound only while the drive is a member, so a command that
+/// needs it for a drive that is not one halts before it runs).
+pub const DRIVE_FIELDS: [&str; 9] = [
+    "dev", "name", "serial", "serial4", "wwn", "model", "size", "slot", "member",
 ];
 
 /// Values bound to variable names for one run.

@@ -478,6 +478,7 @@ fn from_mdstat(listed: &MdstatArray) -> ArrayLook {
                     state,
                     role: None,
                     flags,
+                    name: Some(m.name.clone()),
                 }),
                 counters: BTreeMap::new(),
             }

@@ -149,6 +149,7 @@ fn read_member(dir: &Path, kname: String, problems: &mut Vec<Problem>) -> Member
             state: member_state(&flags, role),
             role,
             flags,
+            name: Some(kname.clone()),
         }),
         _ => None,
     };

@@ -118,6 +118,7 @@ fn clean_two_drive_mirror() {
             state: MemberState::InSync,
             role: Some(role),
             flags: vec!["in_sync".into()],
+            name: Some(dev.into()),
         }),
         counters: BTreeMap::from([("md.bad_blocks".into(), 0), ("md.errors".into(), 0)]),
         smart: None,

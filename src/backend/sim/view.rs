@@ -138,6 +138,7 @@ impl MdArray {
             state: m.state,
             role: m.role,
             flags: flags.into_iter().map(String::from).collect(),
+            name: Some(view.id.dev.clone()),
         });
         view
     }

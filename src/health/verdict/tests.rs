@@ -31,6 +31,7 @@ fn drive(smart: Option<Smart>, flags: &[&str], md: &[(&str, u64)]) -> Drive {
             state: MemberState::InSync,
             role: Some(0),
             flags: flags.iter().map(|f| (*f).to_string()).collect(),
+            name: None,
         }),
         counters: md.iter().map(|(k, v)| ((*k).to_string(), *v)).collect(),
         smart,
