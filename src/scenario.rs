@@ -201,11 +201,12 @@ pub fn parse(path: &Path, source: &str) -> anyhow::Result<Scenario> {
 }
 
 impl Scenario {
-    /// The simulated machine this scenario describes, for
-    /// [`crate::backend::sim::SimBackend::new`].
-    pub fn machine(&self) -> Machine<'_> {
+    /// The simulated machine this scenario describes, playing `backend`
+    /// (the runbook's), for [`crate::backend::sim::SimBackend::new`].
+    pub fn machine<'a>(&'a self, backend: &'a str) -> Machine<'a> {
         Machine {
             source: &self.path,
+            backend,
             array: &self.array,
             drives: &self.drives,
             technician: self.technician,

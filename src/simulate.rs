@@ -89,7 +89,7 @@ fn walk(
 ) -> Result<Outcome> {
     let clock = SimClock::new();
     let mut backend = Narrated {
-        inner: SimBackend::new(scenario.machine(), clock.clone())?,
+        inner: SimBackend::new(scenario.machine(runbook.backend.name()), clock.clone())?,
         out: log,
         pace,
     };

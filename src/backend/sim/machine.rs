@@ -21,6 +21,8 @@ use crate::health::model::MemberState;
 pub struct Machine<'a> {
     /// The file that described the machine, for messages.
     pub source: &'a Path,
+    /// The storage to play on the drives: the runbook's `backend` (`md`).
+    pub backend: &'a str,
     pub array: &'a ArraySpec,
     /// Members, then spares, then others; events refer to drives by index
     /// into this list.

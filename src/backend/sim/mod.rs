@@ -88,7 +88,7 @@ impl SimBackend {
     /// Build the simulated machine; events `during = "baseline"` are applied
     /// now, before anyone looks.
     pub fn new(machine: Machine<'_>, clock: SimClock) -> Result<SimBackend> {
-        let storage = Personality::new(machine.array, machine.drives);
+        let storage = Personality::new(machine.backend, machine.array, machine.drives)?;
         let pool = Pool::new(machine.drives, &machine.array.name, |c| {
             storage.keeps_counter(c)
         });

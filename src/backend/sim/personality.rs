@@ -30,9 +30,16 @@ pub(crate) enum Personality {
 }
 
 impl Personality {
-    /// The storage a scenario's `[array]` describes (md today).
-    pub fn new(array: &ArraySpec, drives: &[DriveSpec]) -> Personality {
-        Personality::Md(MdArray::new(array, drives))
+    /// The storage `backend` (the runbook's) builds on the drives a
+    /// scenario's `[array]` describes.
+    pub fn new(backend: &str, array: &ArraySpec, drives: &[DriveSpec]) -> Result<Personality> {
+        match backend {
+            "md" => Ok(Personality::Md(MdArray::new(array, drives))),
+            other => anyhow::bail!(
+                "the simulator cannot play the `{}` backend yet",
+                crate::sanitize::sanitize(other, false)
+            ),
+        }
     }
 
     /// Counters the storage keeps per member rather than the drive itself

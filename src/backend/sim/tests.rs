@@ -51,7 +51,7 @@ fn machine(extra: &str) -> (SimBackend, SimClock) {
         Err(e) => panic!("test scenario does not parse:\n{e}"),
     };
     let clock = SimClock::new();
-    let sim = SimBackend::new(scenario.machine(), clock.clone()).expect("simulator builds");
+    let sim = SimBackend::new(scenario.machine("md"), clock.clone()).expect("simulator builds");
     (sim, clock)
 }
 
