@@ -445,10 +445,11 @@ mod tests {
     use std::collections::BTreeMap;
     use std::time::Duration;
 
-    use super::{panel_lines, wait_progress, wrong_pull_headline};
+    use super::{bind_drive, panel_lines, wait_progress, wrong_pull_headline};
     use crate::health::model::{
         ArrayHealth, Drive, Identity, MemberState, Membership, Smart, Snapshot, SyncProgress,
     };
+    use crate::runbook::template::Vars;
 
     fn drive(dev: &str, serial: &str, slot: Option<&str>, transport: &str) -> Drive {
         Drive {
@@ -488,6 +489,22 @@ mod tests {
             drives,
             problems: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_member_binds_its_backend_name_and_a_drive_that_is_no_member_does_not() {
+        let mut member = drive("nvme1n1", "S2", Some("2"), "nvme");
+        member.member.as_mut().unwrap().name = Some("5321684231234567890".into());
+        let mut vars = Vars::new();
+        bind_drive(&mut vars, "target", &member);
+        assert_eq!(vars.get("target.member"), Some("5321684231234567890"));
+        assert_eq!(vars.get("target.dev"), Some("/dev/nvme1n1"));
+
+        let mut new = drive("nvme2n1", "S3", Some("3"), "nvme");
+        new.member = None;
+        bind_drive(&mut vars, "new", &new);
+        assert_eq!(vars.get("new.member"), None);
+        assert_eq!(vars.get("new.serial"), Some("S3"));
     }
 
     #[test]
