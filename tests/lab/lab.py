@@ -133,7 +133,7 @@ class Technician:
         self.in_hand = serial
         return self.machine.insert(bay, serial, image)
 
-    def run(self, runbook, target, timeout=600.0, array="md0"):
+    def run(self, runbook, target, timeout=600.0, array="md0", params=None):
         lab = self.lab
         shell = self.machine.shell
         tty = self.machine.tech
@@ -147,7 +147,8 @@ class Technician:
         # waits for a key so that nothing is cut off.
         shell.run(
             "setsid -c sh -c 'TERM=dumb NO_COLOR=1 swapguard run "
-            f"{runbook} --array {array} --target {target} --state-dir /tmp/sg; "
+            f"{runbook} --array {array} --target {target} --state-dir /tmp/sg"
+            + "".join(f" --param {k}={v}" for k, v in (params or {}).items()) + "; "
             "rc=$?; echo $rc > /tmp/sg.rc; echo \"@@SG-EXIT=$rc@@\"; read x' "
             "<>/dev/ttyS2 >&0 2>&0 &"
         )

@@ -148,7 +148,8 @@ def partition(lab, serial):
     if disk is None:
         raise LabError(f"{serial} is not in the guest")
     part = part_of(disk)
-    lab.shell.run(f"sgdisk -n1:{PART_START}:0 -t1:BF01 /dev/{disk} >/dev/null")
+    lab.shell.run(f"sgdisk -Z /dev/{disk} >/dev/null 2>&1; "
+                  f"sgdisk -n1:{PART_START}:0 -t1:BF01 /dev/{disk} >/dev/null")
     lab.shell.run(f"i=0; while [ ! -b /dev/{part} ] && [ $i -lt 100 ]; do usleep 50000; "
                   f"i=$((i+1)); done; [ -b /dev/{part} ]")
     return part
@@ -293,11 +294,251 @@ def zfs_guest(lab, check):
     check.that(leaf and leaf.get("write_errors", 0) > 0, f"no write errors on {a}")
     lab.machine.clear_errors(SERIAL_A)
     lab.shell.run(f"zpool clear {POOL}", timeout=120)
-    # A pull.
-    lab.machine.pull(SERIAL_B)
-    time.sleep(3)
+    # A pull, stamped the moment `zpool events -f` delivers the removal.
+    lab.shell.run(helper_event_stamp(["resource.fs.zfs.removed", "resource.fs.zfs.statechange"]))
+    pulled = lab.machine.pull(SERIAL_B)
+    stamp = read_stamp(lab)
+    offset, _ = lab.sync_to_guest_clock()
+    if check.that(stamp is not None, "no event stamp for the pull"):
+        lab.say(f"  pull seen by `zpool events -f` {(parse_adjtimex(stamp) - offset - pulled) * 1000:.0f} ms "
+                f"after QEMU's DEVICE_DELETED ({norm(stamp.split('class=')[-1])})")
     st = zfs_capture(lab, "after-pull")
     lab.say(f"  after the pull: pool {st and pool_state(st)}, leaves "
             f"{ {k: v['state'] for k, v in leaves(st).items()} if st else None}")
     check.that(st and any(v["state"] == "REMOVED" for v in leaves(st).values()),
                "no leaf REMOVED after the pull")
+
+
+def zfs_params(lab, survivor=SERIAL_A):
+    """The runbooks' text params: the survivor's disk (the partition table
+    to copy) and the pool's partition number."""
+    return {"source": f"/dev/{lab.disk_of(survivor)}", "partition": "1"}
+
+
+def run_zfs(lab, on_step, runbook, timeout=900.0):
+    return Technician(lab, on_step).run(runbook, SERIAL_B, timeout=timeout, array=POOL,
+                                       params=zfs_params(lab))
+
+
+def halt_text(out):
+    halt = out.halted()
+    return json.dumps(halt["violations"]) if halt else ""
+
+
+def check_pool_healthy(lab, check, want_serials):
+    """After a finished swap: the pool ONLINE, every leaf ONLINE with zero
+    errors, and its leaves are on exactly the drives `want_serials`."""
+    st = zfs_capture(lab, "after-run")
+    check.that(st and pool_state(st) == "ONLINE", f"pool {st and pool_state(st)} after the run")
+    found = leaves(st) if st else {}
+    for name, leaf in found.items():
+        errs = [leaf.get(k, 0) for k in ("read_errors", "write_errors", "checksum_errors")]
+        check.that(leaf["state"] == "ONLINE" and not any(errs), f"leaf {name}: {leaf['state']} errors {errs}")
+    want = sorted(part_of(lab.disk_of(s)) for s in want_serials if lab.disk_of(s))
+    check.that(sorted(found) == want, f"leaves {sorted(found)}, want {want} ({want_serials})")
+    check.that(st and st["pools"][POOL].get("error_count", 0) == 0, "the pool counts data errors")
+
+
+def healthy_cold(lab, check, runbook):
+    create_pool(lab)
+
+    def on_step(tech, step, text):
+        if step == "pull":
+            tech.pull_as_told(text)
+        elif step == "insert":
+            tech.insert_new(SERIAL_C)
+
+    out = run_zfs(lab, on_step, runbook)
+    steps = ["antistatic", "offline", "locate", "pull", "insert", "partition", "new-guids",
+             "replace", "resilver", "verify"]
+    check.that(out.code == 0, f"exit code {out.code}, want 0; halt: {out.halt}")
+    check.that(out.steps_completed() == steps, f"steps completed {out.steps_completed()}")
+    finished = out.events("run-finished")
+    check.that(finished and finished[-1]["outcome"] == "completed", f"run-finished {finished}")
+    new = out.events("new-drive")
+    check.that(new and new[0]["drive"]["serial"] == SERIAL_C, f"new-drive {new}")
+    quarantined = out.events("quarantined")
+    check.that(quarantined and quarantined[0]["drive"]["serial"] == SERIAL_B,
+               f"quarantined {quarantined}")
+    check_pool_healthy(lab, check, [SERIAL_A, SERIAL_C])
+
+
+@zfs_scenario("zfs-replace-member")
+def zfs_replace_member(lab, check):
+    """Cold swap with zfs-replace-member on NVMe: offline, pull, insert,
+    copy the survivor's partition table, new GUIDs, zpool replace by GUID,
+    resilver, verify; exit 0 and the pool ONLINE over LAB-A and LAB-C."""
+    healthy_cold(lab, check, MEMBER)
+
+
+@zfs_scenario("zfs-scsi-replace-member", bus="scsi")
+def zfs_scsi_replace_member(lab, check):
+    """zfs-replace-member (SMART optional: scsi-hd has no SMART verdict) on
+    virtio-scsi disks: the same cold swap, partitions `sdX1`."""
+    healthy_cold(lab, check, MEMBER_NO_SMART)
+
+
+# Count, in the guest, every ~100 ms, the pool's leaves that hold a full
+# copy (ONLINE and not resilvering) and the pool's state.
+SAMPLER = ("( while :; do zpool status -pP " + POOL + " 2>&1 | awk "
+           r"""'$1 ~ /^\/dev\// && $2 == "ONLINE" && !/resilvering/ {n++} """
+           r"""$1 == "state:" {s=$2} END {print n+0, s}' >> /tmp/copies.log; usleep 100000; done ) """
+           "</dev/null >/dev/null 2>&1 & echo $! > /tmp/sampler.pid")
+
+
+@zfs_scenario("zfs-replace-hot")
+def zfs_replace_hot(lab, check):
+    """Hot replace with zfs-replace-hot: the new drive into the free bay,
+    zpool replace while the old leaf is ONLINE, resilver, then pull the old
+    drive; a guest-side sampler of `zpool status` never sees fewer than two
+    full copies."""
+    create_pool(lab)
+    lab.shell.run(SAMPLER)
+
+    def on_step(tech, step, text):
+        if step == "insert":
+            tech.insert_new(SERIAL_C, bay=lab.free_bay())
+        elif step == "pull":
+            tech.pull_as_told(text)
+
+    out = run_zfs(lab, on_step, HOT)
+    lab.shell.run("kill $(cat /tmp/sampler.pid)")
+    samples = [line.split() for line in lab.shell.run("cat /tmp/copies.log").splitlines() if line.strip()]
+    lab.save("copies.log", "\n".join(" ".join(s) for s in samples) + "\n")
+    steps = ["antistatic", "insert", "partition", "new-guids", "replace", "resilver", "verify",
+             "locate", "pull"]
+    check.that(out.code == 0, f"exit code {out.code}, want 0; halt: {out.halt}")
+    check.that(out.steps_completed() == steps, f"steps completed {out.steps_completed()}")
+    copies = [int(s[0]) for s in samples]
+    states = {s[1] for s in samples if len(s) > 1}
+    lab.say(f"  {len(samples)} samples of the pool: full copies {min(copies, default=None)} to "
+            f"{max(copies, default=None)}, states {sorted(states)}")
+    check.that(len(samples) >= 10, f"only {len(samples)} samples of the pool")
+    check.that(copies and min(copies) >= 2, f"the pool had {min(copies, default=None)} full copies at worst")
+    check.that(states == {"ONLINE"}, f"the pool was {sorted(states)} during the hot swap")
+    check_pool_healthy(lab, check, [SERIAL_A, SERIAL_C])
+    check.that(lab.disk_of(SERIAL_B) is None, "the old drive is still present")
+
+
+@zfs_scenario("zfs-write-errors-during-pull")
+def zfs_write_errors_during_pull(lab, check):
+    """zfs-replace-hot after the resilver: at the pull of the old drive,
+    every write to the survivor LAB-A-0001 fails (blkdebug) and a write to
+    the pool lands on it; swapguard halts naming LAB-A-0001 while the pool
+    and its mirror still say ONLINE."""
+    create_pool(lab)
+    seen = {}
+
+    def on_step(tech, step, text):
+        if step == "insert":
+            tech.insert_new(SERIAL_C, bay=lab.free_bay())
+        elif step == "pull":
+            lab.machine.inject_errors(SERIAL_A, WRITE_ERRORS)
+            lab.shell.status(f"dd if=/dev/urandom of=/{POOL}/w bs=128k count=32 2>/dev/null; "
+                             f"zpool sync {POOL}", timeout=180)
+            seen["status"] = zfs_capture(lab, "after-write-errors")
+            tech.pull_as_told(text)
+
+    out = run_zfs(lab, on_step, HOT)
+    lab.machine.clear_errors(SERIAL_A)
+    check.that(out.code == 3, f"exit code {out.code}, want 3 (halted)")
+    halt = out.halted()
+    check.that(halt is not None and halt["step"] == "pull", f"halted at {halt and halt['step']}, want pull")
+    text = halt_text(out)
+    check.that(SERIAL_A in text, f"the halt does not name {SERIAL_A}: {text}")
+    check.that("write" in text.lower() or "FAULTED" in text, f"the halt names no write errors: {text}")
+    st = seen.get("status")
+    if check.that(st is not None, "no zpool status after the write errors"):
+        leaf = leaves(st).get(part_of(lab.disk_of(SERIAL_A)), {})
+        lab.say(f"  ZFS after the write errors: pool {pool_state(st)}, survivor {leaf.get('state')} "
+                f"write_errors {leaf.get('write_errors')}")
+        check.that(pool_state(st) == "ONLINE", f"the pool said {pool_state(st)}, not ONLINE")
+        check.that(leaf.get("write_errors", 0) > 0, f"ZFS counted no write errors: {leaf}")
+
+
+def wrong_drive(lab, check, runbook):
+    create_pool(lab)
+    seen = {}
+
+    def on_step(tech, step, text):
+        if step == "pull":
+            lab.shell.run(helper_event_stamp(["resource.fs.zfs.removed", "resource.fs.zfs.statechange"]))
+            lab.machine.pull(SERIAL_A)  # the survivor, not the drive named
+            seen["stamp"] = read_stamp(lab, timeout=30)
+
+    out = run_zfs(lab, on_step, runbook)
+    check.that(out.code == 3, f"exit code {out.code}, want 3 (halted)")
+    halt = out.halted()
+    check.that(halt is not None and halt["step"] == "pull", f"halted at {halt and halt['step']}, want pull")
+    check.that(SERIAL_A in halt_text(out), f"the journal's halt does not name {SERIAL_A}: {halt_text(out)}")
+    check.that(out.halt and SERIAL_A in out.halt, f"the terminal's halt does not name {SERIAL_A}: {out.halt}")
+    if halt and seen.get("stamp"):
+        lab.say(f"  ZFS event to halt: {(journal_time(halt) - parse_adjtimex(seen['stamp'])) * 1000:.0f} ms")
+
+
+@zfs_scenario("zfs-wrong-drive-pulled")
+def zfs_wrong_drive_pulled(lab, check):
+    """zfs-replace-member on NVMe: at the pull step the harness pulls the
+    survivor LAB-A-0001; ZFS marks it REMOVED at once and swapguard halts
+    at the pull naming it."""
+    wrong_drive(lab, check, MEMBER)
+
+
+@zfs_scenario("zfs-scsi-wrong-drive-pulled", bus="scsi")
+def zfs_scsi_wrong_drive_pulled(lab, check):
+    """The same wrong pull on virtio-scsi disks (SMART optional)."""
+    wrong_drive(lab, check, MEMBER_NO_SMART)
+
+
+@zfs_scenario("zfs-broken-drive-back")
+def zfs_broken_drive_back(lab, check):
+    """zfs-replace-member: after the pull, the same drive (LAB-B-0002, same
+    image) goes back in; halt at insert, no partitioning or zpool replace
+    runs and the image is byte for byte unchanged."""
+    create_pool(lab)
+    seen = {}
+
+    def on_step(tech, step, text):
+        if step == "pull":
+            seen["drive"] = tech.pull_as_told(text)
+            seen["digest"] = image_digest(seen["drive"].image)
+        elif step == "insert":
+            drive = seen["drive"]
+            tech.insert_new(SERIAL_B, bay=drive.bay, image=drive.image)
+
+    out = run_zfs(lab, on_step, MEMBER)
+    check.that(out.code == 3, f"exit code {out.code}, want 3 (halted)")
+    halt = out.halted()
+    check.that(halt is not None and halt["step"] == "insert", f"halted at {halt and halt['step']}, want insert")
+    started = out.steps_started()
+    for step in ["partition", "new-guids", "replace"]:
+        check.that(step not in started, f"step {step} started")
+    if "drive" in seen:
+        check.that(image_digest(seen["drive"].image) == seen["digest"], "the pulled drive's image changed")
+
+
+@zfs_scenario("zfs-overwrite-survivor")
+def zfs_overwrite_survivor(lab, check):
+    """zfs-replace-hot at the insert step: bytes overwritten under the
+    survivor LAB-A-0001's copy from the host, then a scrub; its checksum
+    errors rise and swapguard halts naming it."""
+    create_pool(lab)
+    seen = {}
+
+    def on_step(tech, step, text):
+        if step == "insert":
+            seen["chunks"] = overwrite_survivor(lab, SERIAL_A)
+            lab.shell.run(f"zpool scrub {POOL}")
+
+    out = run_zfs(lab, on_step, HOT)
+    st = zfs_capture(lab, "after-scrub")
+    check.that(out.code == 3, f"exit code {out.code}, want 3 (halted)")
+    halt = out.halted()
+    check.that(halt is not None and halt["step"] == "insert", f"halted at {halt and halt['step']}, want insert")
+    text = halt_text(out)
+    check.that(SERIAL_A in text, f"the halt does not name {SERIAL_A}: {text}")
+    check.that("checksum" in text.lower(), f"the halt names no checksum errors: {text}")
+    if st:
+        leaf = leaves(st).get(part_of(lab.disk_of(SERIAL_A)), {})
+        lab.say(f"  {seen.get('chunks')} chunks overwritten; ZFS: checksum_errors "
+                f"{leaf.get('checksum_errors')}, pool {pool_state(st)}")
