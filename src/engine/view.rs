@@ -58,6 +58,14 @@ fn bind_identity(vars: &mut Vars, role: &str, id: &Identity) {
     };
     vars.set(format!("{role}.dev"), format!("/dev/{}", id.dev));
     vars.set(format!("{role}.name"), id.dev.clone());
+    // Kernel names that end in a digit take a `p` before the partition
+    // number (`nvme1n1p3`, `mmcblk0p1`); others do not (`sdb3`).
+    let sep = if id.dev.ends_with(|c: char| c.is_ascii_digit()) {
+        "p"
+    } else {
+        ""
+    };
+    vars.set(format!("{role}.part"), format!("/dev/{}{sep}", id.dev));
     vars.set(
         format!("{role}.serial"),
         if serial.is_empty() {

@@ -20,9 +20,11 @@ use crate::sanitize::sanitize;
 /// "unknown" notice that names the serial instead), `{target.member}` (the
 /// backend's own name for the member: md `sdb1`, ZFS the leaf GUID, btrfs
 /// the devid; bound only while the drive is a member, so a command that
-/// needs it for a drive that is not one halts before it runs).
-pub const DRIVE_FIELDS: [&str; 9] = [
-    "dev", "name", "serial", "serial4", "wwn", "model", "size", "slot", "member",
+/// needs it for a drive that is not one halts before it runs), `{new.part}`
+/// (the path a partition number is appended to: `/dev/sdb`,
+/// `/dev/nvme1n1p`, so `{new.part}3` is the third partition).
+pub const DRIVE_FIELDS: [&str; 10] = [
+    "dev", "name", "serial", "serial4", "wwn", "model", "size", "slot", "member", "part",
 ];
 
 /// Values bound to variable names for one run.

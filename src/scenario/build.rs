@@ -163,6 +163,23 @@ impl Builder<'_> {
             }
             None => not_spare,
         };
+        let partition = raw.array.partition.as_ref().map(|p| {
+            let n = *p.get_ref();
+            if !raw.array.level.is_zfs() {
+                self.error(
+                    span_of(p.span()),
+                    "`partition` is a ZFS pool's layout; md levels take whole members here",
+                    None,
+                );
+            } else if !(1..=128).contains(&n) {
+                self.error(
+                    span_of(p.span()),
+                    format!("`partition` is {n}; a GPT partition number is 1 to 128"),
+                    None,
+                );
+            }
+            n
+        });
         let rebuilding = drives
             .iter()
             .filter(|d| d.state == MemberState::Rebuilding)
@@ -299,6 +316,7 @@ impl Builder<'_> {
                     .array
                     .rebuild_time
                     .map_or(Duration::from_secs(60), |d| d.0),
+                partition,
             },
             drives,
             technician,

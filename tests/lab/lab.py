@@ -133,7 +133,7 @@ class Technician:
         self.in_hand = serial
         return self.machine.insert(bay, serial, image)
 
-    def run(self, runbook, target, timeout=600.0):
+    def run(self, runbook, target, timeout=600.0, array="md0", params=None):
         lab = self.lab
         shell = self.machine.shell
         tty = self.machine.tech
@@ -147,7 +147,8 @@ class Technician:
         # waits for a key so that nothing is cut off.
         shell.run(
             "setsid -c sh -c 'TERM=dumb NO_COLOR=1 swapguard run "
-            f"{runbook} --array md0 --target {target} --state-dir /tmp/sg; "
+            f"{runbook} --array {array} --target {target} --state-dir /tmp/sg"
+            + "".join(f" --param {k}={v}" for k, v in (params or {}).items()) + "; "
             "rc=$?; echo $rc > /tmp/sg.rc; echo \"@@SG-EXIT=$rc@@\"; read x' "
             "<>/dev/ttyS2 >&0 2>&0 &"
         )
@@ -201,7 +202,8 @@ class Technician:
 
 
 class Lab:
-    def __init__(self, name, work, kernel, initramfs, verbose, bus="nvme", wwns=None):
+    def __init__(self, name, work, kernel, initramfs, verbose, bus="nvme", wwns=None,
+                 size_mib=64, memory_mib=512):
         self.name = name
         self.work = Path(work) / name
         if self.work.exists():
@@ -215,7 +217,7 @@ class Lab:
         self.bus = bus
         self.machine = Machine(self.work, kernel, initramfs,
                                {1: SERIAL_A, 2: SERIAL_B}, bays=3, log=self._log,
-                               bus=bus, wwns=wwns)
+                               bus=bus, wwns=wwns, size_mib=size_mib, memory_mib=memory_mib)
         self.shell = None
 
     def _log(self, line):
@@ -371,6 +373,11 @@ MEMBER_NO_SMART = "/runbooks/lab-member-smart-optional.toml"
 SCENARIOS = {}
 # scenario name -> (bus, {serial: WWN}) for scenarios not on NVMe
 MACHINES = {}
+# scenario name -> more Lab options (`size_mib`, `memory_mib`) and
+# `initramfs`, the name of an INITRAMFS variant (ZFS scenarios: zfs_lab.py)
+OPTIONS = {}
+# initramfs variant -> builder(work, swapguard, kernel_version, extra_files)
+INITRAMFS = {}
 
 
 def scenario(name, bus="nvme", wwns=None):
@@ -935,6 +942,11 @@ def latency(lab, check):
             print(f"{kind}: median {median * 1000:.0f} ms (goal: at most 1000 ms)")
 
 
+# The ZFS scenarios (tests/lab/zfs_lab.py) register themselves here too.
+sys.modules.setdefault("lab", sys.modules[__name__])
+import zfs_lab  # noqa: E402,F401
+
+
 # ---------------------------------------------------------------------------
 # main
 
@@ -970,7 +982,7 @@ def main():
         for name, fn in SCENARIOS.items():
             print(f"{name:30} {norm(fn.__doc__)}")
         return 0
-    names = args.scenarios or [n for n in SCENARIOS if n != "latency"]
+    names = args.scenarios or [n for n in SCENARIOS if not n.endswith("latency")]
     if args.latency and "latency" not in names:
         names.append("latency")
     unknown = [n for n in names if n not in SCENARIOS]
@@ -1007,6 +1019,14 @@ def main():
         "/lab/capture.sh": LAB / "capture.sh",
     }
     initramfs = build_initramfs(work, binary, version, extra)
+    variants = {}  # variant -> initramfs path, or the error that stopped its build
+    for name in names:
+        variant = OPTIONS.get(name, {}).get("initramfs")
+        if variant and variant not in variants:
+            try:
+                variants[variant] = INITRAMFS[variant](work, binary, version, extra)
+            except Exception as e:  # every scenario that needs it fails with this
+                variants[variant] = LabError(f"cannot build the `{variant}` guest: {e}")
     print(f"lab: kernel {version}, swapguard {swapguard}, work {work}", flush=True)
 
     passed, failed, figures = [], [], []
@@ -1015,10 +1035,14 @@ def main():
         t0 = time.monotonic()
         check = Check()
         bus, wwns = MACHINES[name]
-        lab = Lab(name, work, kernel, initramfs, args.verbose, bus=bus, wwns=wwns)
+        options = dict(OPTIONS.get(name, {}))
+        image = variants.get(options.pop("initramfs", None), initramfs)
+        lab = Lab(name, work, kernel, image, args.verbose, bus=bus, wwns=wwns, **options)
         lab.kernel_version = version
         lab.samples = max(args.latency, 1)
         try:
+            if isinstance(image, Exception):
+                raise image
             with lab:
                 SCENARIOS[name](lab, check)
         except Exception as e:  # a lab failure fails the scenario, the run goes on

@@ -436,7 +436,7 @@ class Machine:
     for the drives present at boot."""
 
     def __init__(self, work, kernel, initramfs, drives, bays=3, size_mib=64, log=print,
-                 bus="nvme", wwns=None):
+                 bus="nvme", wwns=None, memory_mib=512):
         if bus not in BUSES:
             raise LabError(f"unknown bus `{bus}`")
         self.bus = bus
@@ -447,6 +447,7 @@ class Machine:
         self.initramfs = initramfs
         self.bays = bays
         self.size_mib = size_mib
+        self.memory_mib = memory_mib  # ZFS guests need 1024
         self.log_lines = []
         self.log = log
         self.drives = {}  # bay -> Drive
@@ -489,7 +490,7 @@ class Machine:
             (self.work / sock).unlink(missing_ok=True)
         argv = [
             "qemu-system-x86_64",
-            "-accel", "tcg", "-cpu", "max", "-M", "q35", "-m", "512", "-smp", "2",
+            "-accel", "tcg", "-cpu", "max", "-M", "q35", "-m", str(self.memory_mib), "-smp", "2",
             "-display", "none", "-no-reboot", "-nodefaults",
             # Native PCIe hot-plug (pciehp), as on servers with NVMe bays:
             # the kernel then names each slot by the root port's physical

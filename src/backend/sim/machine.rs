@@ -43,6 +43,10 @@ pub struct ArraySpec {
     pub raid_disks: u32,
     /// Simulated time a full recovery or replacement copy takes.
     pub rebuild_time: Duration,
+    /// ZFS: the partition of each member the pool uses (members carry
+    /// partitions 1 to this one, as a Proxmox boot mirror carries BIOS
+    /// boot, ESP and ZFS); `None`: the pool uses whole disks.
+    pub partition: Option<u32>,
 }
 
 /// RAID level of the simulated array.
@@ -53,26 +57,45 @@ pub enum Level {
     Raid5,
     Raid6,
     Raid10,
+    /// A ZFS mirror vdev.
+    Mirror,
+    /// ZFS raidz with one, two or three parity leaves.
+    Raidz1,
+    Raidz2,
+    Raidz3,
 }
 
 impl Level {
-    /// The md spelling: `raid1`.
+    /// The backend's spelling: md `raid1`, ZFS `mirror`, `raidz2`.
     pub fn name(self) -> &'static str {
         match self {
             Level::Raid1 => "raid1",
             Level::Raid5 => "raid5",
             Level::Raid6 => "raid6",
             Level::Raid10 => "raid10",
+            Level::Mirror => "mirror",
+            Level::Raidz1 => "raidz1",
+            Level::Raidz2 => "raidz2",
+            Level::Raidz3 => "raidz3",
         }
+    }
+
+    /// Whether this is a ZFS vdev layout rather than an md level.
+    pub fn is_zfs(self) -> bool {
+        matches!(
+            self,
+            Level::Mirror | Level::Raidz1 | Level::Raidz2 | Level::Raidz3
+        )
     }
 
     /// How many slots may be missing before the array loses data. RAID10 is
     /// counted as surviving one loss (the worst case for a near layout).
     pub fn tolerates(self, raid_disks: u32) -> u32 {
         match self {
-            Level::Raid1 => raid_disks.saturating_sub(1),
-            Level::Raid5 | Level::Raid10 => 1,
-            Level::Raid6 => 2,
+            Level::Raid1 | Level::Mirror => raid_disks.saturating_sub(1),
+            Level::Raid5 | Level::Raid10 | Level::Raidz1 => 1,
+            Level::Raid6 | Level::Raidz2 => 2,
+            Level::Raidz3 => 3,
         }
     }
 }

@@ -7,9 +7,10 @@
 //! - the drives (`pool.rs`): they vanish, come back, and names move
 //!   (`names.rs`);
 //! - the storage on them, one personality per backend (`personality.rs`;
-//!   md today: `md.rs`, looked at through `view.rs`, and its command-line
-//!   tool `mdadm.rs`): members fail and recover, and command steps change the
-//!   array as the backend's tool would;
+//!   md: `md.rs`, looked at through `view.rs`, and its command-line tool
+//!   `mdadm.rs`; a ZFS pool: `zpool.rs` and `zpool_cmd.rs`): members fail
+//!   and recover, and command steps change the array as the backend's tool
+//!   would;
 //! - the technician's hands and the scenario's events, on the simulated
 //!   clock: `wait` advances the shared [`SimClock`] and applies everything
 //!   scheduled up to then, in order.
@@ -25,6 +26,8 @@ mod personality;
 mod pool;
 mod running;
 mod view;
+mod zpool;
+mod zpool_cmd;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -89,9 +92,12 @@ impl SimBackend {
     /// now, before anyone looks.
     pub fn new(machine: Machine<'_>, clock: SimClock) -> Result<SimBackend> {
         let storage = Personality::new(machine.backend, machine.array, machine.drives)?;
-        let pool = Pool::new(machine.drives, &machine.array.name, |c| {
-            storage.keeps_counter(c)
-        });
+        let pool = Pool::new(
+            machine.drives,
+            &machine.array.name,
+            machine.array.partition,
+            |c| storage.keeps_counter(c),
+        );
         let shelf = machine
             .drives
             .iter()
@@ -252,8 +258,12 @@ impl SimBackend {
         let line = format!("{verb} {}", d.describe());
         self.note(vec![line]);
         self.pool.unplug(drive);
-        if let Some((member, after)) = self.storage.unplugged(drive) {
-            let at = self.now() + millis(after);
+        let now = self.now();
+        let mut log = Vec::new();
+        let later = self.storage.unplugged(&self.pool, drive, now, &mut log);
+        self.note(log);
+        if let Some((member, after)) = later {
+            let at = now + millis(after);
             self.schedule(at, Work::Notice { member });
         }
     }

@@ -2,10 +2,10 @@
 //!
 //! The pool (`pool.rs`) is the disks; a personality is what a backend
 //! builds on them and how it reacts: its members and their states, its
-//! own counters, its rebuilds, its command-line tool, its snapshot. md is
-//! the one personality today (`md.rs`, `mdadm.rs`, `view.rs`). A zpool or
-//! btrfs personality is one more variant here and its own files; the
-//! simulator (`mod.rs`) asks only the questions below.
+//! own counters, its rebuilds, its command-line tool, its snapshot: md
+//! (`md.rs`, `mdadm.rs`, `view.rs`) and a ZFS pool (`zpool.rs`,
+//! `zpool_cmd.rs`). A btrfs personality is one more variant here and its
+//! own files; the simulator (`mod.rs`) asks only the questions below.
 
 use std::time::Duration;
 
@@ -15,6 +15,8 @@ use crate::backend::sim::machine::{ArraySpec, DriveSpec};
 use crate::backend::sim::md::{Failure, MdArray};
 use crate::backend::sim::mdadm;
 use crate::backend::sim::pool::Pool;
+use crate::backend::sim::zpool::Zpool;
+use crate::backend::sim::zpool_cmd;
 use crate::backend::{CommandOutput, Depth};
 use crate::health::model::{DriveKey, MemberState, Snapshot};
 
@@ -27,6 +29,8 @@ const MD_NOTICES_AFTER: Duration = Duration::from_secs(2);
 pub(crate) enum Personality {
     /// One Linux md array.
     Md(MdArray),
+    /// One ZFS pool.
+    Zfs(Zpool),
 }
 
 impl Personality {
@@ -34,7 +38,16 @@ impl Personality {
     /// scenario's `[array]` describes.
     pub fn new(backend: &str, array: &ArraySpec, drives: &[DriveSpec]) -> Result<Personality> {
         match backend {
-            "md" => Ok(Personality::Md(MdArray::new(array, drives))),
+            "md" => {
+                if array.level.is_zfs() {
+                    anyhow::bail!(
+                        "an md scenario's `[array] level` is `raid1`, `raid5`, `raid6` or `raid10`, not `{}`",
+                        array.level.name()
+                    );
+                }
+                Ok(Personality::Md(MdArray::new(array, drives)))
+            }
+            "zfs" => Ok(Personality::Zfs(Zpool::new(array, drives)?)),
             other => anyhow::bail!(
                 "the simulator cannot play the `{}` backend yet",
                 crate::sanitize::sanitize(other, false)
@@ -47,6 +60,7 @@ impl Personality {
     pub fn keeps_counter(&self, counter: &str) -> bool {
         match self {
             Personality::Md(_) => md_counter(counter),
+            Personality::Zfs(_) => counter.starts_with("zfs."),
         }
     }
 
@@ -54,6 +68,7 @@ impl Personality {
     pub fn array_name(&self) -> &str {
         match self {
             Personality::Md(md) => &md.array.name,
+            Personality::Zfs(zp) => &zp.name,
         }
     }
 
@@ -67,6 +82,7 @@ impl Personality {
     ) -> Result<Snapshot> {
         match self {
             Personality::Md(md) => md.snapshot(pool, array, depth, now_ms),
+            Personality::Zfs(zp) => zp.snapshot(pool, array, depth, now_ms),
         }
     }
 
@@ -83,6 +99,10 @@ impl Personality {
             Personality::Md(md) => match md.any_member(drive) {
                 Some(m) => Ok(md.members[m].counters.insert(counter.to_string(), value)),
                 None => Err(format!("{who} is not a member; `{counter}` has no meaning")),
+            },
+            Personality::Zfs(zp) => match zp.any_leaf(drive) {
+                Some(l) => Ok(zp.leaves[l].counters.insert(counter.to_string(), value)),
+                None => Err(format!("{who} is not a leaf; `{counter}` has no meaning")),
             },
         }
     }
@@ -102,6 +122,18 @@ impl Personality {
                 }
                 None => format!("{who} is not a member; md flags have no meaning"),
             },
+            Personality::Zfs(zp) => match zp.any_leaf(drive) {
+                Some(l) => {
+                    let have = &mut zp.leaves[l].flags;
+                    for f in flags {
+                        if !have.contains(f) {
+                            have.push(f.clone());
+                        }
+                    }
+                    format!("ZFS set {} on {who}", flags.join(","))
+                }
+                None => format!("{who} is not a leaf; ZFS flags have no meaning"),
+            },
         }
     }
 
@@ -116,6 +148,7 @@ impl Personality {
                 }
                 None => log.push(format!("{who} is not a member; md has nothing to fail")),
             },
+            Personality::Zfs(zp) => zp.fault(pool, drive, who, log),
         }
     }
 
@@ -126,14 +159,29 @@ impl Personality {
                 md.array.unreadable = true;
                 format!("array {} can no longer be read", md.array.name)
             }
+            Personality::Zfs(zp) => {
+                zp.unreadable = true;
+                format!("pool {} can no longer be read", zp.name)
+            }
         }
     }
 
     /// The pool took `drive` off the bus. When the storage notices only
-    /// later, the member to notice and how long it takes.
-    pub fn unplugged(&mut self, drive: usize) -> Option<(usize, Duration)> {
+    /// later, the member to notice and how long it takes (ZFS notices at
+    /// once, before any I/O).
+    pub fn unplugged(
+        &mut self,
+        pool: &Pool,
+        drive: usize,
+        now_ms: u64,
+        log: &mut Vec<String>,
+    ) -> Option<(usize, Duration)> {
         match self {
             Personality::Md(md) => md.unplugged(drive).map(|m| (m, MD_NOTICES_AFTER)),
+            Personality::Zfs(zp) => {
+                zp.unplugged(pool, drive, now_ms, log);
+                None
+            }
         }
     }
 
@@ -152,6 +200,7 @@ impl Personality {
                 md.md_error(pool, member, log);
                 md.start_recovery(pool, now_ms, log);
             }
+            Personality::Zfs(_) => {}
         }
     }
 
@@ -160,6 +209,7 @@ impl Personality {
     pub fn settle(&mut self, pool: &Pool, now_ms: u64, log: &mut Vec<String>) {
         match self {
             Personality::Md(md) => md.start_recovery(pool, now_ms, log),
+            Personality::Zfs(_) => {}
         }
     }
 
@@ -167,6 +217,7 @@ impl Personality {
     pub fn due_at(&self) -> Option<u64> {
         match self {
             Personality::Md(md) => md.recovery_done_at(),
+            Personality::Zfs(zp) => zp.resilver_done_at(),
         }
     }
 
@@ -174,11 +225,12 @@ impl Personality {
     pub fn on_due(&mut self, pool: &Pool, now_ms: u64, log: &mut Vec<String>) {
         match self {
             Personality::Md(md) => md.finish_recovery(pool, now_ms, log),
+            Personality::Zfs(zp) => zp.finish_resilver(pool, log),
         }
     }
 
-    /// Run the storage's own tool (`mdadm`), or `None` when `program` is not
-    /// one.
+    /// Run the storage's own tool (`mdadm`; `zpool`, and `sgdisk` for a
+    /// pool on partitions), or `None` when `program` is not one.
     pub fn command(
         &mut self,
         pool: &mut Pool,
@@ -191,6 +243,11 @@ impl Personality {
             Personality::Md(md) => {
                 (program == "mdadm").then(|| mdadm::run(md, pool, argv, now_ms, log))
             }
+            Personality::Zfs(zp) => match program {
+                "zpool" => Some(zpool_cmd::zpool(zp, pool, argv, now_ms, log)),
+                "sgdisk" => Some(zpool_cmd::sgdisk(pool, argv, log)),
+                _ => None,
+            },
         }
     }
 
@@ -214,6 +271,24 @@ impl Personality {
                     })
                     .collect();
                 (md.array.level.name().to_string(), members)
+            }
+            Personality::Zfs(zp) => {
+                let members = zp
+                    .leaves
+                    .iter()
+                    .filter(|l| {
+                        !l.detached
+                            && !l.gone
+                            && !l.resilvering
+                            && l.state == crate::backend::sim::zpool::LeafState::Online
+                            && pool.drives[l.drive].present
+                    })
+                    .map(|l| {
+                        let d = &pool.drives[l.drive];
+                        (d.identity().key(), d.dev.clone())
+                    })
+                    .collect();
+                (zp.level.name().to_string(), members)
             }
         }
     }

@@ -48,8 +48,11 @@ pub(crate) struct DriveState {
     pub smart_unreadable: bool,
     pub counters_unreadable: bool,
     pub blank: bool,
-    /// The array whose signature (md superblock) the drive carries.
+    /// The array whose signature (md superblock, ZFS label) the drive
+    /// carries.
     pub superblock: Option<String>,
+    /// GPT partitions 1 to this one (0: no partition table).
+    pub partitions: u32,
 }
 
 impl DriveState {
@@ -89,16 +92,39 @@ impl DriveState {
     pub fn describe(&self) -> String {
         self.identity().describe()
     }
+
+    /// The device path of the drive, or of its partition `n`: `/dev/sdb`,
+    /// `/dev/sdb3`, `/dev/nvme1n1p3`.
+    pub fn path(&self, partition: Option<u32>) -> String {
+        match (partition, self.family) {
+            (None, _) => format!("/dev/{}", self.dev),
+            (Some(n), Family::Nvme) => format!("/dev/{}p{n}", self.dev),
+            (Some(n), _) => format!("/dev/{}{n}", self.dev),
+        }
+    }
 }
 
 impl Pool {
-    /// The drives as given; members carry `array`'s signature, and counters
-    /// the storage keeps per member (`storage_counter`) are left to it.
-    pub fn new(specs: &[DriveSpec], array: &str, storage_counter: impl Fn(&str) -> bool) -> Pool {
+    /// The drives as given; members carry `array`'s signature (and
+    /// partitions 1 to `partition` when the storage uses one of them), and
+    /// counters the storage keeps per member (`storage_counter`) are left
+    /// to it.
+    pub fn new(
+        specs: &[DriveSpec],
+        array: &str,
+        partition: Option<u32>,
+        storage_counter: impl Fn(&str) -> bool,
+    ) -> Pool {
         Pool {
             drives: specs
                 .iter()
-                .map(|spec| drive_state(spec, array, &storage_counter))
+                .map(|spec| {
+                    let mut d = drive_state(spec, array, &storage_counter);
+                    if spec.group == DriveGroup::Member {
+                        d.partitions = partition.unwrap_or(0);
+                    }
+                    d
+                })
                 .collect(),
             vacated: Vec::new(),
             has_bays: specs.iter().any(|d| d.slot.is_some()),
@@ -164,6 +190,30 @@ impl Pool {
         d.present = true;
     }
 
+    /// A present drive and partition by a device path: `/dev/sdb` is
+    /// `(drive, None)`, `/dev/sdb3` and `/dev/nvme1n1p3` are `(drive,
+    /// Some(3))` when the drive has that partition. `None` when no such
+    /// device node exists now.
+    pub fn device(&self, path: &str) -> Option<(usize, Option<u32>)> {
+        let name = path.strip_prefix("/dev/")?;
+        if let Some(d) = self.present(name) {
+            return Some((d, None));
+        }
+        self.drives.iter().enumerate().find_map(|(i, d)| {
+            if !d.present {
+                return None;
+            }
+            let rest = name.strip_prefix(d.dev.as_str())?;
+            let rest = if d.family == Family::Nvme {
+                rest.strip_prefix('p')?
+            } else {
+                rest
+            };
+            let n: u32 = rest.parse().ok().filter(|_| !rest.starts_with('0'))?;
+            (1..=d.partitions).contains(&n).then_some((i, Some(n)))
+        })
+    }
+
     /// `sdb (serial S3Z1..., bay 1)`.
     pub fn describe(&self, drive: usize) -> String {
         self.drives[drive].describe()
@@ -202,5 +252,6 @@ fn drive_state(
         counters_unreadable: false,
         blank: spec.blank && spec.group != DriveGroup::Member,
         superblock: (spec.group == DriveGroup::Member).then(|| array.to_string()),
+        partitions: 0,
     }
 }

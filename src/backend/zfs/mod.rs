@@ -155,6 +155,9 @@ pub struct Scan {
     pub permille: Option<u32>,
     /// Errors the scan found (a finished scan's `with N errors`).
     pub errors: Option<u64>,
+    /// Bytes issued and bytes to examine, where the output gives them in
+    /// bytes (`--json-int`).
+    pub bytes: Option<(u64, u64)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
