@@ -16,9 +16,10 @@ ln -sf /proc/self/fd/2 /dev/stderr
 ln -sf /proc/self/fd /dev/fd
 hostname lab
 # The modules every guest needs, then those of its drives' bus
-# (`lab_bus=scsi` or `lab_bus=sata` on the kernel command line).
+# (`lab_bus=scsi` or `lab_bus=sata` on the kernel command line), then those
+# only some guests' initramfs carries (order-extra: btrfs).
 bus=$(sed -n 's/.*lab_bus=\([a-z]*\).*/\1/p' /proc/cmdline)
-for order in /modules/order "/modules/order-$bus"; do
+for order in /modules/order "/modules/order-$bus" /modules/order-extra; do
   [ -f "$order" ] || continue
   while read -r module args; do
     # shellcheck disable=SC2086

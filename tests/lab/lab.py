@@ -133,7 +133,7 @@ class Technician:
         self.in_hand = serial
         return self.machine.insert(bay, serial, image)
 
-    def run(self, runbook, target, timeout=600.0):
+    def run(self, runbook, target, timeout=600.0, array="md0"):
         lab = self.lab
         shell = self.machine.shell
         tty = self.machine.tech
@@ -147,7 +147,7 @@ class Technician:
         # waits for a key so that nothing is cut off.
         shell.run(
             "setsid -c sh -c 'TERM=dumb NO_COLOR=1 swapguard run "
-            f"{runbook} --array md0 --target {target} --state-dir /tmp/sg; "
+            f"{runbook} --array {array} --target {target} --state-dir /tmp/sg; "
             "rc=$?; echo $rc > /tmp/sg.rc; echo \"@@SG-EXIT=$rc@@\"; read x' "
             "<>/dev/ttyS2 >&0 2>&0 &"
         )
@@ -201,7 +201,7 @@ class Technician:
 
 
 class Lab:
-    def __init__(self, name, work, kernel, initramfs, verbose, bus="nvme", wwns=None):
+    def __init__(self, name, work, kernel, initramfs, verbose, bus="nvme", wwns=None, size_mib=64):
         self.name = name
         self.work = Path(work) / name
         if self.work.exists():
@@ -215,7 +215,7 @@ class Lab:
         self.bus = bus
         self.machine = Machine(self.work, kernel, initramfs,
                                {1: SERIAL_A, 2: SERIAL_B}, bays=3, log=self._log,
-                               bus=bus, wwns=wwns)
+                               bus=bus, wwns=wwns, size_mib=size_mib)
         self.shell = None
 
     def _log(self, line):
@@ -371,12 +371,22 @@ MEMBER_NO_SMART = "/runbooks/lab-member-smart-optional.toml"
 SCENARIOS = {}
 # scenario name -> (bus, {serial: WWN}) for scenarios not on NVMe
 MACHINES = {}
+# scenario name -> the kind of guest it needs beyond md's (e.g. "btrfs"),
+# for scenarios that need one. Per kind: GUEST_KINDS, a function giving
+# (extra files, modules, binaries) for its initramfs; GUEST_TOOLS, the host
+# tools it needs; GUEST_DRIVE_MIB, its drives' size (default 64 MiB).
+GUESTS = {}
+GUEST_KINDS = {}
+GUEST_TOOLS = {}
+GUEST_DRIVE_MIB = {}
 
 
-def scenario(name, bus="nvme", wwns=None):
+def scenario(name, bus="nvme", wwns=None, guest=None):
     def register(fn):
         SCENARIOS[name] = fn
         MACHINES[name] = (bus, wwns)
+        if guest:
+            GUESTS[name] = guest
         return fn
     return register
 
@@ -935,14 +945,21 @@ def latency(lab, check):
             print(f"{kind}: median {median * 1000:.0f} ms (goal: at most 1000 ms)")
 
 
+# Scenarios in their own files register through `scenario` above; they
+# import this file as `lab` (the same module when run as a script).
+sys.modules.setdefault("lab", sys.modules[__name__])
+import btrfs_scenarios  # noqa: E402,F401
+
 # ---------------------------------------------------------------------------
 # main
 
 
-def prerequisites():
-    """What the lab needs on the host; a list of what is missing."""
+def prerequisites(names=()):
+    """What the lab needs on the host (for `names`); a list of what is missing."""
     missing = []
-    for tool in ["qemu-system-x86_64", "busybox", "mdadm", "smartctl", "cpio", "modprobe"]:
+    kinds = sorted({GUESTS[n] for n in names if n in GUESTS})
+    for tool in ["qemu-system-x86_64", "busybox", "mdadm", "smartctl", "cpio", "modprobe"] \
+            + [t for kind in kinds for t in GUEST_TOOLS.get(kind, [])]:
         if not shutil.which(tool) and not Path("/usr/sbin", tool).exists() \
                 and not Path("/sbin", tool).exists():
             missing.append(f"`{tool}` not found")
@@ -970,7 +987,7 @@ def main():
         for name, fn in SCENARIOS.items():
             print(f"{name:30} {norm(fn.__doc__)}")
         return 0
-    names = args.scenarios or [n for n in SCENARIOS if n != "latency"]
+    names = args.scenarios or [n for n in SCENARIOS if not n.endswith("latency")]
     if args.latency and "latency" not in names:
         names.append("latency")
     unknown = [n for n in names if n not in SCENARIOS]
@@ -978,7 +995,7 @@ def main():
         print(f"unknown scenario(s): {', '.join(unknown)} (see --list)", file=sys.stderr)
         return 2
 
-    missing = prerequisites()
+    missing = prerequisites(names)
     if missing:
         why = "; ".join(missing)
         if os.environ.get("CI") == "true":
@@ -1007,6 +1024,12 @@ def main():
         "/lab/capture.sh": LAB / "capture.sh",
     }
     initramfs = build_initramfs(work, binary, version, extra)
+    initramfs_of = {None: initramfs}
+    for kind in sorted({GUESTS[n] for n in names if n in GUESTS}):
+        # Only when a scenario needs it: e.g. btrfs's module and tools.
+        files, modules, binaries = GUEST_KINDS[kind]()
+        initramfs_of[kind] = build_initramfs(work, binary, version, {**extra, **files}, modules,
+                                             binaries, image=f"initramfs-{kind}")
     print(f"lab: kernel {version}, swapguard {swapguard}, work {work}", flush=True)
 
     passed, failed, figures = [], [], []
@@ -1015,7 +1038,9 @@ def main():
         t0 = time.monotonic()
         check = Check()
         bus, wwns = MACHINES[name]
-        lab = Lab(name, work, kernel, initramfs, args.verbose, bus=bus, wwns=wwns)
+        guest = GUESTS.get(name)
+        lab = Lab(name, work, kernel, initramfs_of[guest], args.verbose, bus=bus, wwns=wwns,
+                  size_mib=GUEST_DRIVE_MIB.get(guest, 64))
         lab.kernel_version = version
         lab.samples = max(args.latency, 1)
         try:
