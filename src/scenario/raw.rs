@@ -53,6 +53,7 @@ pub(crate) struct RawArray {
     pub level: Level,
     pub raid_disks: Option<Spanned<u32>>,
     pub rebuild_time: Option<HumanDuration>,
+    pub mount: Option<Spanned<String>>,
     pub members: Vec<Spanned<RawDrive>>,
     #[serde(default)]
     pub spares: Vec<Spanned<RawDrive>>,

@@ -89,6 +89,7 @@ fn healthy_scenario_in_detail() {
             level: Level::Raid1,
             raid_disks: 2,
             rebuild_time: Duration::from_secs(120),
+            mount: None,
         }
     );
     let groups: Vec<(DriveGroup, String)> = s.drives.iter().map(|d| (d.group, d.label())).collect();

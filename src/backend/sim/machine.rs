@@ -43,6 +43,8 @@ pub struct ArraySpec {
     pub raid_disks: u32,
     /// Simulated time a full recovery or replacement copy takes.
     pub rebuild_time: Duration,
+    /// btrfs: where the file system is mounted (its `name` is its UUID).
+    pub mount: Option<String>,
 }
 
 /// RAID level of the simulated array.
@@ -53,6 +55,8 @@ pub enum Level {
     Raid5,
     Raid6,
     Raid10,
+    /// btrfs only: three copies of everything.
+    Raid1c3,
 }
 
 impl Level {
@@ -63,6 +67,7 @@ impl Level {
             Level::Raid5 => "raid5",
             Level::Raid6 => "raid6",
             Level::Raid10 => "raid10",
+            Level::Raid1c3 => "raid1c3",
         }
     }
 
@@ -72,7 +77,7 @@ impl Level {
         match self {
             Level::Raid1 => raid_disks.saturating_sub(1),
             Level::Raid5 | Level::Raid10 => 1,
-            Level::Raid6 => 2,
+            Level::Raid6 | Level::Raid1c3 => 2,
         }
     }
 }

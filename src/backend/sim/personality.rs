@@ -2,16 +2,18 @@
 //!
 //! The pool (`pool.rs`) is the disks; a personality is what a backend
 //! builds on them and how it reacts: its members and their states, its
-//! own counters, its rebuilds, its command-line tool, its snapshot. md is
-//! the one personality today (`md.rs`, `mdadm.rs`, `view.rs`). A zpool or
-//! btrfs personality is one more variant here and its own files; the
-//! simulator (`mod.rs`) asks only the questions below.
+//! own counters, its rebuilds, its command-line tool, its snapshot: md
+//! (`md.rs`, `mdadm.rs`, `view.rs`) and btrfs (`btrfs.rs`, `btrfs_cmd.rs`,
+//! `btrfs_view.rs`). Another backend is one more variant here and its own
+//! files; the simulator (`mod.rs`) asks only the questions below.
 
 use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::backend::sim::machine::{ArraySpec, DriveSpec};
+use crate::backend::sim::btrfs::{BTRFS_NOTICES_AFTER, BtrfsFs};
+use crate::backend::sim::btrfs_cmd;
+use crate::backend::sim::machine::{ArraySpec, DriveSpec, Level};
 use crate::backend::sim::md::{Failure, MdArray};
 use crate::backend::sim::mdadm;
 use crate::backend::sim::pool::Pool;
@@ -27,6 +29,8 @@ const MD_NOTICES_AFTER: Duration = Duration::from_secs(2);
 pub(crate) enum Personality {
     /// One Linux md array.
     Md(MdArray),
+    /// One multi-device btrfs file system.
+    Btrfs(BtrfsFs),
 }
 
 impl Personality {
@@ -34,7 +38,33 @@ impl Personality {
     /// scenario's `[array]` describes.
     pub fn new(backend: &str, array: &ArraySpec, drives: &[DriveSpec]) -> Result<Personality> {
         match backend {
+            "md" if array.level == Level::Raid1c3 => {
+                anyhow::bail!("md has no `raid1c3` level (that is a btrfs profile)")
+            }
+            "md" if array.mount.is_some() => {
+                anyhow::bail!("`[array] mount` is for btrfs; an md array is not mounted")
+            }
             "md" => Ok(Personality::Md(MdArray::new(array, drives))),
+            "btrfs" => {
+                if !matches!(array.level, Level::Raid1 | Level::Raid1c3 | Level::Raid10) {
+                    anyhow::bail!(
+                        "the simulator plays btrfs `raid1`, `raid1c3` and `raid10`, not `{}`",
+                        array.level.name()
+                    );
+                }
+                if !crate::backend::btrfs::sysfs::is_uuid(&array.name) {
+                    anyhow::bail!(
+                        "a btrfs `[array] name` is the file system's UUID (as `--array` becomes in a real run), not `{}`",
+                        crate::sanitize::sanitize(&array.name, false)
+                    );
+                }
+                if array.mount.is_none() {
+                    anyhow::bail!(
+                        "a btrfs `[array]` needs `mount`, the mount point its commands are given (`/mnt/data`)"
+                    );
+                }
+                Ok(Personality::Btrfs(BtrfsFs::new(array, drives)))
+            }
             other => anyhow::bail!(
                 "the simulator cannot play the `{}` backend yet",
                 crate::sanitize::sanitize(other, false)
@@ -47,6 +77,7 @@ impl Personality {
     pub fn keeps_counter(&self, counter: &str) -> bool {
         match self {
             Personality::Md(_) => md_counter(counter),
+            Personality::Btrfs(_) => counter.starts_with("btrfs."),
         }
     }
 
@@ -54,6 +85,7 @@ impl Personality {
     pub fn array_name(&self) -> &str {
         match self {
             Personality::Md(md) => &md.array.name,
+            Personality::Btrfs(fs) => &fs.uuid,
         }
     }
 
@@ -67,6 +99,7 @@ impl Personality {
     ) -> Result<Snapshot> {
         match self {
             Personality::Md(md) => md.snapshot(pool, array, depth, now_ms),
+            Personality::Btrfs(fs) => fs.snapshot(pool, array, depth, now_ms),
         }
     }
 
@@ -83,6 +116,13 @@ impl Personality {
             Personality::Md(md) => match md.any_member(drive) {
                 Some(m) => Ok(md.members[m].counters.insert(counter.to_string(), value)),
                 None => Err(format!("{who} is not a member; `{counter}` has no meaning")),
+            },
+            Personality::Btrfs(fs) => match fs.any_device(drive) {
+                Some(d) => Ok(fs.devices[d].counters.insert(counter.to_string(), value)),
+                None => Err(format!(
+                    "{who} is not a device of {}; `{counter}` has no meaning",
+                    fs.mount
+                )),
             },
         }
     }
@@ -102,11 +142,22 @@ impl Personality {
                 }
                 None => format!("{who} is not a member; md flags have no meaning"),
             },
+            Personality::Btrfs(_) => format!(
+                "btrfs keeps no such flags; {} on {who} has no meaning",
+                flags.join(",")
+            ),
         }
     }
 
     /// A scenario event fails `drive`'s member.
-    pub fn fail(&mut self, pool: &Pool, drive: usize, who: &str, log: &mut Vec<String>) {
+    pub fn fail(
+        &mut self,
+        pool: &Pool,
+        drive: usize,
+        who: &str,
+        now_ms: u64,
+        log: &mut Vec<String>,
+    ) {
         match self {
             Personality::Md(md) => match md.any_member(drive) {
                 Some(m) => {
@@ -115,6 +166,18 @@ impl Personality {
                     }
                 }
                 None => log.push(format!("{who} is not a member; md has nothing to fail")),
+            },
+            // btrfs never fails a device itself: one that stops answering is
+            // what it lists as missing.
+            Personality::Btrfs(fs) => match fs.any_device(drive) {
+                Some(d) => {
+                    log.push(format!("{who} stopped answering"));
+                    fs.lose(pool, d, now_ms, log);
+                }
+                None => log.push(format!(
+                    "{who} is not a device of {}; btrfs has nothing to lose",
+                    fs.mount
+                )),
             },
         }
     }
@@ -126,6 +189,10 @@ impl Personality {
                 md.array.unreadable = true;
                 format!("array {} can no longer be read", md.array.name)
             }
+            Personality::Btrfs(fs) => {
+                fs.unreadable = true;
+                format!("btrfs file system {} can no longer be read", fs.mount)
+            }
         }
     }
 
@@ -134,6 +201,7 @@ impl Personality {
     pub fn unplugged(&mut self, drive: usize) -> Option<(usize, Duration)> {
         match self {
             Personality::Md(md) => md.unplugged(drive).map(|m| (m, MD_NOTICES_AFTER)),
+            Personality::Btrfs(fs) => fs.unplugged(drive).map(|d| (d, BTRFS_NOTICES_AFTER)),
         }
     }
 
@@ -152,6 +220,11 @@ impl Personality {
                 md.md_error(pool, member, log);
                 md.start_recovery(pool, now_ms, log);
             }
+            Personality::Btrfs(fs) => {
+                if fs.devices[member].detached {
+                    fs.lose(pool, member, now_ms, log);
+                }
+            }
         }
     }
 
@@ -160,6 +233,8 @@ impl Personality {
     pub fn settle(&mut self, pool: &Pool, now_ms: u64, log: &mut Vec<String>) {
         match self {
             Personality::Md(md) => md.start_recovery(pool, now_ms, log),
+            // btrfs starts nothing by itself.
+            Personality::Btrfs(_) => {}
         }
     }
 
@@ -167,6 +242,7 @@ impl Personality {
     pub fn due_at(&self) -> Option<u64> {
         match self {
             Personality::Md(md) => md.recovery_done_at(),
+            Personality::Btrfs(fs) => fs.due_at(),
         }
     }
 
@@ -174,6 +250,7 @@ impl Personality {
     pub fn on_due(&mut self, pool: &Pool, now_ms: u64, log: &mut Vec<String>) {
         match self {
             Personality::Md(md) => md.finish_recovery(pool, now_ms, log),
+            Personality::Btrfs(fs) => fs.on_due(pool, now_ms, log),
         }
     }
 
@@ -191,6 +268,11 @@ impl Personality {
             Personality::Md(md) => {
                 (program == "mdadm").then(|| mdadm::run(md, pool, argv, now_ms, log))
             }
+            Personality::Btrfs(fs) => match program {
+                "btrfs" => Some(btrfs_cmd::run(fs, pool, argv, now_ms, log)),
+                "findmnt" => Some(btrfs_cmd::findmnt(fs, pool, argv)),
+                _ => None,
+            },
         }
     }
 
@@ -215,6 +297,9 @@ impl Personality {
                     .collect();
                 (md.array.level.name().to_string(), members)
             }
+            // btrfs maps no file to per-device byte ranges (no FIEMAP per
+            // device): the canary is read through the file system only.
+            Personality::Btrfs(fs) => (fs.profile.name().to_string(), Vec::new()),
         }
     }
 }

@@ -147,7 +147,12 @@ impl MdArray {
 impl Pool {
     /// A drive's own part of a look, as no member of anything: identity,
     /// the cheap counters and, in a full look, SMART and blankness.
-    fn drive_view(&self, drive: usize, depth: Depth, problems: &mut Vec<Problem>) -> Drive {
+    pub(crate) fn drive_view(
+        &self,
+        drive: usize,
+        depth: Depth,
+        problems: &mut Vec<Problem>,
+    ) -> Drive {
         let d = &self.drives[drive];
         let mut counters = BTreeMap::new();
         if d.counters_unreadable {
