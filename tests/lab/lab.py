@@ -133,7 +133,7 @@ class Technician:
         self.in_hand = serial
         return self.machine.insert(bay, serial, image)
 
-    def run(self, runbook, target, timeout=600.0, array="md0"):
+    def run(self, runbook, target, timeout=600.0, array="md0", params=()):
         lab = self.lab
         shell = self.machine.shell
         tty = self.machine.tech
@@ -147,7 +147,8 @@ class Technician:
         # waits for a key so that nothing is cut off.
         shell.run(
             "setsid -c sh -c 'TERM=dumb NO_COLOR=1 swapguard run "
-            f"{runbook} --array {array} --target {target} --state-dir /tmp/sg; "
+            f"{runbook} --array {array} --target {target} --state-dir /tmp/sg"
+            + "".join(f" --param {p}" for p in params) + "; "
             "rc=$?; echo $rc > /tmp/sg.rc; echo \"@@SG-EXIT=$rc@@\"; read x' "
             "<>/dev/ttyS2 >&0 2>&0 &"
         )
@@ -1027,7 +1028,7 @@ def main():
     initramfs_of = {None: initramfs}
     for kind in sorted({GUESTS[n] for n in names if n in GUESTS}):
         # Only when a scenario needs it: e.g. btrfs's module and tools.
-        files, modules, binaries = GUEST_KINDS[kind]()
+        files, modules, binaries = GUEST_KINDS[kind](work)
         initramfs_of[kind] = build_initramfs(work, binary, version, {**extra, **files}, modules,
                                              binaries, image=f"initramfs-{kind}")
     print(f"lab: kernel {version}, swapguard {swapguard}, work {work}", flush=True)
