@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 # command:package pairs the tests need:
 # - the QEMU lab (tests/lab.rs, docs/lab.md) boots Debian's own kernel with
-#   busybox, mdadm and smartctl;
+#   busybox, mdadm and smartctl; its btrfs scenarios add btrfs-progs
+#   (btrfs, mkfs.btrfs) and findmnt (util-linux) to the guest;
 # - restic for the restore runbook's backup gate against a real repository
 #   (tests/restic.rs);
 # - mkfs.ext4 and losetup for data canaries on a loop device
@@ -23,6 +24,8 @@ required=(
   restic:restic
   mkfs.ext4:e2fsprogs
   losetup:mount
+  mkfs.btrfs:btrfs-progs
+  findmnt:util-linux
 )
 missing=()
 for pair in "${required[@]}"; do

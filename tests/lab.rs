@@ -139,3 +139,36 @@ fn scsi_survivor_errors() {
 fn sata_first_steps() {
     lab("sata-first-steps", &[]);
 }
+
+// btrfs (tests/lab/btrfs_scenarios.py): a RAID1 file system over the two
+// drives, swapguard run with `--array /mnt/data` on runbooks/btrfs-*.toml.
+
+#[test]
+fn btrfs_guest() {
+    lab("btrfs-guest", &[]);
+}
+
+#[test]
+fn btrfs_replace_hot() {
+    lab("btrfs-replace-hot", &[]);
+}
+
+#[test]
+fn btrfs_survivor_write_errors() {
+    lab("btrfs-survivor-write-errors", &[]);
+}
+
+#[test]
+fn btrfs_wrong_drive_pulled() {
+    lab("btrfs-wrong-drive-pulled", &[]);
+}
+
+#[test]
+fn btrfs_corruption() {
+    lab("btrfs-corruption", &[]);
+}
+
+#[test]
+fn btrfs_replace_missing() {
+    lab("btrfs-replace-missing", &[]);
+}

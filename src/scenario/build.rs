@@ -101,6 +101,27 @@ impl Builder<'_> {
             );
         }
 
+        let mount = raw.array.mount.map(|m| {
+            let path = m.get_ref();
+            let fine = path.starts_with('/')
+                && path.len() > 1
+                && !path.ends_with('/')
+                && path
+                    .split('/')
+                    .skip(1)
+                    .all(|p| !p.is_empty() && p != "." && p != "..")
+                && !path.chars().any(|c| c.is_control() || c.is_whitespace());
+            if !fine {
+                self.error(
+                    span_of(m.span()),
+                    format!(
+                        "`mount` must be an absolute path without `.`, `..` or blanks, not `{path}`"
+                    ),
+                    Some("e.g. `mount = \"/mnt/data\"`".into()),
+                );
+            }
+            m.into_inner()
+        });
         let mut drives = Vec::new();
         let mut spans = Vec::new();
         for d in raw.array.members {
@@ -317,6 +338,7 @@ impl Builder<'_> {
                     .rebuild_time
                     .map_or(Duration::from_secs(60), |d| d.0),
                 partition,
+                mount,
             },
             drives,
             technician,

@@ -54,6 +54,7 @@ pub(crate) struct RawArray {
     pub raid_disks: Option<Spanned<u32>>,
     pub rebuild_time: Option<HumanDuration>,
     pub partition: Option<Spanned<u32>>,
+    pub mount: Option<Spanned<String>>,
     pub members: Vec<Spanned<RawDrive>>,
     #[serde(default)]
     pub spares: Vec<Spanned<RawDrive>>,

@@ -90,6 +90,7 @@ fn healthy_scenario_in_detail() {
             raid_disks: 2,
             rebuild_time: Duration::from_secs(120),
             partition: None,
+            mount: None,
         }
     );
     let groups: Vec<(DriveGroup, String)> = s.drives.iter().map(|d| (d.group, d.label())).collect();

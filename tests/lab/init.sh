@@ -16,10 +16,11 @@ ln -sf /proc/self/fd/2 /dev/stderr
 ln -sf /proc/self/fd /dev/fd
 hostname lab
 # The modules every guest needs, then those of its drives' bus
-# (`lab_bus=scsi` or `lab_bus=sata` on the kernel command line), then
-# OpenZFS's spl and zfs where the initramfs has them (ZFS scenarios only).
+# (`lab_bus=scsi` or `lab_bus=sata` on the kernel command line), then those
+# only some guests' initramfs carries (order-extra: btrfs; order-zfs: OpenZFS's
+# spl and zfs).
 bus=$(sed -n 's/.*lab_bus=\([a-z]*\).*/\1/p' /proc/cmdline)
-for order in /modules/order "/modules/order-$bus" /modules/order-zfs; do
+for order in /modules/order "/modules/order-$bus" /modules/order-extra /modules/order-zfs; do
   [ -f "$order" ] || continue
   while read -r module args; do
     # shellcheck disable=SC2086

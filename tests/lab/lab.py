@@ -99,6 +99,15 @@ class Outcome:
         return found[0] if found else None
 
 
+def param_args(params):
+    """`--param` values: from a dict (name -> value) or `NAME=VALUE` strings."""
+    if not params:
+        return []
+    if isinstance(params, dict):
+        return [f"{k}={v}" for k, v in params.items()]
+    return list(params)
+
+
 class Technician:
     """Plays the technician at swapguard's terminal (the guest's ttyS2).
 
@@ -148,7 +157,7 @@ class Technician:
         shell.run(
             "setsid -c sh -c 'TERM=dumb NO_COLOR=1 swapguard run "
             f"{runbook} --array {array} --target {target} --state-dir /tmp/sg"
-            + "".join(f" --param {k}={v}" for k, v in (params or {}).items()) + "; "
+            + "".join(f" --param {p}" for p in param_args(params)) + "; "
             "rc=$?; echo $rc > /tmp/sg.rc; echo \"@@SG-EXIT=$rc@@\"; read x' "
             "<>/dev/ttyS2 >&0 2>&0 &"
         )
@@ -378,12 +387,22 @@ MACHINES = {}
 OPTIONS = {}
 # initramfs variant -> builder(work, swapguard, kernel_version, extra_files)
 INITRAMFS = {}
+# scenario name -> the kind of guest it needs beyond md's (e.g. "btrfs"),
+# for scenarios that need one. Per kind: GUEST_KINDS, a function giving
+# (extra files, modules, binaries) for its initramfs; GUEST_TOOLS, the host
+# tools it needs; GUEST_DRIVE_MIB, its drives' size (default 64 MiB).
+GUESTS = {}
+GUEST_KINDS = {}
+GUEST_TOOLS = {}
+GUEST_DRIVE_MIB = {}
 
 
-def scenario(name, bus="nvme", wwns=None):
+def scenario(name, bus="nvme", wwns=None, guest=None):
     def register(fn):
         SCENARIOS[name] = fn
         MACHINES[name] = (bus, wwns)
+        if guest:
+            GUESTS[name] = guest
         return fn
     return register
 
@@ -942,8 +961,10 @@ def latency(lab, check):
             print(f"{kind}: median {median * 1000:.0f} ms (goal: at most 1000 ms)")
 
 
-# The ZFS scenarios (tests/lab/zfs_lab.py) register themselves here too.
+# Scenarios in their own files register through `scenario` above; they
+# import this file as `lab` (the same module when run as a script).
 sys.modules.setdefault("lab", sys.modules[__name__])
+import btrfs_scenarios  # noqa: E402,F401
 import zfs_lab  # noqa: E402,F401
 
 
@@ -951,10 +972,12 @@ import zfs_lab  # noqa: E402,F401
 # main
 
 
-def prerequisites():
-    """What the lab needs on the host; a list of what is missing."""
+def prerequisites(names=()):
+    """What the lab needs on the host (for `names`); a list of what is missing."""
     missing = []
-    for tool in ["qemu-system-x86_64", "busybox", "mdadm", "smartctl", "cpio", "modprobe"]:
+    kinds = sorted({GUESTS[n] for n in names if n in GUESTS})
+    for tool in ["qemu-system-x86_64", "busybox", "mdadm", "smartctl", "cpio", "modprobe"] \
+            + [t for kind in kinds for t in GUEST_TOOLS.get(kind, [])]:
         if not shutil.which(tool) and not Path("/usr/sbin", tool).exists() \
                 and not Path("/sbin", tool).exists():
             missing.append(f"`{tool}` not found")
@@ -990,7 +1013,7 @@ def main():
         print(f"unknown scenario(s): {', '.join(unknown)} (see --list)", file=sys.stderr)
         return 2
 
-    missing = prerequisites()
+    missing = prerequisites(names)
     if missing:
         why = "; ".join(missing)
         if os.environ.get("CI") == "true":
@@ -1027,6 +1050,12 @@ def main():
                 variants[variant] = INITRAMFS[variant](work, binary, version, extra)
             except Exception as e:  # every scenario that needs it fails with this
                 variants[variant] = LabError(f"cannot build the `{variant}` guest: {e}")
+    initramfs_of = {None: initramfs}
+    for kind in sorted({GUESTS[n] for n in names if n in GUESTS}):
+        # Only when a scenario needs it: e.g. btrfs's module and tools.
+        files, modules, binaries = GUEST_KINDS[kind](work)
+        initramfs_of[kind] = build_initramfs(work, binary, version, {**extra, **files}, modules,
+                                             binaries, image=f"initramfs-{kind}")
     print(f"lab: kernel {version}, swapguard {swapguard}, work {work}", flush=True)
 
     passed, failed, figures = [], [], []
@@ -1036,7 +1065,10 @@ def main():
         check = Check()
         bus, wwns = MACHINES[name]
         options = dict(OPTIONS.get(name, {}))
-        image = variants.get(options.pop("initramfs", None), initramfs)
+        variant = options.pop("initramfs", None)
+        guest = GUESTS.get(name)
+        image = variants.get(variant, initramfs) if variant else initramfs_of[guest]
+        options.setdefault("size_mib", GUEST_DRIVE_MIB.get(guest, 64))
         lab = Lab(name, work, kernel, image, args.verbose, bus=bus, wwns=wwns, **options)
         lab.kernel_version = version
         lab.samples = max(args.latency, 1)

@@ -113,9 +113,12 @@ def _copy_into(root, src, dest=None):
     return dest
 
 
-def build_initramfs(work, swapguard, kernel_version, extra_files=None):
-    """Build `<work>/initramfs.cpio.gz` and return its path."""
-    root = Path(work) / "initramfs"
+def build_initramfs(work, swapguard, kernel_version, extra_files=None, extra_modules=(),
+                    extra_binaries=(), image="initramfs"):
+    """Build `<work>/<image>.cpio.gz` and return its path. `extra_modules`
+    (loaded after the others, `/modules/order-extra`) and `extra_binaries`
+    (with their libraries) are for guests of one kind only, e.g. btrfs."""
+    root = Path(work) / image
     if root.exists():
         shutil.rmtree(root)
     for d in ["bin", "sbin", "usr/bin", "usr/sbin", "usr/local/bin", "proc", "sys",
@@ -130,6 +133,7 @@ def build_initramfs(work, swapguard, kernel_version, extra_files=None):
     binaries = [(shutil.which(name) or default, default) for name, default in tools.items()]
     binaries.append((str(swapguard), "/usr/local/bin/swapguard"))
     binaries.append((busybox, "/bin/busybox"))  # no libraries when static
+    binaries += [(str(src), str(src)) for src in extra_binaries]
     libs = set()
     for src, dest in binaries:
         if not Path(src).exists():
@@ -142,6 +146,10 @@ def build_initramfs(work, swapguard, kernel_version, extra_files=None):
     orders = {"order": base}
     for bus, modules in BUS_MODULES.items():
         orders[f"order-{bus}"] = module_order(kernel_version, modules, {p for p, _ in base})
+    if extra_modules:
+        # Only the base order is always loaded; a bus order is not.
+        orders["order-extra"] = module_order(kernel_version, list(extra_modules),
+                                             {p for p, _ in base})
     for file, order in orders.items():
         lines = []
         for path, args in order:
@@ -160,7 +168,7 @@ def build_initramfs(work, swapguard, kernel_version, extra_files=None):
     init = root / "init"
     shutil.copy2(HERE / "init.sh", init)
     init.chmod(0o755)
-    out = Path(work) / "initramfs.cpio.gz"
+    out = Path(work) / f"{image}.cpio.gz"
     listing = subprocess.run(
         ["find", "."], cwd=root, check=True, capture_output=True
     ).stdout

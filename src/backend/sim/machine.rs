@@ -47,6 +47,8 @@ pub struct ArraySpec {
     /// partitions 1 to this one, as a Proxmox boot mirror carries BIOS
     /// boot, ESP and ZFS); `None`: the pool uses whole disks.
     pub partition: Option<u32>,
+    /// btrfs: where the file system is mounted (its `name` is its UUID).
+    pub mount: Option<String>,
 }
 
 /// RAID level of the simulated array.
@@ -63,6 +65,8 @@ pub enum Level {
     Raidz1,
     Raidz2,
     Raidz3,
+    /// btrfs only: three copies of everything.
+    Raid1c3,
 }
 
 impl Level {
@@ -77,6 +81,7 @@ impl Level {
             Level::Raidz1 => "raidz1",
             Level::Raidz2 => "raidz2",
             Level::Raidz3 => "raidz3",
+            Level::Raid1c3 => "raid1c3",
         }
     }
 
@@ -94,7 +99,7 @@ impl Level {
         match self {
             Level::Raid1 | Level::Mirror => raid_disks.saturating_sub(1),
             Level::Raid5 | Level::Raid10 | Level::Raidz1 => 1,
-            Level::Raid6 | Level::Raidz2 => 2,
+            Level::Raid6 | Level::Raidz2 | Level::Raid1c3 => 2,
             Level::Raidz3 => 3,
         }
     }

@@ -17,6 +17,9 @@
 //!
 //! Nothing here sleeps; a 24-hour rebuild is a few thousand polls.
 
+mod btrfs;
+mod btrfs_cmd;
+mod btrfs_view;
 mod canary;
 pub mod machine;
 mod md;
@@ -129,6 +132,15 @@ impl SimBackend {
             .collect();
         for (number, actions) in baseline {
             sim.apply_event(number, &actions);
+        }
+        // A drive gone before the baseline has long been noticed by the
+        // storage (md failed it, btrfs lists it missing).
+        let (noticed, rest): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut sim.pending)
+            .into_iter()
+            .partition(|p| matches!(p.what, Work::Notice { .. }));
+        sim.pending = rest;
+        for p in noticed {
+            sim.perform(p.what);
         }
         let now = sim.now();
         let mut log = Vec::new();
@@ -351,7 +363,8 @@ impl SimBackend {
             Action::Fail(drive) => {
                 let mut log = Vec::new();
                 let who = self.describe(*drive);
-                self.storage.fail(&self.pool, *drive, &who, &mut log);
+                let now = self.now();
+                self.storage.fail(&self.pool, *drive, &who, now, &mut log);
                 let lines = log.into_iter().map(|l| format!("{tag} {l}")).collect();
                 self.note(lines);
             }

@@ -3,15 +3,18 @@
 //! The pool (`pool.rs`) is the disks; a personality is what a backend
 //! builds on them and how it reacts: its members and their states, its
 //! own counters, its rebuilds, its command-line tool, its snapshot: md
-//! (`md.rs`, `mdadm.rs`, `view.rs`) and a ZFS pool (`zpool.rs`,
-//! `zpool_cmd.rs`). A btrfs personality is one more variant here and its
-//! own files; the simulator (`mod.rs`) asks only the questions below.
+//! (`md.rs`, `mdadm.rs`, `view.rs`), a ZFS pool (`zpool.rs`,
+//! `zpool_cmd.rs`) and btrfs (`btrfs.rs`, `btrfs_cmd.rs`, `btrfs_view.rs`).
+//! Another backend is one more variant here and its own files; the
+//! simulator (`mod.rs`) asks only the questions below.
 
 use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::backend::sim::machine::{ArraySpec, DriveSpec};
+use crate::backend::sim::btrfs::{BTRFS_NOTICES_AFTER, BtrfsFs};
+use crate::backend::sim::btrfs_cmd;
+use crate::backend::sim::machine::{ArraySpec, DriveSpec, Level};
 use crate::backend::sim::md::{Failure, MdArray};
 use crate::backend::sim::mdadm;
 use crate::backend::sim::pool::Pool;
@@ -31,6 +34,8 @@ pub(crate) enum Personality {
     Md(MdArray),
     /// One ZFS pool.
     Zfs(Zpool),
+    /// One multi-device btrfs file system.
+    Btrfs(BtrfsFs),
 }
 
 impl Personality {
@@ -38,16 +43,40 @@ impl Personality {
     /// scenario's `[array]` describes.
     pub fn new(backend: &str, array: &ArraySpec, drives: &[DriveSpec]) -> Result<Personality> {
         match backend {
-            "md" => {
-                if array.level.is_zfs() {
+            "md" if array.level.is_zfs() || array.level == Level::Raid1c3 => {
+                anyhow::bail!(
+                    "an md scenario's `[array] level` is `raid1`, `raid5`, `raid6` or `raid10`, not `{}`",
+                    array.level.name()
+                )
+            }
+            "md" if array.mount.is_some() => {
+                anyhow::bail!("`[array] mount` is for btrfs; an md array is not mounted")
+            }
+            "md" => Ok(Personality::Md(MdArray::new(array, drives))),
+            "zfs" if array.mount.is_some() => {
+                anyhow::bail!("`[array] mount` is for btrfs; a ZFS pool is named, not mounted")
+            }
+            "zfs" => Ok(Personality::Zfs(Zpool::new(array, drives)?)),
+            "btrfs" => {
+                if !matches!(array.level, Level::Raid1 | Level::Raid1c3 | Level::Raid10) {
                     anyhow::bail!(
-                        "an md scenario's `[array] level` is `raid1`, `raid5`, `raid6` or `raid10`, not `{}`",
+                        "the simulator plays btrfs `raid1`, `raid1c3` and `raid10`, not `{}`",
                         array.level.name()
                     );
                 }
-                Ok(Personality::Md(MdArray::new(array, drives)))
+                if !crate::backend::btrfs::sysfs::is_uuid(&array.name) {
+                    anyhow::bail!(
+                        "a btrfs `[array] name` is the file system's UUID (as `--array` becomes in a real run), not `{}`",
+                        crate::sanitize::sanitize(&array.name, false)
+                    );
+                }
+                if array.mount.is_none() {
+                    anyhow::bail!(
+                        "a btrfs `[array]` needs `mount`, the mount point its commands are given (`/mnt/data`)"
+                    );
+                }
+                Ok(Personality::Btrfs(BtrfsFs::new(array, drives)))
             }
-            "zfs" => Ok(Personality::Zfs(Zpool::new(array, drives)?)),
             other => anyhow::bail!(
                 "the simulator cannot play the `{}` backend yet",
                 crate::sanitize::sanitize(other, false)
@@ -61,6 +90,7 @@ impl Personality {
         match self {
             Personality::Md(_) => md_counter(counter),
             Personality::Zfs(_) => counter.starts_with("zfs."),
+            Personality::Btrfs(_) => counter.starts_with("btrfs."),
         }
     }
 
@@ -69,6 +99,7 @@ impl Personality {
         match self {
             Personality::Md(md) => &md.array.name,
             Personality::Zfs(zp) => &zp.name,
+            Personality::Btrfs(fs) => &fs.uuid,
         }
     }
 
@@ -83,6 +114,7 @@ impl Personality {
         match self {
             Personality::Md(md) => md.snapshot(pool, array, depth, now_ms),
             Personality::Zfs(zp) => zp.snapshot(pool, array, depth, now_ms),
+            Personality::Btrfs(fs) => fs.snapshot(pool, array, depth, now_ms),
         }
     }
 
@@ -103,6 +135,13 @@ impl Personality {
             Personality::Zfs(zp) => match zp.any_leaf(drive) {
                 Some(l) => Ok(zp.leaves[l].counters.insert(counter.to_string(), value)),
                 None => Err(format!("{who} is not a leaf; `{counter}` has no meaning")),
+            },
+            Personality::Btrfs(fs) => match fs.any_device(drive) {
+                Some(d) => Ok(fs.devices[d].counters.insert(counter.to_string(), value)),
+                None => Err(format!(
+                    "{who} is not a device of {}; `{counter}` has no meaning",
+                    fs.mount
+                )),
             },
         }
     }
@@ -134,11 +173,22 @@ impl Personality {
                 }
                 None => format!("{who} is not a leaf; ZFS flags have no meaning"),
             },
+            Personality::Btrfs(_) => format!(
+                "btrfs keeps no such flags; {} on {who} has no meaning",
+                flags.join(",")
+            ),
         }
     }
 
     /// A scenario event fails `drive`'s member.
-    pub fn fail(&mut self, pool: &Pool, drive: usize, who: &str, log: &mut Vec<String>) {
+    pub fn fail(
+        &mut self,
+        pool: &Pool,
+        drive: usize,
+        who: &str,
+        now_ms: u64,
+        log: &mut Vec<String>,
+    ) {
         match self {
             Personality::Md(md) => match md.any_member(drive) {
                 Some(m) => {
@@ -149,6 +199,18 @@ impl Personality {
                 None => log.push(format!("{who} is not a member; md has nothing to fail")),
             },
             Personality::Zfs(zp) => zp.fault(pool, drive, who, log),
+            // btrfs never fails a device itself: one that stops answering is
+            // what it lists as missing.
+            Personality::Btrfs(fs) => match fs.any_device(drive) {
+                Some(d) => {
+                    log.push(format!("{who} stopped answering"));
+                    fs.lose(pool, d, now_ms, log);
+                }
+                None => log.push(format!(
+                    "{who} is not a device of {}; btrfs has nothing to lose",
+                    fs.mount
+                )),
+            },
         }
     }
 
@@ -162,6 +224,10 @@ impl Personality {
             Personality::Zfs(zp) => {
                 zp.unreadable = true;
                 format!("pool {} can no longer be read", zp.name)
+            }
+            Personality::Btrfs(fs) => {
+                fs.unreadable = true;
+                format!("btrfs file system {} can no longer be read", fs.mount)
             }
         }
     }
@@ -182,6 +248,7 @@ impl Personality {
                 zp.unplugged(pool, drive, now_ms, log);
                 None
             }
+            Personality::Btrfs(fs) => fs.unplugged(drive).map(|d| (d, BTRFS_NOTICES_AFTER)),
         }
     }
 
@@ -201,6 +268,11 @@ impl Personality {
                 md.start_recovery(pool, now_ms, log);
             }
             Personality::Zfs(_) => {}
+            Personality::Btrfs(fs) => {
+                if fs.devices[member].detached {
+                    fs.lose(pool, member, now_ms, log);
+                }
+            }
         }
     }
 
@@ -210,6 +282,8 @@ impl Personality {
         match self {
             Personality::Md(md) => md.start_recovery(pool, now_ms, log),
             Personality::Zfs(_) => {}
+            // btrfs starts nothing by itself.
+            Personality::Btrfs(_) => {}
         }
     }
 
@@ -218,6 +292,7 @@ impl Personality {
         match self {
             Personality::Md(md) => md.recovery_done_at(),
             Personality::Zfs(zp) => zp.resilver_done_at(),
+            Personality::Btrfs(fs) => fs.due_at(),
         }
     }
 
@@ -226,6 +301,7 @@ impl Personality {
         match self {
             Personality::Md(md) => md.finish_recovery(pool, now_ms, log),
             Personality::Zfs(zp) => zp.finish_resilver(pool, log),
+            Personality::Btrfs(fs) => fs.on_due(pool, now_ms, log),
         }
     }
 
@@ -246,6 +322,11 @@ impl Personality {
             Personality::Zfs(zp) => match program {
                 "zpool" => Some(zpool_cmd::zpool(zp, pool, argv, now_ms, log)),
                 "sgdisk" => Some(zpool_cmd::sgdisk(pool, argv, log)),
+                _ => None,
+            },
+            Personality::Btrfs(fs) => match program {
+                "btrfs" => Some(btrfs_cmd::run(fs, pool, argv, now_ms, log)),
+                "findmnt" => Some(btrfs_cmd::findmnt(fs, pool, argv)),
                 _ => None,
             },
         }
@@ -290,6 +371,9 @@ impl Personality {
                     .collect();
                 (zp.level.name().to_string(), members)
             }
+            // btrfs maps no file to per-device byte ranges (no FIEMAP per
+            // device): the canary is read through the file system only.
+            Personality::Btrfs(fs) => (fs.profile.name().to_string(), Vec::new()),
         }
     }
 }
