@@ -243,10 +243,22 @@ def helper_event_stamp(classes, out="/tmp/zev.out"):
     (adjtimex) at the first event whose class matches one of `classes`
     (a `case` pattern each), then stop. Started before the fault."""
     pattern = "|".join(classes)
-    return (f"zpool events -c >/dev/null; ( zpool events -f -H {POOL} | while read -r t1 t2 cls rest; do "
+    # `-H` lines: "Nov 28 2026 15:32:48.804000000<TAB>sysevent.fs.zfs.pool_create".
+    # The follower itself ends at the next event after the match (SIGPIPE).
+    return (f"zpool events -c >/dev/null; ( zpool events -f -H {POOL} | "
+            f"while read -r mon day year at cls rest; do "
             f"case \"$cls\" in {pattern}) adjtimex | grep tv_ > {out}.tmp; echo \"class=$cls\" >> {out}.tmp; "
-            f"mv {out}.tmp {out}; break;; esac; done; kill $(pidof zpool) 2>/dev/null ) "
+            f"mv {out}.tmp {out}; break;; esac; done ) "
             f"</dev/null >/dev/null 2>&1 &")
+
+
+def helper_pool_state_stamp(state, out="/tmp/zstate.out"):
+    """Stamp the guest's clock when the pool's state (its kstat, read with
+    shell builtins every 2 ms) is no longer `state`."""
+    kstat = f"/proc/spl/kstat/zfs/{POOL}/state"
+    return (f"( while read -r s < {kstat} && [ \"$s\" = {state} ]; do usleep 2000; done; "
+            f"adjtimex | grep tv_ > {out}.tmp; echo \"state=$(cat {kstat})\" >> {out}.tmp; "
+            f"mv {out}.tmp {out} ) </dev/null >/dev/null 2>&1 &")
 
 
 def read_stamp(lab, out="/tmp/zev.out", timeout=60.0):
@@ -296,7 +308,12 @@ def zfs_guest(lab, check):
     lab.shell.run(f"zpool clear {POOL}", timeout=120)
     # A pull, stamped the moment `zpool events -f` delivers the removal.
     lab.shell.run(helper_event_stamp(["resource.fs.zfs.removed", "resource.fs.zfs.statechange"]))
+    lab.shell.run(helper_pool_state_stamp("ONLINE"))
     pulled = lab.machine.pull(SERIAL_B)
+    kstat = read_stamp(lab, "/tmp/zstate.out")
+    if check.that(kstat is not None, "no pool-state stamp for the pull"):
+        lab.say(f"  pool state left ONLINE {(parse_adjtimex(kstat) - lab.sync_to_guest_clock()[0] - pulled) * 1000:.0f} ms "
+                f"after QEMU's DEVICE_DELETED ({norm(kstat.split('state=')[-1])})")
     stamp = read_stamp(lab)
     offset, _ = lab.sync_to_guest_clock()
     if check.that(stamp is not None, "no event stamp for the pull"):
