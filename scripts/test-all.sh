@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # command:package pairs the tests need:
 # - the QEMU lab (tests/lab.rs, docs/lab.md) boots Debian's own kernel with
 #   busybox, mdadm and smartctl; its btrfs scenarios add btrfs-progs
-#   (btrfs, mkfs.btrfs) and findmnt (util-linux) to the guest;
+#   (btrfs, mkfs.btrfs) and findmnt (util-linux) to the guest, and its ZFS
+#   guest gets sgdisk (the ZFS runbooks copy a partition table with it);
 # - restic for the restore runbook's backup gate against a real repository
 #   (tests/restic.rs);
 # - mkfs.ext4 and losetup for data canaries on a loop device
@@ -18,6 +19,7 @@ required=(
   qemu-system-x86_64:qemu-system-x86
   mdadm:mdadm
   smartctl:smartmontools
+  sgdisk:gdisk
   busybox:busybox-static
   cpio:cpio
   modprobe:kmod
@@ -51,6 +53,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# OpenZFS for the lab's ZFS guest: built for the guest's kernel on first use
+# and cached outside the checkout by ZFS and kernel version
+# (tests/lab/zfs_build.py; it installs the kernel headers, gcc and make it
+# needs). Built here so that its output is seen; in CI a failed build stops
+# the run, elsewhere the ZFS scenarios fail with the same message.
+if [ "$(id -u)" -eq 0 ] && ls /boot/vmlinuz-* >/dev/null 2>&1; then
+  echo "== OpenZFS for the lab guest"
+  if ! python3 tests/lab/zfs_build.py; then
+    if [ "${CI:-}" = true ]; then
+      echo "building OpenZFS for the lab failed" >&2
+      exit 1
+    fi
+    echo "== building OpenZFS for the lab failed; the ZFS lab scenarios will fail" >&2
+  fi
 fi
 
 echo "== cargo fmt --check"

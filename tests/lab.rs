@@ -172,3 +172,56 @@ fn btrfs_corruption() {
 fn btrfs_replace_missing() {
     lab("btrfs-replace-missing", &[]);
 }
+
+// ZFS (tests/lab/zfs_lab.py): the guest gets OpenZFS 2.3 from the build
+// cache that tests/lab/zfs_build.py fills (built on first use).
+
+#[test]
+fn zfs_guest() {
+    lab("zfs-guest", &[]);
+}
+
+#[test]
+fn zfs_replace_member() {
+    lab("zfs-replace-member", &[]);
+}
+
+#[test]
+fn zfs_scsi_replace_member() {
+    lab("zfs-scsi-replace-member", &[]);
+}
+
+#[test]
+fn zfs_replace_hot() {
+    lab("zfs-replace-hot", &[]);
+}
+
+#[test]
+fn zfs_write_errors_during_pull() {
+    lab("zfs-write-errors-during-pull", &[]);
+}
+
+#[test]
+fn zfs_wrong_drive_pulled() {
+    lab("zfs-wrong-drive-pulled", &[]);
+}
+
+#[test]
+fn zfs_scsi_wrong_drive_pulled() {
+    lab("zfs-scsi-wrong-drive-pulled", &[]);
+}
+
+#[test]
+fn zfs_broken_drive_back() {
+    lab("zfs-broken-drive-back", &[]);
+}
+
+#[test]
+fn zfs_overwrite_survivor() {
+    lab("zfs-overwrite-survivor", &[]);
+}
+
+#[test]
+fn zfs_detection_latency() {
+    lab("zfs-latency", &["--latency", "3"]);
+}

@@ -238,15 +238,27 @@ WRITE_ERRORS = [{"event": "write_aio", "iotype": "write", "errno": 5, "once": Fa
 # ---------------------------------------------------------------------------
 # guest-side stamps: the moment ZFS shows a fault, on the guest's clock
 
-def helper_event_stamp(classes, out="/tmp/zev.out"):
+def helper_event_stamp(classes, out="/tmp/zev.out", clear=True):
     """Follow `zpool events -f -H` in the background; stamp the guest's clock
     (adjtimex) at the first event whose class matches one of `classes`
     (a `case` pattern each), then stop. Started before the fault."""
     pattern = "|".join(classes)
-    return (f"zpool events -c >/dev/null; ( zpool events -f -H {POOL} | while read -r t1 t2 cls rest; do "
+    # `-H` lines: "Nov 28 2026 15:32:48.804000000<TAB>sysevent.fs.zfs.pool_create".
+    # The follower itself ends at the next event after the match (SIGPIPE).
+    return (("zpool events -c >/dev/null; " if clear else "") + f"( zpool events -f -H {POOL} | "
+            f"while read -r mon day year at cls rest; do "
             f"case \"$cls\" in {pattern}) adjtimex | grep tv_ > {out}.tmp; echo \"class=$cls\" >> {out}.tmp; "
-            f"mv {out}.tmp {out}; break;; esac; done; kill $(pidof zpool) 2>/dev/null ) "
+            f"mv {out}.tmp {out}; break;; esac; done ) "
             f"</dev/null >/dev/null 2>&1 &")
+
+
+def helper_pool_state_stamp(state, out="/tmp/zstate.out"):
+    """Stamp the guest's clock when the pool's state (its kstat, read with
+    shell builtins every 2 ms) is no longer `state`."""
+    kstat = f"/proc/spl/kstat/zfs/{POOL}/state"
+    return (f"( while read -r s < {kstat} && [ \"$s\" = {state} ]; do usleep 2000; done; "
+            f"adjtimex | grep tv_ > {out}.tmp; echo \"state=$(cat {kstat})\" >> {out}.tmp; "
+            f"mv {out}.tmp {out} ) </dev/null >/dev/null 2>&1 &")
 
 
 def read_stamp(lab, out="/tmp/zev.out", timeout=60.0):
@@ -296,7 +308,12 @@ def zfs_guest(lab, check):
     lab.shell.run(f"zpool clear {POOL}", timeout=120)
     # A pull, stamped the moment `zpool events -f` delivers the removal.
     lab.shell.run(helper_event_stamp(["resource.fs.zfs.removed", "resource.fs.zfs.statechange"]))
+    lab.shell.run(helper_pool_state_stamp("ONLINE"))
     pulled = lab.machine.pull(SERIAL_B)
+    kstat = read_stamp(lab, "/tmp/zstate.out")
+    if check.that(kstat is not None, "no pool-state stamp for the pull"):
+        lab.say(f"  pool state left ONLINE {(parse_adjtimex(kstat) - lab.sync_to_guest_clock()[0] - pulled) * 1000:.0f} ms "
+                f"after QEMU's DEVICE_DELETED ({norm(kstat.split('state=')[-1])})")
     stamp = read_stamp(lab)
     offset, _ = lab.sync_to_guest_clock()
     if check.that(stamp is not None, "no event stamp for the pull"):
@@ -542,3 +559,93 @@ def zfs_overwrite_survivor(lab, check):
         leaf = leaves(st).get(part_of(lab.disk_of(SERIAL_A)), {})
         lab.say(f"  {seen.get('chunks')} chunks overwritten; ZFS: checksum_errors "
                 f"{leaf.get('checksum_errors')}, pool {pool_state(st)}")
+
+
+# ---------------------------------------------------------------------------
+# detection latency
+
+
+def reset_pool(lab):
+    """A fresh pool over LAB-A and LAB-B (after a sample broke the last)."""
+    for serial in [SERIAL_A, SERIAL_B]:
+        if lab.disk_of(serial) is None:
+            raise LabError(f"{serial} is not in the guest for the next sample")
+    lab.shell.status(f"zpool scrub -s {POOL}; zpool clear {POOL}", timeout=120)
+    destroy_pool(lab)
+    create_pool(lab, data_mib=16)
+
+
+def latency_sample(lab, check, kind, i, fault, stamps, after=None):
+    """One sample: zfs-replace-hot to its insert step, then `fault(seen)`
+    (which starts the stamp helpers and breaks the survivor); the figure is
+    the halt's journal time minus each stamp file's guest time."""
+    seen = {}
+
+    def on_step(tech, step, text):
+        if step == "insert":
+            fault(seen)
+
+    out = run_zfs(lab, on_step, HOT)
+    if after:
+        after(seen)
+    halt = out.halted()
+    ok = check.that(out.code == 3 and halt is not None,
+                    f"{kind} sample {i}: exit {out.code}, halt {halt}")
+    if ok:
+        check.that(SERIAL_A in halt_text(out), f"{kind} sample {i}: the halt does not name {SERIAL_A}")
+    for figure, path in stamps.items():
+        stamp = read_stamp(lab, path, timeout=30)
+        if not check.that(stamp is not None, f"{kind} sample {i}: ZFS never showed {figure}"):
+            continue
+        if ok:
+            latency = journal_time(halt) - parse_adjtimex(stamp)
+            lab.say(f"  {figure} ({norm(stamp.split('class=')[-1])}) to halt: {latency * 1000:.0f} ms")
+            lab.figures.append((figure, latency))
+    reset_pool(lab)
+
+
+@zfs_scenario("zfs-latency")
+def zfs_latency(lab, check):
+    """ZFS detection latency: a survivor pulled (REMOVED), write errors
+    (ZFS's first I/O ereport, and FAULTED), checksum errors from a scrub;
+    guest-side stamps of `zpool events -f` vs swapguard's halt entry."""
+    samples = lab.samples
+    create_pool(lab, data_mib=16)
+    removed = ["resource.fs.zfs.removed", "resource.fs.zfs.statechange"]
+    for i in range(samples):
+        def pull(seen):
+            lab.shell.run(helper_event_stamp(removed, "/tmp/zev-removed.out"))
+            seen["drive"] = lab.machine.drive_by_serial(SERIAL_A)
+            lab.machine.pull(SERIAL_A)
+
+        def put_back(seen):
+            drive = seen.get("drive")
+            if drive:
+                lab.machine.insert(drive.bay, SERIAL_A, image=drive.image)
+                L.wait_for_disk(lab, SERIAL_A)
+        latency_sample(lab, check, "removed", i, pull,
+                       {"zfs-removed": "/tmp/zev-removed.out"}, after=put_back)
+    for i in range(samples):
+        def write_errors(seen):
+            lab.shell.run("zpool events -c >/dev/null")
+            lab.shell.run(helper_event_stamp(["ereport.fs.zfs.io"], "/tmp/zev-io.out", clear=False))
+            lab.shell.run(helper_event_stamp(["resource.fs.zfs.statechange"], "/tmp/zev-faulted.out",
+                                             clear=False))
+            lab.machine.inject_errors(SERIAL_A, WRITE_ERRORS)
+            lab.shell.status(f"dd if=/dev/urandom of=/{POOL}/w bs=128k count=32 2>/dev/null; "
+                             f"zpool sync {POOL}", timeout=180)
+        latency_sample(lab, check, "write-errors", i, write_errors,
+                       {"zfs-write-error": "/tmp/zev-io.out", "zfs-faulted": "/tmp/zev-faulted.out"},
+                       after=lambda seen: lab.machine.clear_errors(SERIAL_A))
+    for i in range(samples):
+        def overwrite(seen):
+            lab.shell.run(helper_event_stamp(["ereport.fs.zfs.checksum"], "/tmp/zev-cksum.out"))
+            overwrite_survivor(lab, SERIAL_A)
+            lab.shell.run(f"zpool scrub {POOL}")
+        latency_sample(lab, check, "checksum", i, overwrite, {"zfs-checksum": "/tmp/zev-cksum.out"})
+    for kind in ["zfs-removed", "zfs-write-error", "zfs-faulted", "zfs-checksum"]:
+        values = sorted(v for k, v in lab.figures if k == kind)
+        if values:
+            # Reported, not asserted (docs/performance.md).
+            print(f"{kind}: median {values[len(values) // 2] * 1000:.0f} ms, "
+                  f"max {values[-1] * 1000:.0f} ms over {len(values)}")

@@ -608,3 +608,5 @@ fn stamp(ms: u64) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod zpool_tests;

@@ -266,18 +266,25 @@ impl Zpool {
     }
 
     /// The pool's state word. A leaf faulted by errors leaves the pool
-    /// `ONLINE` (as the lab saw); a leaf that is missing makes it `DEGRADED`.
+    /// `ONLINE` (as the lab saw); a leaf that is missing (offline, removed)
+    /// or kept `DEGRADED` makes it `DEGRADED`; a child with no usable leaf
+    /// beyond what the parity covers makes it `UNAVAIL`.
     pub fn state(&self) -> &'static str {
-        if self.degraded() > self.tolerates() {
+        let usable = |s: u32| {
+            self.live()
+                .any(|(_, l)| l.slot == s && l.state.serves() && !l.resilvering)
+        };
+        let lost = (0..self.slots).filter(|&s| !usable(s)).count() as u32;
+        if lost > self.tolerates() {
             return "UNAVAIL";
         }
-        let missing = (0..self.slots).any(|s| {
+        let weak = (0..self.slots).any(|s| {
             !self.served(s)
-                && !self.live().any(|(_, l)| {
-                    l.slot == s && matches!(l.state, LeafState::Faulted | LeafState::Online)
-                })
+                && !self
+                    .live()
+                    .any(|(_, l)| l.slot == s && l.state == LeafState::Faulted)
         });
-        if missing { "DEGRADED" } else { "ONLINE" }
+        if weak { "DEGRADED" } else { "ONLINE" }
     }
 
     /// Whether the leaf is in a `replacing-N` group.

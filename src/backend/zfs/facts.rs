@@ -81,11 +81,19 @@ pub fn is_array_device(name: &str) -> bool {
 // - `array.name` is the pool, `array.state` the pool's state as ZFS spells
 //   it (`ONLINE`, `DEGRADED`, ...), and `array.level`, `array.raid_disks`,
 //   `array.degraded` describe the top-level vdev with the least redundancy
-//   left (the first on a tie): its level (`mirror`, `raidz1`, `raidz2`,
-//   `raidz3`, `disk` for a vdev of one leaf), its width (children), and its
-//   children that do not serve a full copy (see [`slot_serves`]);
+//   left (the first on a tie; logs and cache devices do not count): its
+//   level (`mirror`, `raidz1`..`raidz3`, `draid1`..`draid3`, `disk` for a
+//   vdev of one leaf), its width (children), and its children that do not
+//   serve a full copy (see [`slot_serves`]; a leaf whose drive is gone
+//   serves nothing, whatever ZFS still says);
+// - a leaf whose drive is gone (pulled, dead) gets no `Drive`, as md's
+//   members do: the serial that vanishes is what the guard sees (a stand-in
+//   drive would be a drive that appeared, and could be taken for the new
+//   one). A `.../old` leaf of a replacing group names no device;
 // - `array.sync` is the scan while it runs: action `resilver` or `scrub`,
-//   `done`/`total` in 512-byte units.
+//   `done`/`total` in 512-byte units (bytes issued over bytes to examine),
+//   or per mille over 1000 where `zpool` gives no byte counts;
+// - the pool's data errors above zero are a `Problem` (probe `zfs`).
 //
 // [`annotate`] then fills every drive's faults, `array.running` and
 // `array.redundancy_left`.
@@ -120,9 +128,9 @@ pub fn annotate_array(array: &mut ArrayHealth) {
 pub fn redundancy_left(level: &str, width: u32, unserving: u32) -> i64 {
     let tolerated = match level {
         "mirror" => width.saturating_sub(1),
-        "raidz1" | "raidz" => 1,
-        "raidz2" => 2,
-        "raidz3" => 3,
+        "raidz1" | "raidz" | "draid1" => 1,
+        "raidz2" | "draid2" => 2,
+        "raidz3" | "draid3" => 3,
         _ => 0,
     };
     i64::from(tolerated) - i64::from(unserving)
@@ -283,6 +291,7 @@ mod tests {
             ("raidz2", 6, 1, 1),
             ("raidz3", 8, 0, 3),
             ("disk", 1, 0, 0),
+            ("draid2", 8, 0, 2),
             ("draid2:4d:1s:8c", 8, 0, 0),
         ] {
             let mut a = ArrayHealth {
