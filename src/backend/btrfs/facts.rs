@@ -35,17 +35,39 @@ pub const CONDITIONS: [(&str, &str); 6] = [
 /// The counter `test --mutate` raises on a survivor.
 pub const ERROR_COUNTER: &str = "btrfs.write_io_errs";
 
-/// `btrfs`, and its subcommands that write to a drive. `replace` also
-/// names `replace status`, which only reads: a runbook writes that one with
-/// `-1` in a wait step, where lint does not ask for a confirmation.
+/// `btrfs`, and its subcommands that write to a drive. A write with a
+/// space is a subcommand path, matched word by word among the arguments
+/// that are not options, abbreviations included (`btrfs rep sta`); one
+/// without is an argument matched anywhere, as for `mdadm`.
+///
+/// Not listed, so read-only for lint: `replace status`/`cancel`, `scrub`,
+/// `balance` (it rewrites chunks among the file system's own devices,
+/// never onto a drive outside it), `filesystem resize`/`show`/`df`,
+/// `device stats`. A runbook may still mark such a step destructive.
 pub const TOOLS: [Tool; 1] = [Tool {
     program: "btrfs",
     writes: &BTRFS_WRITES,
 }];
 
-const BTRFS_WRITES: [(&str, &str); 2] = [
-    ("start", "writes the file system's data onto the new device"),
-    ("add", "adds the device to the file system and writes to it"),
+const BTRFS_WRITES: [(&str, &str); 6] = [
+    (
+        "replace start",
+        "writes the file system's data onto the new device",
+    ),
+    (
+        "device add",
+        "adds the device to the file system and writes to it",
+    ),
+    (
+        "device remove",
+        "moves the device's data onto the others and wipes its superblock",
+    ),
+    (
+        "device delete",
+        "moves the device's data onto the others and wipes its superblock",
+    ),
+    ("rescue", "rewrites the file system's metadata in place"),
+    ("--repair", "rewrites the file system's metadata in place"),
 ];
 
 /// btrfs file systems have no block device of their own.
