@@ -301,6 +301,13 @@ impl BtrfsFs {
         now_ms.saturating_sub(b.started_ms).min(whole) * b.chunks / whole
     }
 
+    /// When the running balance ends.
+    pub fn balance_ends_at(&self) -> Option<u64> {
+        self.balance
+            .as_ref()
+            .map(|b| b.started_ms.saturating_add(self.balance_ms(b)))
+    }
+
     fn balance_ms(&self, b: &Balance) -> u64 {
         millis(BALANCE_PER_KIND).saturating_mul(b.kinds.len().max(1) as u64)
     }
@@ -369,10 +376,7 @@ impl BtrfsFs {
         let replace = self
             .replace
             .map(|r| r.started_ms.saturating_add(self.copy_ms));
-        let balance = self
-            .balance
-            .as_ref()
-            .map(|b| b.started_ms.saturating_add(self.balance_ms(b)));
+        let balance = self.balance_ends_at();
         [replace, balance, self.degraded_write_at]
             .into_iter()
             .flatten()

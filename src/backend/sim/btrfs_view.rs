@@ -7,7 +7,7 @@
 //!   `replace_target`) and the five `btrfs.*` error counters;
 //! - a device btrfs lists as `missing` has no block device, so nothing can
 //!   be read about the drive: it is a member with an empty kernel name, no
-//!   serial and no SMART, never healthy;
+//!   serial and no SMART, never healthy, only the size btrfs keeps for it;
 //! - `array.level` is the profile and `array.state` the chunk profiles
 //!   present (`data:raid1 ... data:single`), which the backend's own
 //!   `annotate` judges (a `single` chunk leaves no redundancy);
@@ -145,8 +145,13 @@ impl BtrfsFs {
             (MemberState::InSync, &["in_fs_metadata", "writeable"])
         };
         let mut view = if d.missing {
+            // btrfs still knows the device's size (its dev item; `btrfs
+            // filesystem usage` sums it as "Device missing").
             Drive {
-                id: Identity::default(),
+                id: Identity {
+                    size_bytes: Some(d.size_bytes),
+                    ..Identity::default()
+                },
                 member: None,
                 counters: Default::default(),
                 smart: None,
