@@ -168,7 +168,32 @@ pub(crate) fn check(walk: &mut Walk<'_, '_>) -> Result<(), Stop> {
             p.probe, p.subject, p.message
         ));
     }
+    // A target the array lists as missing (its device already gone, a
+    // btrfs device after the disk died) has nothing left to read, pull or
+    // tell apart: the run replaces it where it stands.
+    let target_gone = walk.target.device_gone();
+    if target_gone {
+        let name = walk
+            .target
+            .member
+            .as_ref()
+            .and_then(|m| m.name.clone())
+            .unwrap_or_default();
+        walk.run.operator.note(
+            NoteLevel::Info,
+            &sanitize(
+                &format!(
+                    "the target (member `{name}` of `{}`) is missing already: its device is gone, so there is no drive to read or pull; the new drive replaces it",
+                    base.array.name
+                ),
+                false,
+            ),
+        );
+    }
     for d in base.members() {
+        if target_gone && d.key() == target_key {
+            continue;
+        }
         match &d.smart {
             Some(Smart::Unreadable { reason }) if smart_required => reasons.push(format!(
                 "cannot read SMART of {}: {reason} (mark `smart = \"optional\"` in [guard] only if this array has no SMART)",
@@ -229,7 +254,7 @@ pub(crate) fn check(walk: &mut Walk<'_, '_>) -> Result<(), Stop> {
                 }
             }
             Precondition::TargetIdentified => {
-                if walk.target.key().is_weak() {
+                if walk.target.key().is_weak() && !target_gone {
                     reasons.push(format!(
                         "the target {} has no readable serial or WWN",
                         walk.target.id.describe()

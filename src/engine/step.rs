@@ -545,8 +545,12 @@ impl Walk<'_, '_> {
             until: WaitUntil::InSync,
         } = step.kind
         {
-            let array_settled =
-                now.array.sync.is_none() && now.array.degraded <= self.baseline.array.degraded;
+            // Redundancy back as well: a btrfs file system with a `single`
+            // chunk left by a degraded mount has no slot missing, yet that
+            // data has one copy (redundancy 0) until a balance converts it.
+            let array_settled = now.array.sync.is_none()
+                && now.array.degraded <= self.baseline.array.degraded
+                && now.array.redundancy_left >= self.baseline.array.tolerated().min(1);
             if !array_settled {
                 return false;
             }

@@ -68,9 +68,14 @@ impl Identity {
     /// A short human description: `sdb (serial S3Z1..., bay 1)`.
     pub fn describe(&self) -> String {
         let serial = self.serial.as_deref().unwrap_or("unknown");
+        let dev = if self.dev.is_empty() {
+            "a missing device"
+        } else {
+            &self.dev
+        };
         match &self.slot {
-            Some(slot) => format!("{} (serial {serial}, bay {slot})", self.dev),
-            None => format!("{} (serial {serial}, bay unknown)", self.dev),
+            Some(slot) => format!("{dev} (serial {serial}, bay {slot})"),
+            None => format!("{dev} (serial {serial}, bay unknown)"),
         }
     }
 }
@@ -185,6 +190,13 @@ impl Drive {
 
     pub fn state(&self) -> Option<MemberState> {
         self.member.as_ref().map(|m| m.state)
+    }
+
+    /// A member the array still lists whose device is gone (a btrfs device
+    /// `missing`): nothing about the drive can be read, so the backend
+    /// leaves its kernel name empty.
+    pub fn device_gone(&self) -> bool {
+        self.member.is_some() && self.id.dev.is_empty()
     }
 }
 
@@ -304,8 +316,9 @@ impl Snapshot {
         self.drives.iter().filter(|d| d.member.is_some())
     }
 
-    /// Find a drive by kernel name, serial, WWN or slot, as a technician
-    /// would name it on the command line. Several matches are an error for
+    /// Find a drive by kernel name, serial, WWN, slot or the backend's own
+    /// member name (a btrfs devid), as a technician would name it on the
+    /// command line. Several matches are an error for
     /// the caller to report; this returns all of them.
     pub fn find(&self, name: &str) -> Vec<&Drive> {
         let bare = name.strip_prefix("/dev/").unwrap_or(name);
@@ -317,6 +330,7 @@ impl Snapshot {
                     || d.id.wwn.as_deref() == Some(name)
                     || d.id.slot.as_deref() == Some(name)
                     || d.id.by_id.as_deref() == Some(name)
+                    || d.member.as_ref().and_then(|m| m.name.as_deref()) == Some(name)
             })
             .collect()
     }

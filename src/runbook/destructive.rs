@@ -94,6 +94,39 @@ const SUBCOMMANDS: [(&str, &str, &str); 12] = [
     ("cryptsetup", "luksFormat", "formats the device"),
 ];
 
+/// A tool's write that is a subcommand path (`replace start` for
+/// `btrfs`): its words appear one after the other among the arguments
+/// that are not options, each word in full or abbreviated as the tool
+/// allows (`btrfs rep sta`). Returns the index in `args` of the path's
+/// last word.
+fn subcommand_write(
+    tool: &crate::backend::registry::Tool,
+    args: &[&str],
+) -> Option<(usize, &'static str, &'static str)> {
+    let words: Vec<(usize, &str)> = args
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| !a.starts_with('-'))
+        .map(|(i, a)| (i, *a))
+        .collect();
+    let abbreviates = |word: &str, full: &str| {
+        !word.is_empty() && word.chars().all(|c| c.is_ascii_alphabetic()) && full.starts_with(word)
+    };
+    for (flag, what) in tool.writes.iter().filter(|(f, _)| f.contains(' ')) {
+        let path: Vec<&str> = flag.split(' ').collect();
+        for window in words.windows(path.len()) {
+            if window
+                .iter()
+                .zip(&path)
+                .all(|((_, w), p)| abbreviates(w, p))
+            {
+                return Some((window[path.len() - 1].0, flag, what));
+            }
+        }
+    }
+    None
+}
+
 /// Judge an argv (templates unrendered).
 pub(crate) fn classify(argv: &[&str]) -> Effect {
     let Some(first) = argv.first() else {
@@ -125,6 +158,9 @@ pub(crate) fn classify(argv: &[&str]) -> Effect {
     // A backend's own tool (md: `mdadm`): the backend lists the options
     // that write to a drive.
     if let Some(tool) = crate::backend::registry::tool(program) {
+        if let Some((at, flag, what)) = subcommand_write(tool, args) {
+            return destroys(at + 1, format!("`{program} {flag}` {what}"));
+        }
         for (i, arg) in args.iter().enumerate() {
             let option = arg.split('=').next().unwrap_or(arg);
             if let Some((flag, what)) = tool.writes.iter().find(|(f, _)| *f == option) {
@@ -352,6 +388,37 @@ mod tests {
             ("{tool} --go", "opaque", 0),
             ("smartctl --json -a {target.dev}", "read", 0),
             ("restic snapshots --latest 1 --json", "read", 0),
+            (
+                "btrfs replace start -r {target.member} {new.dev} {array}",
+                "destroys",
+                2,
+            ),
+            (
+                "btrfs rep sta {target.member} {new.dev} {array}",
+                "destroys",
+                2,
+            ),
+            (
+                "btrfs --format json replace start 1 {new.dev} /mnt",
+                "destroys",
+                4,
+            ),
+            ("btrfs replace status -1 {array}", "read", 0),
+            ("btrfs replace cancel {array}", "read", 0),
+            ("btrfs device add {new.dev} {array}", "destroys", 2),
+            ("btrfs device remove 2 {array}", "destroys", 2),
+            ("btrfs device stats --format json {array}", "read", 0),
+            ("btrfs scrub start -B {array}", "read", 0),
+            (
+                "btrfs balance start -dconvert=raid1,soft {array}",
+                "read",
+                0,
+            ),
+            ("btrfs balance status {array}", "read", 0),
+            ("btrfs filesystem resize 1:max {array}", "read", 0),
+            ("btrfs filesystem show --raw {array}", "read", 0),
+            ("btrfs check --repair {target.dev}", "destroys", 2),
+            ("btrfs rescue zero-log {target.dev}", "destroys", 1),
         ];
         for (line, want, index) in cases {
             let argv: Vec<&str> = line.split(' ').collect();

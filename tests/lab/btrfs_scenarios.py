@@ -176,9 +176,9 @@ def corrupt_blocks(lab, serial, limit=64 * 1024):
     return len(hits) * 4096
 
 
-def run_btrfs(lab, runbook, on_step, target=SERIAL_B, timeout=600.0):
+def run_btrfs(lab, runbook, on_step, target=SERIAL_B, timeout=600.0, params=()):
     return Technician(lab, on_step).run(runbook, target, timeout=timeout, array=MNT,
-                                        params=[f"mount={MNT}"])
+                                        params=[f"mount={MNT}", *params])
 
 
 def need(path):
@@ -500,7 +500,8 @@ def btrfs_replace_missing(lab, check):
         if step == INSERT:
             tech.insert_new(SERIAL_C, bay=2)
 
-    out = run_btrfs(lab, MISSING, on_step)
+    # The missing drive is named by its devid: nothing else of it is left.
+    out = run_btrfs(lab, MISSING, on_step, target="2", params=["profile=raid1"])
     lab.save("view-after.txt", view(lab))
     check.that(out.code == 0, f"exit code {out.code}, want 0; halt: {out.halt}")
     finished = out.events("run-finished")

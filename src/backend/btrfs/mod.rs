@@ -15,6 +15,7 @@
 //!
 //! Counters carry the names below; each rise on a survivor is a degradation.
 
+pub mod backend;
 pub mod facts;
 pub mod profile;
 pub mod progs;
@@ -150,9 +151,17 @@ mod tests {
 mod tests_captures;
 
 /// Open btrfs on a real host: the registry's constructor for
-/// `backend = "btrfs"`. Not written yet: refuses, so a run fails closed.
+/// `backend = "btrfs"` (`--array` = a mount point or the file-system UUID).
 pub fn open(
-    _host: crate::backend::registry::Host,
+    host: crate::backend::registry::Host,
 ) -> anyhow::Result<Box<dyn crate::backend::Backend>> {
-    anyhow::bail!("the `btrfs` backend cannot open a real host yet")
+    let kmsg = host.sysroot.join("dev/kmsg");
+    let mut backend = backend::BtrfsBackend::real(host.sysroot, host.processes);
+    if host.watch_kernel_log {
+        backend = backend.watching(kmsg);
+    }
+    if let Some(clock) = host.clock {
+        backend = backend.with_clock(Box::new(clock));
+    }
+    Ok(Box::new(backend))
 }

@@ -243,6 +243,14 @@ impl KernelLog {
     pub fn is_open(&self) -> bool {
         lock(&self.reader).file.is_ok()
     }
+
+    /// Whether the reading thread holds I/O error records (or a loss or a
+    /// failure) the next look has not counted yet: what wakes a polling
+    /// wait (btrfs) before its next look at sysfs.
+    pub fn pending(&self) -> bool {
+        let reader = lock(&self.reader);
+        !reader.pending.is_empty() || reader.lost || reader.failed.is_some()
+    }
 }
 
 /// The reader, even if a thread panicked holding it (its state is plain

@@ -172,14 +172,6 @@ impl BtrfsFs {
         }
     }
 
-    /// How many copies of each block the profile keeps.
-    pub fn copies(&self) -> u32 {
-        match self.profile {
-            Level::Raid1c3 => 3,
-            _ => 2,
-        }
-    }
-
     /// Fewest writable devices a new chunk of the profile needs.
     pub fn devs_min(&self) -> usize {
         match self.profile {
@@ -238,20 +230,6 @@ impl BtrfsFs {
                 d.live() && !d.missing && !d.detached && !self.is_replace_target(i)
             })
             .count()
-    }
-
-    /// How many more devices the file system can lose and still serve all
-    /// its data: the profile's tolerance less the devices missing, and none
-    /// while any chunk is `single`.
-    pub fn redundancy_left(&self) -> i64 {
-        // `single` chunks were written after the loss, on the devices left:
-        // they have no copy to lose, but none lost either.
-        let mirrored = i64::from(self.copies() - 1) - i64::from(self.missing());
-        if self.single.is_empty() {
-            mirrored
-        } else {
-            mirrored.min(0)
-        }
     }
 
     /// How a log line names a device: `devid 2 on sdb (serial ..., bay 1)`.
@@ -323,6 +301,13 @@ impl BtrfsFs {
         now_ms.saturating_sub(b.started_ms).min(whole) * b.chunks / whole
     }
 
+    /// When the running balance ends.
+    pub fn balance_ends_at(&self) -> Option<u64> {
+        self.balance
+            .as_ref()
+            .map(|b| b.started_ms.saturating_add(self.balance_ms(b)))
+    }
+
     fn balance_ms(&self, b: &Balance) -> u64 {
         millis(BALANCE_PER_KIND).saturating_mul(b.kinds.len().max(1) as u64)
     }
@@ -391,10 +376,7 @@ impl BtrfsFs {
         let replace = self
             .replace
             .map(|r| r.started_ms.saturating_add(self.copy_ms));
-        let balance = self
-            .balance
-            .as_ref()
-            .map(|b| b.started_ms.saturating_add(self.balance_ms(b)));
+        let balance = self.balance_ends_at();
         [replace, balance, self.degraded_write_at]
             .into_iter()
             .flatten()

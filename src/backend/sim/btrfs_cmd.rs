@@ -1,15 +1,19 @@
 //! `btrfs` (btrfs-progs), interpreted against the simulated file system.
 //!
-//! Modelled: `replace start [-r] [-f] SRC NEW MNT` (SRC a devid or a
-//! device path; the copy runs in the background, as without `-B`),
-//! `replace status -1 MNT`, `balance start --bg [-dconvert=P[,soft]]
-//! [-mconvert=P[,soft]] MNT`, `balance status MNT`, `filesystem resize
+//! Modelled: `replace start [-r] [-f] [-B] SRC NEW MNT` (SRC a devid or a
+//! device path; the copy runs in the background, or with `-B` the command
+//! runs until it ends), `replace status [-1] MNT` (without `-1` it runs
+//! until the replace ends), `balance start [--bg] [-dconvert=P[,soft]]
+//! [-mconvert=P[,soft]] MNT` (in the foreground it runs until the balance
+//! ends), `balance status MNT`, `filesystem resize
 //! [DEVID:]max MNT`, `filesystem df MNT` and `device stats [-c] MNT`.
 //! Refusals are exit statuses with a message in btrfs-progs' style on
 //! stderr; anything else (another subcommand, a foreground balance, a
 //! conversion to another profile) is an error that asks for a canned
 //! `[[command]]`, never a made-up success. Group and command names may be
 //! abbreviated as btrfs-progs allows (`fi df`).
+
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 
@@ -27,23 +31,14 @@ pub(crate) fn run(
     now_ms: u64,
     log: &mut Vec<String>,
 ) -> Result<CommandOutput> {
-    let words: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
     let unmodelled = || {
         anyhow::anyhow!(
             "the simulator does not model `{}`; add a [[command]] with its canned output",
             argv.join(" ")
         )
     };
-    let (group, rest) = words.split_first().ok_or_else(unmodelled)?;
-    let (command, args) = rest.split_first().ok_or_else(unmodelled)?;
-    let group = expand(group, &["filesystem", "device", "replace", "balance"]);
-    let command = match group {
-        Some("replace") => expand(command, &["start", "status", "cancel"]),
-        Some("balance") => expand(command, &["start", "status"]),
-        Some("filesystem") => expand(command, &["resize", "df", "show", "usage"]),
-        Some("device") => expand(command, &["stats", "add", "remove", "delete"]),
-        _ => None,
-    };
+    let (group, command, args) = classify(argv).ok_or_else(unmodelled)?;
+    let args = args.as_slice();
     let mut out = Out::new(argv);
     let mut cmd = Cmd {
         fs,
@@ -62,6 +57,52 @@ pub(crate) fn run(
         _ => return Err(unmodelled()),
     }
     Ok(out.0)
+}
+
+/// `btrfs GROUP COMMAND ARGS...`, names expanded from their prefixes.
+fn classify(argv: &[String]) -> Option<(Option<&'static str>, Option<&'static str>, Vec<&str>)> {
+    let words: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
+    let (group, rest) = words.split_first()?;
+    let (command, args) = rest.split_first()?;
+    let group = expand(group, &["filesystem", "device", "replace", "balance"]);
+    let command = match group {
+        Some("replace") => expand(command, &["start", "status", "cancel"]),
+        Some("balance") => expand(command, &["start", "status"]),
+        Some("filesystem") => expand(command, &["resize", "df", "show", "usage"]),
+        Some("device") => expand(command, &["stats", "add", "remove", "delete"]),
+        _ => None,
+    };
+    Some((group, command, args.to_vec()))
+}
+
+/// How long a btrfs command just run keeps running: `replace start -B` and
+/// `replace status` without `-1` until the replace ends, a `balance start` without `--bg`
+/// until the balance ends.
+pub(crate) fn runs_for(fs: &BtrfsFs, argv: &[String], now_ms: u64) -> Duration {
+    if argv
+        .first()
+        .is_none_or(|p| p.rsplit('/').next() != Some("btrfs"))
+    {
+        return Duration::ZERO;
+    }
+    let Some((group, command, args)) = classify(argv) else {
+        return Duration::ZERO;
+    };
+    let until = match (group, command) {
+        (Some("replace"), Some("start")) if args.contains(&"-B") => {
+            fs.replace.map(|r| r.started_ms.saturating_add(fs.copy_ms))
+        }
+        (Some("replace"), Some("status")) if !args.contains(&"-1") => {
+            fs.replace.map(|r| r.started_ms.saturating_add(fs.copy_ms))
+        }
+        (Some("balance"), Some("start"))
+            if !args.iter().any(|a| *a == "--bg" || *a == "--background") =>
+        {
+            fs.balance_ends_at()
+        }
+        _ => None,
+    };
+    Duration::from_millis(until.map_or(0, |at| at.saturating_sub(now_ms)))
 }
 
 /// An unambiguous prefix of one of `names`, as btrfs-progs accepts.
@@ -111,9 +152,11 @@ impl Cmd<'_> {
         let mut operands = Vec::new();
         for a in args {
             if a.starts_with('-') && a.len() > 1 {
+                // Filters are glued to their option: `-dconvert=raid1,soft`.
+                let glued = |k: &str| matches!(k, "-d" | "-m") && a.starts_with(k);
                 if !known
                     .iter()
-                    .any(|k| a == k || a.starts_with(&format!("{k}=")))
+                    .any(|k| a == k || a.starts_with(&format!("{k}=")) || glued(k))
                 {
                     bail!(
                         "the simulated `btrfs` does not model the option `{a}`; add a [[command]] with its canned output"
@@ -162,7 +205,7 @@ impl Cmd<'_> {
     }
 
     fn replace_start(&mut self, args: &[&str], out: &mut Out) -> Result<()> {
-        let (options, operands) = self.split(args, &["-r", "-f", "-K", "--nodiscard"])?;
+        let (options, operands) = self.split(args, &["-r", "-f", "-B", "-K", "--nodiscard"])?;
         let [src, new, mnt] = operands.as_slice() else {
             out.fail(1, "btrfs replace start: exactly three arguments expected, SRCDEV TARGETDEV MOUNTPOINT");
             return Ok(());
@@ -229,16 +272,24 @@ impl Cmd<'_> {
 
     fn replace_status(&mut self, args: &[&str], out: &mut Out) -> Result<()> {
         let (options, operands) = self.split(args, &["-1"])?;
-        if !options.contains(&"-1") {
-            bail!(
-                "the simulator models `btrfs replace status -1` only (without `-1` it prints until the replace ends)"
-            );
-        }
+        let once = options.contains(&"-1");
         let [mnt] = operands.as_slice() else {
             out.fail(1, "btrfs replace status: one mount point expected");
             return Ok(());
         };
         if !self.mounted(mnt, out) {
+            return Ok(());
+        }
+        if let (Some(r), false) = (&self.fs.replace, once) {
+            // Without `-1` btrfs prints progress until the replace ends
+            // (the command runs until then: `runs_for`), its last line the
+            // end. Anything that stops the replace first halts the run.
+            let end = r.started_ms.saturating_add(self.fs.copy_ms);
+            out.say(format!(
+                "Started on {}, finished on {}, 0 write errs, 0 uncorr. read errs",
+                wall(r.started_ms),
+                wall(end)
+            ));
             return Ok(());
         }
         if let Some(r) = &self.fs.replace {
@@ -273,11 +324,7 @@ impl Cmd<'_> {
 
     fn balance_start(&mut self, args: &[&str], out: &mut Out) -> Result<()> {
         let (options, operands) = self.split(args, &["--bg", "--background", "-d", "-m", "-f"])?;
-        if !options.iter().any(|o| *o == "--bg" || *o == "--background") {
-            bail!(
-                "the simulator models `btrfs balance start --bg` only (a foreground balance blocks until it ends); add `--bg` and a wait step, or a [[command]]"
-            );
-        }
+        let background = options.iter().any(|o| *o == "--bg" || *o == "--background");
         let [mnt] = operands.as_slice() else {
             out.fail(1, "btrfs balance start: one mount point expected");
             return Ok(());
@@ -327,6 +374,14 @@ impl Cmd<'_> {
             return Ok(());
         }
         self.fs.start_balance(kinds, self.now_ms, self.log);
+        if !background {
+            // In the foreground btrfs prints this when the balance ends
+            // (the command runs until then: `runs_for`).
+            let chunks = self.fs.balance.as_ref().map_or(0, |b| b.chunks);
+            out.say(format!(
+                "Done, had to relocate {chunks} out of {chunks} chunks"
+            ));
+        }
         Ok(())
     }
 

@@ -7,15 +7,18 @@
 //!   `replace_target`) and the five `btrfs.*` error counters;
 //! - a device btrfs lists as `missing` has no block device, so nothing can
 //!   be read about the drive: it is a member with an empty kernel name, no
-//!   serial and no SMART, never healthy;
-//! - `array.level` is the profile; a `single` chunk beside it takes the
-//!   redundancy left to zero at most;
+//!   serial and no SMART, never healthy, only the size btrfs keeps for it;
+//! - `array.level` is the profile and `array.state` the chunk profiles
+//!   present (`data:raid1 ... data:single`), which the backend's own
+//!   `annotate` judges (a `single` chunk leaves no redundancy);
 //! - a running replace or balance is the sync progress (`replace`,
 //!   `balance`), in 512-byte units.
 
 use anyhow::{Result, bail};
 
 use crate::backend::Depth;
+use crate::backend::btrfs::facts;
+use crate::backend::btrfs::profile::{ChunkKind, Profile};
 use crate::backend::sim::btrfs::{BtrfsFs, CHUNK_BYTES};
 use crate::backend::sim::pool::Pool;
 use crate::health::model::{
@@ -59,24 +62,42 @@ impl BtrfsFs {
                 drives.push(pool.drive_view(i, depth, &mut problems));
             }
         }
-        let missing = self.missing();
+        // The btrfs backend's convention (src/backend/btrfs/facts.rs): the
+        // chunk profiles present are the state; annotate judges them.
         let mut snap = Snapshot {
             at_ms: now_ms,
             array: ArrayHealth {
                 name: self.uuid.clone(),
                 level: self.profile.name().to_string(),
-                state: if missing > 0 { "degraded" } else { "ok" }.to_string(),
-                running: true,
+                state: self.chunk_words(),
+                running: false,
                 raid_disks: self.slots(),
-                degraded: missing,
+                degraded: 0,
                 sync,
-                redundancy_left: self.redundancy_left(),
+                redundancy_left: 0,
             },
             drives,
             problems,
         };
-        annotate(&mut snap, &self.single);
+        facts::annotate(&mut snap);
         Ok(snap)
+    }
+
+    /// `data:raid1 metadata:raid1 system:raid1`, with `data:single` and
+    /// `metadata:single` while such chunks exist.
+    fn chunk_words(&self) -> String {
+        let profile = Profile::parse(self.profile.name()).unwrap_or(Profile::Single);
+        let mut present = vec![
+            (ChunkKind::Data, profile),
+            (ChunkKind::Metadata, profile),
+            (ChunkKind::System, profile),
+        ];
+        for kind in &self.single {
+            if let Some(k) = ChunkKind::parse(&kind.to_lowercase()) {
+                present.push((k, Profile::Single));
+            }
+        }
+        facts::state_words(&present)
     }
 
     fn sync(&self, now_ms: u64) -> Option<SyncProgress> {
@@ -124,8 +145,13 @@ impl BtrfsFs {
             (MemberState::InSync, &["in_fs_metadata", "writeable"])
         };
         let mut view = if d.missing {
+            // btrfs still knows the device's size (its dev item; `btrfs
+            // filesystem usage` sums it as "Device missing").
             Drive {
-                id: Identity::default(),
+                id: Identity {
+                    size_bytes: Some(d.size_bytes),
+                    ..Identity::default()
+                },
                 member: None,
                 counters: Default::default(),
                 smart: None,
@@ -140,49 +166,10 @@ impl BtrfsFs {
         }
         view.member = Some(Membership {
             state,
-            role: (!target).then(|| u32::try_from(d.devid).unwrap_or(u32::MAX)),
+            role: Some(u32::try_from(d.devid).unwrap_or(u32::MAX)),
             flags: flags.iter().map(|f| f.to_string()).collect(),
             name: Some(d.devid.to_string()),
         });
         view
-    }
-}
-
-/// The neutral facts of a btrfs look: a missing device and every error
-/// counter above zero are faults of the device. (`single` chunks are in
-/// `redundancy_left` already.)
-fn annotate(snap: &mut Snapshot, _single: &[String]) {
-    use crate::backend::btrfs::facts::CONDITIONS;
-    use crate::health::model::Fault;
-    let meaning = |name: &str| {
-        CONDITIONS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or("", |(_, m)| m)
-            .to_string()
-    };
-    for drive in &mut snap.drives {
-        let mut faults = Vec::new();
-        if let Some(m) = &drive.member
-            && m.flags.iter().any(|f| f == "missing")
-        {
-            faults.push(Fault {
-                condition: "btrfs.missing".into(),
-                value: "set".into(),
-                meaning: meaning("btrfs.missing"),
-                flag: true,
-            });
-        }
-        for name in crate::backend::btrfs::COUNTER_NAMES {
-            if let Some(n) = drive.counters.get(name).filter(|n| **n > 0) {
-                faults.push(Fault {
-                    condition: name.to_string(),
-                    value: n.to_string(),
-                    meaning: meaning(name),
-                    flag: false,
-                });
-            }
-        }
-        drive.faults = faults;
     }
 }

@@ -463,12 +463,15 @@ impl Backend for SimBackend {
     }
 
     fn start(&mut self, argv: &[String], timeout: Duration) -> Result<Box<dyn Running>> {
-        let duration = self
+        let canned = self
             .commands
             .iter()
             .find(|c| c.argv == argv)
-            .map_or(Duration::ZERO, |c| c.duration);
+            .map(|c| c.duration);
         let mut output = self.execute(argv, timeout)?;
+        // A modelled command that runs until the storage's work ends (a
+        // foreground `btrfs balance start`).
+        let duration = canned.unwrap_or_else(|| self.storage.runs_for(argv, self.now()));
         if duration.is_zero() {
             return Ok(Box::new(Finished(output)));
         }

@@ -332,6 +332,16 @@ impl Personality {
         }
     }
 
+    /// How long a modelled command, just run, keeps running: until the
+    /// work it waits for ends (btrfs: `replace status` without `-1`, a
+    /// `balance start` without `--bg`). Zero for everything else.
+    pub fn runs_for(&self, argv: &[String], now_ms: u64) -> Duration {
+        match self {
+            Personality::Md(_) => Duration::ZERO,
+            Personality::Btrfs(fs) => btrfs_cmd::runs_for(fs, argv, now_ms),
+        }
+    }
+
     /// For the data canary: the array's level, and the members that hold a
     /// whole copy of a file (`(key, kernel name)`; none unless mirrored).
     pub fn canary_view(&self, pool: &Pool) -> (String, Vec<(DriveKey, String)>) {
