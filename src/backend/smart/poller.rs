@@ -306,11 +306,14 @@ mod tests {
         drop(tx);
     }
 
+    /// Running now, most at once, running per drive, most on one drive.
+    type Tally = Arc<Mutex<(usize, usize, BTreeMap<String, usize>, usize)>>;
+
     /// A smartctl that takes `pause` and records how many run at once, in
     /// all and per drive.
     struct Counting {
         pause: Duration,
-        now: Arc<Mutex<(usize, usize, BTreeMap<String, usize>, usize)>>,
+        now: Tally,
     }
 
     impl CommandRunner for Counting {
@@ -341,12 +344,7 @@ mod tests {
         }
     }
 
-    fn counting(
-        pause: Duration,
-    ) -> (
-        SmartPoller,
-        Arc<Mutex<(usize, usize, BTreeMap<String, usize>, usize)>>,
-    ) {
+    fn counting(pause: Duration) -> (SmartPoller, Tally) {
         let now = Arc::new(Mutex::new((0, 0, BTreeMap::new(), 0)));
         let shared = Arc::clone(&now);
         let poller = SmartPoller::new(
