@@ -185,6 +185,12 @@ pub trait Backend {
     /// Real md waits on /proc/mdstat; the simulator advances simulated time.
     fn wait(&mut self, timeout: Duration) -> Result<()>;
 
+    /// Things the technician should be told once (md: kernel device events
+    /// are not available, so the watch relies on its timed polls).
+    fn notices(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Run an external command as argv.
     fn execute(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput>;
 

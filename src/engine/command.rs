@@ -135,6 +135,9 @@ impl Walk<'_, '_> {
         }
         let poll = self.poll();
         self.run.backend.wait(poll)?;
+        for notice in self.run.backend.notices() {
+            self.run.operator.note(NoteLevel::Warn, &notice);
+        }
         let now_ms = self.run.clock.now_ms();
         let smart_poll = self.run.runbook.guard.smart_poll.as_millis() as u64;
         // SMART runs in the background during watches: a slow smartctl

@@ -1,7 +1,8 @@
 //! Linux whole disks, whatever array they belong to: who a drive is
 //! (`identity.rs`: serial, WWN, bay, transport) and whether it is blank
 //! (`blank.rs`), and what a path names (`devpath.rs`: a command's
-//! argument resolved to the whole disks a write to it reaches). Every Linux backend (md, later btrfs and ZFS) uses these,
+//! argument resolved to the whole disks a write to it reaches), and the
+//! kernel's device events a watch wakes on (`uevent.rs`). Every Linux backend (md, later btrfs and ZFS) uses these,
 //! so a drive is known the same way whichever storage it is part of.
 
 pub mod blank;
@@ -9,6 +10,7 @@ pub mod devpath;
 pub mod identity;
 pub mod ioerr;
 pub mod kmsg;
+pub mod uevent;
 
 use std::fs;
 use std::io::ErrorKind;

@@ -47,7 +47,7 @@ use anyhow::{Context, Result, bail};
 use crate::backend::disk::identity::{ByIdIndex, PciSlots};
 use crate::backend::disk::ioerr::{self, IoerrLedger};
 use crate::backend::disk::kmsg::{self, KernelLog};
-use crate::backend::disk::{blank, devpath, identity};
+use crate::backend::disk::{blank, devpath, identity, uevent};
 use crate::backend::led;
 use crate::backend::md::mdstat::{Mdstat, MdstatArray, SyncState};
 use crate::backend::md::sysfs::{ArrayLook, MemberLook};
@@ -92,6 +92,20 @@ pub struct MdBackend {
     /// read, as for `status`), and the log once the first look opened it.
     kmsg_path: Option<PathBuf>,
     kernel_log: Option<KernelLog>,
+    /// Kernel uevents: `None` until the first wait tries to listen.
+    uevents: Option<UeventState>,
+    /// The whole disks the last look found (an NVMe health event names a
+    /// controller; its namespaces among these are read at once).
+    last_disks: BTreeSet<String>,
+    /// Said once to the technician, then cleared.
+    notices: Vec<String>,
+}
+
+/// Whether the watch listens to kernel uevents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum UeventState {
+    Listening,
+    Unavailable,
 }
 
 impl MdBackend {
@@ -111,6 +125,9 @@ impl MdBackend {
             ioerr,
             kmsg_path: None,
             kernel_log: None,
+            uevents: None,
+            last_disks: BTreeSet::new(),
+            notices: Vec::new(),
             root,
         }
     }
@@ -270,6 +287,7 @@ impl MdBackend {
             problems.extend(log.drain(&disks));
         }
         self.ioerr.retain(&disks);
+        self.last_disks.clone_from(&disks);
         let mut background = match depth {
             Depth::Watch { smart_due } => {
                 if smart_due {
@@ -609,8 +627,64 @@ impl Backend for MdBackend {
                 .watch
                 .insert(MdstatWatch::open(&self.root.join("proc/mdstat"))?),
         };
-        watch.wait(timeout)?;
-        Ok(())
+        if self.uevents.is_none() {
+            // Listen from the first wait on; a host without uevents keeps
+            // the timed polls, and the technician is told once.
+            self.uevents = Some(match uevent::open() {
+                Ok(source) => {
+                    watch.set_uevents(source);
+                    UeventState::Listening
+                }
+                Err(err) => {
+                    self.notices.push(format!(
+                        "kernel device events are not available ({err:#}): a drive that \
+                         vanishes is found by the next timed poll instead"
+                    ));
+                    UeventState::Unavailable
+                }
+            });
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let wake = watch.wait(left, self.poller.wake_fd())?;
+            if wake.extra {
+                // Results stay for the next look; the signal is consumed
+                // so a wait without a look (a finishing command) cannot spin.
+                self.poller.clear_wake();
+            }
+            let mut relevant = wake.md || wake.extra || wake.heard.lost;
+            let mut urgent = Vec::new();
+            for event in &wake.heard.events {
+                if event.is_removal() || event.is_disk_added() {
+                    relevant = true;
+                }
+                if let Some(controller) = event.health_event() {
+                    relevant = true;
+                    urgent.extend(
+                        self.last_disks
+                            .iter()
+                            .filter(|d| uevent::is_namespace_of(d, controller))
+                            .cloned(),
+                    );
+                }
+            }
+            if !urgent.is_empty() {
+                // The drive said its health changed: read it now; its
+                // result wakes the wait through the poller.
+                self.poller.read_now(&urgent);
+            }
+            // A uevent about some other device (a loop device, a network
+            // interface) is no reason to look; keep waiting.
+            let heard_only = !wake.heard.events.is_empty() && !relevant;
+            if !heard_only || left.is_zero() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
     }
 
     fn execute(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput> {

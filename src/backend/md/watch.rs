@@ -17,13 +17,20 @@
 //! (`watch_attrs`). They only wake a wait earlier; every verdict still
 //! comes from a fresh look, and a file that cannot be opened is left out.
 //!
+//! Kernel uevents (`backend/disk/uevent.rs`) wake it too, when the watch
+//! is given a source: a drive that vanishes raises no md event (md notices
+//! only at its next I/O), but the kernel announces its `remove`. So does a
+//! finished background SMART read (the caller's `extra` descriptor), so its
+//! verdict is judged at once rather than at the next timed poll.
+//!
 //! A captured tree's mdstat is a plain file, which never signals: there the
-//! wait is a plain sleep for the timeout, so it cannot spin.
+//! wait polls only the uevent source and `extra`, or is a plain sleep for
+//! the timeout when there are none, so it cannot spin.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -31,6 +38,19 @@ use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::statfs::{PROC_SUPER_MAGIC, fstatfs};
+
+use crate::backend::disk::uevent::{Heard, UeventSource};
+
+/// What ended a wait.
+#[derive(Debug, Default)]
+pub struct Wake {
+    /// mdstat or a watched attribute signalled.
+    pub md: bool,
+    /// The `extra` descriptor was readable.
+    pub extra: bool,
+    /// Uevents read during this wait.
+    pub heard: Heard,
+}
 
 /// An armed /proc/mdstat.
 #[derive(Debug)]
@@ -41,6 +61,8 @@ pub struct MdstatWatch {
     pollable: bool,
     /// Armed sysfs attributes, by path.
     attrs: BTreeMap<PathBuf, File>,
+    /// Kernel uevents, when given.
+    uevents: Option<Box<dyn UeventSource>>,
 }
 
 impl MdstatWatch {
@@ -53,6 +75,7 @@ impl MdstatWatch {
             file,
             pollable,
             attrs: BTreeMap::new(),
+            uevents: None,
         };
         rearm(&mut watch.file).with_context(|| format!("cannot read `{}`", path.display()))?;
         Ok(watch)
@@ -80,6 +103,16 @@ impl MdstatWatch {
         }
     }
 
+    /// Wake on this source's uevents too from now on.
+    pub fn set_uevents(&mut self, source: Box<dyn UeventSource>) {
+        self.uevents = Some(source);
+    }
+
+    /// Whether uevents are being listened to.
+    pub fn has_uevents(&self) -> bool {
+        self.uevents.is_some()
+    }
+
     /// The attribute files being polled besides mdstat.
     pub fn watched_attrs(&self) -> Vec<&Path> {
         self.attrs.keys().map(PathBuf::as_path).collect()
@@ -90,28 +123,59 @@ impl MdstatWatch {
         self.pollable
     }
 
-    /// Block until md reports an event or `timeout` passes. Returns whether
-    /// an event woke it. An interrupted wait (a signal) returns early with
-    /// `false`; callers loop and look again either way.
-    pub fn wait(&mut self, timeout: Duration) -> Result<bool> {
-        if !self.pollable {
+    /// Block until md reports an event, a uevent arrives, `extra` becomes
+    /// readable or `timeout` passes. An interrupted wait (a signal) returns
+    /// early with nothing set; callers loop and look again either way.
+    /// `extra` is only polled, never read: its owner drains it.
+    pub fn wait(&mut self, timeout: Duration, extra: Option<BorrowedFd<'_>>) -> Result<Wake> {
+        let mut wake = Wake::default();
+        if !self.pollable && self.uevents.is_none() && extra.is_none() {
             std::thread::sleep(timeout);
-            return Ok(false);
+            return Ok(wake);
         }
         let wanted = PollFlags::POLLPRI | PollFlags::POLLERR;
-        let revents: Vec<PollFlags> = {
-            let mut fds = vec![PollFd::new(self.file.as_fd(), wanted)];
-            fds.extend(self.attrs.values().map(|f| PollFd::new(f.as_fd(), wanted)));
+        let readable = PollFlags::POLLIN;
+        let md_fds = if self.pollable {
+            1 + self.attrs.len()
+        } else {
+            0
+        };
+        let (revents, extra_ready, uevent_ready) = {
+            let mut fds = Vec::with_capacity(md_fds + 2);
+            if self.pollable {
+                fds.push(PollFd::new(self.file.as_fd(), wanted));
+                fds.extend(self.attrs.values().map(|f| PollFd::new(f.as_fd(), wanted)));
+            }
+            if let Some(fd) = extra {
+                fds.push(PollFd::new(fd, readable));
+            }
+            if let Some(source) = &self.uevents {
+                fds.push(PollFd::new(source.fd(), readable));
+            }
             let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
             match poll(&mut fds, timeout) {
-                Ok(_) => fds
-                    .iter()
-                    .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
-                    .collect(),
-                Err(Errno::EINTR) => return Ok(false),
+                Ok(_) => {}
+                Err(Errno::EINTR) => return Ok(wake),
                 Err(err) => bail!("cannot poll `{}`: {err}", self.path.display()),
             }
+            let all: Vec<PollFlags> = fds
+                .iter()
+                .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
+                .collect();
+            let mut rest = all[md_fds..].iter();
+            let extra_ready = extra.is_some() && rest.next().is_some_and(|r| !r.is_empty());
+            let uevent_ready = self.uevents.is_some() && rest.next().is_some_and(|r| !r.is_empty());
+            (all[..md_fds].to_vec(), extra_ready, uevent_ready)
         };
+        wake.extra = extra_ready;
+        if uevent_ready {
+            if let Some(source) = &mut self.uevents {
+                wake.heard = source.drain();
+            }
+        }
+        if !self.pollable {
+            return Ok(wake);
+        }
         let mdstat = revents.first().copied().unwrap_or(PollFlags::empty());
         if mdstat.contains(PollFlags::POLLNVAL) {
             bail!(
@@ -119,16 +183,15 @@ impl MdstatWatch {
                 self.path.display()
             );
         }
-        let mut woke = false;
         if mdstat.intersects(wanted) {
             rearm(&mut self.file)
                 .with_context(|| format!("cannot read `{}`", self.path.display()))?;
-            woke = true;
+            wake.md = true;
         }
         let mut gone = Vec::new();
         for ((path, file), events) in self.attrs.iter_mut().zip(revents.iter().skip(1)) {
             if events.intersects(wanted) {
-                woke = true;
+                wake.md = true;
                 // An attribute that cannot be read again (its member left)
                 // is dropped; the look that follows says what happened.
                 if rearm(file).is_err() {
@@ -141,7 +204,7 @@ impl MdstatWatch {
         for path in gone {
             self.attrs.remove(&path);
         }
-        Ok(woke)
+        Ok(wake)
     }
 }
 
@@ -165,7 +228,7 @@ mod tests {
         std::fs::write(&path, "Personalities : \nunused devices: <none>\n").unwrap();
         let mut watch = MdstatWatch::open(&path).unwrap();
         assert!(!watch.is_pollable());
-        assert!(!watch.wait(Duration::ZERO).unwrap());
+        assert!(!watch.wait(Duration::ZERO, None).unwrap().md);
     }
 
     #[test]
@@ -196,7 +259,39 @@ mod tests {
         assert_eq!(watch.watched_attrs(), [a.as_path()]);
         watch.watch_attrs(&[]);
         assert!(watch.watched_attrs().is_empty());
-        assert!(!watch.wait(Duration::ZERO).unwrap());
+        assert!(!watch.wait(Duration::ZERO, None).unwrap().md);
+    }
+
+    #[test]
+    fn a_uevent_ends_the_wait_in_a_captured_tree() {
+        use crate::backend::disk::uevent::DatagramUevents;
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("mdstat");
+        std::fs::write(&path, "Personalities : \nunused devices: <none>\n").unwrap();
+        let mut watch = MdstatWatch::open(&path).unwrap();
+        let (source, sender) = DatagramUevents::pair().unwrap();
+        watch.set_uevents(Box::new(source));
+        sender
+            .send(b"remove@/devices/virtual/block/sdb\0ACTION=remove\0DEVPATH=/devices/virtual/block/sdb\0SUBSYSTEM=block\0DEVNAME=sdb\0DEVTYPE=disk\0")
+            .unwrap();
+        // A day's timeout: only the event can end this wait.
+        let wake = watch.wait(Duration::from_secs(86_400), None).unwrap();
+        assert_eq!(wake.heard.events.len(), 1);
+        assert!(wake.heard.events[0].is_removal());
+    }
+
+    #[test]
+    fn a_readable_extra_descriptor_ends_the_wait() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("mdstat");
+        std::fs::write(&path, "Personalities : \nunused devices: <none>\n").unwrap();
+        let mut watch = MdstatWatch::open(&path).unwrap();
+        let (rx, tx) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        tx.send(b"x").unwrap();
+        let wake = watch
+            .wait(Duration::from_secs(86_400), Some(rx.as_fd()))
+            .unwrap();
+        assert!(wake.extra && !wake.md);
     }
 
     #[test]

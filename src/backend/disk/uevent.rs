@@ -1,0 +1,493 @@
+//! Kernel uevents: the kernel's own announcements that a device came, went
+//! or changed, read from a `NETLINK_KOBJECT_UEVENT` socket.
+//!
+//! A watch polls a [`UeventSource`]'s descriptor beside its own files, so a
+//! pulled drive ends the wait the moment the kernel removes it instead of at
+//! the next timed poll, and an NVMe controller's health event (`change` with
+//! `NVME_AEN=`) can start a SMART read of that drive at once.
+//!
+//! Events only ever wake a watch. No verdict comes from an event: the look
+//! that follows reads sysfs and SMART afresh and decides from those. So a
+//! missed event (a full socket buffer, no socket at all) costs at most one
+//! timed poll, and a forged one costs at most an extra look. Names in an
+//! event are matched against disks a look found, never turned into a path.
+//!
+//! Only the kernel is listened to: a message counts when its sender's port
+//! id is 0 and it came on multicast group 1, which user space cannot forge
+//! (udev's re-broadcast is group 2 and carries a `libudev` header).
+//! Messages are read into a fixed buffer (the kernel's own limit is 2 KiB),
+//! with at most [`MAX_PER_DRAIN`] per wake and [`MAX_KEYS`] keys each.
+//!
+//! Message format (`lib/kobject_uevent.c`): `ACTION@DEVPATH`, then
+//! `KEY=VALUE` pairs, each ended by a NUL byte. Captured payloads are in
+//! tests/fixtures/uevent/.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::sys::socket::{
+    AddressFamily, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recvfrom, setsockopt,
+    socket, sockopt,
+};
+
+/// Bytes read per message; a longer one is not the kernel's and is dropped.
+pub const MAX_MESSAGE: usize = 8192;
+/// Messages read per wake; the rest wait for the next one.
+pub const MAX_PER_DRAIN: usize = 256;
+/// Keys kept per message.
+pub const MAX_KEYS: usize = 64;
+/// The kernel's multicast group for uevents.
+const KERNEL_GROUP: u32 = 1;
+/// Receive buffer asked for, so a burst (a pulled drive sends 7 events at
+/// once) is not dropped while a look runs.
+const RECEIVE_BUFFER: usize = 1 << 20;
+
+/// Debug builds only: read uevents from a Unix datagram socket bound at this
+/// path instead of the kernel's (the whole-process tests' fake kernel).
+pub const TEST_SOCKET_ENV: &str = "SWAPGUARD_TEST_UEVENT_SOCKET";
+
+/// What happened to the device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Add,
+    Remove,
+    Change,
+    /// `bind`, `unbind`, `move`, `online`, `offline`.
+    Other(String),
+}
+
+/// One kernel uevent, with the keys a watch uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Uevent {
+    pub action: Action,
+    /// Under /sys: `/devices/pci0000:00/0000:00:04.0/nvme/nvme0/nvme0n1`.
+    pub devpath: String,
+    /// `block`, `nvme`, `scsi`, `pci`, …
+    pub subsystem: String,
+    /// `nvme0n1`, `sda` (block devices; `nvme0` for a controller).
+    pub devname: Option<String>,
+    /// `disk` or `partition` for block devices.
+    pub devtype: Option<String>,
+    /// `NVME_AEN=0x020001`: an NVMe asynchronous event (SMART/health).
+    pub nvme_aen: Option<String>,
+}
+
+impl Uevent {
+    /// The whole disk this event is about (`nvme0n1`, `sda`), for a block
+    /// device of type `disk`.
+    pub fn disk(&self) -> Option<&str> {
+        if self.subsystem != "block" || self.devtype.as_deref() != Some("disk") {
+            return None;
+        }
+        self.devname
+            .as_deref()
+            .or_else(|| self.devpath.rsplit('/').next())
+            .filter(|n| !n.is_empty())
+    }
+
+    /// The NVMe controller (`nvme0`) for an event of the `nvme` subsystem.
+    pub fn nvme_controller(&self) -> Option<&str> {
+        if self.subsystem != "nvme" {
+            return None;
+        }
+        self.devpath.rsplit('/').next().filter(|n| !n.is_empty())
+    }
+
+    /// A device or controller left: the drive may be gone.
+    pub fn is_removal(&self) -> bool {
+        self.action == Action::Remove && (self.disk().is_some() || self.nvme_controller().is_some())
+    }
+
+    /// A whole disk arrived.
+    pub fn is_disk_added(&self) -> bool {
+        self.action == Action::Add && self.disk().is_some()
+    }
+
+    /// An NVMe controller's health event: the controller whose drives
+    /// should be read now.
+    pub fn health_event(&self) -> Option<&str> {
+        if self.action == Action::Change && self.nvme_aen.is_some() {
+            self.nvme_controller()
+        } else {
+            None
+        }
+    }
+}
+
+/// Whether `disk` (`nvme0n1`, `nvme0c1n1`) is a namespace of NVMe
+/// controller `controller` (`nvme0`).
+pub fn is_namespace_of(disk: &str, controller: &str) -> bool {
+    let Some(rest) = disk.strip_prefix(controller) else {
+        return false;
+    };
+    let rest = match rest.strip_prefix('c') {
+        Some(after) => after.trim_start_matches(|c: char| c.is_ascii_digit()),
+        None => rest,
+    };
+    rest.strip_prefix('n')
+        .is_some_and(|ns| !ns.is_empty() && ns.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Parse one message. Errors say what is wrong with it; a watch drops such
+/// a message (and still looks).
+pub fn parse(bytes: &[u8]) -> Result<Uevent, String> {
+    if bytes.starts_with(b"libudev\0") {
+        return Err("a udev message, not the kernel's".into());
+    }
+    let mut fields = bytes.split(|&b| b == 0).filter(|f| !f.is_empty());
+    let header = fields.next().ok_or("empty message")?;
+    let header = std::str::from_utf8(header).map_err(|_| "header is not UTF-8")?;
+    let (head_action, head_path) = header
+        .split_once('@')
+        .ok_or_else(|| "no `ACTION@DEVPATH` header".to_string())?;
+    let mut action = None;
+    let mut devpath = None;
+    let mut subsystem = None;
+    let mut devname = None;
+    let mut devtype = None;
+    let mut nvme_aen = None;
+    for (n, field) in fields.enumerate() {
+        if n == MAX_KEYS {
+            break;
+        }
+        let Ok(field) = std::str::from_utf8(field) else {
+            continue;
+        };
+        let Some((key, value)) = field.split_once('=') else {
+            continue;
+        };
+        let value = value.to_string();
+        match key {
+            "ACTION" => action = Some(value),
+            "DEVPATH" => devpath = Some(value),
+            "SUBSYSTEM" => subsystem = Some(value),
+            "DEVNAME" => devname = Some(value),
+            "DEVTYPE" => devtype = Some(value),
+            "NVME_AEN" => nvme_aen = Some(value),
+            _ => {}
+        }
+    }
+    let action = action.unwrap_or_else(|| head_action.to_string());
+    let devpath = devpath.unwrap_or_else(|| head_path.to_string());
+    if action != head_action || devpath != head_path {
+        return Err(format!(
+            "header `{header}` disagrees with ACTION/DEVPATH `{action}@{devpath}`"
+        ));
+    }
+    let subsystem = subsystem.ok_or("no SUBSYSTEM")?;
+    // DEVNAME is relative to /dev; keep the last component only.
+    let devname = devname.map(|d| d.rsplit('/').next().unwrap_or_default().to_string());
+    Ok(Uevent {
+        action: match action.as_str() {
+            "add" => Action::Add,
+            "remove" => Action::Remove,
+            "change" => Action::Change,
+            _ => Action::Other(action),
+        },
+        devpath,
+        subsystem,
+        devname,
+        devtype,
+        nvme_aen,
+    })
+}
+
+/// What one drain read.
+#[derive(Debug, Default)]
+pub struct Heard {
+    pub events: Vec<Uevent>,
+    /// Messages were dropped (buffer overflow, unreadable): look anyway.
+    pub lost: bool,
+}
+
+/// Somewhere uevents come from: the kernel, or a test's fake.
+pub trait UeventSource: Send {
+    /// Readable when messages are waiting.
+    fn fd(&self) -> BorrowedFd<'_>;
+    /// Read what is waiting, without blocking.
+    fn drain(&mut self) -> Heard;
+}
+
+impl std::fmt::Debug for dyn UeventSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UeventSource")
+    }
+}
+
+/// The kernel's uevent broadcast.
+pub struct KernelUevents {
+    fd: OwnedFd,
+}
+
+impl KernelUevents {
+    /// Join the kernel's uevent group. Fails without permission or on a
+    /// kernel without netlink uevents.
+    pub fn open() -> Result<KernelUevents> {
+        let fd = socket(
+            AddressFamily::Netlink,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            SockProtocol::NetlinkKObjectUEvent,
+        )
+        .context("cannot open a kernel uevent socket")?;
+        bind(fd.as_raw_fd(), &NetlinkAddr::new(0, KERNEL_GROUP))
+            .context("cannot join the kernel's uevent group")?;
+        // Best effort: the default buffer still works, bursts may be lost.
+        let _ = setsockopt(&fd, sockopt::RcvBuf, &RECEIVE_BUFFER);
+        Ok(KernelUevents { fd })
+    }
+}
+
+impl UeventSource for KernelUevents {
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn drain(&mut self) -> Heard {
+        let mut heard = Heard::default();
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        for _ in 0..MAX_PER_DRAIN {
+            match recvfrom::<NetlinkAddr>(self.fd.as_raw_fd(), &mut buf) {
+                Ok((n, from)) => {
+                    let kernel = from.is_some_and(|a| a.pid() == 0 && a.groups() == KERNEL_GROUP);
+                    if !kernel || n >= buf.len() {
+                        continue;
+                    }
+                    match parse(&buf[..n]) {
+                        Ok(event) => heard.events.push(event),
+                        Err(_) => heard.lost = true,
+                    }
+                }
+                Err(Errno::EAGAIN) => break,
+                Err(Errno::EINTR) => continue,
+                // ENOBUFS: the kernel dropped messages for us.
+                Err(_) => {
+                    heard.lost = true;
+                    break;
+                }
+            }
+        }
+        heard
+    }
+}
+
+/// A fake kernel for whole-process tests: every datagram on a Unix socket
+/// counts as a kernel message.
+pub struct DatagramUevents {
+    socket: UnixDatagram,
+}
+
+impl DatagramUevents {
+    pub fn bind(path: &Path) -> Result<DatagramUevents> {
+        let socket = UnixDatagram::bind(path)
+            .with_context(|| format!("cannot bind `{}`", path.display()))?;
+        socket.set_nonblocking(true)?;
+        Ok(DatagramUevents { socket })
+    }
+
+    /// A connected pair: the source, and the end a test sends on.
+    pub fn pair() -> Result<(DatagramUevents, UnixDatagram)> {
+        let (ours, theirs) = UnixDatagram::pair()?;
+        ours.set_nonblocking(true)?;
+        Ok((DatagramUevents { socket: ours }, theirs))
+    }
+}
+
+impl UeventSource for DatagramUevents {
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+
+    fn drain(&mut self) -> Heard {
+        let mut heard = Heard::default();
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        for _ in 0..MAX_PER_DRAIN {
+            match self.socket.recv(&mut buf) {
+                Ok(n) if n < buf.len() => match parse(&buf[..n]) {
+                    Ok(event) => heard.events.push(event),
+                    Err(_) => heard.lost = true,
+                },
+                Ok(_) => heard.lost = true,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    heard.lost = true;
+                    break;
+                }
+            }
+        }
+        heard
+    }
+}
+
+/// The uevent source of a watch: the kernel's (in debug builds, the test
+/// socket named by [`TEST_SOCKET_ENV`] when it is set).
+pub fn open() -> Result<Box<dyn UeventSource>> {
+    #[cfg(debug_assertions)]
+    if let Some(path) = std::env::var_os(TEST_SOCKET_ENV) {
+        return Ok(Box::new(DatagramUevents::bind(Path::new(&path))?));
+    }
+    Ok(Box::new(KernelUevents::open()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/uevent")
+            .join(name);
+        std::fs::read(&path).unwrap()
+    }
+
+    /// An event as the kernel formats it.
+    pub(crate) fn message(action: &str, devpath: &str, keys: &[&str]) -> Vec<u8> {
+        let mut out = format!("{action}@{devpath}\0ACTION={action}\0DEVPATH={devpath}\0");
+        for key in keys {
+            out.push_str(key);
+            out.push('\0');
+        }
+        out.into_bytes()
+    }
+
+    #[test]
+    fn captured_loop_change_parses() {
+        let event = parse(&fixture("loop0-change.bin")).unwrap();
+        assert_eq!(event.action, Action::Change);
+        assert_eq!(event.devpath, "/devices/virtual/block/loop0");
+        assert_eq!(event.subsystem, "block");
+        assert_eq!(event.disk(), Some("loop0"));
+        assert!(!event.is_removal() && !event.is_disk_added());
+        assert_eq!(event.health_event(), None);
+        let media = parse(&fixture("loop0-change-media.bin")).unwrap();
+        assert_eq!(media.devname.as_deref(), Some("loop0"));
+    }
+
+    #[test]
+    fn nvme_namespace_remove_is_a_removal_of_that_disk() {
+        let event = parse(&message(
+            "remove",
+            "/devices/pci0000:00/0000:00:04.0/nvme/nvme1/nvme1n1",
+            &[
+                "SUBSYSTEM=block",
+                "MAJOR=259",
+                "MINOR=1",
+                "DEVNAME=nvme1n1",
+                "DEVTYPE=disk",
+                "SEQNUM=2345",
+            ],
+        ))
+        .unwrap();
+        assert!(event.is_removal());
+        assert_eq!(event.disk(), Some("nvme1n1"));
+    }
+
+    #[test]
+    fn sata_and_scsi_disks_are_disks_and_partitions_are_not() {
+        let sata = parse(&message(
+            "add",
+            "/devices/pci0000:00/0000:00:1f.2/ata3/host2/target2:0:0/2:0:0:0/block/sda",
+            &["SUBSYSTEM=block", "DEVNAME=sda", "DEVTYPE=disk"],
+        ))
+        .unwrap();
+        assert!(sata.is_disk_added());
+        assert_eq!(sata.disk(), Some("sda"));
+        let scsi = parse(&message(
+            "remove",
+            "/devices/pci0000:00/0000:00:05.0/virtio2/host3/target3:0:1/3:0:1:0/block/sdc",
+            &["SUBSYSTEM=block", "DEVNAME=sdc", "DEVTYPE=disk"],
+        ))
+        .unwrap();
+        assert!(scsi.is_removal());
+        assert_eq!(scsi.disk(), Some("sdc"));
+        let part = parse(&message(
+            "remove",
+            "/devices/virtual/block/sda/sda1",
+            &["SUBSYSTEM=block", "DEVNAME=sda1", "DEVTYPE=partition"],
+        ))
+        .unwrap();
+        assert!(!part.is_removal());
+    }
+
+    #[test]
+    fn nvme_aen_change_names_the_controller() {
+        // As seen in the lab (lab-notes.md): `change …/nvme/nvme0` with
+        // NVME_AEN=0x020001 after the AEN configuration was enabled.
+        let event = parse(&message(
+            "change",
+            "/devices/pci0000:00/0000:00:04.0/nvme/nvme0",
+            &[
+                "SUBSYSTEM=nvme",
+                "MAJOR=241",
+                "MINOR=0",
+                "DEVNAME=nvme0",
+                "NVME_AEN=0x020001",
+            ],
+        ))
+        .unwrap();
+        assert_eq!(event.health_event(), Some("nvme0"));
+        assert!(is_namespace_of("nvme0n1", "nvme0"));
+        assert!(is_namespace_of("nvme0c0n12", "nvme0"));
+        assert!(!is_namespace_of("nvme10n1", "nvme1"));
+        assert!(!is_namespace_of("nvme0", "nvme0"));
+        assert!(!is_namespace_of("nvme0n1p1", "nvme0"));
+    }
+
+    #[test]
+    fn controller_remove_is_a_removal() {
+        let event = parse(&message(
+            "remove",
+            "/devices/pci0000:00/0000:00:04.0/nvme/nvme1",
+            &["SUBSYSTEM=nvme", "DEVNAME=nvme1"],
+        ))
+        .unwrap();
+        assert!(event.is_removal());
+        assert_eq!(event.nvme_controller(), Some("nvme1"));
+    }
+
+    #[test]
+    fn bad_messages_are_errors_not_panics() {
+        assert!(parse(b"").is_err());
+        assert!(parse(b"libudev\0\xfe\xed\xca\xfe").is_err());
+        assert!(parse(b"no header here\0ACTION=add\0").is_err());
+        assert!(parse(b"add@/x\0ACTION=remove\0DEVPATH=/x\0SUBSYSTEM=block\0").is_err());
+        assert!(parse(b"add@/x\0ACTION=add\0DEVPATH=/x\0").is_err());
+        assert!(parse(b"\xff@\xff\0").is_err());
+        let mut long = b"add@/x\0ACTION=add\0DEVPATH=/x\0SUBSYSTEM=block\0".to_vec();
+        for _ in 0..10_000 {
+            long.extend_from_slice(b"K=V\0");
+        }
+        assert!(parse(&long).is_ok());
+    }
+
+    #[test]
+    fn a_fake_source_reads_what_is_sent() {
+        let (mut source, sender) = DatagramUevents::pair().unwrap();
+        assert!(source.drain().events.is_empty());
+        sender
+            .send(&message(
+                "remove",
+                "/devices/virtual/block/sdb",
+                &["SUBSYSTEM=block", "DEVNAME=sdb", "DEVTYPE=disk"],
+            ))
+            .unwrap();
+        sender.send(b"garbage").unwrap();
+        let heard = source.drain();
+        assert_eq!(heard.events.len(), 1);
+        assert!(heard.lost);
+        assert!(heard.events[0].is_removal());
+    }
+
+    #[test]
+    fn the_kernel_socket_opens_or_fails_with_a_reason() {
+        match KernelUevents::open() {
+            Ok(mut k) => {
+                let _ = k.drain();
+            }
+            Err(e) => assert!(format!("{e:#}").contains("uevent")),
+        }
+    }
+}
