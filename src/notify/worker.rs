@@ -109,7 +109,13 @@ impl Notifier {
 }
 
 impl Sink for Notifier {
-    fn observe(&mut self, wall_ms: u64, event: &Event) {
+    fn observe(&mut self, _journal_ms: u64, event: &Event) {
+        // Real time, also in a dry-run (whose journal runs on a simulated
+        // clock): Alertmanager takes an alert whose `endsAt` is past for
+        // one already resolved.
+        let wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         match event {
             Event::RunStarted {
                 session, params, ..
