@@ -388,6 +388,30 @@ pub(crate) fn notify_failures(
 type WalkResult = std::result::Result<(Vec<Identity>, ()), (Vec<Identity>, Stop)>;
 
 fn walk(run: &mut Run<'_>, array: &str) -> WalkResult {
+    walk_with(run, array, |walk| walk.all())
+}
+
+/// Preflight alone (`swapguard preflight`): the baseline, the target and
+/// every preflight check of a real run, by the same code, and nothing
+/// after: no canary, no step. `Completed` means a run would start.
+pub fn preflight_only(run: &mut Run<'_>) -> Result<Outcome> {
+    let array = run
+        .params
+        .get("array")
+        .cloned()
+        .context("no array given: pass `--array NAME`")?;
+    let result = walk_with(run, &array, |walk| {
+        walk.bind_params()?;
+        preflight::check(walk)
+    });
+    finish(run, result)
+}
+
+fn walk_with(
+    run: &mut Run<'_>,
+    array: &str,
+    body: impl FnOnce(&mut Walk<'_, '_>) -> std::result::Result<(), Stop>,
+) -> WalkResult {
     let baseline = match run.backend.snapshot(array, Depth::Full) {
         Ok(s) => s,
         Err(e) => {
@@ -414,7 +438,7 @@ fn walk(run: &mut Run<'_>, array: &str) -> WalkResult {
     };
     let target_now = initial_expect(Observed::of(Some(&target)));
     let walk = Walk::new(run, array, baseline, target, target_now);
-    walk.drive(|walk| walk.all())
+    walk.drive(body)
 }
 
 fn initial_expect(observed: Observed) -> DriveExpect {
