@@ -165,6 +165,49 @@ enum Cmd {
         /// Skip SMART (faster; no smartctl needed).
         #[arg(long)]
         no_smart: bool,
+        /// Print metrics in the Prometheus text exposition format.
+        #[arg(long, conflicts_with = "json")]
+        prometheus: bool,
+        /// Write the metrics into DIR/swapguard.prom (atomically, for
+        /// node_exporter's textfile collector) instead of printing them.
+        #[arg(long, value_name = "DIR", conflicts_with = "json")]
+        textfile: Option<PathBuf>,
+    },
+    /// Follow a session's journal read-only, as the technician sees it
+    /// (for a lead on another terminal); ends with the run's exit code.
+    #[command(
+        after_help = "Examples:\n  swapguard watch\n  swapguard watch --array md0\n  swapguard watch md0-20260101T000000000Z-4242 --json | jq -c '.event'"
+    )]
+    Watch {
+        /// The session (journal name) [default: the newest, of `--array`
+        /// when given].
+        session: Option<String>,
+        /// Follow the newest session of this array.
+        #[arg(long, conflicts_with = "session")]
+        array: Option<String>,
+        /// Print each journal entry as one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run every preflight check of a runbook against the real array and
+    /// touch nothing: exit 0 when the swap is safe to start, 4 when it
+    /// would be refused (with the reasons).
+    #[command(
+        after_help = format!("Examples:\n  swapguard preflight runbooks/md-replace-member.toml --array md0 --target sdb\n  swapguard preflight runbooks/md-replace-member.toml --array md0 --target sdb --json\n\n{}", exit::TABLE)
+    )]
+    Preflight {
+        /// The runbook file.
+        runbook: PathBuf,
+        #[arg(long)]
+        array: Option<String>,
+        #[arg(long)]
+        target: Option<String>,
+        /// Other runbook parameters as NAME=VALUE.
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Machine-readable verdict.
+        #[arg(long)]
+        json: bool,
     },
     /// A guided swap of a simulated mirror, including a halt, for newcomers.
     #[command(after_help = "Examples:\n  swapguard demo")]
@@ -404,6 +447,19 @@ pub enum Command {
         array: Option<String>,
         json: bool,
         smart: bool,
+        /// Prometheus text format, to stdout or (`textfile`) a directory.
+        prometheus: bool,
+        textfile: Option<PathBuf>,
+    },
+    Watch {
+        session: Option<String>,
+        array: Option<String>,
+        json: bool,
+    },
+    Preflight {
+        runbook: PathBuf,
+        params: BTreeMap<String, String>,
+        json: bool,
     },
     Demo,
     Resume {
@@ -500,11 +556,44 @@ where
             array,
             json,
             no_smart,
+            prometheus,
+            textfile,
         } => Command::Status {
             array,
             json,
             smart: !no_smart,
+            prometheus,
+            textfile,
         },
+        Cmd::Watch {
+            session,
+            array,
+            json,
+        } => Command::Watch {
+            session,
+            array,
+            json,
+        },
+        Cmd::Preflight {
+            runbook,
+            array,
+            target,
+            params,
+            json,
+        } => {
+            let mut map: BTreeMap<String, String> = params.into_iter().collect();
+            if let Some(a) = array {
+                map.insert("array".into(), a);
+            }
+            if let Some(t) = target {
+                map.insert("target".into(), t);
+            }
+            Command::Preflight {
+                runbook,
+                params: map,
+                json,
+            }
+        }
         Cmd::Demo => Command::Demo,
         Cmd::Resume {
             session,

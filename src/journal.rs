@@ -219,6 +219,14 @@ pub enum Event {
         path: String,
         reason: String,
     },
+    /// A webhook notification did not arrive (see `crate::notify`); the run
+    /// went on. `target` is the URL's scheme, host and port only.
+    NotifyFailed {
+        notice: String,
+        target: String,
+        attempts: u32,
+        error: String,
+    },
 }
 
 /// The `prev` of the first line of every journal.
@@ -1222,6 +1230,12 @@ mod tests {
                 step: s("pull"),
                 reason: s("no one at a terminal"),
             },
+            Event::NotifyFailed {
+                notice: s("halt"),
+                target: s("http://127.0.0.1:9/…"),
+                attempts: 4,
+                error: s("connection refused"),
+            },
         ]
     }
 
@@ -1259,6 +1273,7 @@ mod tests {
             Event::Abandoned { .. } => 27,
             Event::StepTimeout { .. } => 28,
             Event::TimedOut { .. } => 29,
+            Event::NotifyFailed { .. } => 30,
         }
     }
 
@@ -1266,7 +1281,7 @@ mod tests {
     fn every_event_kind_written_reads_back_equal() {
         let events = every_kind();
         let kinds: std::collections::BTreeSet<usize> = events.iter().map(kind).collect();
-        assert_eq!(kinds, (0..30).collect(), "one event of every kind");
+        assert_eq!(kinds, (0..31).collect(), "one event of every kind");
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::create(dir.path(), "s").unwrap();
         for (n, e) in events.iter().enumerate() {

@@ -16,6 +16,7 @@ pub mod exit;
 pub mod health;
 pub mod journal;
 pub mod lock;
+pub mod notify;
 pub mod operator;
 pub mod output;
 pub mod quarantine;

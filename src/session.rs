@@ -137,6 +137,14 @@ pub(crate) fn guarded(
         );
     }
     let path = journal.path().to_path_buf();
+    let mut notifier = notifier(
+        runbook,
+        params,
+        setup.state_dir,
+        setup.backend.name(),
+        &session,
+    )?;
+    let mut silent = crate::notify::Silent;
     let mut run = engine::Run {
         runbook,
         params: params.clone(),
@@ -147,10 +155,48 @@ pub(crate) fn guarded(
         interrupted: setup.interrupted,
         session,
         state_dir: setup.state_dir,
+        notify: match notifier.as_mut() {
+            Some(n) => n,
+            None => &mut silent,
+        },
     };
     let outcome = engine::execute(&mut run)?;
+    settle_notifications(&mut run)?;
     run.operator.finish()?;
     Ok((outcome, path))
+}
+
+/// The webhook notifier a session uses, if the runbook or the host's
+/// config names one (a simulated session only with `dry_runs = true`).
+pub(crate) fn notifier(
+    runbook: &Runbook,
+    params: &BTreeMap<String, String>,
+    state_dir: &Path,
+    backend: &str,
+    session: &str,
+) -> Result<Option<crate::notify::worker::Notifier>> {
+    use crate::notify::{host, payload::Context, worker::Notifier};
+    let simulated = backend == "sim";
+    let Some(settings) = host::for_session(runbook.notify.as_ref(), state_dir, simulated)? else {
+        return Ok(None);
+    };
+    let param = |k: &str| params.get(k).cloned().unwrap_or_default();
+    let ctx = Context {
+        host: host::hostname(),
+        array: param("array"),
+        target: param("target"),
+        session: session.to_string(),
+        runbook: runbook.name.clone(),
+        dry_run: simulated,
+    };
+    Ok(Some(Notifier::start(settings, ctx)))
+}
+
+/// The run is over: give queued notifications a bounded time to go out,
+/// and journal and show those that did not.
+pub(crate) fn settle_notifications(run: &mut engine::Run<'_>) -> Result<()> {
+    let failures = run.notify.settle(crate::notify::worker::SETTLE);
+    engine::notify_failures(failures, run.journal, run.clock.wall_ms(), run.operator)
 }
 
 /// The unfinished real sessions of `array` under `state_dir`, oldest first.

@@ -65,6 +65,9 @@ impl Default for ProcessRunner {
 struct ConfigFile {
     /// Where programs are looked up, `:`-separated absolute directories.
     path: Option<String>,
+    /// The host-wide webhook default, read by `crate::notify::host`.
+    #[allow(dead_code)]
+    notify: Option<toml::Value>,
 }
 
 impl ProcessRunner {

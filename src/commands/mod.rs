@@ -9,11 +9,14 @@ mod test;
 
 mod journal;
 mod lint;
+mod preflight;
+mod prometheus;
 mod quarantine;
 mod report;
 mod resume;
 mod run;
 mod status;
+mod watch;
 
 use anyhow::Result;
 
@@ -34,9 +37,31 @@ pub fn dispatch(config: &Config) -> Result<exit::Code> {
             scenario,
             exit_with_outcome,
         } => dry_run::dry_run(config, runbook.as_deref(), scenario, *exit_with_outcome),
-        Command::Status { array, json, smart } => {
-            status::status(config, array.as_deref(), *json, *smart)
-        }
+        Command::Status {
+            array,
+            json,
+            smart,
+            prometheus,
+            textfile,
+        } => match (prometheus, textfile) {
+            (false, None) => status::status(config, array.as_deref(), *json, *smart),
+            (_, textfile) => crate::commands::prometheus::status(
+                config,
+                array.as_deref(),
+                *smart,
+                textfile.as_deref(),
+            ),
+        },
+        Command::Watch {
+            session,
+            array,
+            json,
+        } => watch::watch(config, session.as_deref(), array.as_deref(), *json),
+        Command::Preflight {
+            runbook,
+            params,
+            json,
+        } => preflight::preflight(config, runbook, params, *json),
         Command::Demo => demo::demo(config.color),
         Command::Quarantine(action) => quarantine::quarantine(config, action),
         Command::Test(args) => test::test(args),

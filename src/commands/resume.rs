@@ -113,6 +113,14 @@ pub fn resume(config: &Config, opts: &Options<'_>) -> Result<exit::Code> {
     let interrupted = crate::signals::interrupt_flag()?;
     crate::signals::reset();
     let mut tracking = crate::operator::tracking::Tracking::new(operator.as_mut());
+    let mut notifier = crate::session::notifier(
+        &runbook,
+        &journaled.params,
+        &config.state_dir,
+        backend.name(),
+        &session,
+    )?;
+    let mut silent = crate::notify::Silent;
     let mut run = engine::Run {
         runbook: &runbook,
         params: journaled.params.clone(),
@@ -123,6 +131,10 @@ pub fn resume(config: &Config, opts: &Options<'_>) -> Result<exit::Code> {
         interrupted: &interrupted,
         session: session.clone(),
         state_dir: &config.state_dir,
+        notify: match notifier.as_mut() {
+            Some(n) => n,
+            None => &mut silent,
+        },
     };
     let outcome = engine::resume(
         &mut run,
@@ -132,6 +144,7 @@ pub fn resume(config: &Config, opts: &Options<'_>) -> Result<exit::Code> {
             runbook_changed_reason: reason,
         },
     )?;
+    crate::session::settle_notifications(&mut run)?;
     tracking.finish()?;
     eprintln!("journal: {}", path.display());
     say_how_to_resume(config, &outcome, &session);

@@ -22,14 +22,14 @@ use crate::sanitize::sanitize;
 use crate::units::format_size;
 
 #[derive(Serialize)]
-struct Report {
+pub(crate) struct Report {
     /// [`crate::output::JSON_FORMAT`].
     format: u32,
-    arrays: Vec<Snapshot>,
+    pub(crate) arrays: Vec<Snapshot>,
     /// Members md still lists whose device is gone (see [`Vanished`]).
     vanished: Vec<Vanished>,
     /// Arrays that could not be read, with the reason.
-    errors: Vec<String>,
+    pub(crate) errors: Vec<String>,
     /// Storage this kernel does not offer at all, with the reason (`md:
     /// not available on this kernel (no /proc/mdstat)`): not an error,
     /// and not the same as "no arrays".
@@ -115,7 +115,9 @@ struct LastKnown {
     at: String,
 }
 
-pub fn status(config: &Config, array: Option<&str>, json: bool, smart: bool) -> Result<exit::Code> {
+/// Every array (or the one asked for) as `status` reads it; also what
+/// `status --prometheus` exports.
+pub(crate) fn gather(config: &Config, array: Option<&str>, smart: bool) -> Result<Report> {
     // `status` is read-only and often run by other users, who cannot read
     // root's state directory: the default search path is the safe fallback.
     let processes = ProcessRunner::from_state_dir(&config.state_dir).unwrap_or_else(|e| {
@@ -163,6 +165,11 @@ pub fn status(config: &Config, array: Option<&str>, json: bool, smart: bool) -> 
             Err(e) => report.errors.push(format!("{name}: {e:#}")),
         }
     }
+    Ok(report)
+}
+
+pub fn status(config: &Config, array: Option<&str>, json: bool, smart: bool) -> Result<exit::Code> {
+    let report = gather(config, array, smart)?;
     if json {
         crate::outln!(
             "{}",
@@ -182,7 +189,7 @@ pub fn status(config: &Config, array: Option<&str>, json: bool, smart: bool) -> 
 /// A drive's verdict as `status` judges it: no runbook accepts anything,
 /// and the drive counts as the last copy when one more member leaving (the
 /// swap `status` is usually run before) would leave no redundancy.
-fn verdict_of(s: &Snapshot, d: &Drive) -> Verdict {
+pub(crate) fn verdict_of(s: &Snapshot, d: &Drive) -> Verdict {
     let last_copy = d.member.is_some() && s.array.last_copy(1);
     verdict::judge(d, last_copy, &[])
 }

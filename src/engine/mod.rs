@@ -140,6 +140,8 @@ pub struct Run<'a> {
     pub session: String,
     /// The state directory: the quarantine registry lives there.
     pub state_dir: &'a std::path::Path,
+    /// Told of every journal entry (webhooks; `crate::notify::Silent` for none).
+    pub notify: &'a mut dyn crate::notify::Sink,
 }
 
 /// Why the walk stopped early. Internal: `execute` turns it into an Outcome.
@@ -355,12 +357,61 @@ fn finish_stop(run: &mut Run<'_>, stop: Stop) -> Result<Outcome> {
 }
 
 pub(crate) fn record(run: &mut Run<'_>, event: Event) -> Result<()> {
-    run.journal.record(run.clock.wall_ms(), &event)
+    let at = run.clock.wall_ms();
+    run.journal.record(at, &event)?;
+    run.notify.observe(at, &event);
+    notify_failures(run.notify.failures(), run.journal, at, run.operator)
+}
+
+/// Journal each failed notification and show it as a note: never fatal.
+pub(crate) fn notify_failures(
+    failures: Vec<crate::notify::Failure>,
+    journal: &mut Journal,
+    at: u64,
+    operator: &mut dyn Operator,
+) -> Result<()> {
+    for f in failures {
+        journal.record(
+            at,
+            &Event::NotifyFailed {
+                notice: f.event.name().into(),
+                target: f.target.clone(),
+                attempts: f.attempts,
+                error: f.error.clone(),
+            },
+        )?;
+        operator.note(NoteLevel::Warn, &f.note());
+    }
+    Ok(())
 }
 
 type WalkResult = std::result::Result<(Vec<Identity>, ()), (Vec<Identity>, Stop)>;
 
 fn walk(run: &mut Run<'_>, array: &str) -> WalkResult {
+    walk_with(run, array, |walk| walk.all())
+}
+
+/// Preflight alone (`swapguard preflight`): the baseline, the target and
+/// every preflight check of a real run, by the same code, and nothing
+/// after: no canary, no step. `Completed` means a run would start.
+pub fn preflight_only(run: &mut Run<'_>) -> Result<Outcome> {
+    let array = run
+        .params
+        .get("array")
+        .cloned()
+        .context("no array given: pass `--array NAME`")?;
+    let result = walk_with(run, &array, |walk| {
+        walk.bind_params()?;
+        preflight::check(walk)
+    });
+    finish(run, result)
+}
+
+fn walk_with(
+    run: &mut Run<'_>,
+    array: &str,
+    body: impl FnOnce(&mut Walk<'_, '_>) -> std::result::Result<(), Stop>,
+) -> WalkResult {
     let baseline = match run.backend.snapshot(array, Depth::Full) {
         Ok(s) => s,
         Err(e) => {
@@ -387,7 +438,7 @@ fn walk(run: &mut Run<'_>, array: &str) -> WalkResult {
     };
     let target_now = initial_expect(Observed::of(Some(&target)));
     let walk = Walk::new(run, array, baseline, target, target_now);
-    walk.drive(|walk| walk.all())
+    walk.drive(body)
 }
 
 fn initial_expect(observed: Observed) -> DriveExpect {

@@ -18,8 +18,8 @@ use crate::runbook::ctx::{Ctx, span_key, to_span};
 use crate::runbook::diag::{Diagnostic, Severity};
 use crate::runbook::model::Span;
 use crate::runbook::raw::{
-    RawCanary, RawCheck, RawExpect, RawGuard, RawJson, RawMeta, RawNewDrive, RawOnHalt, RawParam,
-    RawPreflight, RawRunbook, RawStep, fields_of,
+    RawCanary, RawCheck, RawExpect, RawGuard, RawJson, RawMeta, RawNewDrive, RawNotify, RawOnHalt,
+    RawParam, RawPreflight, RawRunbook, RawStep, fields_of,
 };
 use crate::runbook::values::{quoted_list, suggest};
 
@@ -47,6 +47,7 @@ pub(crate) fn check(ctx: &mut Ctx, root: &mut Spanned<DeValue<'_>>, recovered: b
             "preflight",
             "on_halt",
             "canary",
+            "notify",
         ] {
             array_for_single_table(ctx, root_span.clone(), table, key);
         }
@@ -57,6 +58,7 @@ pub(crate) fn check(ctx: &mut Ctx, root: &mut Spanned<DeValue<'_>>, recovered: b
             "guard" => section(ctx, value, fields_of::<RawGuard>(), "in [guard]"),
             "on_halt" => section(ctx, value, fields_of::<RawOnHalt>(), "in [on_halt]"),
             "canary" => section(ctx, value, fields_of::<RawCanary>(), "in [canary]"),
+            "notify" => section(ctx, value, fields_of::<RawNotify>(), "in [notify]"),
             "params" => params(ctx, value),
             "preflight" => preflight(ctx, value),
             "step" => steps(ctx, value),

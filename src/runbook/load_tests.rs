@@ -2073,3 +2073,70 @@ fn check_step_canary_and_sign_off_reach_the_model() {
         (1 << 20, Duration::from_secs(1), None)
     );
 }
+
+#[test]
+fn notify_rules() {
+    let cases: Vec<(&str, String, Vec<Want>)> = vec![
+        (
+            "notify: a plain alertmanager webhook",
+            format!(
+                "{BASE}\n[notify]\nurl = \"http://127.0.0.1:9093/api/v2/alerts\"\nformat = \"alertmanager\"\nevents = [\"halt\", \"finish\"]\ntimeout = \"2s\"\nretries = 1\ndry_runs = true\n"
+            ),
+            vec![],
+        ),
+        (
+            "notify: no url",
+            format!("{BASE}\n[notify]\nformat = \"slack\"\n"),
+            vec![(E, "|[notify]", "`[notify]` has no `url`", "api/v2/alerts")],
+        ),
+        (
+            "notify: bad values each point at their key",
+            format!(
+                "{BASE}\n[notify]\nurl = \"ftp://x\"\nformat = \"teams\"\nevents = [\"halted\"]\ntimeout = \"0s\"\nretries = 99\n"
+            ),
+            vec![
+                (
+                    E,
+                    "url = |\"ftp://x\"",
+                    "does not start with `http://`",
+                    "api/v2/alerts",
+                ),
+                (
+                    E,
+                    "format = |\"teams\"",
+                    "unknown notify format `teams`",
+                    "",
+                ),
+                (
+                    E,
+                    "events = [|\"halted\"]",
+                    "unknown notify event `halted`",
+                    "",
+                ),
+                (E, "timeout = |\"0s\"", "more than zero", ""),
+                (E, "retries = |99", "0 to 10", ""),
+            ],
+        ),
+        (
+            "notify: unknown key",
+            format!("{BASE}\n[notify]\nurl = \"http://h/\"\nformats = \"slack\"\n"),
+            vec![(
+                E,
+                "|formats",
+                "unknown key `formats` in [notify]",
+                "did you mean `format`?",
+            )],
+        ),
+    ];
+    for (name, source, want) in &cases {
+        assert_diagnostics(name, source, want);
+    }
+    let source =
+        format!("{BASE}\n[notify]\nurl = \"https://hooks.example/T/B/x\"\nformat = \"slack\"\n");
+    let runbook = crate::runbook::load::load_str(std::path::Path::new("r.toml"), &source)
+        .runbook
+        .unwrap();
+    let notify = runbook.notify.unwrap();
+    assert_eq!(notify.format, crate::notify::Format::Slack);
+    assert!(!notify.dry_runs);
+}

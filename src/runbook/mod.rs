@@ -24,6 +24,7 @@ mod keys;
 pub mod lint;
 pub mod load;
 pub mod model;
+mod notify;
 mod placeholders;
 mod preflight;
 pub mod raw;

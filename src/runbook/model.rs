@@ -340,6 +340,10 @@ pub struct Runbook {
     pub on_halt_for: HaltTexts,
     /// A data canary on the array's filesystem, when the runbook names one.
     pub canary: Option<CanaryRule>,
+    /// Webhook notifications (`[notify]`); kept out of serialised output,
+    /// since a webhook URL can be a secret.
+    #[serde(skip)]
+    pub notify: Option<crate::notify::Settings>,
     pub steps: Vec<Step>,
 }
 

@@ -31,6 +31,7 @@ pub struct RawRunbook {
     pub preflight: Option<Spanned<RawPreflight>>,
     pub on_halt: Option<Spanned<RawOnHalt>>,
     pub canary: Option<Spanned<RawCanary>>,
+    pub notify: Option<Spanned<RawNotify>>,
     pub step: Option<Spanned<Vec<Spanned<RawStep>>>>,
 }
 
@@ -42,6 +43,18 @@ pub struct RawCanary {
     pub size: Option<Str>,
     pub every: Option<Str>,
     pub after: Option<Str>,
+}
+
+/// `[notify]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    pub url: Option<Str>,
+    pub format: Option<Str>,
+    pub events: Option<StrList>,
+    pub timeout: Option<Str>,
+    pub retries: Option<Spanned<i64>>,
+    pub dry_runs: Option<Spanned<bool>>,
 }
 
 /// `[runbook]`
@@ -233,6 +246,6 @@ mod tests {
             assert_eq!(got, want);
         }
         assert!(fields_of::<RawStep>().contains(&"confirm_drive"));
-        assert_eq!(fields_of::<RawRunbook>().len(), 7);
+        assert_eq!(fields_of::<RawRunbook>().len(), 8);
     }
 }

@@ -17,7 +17,7 @@ use crate::runbook::template::variables;
 use crate::runbook::values::{
     Params, choice, duration, non_empty, quoted_list, suggest, unix_newlines,
 };
-use crate::runbook::{canary, halt_texts, preflight, steps};
+use crate::runbook::{canary, halt_texts, notify, preflight, steps};
 
 const PARAM_KINDS: [(&str, ParamKind); 4] = [
     ("array", ParamKind::Array),
@@ -46,6 +46,7 @@ pub(crate) fn build(ctx: &mut Ctx, raw: &RawRunbook) -> Option<Runbook> {
     let on_halt = on_halt(ctx, raw);
     let steps = steps::build(ctx, raw.step.as_ref(), &params, &guard);
     let canary = canary::build(ctx, raw.canary.as_ref(), &params, &steps);
+    let notify = notify::build(ctx, raw.notify.as_ref());
     let on_halt_for = halt_texts::build(ctx, raw, &steps);
     let params = params.list;
     let (name, backend) = meta?;
@@ -60,6 +61,7 @@ pub(crate) fn build(ctx: &mut Ctx, raw: &RawRunbook) -> Option<Runbook> {
         on_halt,
         on_halt_for,
         canary,
+        notify,
         steps,
     })
 }

@@ -270,6 +270,7 @@ impl Journaled {
             | Event::SurvivorAccepted { .. }
             | Event::SignOff { .. }
             | Event::CanaryPlanted { .. }
+            | Event::NotifyFailed { .. }
             | Event::CanaryVerified { .. }
             | Event::CanaryRemoved { .. }
             | Event::CanaryKept { .. } => {}

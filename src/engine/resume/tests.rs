@@ -200,6 +200,7 @@ fn crash_repeatedly(
             interrupted: &interrupted,
             session: session.clone(),
             state_dir: dir.path(),
+            notify: &mut crate::notify::Silent,
         };
         engine::execute(&mut run)
     };
@@ -249,6 +250,7 @@ fn crash_repeatedly(
             interrupted: &interrupted,
             session: session.clone(),
             state_dir: dir.path(),
+            notify: &mut crate::notify::Silent,
         };
         let result = engine::resume(
             &mut run,
@@ -525,6 +527,7 @@ fn ctrl_c_during_the_pull_switches_the_led_off_and_the_run_resumes() {
         interrupted: &interrupted,
         session: "md0-ctrl-c".into(),
         state_dir: dir.path(),
+        notify: &mut crate::notify::Silent,
     })
     .unwrap();
     assert_eq!(
@@ -572,6 +575,7 @@ fn ctrl_c_during_the_pull_switches_the_led_off_and_the_run_resumes() {
         interrupted: &interrupted,
         session: "md0-ctrl-c".into(),
         state_dir: dir.path(),
+        notify: &mut crate::notify::Silent,
     };
     let outcome = engine::resume(
         &mut run,
