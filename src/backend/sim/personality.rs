@@ -337,7 +337,7 @@ impl Personality {
     /// `balance start` without `--bg`). Zero for everything else.
     pub fn runs_for(&self, argv: &[String], now_ms: u64) -> Duration {
         match self {
-            Personality::Md(_) => Duration::ZERO,
+            Personality::Md(_) | Personality::Zfs(_) => Duration::ZERO,
             Personality::Btrfs(fs) => btrfs_cmd::runs_for(fs, argv, now_ms),
         }
     }
