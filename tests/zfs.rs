@@ -417,3 +417,34 @@ fn a_survivor_pulled_mid_step_halts_naming_its_serial() {
         );
     }
 }
+
+/// The restore target check knows pool members: a `drive` target that is
+/// a leaf of the pool is refused before anything runs.
+#[test]
+fn a_restore_target_that_is_a_pool_member_is_refused() {
+    let m = Machine::new(Bus::Sata);
+    let runbook = runbook().replace(
+        "target = { kind = \"member\", help = \"member\" }",
+        "target = { kind = \"drive\", help = \"the drive to restore onto\" }",
+    );
+    m.t.write("runbook.toml", &runbook);
+    m.t.write("answers.toml", "");
+    let done = m
+        .swapguard(&[
+            "run",
+            "runbook.toml",
+            "--array",
+            "tank",
+            "--target",
+            SURVIVOR,
+            "--answers",
+            "answers.toml",
+        ])
+        .run();
+    let both = done.both();
+    assert!(
+        both.contains("is a member of `tank`") && both.contains(SURVIVOR),
+        "{both}"
+    );
+    assert!(!both.contains("is running"), "{both}");
+}
