@@ -339,7 +339,11 @@ fn status_with_md_but_no_arrays_says_no_md_arrays_found() {
         .run()
         .code(0)
         .stdout_has("no md arrays found");
-    assert!(!done.stdout.contains("not available"), "{}", done.stdout);
+    assert!(
+        !done.stdout.contains("md is not available"),
+        "{}",
+        done.stdout
+    );
 }
 
 #[test]

@@ -227,7 +227,13 @@ fn render(report: &Report, colors: bool) -> String {
     for why in &report.unavailable {
         out.line(why, None);
     }
-    if report.unavailable.is_empty() && report.arrays.is_empty() && report.errors.is_empty() {
+    // Other backends being unavailable (no ZFS here) does not hide that md
+    // has no arrays.
+    let md_unavailable = report
+        .unavailable
+        .iter()
+        .any(|u| u.starts_with("md is not available"));
+    if !md_unavailable && report.arrays.is_empty() && report.errors.is_empty() {
         out.line("no md arrays found", None);
     }
     for s in &report.arrays {
