@@ -323,7 +323,7 @@ fn cold_replace_resilvers_on_the_clock_and_detaches_the_old_leaf() {
         ("ONLINE", 0)
     );
     assert_eq!(flags(&snap, "sdb"), ["online"]);
-    let status = run(&mut sim, &format!("zpool status -g tank")).stdout;
+    let status = run(&mut sim, "zpool status -g tank").stdout;
     assert!(!status.contains(&g), "the old leaf is detached:\n{status}");
     let healthy = run(&mut sim, "zpool status -x tank");
     assert_eq!(healthy.stdout, "pool 'tank' is healthy\n");
