@@ -351,6 +351,13 @@ impl Spawned {
         self.pgid.as_raw()
     }
 
+    /// How many bytes it has printed on its standard output so far (all of
+    /// them, also those the cap left out): a follower such as `zpool
+    /// events -f` is watched by this count growing.
+    pub fn stdout_bytes(&self) -> u64 {
+        self.out.capture.lock().map_or(0, |c| c.total)
+    }
+
     /// Whether the group leader has exited, without reaping it (so its pid,
     /// and with it the process group id, cannot be reused meanwhile).
     fn leader_exited(&self) -> bool {

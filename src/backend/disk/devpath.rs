@@ -97,6 +97,36 @@ pub fn resolve(root: &Path, cwd: &Path, arg: &str) -> ArgDevice {
     }
 }
 
+/// The kernel name of the device node `path` (absolute, a path of the
+/// system under `root`) leads to, through the same checked resolution as
+/// [`resolve`] (symlinks such as `/dev/disk/by-id/...` followed, absolute
+/// targets starting again at `root`): `Ok(None)` when it leads nowhere
+/// (the device is gone), an error when it leads out of `/dev`.
+pub fn device_name(root: &Path, path: &str) -> Result<Option<String>, String> {
+    let p = Path::new(path);
+    if !p.is_absolute() || path.contains('\0') {
+        return Err(format!("`{path}` is not an absolute path"));
+    }
+    let system = match locate(root, p) {
+        Ok(system) => system,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("`{path}` cannot be resolved: {e}")),
+    };
+    let Ok(rest) = system.strip_prefix("/dev") else {
+        return Err(format!(
+            "`{path}` leads to `{}`, which is not under /dev",
+            system.display()
+        ));
+    };
+    match rest.file_name().and_then(|n| n.to_str()) {
+        Some(name) if rest.components().count() == 1 => Ok(Some(name.to_string())),
+        _ => Err(format!(
+            "`{path}` leads to `{}`, which is no kernel device name",
+            system.display()
+        )),
+    }
+}
+
 /// `.`, `..` and repeated slashes folded away, without looking at the
 /// filesystem (for recognising names only; `locate` is what resolves).
 pub(crate) fn fold(path: &Path) -> PathBuf {

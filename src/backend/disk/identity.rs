@@ -75,6 +75,17 @@ pub fn member_disk(root: &Path, member_dir: &Path, kname: &str) -> Option<String
                 (disk == dir).then(|| name.to_string())
             });
     }
+    disk_of(root, kname)
+}
+
+/// The whole disk holding block device `kname` (itself for a whole disk,
+/// its parent for a partition), by sysfs; `None` when sysfs has no such
+/// device.
+pub fn disk_of(root: &Path, kname: &str) -> Option<String> {
+    let sys_block = root.join("sys/block");
+    if kname.is_empty() || kname.contains('/') || kname.starts_with('.') {
+        return None;
+    }
     if sys_block.join(kname).exists() {
         return Some(kname.to_string());
     }

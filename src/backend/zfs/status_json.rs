@@ -100,6 +100,14 @@ fn parse_pool(key: &str, pool: &Value) -> Result<Pool, String> {
         None => None,
         Some(scan) => Some(parse_scan(scan).map_err(|why| format!("`scan_stats`: {why}"))?),
     };
+    let resilver_running = scan
+        .as_ref()
+        .is_some_and(|s| s.function == ScanFunction::Resilver && s.state == ScanState::Scanning);
+    if !resilver_running {
+        for v in &mut tree {
+            clear_resilvering(v);
+        }
+    }
     let data_errors = match pool.get("error_count") {
         None => None,
         Some(v) => Some(count(v).ok_or_else(|| format!("`error_count` is {v}, not a count"))?),
@@ -177,10 +185,19 @@ fn parse_vdev(
         checksum_errors: counter("checksum_errors")?,
         slow_ios: optional("slow_ios")?,
         note,
-        // The JSON form has no per-leaf "(resilvering)" mark; the scan says it.
-        resilvering: false,
+        // The JSON form has no "(resilvering)" mark. The text form prints it
+        // for a leaf with `scan_processed` above zero while a resilver
+        // runs: noted here, kept by `parse_pool` only while one runs.
+        resilvering: children.is_empty() && optional("scan_processed")?.is_some_and(|n| n > 0),
         children,
     })
+}
+
+fn clear_resilvering(vdev: &mut Vdev) {
+    vdev.resilvering = false;
+    for c in &mut vdev.children {
+        clear_resilvering(c);
+    }
 }
 
 fn parse_scan(value: &Value) -> Result<Scan, String> {
@@ -215,7 +232,8 @@ fn parse_scan(value: &Value) -> Result<Scan, String> {
     };
     // Progress as issued over what there is to examine; `None` when the
     // sizes are human strings or zero.
-    let permille = match (number("issued")?, number("to_examine")?) {
+    let (issued, to_examine) = (number("issued")?, number("to_examine")?);
+    let permille = match (issued, to_examine) {
         (Some(issued), Some(total)) if total > 0 => {
             Some((issued.min(total) as u128 * 1000 / total as u128) as u32)
         }
@@ -226,6 +244,7 @@ fn parse_scan(value: &Value) -> Result<Scan, String> {
         state,
         permille,
         errors: number("errors")?,
+        bytes: issued.zip(to_examine),
     })
 }
 

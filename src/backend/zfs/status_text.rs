@@ -362,6 +362,7 @@ fn parse_scan(lines: &[&str]) -> Result<Scan, String> {
             state: ScanState::None,
             permille: None,
             errors: None,
+            bytes: None,
         });
     } else {
         return Err(format!("`{first}` is not a scrub or resilver"));
@@ -407,5 +408,6 @@ fn parse_scan(lines: &[&str]) -> Result<Scan, String> {
         state,
         permille,
         errors,
+        bytes: None,
     })
 }
