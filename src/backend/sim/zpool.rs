@@ -516,7 +516,9 @@ impl Zpool {
             drives,
             problems,
         };
-        annotate(&mut snap);
+        // The simulator plays ZFS: ZFS's words mean what they mean to the
+        // zfs backend.
+        crate::backend::zfs::facts::annotate(&mut snap);
         Ok(snap)
     }
 
@@ -556,46 +558,5 @@ fn partition_path(dev: &str, partition: Option<u32>) -> String {
         None => format!("/dev/{dev}"),
         Some(n) if dev.starts_with("nvme") => format!("/dev/{dev}p{n}"),
         Some(n) => format!("/dev/{dev}{n}"),
-    }
-}
-
-/// The zfs backend's reading of a snapshot's ZFS words. Interim: until
-/// `backend::zfs::facts::annotate` lands, the same rules here.
-fn annotate(snap: &mut Snapshot) {
-    use crate::health::model::Fault;
-    snap.array.running = matches!(snap.array.state.as_str(), "ONLINE" | "DEGRADED");
-    let tolerated = match snap.array.level.as_str() {
-        "mirror" => snap.array.raid_disks.saturating_sub(1),
-        "raidz1" => 1,
-        "raidz2" => 2,
-        "raidz3" => 3,
-        _ => 0,
-    };
-    snap.array.redundancy_left = i64::from(tolerated) - i64::from(snap.array.degraded);
-    for drive in &mut snap.drives {
-        let mut faults = Vec::new();
-        if let Some(m) = &drive.member {
-            for state in ["faulted", "removed", "unavail", "offline", "degraded"] {
-                if m.flags.iter().any(|f| f == state) {
-                    faults.push(Fault {
-                        condition: format!("zfs.{state}"),
-                        value: "set".into(),
-                        meaning: String::new(),
-                        flag: true,
-                    });
-                }
-            }
-        }
-        for name in ["zfs.read_errors", "zfs.checksum_errors"] {
-            if let Some(n) = drive.counters.get(name).filter(|n| **n > 0) {
-                faults.push(Fault {
-                    condition: name.to_string(),
-                    value: n.to_string(),
-                    meaning: String::new(),
-                    flag: false,
-                });
-            }
-        }
-        drive.faults = faults;
     }
 }
