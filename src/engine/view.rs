@@ -453,7 +453,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::time::Duration;
 
-    use super::{panel_lines, wait_progress, wrong_pull_headline};
+    use super::{bind_drive, panel_lines, wait_progress, wrong_pull_headline};
     use crate::health::model::{
         ArrayHealth, Drive, Identity, MemberState, Membership, Smart, Snapshot, SyncProgress,
     };
@@ -495,6 +495,25 @@ mod tests {
             },
             drives,
             problems: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn part_and_member_are_bound_for_sata_scsi_and_nvme() {
+        for (dev, transport, part) in [
+            ("sdb", "sata", "/dev/sdb"),
+            ("sdaa", "sas", "/dev/sdaa"),
+            ("nvme1n1", "nvme", "/dev/nvme1n1p"),
+            ("mmcblk0", "mmc", "/dev/mmcblk0p"),
+        ] {
+            let mut d = drive(dev, "S1", None, transport);
+            if let Some(m) = d.member.as_mut() {
+                m.name = Some("9182736455463728190".into());
+            }
+            let mut vars = crate::runbook::template::Vars::new();
+            bind_drive(&mut vars, "new", &d);
+            assert_eq!(vars.get("new.part"), Some(part), "{dev}");
+            assert_eq!(vars.get("new.member"), Some("9182736455463728190"));
         }
     }
 

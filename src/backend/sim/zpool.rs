@@ -307,7 +307,7 @@ impl Zpool {
     }
 
     /// The pool took `drive` off the bus: ZFS sees its leaf removed at once.
-    pub fn unplugged(&mut self, pool: &Pool, drive: usize, now_ms: u64, log: &mut Vec<String>) {
+    pub fn unplugged(&mut self, pool: &Pool, drive: usize, log: &mut Vec<String>) {
         let Some(leaf) = self.attached_leaf(drive) else {
             return;
         };
@@ -318,7 +318,7 @@ impl Zpool {
         }
         let line = format!("ZFS saw leaf {} ({}) {}", l.guid, l.path, l.state.word());
         log.push(format!("{line}: pool {} {}", self.name, self.state()));
-        self.check_resilver(pool, now_ms, log);
+        self.check_resilver(pool, log);
     }
 
     /// Errors make ZFS fault a leaf; the last replica is only degraded.
@@ -355,12 +355,12 @@ impl Zpool {
             self.name,
             self.state()
         ));
-        self.check_resilver(pool, 0, log);
+        self.check_resilver(pool, log);
     }
 
     /// Stop the resilver when its leaf stopped serving or the pool lost
     /// the data to rebuild it from.
-    fn check_resilver(&mut self, pool: &Pool, _now_ms: u64, log: &mut Vec<String>) {
+    fn check_resilver(&mut self, pool: &Pool, log: &mut Vec<String>) {
         let Some(r) = self.resilver else {
             return;
         };
