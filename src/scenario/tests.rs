@@ -540,7 +540,7 @@ outcome = "completed"
     ] {
         let err = match parse(path, &text(level, partition)) {
             Ok(_) => panic!("{level} {partition} parsed"),
-            Err(e) => e,
+            Err(e) => e.downcast::<ScenarioError>().expect("a ScenarioError"),
         };
         let d = &err.diagnostics[0];
         assert!(d.message.contains(message), "{}", d.message);
