@@ -71,7 +71,38 @@ pub fn find_signature(dev: &Path, sys_disk: &Path) -> std::io::Result<Option<&'s
             return Ok(Some(name));
         }
     }
+    if zfs_label(&file, size)? {
+        return Ok(Some("ZFS label"));
+    }
     Ok(None)
+}
+
+/// ZFS keeps four 256 KiB labels on every vdev, two at the start and two
+/// at the end (the end rounded down to 256 KiB); each holds a ring of
+/// uberblocks from 128 KiB into the label, one every 1 KiB or more, whose
+/// magic is 0x00bab10c as a 64-bit number in the writer's byte order. A
+/// ZFS member written on a bare disk (no partition table) has them.
+fn zfs_label(file: &File, size: u64) -> std::io::Result<bool> {
+    const LABEL: u64 = 256 << 10;
+    const RING: u64 = 128 << 10;
+    const SLOT: usize = 1 << 10;
+    const MAGIC: u64 = 0x00ba_b10c;
+    if size < 4 * LABEL {
+        return Ok(false);
+    }
+    let end = size & !(LABEL - 1);
+    let mut ring = vec![0u8; RING as usize];
+    for label in [0, LABEL, end - 2 * LABEL, end - LABEL] {
+        file.read_exact_at(&mut ring, label + RING)?;
+        let found = ring.chunks_exact(SLOT).any(|slot| {
+            let word: [u8; 8] = slot[..8].try_into().expect("8 bytes");
+            u64::from_le_bytes(word) == MAGIC || u64::from_be_bytes(word) == MAGIC
+        });
+        if found {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Partitions (`/sys/block/X/X*/partition`) or holders (md, dm) in sysfs.
@@ -107,6 +138,9 @@ mod tests {
     use super::*;
 
     const SIZE: u64 = 64 << 20;
+    /// The uberblock magic 0x00bab10c, little and big endian.
+    const ZFS_LE: [u8; 8] = [0x0c, 0xb1, 0xba, 0, 0, 0, 0, 0];
+    const ZFS_BE: [u8; 8] = [0, 0, 0, 0, 0, 0xba, 0xb1, 0x0c];
 
     /// Bytes written at offsets.
     type Writes<'a> = &'a [(u64, &'a [u8])];
@@ -147,10 +181,27 @@ mod tests {
             (&[(65600, b"_BHRfS_M")], Some("btrfs superblock")),
             (&[(0, b"LUKS\xba\xbe")], Some("LUKS header")),
             (&[(4086, b"SWAPSPACE2")], Some("swap signature")),
+            // A zfs_member: an uberblock in any of the four labels, either
+            // byte order, in any 1 KiB slot of the ring.
+            (&[(128 << 10, &ZFS_LE)], Some("ZFS label")),
+            (
+                &[((256 << 10) + (128 << 10) + 5120, &ZFS_BE)],
+                Some("ZFS label"),
+            ),
+            (
+                &[(SIZE - (512 << 10) + (128 << 10), &ZFS_LE)],
+                Some("ZFS label"),
+            ),
+            (
+                &[(SIZE - (256 << 10) + (255 << 10), &ZFS_LE)],
+                Some("ZFS label"),
+            ),
             // Near misses: the magic one byte off, big endian md magic.
             (&[(511, &[0x55, 0xaa])], None),
             (&[(4096, &[0xa9, 0x2b, 0x4e, 0xfc])], None),
             (&[(65601, b"_BHRfS_M")], None),
+            (&[((128 << 10) + 8, &ZFS_LE)], None),
+            (&[(64 << 10, &ZFS_LE)], None),
         ];
         for (writes, want) in table {
             let dir = TempDir::new().unwrap();

@@ -111,3 +111,75 @@ impl Follower {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A fake `zpool` that runs `body` whatever its arguments.
+    fn fake(dir: &std::path::Path, body: &str) -> String {
+        let path = dir.join("zpool");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path.display().to_string()
+    }
+
+    #[test]
+    fn an_event_line_wakes_the_wait_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let zpool = fake(
+            dir.path(),
+            "sleep 0.3; echo 'Nov 28 2026 07:37:39.732000000 resource.fs.zfs.removed'; exec sleep 600",
+        );
+        let mut f = Follower::start(&ProcessRunner::default(), &zpool);
+        let t = Instant::now();
+        f.wait(Duration::from_secs(20));
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() >= Duration::from_millis(200),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(f.news(), None);
+        // Nothing new: the next wait lasts its timeout.
+        let t = Instant::now();
+        f.wait(Duration::from_millis(300));
+        assert!(t.elapsed() >= Duration::from_millis(300));
+        let pid = match &f {
+            Follower::Running { child, .. } => child.pgid(),
+            Follower::Gone { why, .. } => panic!("{why}"),
+        };
+        drop(f);
+        // Killed on drop, with its process group.
+        assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err());
+    }
+
+    #[test]
+    fn a_follower_that_ends_is_said_once_and_the_wait_becomes_a_poll() {
+        let dir = tempfile::tempdir().unwrap();
+        let zpool = fake(dir.path(), "echo 'events not supported' >&2; exit 1");
+        let mut f = Follower::start(&ProcessRunner::default(), &zpool);
+        std::thread::sleep(Duration::from_millis(200));
+        let t = Instant::now();
+        f.wait(Duration::from_millis(400));
+        assert!(
+            t.elapsed() >= Duration::from_millis(400),
+            "{:?}",
+            t.elapsed()
+        );
+        let news = f.news().expect("said once");
+        assert!(
+            news.contains("exit 1") && news.contains("events not supported"),
+            "{news}"
+        );
+        assert_eq!(f.news(), None);
+        let t = Instant::now();
+        f.wait(Duration::from_millis(200));
+        assert!(t.elapsed() >= Duration::from_millis(200));
+
+        let mut f = Follower::start(&ProcessRunner::default(), "/nonexistent/zpool");
+        f.wait(Duration::from_millis(50));
+        assert!(f.news().unwrap().contains("cannot follow"));
+    }
+}

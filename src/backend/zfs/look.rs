@@ -295,3 +295,97 @@ fn state_word(state: &VdevState) -> String {
         VdevState::Unknown(s) => s.to_lowercase(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::zfs::status_text;
+
+    fn capture(name: &str) -> PoolLook {
+        capture_with(name, "")
+    }
+
+    fn capture_with(name: &str, tail: &str) -> PoolLook {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/zfs")
+            .join(name);
+        let text = std::fs::read_to_string(path).unwrap() + tail;
+        let pools = status_text::parse(&text).unwrap();
+        look(&pools[0])
+    }
+
+    /// `name state role flags` for every leaf.
+    fn leaves(l: &PoolLook) -> Vec<String> {
+        l.leaves
+            .iter()
+            .map(|x| {
+                format!(
+                    "{} {} {:?} {}",
+                    x.name,
+                    x.membership.state,
+                    x.membership.role,
+                    x.membership.flags.join(",")
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn older_text_formats_give_the_conventions_facts() {
+        // Logs and cache are members but hold no copy of the pool's data:
+        // the weakest vdev is the data mirror.
+        let l = capture("list-status-logs-cache-resilver-issue3267.txt");
+        assert_eq!(
+            leaves(&l),
+            [
+                "sdc in-sync Some(0) online",
+                "sdd in-sync Some(1) online",
+                "sda3 in-sync Some(0) online",
+                "sdb3 in-sync Some(1) online",
+                "sda4 in-sync Some(0) online",
+                "sdb4 in-sync Some(0) online",
+            ]
+        );
+        assert_eq!(weakest(&l, |_| true), ("mirror".into(), 2, 0));
+        assert_eq!(l.sync.as_ref().map(|s| s.action.as_str()), Some("resilver"));
+
+        // raidz2 replacing an UNAVAIL disk: that slot serves nothing yet.
+        let l = capture("list-status-resilver-0.7-format-issue8715.txt");
+        assert_eq!(
+            leaves(&l)[4..6],
+            [
+                "sde faulty Some(4) unavail,replacing",
+                "sde1 rebuilding Some(4) online,resilvering,replacing",
+            ]
+        );
+        assert_eq!(weakest(&l, |_| true), ("raidz2".into(), 6, 1));
+
+        // Two mirrors; in mirror-0 the replacing slot is still being
+        // resilvered and the other leaf is DEGRADED: no full copy left there.
+        let l = capture("list-status-resilver-replacing-0.8-issue7537.txt");
+        assert_eq!(
+            leaves(&l)[..3],
+            [
+                "ata-WDC_WD3001FFSX-68JNUN0_WD-WCC13RYDLSH9 faulty Some(0) offline,replacing",
+                "sdh rebuilding Some(0) online,resilvering,replacing",
+                "ata-WDC_WD3001FFSX-68JNUN0_WD-WCC13HETXXKA faulty Some(1) degraded",
+            ]
+        );
+        assert_eq!(weakest(&l, |_| true), ("mirror".into(), 2, 2));
+        // A leaf whose drive is gone serves nothing either.
+        let l = capture("list-status-logs-cache-resilver-issue3267.txt");
+        assert_eq!(weakest(&l, |i| i != 1), ("mirror".into(), 2, 1));
+
+        // (This capture stops after `config:`.)
+        let l = capture_with(
+            "list-status-scrub-progress-2.2-format-zfs_exporter-test.txt",
+            "\n\tNAME        STATE     READ WRITE CKSUM\n\tvault       ONLINE       0     0     0\n\t  sda       ONLINE       0     0     0\n\nerrors: No known data errors\n",
+        );
+        assert_eq!(weakest(&l, |_| true), ("disk".into(), 1, 0));
+        let sync = l.sync.unwrap();
+        assert_eq!(
+            (sync.action.as_str(), sync.done, sync.total),
+            ("scrub", 251, 1000)
+        );
+    }
+}

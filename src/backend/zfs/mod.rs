@@ -19,6 +19,8 @@ pub mod status_json;
 pub mod status_text;
 
 #[cfg(test)]
+mod tests_backend;
+#[cfg(test)]
 mod tests_captures;
 
 /// One pool.
