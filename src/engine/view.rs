@@ -516,6 +516,25 @@ mod tests {
     }
 
     #[test]
+    fn part_and_member_are_bound_for_sata_scsi_and_nvme() {
+        for (dev, transport, part) in [
+            ("sdb", "sata", "/dev/sdb"),
+            ("sdaa", "sas", "/dev/sdaa"),
+            ("nvme1n1", "nvme", "/dev/nvme1n1p"),
+            ("mmcblk0", "mmc", "/dev/mmcblk0p"),
+        ] {
+            let mut d = drive(dev, "S1", None, transport);
+            if let Some(m) = d.member.as_mut() {
+                m.name = Some("9182736455463728190".into());
+            }
+            let mut vars = crate::runbook::template::Vars::new();
+            bind_drive(&mut vars, "new", &d);
+            assert_eq!(vars.get("new.part"), Some(part), "{dev}");
+            assert_eq!(vars.get("new.member"), Some("9182736455463728190"));
+        }
+    }
+
+    #[test]
     fn wrong_pull_headline_names_the_bay_on_sata_scsi_and_nvme() {
         for (d, want) in [
             (

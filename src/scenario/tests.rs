@@ -488,3 +488,63 @@ fn did_you_mean_only_for_near_misses() {
         assert_eq!(did_you_mean(word, keys), near, "{word}");
     }
 }
+
+#[test]
+fn zfs_levels_and_the_partition_a_pool_uses() {
+    let text = |level: &str, partition: &str| {
+        format!(
+            r#"
+[scenario]
+name = "zfs"
+runbook = "../../zfs-replace-member.toml"
+params = {{ array = "tank", target = "sdb" }}
+
+[array]
+name = "tank"
+level = "{level}"
+{partition}
+members = [
+  {{ dev = "sda", serial = "A1", size = "1T" }},
+  {{ dev = "sdb", serial = "B2", size = "1T" }},
+]
+
+[expect]
+outcome = "completed"
+"#
+        )
+    };
+    let path = Path::new("/s/runbooks/scenarios/zfs-replace-member/x.toml");
+    for (level, want) in [
+        ("mirror", Level::Mirror),
+        ("raidz1", Level::Raidz1),
+        ("raidz2", Level::Raidz2),
+        ("raidz3", Level::Raidz3),
+    ] {
+        let s = parse(path, &text(level, "partition = 3")).expect("parses");
+        assert_eq!((s.array.level, s.array.partition), (want, Some(3)));
+        assert_eq!(want.name(), level);
+    }
+    let s = parse(path, &text("mirror", "")).expect("parses");
+    assert_eq!(s.array.partition, None, "whole disks");
+    for (level, partition, message) in [
+        (
+            "raid1",
+            "partition = 1",
+            "`partition` is a ZFS pool's layout",
+        ),
+        (
+            "mirror",
+            "partition = 0",
+            "`partition` is 0; a GPT partition number is 1 to 128",
+        ),
+        ("mirror", "partition = 129", "`partition` is 129"),
+    ] {
+        let err = match parse(path, &text(level, partition)) {
+            Ok(_) => panic!("{level} {partition} parsed"),
+            Err(e) => e.downcast::<ScenarioError>().expect("a ScenarioError"),
+        };
+        let d = &err.diagnostics[0];
+        assert!(d.message.contains(message), "{}", d.message);
+        assert_eq!((d.line, d.column), (10, 13), "{d}");
+    }
+}

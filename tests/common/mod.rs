@@ -33,8 +33,10 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_swapguard");
 const CRASH_ENV: &str = "SWAPGUARD_CRASH_AFTER_WRITE";
 
 /// A run still going after this long is killed (the test then fails
-/// instead of hanging).
-const WATCHDOG: Duration = Duration::from_secs(60);
+/// instead of hanging). The slowest honest run is `test --mutate` over
+/// every shipped runbook (md and ZFS, several hundred dry runs), which on
+/// a loaded two-core machine with tests in parallel takes minutes.
+const WATCHDOG: Duration = Duration::from_secs(240);
 
 /// The repository: shipped runbooks, scenarios and fixtures.
 pub fn root() -> PathBuf {
@@ -362,7 +364,7 @@ impl Run {
 
     /// Run to the end; `on_line` sees each stdout line as it comes, with
     /// the process's pid (to send it a signal). A run still going after
-    /// 60 s is killed.
+    /// 240 s is killed.
     pub fn run_watching(self, mut on_line: impl FnMut(&str, nix::unistd::Pid)) -> Done {
         let started = Instant::now();
         let mut child = self

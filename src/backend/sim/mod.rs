@@ -272,7 +272,7 @@ impl SimBackend {
         self.pool.unplug(drive);
         let now = self.now();
         let mut log = Vec::new();
-        let later = self.storage.unplugged(&self.pool, drive, now, &mut log);
+        let later = self.storage.unplugged(&self.pool, drive, &mut log);
         self.note(log);
         if let Some((member, after)) = later {
             let at = now + millis(after);

@@ -239,13 +239,12 @@ impl Personality {
         &mut self,
         pool: &Pool,
         drive: usize,
-        now_ms: u64,
         log: &mut Vec<String>,
     ) -> Option<(usize, Duration)> {
         match self {
             Personality::Md(md) => md.unplugged(drive).map(|m| (m, MD_NOTICES_AFTER)),
             Personality::Zfs(zp) => {
-                zp.unplugged(pool, drive, now_ms, log);
+                zp.unplugged(pool, drive, log);
                 None
             }
             Personality::Btrfs(fs) => fs.unplugged(drive).map(|d| (d, BTRFS_NOTICES_AFTER)),

@@ -307,7 +307,7 @@ impl Zpool {
     }
 
     /// The pool took `drive` off the bus: ZFS sees its leaf removed at once.
-    pub fn unplugged(&mut self, pool: &Pool, drive: usize, now_ms: u64, log: &mut Vec<String>) {
+    pub fn unplugged(&mut self, pool: &Pool, drive: usize, log: &mut Vec<String>) {
         let Some(leaf) = self.attached_leaf(drive) else {
             return;
         };
@@ -318,7 +318,7 @@ impl Zpool {
         }
         let line = format!("ZFS saw leaf {} ({}) {}", l.guid, l.path, l.state.word());
         log.push(format!("{line}: pool {} {}", self.name, self.state()));
-        self.check_resilver(pool, now_ms, log);
+        self.check_resilver(pool, log);
     }
 
     /// Errors make ZFS fault a leaf; the last replica is only degraded.
@@ -355,12 +355,12 @@ impl Zpool {
             self.name,
             self.state()
         ));
-        self.check_resilver(pool, 0, log);
+        self.check_resilver(pool, log);
     }
 
     /// Stop the resilver when its leaf stopped serving or the pool lost
     /// the data to rebuild it from.
-    fn check_resilver(&mut self, pool: &Pool, _now_ms: u64, log: &mut Vec<String>) {
+    fn check_resilver(&mut self, pool: &Pool, log: &mut Vec<String>) {
         let Some(r) = self.resilver else {
             return;
         };
@@ -516,7 +516,9 @@ impl Zpool {
             drives,
             problems,
         };
-        annotate(&mut snap);
+        // The simulator plays ZFS: ZFS's words mean what they mean to the
+        // zfs backend.
+        crate::backend::zfs::facts::annotate(&mut snap);
         Ok(snap)
     }
 
@@ -556,46 +558,5 @@ fn partition_path(dev: &str, partition: Option<u32>) -> String {
         None => format!("/dev/{dev}"),
         Some(n) if dev.starts_with("nvme") => format!("/dev/{dev}p{n}"),
         Some(n) => format!("/dev/{dev}{n}"),
-    }
-}
-
-/// The zfs backend's reading of a snapshot's ZFS words. Interim: until
-/// `backend::zfs::facts::annotate` lands, the same rules here.
-fn annotate(snap: &mut Snapshot) {
-    use crate::health::model::Fault;
-    snap.array.running = matches!(snap.array.state.as_str(), "ONLINE" | "DEGRADED");
-    let tolerated = match snap.array.level.as_str() {
-        "mirror" => snap.array.raid_disks.saturating_sub(1),
-        "raidz1" => 1,
-        "raidz2" => 2,
-        "raidz3" => 3,
-        _ => 0,
-    };
-    snap.array.redundancy_left = i64::from(tolerated) - i64::from(snap.array.degraded);
-    for drive in &mut snap.drives {
-        let mut faults = Vec::new();
-        if let Some(m) = &drive.member {
-            for state in ["faulted", "removed", "unavail", "offline", "degraded"] {
-                if m.flags.iter().any(|f| f == state) {
-                    faults.push(Fault {
-                        condition: format!("zfs.{state}"),
-                        value: "set".into(),
-                        meaning: String::new(),
-                        flag: true,
-                    });
-                }
-            }
-        }
-        for name in ["zfs.read_errors", "zfs.checksum_errors"] {
-            if let Some(n) = drive.counters.get(name).filter(|n| **n > 0) {
-                faults.push(Fault {
-                    condition: name.to_string(),
-                    value: n.to_string(),
-                    meaning: String::new(),
-                    flag: false,
-                });
-            }
-        }
-        drive.faults = faults;
     }
 }

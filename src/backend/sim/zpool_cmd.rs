@@ -55,7 +55,7 @@ pub(crate) fn zpool(
     match sub.as_str() {
         "status" => Ok(status(zp, pool, argv, &words, has('x'), has('g'))),
         "list" => Ok(list(zp, argv, &words, has('H'))),
-        "offline" => offline(zp, pool, argv, &words, now_ms, log),
+        "offline" => offline(zp, pool, argv, &words, log),
         "online" => online(zp, pool, argv, &words, log),
         "replace" => replace(zp, pool, argv, &words, has('f'), now_ms, log),
         _ => bail!(
@@ -80,7 +80,6 @@ fn offline(
     pool: &Pool,
     argv: &[String],
     words: &[&String],
-    now_ms: u64,
     log: &mut Vec<String>,
 ) -> Result<CommandOutput> {
     let [name, dev] = words else {
@@ -121,7 +120,6 @@ fn offline(
         zp.name,
         zp.state()
     ));
-    let _ = now_ms;
     Ok(output(argv, 0, String::new(), String::new()))
 }
 

@@ -323,7 +323,7 @@ fn cold_replace_resilvers_on_the_clock_and_detaches_the_old_leaf() {
         ("ONLINE", 0)
     );
     assert_eq!(flags(&snap, "sdb"), ["online"]);
-    let status = run(&mut sim, &format!("zpool status -g tank")).stdout;
+    let status = run(&mut sim, "zpool status -g tank").stdout;
     assert!(!status.contains(&g), "the old leaf is detached:\n{status}");
     let healthy = run(&mut sim, "zpool status -x tank");
     assert_eq!(healthy.stdout, "pool 'tank' is healthy\n");
@@ -568,4 +568,48 @@ fn raidz_tolerates_by_parity_and_nvme_partitions_take_a_p() {
     );
     let snap = sim.snapshot("tank", Depth::Fast).expect("snapshot");
     assert_eq!(snap.array.degraded, 0);
+}
+
+#[test]
+fn unreadable_probes_on_a_pool_are_never_healthy() {
+    let (mut sim, clock) = pool(
+        r#"
+[[event]]
+during = "pull"
+after = "1s"
+unreadable = ["sda.counters"]
+
+[[event]]
+during = "pull"
+after = "2s"
+unreadable = ["array"]
+"#,
+    );
+    let sdb = identity(&mut sim, "sdb");
+    let pull = step("pull", Some(DriveExpect::Absent), None);
+    sim.step_phase(&pull.facts(), StepPhase::Began, &sdb);
+    run_to(&mut sim, &clock, 1_000);
+    let snap = look(&mut sim);
+    let sda = drive(&snap, "sda").expect("sda");
+    assert!(
+        !sda.counters.contains_key("zfs.checksum_errors"),
+        "no leaf counters when the drive's counters cannot be read"
+    );
+    assert!(
+        snap.problems
+            .iter()
+            .any(|p| p.probe == "counters" && p.subject == "sda")
+    );
+    run_to(&mut sim, &clock, 2_000);
+    let err = sim
+        .snapshot("tank", Depth::Fast)
+        .expect_err("the pool cannot be read");
+    assert!(
+        format!("{err:#}").contains("cannot read pool `tank`"),
+        "{err:#}"
+    );
+    let err = sim
+        .snapshot("rpool", Depth::Fast)
+        .expect_err("no such pool");
+    assert!(format!("{err:#}").contains("no pool `rpool`"), "{err:#}");
 }
