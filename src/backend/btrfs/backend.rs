@@ -692,6 +692,11 @@ impl Backend for BtrfsBackend {
             bail!("`{array}` is not a btrfs file-system UUID");
         }
         let uuid = array;
+        // What `wait` compares against is read before the look: a change
+        // between the look's reads and the end of the look then still
+        // wakes the next wait (read after, it hid a counter rise that came
+        // mid-look until the wait timed out).
+        let signature = self.signature(uuid);
         let mut problems = Vec::new();
         let look = sysfs::read_fs(&self.root, uuid, &mut problems)
             .map_err(|e| anyhow::anyhow!("btrfs file system {uuid}: {e}"))?;
@@ -758,7 +763,7 @@ impl Backend for BtrfsBackend {
             problems,
         };
         facts::annotate(&mut snap);
-        self.watched = Some(self.signature(uuid));
+        self.watched = Some(signature);
         Ok(snap)
     }
 
