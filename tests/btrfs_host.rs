@@ -466,3 +466,91 @@ fn degraded_mount_that_writes_leaves_single_chunks_and_no_redundancy() {
     let present = member(&snap, &fs.kname(0));
     assert_eq!(present.state(), Some(MemberState::InSync));
 }
+
+/// A real `btrfs replace start` of devid 2 onto a third loop device,
+/// watched by the backend: the replace shows as `replace` progress, the
+/// target as devid 0 (rebuilding, `replace_target`), redundancy never
+/// drops below the profile's while the old device is present, and at the
+/// end the new device holds devid 2 and the old one is no member.
+#[test]
+fn replace_start_is_watched_from_start_to_finish() {
+    if !can_run("replace_start_is_watched_from_start_to_finish") {
+        return;
+    }
+    let mut fs = Fs::new(2, 1024 * MIB, "raid1");
+    let spare_image = fs.dir.path().join("spare.img");
+    std::fs::File::create(&spare_image)
+        .and_then(|f| f.set_len(1024 * MIB))
+        .unwrap();
+    let spare = run("losetup", &["-f", "--show", spare_image.to_str().unwrap()]).unwrap();
+    fs.loops.push(spare.clone());
+    fs.images.push(spare_image);
+    let block = vec![0xa5u8; MIB as usize];
+    let mut file = std::fs::File::create(fs.mnt.join("data")).unwrap();
+    for _ in 0..300 {
+        std::io::Write::write_all(&mut file, &block).unwrap();
+    }
+    file.sync_all().unwrap();
+    drop(file);
+    let uuid = fs.uuid();
+    let mut b = backend();
+    let mut replace = Command::new("btrfs")
+        .args(["replace", "start", "-B", "-f", "2", &spare, fs.mnt()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut saw_progress = false;
+    let mut saw_target = false;
+    let mut lowest = i64::MAX;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        let snap = b.snapshot(&uuid, Depth::Fast).unwrap();
+        assert!(snap.problems.is_empty(), "{:#?}", snap.problems);
+        lowest = lowest.min(snap.array.redundancy_left);
+        if snap
+            .array
+            .sync
+            .as_ref()
+            .is_some_and(|s| s.action == "replace")
+        {
+            saw_progress = true;
+        }
+        if let Some(d) = snap.drives.iter().find(|d| d.id.dev == fs.kname(2))
+            && d.member.as_ref().is_some_and(|m| {
+                m.name.as_deref() == Some("0") && m.flags.iter().any(|f| f == "replace_target")
+            })
+        {
+            assert_eq!(d.state(), Some(MemberState::Rebuilding));
+            saw_target = true;
+        }
+        if let Some(status) = replace.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the replace did not finish");
+        b.wait(Duration::from_millis(200)).unwrap();
+    };
+    assert!(status.success(), "btrfs replace start failed");
+    assert!(
+        saw_progress && saw_target,
+        "progress {saw_progress}, target {saw_target}"
+    );
+    assert_eq!(
+        lowest, 1,
+        "redundancy dropped during a replace with the old device present"
+    );
+    let after = b.snapshot(&uuid, Depth::Fast).unwrap();
+    let new = member(&after, &fs.kname(2));
+    assert_eq!(new.member.as_ref().unwrap().name.as_deref(), Some("2"));
+    assert_eq!(new.state(), Some(MemberState::InSync));
+    assert!(
+        after
+            .drives
+            .iter()
+            .find(|d| d.id.dev == fs.kname(1))
+            .is_none_or(|d| d.member.is_none()),
+        "the replaced device is still a member: {after:#?}"
+    );
+    assert!(after.array.sync.is_none());
+    assert_eq!(after.array.redundancy_left, 1);
+}

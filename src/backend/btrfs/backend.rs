@@ -265,7 +265,13 @@ impl BtrfsBackend {
         )
         .ok()
         .flatten();
-        if look.devices.iter().any(|d| d.devid == 0) {
+        // devid 0 is the replace target while a replace runs; the
+        // exclusive operation says so too (`device replace`).
+        let replacing = look.devices.iter().any(|d| d.devid == 0)
+            || exclusive
+                .as_deref()
+                .is_some_and(|op| op.contains("replace"));
+        if replacing {
             match self
                 .btrfs(&["replace", "status", "-1", mnt], &[0])
                 .and_then(|out| progs::parse_replace_status(&out.stdout))
@@ -873,7 +879,10 @@ impl BtrfsBackend {
                         counters.insert(name.to_string(), value);
                     }
                 }
-                None if dev.missing => {}
+                // Missing: nothing to ask. The replace target: btrfs keeps
+                // no counters for it (it is not a device of the file
+                // system until the replace finishes).
+                None if dev.missing || dev.devid == 0 => {}
                 None => problems.push(problem(
                     &format!("devid {}", dev.devid),
                     "no error counters: sysfs has no `error_stats` and `btrfs device stats` did not list the device".into(),
