@@ -277,10 +277,17 @@ impl BtrfsBackend {
                 .and_then(|out| progs::parse_replace_status(&out.stdout))
             {
                 Ok(progs::ReplaceStatus::Running { permille, .. }) => {
+                    // btrfs gives a per mille: scaled to the data the file
+                    // system holds (at least 1000 units, so a small file
+                    // system keeps the resolution).
+                    let total = sectors.max(1000);
+                    let done =
+                        u64::try_from(u128::from(total) * u128::from(permille.min(1000)) / 1000)
+                            .unwrap_or(total);
                     return Some(SyncProgress {
                         action: "replace".into(),
-                        done: sectors / 1000 * u64::from(permille),
-                        total: sectors / 1000 * 1000,
+                        done,
+                        total,
                         speed_kib: None,
                     });
                 }
