@@ -14,7 +14,9 @@ cd "$(dirname "$0")/.."
 # - restic for the restore runbook's backup gate against a real repository
 #   (tests/restic.rs);
 # - mkfs.ext4 and losetup for data canaries on a loop device
-#   (tests/canary_fs.rs, which also needs root and /dev/loop-control).
+#   (tests/canary_fs.rs, which also needs root and /dev/loop-control);
+# - btrfs-progs for the btrfs backend's real tests on loop devices
+#   (tests/btrfs_host.rs, root and a kernel with btrfs).
 required=(
   qemu-system-x86_64:qemu-system-x86
   mdadm:mdadm

@@ -265,16 +265,29 @@ impl BtrfsBackend {
         )
         .ok()
         .flatten();
-        if look.devices.iter().any(|d| d.devid == 0) {
+        // devid 0 is the replace target while a replace runs; the
+        // exclusive operation says so too (`device replace`).
+        let replacing = look.devices.iter().any(|d| d.devid == 0)
+            || exclusive
+                .as_deref()
+                .is_some_and(|op| op.contains("replace"));
+        if replacing {
             match self
                 .btrfs(&["replace", "status", "-1", mnt], &[0])
                 .and_then(|out| progs::parse_replace_status(&out.stdout))
             {
                 Ok(progs::ReplaceStatus::Running { permille, .. }) => {
+                    // btrfs gives a per mille: scaled to the data the file
+                    // system holds (at least 1000 units, so a small file
+                    // system keeps the resolution).
+                    let total = sectors.max(1000);
+                    let done =
+                        u64::try_from(u128::from(total) * u128::from(permille.min(1000)) / 1000)
+                            .unwrap_or(total);
                     return Some(SyncProgress {
                         action: "replace".into(),
-                        done: sectors / 1000 * u64::from(permille),
-                        total: sectors / 1000 * 1000,
+                        done,
+                        total,
                         speed_kib: None,
                     });
                 }
@@ -692,6 +705,11 @@ impl Backend for BtrfsBackend {
             bail!("`{array}` is not a btrfs file-system UUID");
         }
         let uuid = array;
+        // What `wait` compares against is read before the look: a change
+        // between the look's reads and the end of the look then still
+        // wakes the next wait (read after, it hid a counter rise that came
+        // mid-look until the wait timed out).
+        let signature = self.signature(uuid);
         let mut problems = Vec::new();
         let look = sysfs::read_fs(&self.root, uuid, &mut problems)
             .map_err(|e| anyhow::anyhow!("btrfs file system {uuid}: {e}"))?;
@@ -758,7 +776,7 @@ impl Backend for BtrfsBackend {
             problems,
         };
         facts::annotate(&mut snap);
-        self.watched = Some(self.signature(uuid));
+        self.watched = Some(signature);
         Ok(snap)
     }
 
@@ -868,7 +886,10 @@ impl BtrfsBackend {
                         counters.insert(name.to_string(), value);
                     }
                 }
-                None if dev.missing => {}
+                // Missing: nothing to ask. The replace target: btrfs keeps
+                // no counters for it (it is not a device of the file
+                // system until the replace finishes).
+                None if dev.missing || dev.devid == 0 => {}
                 None => problems.push(problem(
                     &format!("devid {}", dev.devid),
                     "no error counters: sysfs has no `error_stats` and `btrfs device stats` did not list the device".into(),

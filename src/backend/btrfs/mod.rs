@@ -148,6 +148,8 @@ mod tests {
 }
 
 #[cfg(test)]
+mod backend_tests;
+#[cfg(test)]
 mod tests_captures;
 
 /// Open btrfs on a real host: the registry's constructor for

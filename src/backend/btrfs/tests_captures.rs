@@ -19,7 +19,7 @@ fn fixture_path(name: &str) -> PathBuf {
 
 /// The tool's output: the capture without its `$ command`, `# note` and
 /// `# rc=N` lines.
-fn fixture(name: &str) -> String {
+pub(super) fn fixture(name: &str) -> String {
     let text = fs::read_to_string(fixture_path(name)).unwrap();
     text.lines()
         .filter(|l| !l.starts_with("$ ") && !l.starts_with("# "))
@@ -459,7 +459,7 @@ fn scrub_status_in_every_captured_form() {
 
 /// A `/sys/fs/btrfs/<uuid>/` tree rebuilt from a capture of
 /// `for d in …/devinfo/*; do … echo "$(basename $f): $(cat $f)"`.
-fn devinfo_tree(capture: &str) -> (TempDir, String) {
+pub(super) fn devinfo_tree(capture: &str) -> (TempDir, String) {
     let tree = TempDir::new().unwrap();
     let mut dir: Option<PathBuf> = None;
     let mut uuid = String::new();
