@@ -51,7 +51,7 @@ fn shipped_runbooks_pass() {
         .code(0)
         .stdout_has(&format!("{n} scenarios: {n} ok;"))
         .stdout_has("0 lint errors, 0 warnings");
-    assert_eq!(done.stdout.matches("  ok    lint: lint clean").count(), 3);
+    assert_eq!(done.stdout.matches("  ok    lint: lint clean").count(), 5);
     assert!(!done.stdout.contains("FAIL"), "{}", done.stdout);
     assert!(!done.stdout.contains("warning:"), "{}", done.stdout);
     for line in done.stdout.lines().filter(|l| l.contains(".toml — ")) {
