@@ -451,3 +451,22 @@ fn the_scenario_must_name_the_file_system_by_uuid_with_a_mount_point() {
         .expect("md refuses");
     assert!(format!("{err:#}").contains("raid1c3"), "{err:#}");
 }
+
+#[test]
+fn a_target_can_be_named_by_devid_even_when_its_device_is_gone() {
+    let (mut sim, _) = machine("[[event]]\nduring = \"baseline\"\nvanish = \"sdb\"\n");
+    let snap = look(&mut sim);
+    let found = snap.find("2");
+    assert_eq!(found.len(), 1, "devid 2 names one member");
+    assert!(found[0].device_gone());
+    assert!(
+        found[0].key().is_weak(),
+        "nothing identifies a missing device"
+    );
+    assert_eq!(
+        found[0].id.describe(),
+        "a missing device (serial unknown, bay unknown)"
+    );
+    assert_eq!(snap.find("1")[0].id.dev, "sda");
+    assert!(snap.find("3").is_empty());
+}
