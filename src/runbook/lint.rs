@@ -204,9 +204,11 @@ mod tests {
             root.join("md-replace-member.toml"),
             root.join("md-replace-hot.toml"),
             root.join("restore-from-backup.toml"),
+            root.join("btrfs-replace-hot.toml"),
+            root.join("btrfs-replace-missing.toml"),
         ];
         let reports = lint_paths(&paths);
-        assert_eq!(render(&reports), "0 errors, 0 warnings in 3 files\n");
+        assert_eq!(render(&reports), "0 errors, 0 warnings in 5 files\n");
         assert!(!has_errors(&reports));
     }
 
