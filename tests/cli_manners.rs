@@ -78,7 +78,7 @@ fn one_single_bracket_step_is_one_error() {
 fn lint_dir_lints_every_runbook_in_it() {
     let dir = tempfile::tempdir().unwrap();
     let done = swapguard(&dir.path().join("state"), &["lint", "runbooks"]).code(0);
-    assert_eq!(done.stdout, "0 errors, 0 warnings in 3 files\n");
+    assert_eq!(done.stdout, "0 errors, 0 warnings in 5 files\n");
     edited(dir.path(), "a.toml", "timeout = \"24h\"\n", "");
     edited(dir.path(), "b.toml", "[[step]]", "[step]");
     let done = swapguard(

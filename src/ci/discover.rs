@@ -229,6 +229,8 @@ mod tests {
         assert_eq!(
             names,
             [
+                "btrfs-replace-hot.toml",
+                "btrfs-replace-missing.toml",
                 "md-replace-hot.toml",
                 "md-replace-member.toml",
                 "restore-from-backup.toml"

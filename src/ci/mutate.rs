@@ -358,7 +358,8 @@ pub fn target_of(scenario: &Scenario) -> Option<usize> {
             .any(|field| field.as_deref() == Some(value))
     };
     // A member target first; a `drive` target (a restore target) is any
-    // drive outside the array.
+    // drive outside the array; then the storage's own member name (a
+    // btrfs devid, for a scenario of a mounted file system).
     scenario
         .drives
         .iter()
@@ -368,6 +369,11 @@ pub fn target_of(scenario: &Scenario) -> Option<usize> {
                 .drives
                 .iter()
                 .position(|d| d.group != DriveGroup::Spare && named(&d))
+        })
+        .or_else(|| {
+            scenario.array.mount.as_ref().and_then(|_| {
+                crate::backend::sim::machine::btrfs_devid_drive(&scenario.drives, value)
+            })
         })
 }
 

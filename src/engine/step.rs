@@ -508,6 +508,13 @@ impl Walk<'_, '_> {
                 sync.fraction() * 100.0
             ));
         }
+        let wanted = self.baseline.array.tolerated().min(1);
+        if matches!(step.kind, StepKind::Wait { .. }) && now.array.redundancy_left < wanted {
+            parts.push(format!(
+                "`{}` can lose {} more members, not {wanted} (state: {})",
+                now.array.name, now.array.redundancy_left, now.array.state
+            ));
+        }
         if parts.is_empty() {
             "the expected change was not seen".into()
         } else {

@@ -60,7 +60,12 @@ pub fn banner_block(banner: &Banner, look: &Look) -> Vec<String> {
 /// The target as the banner names it: `nvme1n1, serial S, model M, 1.0 GB,
 /// bay 2` (unknown parts say so; a missing bay is not guessed).
 pub fn describe_target(id: &crate::health::model::Identity) -> String {
-    let mut parts = vec![id.dev.clone()];
+    let dev = if id.dev.is_empty() {
+        "a missing device".to_string()
+    } else {
+        id.dev.clone()
+    };
+    let mut parts = vec![dev];
     parts.push(format!(
         "serial {}",
         id.serial.as_deref().unwrap_or("unknown")

@@ -204,9 +204,11 @@ mod tests {
             root.join("md-replace-member.toml"),
             root.join("md-replace-hot.toml"),
             root.join("restore-from-backup.toml"),
+            root.join("btrfs-replace-hot.toml"),
+            root.join("btrfs-replace-missing.toml"),
         ];
         let reports = lint_paths(&paths);
-        assert_eq!(render(&reports), "0 errors, 0 warnings in 3 files\n");
+        assert_eq!(render(&reports), "0 errors, 0 warnings in 5 files\n");
         assert!(!has_errors(&reports));
     }
 
@@ -222,6 +224,8 @@ mod tests {
         assert_eq!(
             names,
             [
+                "btrfs-replace-hot.toml",
+                "btrfs-replace-missing.toml",
                 "md-replace-hot.toml",
                 "md-replace-member.toml",
                 "restore-from-backup.toml"

@@ -458,3 +458,7 @@ impl BtrfsFs {
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+#[path = "btrfs_tests.rs"]
+mod tests;

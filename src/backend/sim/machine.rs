@@ -105,6 +105,18 @@ impl Level {
     }
 }
 
+/// The drive a btrfs devid names at the start: the btrfs personality gives
+/// members devids in scenario order from 1 (`sim/btrfs.rs`).
+pub fn btrfs_devid_drive(drives: &[DriveSpec], devid: &str) -> Option<usize> {
+    let n: usize = devid.parse().ok().filter(|n| *n > 0)?;
+    drives
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.group == DriveGroup::Member)
+        .nth(n - 1)
+        .map(|(i, _)| i)
+}
+
 /// Where a drive sits at the start of the scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DriveGroup {

@@ -171,7 +171,7 @@ fn crash_repeatedly(
     let dead = Arc::new(AtomicBool::new(false));
     let executed = Rc::new(RefCell::new(Vec::new()));
     let mut backend = Crashable {
-        inner: SimBackend::new(scenario.machine("md"), clock.clone()).unwrap(),
+        inner: SimBackend::new(scenario.machine(runbook.backend.name()), clock.clone()).unwrap(),
         dead: Arc::clone(&dead),
         executed: Rc::clone(&executed),
     };
@@ -508,7 +508,7 @@ fn ctrl_c_during_the_pull_switches_the_led_off_and_the_run_resumes() {
     let clock = SimClock::new();
     let interrupted = Arc::new(AtomicBool::new(false));
     let mut backend = CtrlC {
-        inner: SimBackend::new(scenario.machine("md"), clock.clone()).unwrap(),
+        inner: SimBackend::new(scenario.machine(runbook.backend.name()), clock.clone()).unwrap(),
         step: "pull",
         interrupted: Arc::clone(&interrupted),
         leds: Vec::new(),
