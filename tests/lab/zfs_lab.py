@@ -580,6 +580,9 @@ def latency_sample(lab, check, kind, i, fault, stamps, after=None):
     (which starts the stamp helpers and breaks the survivor); the figure is
     the halt's journal time minus each stamp file's guest time."""
     seen = {}
+    # One stamp file per sample: a follower left over from an earlier
+    # sample (one whose event never came) writes only its own.
+    lab.shell.run("rm -f " + " ".join(stamps.values()))
 
     def on_step(tech, step, text):
         if step == "insert":
@@ -614,36 +617,45 @@ def zfs_latency(lab, check):
     removed = ["resource.fs.zfs.removed", "resource.fs.zfs.statechange"]
     for i in range(samples):
         def pull(seen):
-            lab.shell.run(helper_event_stamp(removed, "/tmp/zev-removed.out"))
+            lab.shell.run(helper_event_stamp(removed, f"/tmp/zev-removed-{i}.out"))
+            lab.shell.run(L.helper_vanish(lab.disk_of(SERIAL_A)))
             seen["drive"] = lab.machine.drive_by_serial(SERIAL_A)
             lab.machine.pull(SERIAL_A)
 
         def put_back(seen):
             drive = seen.get("drive")
             if drive:
+                # Not before ZFS has shown the removal: swapguard halts on
+                # the vanished disk first, and a drive put back at once is
+                # never marked REMOVED (its stamp would come from a later
+                # sample's pool reset instead).
+                deadline = time.monotonic() + 60
+                while pool_state(status_json(lab)) == "ONLINE" and time.monotonic() < deadline:
+                    time.sleep(1)
                 lab.machine.insert(drive.bay, SERIAL_A, image=drive.image)
                 L.wait_for_disk(lab, SERIAL_A)
         latency_sample(lab, check, "removed", i, pull,
-                       {"zfs-removed": "/tmp/zev-removed.out"}, after=put_back)
+                       {"vanished": "/tmp/vanish.out", "zfs-removed": f"/tmp/zev-removed-{i}.out"},
+                       after=put_back)
     for i in range(samples):
         def write_errors(seen):
             lab.shell.run("zpool events -c >/dev/null")
-            lab.shell.run(helper_event_stamp(["ereport.fs.zfs.io"], "/tmp/zev-io.out", clear=False))
-            lab.shell.run(helper_event_stamp(["resource.fs.zfs.statechange"], "/tmp/zev-faulted.out",
+            lab.shell.run(helper_event_stamp(["ereport.fs.zfs.io"], f"/tmp/zev-io-{i}.out", clear=False))
+            lab.shell.run(helper_event_stamp(["resource.fs.zfs.statechange"], f"/tmp/zev-faulted-{i}.out",
                                              clear=False))
             lab.machine.inject_errors(SERIAL_A, WRITE_ERRORS)
             lab.shell.status(f"dd if=/dev/urandom of=/{POOL}/w bs=128k count=32 2>/dev/null; "
                              f"zpool sync {POOL}", timeout=180)
         latency_sample(lab, check, "write-errors", i, write_errors,
-                       {"zfs-write-error": "/tmp/zev-io.out", "zfs-faulted": "/tmp/zev-faulted.out"},
+                       {"zfs-write-error": f"/tmp/zev-io-{i}.out", "zfs-faulted": f"/tmp/zev-faulted-{i}.out"},
                        after=lambda seen: lab.machine.clear_errors(SERIAL_A))
     for i in range(samples):
         def overwrite(seen):
-            lab.shell.run(helper_event_stamp(["ereport.fs.zfs.checksum"], "/tmp/zev-cksum.out"))
+            lab.shell.run(helper_event_stamp(["ereport.fs.zfs.checksum"], f"/tmp/zev-cksum-{i}.out"))
             overwrite_survivor(lab, SERIAL_A)
             lab.shell.run(f"zpool scrub {POOL}")
-        latency_sample(lab, check, "checksum", i, overwrite, {"zfs-checksum": "/tmp/zev-cksum.out"})
-    for kind in ["zfs-removed", "zfs-write-error", "zfs-faulted", "zfs-checksum"]:
+        latency_sample(lab, check, "checksum", i, overwrite, {"zfs-checksum": f"/tmp/zev-cksum-{i}.out"})
+    for kind in ["vanished", "zfs-removed", "zfs-write-error", "zfs-faulted", "zfs-checksum"]:
         values = sorted(v for k, v in lab.figures if k == kind)
         if values:
             # Reported, not asserted (docs/performance.md).
