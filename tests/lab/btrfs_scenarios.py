@@ -472,9 +472,11 @@ def btrfs_corruption(lab, check):
     check.that(PULL not in out.steps_started(), "the pull step started")
 
 
-def degrade(lab, mib=16):
+def degrade(lab, mib=48):
     """Pull LAB-B-0002 out of the mounted RAID1, remount `-o degraded` and
-    write: btrfs puts the new data in `single` chunks."""
+    write: btrfs puts new chunks `single`. Writes that fit in the RAID1
+    chunks already allocated stay there (on one device): `mib` must outgrow
+    them (the first data chunk is 64 MiB; make_fs wrote 32)."""
     a = lab.disk_of(SERIAL_A)
     lab.machine.pull(SERIAL_B)
     lab.shell.run(f"umount {MNT}; btrfs device scan --forget >/dev/null 2>&1; "
@@ -489,7 +491,7 @@ def degrade(lab, mib=16):
 @scenario("btrfs-replace-missing", guest="btrfs")
 def btrfs_replace_missing(lab, check):
     """LAB-B-0002 is already gone and the file system was mounted degraded
-    and written to (single chunks): runbooks/btrfs-replace-missing.toml
+    and 48 MiB written (single chunks): runbooks/btrfs-replace-missing.toml
     inserts LAB-C-0003, replaces the missing devid, balances the single
     chunks back to RAID1; exit 0 only once none is left."""
     need(MISSING)
