@@ -1,6 +1,7 @@
 //! The QEMU lab as cargo tests: each scenario of tests/lab/lab.py boots a
-//! guest from Debian's own kernel, builds a real md RAID1 over emulated
-//! NVMe, virtio-scsi or SATA drives and runs this crate's swapguard binary
+//! guest from Debian's own kernel, builds a real md RAID1 (or a btrfs RAID1
+//! file system, the `btrfs_*` tests) over emulated NVMe, virtio-scsi or SATA
+//! drives and runs this crate's swapguard binary
 //! in it, interactively, while the harness pulls, inserts and breaks drives
 //! through QMP (docs/lab.md).
 //!
@@ -171,6 +172,21 @@ fn btrfs_corruption() {
 #[test]
 fn btrfs_replace_missing() {
     lab("btrfs-replace-missing", &[]);
+}
+
+#[test]
+fn btrfs_scsi_replace_hot() {
+    lab("btrfs-scsi-replace-hot", &[]);
+}
+
+#[test]
+fn btrfs_scsi_wrong_drive_pulled() {
+    lab("btrfs-scsi-wrong-drive-pulled", &[]);
+}
+
+#[test]
+fn btrfs_detection_latency() {
+    lab("btrfs-latency", &["--latency", "3"]);
 }
 
 // ZFS (tests/lab/zfs_lab.py): the guest gets OpenZFS 2.3 from the build

@@ -37,6 +37,17 @@ MARK = b"SWAPGUARD-LAB-BTRFS-BLOCK-"
 # tests/lab/runbooks/lab-member-smart-optional.toml is for md). Made from
 # the shipped file when the initramfs is built, so it cannot drift.
 HOT_NO_SMART = "/runbooks/lab-btrfs-hot-smart-optional.toml"
+# The same without the preflight check of the mount point, which fails on
+# the SCSI guest: `findmnt --source UUID=<fs uuid>` resolves the UUID to
+# ONE member (every member of a multi-device btrfs carries the file
+# system's UUID; libblkid picks the first it finds, /dev/sda = LAB-B-0002
+# there) while the mount's source is another (/dev/sdb). The scenario
+# btrfs-scsi-mount-check shows it; the other SCSI scenarios use this one.
+HOT_SCSI = "/runbooks/lab-btrfs-hot-scsi.toml"
+MOUNT_CHECK = """[[preflight.check]]
+name = "the mount point is the file system being guarded"
+run = ["findmnt", "--noheadings", "--source", "UUID={array}", "--mountpoint", "{mount}"]
+"""
 
 
 def guest_files(work):
@@ -52,11 +63,19 @@ def guest_files(work):
         line = 'smart = "required"'
         if text.count(line) != 1:
             raise LabError(f"{hot}: no single `{line}` line to make the SCSI variant from")
+        text = text.replace(line, 'smart = "optional"')
         variant = Path(work) / HOT_NO_SMART.lstrip("/").replace("/", "-")
         variant.write_text("# Lab only: runbooks/btrfs-replace-hot.toml with SMART optional "
-                           "(virtio-scsi has no SMART verdict).\n"
-                           + text.replace(line, 'smart = "optional"'))
+                           "(virtio-scsi has no SMART verdict).\n" + text)
         files[HOT_NO_SMART] = variant
+        if text.count(MOUNT_CHECK) != 1:
+            raise LabError(f"{hot}: the mount-point check is not as tests/lab/btrfs_scenarios.py "
+                           "knows it; update HOT_SCSI")
+        variant = Path(work) / HOT_SCSI.lstrip("/").replace("/", "-")
+        variant.write_text("# Lab only: runbooks/btrfs-replace-hot.toml with SMART optional and "
+                           "no findmnt check (see btrfs_scenarios.py).\n"
+                           + text.replace(MOUNT_CHECK, ""))
+        files[HOT_SCSI] = variant
     # findmnt: the runbooks' preflight check of the mount point.
     return files, ["btrfs"], ["/usr/bin/btrfs", "/usr/sbin/mkfs.btrfs", "/usr/bin/findmnt"]
 
@@ -472,9 +491,11 @@ def btrfs_corruption(lab, check):
     check.that(PULL not in out.steps_started(), "the pull step started")
 
 
-def degrade(lab, mib=16):
+def degrade(lab, mib=48):
     """Pull LAB-B-0002 out of the mounted RAID1, remount `-o degraded` and
-    write: btrfs puts the new data in `single` chunks."""
+    write: btrfs puts new chunks `single`. Writes that fit in the RAID1
+    chunks already allocated stay there (on one device): `mib` must outgrow
+    them (the first data chunk is 64 MiB; make_fs wrote 32)."""
     a = lab.disk_of(SERIAL_A)
     lab.machine.pull(SERIAL_B)
     lab.shell.run(f"umount {MNT}; btrfs device scan --forget >/dev/null 2>&1; "
@@ -489,7 +510,7 @@ def degrade(lab, mib=16):
 @scenario("btrfs-replace-missing", guest="btrfs")
 def btrfs_replace_missing(lab, check):
     """LAB-B-0002 is already gone and the file system was mounted degraded
-    and written to (single chunks): runbooks/btrfs-replace-missing.toml
+    and 48 MiB written (single chunks): runbooks/btrfs-replace-missing.toml
     inserts LAB-C-0003, replaces the missing devid, balances the single
     chunks back to RAID1; exit 0 only once none is left."""
     need(MISSING)
@@ -518,7 +539,7 @@ def btrfs_scsi_wrong_drive_pulled(lab, check):
     virtio-scsi disks: LAB-C-0003 inserted on target 3, replaced onto; at
     the pull step the technician pulls the survivor LAB-A-0001: halt at
     once naming it."""
-    wrong_drive_pulled(lab, check, runbook=HOT_NO_SMART)
+    wrong_drive_pulled(lab, check, runbook=HOT_SCSI)
 
 
 @scenario("btrfs-scsi-replace-hot", bus="scsi", guest="btrfs")
@@ -526,7 +547,27 @@ def btrfs_scsi_replace_hot(lab, check):
     """btrfs-replace-hot (SMART optional) on virtio-scsi disks without a
     WWN: insert, replace, pull the old one; never fewer than two copies;
     exit 0."""
-    hot_healthy(lab, check, runbook=HOT_NO_SMART)
+    hot_healthy(lab, check, runbook=HOT_SCSI)
+
+
+@scenario("btrfs-scsi-mount-check", bus="scsi", guest="btrfs")
+def btrfs_scsi_mount_check(lab, check):
+    """btrfs-replace-hot's preflight check of the mount point (`findmnt
+    --source UUID=...`) on virtio-scsi disks, where the UUID resolves to
+    the member the file system was not mounted from: preflight must not
+    refuse a correctly mounted file system. Stopped at step 1 (SIGINT)."""
+    need(HOT)
+    make_fs(lab)
+    lab.save("findmnt.txt", lab.shell.run(
+        f"blkid; cat /proc/self/mountinfo | grep {MNT}; "
+        f"findmnt --noheadings --source UUID={fs_uuid(lab)} --mountpoint {MNT}; echo rc=$?"))
+
+    def on_step(tech, step, text):
+        lab.shell.run("kill -INT $(pidof swapguard)")
+
+    out = run_btrfs(lab, HOT_NO_SMART, on_step)
+    check.that(out.code == 130, f"exit code {out.code}, want 130 (stopped at step 1): "
+               "preflight refused a correctly mounted file system (see findmnt.txt)")
 
 
 # ---------------------------------------------------------------------------
