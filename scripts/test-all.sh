@@ -12,7 +12,9 @@ cd "$(dirname "$0")/.."
 # - restic for the restore runbook's backup gate against a real repository
 #   (tests/restic.rs);
 # - mkfs.ext4 and losetup for data canaries on a loop device
-#   (tests/canary_fs.rs, which also needs root and /dev/loop-control).
+#   (tests/canary_fs.rs, which also needs root and /dev/loop-control);
+# - Prometheus Alertmanager, node_exporter and promtool for the fleet tests
+#   (tests/fleet.rs, docs/fleet.md).
 required=(
   qemu-system-x86_64:qemu-system-x86
   mdadm:mdadm
@@ -23,6 +25,9 @@ required=(
   restic:restic
   mkfs.ext4:e2fsprogs
   losetup:mount
+  prometheus-alertmanager:prometheus-alertmanager
+  prometheus-node-exporter:prometheus-node-exporter
+  promtool:prometheus
 )
 missing=()
 for pair in "${required[@]}"; do
@@ -48,6 +53,31 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# ansible-core from PyPI, in a venv of the project's own (tests/fleet.rs runs
+# contrib/ansible/preflight.yml against localhost with it).
+venv=target/ansible-venv
+has_venv() { command -v python3 >/dev/null 2>&1 && python3 -c 'import ensurepip, venv' >/dev/null 2>&1; }
+if [ ! -x "$venv/bin/ansible-playbook" ]; then
+  if ! has_venv; then
+    if [ "$(id -u)" -eq 0 ]; then
+      echo "== installing python3-venv (for ansible-core)"
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv
+    elif [ "${CI:-}" = true ]; then
+      echo "python3 with venv is missing: cannot install ansible-core (run as root)" >&2
+      exit 1
+    fi
+  fi
+  if has_venv; then
+    echo "== pip install ansible-core into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet ansible-core
+  else
+    echo "== python3 venv missing: the Ansible test will be SKIPPED" >&2
+  fi
 fi
 
 echo "== cargo fmt --check"
