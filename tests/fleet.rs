@@ -707,3 +707,79 @@ fn ansible_playbook_prints_which_swaps_are_safe() {
         "{text}"
     );
 }
+
+/// A real `swapguard run` (against a captured NVMe tree) writing its
+/// journal while `watch --array` follows it from another process; the
+/// technician's pull (the tree loses the drive) ends the run, and watch
+/// ends with it, exit code and all.
+#[test]
+fn watch_follows_a_real_run_as_it_writes() {
+    let m = common::Test::machine();
+    let mut run = m
+        .swapguard(&[
+            "run",
+            "pull-only.toml",
+            "--array",
+            "md0",
+            "--target",
+            "nvme1n1",
+            "--answers",
+            "answers.toml",
+        ])
+        .command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    while !m.state().join("sessions").exists()
+        || std::fs::read_dir(m.state().join("sessions"))
+            .unwrap()
+            .count()
+            == 0
+    {
+        assert!(Instant::now() < until, "the run wrote no journal");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut watch = m
+        .swapguard(&["watch", "--array", "md0"])
+        .command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(watch.stdout.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while !seen.contains("step 2 [pull] physical") {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "watch ended early:\n{seen}"
+        );
+        seen.push_str(&line);
+    }
+    // The run is waiting for the pull, and watch for the run.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        watch.try_wait().unwrap().is_none(),
+        "watch ended before the run"
+    );
+    assert!(
+        run.try_wait().unwrap().is_none(),
+        "the run ended before the pull"
+    );
+    std::fs::remove_dir_all(m.path("tree/sys/block/nvme1n1")).unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let status = watch.wait().unwrap();
+    let ran = run.wait().unwrap();
+    assert_eq!(ran.code(), Some(0));
+    assert_eq!(status.code(), Some(0), "{seen}{rest}");
+    assert!(
+        seen.contains("health (baseline): array md0 clean, 0 degraded"),
+        "{seen}"
+    );
+    assert!(rest.contains("done: pull"), "{rest}");
+    assert!(rest.trim_end().ends_with("completed (exit 0)"), "{rest}");
+}
