@@ -17,6 +17,8 @@ cd "$(dirname "$0")/.."
 #   (tests/canary_fs.rs, which also needs root and /dev/loop-control);
 # - btrfs-progs for the btrfs backend's real tests on loop devices
 #   (tests/btrfs_host.rs, root and a kernel with btrfs).
+# - Prometheus Alertmanager, node_exporter and promtool for the fleet tests
+#   (tests/fleet.rs, docs/fleet.md).
 required=(
   qemu-system-x86_64:qemu-system-x86
   mdadm:mdadm
@@ -30,6 +32,9 @@ required=(
   losetup:mount
   mkfs.btrfs:btrfs-progs
   findmnt:util-linux
+  prometheus-alertmanager:prometheus-alertmanager
+  prometheus-node-exporter:prometheus-node-exporter
+  promtool:prometheus
 )
 missing=()
 for pair in "${required[@]}"; do
@@ -70,6 +75,31 @@ if [ "$(id -u)" -eq 0 ] && ls /boot/vmlinuz-* >/dev/null 2>&1; then
       exit 1
     fi
     echo "== building OpenZFS for the lab failed; the ZFS lab scenarios will fail" >&2
+  fi
+fi
+
+# ansible-core from PyPI, in a venv of the project's own (tests/fleet.rs runs
+# contrib/ansible/preflight.yml against localhost with it).
+venv=target/ansible-venv
+has_venv() { command -v python3 >/dev/null 2>&1 && python3 -c 'import ensurepip, venv' >/dev/null 2>&1; }
+if [ ! -x "$venv/bin/ansible-playbook" ]; then
+  if ! has_venv; then
+    if [ "$(id -u)" -eq 0 ]; then
+      echo "== installing python3-venv (for ansible-core)"
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv
+    elif [ "${CI:-}" = true ]; then
+      echo "python3 with venv is missing: cannot install ansible-core (run as root)" >&2
+      exit 1
+    fi
+  fi
+  if has_venv; then
+    echo "== pip install ansible-core into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet ansible-core
+  else
+    echo "== python3 venv missing: the Ansible test will be SKIPPED" >&2
   fi
 fi
 

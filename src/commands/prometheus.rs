@@ -155,10 +155,10 @@ pub fn status(
             }
             for (counter, value) in &d.counters {
                 m.add(
-                    "swapguard_drive_counter",
+                    "swapguard_drive_errors",
                     "gauge",
                     "the error counters the guard watches (any rise on a survivor halts a run), by backend name",
-                    who(vec![("counter", counter.clone())]),
+                    who(vec![("name", counter.clone())]),
                     *value as f64,
                 );
             }

@@ -269,7 +269,7 @@ fn panel(label: &str, snap: &Snapshot, target: Option<&str>) -> Vec<String> {
             "    {}  {role}  {}  {}",
             if bad { "BAD" } else { "OK " },
             s(&d.id.describe()),
-            s(&state)
+            s(state)
         );
         for f in &d.faults {
             line.push_str(&format!("  {}={}", s(&f.condition), s(&f.value)));

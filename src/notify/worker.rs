@@ -238,3 +238,116 @@ fn post(agent: &ureq::Agent, url: &str, body: &Value, timeout: Duration) -> Resu
         Err(e) => Err(crate::sanitize::sanitize(&e.to_string(), false)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::{Format, KINDS};
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    fn settings(url: String, retries: u32) -> Settings {
+        Settings {
+            url,
+            format: Format::Generic,
+            events: KINDS.iter().map(|(_, k)| *k).collect(),
+            timeout: Duration::from_secs(2),
+            retries,
+            dry_runs: true,
+        }
+    }
+
+    /// A server answering every request with `status`, counting them.
+    fn server(status: &'static str) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let seen = Arc::new(AtomicUsize::new(0));
+        let count = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { return };
+                let mut buf = [0u8; 65536];
+                let _ = s.set_read_timeout(Some(Duration::from_millis(300)));
+                let _ = s.read(&mut buf);
+                count.fetch_add(1, Ordering::SeqCst);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+            }
+        });
+        (url, seen)
+    }
+
+    fn finished() -> Event {
+        Event::RunFinished {
+            outcome: "completed".into(),
+            exit_code: 0,
+        }
+    }
+
+    #[test]
+    fn a_5xx_is_retried_then_reported_with_its_status() {
+        let (url, seen) = server("500 Internal Server Error");
+        let mut n = Notifier::start(settings(url, 1), Context::default());
+        n.observe(0, &finished());
+        let failures = n.settle(Duration::from_secs(10));
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            2,
+            "first attempt and one retry"
+        );
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert_eq!(failures[0].attempts, 2);
+        assert!(failures[0].error.contains("HTTP 500"), "{failures:?}");
+        assert!(failures[0].note().contains("the run goes on"));
+    }
+
+    #[test]
+    fn a_2xx_is_delivered_once() {
+        let (url, seen) = server("202 Accepted");
+        let mut n = Notifier::start(settings(url, 3), Context::default());
+        n.observe(0, &finished());
+        assert_eq!(n.settle(Duration::from_secs(10)), vec![]);
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn observe_never_waits_and_a_full_queue_drops_with_a_failure() {
+        // Accepted into the backlog, never answered: every attempt hangs
+        // until its timeout.
+        let hang = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", hang.local_addr().unwrap());
+        let mut n = Notifier::start(settings(url, 0), Context::default());
+        let started = std::time::Instant::now();
+        for _ in 0..QUEUE + 5 {
+            n.observe(0, &finished());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "observe waited: {:?}",
+            started.elapsed()
+        );
+        let dropped = n.failures();
+        assert!(
+            !dropped.is_empty() && dropped.iter().all(|f| f.error.contains("dropped")),
+            "{dropped:?}"
+        );
+        let left = n.settle(Duration::from_millis(100));
+        assert!(
+            left.iter().any(|f| f.error.contains("still undelivered")),
+            "{left:?}"
+        );
+    }
+
+    #[test]
+    fn events_not_asked_for_are_not_sent() {
+        let (url, seen) = server("200 OK");
+        let mut s = settings(url, 0);
+        s.events = vec![Kind::Halt];
+        let mut n = Notifier::start(s, Context::default());
+        n.observe(0, &finished());
+        assert_eq!(n.settle(Duration::from_secs(5)), vec![]);
+        assert_eq!(seen.load(Ordering::SeqCst), 0);
+    }
+}
