@@ -231,7 +231,10 @@ mod tests {
             [
                 "md-replace-hot.toml",
                 "md-replace-member.toml",
-                "restore-from-backup.toml"
+                "restore-from-backup.toml",
+                "zfs-replace-boot-mirror.toml",
+                "zfs-replace-hot.toml",
+                "zfs-replace-member.toml",
             ]
         );
         for suite in &suites {
