@@ -228,7 +228,10 @@ mod tests {
                 "btrfs-replace-missing.toml",
                 "md-replace-hot.toml",
                 "md-replace-member.toml",
-                "restore-from-backup.toml"
+                "restore-from-backup.toml",
+                "zfs-replace-boot-mirror.toml",
+                "zfs-replace-hot.toml",
+                "zfs-replace-member.toml",
             ]
         );
         assert!(!has_errors(&reports));
