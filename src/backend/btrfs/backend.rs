@@ -922,8 +922,20 @@ impl BtrfsBackend {
                 ));
                 continue;
             };
-            let Some(disk) = identity::member_disk(&self.root, &devices_dir.join(&kname), &kname)
-            else {
+            // `devices/<kname>` is the kernel's own link to the device
+            // btrfs holds. When it no longer leads where `<kname>` does
+            // now, that device is gone and another took its name (a new
+            // drive in the bay): that one is no member.
+            let link = devices_dir.join(&kname);
+            if std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()) {
+                let held = std::fs::canonicalize(&link).ok();
+                let named =
+                    std::fs::canonicalize(self.root.join("sys/class/block").join(&kname)).ok();
+                if held.is_none() || held != named {
+                    continue;
+                }
+            }
+            let Some(disk) = identity::member_disk(&self.root, &link, &kname) else {
                 // Its block device is gone (pulled): no Drive, as for md.
                 continue;
             };

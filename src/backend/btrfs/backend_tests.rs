@@ -364,3 +364,35 @@ fn unavailable_without_sys_fs_btrfs() {
     fs::create_dir_all(tree.path().join("sys/fs/btrfs")).unwrap();
     assert_eq!(b.unavailable(), None);
 }
+
+/// Regression: a new drive that takes a pulled member's kernel name must
+/// not read as that member. btrfs's `devices/<kname>` link still leads to
+/// the old device; `sys/class/block/<kname>` leads to the new one.
+#[test]
+fn a_new_drive_under_a_pulled_members_name_is_no_member() {
+    let disks = KINDS[1];
+    let (tree, uuid) = host("lab-sysfs-devinfo-healthy.txt", &disks);
+    let root = tree.path();
+    let devices = root.join("sys/fs/btrfs").join(&uuid).join("devices");
+    let class = root.join("sys/class/block");
+    fs::create_dir_all(&class).unwrap();
+    for name in ["sda", "sdb"] {
+        fs::remove_dir(devices.join(name)).unwrap();
+        std::os::unix::fs::symlink(root.join("sys/block").join(name), class.join(name)).unwrap();
+    }
+    std::os::unix::fs::symlink(root.join("sys/block/sda"), devices.join("sda")).unwrap();
+    // The old sdb's device directory is gone: the link dangles.
+    std::os::unix::fs::symlink(root.join("sys/devices/old/sdb"), devices.join("sdb")).unwrap();
+    let runner = Canned::default()
+        .with("filesystem show --raw /mnt/data", 0, &show_healthy(&disks))
+        .with(
+            "balance status /mnt/data",
+            0,
+            "No balance found on '/mnt/data'\n",
+        );
+    let snap = look(root, &uuid, runner);
+    let sda = snap.drives.iter().find(|d| d.id.dev == "sda").unwrap();
+    assert_eq!(sda.member.as_ref().unwrap().name.as_deref(), Some("1"));
+    let sdb = snap.drives.iter().find(|d| d.id.dev == "sdb").unwrap();
+    assert!(sdb.member.is_none(), "{sdb:#?}");
+}
