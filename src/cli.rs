@@ -198,8 +198,10 @@ enum Cmd {
     Preflight {
         /// The runbook file.
         runbook: PathBuf,
+        /// The array: `md0`, `/dev/md0` or `/dev/md/NAME`.
         #[arg(long)]
         array: Option<String>,
+        /// The member to replace: kernel name, serial, WWN or bay.
         #[arg(long)]
         target: Option<String>,
         /// Other runbook parameters as NAME=VALUE.

@@ -106,9 +106,9 @@ pub fn check_url(url: &str) -> Result<(), String> {
         ));
     }
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if host.is_empty() || host.starts_with(':') || host.contains('@') {
+    if host.is_empty() || host.starts_with(':') || host.ends_with(':') || host.contains('@') {
         return Err(format!(
-            "webhook `url` `{url}` has no host (or has credentials before `@`; put them in the path or a token the webhook expects)"
+            "webhook `url` `{url}` has no host, or an empty port (or has credentials before `@`; put them in the path or a token the webhook expects)"
         ));
     }
     if url.parse::<ureq::http::Uri>().is_err() {
@@ -258,6 +258,7 @@ mod tests {
             ("127.0.0.1:9093", "does not start with"),
             ("http://", "no host"),
             ("http:///path", "no host"),
+            ("http://127.0.0.1:/hook", "no host"),
             ("http://user:pw@host/", "credentials"),
             ("http://host/a b", "whitespace"),
             ("http://host/\u{1b}[2J", "control"),
