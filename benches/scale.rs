@@ -94,10 +94,18 @@ fn md_tree(root: &Path, n: usize) {
         let b = format!("sys/block/{disk}");
         write(root, &format!("{b}/holders/md0/.keep"), "");
         write(root, &format!("{b}/size"), "131072\n");
-        write(root, &format!("{b}/wwid"), &format!("nvme.1b36-{i:08x}-00000001\n"));
+        write(
+            root,
+            &format!("{b}/wwid"),
+            &format!("nvme.1b36-{i:08x}-00000001\n"),
+        );
         write(root, &format!("{b}/device/model"), "QEMU NVMe Ctrl\n");
         write(root, &format!("{b}/device/firmware_rev"), "7.2.22\n");
-        write(root, &format!("{b}/device/serial"), &format!("BENCH-{i:04}\n"));
+        write(
+            root,
+            &format!("{b}/device/serial"),
+            &format!("BENCH-{i:04}\n"),
+        );
     }
 }
 
