@@ -53,7 +53,7 @@ use crate::backend::md::mdstat::{Mdstat, MdstatArray, SyncState};
 use crate::backend::md::sysfs::{ArrayLook, MemberLook};
 use crate::backend::md::watch::MdstatWatch;
 use crate::backend::process::ProcessRunner;
-use crate::backend::smart::poller::{ProbeFn, RunnerFactory, SmartPoller};
+use crate::backend::smart::poller::{DEFAULT_CONCURRENCY, ProbeFn, RunnerFactory, SmartPoller};
 use crate::backend::{Backend, CommandOutput, CommandRunner, Depth, LocateOutcome, Running, smart};
 use crate::clock::{Clock, SystemClock};
 use crate::health::model::{
@@ -300,6 +300,13 @@ impl MdBackend {
         let by_id = ByIdIndex::scan(&self.root.join("dev/disk/by-id"), problems);
         let enclosures = identity::enclosures_present(&self.root);
         let slots = PciSlots::scan(&self.root);
+        // A full look's SMART, read up to the poller's limit at once when
+        // real processes run it (a halt's full look over 60 drives would
+        // otherwise take 60 smartctl runs one after another).
+        let mut full_smart = match (depth, &self.processes) {
+            (Depth::Full, Some(processes)) => self.smart_at_once(processes, &disks),
+            _ => BTreeMap::new(),
+        };
         let mut drives = Vec::with_capacity(disks.len());
         for disk in disks {
             // A disk being hot-removed (or added) loses (or gains) its sysfs
@@ -345,8 +352,10 @@ impl MdBackend {
                 Depth::Fast => (None, None),
                 Depth::Watch { .. } => (background.remove(&disk), None),
                 Depth::Full => (
-                    Some(self.ioerr.probe(&disk, || {
-                        smart::probe(&mut *self.runner, &format!("/dev/{disk}"), SMART_TIMEOUT)
+                    Some(full_smart.remove(&disk).unwrap_or_else(|| {
+                        self.ioerr.probe(&disk, || {
+                            smart::probe(&mut *self.runner, &format!("/dev/{disk}"), SMART_TIMEOUT)
+                        })
                     })),
                     blank::is_blank(&self.root.join("dev").join(&disk), &sys_block.join(&disk)),
                 ),
@@ -361,6 +370,39 @@ impl MdBackend {
             });
         }
         drives
+    }
+}
+
+impl MdBackend {
+    /// SMART for `disks`, at most [`DEFAULT_CONCURRENCY`] `smartctl` at
+    /// once, each disk once, each probe's `ioerr_cnt` rise discounted.
+    fn smart_at_once(
+        &self,
+        processes: &ProcessRunner,
+        disks: &BTreeSet<String>,
+    ) -> BTreeMap<String, crate::health::model::Smart> {
+        let queue = std::sync::Mutex::new(disks.iter().cloned().collect::<Vec<_>>());
+        let done = std::sync::Mutex::new(BTreeMap::new());
+        let workers = DEFAULT_CONCURRENCY.min(disks.len());
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let mut runner = processes.clone();
+                let (queue, done, ioerr) = (&queue, &done, &self.ioerr);
+                scope.spawn(move || {
+                    loop {
+                        let next = queue.lock().ok().and_then(|mut q| q.pop());
+                        let Some(disk) = next else { break };
+                        let result = ioerr.probe(&disk, || {
+                            smart::probe(&mut runner, &format!("/dev/{disk}"), SMART_TIMEOUT)
+                        });
+                        if let Ok(mut map) = done.lock() {
+                            map.insert(disk, result);
+                        }
+                    }
+                });
+            }
+        });
+        done.into_inner().unwrap_or_default()
     }
 }
 
