@@ -151,7 +151,7 @@ fn mutate_passes_the_shipped_runbooks() {
         .lines()
         .filter(|l| l.starts_with("  ") && l.contains("mutations: "))
         .collect();
-    assert_eq!(lines.len(), 3, "{}", done.stdout);
+    assert_eq!(lines.len(), 5, "{}", done.stdout);
     for l in lines {
         assert!(l.starts_with("  ok    mutations: "), "{l}");
     }
