@@ -165,11 +165,11 @@ fn mutate_passes_the_shipped_runbooks() {
         .lines()
         .filter(|l| l.starts_with("  ") && l.contains("mutations: "))
         .collect();
-    // Every shipped runbook with scenarios: md, zfs and the restore.
+    // Every shipped runbook with scenarios: md, zfs, btrfs and the restore.
     let with_scenarios = std::fs::read_dir(root().join("runbooks/scenarios"))
         .unwrap()
         .count();
-    assert!(with_scenarios >= 6, "{with_scenarios}");
+    assert!(with_scenarios >= 8, "{with_scenarios}");
     assert_eq!(lines.len(), with_scenarios, "{}", done.stdout);
     for l in lines {
         assert!(l.starts_with("  ok    mutations: "), "{l}");
