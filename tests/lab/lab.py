@@ -989,7 +989,7 @@ def main():
             print(f"{name:30} {norm(fn.__doc__)}")
         return 0
     names = args.scenarios or [n for n in SCENARIOS if not n.endswith("latency")]
-    if args.latency and "latency" not in names:
+    if args.latency and not any(n.endswith("latency") for n in names):
         names.append("latency")
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
