@@ -109,6 +109,19 @@ fn md_tree(root: &Path, n: usize) {
     }
 }
 
+/// The kernel's name for the `i`th SCSI disk: `sda` ... `sdz`, `sdaa` ...
+fn sd_name(i: usize) -> String {
+    let mut letters = Vec::new();
+    let mut n = i + 1;
+    while n > 0 {
+        n -= 1;
+        letters.push(b'a' + (n % 26) as u8);
+        n /= 26;
+    }
+    letters.reverse();
+    format!("sd{}", String::from_utf8(letters).unwrap())
+}
+
 /// A scenario with `n` members in md0.
 fn scenario(n: usize) -> String {
     let level = if n == 2 { "raid1" } else { "raid6" };
@@ -118,7 +131,8 @@ fn scenario(n: usize) -> String {
     for i in 0..n {
         write!(
             s,
-            "\n[[array.members]]\ndev = \"sd{i}\"\nserial = \"BENCH{i:04}\"\nmodel = \"BENCH\"\nfirmware = \"1\"\nslot = {i}\nsize = \"960G\"\n"
+            "\n[[array.members]]\ndev = \"{}\"\nserial = \"BENCH{i:04}\"\nmodel = \"BENCH\"\nfirmware = \"1\"\nslot = {i}\nsize = \"960G\"\n",
+            sd_name(i)
         )
         .unwrap();
     }

@@ -61,7 +61,10 @@ fn shipped_runbooks_pass() {
                 .is_some_and(|x| x == "toml")
         })
         .count();
-    assert!(runbooks >= 8, "md, zfs, btrfs and restore runbooks: {runbooks}");
+    assert!(
+        runbooks >= 8,
+        "md, zfs, btrfs and restore runbooks: {runbooks}"
+    );
     assert_eq!(
         done.stdout.matches("  ok    lint: lint clean").count(),
         runbooks
