@@ -342,7 +342,13 @@ impl ZfsBackend {
             };
             let key = id.key();
             let known = leaf.guid.and_then(|g| self.seen.get(&g));
-            let opened = !matches!(leaf.state, VdevState::Removed | VdevState::Unavail);
+            // OFFLINE too: `zpool offline` closes the device, and the drive
+            // pulled after it may give its name to the new one (lab:
+            // zfs-replace-member, the new drive partitioned like the old).
+            let opened = !matches!(
+                leaf.state,
+                VdevState::Removed | VdevState::Unavail | VdevState::Offline
+            );
             match known {
                 Some(was) if *was != key => {
                     // ZFS still has the device open under a path that now

@@ -493,6 +493,34 @@ fn regression_a_removed_leaf_is_not_taken_for_the_drive_that_took_its_name() {
     );
 }
 
+/// The cold swap's order: `zpool offline`, pull, insert. The OFFLINE
+/// leaf's path then leads to the new drive, which took the old one's name
+/// and got the same partitions: it is not that leaf, and no problem (the
+/// lab's zfs-replace-member halted here).
+#[test]
+fn regression_an_offline_leaf_is_not_taken_for_the_drive_that_took_its_name() {
+    let t = nvme_pair();
+    let z = Zpool::default();
+    z.answer(JSON_ARGS, 0, &capture("lab-status-j-healthy.json.txt"), "");
+    let mut zfs = backend(&t, &z);
+    zfs.snapshot("tank", Depth::Fast).unwrap();
+    t.pull("nvme1n1", "nvme1n1p1");
+    t.disk("nvme1n1", "nvme1n1p1", Bus::Nvme, "NEW-C-0003", None);
+    let offline = capture("lab-status-j-healthy.json.txt").replacen(
+        "\"path\":\"/dev/nvme1n1p1\",\"class\":\"normal\",\"state\":\"ONLINE\"",
+        "\"path\":\"/dev/nvme1n1p1\",\"class\":\"normal\",\"state\":\"OFFLINE\"",
+        1,
+    );
+    assert_ne!(offline, capture("lab-status-j-healthy.json.txt"));
+    z.answer(JSON_ARGS, 0, &offline, "");
+    let s = zfs.snapshot("tank", Depth::Fast).unwrap();
+    assert_eq!(
+        lines(&s)[1],
+        "nvme1n1 NEW-C-0003 nvme | not-member | faults="
+    );
+    assert!(s.problems.is_empty(), "{:?}", s.problems);
+}
+
 #[test]
 fn data_errors_are_a_problem() {
     let t = nvme_pair();
