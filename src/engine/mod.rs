@@ -597,10 +597,32 @@ impl<'r, 'a> Walk<'r, 'a> {
         }
     }
 
+    /// The end state of the wait that follows `step`, when `step` starts a
+    /// copy onto the new drive (`new = "rebuilding"`) and that wait sees it
+    /// through: on a small or fast array the copy can finish before the
+    /// step's own look (the lab's hot replaces did), and that is the wait's
+    /// end reached early, not a surprise.
+    pub(crate) fn ahead_of(&self, step: &Step) -> Option<&crate::runbook::model::Expectation> {
+        use crate::runbook::model::{StepKind, WaitUntil};
+        if step.expect.new != Some(DriveExpect::Rebuilding) {
+            return None;
+        }
+        let steps = &self.run.runbook.steps;
+        let next = steps.get(steps.iter().position(|s| s.id == step.id)? + 1)?;
+        matches!(
+            next.kind,
+            StepKind::Wait {
+                until: WaitUntil::InSync
+            }
+        )
+        .then_some(&next.expect)
+    }
+
     /// What the guard allows right now, given the step's expectation (or
     /// none, for the state between steps).
     fn allowed(&self, during: Option<&Step>, finished: bool) -> Allowed {
         let expect = during.map(|s| &s.expect);
+        let ahead = during.and_then(|s| self.ahead_of(s));
         let mut target_states = vec![self.target_now];
         if let Some(t) = expect.and_then(|e| e.target) {
             if finished {
@@ -608,6 +630,11 @@ impl<'r, 'a> Walk<'r, 'a> {
             } else if !target_states.contains(&t) {
                 target_states.push(t);
             }
+        }
+        if let Some(t) = ahead.and_then(|e| e.target)
+            && !target_states.contains(&t)
+        {
+            target_states.push(t);
         }
         let new = match (&self.new, expect.and_then(|e| e.new)) {
             (Some(drive), next) => {
@@ -618,6 +645,11 @@ impl<'r, 'a> Walk<'r, 'a> {
                     } else if !states.contains(&n) {
                         states.push(n);
                     }
+                }
+                if let Some(n) = ahead.and_then(|e| e.new)
+                    && !states.contains(&n)
+                {
+                    states.push(n);
                 }
                 NewAllowance::Bound(drive.key(), states)
             }

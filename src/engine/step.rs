@@ -531,12 +531,30 @@ impl Walk<'_, '_> {
     }
 
     pub(crate) fn expectation_holds(&self, step: &Step, now: &Snapshot) -> bool {
-        if let Some(t) = step.expect.target
+        if self.expectation_of_holds(step, &step.expect, now) {
+            return true;
+        }
+        // The copy the step started has finished already: the next wait's
+        // end state (see `ahead_of`).
+        self.ahead_of(step).is_some_and(|ahead| {
+            ahead.target.is_some()
+                && ahead.new.is_some()
+                && self.expectation_of_holds(step, ahead, now)
+        })
+    }
+
+    fn expectation_of_holds(
+        &self,
+        step: &Step,
+        expect: &crate::runbook::model::Expectation,
+        now: &Snapshot,
+    ) -> bool {
+        if let Some(t) = expect.target
             && !satisfies(Observed::of(now.drive(&self.target.key())), t)
         {
             return false;
         }
-        if let Some(n) = step.expect.new {
+        if let Some(n) = expect.new {
             let observed = match &self.new {
                 Some(d) => Observed::of(now.drive(&d.key())),
                 None => match self.appeared(now).as_slice() {
