@@ -88,7 +88,10 @@ fn lint_dir_lints_every_runbook_in_it() {
                 .is_some_and(|x| x == "toml")
         })
         .count();
-    assert!(shipped >= 8, "md, zfs, btrfs and restore runbooks: {shipped}");
+    assert!(
+        shipped >= 8,
+        "md, zfs, btrfs and restore runbooks: {shipped}"
+    );
     assert_eq!(
         done.stdout,
         format!("0 errors, 0 warnings in {shipped} files\n")

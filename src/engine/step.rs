@@ -536,11 +536,8 @@ impl Walk<'_, '_> {
         }
         // The copy the step started has finished already: the next wait's
         // end state (see `ahead_of`).
-        self.ahead_of(step).is_some_and(|ahead| {
-            ahead.target.is_some()
-                && ahead.new.is_some()
-                && self.expectation_of_holds(step, ahead, now)
-        })
+        self.ahead_of(step)
+            .is_some_and(|ahead| ahead.new.is_some() && self.expectation_of_holds(step, ahead, now))
     }
 
     fn expectation_of_holds(
