@@ -531,27 +531,23 @@ impl Walk<'_, '_> {
     }
 
     pub(crate) fn expectation_holds(&self, step: &Step, now: &Snapshot) -> bool {
-        if self.expectation_of_holds(step, &step.expect, now) {
-            return true;
-        }
-        // The copy the step started has finished already: the next wait's
-        // end state (see `ahead_of`).
-        self.ahead_of(step)
-            .is_some_and(|ahead| ahead.new.is_some() && self.expectation_of_holds(step, ahead, now))
-    }
-
-    fn expectation_of_holds(
-        &self,
-        step: &Step,
-        expect: &crate::runbook::model::Expectation,
-        now: &Snapshot,
-    ) -> bool {
-        if let Some(t) = expect.target
-            && !satisfies(Observed::of(now.drive(&self.target.key())), t)
-        {
+        // The copy the step started may have finished already, in part or
+        // in whole: each drive may be where this step or the next wait puts
+        // it (see `ahead_of`; ZFS detaches the old leaf a moment after the
+        // new one is in sync).
+        let ahead = self.ahead_of(step);
+        let holds = |this: Option<DriveExpect>, next: Option<DriveExpect>, observed: Observed| {
+            this.is_none_or(|t| satisfies(observed, t))
+                || next.is_some_and(|n| this.is_some() && satisfies(observed, n))
+        };
+        if !holds(
+            step.expect.target,
+            ahead.and_then(|a| a.target),
+            Observed::of(now.drive(&self.target.key())),
+        ) {
             return false;
         }
-        if let Some(n) = expect.new {
+        if step.expect.new.is_some() {
             let observed = match &self.new {
                 Some(d) => Observed::of(now.drive(&d.key())),
                 None => match self.appeared(now).as_slice() {
@@ -559,7 +555,7 @@ impl Walk<'_, '_> {
                     _ => Observed::Absent,
                 },
             };
-            if !satisfies(observed, n) {
+            if !holds(step.expect.new, ahead.and_then(|a| a.new), observed) {
                 return false;
             }
         }
