@@ -418,7 +418,13 @@ impl BtrfsBackend {
                 // its serial vanishing is the signal, as for md.
                 continue;
             }
-            let id = identity::read_disk(&sys_block, &disk, &by_id, enclosures, &slots, problems);
+            // Pulled while this look reads it: gone, not unreadable (the
+            // lab's hot replace, pulling the old drive, halted on this).
+            let Some(id) = identity::read_disk_settled(
+                &sys_block, &disk, &by_id, enclosures, &slots, problems,
+            ) else {
+                continue;
+            };
             let mut counters = BTreeMap::new();
             match self.ioerr.read(&disk) {
                 Ok(Some(count)) => {

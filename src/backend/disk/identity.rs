@@ -252,6 +252,44 @@ pub fn enclosures_present(root: &Path) -> bool {
     fs::read_dir(root.join("sys/class/enclosure")).is_ok_and(|mut e| e.next().is_some())
 }
 
+/// How often, and how far apart, a disk read half-way through its hot
+/// removal (or addition) is read again.
+const SETTLE_RETRIES: u32 = 3;
+const SETTLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(30);
+
+/// [`read_disk`], for a disk that may be leaving or arriving: a disk being
+/// hot-removed loses its sysfs files over a few milliseconds, so a read in
+/// that window finds a directory without `size` or `serial`. Once its
+/// directory is gone it is simply absent (`None`: its serial vanishing is
+/// what the guard sees); while it is half there it is read again briefly,
+/// and reported unreadable only if it stays that way.
+pub fn read_disk_settled(
+    sys_block: &Path,
+    name: &str,
+    by_id: &ByIdIndex,
+    enclosures: bool,
+    slots: &PciSlots,
+    problems: &mut Vec<Problem>,
+) -> Option<Identity> {
+    let mut attempt = 0;
+    loop {
+        let mut found = Vec::new();
+        let id = read_disk(sys_block, name, by_id, enclosures, slots, &mut found);
+        if found.is_empty() {
+            return Some(id);
+        }
+        if !sys_block.join(name).exists() {
+            return None;
+        }
+        if attempt == SETTLE_RETRIES {
+            problems.extend(found);
+            return Some(id);
+        }
+        attempt += 1;
+        std::thread::sleep(SETTLE_PAUSE);
+    }
+}
+
 /// Who disk `name` is. (Its error counter is read through
 /// `ioerr::IoerrLedger`, which keeps our own SMART probes out of it.)
 pub fn read_disk(

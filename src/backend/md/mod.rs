@@ -62,8 +62,6 @@ use crate::health::model::{
 
 /// How often a half-present disk (mid hot-plug) is read again, and the
 /// pause between reads, before it is reported unreadable.
-const IDENTITY_RETRIES: u32 = 3;
-const IDENTITY_RETRY_PAUSE: Duration = Duration::from_millis(30);
 
 /// How often mdstat and sysfs are read again while they disagree, and the
 /// pause before the first re-read (the n-th waits n times as long: at most
@@ -314,21 +312,9 @@ impl MdBackend {
             // directory but no size or serial. Once it is gone it is simply
             // absent; while it is still half there, look again briefly, and
             // only report it unreadable if it stays that way.
-            let mut attempt = 0;
-            let read = loop {
-                let mut found = Vec::new();
-                let read =
-                    identity::read_disk(&sys_block, &disk, &by_id, enclosures, &slots, &mut found);
-                if found.is_empty() || attempt == IDENTITY_RETRIES {
-                    problems.extend(found);
-                    break Some(read);
-                }
-                if !sys_block.join(&disk).exists() {
-                    break None;
-                }
-                attempt += 1;
-                std::thread::sleep(IDENTITY_RETRY_PAUSE);
-            };
+            let read = identity::read_disk_settled(
+                &sys_block, &disk, &by_id, enclosures, &slots, problems,
+            );
             let Some(id) = read else {
                 continue;
             };

@@ -32,8 +32,6 @@ const ZPOOL_TIMEOUT: Duration = Duration::from_secs(30);
 const SMART_TIMEOUT: Duration = Duration::from_secs(30);
 /// A half-present disk (mid hot-plug) is read again this often, this far
 /// apart, before it is reported unreadable (as md does).
-const IDENTITY_RETRIES: u32 = 3;
-const IDENTITY_RETRY_PAUSE: Duration = Duration::from_millis(30);
 
 /// Which form of `zpool status` this zpool speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -255,21 +253,10 @@ impl ZfsBackend {
         let slots = PciSlots::scan(&self.root);
         let mut ids: BTreeMap<String, Identity> = BTreeMap::new();
         for disk in &disks {
-            let mut attempt = 0;
-            loop {
-                let mut found = Vec::new();
-                let id =
-                    identity::read_disk(&sys_block, disk, &by_id, enclosures, &slots, &mut found);
-                if found.is_empty() || attempt == IDENTITY_RETRIES {
-                    problems.extend(found);
-                    ids.insert(disk.clone(), id);
-                    break;
-                }
-                if !sys_block.join(disk).exists() {
-                    break;
-                }
-                attempt += 1;
-                std::thread::sleep(IDENTITY_RETRY_PAUSE);
+            if let Some(id) =
+                identity::read_disk_settled(&sys_block, disk, &by_id, enclosures, &slots, problems)
+            {
+                ids.insert(disk.clone(), id);
             }
         }
         let on_disk = self.bind(look, &ids, problems);
