@@ -60,9 +60,6 @@ use crate::health::model::{
     ArrayHealth, Drive, Identity, MemberState, Membership, Problem, Snapshot, SyncProgress,
 };
 
-/// How often a half-present disk (mid hot-plug) is read again, and the
-/// pause between reads, before it is reported unreadable.
-
 /// How often mdstat and sysfs are read again while they disagree, and the
 /// pause before the first re-read (the n-th waits n times as long: at most
 /// 150 ms in all), before the disagreement is reported.

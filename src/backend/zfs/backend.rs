@@ -30,9 +30,6 @@ use crate::sanitize::sanitize;
 const ZPOOL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one `smartctl` run may take in a full look.
 const SMART_TIMEOUT: Duration = Duration::from_secs(30);
-/// A half-present disk (mid hot-plug) is read again this often, this far
-/// apart, before it is reported unreadable (as md does).
-
 /// Which form of `zpool status` this zpool speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Form {
