@@ -103,69 +103,17 @@ pub fn opener(name: &str) -> Option<Open> {
 }
 
 /// Every backend that is built, opened on the host `host` makes (each
-/// gets its own): what `status` asks for arrays. One that cannot be opened
-/// says why as its `unavailable` reason, so it does not hide the others.
+/// gets its own): what `status` asks for arrays. A backend that cannot be
+/// opened is an error, not "unavailable": a host without ZFS or btrfs says
+/// so through [`Backend::unavailable`], and an open that fails is something
+/// else the user must see (fail closed).
 pub fn available(host: impl Fn() -> Host) -> Result<Vec<Box<dyn Backend>>> {
-    Ok(BACKENDS
+    BACKENDS
         .iter()
         .filter(|e| e.runbook)
-        .filter_map(|e| e.open.map(|open| (e.name, open)))
-        .map(|(name, open)| {
-            open(host()).unwrap_or_else(|err| {
-                Box::new(Unopened {
-                    why: format!("{name} cannot be opened: {err:#}"),
-                })
-            })
-        })
-        .collect())
-}
-
-/// A backend whose `open` failed: unavailable, with the reason.
-struct Unopened {
-    why: String,
-}
-
-impl Backend for Unopened {
-    fn name(&self) -> &'static str {
-        "unopened"
-    }
-    fn arrays(&mut self) -> Result<Vec<String>> {
-        anyhow::bail!("{}", self.why)
-    }
-    fn unavailable(&self) -> Option<String> {
-        Some(self.why.clone())
-    }
-    fn snapshot(
-        &mut self,
-        _: &str,
-        _: crate::backend::Depth,
-    ) -> Result<crate::health::model::Snapshot> {
-        anyhow::bail!("{}", self.why)
-    }
-    fn wait(&mut self, _: std::time::Duration) -> Result<()> {
-        anyhow::bail!("{}", self.why)
-    }
-    fn execute(
-        &mut self,
-        _: &[String],
-        _: std::time::Duration,
-    ) -> Result<crate::backend::CommandOutput> {
-        anyhow::bail!("{}", self.why)
-    }
-    fn start(
-        &mut self,
-        _: &[String],
-        _: std::time::Duration,
-    ) -> Result<Box<dyn crate::backend::Running>> {
-        anyhow::bail!("{}", self.why)
-    }
-    fn locate(
-        &mut self,
-        _: &crate::health::model::Identity,
-        _: bool,
-    ) -> Result<crate::backend::LocateOutcome> {
-        anyhow::bail!("{}", self.why)
-    }
+        .filter_map(|e| e.open)
+        .map(|open| open(host()))
+        .collect()
 }
 
 /// The backend tool called `program` (the base name of argv[0]), if any
