@@ -169,6 +169,8 @@ impl MegaraidBackend {
             .and_then(serde_json::Value::as_u64)
         {
             Some(0) => Ok(Vec::new()),
+            // Host bus adapters in IT mode only: no RAID, no virtual drives.
+            Some(_) if data.get("IT System Overview").is_some() => Ok(Vec::new()),
             _ => bail!("`{shown}`: the reply lists no controllers (no `System Overview`)"),
         }
     }

@@ -38,7 +38,7 @@ fn captures() -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".txt") && !n.starts_with("LICENSE"))
+        .filter(|n| n.ends_with(".txt") && !n.starts_with("LICENSE") && !n.starts_with("derived-"))
         .collect();
     names.sort();
     names
@@ -104,6 +104,9 @@ fn every_capture_parses_or_fails_as_its_command_did() {
                 .map_err(|e| e.to_string())
         };
         let want: Result<&str, &str> = match name.as_str() {
+            "pystorcli2-test03-show_J.json.txt" => Err(
+                "`storcli64 show J` failed: Failure: None (Ctrl 0: Failed, ErrCd 59: Incomplete foreign configuration)",
+            ),
             n if n.contains("error_codes_00-c0_show") || n.contains("test03-c0_show") => Err(
                 "`storcli64 /c0 show J` failed: Failure: None (Ctrl 0: Failed, ErrCd 59: Incomplete foreign configuration)",
             ),
@@ -124,7 +127,7 @@ fn every_capture_parses_or_fails_as_its_command_did() {
             "textfile-call-show-all-J.json.txt" => Ok("1 controllers"),
             "show-initialization-J-inprogress.json.txt" => Ok("1 rebuilds"),
             "show-rebuild-text.txt" => Err(
-                "`storcli64 /c0/e252/s0 show rebuild` printed no valid JSON (expected value at line 1 column 1); it begins `------------------------------------------------------`",
+                "`storcli64 /c0/e252/s0 show rebuild` printed no valid JSON (invalid number at line 1 column 2); it begins `------------------------------------------------------`",
             ),
             n if n.contains("-show_J") => Ok("json"),
             _ => Ok("ok"),
