@@ -110,6 +110,15 @@ pub enum Event {
         step: String,
         detail: String,
     },
+    /// The guard saw a violation: written the moment the run has stopped
+    /// acting, before the halt's full look (SMART of every drive), so the
+    /// journal names what tripped the guard without waiting for it.
+    /// `halted` follows with everything the full look adds.
+    Halting {
+        step: String,
+        headline: String,
+        violations: Vec<Violation>,
+    },
     Halted {
         step: String,
         headline: String,
@@ -1143,6 +1152,11 @@ mod tests {
                 step: s("pull"),
                 detail: s("slow"),
             },
+            Event::Halting {
+                step: s("pull"),
+                headline: s("STOP"),
+                violations: violations.clone(),
+            },
             Event::Halted {
                 step: s("pull"),
                 headline: s("STOP"),
@@ -1274,6 +1288,7 @@ mod tests {
             Event::StepTimeout { .. } => 28,
             Event::TimedOut { .. } => 29,
             Event::NotifyFailed { .. } => 30,
+            Event::Halting { .. } => 31,
         }
     }
 
@@ -1281,7 +1296,7 @@ mod tests {
     fn every_event_kind_written_reads_back_equal() {
         let events = every_kind();
         let kinds: std::collections::BTreeSet<usize> = events.iter().map(kind).collect();
-        assert_eq!(kinds, (0..31).collect(), "one event of every kind");
+        assert_eq!(kinds, (0..32).collect(), "one event of every kind");
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::create(dir.path(), "s").unwrap();
         for (n, e) in events.iter().enumerate() {

@@ -210,6 +210,13 @@ impl View {
             }
             Event::StepCompleted { step } => vec![format!("  done: {}", s(step))],
             Event::Warning { detail, .. } => vec![format!("  ! warn: {}", s(detail))],
+            Event::Halting { step, headline, .. } => {
+                vec![format!(
+                    "HALTING at step {} ({at}): {}",
+                    s(step),
+                    s(headline)
+                )]
+            }
             Event::Halted {
                 step,
                 headline,

@@ -212,7 +212,7 @@ class Technician:
 
 class Lab:
     def __init__(self, name, work, kernel, initramfs, verbose, bus="nvme", wwns=None,
-                 size_mib=64, memory_mib=512):
+                 size_mib=64, memory_mib=512, drives=None, bays=3):
         self.name = name
         self.work = Path(work) / name
         if self.work.exists():
@@ -225,7 +225,7 @@ class Lab:
         self.kernel_version = None
         self.bus = bus
         self.machine = Machine(self.work, kernel, initramfs,
-                               {1: SERIAL_A, 2: SERIAL_B}, bays=3, log=self._log,
+                               drives or {1: SERIAL_A, 2: SERIAL_B}, bays=bays, log=self._log,
                                bus=bus, wwns=wwns, size_mib=size_mib, memory_mib=memory_mib)
         self.shell = None
 
@@ -639,6 +639,106 @@ def pull_before_md_notices(lab, check):
     check.that(new_dev is not None and new_dev == seen.get("old_disk"),
                f"the new drive is {new_dev}, the pulled one was {seen.get('old_disk')}: no name reuse shown")
     check.that("[2/2] [UU]" in lab.mdstat(), "the array did not rebuild")
+
+
+# A 12-member md RAID6 (bays 1-12, bay 13 free): storage servers carry
+# arrays of 12 and more members.
+SERIALS_12 = [f"LAB-R6-{i:04d}" for i in range(1, 13)]
+OPTIONS["md-raid6-12"] = {"drives": {i + 1: s for i, s in enumerate(SERIALS_12)}, "bays": 13}
+# md's RAID4/5/6 personality (with its dependencies) in the initramfs.
+GUEST_KINDS["md-raid456"] = lambda work: ({}, ["raid456"], [])
+
+
+def simulated(lab, runbook, disks, expect, events=""):
+    """The outcome of the same runbook against the simulator's view of the
+    same 12-member RAID6 (`swapguard dry-run` on the host, same build):
+    (exit code, journal entries)."""
+    sim = lab.work / "sim"
+    sim.mkdir(exist_ok=True)
+    shutil.copy2(REPO / runbook.lstrip("/"), sim / Path(runbook).name)
+    text = (f"[scenario]\nname = \"12-member RAID6 as in the lab\"\nrunbook = \"{Path(runbook).name}\"\n"
+            f"params = {{ array = \"md0\", target = \"{disks[-1]}\" }}\n\n"
+            "[array]\nname = \"md0\"\nlevel = \"raid6\"\nrebuild_time = \"2m\"\n")
+    for i, (disk, serial) in enumerate(zip(disks, SERIALS_12)):
+        text += (f"\n[[array.members]]\ndev = \"{disk}\"\nserial = \"{serial}\"\n"
+                 f"model = \"QEMU NVMe Ctrl\"\nfirmware = \"1.0\"\nslot = {i + 1}\nsize = \"64M\"\n")
+    text += ("\n[[array.spares]]\nserial = \"LAB-C-0003\"\nmodel = \"QEMU NVMe Ctrl\"\n"
+             "firmware = \"1.0\"\nsize = \"64M\"\n")
+    text += events + "\n[expect]\n" + expect
+    path = sim / f"scenario-{lab.runs}.toml"
+    path.write_text(text)
+    state = sim / f"state-{lab.runs}"
+    state.mkdir(mode=0o700)
+    done = subprocess.run([str(lab.work.parent / "swapguard"), "dry-run", "--scenario", str(path),
+                           "--state-dir", str(state)],
+                          capture_output=True, text=True, timeout=120)
+    lab.save(f"sim-{lab.runs}.txt", done.stdout + done.stderr)
+    journal = [json.loads(line) for f in sorted(state.glob("sessions/*.jsonl"))
+               for line in f.read_text().splitlines() if line.startswith("{")]
+    return done.returncode, journal
+
+
+@scenario("md-raid6-12", guest="md-raid456")
+def md_raid6_12(lab, check):
+    """12-member md RAID6: a cold swap of member 12 completes, then a
+    survivor failed during a hot swap halts; the simulator's view of the
+    same array gives the same steps and the same halt."""
+    disks = [lab.disk_of(s) for s in SERIALS_12]
+    check.that(all(disks), f"not every drive is visible: {disks}")
+    lab.shell.run("mdadm --create /dev/md0 --level=6 --raid-devices=12 --assume-clean --run "
+                  + " ".join(f"/dev/{d}" for d in disks) + " 2>&1 | grep -v '^ \\|metadata'; true")
+    lab.shell.run("dd if=/dev/urandom of=/dev/md0 bs=64k count=64 conv=fsync 2>/dev/null")
+    check.that("[12/12]" in lab.mdstat(), f"md0 is not a clean 12-member array:\n{lab.mdstat()}")
+
+    def swap(tech, step, text):
+        if step == "pull":
+            tech.pull_as_told(text)
+        elif step == "insert":
+            tech.insert_new(SERIAL_C)
+
+    out = Technician(lab, swap).run(MEMBER, SERIALS_12[-1])
+    check.that(out.code == 0, f"swap: exit code {out.code}, want 0")
+    mdstat = lab.mdstat()
+    check.that("[12/12]" in mdstat and "_" not in mdstat.split("[12/12]")[1].split("\n")[0],
+               f"the kernel does not show 12 members in sync:\n{mdstat}")
+    last = [e for e in out.journal if e.get("event") == "snapshot"][-1]["snapshot"]
+    seen = sorted(d["id"]["serial"] for d in last["drives"] if d["id"].get("serial"))
+    want = sorted(SERIALS_12[:-1] + [SERIAL_C])
+    check.that(all(s in seen for s in want), f"swapguard's last look {seen}, want {want}")
+    code, sim = simulated(lab, MEMBER, disks, 'outcome = "completed"\n')
+    sim_steps = [e["step"] for e in sim if e.get("event") == "step-completed"]
+    check.that(code == 0, f"simulator: exit {code} (its [expect] not met)")
+    check.that(sim_steps == out.steps_completed(),
+               f"steps: kernel {out.steps_completed()}, simulator {sim_steps}")
+
+    # The new drive now sits in bay 12; fail survivor 1 during a hot swap.
+    disks = [lab.disk_of(s) for s in SERIALS_12[:-1] + [SERIAL_C]]
+    survivor = disks[0]
+
+    def fail(tech, step, text):
+        if step == "insert":
+            lab.shell.run(f"mdadm /dev/md0 --fail /dev/{survivor} >/dev/null 2>&1")
+
+    out = Technician(lab, fail).run(HOT, SERIAL_C)
+    halt = out.halted()
+    check.that(out.code == 3 and halt is not None and halt["step"] == "insert",
+               f"survivor fault: exit {out.code}, halt {halt and halt['step']}")
+    check.that(halt is not None and SERIALS_12[0] in json.dumps(halt["violations"]),
+               f"the halt does not name {SERIALS_12[0]}")
+    check.that("[12/11]" in lab.mdstat(), f"the kernel does not show one member failed:\n{lab.mdstat()}")
+    code, sim = simulated(
+        lab, HOT, disks, f'outcome = "halted"\nstep = "insert"\nreasons = ["{survivor}"]\n',
+        f'\n[[event]]\nduring = "insert"\nafter = "1s"\nfail = "{survivor}"\n')
+    sim_halt = [e for e in sim if e.get("event") == "halted"]
+    # dry-run exits 0 when the scenario's [expect] (halted at insert) is met.
+    check.that(code == 0 and sim_halt and sim_halt[0]["step"] == "insert",
+               f"simulator: exit {code}, halt {sim_halt and sim_halt[0]['step']}")
+    kernel_what = sorted({v["what"] for v in halt["violations"] if SERIALS_12[0] in v["who"]}) if halt else []
+    sim_what = sorted({v["what"] for v in sim_halt[0]["violations"] if SERIALS_12[0] in v["who"]}) \
+        if sim_halt else []
+    lab.say(f"  halt on {SERIALS_12[0]}: kernel {kernel_what}, simulator {sim_what}")
+    check.that(kernel_what and set(sim_what) <= set(kernel_what) and sim_what,
+               f"the halts differ: kernel {kernel_what}, simulator {sim_what}")
 
 
 @scenario("overwrite-under-one-mirror")

@@ -117,8 +117,24 @@ impl Uevent {
     }
 }
 
+/// Whether block device `disk` is served by NVMe controller `controller`,
+/// as sysfs under `sys_block` says: its `device` link names the controller.
+/// A namespace is named after its subsystem's instance, not its
+/// controller's: a drive put back in the lab came up as `nvme0n1` under
+/// controller `nvme2`, and its health event (about `nvme2`) was taken for
+/// another drive's. Without the link, the names decide
+/// ([`is_namespace_of`]).
+pub fn served_by(sys_block: &std::path::Path, disk: &str, controller: &str) -> bool {
+    match std::fs::read_link(sys_block.join(disk).join("device")) {
+        Ok(target) => target
+            .file_name()
+            .is_some_and(|name| name == std::ffi::OsStr::new(controller)),
+        Err(_) => is_namespace_of(disk, controller),
+    }
+}
+
 /// Whether `disk` (`nvme0n1`, `nvme0c1n1`) is a namespace of NVMe
-/// controller `controller` (`nvme0`).
+/// controller `controller` (`nvme0`) by its name.
 pub fn is_namespace_of(disk: &str, controller: &str) -> bool {
     let Some(rest) = disk.strip_prefix(controller) else {
         return false;
@@ -434,6 +450,33 @@ mod tests {
         assert!(!is_namespace_of("nvme10n1", "nvme1"));
         assert!(!is_namespace_of("nvme0", "nvme0"));
         assert!(!is_namespace_of("nvme0n1p1", "nvme0"));
+    }
+
+    /// Found in the lab (tests/lab/sidebyside.py): after the survivor was
+    /// pulled and put back it was `nvme0n1` under controller `nvme2`, and
+    /// its critical-warning event woke the watch but read no drive's SMART,
+    /// so the halt waited for the 10 s poll.
+    #[test]
+    fn regression_a_namespace_is_matched_to_its_controller_by_sysfs_not_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let sys_block = dir.path().join("sys/block");
+        let devices = dir.path().join("sys/devices/pci0000:00/0000:00:03.0/nvme");
+        for (disk, controller) in [("nvme0n1", "nvme2"), ("nvme1n1", "nvme1")] {
+            std::fs::create_dir_all(devices.join(controller)).unwrap();
+            std::fs::create_dir_all(sys_block.join(disk)).unwrap();
+            std::os::unix::fs::symlink(
+                devices.join(controller),
+                sys_block.join(disk).join("device"),
+            )
+            .unwrap();
+        }
+        assert!(served_by(&sys_block, "nvme0n1", "nvme2"));
+        assert!(!served_by(&sys_block, "nvme0n1", "nvme0"));
+        assert!(served_by(&sys_block, "nvme1n1", "nvme1"));
+        assert!(!served_by(&sys_block, "nvme1n1", "nvme2"));
+        // No link (a captured tree without it): the names decide.
+        assert!(served_by(&sys_block, "nvme3n1", "nvme3"));
+        assert!(!served_by(&sys_block, "nvme3n1", "nvme2"));
     }
 
     #[test]

@@ -686,10 +686,11 @@ impl Backend for MdBackend {
                 }
                 if let Some(controller) = event.health_event() {
                     relevant = true;
+                    let sys_block = self.root.join("sys/block");
                     urgent.extend(
                         self.last_disks
                             .iter()
-                            .filter(|d| uevent::is_namespace_of(d, controller))
+                            .filter(|d| uevent::served_by(&sys_block, d, controller))
                             .cloned(),
                     );
                 }

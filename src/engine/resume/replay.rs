@@ -224,6 +224,23 @@ impl Journaled {
                     self.completed.push(step);
                 }
             }
+            // A run that died between naming the violation and the
+            // halt's full look stopped all the same.
+            Event::Halting {
+                step,
+                headline,
+                violations,
+            } => {
+                self.ended = Some(Ended::Stopped {
+                    kind: "halted".into(),
+                    step,
+                    headline,
+                    details: violations
+                        .iter()
+                        .map(|v| crate::sanitize::sanitize(&v.to_string(), false))
+                        .collect(),
+                });
+            }
             Event::Halted {
                 step,
                 headline,
