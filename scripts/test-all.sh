@@ -17,12 +17,15 @@ cd "$(dirname "$0")/.."
 #   (tests/canary_fs.rs, which also needs root and /dev/loop-control);
 # - btrfs-progs for the btrfs backend's real tests on loop devices
 #   (tests/btrfs_host.rs, root and a kernel with btrfs).
+# - nvme-cli and smartd (smartmontools) for the side-by-side lab run
+#   (tests/lab/sidebyside.py: it enables the NVMe health events in the guest)
 # - Prometheus Alertmanager, node_exporter and promtool for the fleet tests
 #   (tests/fleet.rs, docs/fleet.md).
 required=(
   qemu-system-x86_64:qemu-system-x86
   mdadm:mdadm
   smartctl:smartmontools
+  nvme:nvme-cli
   sgdisk:gdisk
   busybox:busybox-static
   cpio:cpio
