@@ -75,12 +75,15 @@ pub struct BtrfsBackend {
     devmap: Option<(DevmapKey, DevMap)>,
     /// The sizes btrfs keeps for its missing devices (`device usage`), and
     /// which devids were missing when they were read.
-    missing_sizes: Option<((String, Vec<u64>), BTreeMap<u64, u64>)>,
+    missing_sizes: Option<(MissingKey, BTreeMap<u64, u64>)>,
     /// The last look's sysfs signature, for `wait`.
     watched: Option<(String, String)>,
 }
 
 type DevmapKey = (String, Vec<u64>, Vec<(String, bool)>);
+
+/// A file system's UUID and its missing devids.
+type MissingKey = (String, Vec<u64>);
 
 /// `btrfs filesystem show`'s devices by devid.
 type DevMap = BTreeMap<u64, progs::ShowDevice>;
