@@ -388,6 +388,45 @@ def btrfs_replace_hot(lab, check):
     hot_healthy(lab, check)
 
 
+@scenario("btrfs-resume", guest="btrfs")
+def btrfs_resume(lab, check):
+    """btrfs-replace-hot on NVMe, swapguard killed (SIGKILL) at the copy
+    step while the kernel's replace runs on; `swapguard resume --array
+    /mnt/data` (a mount point; the journal names the UUID) re-verifies,
+    finishes the wait, the resize and the pull: exit 0, C is devid 2."""
+    need(HOT)
+    make_fs(lab, mib=48)
+    killed = {}
+
+    def first(tech, step, text):
+        if step == INSERT:
+            tech.insert_new(SERIAL_C, bay=lab.free_bay())
+        elif step == "copy" and not killed:
+            killed["at"] = step
+            lab.shell.run("kill -KILL $(pidof swapguard)")
+
+    tech = Technician(lab, first)
+    out = tech.run(HOT, SERIAL_B, array=MNT, params=[f"mount={MNT}"])
+    check.that(killed.get("at") == "copy", f"never reached the copy step: {killed}")
+    check.that(out.code == 137, f"the killed run exited {out.code}, want 137 (SIGKILL)")
+
+    def second(tech, step, text):
+        if step == PULL:
+            tech.pull_as_told(text)
+
+    tech.on_step = second
+    again = tech.run(HOT, SERIAL_B, array=MNT, resume=True)
+    lab.save("view-after.txt", view(lab))
+    check.that(again.code == 0, f"resume exited {again.code}, want 0; halt: {again.halt}")
+    check.that(again.events("resumed"), "no `resumed` event in the journal")
+    finished = again.events("run-finished")
+    check.that(finished and finished[-1]["outcome"] == "completed", f"run-finished {finished}")
+    check.that(PULL in again.steps_completed(), f"steps completed {again.steps_completed()}")
+    check.that(devid_of(lab, SERIAL_C) == 2, "the new drive LAB-C-0003 is not devid 2")
+    check.that(lab.disk_of(SERIAL_B) is None, "the old drive is still present")
+    check.that(data_profiles(lab) == {"RAID1"}, f"data profiles after: {data_profiles(lab)}")
+
+
 @scenario("btrfs-survivor-write-errors", guest="btrfs")
 def btrfs_survivor_write_errors(lab, check):
     """Every write to the survivor LAB-A-0001 fails (blkdebug) from the
