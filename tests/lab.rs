@@ -187,6 +187,11 @@ fn btrfs_scsi_mount_check() {
     lab("btrfs-scsi-mount-check", &[]);
 }
 
+#[test]
+fn btrfs_resume() {
+    lab("btrfs-resume", &[]);
+}
+
 // ZFS (tests/lab/zfs_lab.py): the guest gets OpenZFS 2.3 from the build
 // cache that tests/lab/zfs_build.py fills (built on first use).
 
