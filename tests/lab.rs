@@ -144,11 +144,8 @@ fn sata_first_steps() {
 // btrfs (tests/lab/btrfs_scenarios.py): a RAID1 file system over the two
 // drives, swapguard run with `--array /mnt/data` on runbooks/btrfs-*.toml.
 // Not cargo tests (lab.py runs them by name; docs/lab.md says why):
-// btrfs-guest and zfs-guest (the lab's own powers, no swapguard),
-// btrfs-latency and zfs-latency (measurements, not checks), and
-// btrfs-replace-missing and btrfs-scsi-mount-check, which fail today: the
-// real backend refuses a missing target that the simulator accepts, and the
-// runbook's findmnt check picks the wrong member on SCSI.
+// btrfs-guest and zfs-guest (the lab's own powers, no swapguard), and
+// btrfs-latency and zfs-latency (measurements, not checks).
 
 #[test]
 fn btrfs_replace_hot() {
@@ -178,6 +175,21 @@ fn btrfs_scsi_replace_hot() {
 #[test]
 fn btrfs_scsi_wrong_drive_pulled() {
     lab("btrfs-scsi-wrong-drive-pulled", &[]);
+}
+
+#[test]
+fn btrfs_replace_missing() {
+    lab("btrfs-replace-missing", &[]);
+}
+
+#[test]
+fn btrfs_scsi_mount_check() {
+    lab("btrfs-scsi-mount-check", &[]);
+}
+
+#[test]
+fn btrfs_resume() {
+    lab("btrfs-resume", &[]);
 }
 
 // ZFS (tests/lab/zfs_lab.py): the guest gets OpenZFS 2.3 from the build

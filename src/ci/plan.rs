@@ -168,6 +168,7 @@ fn check_test(c: &ExternalCheck) -> String {
         CheckTest::NotMatches { pattern } => {
             format!("its output does not match `{}`", code_text(pattern))
         }
+        CheckTest::StdoutIs { text } => format!("its output is `{}`", code_text(text)),
     };
     format!("{exit} and {output}")
 }

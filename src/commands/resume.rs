@@ -169,18 +169,16 @@ pub(crate) fn say_how_to_resume(config: &Config, outcome: &engine::Outcome, sess
 /// (of `--array`, when given).
 fn find(config: &Config, opts: &Options<'_>) -> Result<(std::path::PathBuf, Journaled)> {
     let state_dir = config.state_dir.as_path();
-    // `--array /dev/md/NAME` picks the sessions of the array it links to.
-    let same = |want: &str, have: Option<&str>| {
-        have.is_some_and(|have| {
-            crate::backend::md::name::canonical_array(&config.sysroot, want, &[have.to_string()])
-                .is_ok()
-        })
-    };
+    // `--array` picks the sessions of the array it names, as the session's
+    // own backend reads the name: `/dev/md/NAME` for md, a mount point for
+    // btrfs (whose journal names the file system by UUID).
+    let mut names = ArrayNames::new(config);
+    let mut same = |want: &str, j: &Journaled| names.same(want, &j.backend, j.array());
     if let Some(name) = opts.session {
         let path = session_path(state_dir, name)?;
         let j = Journaled::read(&path)?;
         if let (Some(want), Some(have)) = (opts.array, j.array())
-            && !same(want, Some(have))
+            && !same(want, &j)
         {
             return Err(UsageError(format!(
                 "session `{}` is for array `{}`, not `{want}`",
@@ -199,7 +197,7 @@ fn find(config: &Config, opts: &Options<'_>) -> Result<(std::path::PathBuf, Jour
         if j.not_resumable().is_some() || j.backend == "sim" {
             continue;
         }
-        if opts.array.is_some_and(|a| !same(a, j.array())) {
+        if opts.array.is_some_and(|a| !same(a, &j)) {
             continue;
         }
         open.push((path, j));
@@ -227,6 +225,52 @@ fn find(config: &Config, opts: &Options<'_>) -> Result<(std::path::PathBuf, Jour
             ))
             .into())
         }
+    }
+}
+
+/// Whether `--array` names a journaled array, asked of the backend that
+/// wrote the journal (opened once per backend, only when needed).
+struct ArrayNames<'c> {
+    config: &'c Config,
+    opened: BTreeMap<String, Option<Box<dyn crate::backend::Backend>>>,
+}
+
+impl<'c> ArrayNames<'c> {
+    fn new(config: &'c Config) -> Self {
+        ArrayNames {
+            config,
+            opened: BTreeMap::new(),
+        }
+    }
+
+    fn same(&mut self, want: &str, backend: &str, have: Option<&str>) -> bool {
+        let Some(have) = have else {
+            return false;
+        };
+        if want == have {
+            return true;
+        }
+        let known = [have.to_string()];
+        if backend == "md" {
+            return crate::backend::md::name::canonical_array(&self.config.sysroot, want, &known)
+                .is_ok_and(|c| c == have);
+        }
+        let config = self.config;
+        let opened = self.opened.entry(backend.to_string()).or_insert_with(|| {
+            let open = crate::backend::registry::opener(backend)?;
+            let processes =
+                crate::backend::process::ProcessRunner::from_state_dir(&config.state_dir).ok()?;
+            open(crate::backend::registry::Host {
+                sysroot: config.sysroot.clone(),
+                processes,
+                watch_kernel_log: false,
+                clock: None,
+            })
+            .ok()
+        });
+        opened
+            .as_ref()
+            .is_some_and(|b| b.canonical_array(want, &known).is_ok_and(|c| c == have))
     }
 }
 
@@ -368,8 +412,53 @@ use crate::runbook::vars::kind_name;
 
 #[cfg(test)]
 mod tests {
-    use super::param_problem;
+    use super::{ArrayNames, param_problem};
     use crate::runbook::model::ParamKind;
+
+    /// `resume --array /mnt/data` of a btrfs session found nothing: the
+    /// sessions were matched by md's names only, and a btrfs journal names
+    /// its file system by UUID. Each backend now reads the name.
+    #[test]
+    fn resume_array_names_a_btrfs_session_by_its_mount_point() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let root = tmp.path().join("root");
+        let mnt = tmp.path().join("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
+        let mnt = std::fs::canonicalize(&mnt).unwrap();
+        let uuid = "414085a5-5b1a-4ebd-8d1f-b995853e9c30";
+        let other = "f6662368-5c58-464e-ac6a-b5cae38b91ab";
+        for (fs, dev) in [(uuid, "sda"), (other, "sdc")] {
+            std::fs::create_dir_all(root.join("sys/fs/btrfs").join(fs).join("devices").join(dev))
+                .unwrap();
+            std::fs::create_dir_all(root.join("dev")).unwrap();
+            std::fs::write(root.join("dev").join(dev), "").unwrap();
+        }
+        std::fs::create_dir_all(root.join("proc/self")).unwrap();
+        std::fs::write(
+            root.join("proc/self/mountinfo"),
+            format!(
+                "95 22 0:48 / {} rw,relatime shared:50 - btrfs /dev/sda rw,subvolid=5,subvol=/\n",
+                mnt.display()
+            ),
+        )
+        .unwrap();
+        let config = crate::cli::Config {
+            state_dir: tmp.path().join("state"),
+            sysroot: root,
+            color: Default::default(),
+            command: crate::cli::Command::Demo,
+        };
+        let mut names = ArrayNames::new(&config);
+        let mnt = mnt.to_str().unwrap();
+        assert!(names.same(mnt, "btrfs", Some(uuid)));
+        assert!(names.same(uuid, "btrfs", Some(uuid)));
+        assert!(!names.same(mnt, "btrfs", Some(other)));
+        assert!(!names.same("/nowhere", "btrfs", Some(uuid)));
+        assert!(!names.same(mnt, "btrfs", None));
+        // md names as before.
+        assert!(names.same("md0", "md", Some("md0")));
+        assert!(!names.same(mnt, "md", Some("md0")));
+    }
 
     #[test]
     fn journaled_parameters_are_checked_by_kind() {

@@ -28,6 +28,7 @@ impl Walk<'_, '_> {
     /// the check failed.
     pub(crate) fn run_check(&mut self, check: &ExternalCheck) -> Result<String, String> {
         let argv = self.render_argv(&check.run).map_err(|e| format!("{e:#}"))?;
+        let check = &self.filled(check)?;
         let result = self.run.backend.execute(&argv, check.timeout);
         self.judge(check, &argv, result)
     }
@@ -73,12 +74,16 @@ impl Walk<'_, '_> {
     /// after it is done.
     /// The watch goes on while it runs (engine/command.rs).
     pub(crate) fn check_step(&mut self, step: &Step, check: &ExternalCheck) -> Result<(), Stop> {
-        let verdict = match self.render_argv(&check.run) {
-            Ok(argv) => {
+        let verdict = match self
+            .render_argv(&check.run)
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|argv| Ok((argv, self.filled(check)?)))
+        {
+            Ok((argv, check)) => {
                 let result = self.watched(step, &argv, check.timeout)?;
-                self.judge(check, &argv, result)
+                self.judge(&check, &argv, result)
             }
-            Err(e) => Err(format!("{e:#}")),
+            Err(e) => Err(e),
         };
         match verdict {
             Ok(seen) => {
@@ -97,6 +102,28 @@ impl Walk<'_, '_> {
                 violations: vec![],
             }),
         }
+    }
+}
+
+impl Walk<'_, '_> {
+    /// The check with the runbook variables of its `stdout_is` filled in,
+    /// as its argv's are (a value that cannot be used fails the check).
+    fn filled(&self, check: &ExternalCheck) -> Result<ExternalCheck, String> {
+        let CheckTest::StdoutIs { text } = &check.test else {
+            return Ok(check.clone());
+        };
+        let template = crate::runbook::model::Template {
+            text: text.clone(),
+            span: Default::default(),
+        };
+        let text = self
+            .render_argv(std::slice::from_ref(&template))
+            .map_err(|e| format!("{e:#}"))?
+            .concat();
+        Ok(ExternalCheck {
+            test: CheckTest::StdoutIs { text },
+            ..check.clone()
+        })
     }
 }
 
@@ -208,6 +235,13 @@ pub fn test_output(
                     humantime::format_duration(age),
                     humantime::format_duration(*max_age)
                 ))
+            }
+        }
+        CheckTest::StdoutIs { text } => {
+            if stdout.trim() == text {
+                Ok(format!("output is `{text}`"))
+            } else {
+                Err(format!("output is not `{text}`: {}", excerpt(stdout)))
             }
         }
         CheckTest::Matches { pattern } | CheckTest::NotMatches { pattern } => {
@@ -357,6 +391,7 @@ mod tests {
         };
         let re = |p: &str| CheckTest::Matches { pattern: p.into() };
         let not_re = |p: &str| CheckTest::NotMatches { pattern: p.into() };
+        let is = |t: &str| CheckTest::StdoutIs { text: t.into() };
         let cases: Vec<(
             &str,
             &[i32],
@@ -638,6 +673,38 @@ mod tests {
                 Some(0),
                 "streaming\n",
                 Err("output matches `streaming`, which it must not: `streaming`"),
+            ),
+            (
+                "stdout_is passes, white space around it ignored",
+                &[0],
+                is("414085a5-5b1a-4ebd-8d1f-b995853e9c30"),
+                Some(0),
+                "414085a5-5b1a-4ebd-8d1f-b995853e9c30\n",
+                Ok("output is `414085a5-5b1a-4ebd-8d1f-b995853e9c30`"),
+            ),
+            (
+                "stdout_is fails on another text",
+                &[0],
+                is("414085a5-5b1a-4ebd-8d1f-b995853e9c30"),
+                Some(0),
+                "f6662368-5c58-464e-ac6a-b5cae38b91ab\n",
+                Err("output is not `414085a5-5b1a-4ebd-8d1f-b995853e9c30`: it printed"),
+            ),
+            (
+                "stdout_is is not a substring match",
+                &[0],
+                is("a"),
+                Some(0),
+                "a\nb\n",
+                Err("output is not `a`"),
+            ),
+            (
+                "stdout_is on empty output",
+                &[0],
+                is("a"),
+                Some(0),
+                "",
+                Err("output is not `a`: the output is empty"),
             ),
         ];
         for (name, exit, test, code, stdout, want) in cases {

@@ -35,6 +35,7 @@ pub(crate) struct Parts<'r> {
     pub json: Option<&'r Spanned<RawJson>>,
     pub matches: Option<&'r Str>,
     pub not_matches: Option<&'r Str>,
+    pub stdout_is: Option<&'r Str>,
 }
 
 /// What a check's keys build to; `None` fields had an error reported.
@@ -59,6 +60,7 @@ pub(crate) fn build(ctx: &mut Ctx, parts: &Parts, scope: &Scope) -> Built {
         ("json", parts.json.map(Spanned::span)),
         ("matches", parts.matches.map(Spanned::span)),
         ("not_matches", parts.not_matches.map(Spanned::span)),
+        ("stdout_is", parts.stdout_is.map(Spanned::span)),
     ]
     .into_iter()
     .filter_map(|(k, s)| s.map(|s| (k, s)))
@@ -76,6 +78,10 @@ pub(crate) fn build(ctx: &mut Ctx, parts: &Parts, scope: &Scope) -> Built {
         regex(ctx, pattern).map(|pattern| CheckTest::Matches { pattern })
     } else if let Some(pattern) = parts.not_matches {
         regex(ctx, pattern).map(|pattern| CheckTest::NotMatches { pattern })
+    } else if let Some(text) = parts.stdout_is {
+        // Variables are checked here and filled in by the engine.
+        let text = template(ctx, text, scope).text;
+        Some(CheckTest::StdoutIs { text })
     } else {
         Some(CheckTest::ExitZero)
     };

@@ -1962,6 +1962,21 @@ fn check_step_canary_drive_and_sign_off_rules() {
             vec![(E, "matches = |\"(\"", "`(` is not a regular expression", "regex")],
         ),
         (
+            "stdout_is with a variable",
+            with_check("stdout_is = \"{array}\"\n"),
+            vec![],
+        ),
+        (
+            "stdout_is with an unknown variable",
+            with_check("stdout_is = \"{arary}\"\n"),
+            vec![(E, "stdout_is = \"{|arary}\"", "undefined variable `{arary}`", "`{array}`")],
+        ),
+        (
+            "stdout_is and matches",
+            with_check("matches = \"a\"\nstdout_is = \"b\"\n"),
+            vec![(E, "stdout_is = |\"b\"", "step `verified` has both `matches` and `stdout_is`", "one test")],
+        ),
+        (
             "two output tests",
             with_check("matches = \"a\"\nnot_matches = \"b\"\n"),
             vec![(E, "not_matches = |\"b\"", "step `verified` has both `matches` and `not_matches`", "one test")],

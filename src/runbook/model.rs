@@ -136,6 +136,10 @@ pub enum CheckTest {
     Matches { pattern: String },
     /// The regular expression finds no match in stdout.
     NotMatches { pattern: String },
+    /// stdout, without leading and trailing white space, is exactly
+    /// `text`. Loaded, `text` is the template (runbook variables allowed);
+    /// the engine fills them in before it judges.
+    StdoutIs { text: String },
 }
 
 /// A fact outside the array, such as backup freshness, checked by running

@@ -130,6 +130,7 @@ fn external_check(
         json: raw.json.as_ref(),
         matches: raw.matches.as_ref(),
         not_matches: raw.not_matches.as_ref(),
+        stdout_is: raw.stdout_is.as_ref(),
     };
     let built = external_check::build(ctx, &parts, scope);
     Some(ExternalCheck {

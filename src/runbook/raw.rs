@@ -109,6 +109,7 @@ pub struct RawCheck {
     pub json: Option<Spanned<RawJson>>,
     pub matches: Option<Str>,
     pub not_matches: Option<Str>,
+    pub stdout_is: Option<Str>,
 }
 
 /// `json = { pointer = "...", max_age = "24h" }`, or with `equals`,
@@ -156,6 +157,7 @@ pub struct RawStep {
     pub json: Option<Spanned<RawJson>>,
     pub matches: Option<Str>,
     pub not_matches: Option<Str>,
+    pub stdout_is: Option<Str>,
     pub sign_off: Option<Spanned<bool>>,
     /// The command runs a shell with a command line, on purpose.
     pub shell: Option<Spanned<bool>>,

@@ -55,7 +55,7 @@ impl Kind {
 
 /// Keys that apply only to some kinds (`id`, `kind`, `say` and `optional`
 /// apply to all).
-const APPLIES: [(&str, &[Kind]); 16] = [
+const APPLIES: [(&str, &[Kind]); 17] = [
     ("run", &[Kind::Command, Kind::Check]),
     ("shell", &[Kind::Command]),
     ("until", &[Kind::Wait]),
@@ -79,6 +79,7 @@ const APPLIES: [(&str, &[Kind]); 16] = [
     ("json", &[Kind::Check]),
     ("matches", &[Kind::Check]),
     ("not_matches", &[Kind::Check]),
+    ("stdout_is", &[Kind::Check]),
     ("sign_off", &[Kind::Command, Kind::Physical]),
     ("on_halt", &[Kind::Command]),
 ];
@@ -398,7 +399,7 @@ impl StepCheck<'_, '_, '_> {
     /// Report every present key that does not apply to `kind`.
     fn applicable_keys(&mut self, kind: Kind) {
         let raw = self.raw;
-        let present: [(&str, Option<std::ops::Range<usize>>); 15] = [
+        let present: [(&str, Option<std::ops::Range<usize>>); 16] = [
             ("run", raw.run.as_ref().map(Spanned::span)),
             ("until", raw.until.as_ref().map(Spanned::span)),
             ("on", raw.on.as_ref().map(Spanned::span)),
@@ -415,6 +416,7 @@ impl StepCheck<'_, '_, '_> {
             ("json", raw.json.as_ref().map(Spanned::span)),
             ("matches", raw.matches.as_ref().map(Spanned::span)),
             ("not_matches", raw.not_matches.as_ref().map(Spanned::span)),
+            ("stdout_is", raw.stdout_is.as_ref().map(Spanned::span)),
             ("sign_off", raw.sign_off.as_ref().map(Spanned::span)),
             ("on_halt", raw.on_halt.as_ref().map(Spanned::span)),
         ];
@@ -545,6 +547,7 @@ impl StepCheck<'_, '_, '_> {
                     json: raw.json.as_ref(),
                     matches: raw.matches.as_ref(),
                     not_matches: raw.not_matches.as_ref(),
+                    stdout_is: raw.stdout_is.as_ref(),
                 };
                 let built = external_check::build(self.ctx, &parts, self.scope);
                 let name = raw.id.as_ref().map(|id| id.get_ref().clone())?;

@@ -37,17 +37,14 @@ MARK = b"SWAPGUARD-LAB-BTRFS-BLOCK-"
 # tests/lab/runbooks/lab-member-smart-optional.toml is for md). Made from
 # the shipped file when the initramfs is built, so it cannot drift.
 HOT_NO_SMART = "/runbooks/lab-btrfs-hot-smart-optional.toml"
-# The same without the preflight check of the mount point, which fails on
-# the SCSI guest: `findmnt --source UUID=<fs uuid>` resolves the UUID to
-# ONE member (every member of a multi-device btrfs carries the file
-# system's UUID; libblkid picks the first it finds, /dev/sda = LAB-B-0002
-# there) while the mount's source is another (/dev/sdb). The scenario
-# btrfs-scsi-mount-check shows it; the other SCSI scenarios use this one.
-HOT_SCSI = "/runbooks/lab-btrfs-hot-scsi.toml"
-MOUNT_CHECK = """[[preflight.check]]
-name = "the mount point is the file system being guarded"
-run = ["findmnt", "--noheadings", "--source", "UUID={array}", "--mountpoint", "{mount}"]
-"""
+# The shipped runbooks check the mount point by the UUID findmnt reads for
+# the mount itself (`--output UUID --mountpoint`, `stdout_is = "{array}"`),
+# which holds on SCSI too (btrfs-scsi-mount-check); the SCSI scenarios use
+# HOT_NO_SMART with that check in it.
+HOT_SCSI = HOT_NO_SMART
+MOUNT_CHECK = '''run = ["findmnt", "--noheadings", "--output", "UUID", "--mountpoint", "{mount}"]
+stdout_is = "{array}"
+'''
 
 
 def guest_files(work):
@@ -70,12 +67,7 @@ def guest_files(work):
         files[HOT_NO_SMART] = variant
         if text.count(MOUNT_CHECK) != 1:
             raise LabError(f"{hot}: the mount-point check is not as tests/lab/btrfs_scenarios.py "
-                           "knows it; update HOT_SCSI")
-        variant = Path(work) / HOT_SCSI.lstrip("/").replace("/", "-")
-        variant.write_text("# Lab only: runbooks/btrfs-replace-hot.toml with SMART optional and "
-                           "no findmnt check (see btrfs_scenarios.py).\n"
-                           + text.replace(MOUNT_CHECK, ""))
-        files[HOT_SCSI] = variant
+                           "knows it; update MOUNT_CHECK and btrfs-scsi-mount-check")
     # findmnt: the runbooks' preflight check of the mount point.
     return files, ["btrfs"], ["/usr/bin/btrfs", "/usr/sbin/mkfs.btrfs", "/usr/bin/findmnt"]
 
@@ -396,6 +388,45 @@ def btrfs_replace_hot(lab, check):
     hot_healthy(lab, check)
 
 
+@scenario("btrfs-resume", guest="btrfs")
+def btrfs_resume(lab, check):
+    """btrfs-replace-hot on NVMe, swapguard killed (SIGKILL) at the copy
+    step while the kernel's replace runs on; `swapguard resume --array
+    /mnt/data` (a mount point; the journal names the UUID) re-verifies,
+    finishes the wait, the resize and the pull: exit 0, C is devid 2."""
+    need(HOT)
+    make_fs(lab, mib=48)
+    killed = {}
+
+    def first(tech, step, text):
+        if step == INSERT:
+            tech.insert_new(SERIAL_C, bay=lab.free_bay())
+        elif step == "copy" and not killed:
+            killed["at"] = step
+            lab.shell.run("kill -KILL $(pidof swapguard)")
+
+    tech = Technician(lab, first)
+    out = tech.run(HOT, SERIAL_B, array=MNT, params=[f"mount={MNT}"])
+    check.that(killed.get("at") == "copy", f"never reached the copy step: {killed}")
+    check.that(out.code == 137, f"the killed run exited {out.code}, want 137 (SIGKILL)")
+
+    def second(tech, step, text):
+        if step == PULL:
+            tech.pull_as_told(text)
+
+    tech.on_step = second
+    again = tech.run(HOT, SERIAL_B, array=MNT, resume=True)
+    lab.save("view-after.txt", view(lab))
+    check.that(again.code == 0, f"resume exited {again.code}, want 0; halt: {again.halt}")
+    check.that(again.events("resumed"), "no `resumed` event in the journal")
+    finished = again.events("run-finished")
+    check.that(finished and finished[-1]["outcome"] == "completed", f"run-finished {finished}")
+    check.that(PULL in again.steps_completed(), f"steps completed {again.steps_completed()}")
+    check.that(devid_of(lab, SERIAL_C) == 2, "the new drive LAB-C-0003 is not devid 2")
+    check.that(lab.disk_of(SERIAL_B) is None, "the old drive is still present")
+    check.that(data_profiles(lab) == {"RAID1"}, f"data profiles after: {data_profiles(lab)}")
+
+
 @scenario("btrfs-survivor-write-errors", guest="btrfs")
 def btrfs_survivor_write_errors(lab, check):
     """Every write to the survivor LAB-A-0001 fails (blkdebug) from the
@@ -553,14 +584,16 @@ def btrfs_scsi_replace_hot(lab, check):
 @scenario("btrfs-scsi-mount-check", bus="scsi", guest="btrfs")
 def btrfs_scsi_mount_check(lab, check):
     """btrfs-replace-hot's preflight check of the mount point (`findmnt
-    --source UUID=...`) on virtio-scsi disks, where the UUID resolves to
-    the member the file system was not mounted from: preflight must not
-    refuse a correctly mounted file system. Stopped at step 1 (SIGINT)."""
+    --output UUID --mountpoint ...` is the file system's UUID) on
+    virtio-scsi disks, where `findmnt --source UUID=...` resolves to the
+    member the file system was not mounted from: preflight must not refuse
+    a correctly mounted file system. Stopped at step 1 (SIGINT)."""
     need(HOT)
     make_fs(lab)
     lab.save("findmnt.txt", lab.shell.run(
         f"blkid; cat /proc/self/mountinfo | grep {MNT}; "
-        f"findmnt --noheadings --source UUID={fs_uuid(lab)} --mountpoint {MNT}; echo rc=$?"))
+        f"findmnt --noheadings --source UUID={fs_uuid(lab)} --mountpoint {MNT}; echo rc=$?; "
+        f"findmnt --noheadings --output UUID --mountpoint {MNT}; echo rc=$?"))
 
     def on_step(tech, step, text):
         lab.shell.run("kill -INT $(pidof swapguard)")

@@ -142,11 +142,19 @@ class Technician:
         self.in_hand = serial
         return self.machine.insert(bay, serial, image)
 
-    def run(self, runbook, target, timeout=600.0, array="md0", params=None):
+    def run(self, runbook, target, timeout=600.0, array="md0", params=None, resume=False):
+        """`swapguard run`; with `resume`, `swapguard resume --array ARRAY`
+        of the unfinished session in the same state directory instead."""
         lab = self.lab
         shell = self.machine.shell
         tty = self.machine.tech
-        shell.run("rm -rf /tmp/sg /tmp/sg.rc; stty -F /dev/ttyS2 sane cols 100 rows 40")
+        if resume:
+            shell.run("rm -f /tmp/sg.rc; stty -F /dev/ttyS2 sane cols 100 rows 40")
+            args = f"resume --array {array} --state-dir /tmp/sg"
+        else:
+            shell.run("rm -rf /tmp/sg /tmp/sg.rc; stty -F /dev/ttyS2 sane cols 100 rows 40")
+            args = (f"run {runbook} --array {array} --target {target} --state-dir /tmp/sg"
+                    + "".join(f" --param {p}" for p in param_args(params)))
         tty.pos = len(tty.text)
         start = tty.pos
         # A shell is the session leader on the terminal, as a login shell
@@ -155,9 +163,8 @@ class Technician:
         # prints swapguard's status after everything swapguard wrote, then
         # waits for a key so that nothing is cut off.
         shell.run(
-            "setsid -c sh -c 'TERM=dumb NO_COLOR=1 swapguard run "
-            f"{runbook} --array {array} --target {target} --state-dir /tmp/sg"
-            + "".join(f" --param {p}" for p in param_args(params)) + "; "
+            "setsid -c sh -c 'TERM=dumb NO_COLOR=1 swapguard "
+            + args + "; "
             "rc=$?; echo $rc > /tmp/sg.rc; echo \"@@SG-EXIT=$rc@@\"; read x' "
             "<>/dev/ttyS2 >&0 2>&0 &"
         )

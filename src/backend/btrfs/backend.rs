@@ -69,14 +69,24 @@ pub struct BtrfsBackend {
     ioerr: Arc<IoerrLedger>,
     kmsg_path: Option<PathBuf>,
     kernel_log: Option<KernelLog>,
-    /// The devid map of the last `filesystem show`, and what sysfs listed
-    /// when it was taken (devids, block devices): reused while that holds.
-    devmap: Option<(DevmapKey, BTreeMap<u64, String>)>,
+    /// The devices of the last `filesystem show` by devid, and what sysfs
+    /// listed when it was taken (devids, block devices and whether each
+    /// still leads to a device): reused while that holds.
+    devmap: Option<(DevmapKey, DevMap)>,
+    /// The sizes btrfs keeps for its missing devices (`device usage`), and
+    /// which devids were missing when they were read.
+    missing_sizes: Option<(MissingKey, BTreeMap<u64, u64>)>,
     /// The last look's sysfs signature, for `wait`.
     watched: Option<(String, String)>,
 }
 
-type DevmapKey = (String, Vec<u64>, Vec<String>);
+type DevmapKey = (String, Vec<u64>, Vec<(String, bool)>);
+
+/// A file system's UUID and its missing devids.
+type MissingKey = (String, Vec<u64>);
+
+/// `btrfs filesystem show`'s devices by devid.
+type DevMap = BTreeMap<u64, progs::ShowDevice>;
 
 /// Members by whole disk: membership and btrfs counters.
 type Members = BTreeMap<String, (Membership, BTreeMap<String, u64>)>;
@@ -97,6 +107,7 @@ impl BtrfsBackend {
             kmsg_path: None,
             kernel_log: None,
             devmap: None,
+            missing_sizes: None,
             watched: None,
             root,
         }
@@ -159,19 +170,28 @@ impl BtrfsBackend {
         }
     }
 
-    /// The devid → block device (`/dev/...`) map, from `filesystem show`
-    /// unless sysfs lists the same devids and devices as last time.
+    /// The devid → device map (block device path, `MISSING`), from
+    /// `filesystem show` unless sysfs lists the same devids and devices as
+    /// last time, each still leading to a block device. A pulled member
+    /// stays in sysfs (`missing` 0, its `devices/` link dangling): that
+    /// change runs `filesystem show` again, which says `MISSING`.
     fn devmap(
         &mut self,
         uuid: &str,
         mnt: &str,
         look: &sysfs::FsLook,
         problems: &mut Vec<Problem>,
-    ) -> BTreeMap<u64, String> {
+    ) -> DevMap {
+        let devices_dir = sysfs::fs_dir(&self.root, uuid)
+            .map(|d| d.join("devices"))
+            .unwrap_or_default();
         let key = (
             uuid.to_string(),
             look.devices.iter().map(|d| d.devid).collect(),
-            look.members.clone(),
+            look.members
+                .iter()
+                .map(|m| (m.clone(), devices_dir.join(m).exists()))
+                .collect(),
         );
         if let Some((k, map)) = &self.devmap
             && *k == key
@@ -183,11 +203,7 @@ impl BtrfsBackend {
             .and_then(|out| progs::parse_show(&out.stdout));
         match show {
             Ok(show) if show.uuid == uuid => {
-                let map: BTreeMap<u64, String> = show
-                    .devices
-                    .into_iter()
-                    .filter_map(|d| Some((d.devid, d.path?)))
-                    .collect();
+                let map: DevMap = show.devices.into_iter().map(|d| (d.devid, d)).collect();
                 self.devmap = Some((key, map.clone()));
                 map
             }
@@ -214,7 +230,7 @@ impl BtrfsBackend {
         &mut self,
         uuid: &str,
         mnt: &str,
-        devmap: &BTreeMap<u64, String>,
+        devmap: &DevMap,
         problems: &mut Vec<Problem>,
     ) -> BTreeMap<u64, ErrorStats> {
         let parsed = self
@@ -226,7 +242,10 @@ impl BtrfsBackend {
                 for d in list {
                     let devid = d.devid.or_else(|| {
                         let path = d.path.as_deref()?;
-                        devmap.iter().find(|(_, p)| *p == path).map(|(id, _)| *id)
+                        devmap
+                            .iter()
+                            .find(|(_, d)| d.path.as_deref() == Some(path))
+                            .map(|(id, _)| *id)
                     });
                     match devid {
                         Some(id) => {
@@ -346,6 +365,64 @@ impl BtrfsBackend {
             }
         }
         None
+    }
+
+    /// The size btrfs keeps for each missing device, from `btrfs device
+    /// usage --raw` (`filesystem show` prints 0 for a device it cannot
+    /// open). Asked only while a device is missing, once per set of
+    /// missing devids: a new drive must be at least that large.
+    fn missing_sizes(
+        &mut self,
+        uuid: &str,
+        mnt: &str,
+        look: &sysfs::FsLook,
+        devmap: &DevMap,
+        problems: &mut Vec<Problem>,
+    ) -> BTreeMap<u64, u64> {
+        let missing: Vec<u64> = look
+            .devices
+            .iter()
+            .filter(|d| d.missing || devmap.get(&d.devid).is_some_and(|s| s.missing))
+            .map(|d| d.devid)
+            .collect();
+        if missing.is_empty() {
+            return BTreeMap::new();
+        }
+        let key = (uuid.to_string(), missing.clone());
+        if let Some((k, sizes)) = &self.missing_sizes
+            && *k == key
+        {
+            return sizes.clone();
+        }
+        let usage = self
+            .btrfs(&["device", "usage", "--raw", mnt], &[0])
+            .and_then(|out| {
+                progs::parse_device_usage(&out.stdout)
+                    .map_err(|e| format!("`btrfs device usage --raw {mnt}`: {e}"))
+            });
+        let mut sizes = BTreeMap::new();
+        match usage {
+            Ok(list) => {
+                for devid in &missing {
+                    match list.iter().find(|u| u.devid == *devid) {
+                        Some(u) if u.size > 0 => {
+                            sizes.insert(*devid, u.size);
+                        }
+                        _ => problems.push(problem(
+                            &format!("devid {devid}"),
+                            format!(
+                                "`btrfs device usage --raw {mnt}` gives no size for the missing device"
+                            ),
+                        )),
+                    }
+                }
+                if sizes.len() == missing.len() {
+                    self.missing_sizes = Some((key, sizes.clone()));
+                }
+            }
+            Err(why) => problems.push(problem(uuid, why)),
+        }
+        sizes
     }
 
     /// Chunk profiles: sysfs `allocation/`, or `filesystem df` where the
@@ -490,11 +567,14 @@ fn first_line(text: &str) -> Option<&str> {
 }
 
 /// The identity of a device btrfs lists as missing: nothing can be read
-/// from it, so it carries the devid only (a weak key, `dev:btrfs-missing-
-/// devid-N`); it is a member that is never healthy.
-pub fn missing_identity(devid: u64) -> Identity {
+/// from it, so it has no kernel name (the engine's gone-device shape,
+/// `Drive::device_gone`, which the simulator's missing device has too), no
+/// serial, and only the size btrfs keeps for it (`None` when that could not
+/// be read, and then the look has a problem saying so). Its devid is its
+/// member name.
+pub fn missing_identity(size: Option<u64>) -> Identity {
     Identity {
-        dev: format!("btrfs-missing-devid-{devid}"),
+        size_bytes: size,
         ..Identity::default()
     }
 }
@@ -726,9 +806,10 @@ impl Backend for BtrfsBackend {
                 None
             }
         };
-        let (devmap, allocations, sync, tool_stats) = match &mnt {
+        let (devmap, sizes, allocations, sync, tool_stats) = match &mnt {
             Some(mnt) => {
                 let devmap = self.devmap(uuid, mnt, &look, &mut problems);
+                let sizes = self.missing_sizes(uuid, mnt, &look, &devmap, &mut problems);
                 let allocations = self.allocations(uuid, mnt, &look, &mut problems);
                 let fs_bytes: u64 = allocations.iter().map(|a| a.used_bytes).sum();
                 let sync = self.progress(uuid, mnt, &look, fs_bytes, depth, &mut problems);
@@ -741,9 +822,10 @@ impl Backend for BtrfsBackend {
                 } else {
                     BTreeMap::new()
                 };
-                (devmap, allocations, sync, tool_stats)
+                (devmap, sizes, allocations, sync, tool_stats)
             }
             None => (
+                BTreeMap::new(),
                 BTreeMap::new(),
                 look.allocations.clone(),
                 None,
@@ -751,7 +833,7 @@ impl Backend for BtrfsBackend {
             ),
         };
         let (members, missing_drives) =
-            self.members(uuid, &look, &devmap, &tool_stats, &mut problems);
+            self.members(uuid, &look, &devmap, &sizes, &tool_stats, &mut problems);
         let mut drives = self.drives(uuid, members, depth, &mut problems);
         drives.extend(missing_drives);
         let profiles: Vec<(ChunkKind, Profile)> = allocations
@@ -857,7 +939,8 @@ impl BtrfsBackend {
         &self,
         uuid: &str,
         look: &sysfs::FsLook,
-        devmap: &BTreeMap<u64, String>,
+        devmap: &DevMap,
+        sizes: &BTreeMap<u64, u64>,
         tool_stats: &BTreeMap<u64, ErrorStats>,
         problems: &mut Vec<Problem>,
     ) -> (Members, Vec<Drive>) {
@@ -867,9 +950,12 @@ impl BtrfsBackend {
             .map(|d| d.join("devices"))
             .unwrap_or_default();
         for dev in &look.devices {
+            // sysfs says `missing` only for a device absent at mount time;
+            // one pulled since is `MISSING` in `filesystem show` alone.
+            let gone = dev.missing || devmap.get(&dev.devid).is_some_and(|d| d.missing);
             let mut flags = Vec::new();
             for (on, flag) in [
-                (dev.missing, "missing"),
+                (gone, "missing"),
                 (dev.replace_target, "replace_target"),
                 (dev.in_fs_metadata, "in_fs_metadata"),
                 (dev.writeable == Some(true), "writeable"),
@@ -895,15 +981,15 @@ impl BtrfsBackend {
                 // Missing: nothing to ask. The replace target: btrfs keeps
                 // no counters for it (it is not a device of the file
                 // system until the replace finishes).
-                None if dev.missing || dev.devid == 0 => {}
+                None if gone || dev.devid == 0 => {}
                 None => problems.push(problem(
                     &format!("devid {}", dev.devid),
                     "no error counters: sysfs has no `error_stats` and `btrfs device stats` did not list the device".into(),
                 )),
             }
-            if dev.missing {
+            if gone {
                 missing.push(Drive {
-                    id: missing_identity(dev.devid),
+                    id: missing_identity(sizes.get(&dev.devid).copied()),
                     member: Some(membership),
                     counters,
                     smart: None,
@@ -912,7 +998,7 @@ impl BtrfsBackend {
                 });
                 continue;
             }
-            let Some(path) = devmap.get(&dev.devid) else {
+            let Some(path) = devmap.get(&dev.devid).and_then(|d| d.path.as_ref()) else {
                 if !devmap.is_empty() {
                     problems.push(problem(
                         &format!("devid {}", dev.devid),

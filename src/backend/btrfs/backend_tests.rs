@@ -146,6 +146,11 @@ fn a_missing_device_is_a_faulty_member_and_the_array_degraded() {
         let runner = Canned::default()
             .with("filesystem show --raw /mnt/data", 0, &show)
             .with(
+                "device usage --raw /mnt/data",
+                0,
+                &fixture("host-device-usage-missing.txt"),
+            )
+            .with(
                 "balance status /mnt/data",
                 0,
                 "No balance found on '/mnt/data'\n",
@@ -153,11 +158,7 @@ fn a_missing_device_is_a_faulty_member_and_the_array_degraded() {
         let snap = look(tree.path(), &uuid, runner);
         assert!(snap.problems.is_empty(), "{:#?}", snap.problems);
         assert_eq!((snap.array.redundancy_left, snap.array.degraded), (0, 1));
-        let missing = snap
-            .drives
-            .iter()
-            .find(|d| d.id.dev == "btrfs-missing-devid-2")
-            .unwrap();
+        let missing = snap.drives.iter().find(|d| d.device_gone()).unwrap();
         assert_eq!(missing.state(), Some(MemberState::Faulty));
         assert!(missing.key().is_weak());
         let faults: Vec<&str> = missing
@@ -395,4 +396,116 @@ fn a_new_drive_under_a_pulled_members_name_is_no_member() {
     assert_eq!(sda.member.as_ref().unwrap().name.as_deref(), Some("1"));
     let sdb = snap.drives.iter().find(|d| d.id.dev == "sdb").unwrap();
     assert!(sdb.member.is_none(), "{sdb:#?}");
+}
+
+/// The lab's btrfs-replace-missing was refused on the real kernel: the
+/// missing device was `btrfs-missing-devid-2` (a kernel name the engine
+/// took for a readable drive: "SMART ... was not read", "no readable
+/// serial") with no size, where the simulator's has none and the size
+/// btrfs keeps. Both now have the one shape `Drive::device_gone` expects.
+#[test]
+fn missing_device_has_the_simulators_gone_shape_and_the_kept_size() {
+    for disks in KINDS {
+        let (tree, uuid) = host("host-sysfs-devinfo-missing.txt", &disks[..1]);
+        let show = fixture("host-fi-show-missing-empty-path.txt")
+            .replace("/dev/loop0", &format!("/dev/{}", disks[0].0))
+            .replace("8cb12a54-70c3-438f-9d1c-08833f46cbe7", &uuid);
+        let runner = Canned::default()
+            .with("filesystem show --raw /mnt/data", 0, &show)
+            .with(
+                "device usage --raw /mnt/data",
+                0,
+                &fixture("host-device-usage-missing.txt")
+                    .replace("/dev/loop0", &format!("/dev/{}", disks[0].0)),
+            )
+            .with(
+                "balance status /mnt/data",
+                0,
+                "No balance found on '/mnt/data'\n",
+            );
+        let snap = look(tree.path(), &uuid, runner);
+        assert!(snap.problems.is_empty(), "{disks:?}: {:#?}", snap.problems);
+        let gone: Vec<_> = snap.drives.iter().filter(|d| d.device_gone()).collect();
+        assert_eq!(gone.len(), 1, "{disks:?}");
+        let d = gone[0];
+        assert_eq!(d.id.dev, "");
+        assert_eq!(d.id.serial, None);
+        assert_eq!(d.id.size_bytes, Some(314572800));
+        assert_eq!(d.smart, None);
+        assert_eq!(d.member.as_ref().unwrap().name.as_deref(), Some("2"));
+        // The simulator's missing device: the same fields, field by field.
+        let sim = crate::health::model::Identity {
+            size_bytes: Some(314572800),
+            ..Default::default()
+        };
+        assert_eq!(d.id, sim);
+    }
+}
+
+#[test]
+fn a_missing_device_whose_size_cannot_be_read_is_a_problem() {
+    let disks = KINDS[0];
+    let (tree, uuid) = host("host-sysfs-devinfo-missing.txt", &disks[..1]);
+    let show = fixture("host-fi-show-degraded-missing.txt")
+        .replace("/dev/loop0", &format!("/dev/{}", disks[0].0));
+    for usage in [
+        None,
+        Some("garbage\n".to_string()),
+        Some("/dev/nvme0n1, ID: 1\n   Unallocated: 5\n".to_string()),
+    ] {
+        let mut runner = Canned::default()
+            .with("filesystem show --raw /mnt/data", 0, &show)
+            .with(
+                "balance status /mnt/data",
+                0,
+                "No balance found on '/mnt/data'\n",
+            );
+        if let Some(text) = &usage {
+            runner = runner.with("device usage --raw /mnt/data", 0, text);
+        }
+        let snap = look(tree.path(), &uuid, runner);
+        assert!(
+            snap.problems
+                .iter()
+                .any(|p| p.message.contains("device usage")),
+            "{usage:?}: {:#?}",
+            snap.problems
+        );
+        let d = snap.drives.iter().find(|d| d.device_gone()).unwrap();
+        assert_eq!(d.id.size_bytes, None);
+    }
+}
+
+/// The lab: a member pulled while mounted keeps `missing 0` in sysfs; only
+/// `btrfs filesystem show` says `size 0 used 0 path /dev/nvme1n1 MISSING`.
+/// The backend counts it missing (the array degraded), on every bus.
+#[test]
+fn a_pulled_member_sysfs_still_lists_is_missing_from_filesystem_show() {
+    for disks in KINDS {
+        let (tree, uuid) = host("lab-sysfs-devinfo-healthy.txt", &disks[..1]);
+        let show = fixture("lab-mount-degraded.txt")
+            .replace("/dev/nvme0n1", &format!("/dev/{}", disks[0].0))
+            .replace("/dev/nvme1n1", &format!("/dev/{}", disks[1].0))
+            .replace("414085a5-5b1a-4ebd-8d1f-b995853e9c30", &uuid);
+        let usage = fixture("host-device-usage-missing.txt")
+            .replace("314572800", "268435456")
+            .replace("205520896", "159383552");
+        let runner = Canned::default()
+            .with("filesystem show --raw /mnt/data", 0, &show)
+            .with("device usage --raw /mnt/data", 0, &usage)
+            .with(
+                "balance status /mnt/data",
+                0,
+                "No balance found on '/mnt/data'\n",
+            );
+        let snap = look(tree.path(), &uuid, runner);
+        assert!(snap.problems.is_empty(), "{disks:?}: {:#?}", snap.problems);
+        assert_eq!(snap.array.degraded, 1, "{disks:?}");
+        assert_eq!(snap.array.redundancy_left, 0);
+        let d = snap.drives.iter().find(|d| d.device_gone()).unwrap();
+        assert_eq!(d.member.as_ref().unwrap().name.as_deref(), Some("2"));
+        assert_eq!(d.state(), Some(MemberState::Faulty));
+        assert_eq!(d.id.size_bytes, Some(268435456));
+        assert!(snap.drives.iter().all(|d| d.id.dev != disks[1].0));
+    }
 }

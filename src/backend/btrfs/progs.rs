@@ -130,8 +130,11 @@ fn parse_show_device(rest: &str) -> Result<ShowDevice, String> {
         parse_size(text).ok_or_else(|| format!("{what} `{text}` is not a size"))
     };
     let path = path.trim();
+    // btrfs-progs prints the path it could not open, then ` MISSING`; a
+    // device the kernel never saw has an empty path (`path  MISSING`).
     let (path, missing) = match path.strip_suffix(" MISSING") {
         Some(path) => (path.trim(), true),
+        None if path == "MISSING" => ("", true),
         None => (path, false),
     };
     Ok(ShowDevice {
@@ -141,6 +144,68 @@ fn parse_show_device(rest: &str) -> Result<ShowDevice, String> {
         path: (path != MISSING_DISK && !path.is_empty()).then(|| path.to_string()),
         missing: missing || path == MISSING_DISK,
     })
+}
+
+/// One device of `btrfs device usage --raw MNT`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceUsage {
+    pub devid: u64,
+    /// `None` for a missing device (btrfs-progs prints `missing`).
+    pub path: Option<String>,
+    /// The size btrfs keeps for the device (its dev item's total bytes):
+    /// what its chunks take plus what is unallocated. Known for a missing
+    /// device too, whose `Device size` (the block device's) is 0.
+    pub size: u64,
+}
+
+/// `btrfs device usage --raw MNT`: a `PATH, ID: N` line per device, then
+/// `Name: bytes` lines (`Device size`, `Device slack`, one per chunk
+/// profile, `Unallocated`). Anything else is refused.
+pub fn parse_device_usage(text: &str) -> Result<Vec<DeviceUsage>, String> {
+    let mut out: Vec<DeviceUsage> = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let at = |why: &str| format!("line {}: {why}: `{}`", n + 1, raw.trim());
+        let line = raw.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if !raw.starts_with(char::is_whitespace) {
+            let (path, id) = line
+                .rsplit_once(", ID:")
+                .ok_or_else(|| at("not `PATH, ID: N`"))?;
+            let devid = id
+                .trim()
+                .parse()
+                .map_err(|_| at("the ID is not a number"))?;
+            out.push(DeviceUsage {
+                devid,
+                path: (path != "missing" && !path.is_empty()).then(|| path.to_string()),
+                size: 0,
+            });
+            continue;
+        }
+        let device = out
+            .last_mut()
+            .ok_or_else(|| at("a value before any `PATH, ID: N` line"))?;
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| at("not `Name: bytes`"))?;
+        let bytes = value
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| at("not a byte count (was `--raw` given?)"))?;
+        if matches!(name, "Device size" | "Device slack") {
+            continue;
+        }
+        device.size = device
+            .size
+            .checked_add(bytes)
+            .ok_or_else(|| at("the sizes add up past 2^64"))?;
+    }
+    if out.is_empty() {
+        return Err("no device in the output (no `PATH, ID: N` line)".into());
+    }
+    Ok(out)
 }
 
 /// Bytes from `--raw` (`268435456`) or from the human form of older

@@ -647,3 +647,61 @@ fn write_failures_btrfs_does_not_count_are_in_the_kernel_log() {
     assert_eq!(failures.len(), 3);
     assert!(failures.iter().all(|r| r.disk == "loop1"));
 }
+
+/// btrfs-progs 6.2 on kernel 6.18 printed `path  MISSING` (an empty path)
+/// for a device detached before the degraded mount: it was read as a
+/// present device at path `MISSING`.
+#[test]
+fn show_with_an_empty_missing_path_is_a_missing_device() {
+    let show = progs::parse_show(&fixture("host-fi-show-missing-empty-path.txt")).unwrap();
+    assert_eq!(
+        show.devices[1],
+        ShowDevice {
+            devid: 2,
+            size: 0,
+            used: 0,
+            path: None,
+            missing: true,
+        }
+    );
+    assert!(!show.devices[0].missing);
+}
+
+#[test]
+fn device_usage_gives_the_size_btrfs_keeps_for_a_missing_device() {
+    let usage = progs::parse_device_usage(&fixture("host-device-usage-missing.txt")).unwrap();
+    assert_eq!(
+        usage,
+        [
+            progs::DeviceUsage {
+                devid: 1,
+                path: Some("/dev/loop0".into()),
+                size: 314572800,
+            },
+            progs::DeviceUsage {
+                devid: 2,
+                path: None,
+                size: 314572800,
+            },
+        ]
+    );
+}
+
+#[test]
+fn device_usage_refuses_what_it_cannot_read() {
+    for (text, says) in [
+        ("", "no device"),
+        ("   Device size: 1\n", "before any"),
+        ("/dev/sda\n", "ID: N"),
+        ("/dev/sda, ID: x\n", "not a number"),
+        ("/dev/sda, ID: 1\n   Data,RAID1: 64.00MiB\n", "--raw"),
+        ("/dev/sda, ID: 1\n   Data,RAID1 64\n", "Name: bytes"),
+        (
+            "/dev/sda, ID: 1\n   Data,RAID1: 18446744073709551615\n   Unallocated: 2\n",
+            "2^64",
+        ),
+    ] {
+        let err = progs::parse_device_usage(text).unwrap_err();
+        assert!(err.contains(says), "{text:?}: {err}");
+    }
+}

@@ -574,29 +574,34 @@ fn gib(bytes: u64) -> String {
     format!("{:.2}GiB", bytes as f64 / f64::from(1u32 << 30))
 }
 
-/// `findmnt [-n] [-S SOURCE] [-M MOUNTPOINT]`: the one mount the simulation
-/// has, the btrfs file system; exit 1 and no output when it does not match
-/// (as findmnt does when it finds nothing). SOURCE is `UUID=<uuid>` or a
-/// device of the file system.
+/// `findmnt [-n] [-S SOURCE] [-M MOUNTPOINT] [-o COLUMNS]`: the one mount
+/// the simulation has, the btrfs file system; exit 1 and no output when it
+/// does not match (as findmnt does when it finds nothing). SOURCE is
+/// `UUID=<uuid>` or a device of the file system; COLUMNS are among
+/// TARGET, SOURCE, FSTYPE, OPTIONS and UUID (the file system's).
 pub(crate) fn findmnt(fs: &BtrfsFs, pool: &Pool, argv: &[String]) -> Result<CommandOutput> {
     let mut out = Out::new(argv);
     let mut headings = true;
     let mut source = None;
     let mut mountpoint = None;
+    let mut columns = None;
     let mut args = argv.iter().skip(1).map(String::as_str);
     while let Some(a) = args.next() {
         match a {
             "-n" | "--noheadings" => headings = false,
             "-S" | "--source" => source = args.next(),
             "-M" | "--mountpoint" => mountpoint = args.next(),
+            "-o" | "--output" => columns = args.next(),
             _ => {
                 if let Some(v) = a.strip_prefix("--source=") {
                     source = Some(v);
                 } else if let Some(v) = a.strip_prefix("--mountpoint=") {
                     mountpoint = Some(v);
+                } else if let Some(v) = a.strip_prefix("--output=") {
+                    columns = Some(v);
                 } else {
                     bail!(
-                        "the simulated `findmnt` models `-n`, `-S SOURCE` and `-M MOUNTPOINT` only, not `{a}`; add a [[command]] with its canned output"
+                        "the simulated `findmnt` models `-n`, `-S SOURCE`, `-M MOUNTPOINT` and `-o COLUMNS` only, not `{a}`; add a [[command]] with its canned output"
                     );
                 }
             }
@@ -619,12 +624,27 @@ pub(crate) fn findmnt(fs: &BtrfsFs, pool: &Pool, argv: &[String]) -> Result<Comm
         out.0.code = Some(1);
         return Ok(out.0);
     }
-    if headings {
-        out.say("TARGET SOURCE FSTYPE OPTIONS");
+    let columns: Vec<String> = columns
+        .unwrap_or("TARGET,SOURCE,FSTYPE,OPTIONS")
+        .split(',')
+        .map(str::to_ascii_uppercase)
+        .collect();
+    let mut values = Vec::new();
+    for c in &columns {
+        values.push(match c.as_str() {
+            "TARGET" => fs.mount.clone(),
+            "SOURCE" => devices[0].clone(),
+            "FSTYPE" => "btrfs".to_string(),
+            "OPTIONS" => "rw,relatime,space_cache=v2,subvolid=5,subvol=/".to_string(),
+            "UUID" => fs.uuid.to_ascii_lowercase(),
+            other => bail!(
+                "the simulated `findmnt` has no column `{other}`; add a [[command]] with its canned output"
+            ),
+        });
     }
-    out.say(format!(
-        "{} {} btrfs rw,relatime,space_cache=v2,subvolid=5,subvol=/",
-        fs.mount, devices[0]
-    ));
+    if headings {
+        out.say(columns.join(" "));
+    }
+    out.say(values.join(" "));
     Ok(out.0)
 }
