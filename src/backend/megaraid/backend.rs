@@ -372,8 +372,8 @@ impl Backend for MegaraidBackend {
         let (text, shown) = self.call(&[&format!("/c{c}/fall"), "show"])?;
         let foreign = json::foreign(&text, &shown)?;
         let mut rebuilds: BTreeMap<String, Rebuild> = BTreeMap::new();
-        for address in look::rebuilding(&details) {
-            let (text, shown) = self.call(&[&address, "show", "rebuild"])?;
+        for (address, what) in look::rebuilding(&details) {
+            let (text, shown) = self.call(&[&address, "show", what])?;
             for r in json::rebuilds(&text, &shown)? {
                 rebuilds.insert(r.drive.clone(), r);
             }

@@ -333,6 +333,19 @@ fn a_rebuild_shows_its_progress_from_show_rebuild() {
         "{:?}",
         snap.problems
     );
+
+    // A copyback onto a drive: its progress from `show copyback`.
+    let mut c = Controller::healthy();
+    c.set_state(4, "Cpybck");
+    let s = c.storcli();
+    s.answer(
+        "/c0/e252/s4 show copyback J",
+        &progress.replace("/c0/e252/s1", "/c0/e252/s4"),
+    );
+    let snap = backend(&s).snapshot("/c0/v0", Depth::Fast).unwrap();
+    assert_eq!(s.calls()[3], "storcli64 /c0/e252/s4 show copyback J");
+    assert!(snap.problems.is_empty(), "{:?}", snap.problems);
+    assert_eq!(snap.array.sync.unwrap().done, 960197124096 / 512 / 100 * 11);
 }
 
 #[test]
@@ -361,16 +374,14 @@ fn hot_spares_and_unconfigured_drives_are_not_members() {
     let mut c = Controller::healthy();
     c.pull(5);
     let healthy = Controller::healthy();
-    for (slot, state) in [(5, "GHS")] {
-        let key = format!("Drive /c0/e252/s{slot}");
-        let detail = format!("{key} - Detailed Information");
-        let mut row = healthy.drives["Controllers"][0]["Response Data"][&key].clone();
-        row[0]["State"] = state.into();
-        row[0]["DG"] = "-".into();
-        data(&mut c.drives)[&key] = row;
-        data(&mut c.drives)[&detail] =
-            healthy.drives["Controllers"][0]["Response Data"][&detail].clone();
-    }
+    let key = "Drive /c0/e252/s5";
+    let detail = format!("{key} - Detailed Information");
+    let mut row = healthy.drives["Controllers"][0]["Response Data"][key].clone();
+    row[0]["State"] = "GHS".into();
+    row[0]["DG"] = "-".into();
+    data(&mut c.drives)[key] = row;
+    data(&mut c.drives)[&detail] =
+        healthy.drives["Controllers"][0]["Response Data"][&detail].clone();
     c.set_state(0, "UBad");
     let (snap, _) = look(&c);
     let r = rows(&snap);

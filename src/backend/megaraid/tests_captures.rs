@@ -155,34 +155,39 @@ fn the_controller_topology_vd_and_pd_lists_read_by_name() {
         (vd.group, vd.vd, vd.level.as_str(), vd.state.as_str()),
         (0, 0, "RAID6", "Optl")
     );
-    let drives: Vec<(Option<u32>, Option<(Option<u32>, u32)>, &str)> = c
+    let drives: Vec<String> = c
         .topology
         .iter()
-        .map(|t| (t.row, t.drive, t.state.as_str()))
+        .map(|t| format!("{:?} {:?} {}", t.row, t.drive, t.state))
         .collect();
     assert_eq!(
         drives,
         [
-            (None, None, "Optl"),
-            (None, None, "Optl"),
-            (Some(0), Some((Some(252), 0)), "Onln"),
-            (Some(1), Some((Some(252), 1)), "Onln"),
-            (Some(2), Some((Some(252), 5)), "Onln"),
-            (Some(3), Some((Some(252), 4)), "Onln"),
+            "None None Optl",
+            "None None Optl",
+            "Some(0) Some((Some(252), 0)) Onln",
+            "Some(1) Some((Some(252), 1)) Onln",
+            "Some(2) Some((Some(252), 5)) Onln",
+            "Some(3) Some((Some(252), 4)) Onln",
         ]
     );
-    let pds: Vec<(u32, Option<u32>, &str, Group, Option<&str>)> = c
+    let pds: Vec<String> = c
         .pds
         .iter()
-        .map(|p| (p.slot, p.did, p.state.as_str(), p.group, p.intf.as_deref()))
+        .map(|p| {
+            format!(
+                "{} {:?} {} {:?} {:?}",
+                p.slot, p.did, p.state, p.group, p.intf
+            )
+        })
         .collect();
     assert_eq!(
         pds,
         [
-            (0, Some(2), "Onln", Group::Group(0), Some("SATA")),
-            (1, Some(3), "Onln", Group::Group(0), Some("SATA")),
-            (4, Some(7), "Onln", Group::Group(0), Some("SATA")),
-            (5, Some(6), "Onln", Group::Group(0), Some("SATA")),
+            "0 Some(2) Onln Group(0) Some(\"SATA\")",
+            "1 Some(3) Onln Group(0) Some(\"SATA\")",
+            "4 Some(7) Onln Group(0) Some(\"SATA\")",
+            "5 Some(6) Onln Group(0) Some(\"SATA\")",
         ]
     );
 
