@@ -228,6 +228,8 @@ mod tests {
                 "btrfs-replace-missing.toml",
                 "md-replace-hot.toml",
                 "md-replace-member.toml",
+                "megaraid-replace-drive.toml",
+                "megaraid-replace-with-hotspare.toml",
                 "restore-from-backup.toml",
                 "zfs-replace-boot-mirror.toml",
                 "zfs-replace-hot.toml",

@@ -2144,3 +2144,23 @@ fn notify_rules() {
     assert_eq!(notify.format, crate::notify::Format::Slack);
     assert!(!notify.dry_runs);
 }
+
+/// Nothing reads a drive behind a MegaRAID controller, so `blank = false`
+/// is the only new-drive rule its runbooks can keep: no loosening warning
+/// there; the same rule on any other backend still warns (above).
+#[test]
+fn blank_false_is_no_loosening_on_megaraid_only() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks/megaraid-replace-drive.toml");
+    let source = std::fs::read_to_string(&path).expect("shipped runbook");
+    assert!(source.contains("blank = false"));
+    let loaded = load_str(&path, &source);
+    assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+    let rule = loaded
+        .runbook
+        .expect("loads")
+        .steps
+        .iter()
+        .find_map(|s| s.new_drive.clone())
+        .expect("the insert step's rule");
+    assert!(!rule.blank);
+}
