@@ -8,6 +8,7 @@ pub mod btrfs;
 pub mod disk;
 pub mod led;
 pub mod md;
+pub mod megaraid;
 pub mod process;
 pub mod registry;
 pub mod sim;

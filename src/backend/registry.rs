@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::backend::process::ProcessRunner;
-use crate::backend::{Backend, btrfs, md, zfs};
+use crate::backend::{Backend, btrfs, md, megaraid, zfs};
 use crate::clock::SystemClock;
 
 /// What a real backend is opened with: where the host's /proc, /sys and
@@ -73,7 +73,7 @@ pub const BACKENDS: [Entry; 5] = [
     Entry { name: "md", open: Some(md::open), runbook: true, counters: &md::COUNTER_NAMES, conditions: &md::facts::CONDITIONS, tools: &md::facts::TOOLS, array_device: md::facts::is_array_device, error_counter: Some(md::facts::ERROR_COUNTER), member_copies: Some(md::copies::member_copies) },
     Entry { name: "btrfs", open: Some(btrfs::open), runbook: true, counters: &btrfs::COUNTER_NAMES, conditions: &btrfs::facts::CONDITIONS, tools: &btrfs::facts::TOOLS, array_device: btrfs::facts::is_array_device, error_counter: Some(btrfs::facts::ERROR_COUNTER), member_copies: None },
     Entry { name: "zfs", open: Some(zfs::open), runbook: true, counters: &zfs::facts::COUNTER_NAMES, conditions: &zfs::facts::CONDITIONS, tools: &zfs::facts::TOOLS, array_device: zfs::facts::is_array_device, error_counter: Some(zfs::facts::ERROR_COUNTER), member_copies: None },
-    Entry { name: "megaraid", open: None, runbook: true, counters: &[], conditions: &[], tools: &[], array_device: |_| false, error_counter: None, member_copies: None },
+    Entry { name: "megaraid", open: None, runbook: true, counters: &megaraid::COUNTER_NAMES, conditions: &megaraid::facts::CONDITIONS, tools: &megaraid::facts::TOOLS, array_device: megaraid::facts::is_array_device, error_counter: Some(megaraid::facts::ERROR_COUNTER), member_copies: None },
     // The simulator plays md: its counters and conditions are md's.
     Entry { name: "sim", open: None, runbook: false, counters: &[], conditions: &[], tools: &[], array_device: |_| false, error_counter: None, member_copies: None },
 ];

@@ -56,16 +56,24 @@ fn bind_identity(vars: &mut Vars, role: &str, id: &Identity) {
         let chars: Vec<char> = serial.chars().collect();
         chars[chars.len().saturating_sub(4)..].iter().collect()
     };
-    vars.set(format!("{role}.dev"), format!("/dev/{}", id.dev));
     vars.set(format!("{role}.name"), id.dev.clone());
-    // Kernel names that end in a digit take a `p` before the partition
-    // number (`nvme1n1p3`, `mmcblk0p1`); others do not (`sdb3`).
-    let sep = if id.dev.ends_with(|c: char| c.is_ascii_digit()) {
-        "p"
+    if id.dev.contains('/') {
+        // A controller address (MegaRAID: `c0/e252/s1`), not a kernel
+        // name: the drive has no block device of its own, so `{dev}` is
+        // the address as the controller's tool spells it and there is no
+        // partition to name.
+        vars.set(format!("{role}.dev"), format!("/{}", id.dev));
     } else {
-        ""
-    };
-    vars.set(format!("{role}.part"), format!("/dev/{}{sep}", id.dev));
+        vars.set(format!("{role}.dev"), format!("/dev/{}", id.dev));
+        // Kernel names that end in a digit take a `p` before the partition
+        // number (`nvme1n1p3`, `mmcblk0p1`); others do not (`sdb3`).
+        let sep = if id.dev.ends_with(|c: char| c.is_ascii_digit()) {
+            "p"
+        } else {
+            ""
+        };
+        vars.set(format!("{role}.part"), format!("/dev/{}{sep}", id.dev));
+    }
     vars.set(
         format!("{role}.serial"),
         if serial.is_empty() {
@@ -532,6 +540,27 @@ mod tests {
             assert_eq!(vars.get("new.part"), Some(part), "{dev}");
             assert_eq!(vars.get("new.member"), Some("9182736455463728190"));
         }
+    }
+
+    #[test]
+    fn a_controller_address_binds_as_the_tools_address_with_no_partition() {
+        for (dev, transport, want) in [
+            ("c0/e252/s1", "sata", "/c0/e252/s1"),
+            ("c0/e32/s12", "sas", "/c0/e32/s12"),
+            ("c1/s3", "nvme", "/c1/s3"),
+        ] {
+            let d = drive(dev, "S1", Some("252:1"), transport);
+            let mut vars = Vars::new();
+            bind_drive(&mut vars, "target", &d);
+            assert_eq!(vars.get("target.dev"), Some(want), "{dev}");
+            assert_eq!(vars.get("target.name"), Some(dev));
+            assert_eq!(vars.get("target.part"), None, "{dev}");
+            assert_eq!(vars.get("target.slot"), Some("252:1"));
+        }
+        let mut vars = Vars::new();
+        bind_drive(&mut vars, "target", &drive("sdb", "S1", None, "sata"));
+        assert_eq!(vars.get("target.dev"), Some("/dev/sdb"));
+        assert_eq!(vars.get("target.part"), Some("/dev/sdb"));
     }
 
     #[test]

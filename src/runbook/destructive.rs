@@ -419,6 +419,28 @@ mod tests {
             ("btrfs filesystem show --raw {array}", "read", 0),
             ("btrfs check --repair {target.dev}", "destroys", 2),
             ("btrfs rescue zero-log {target.dev}", "destroys", 1),
+            ("storcli64 {target.dev} set offline J", "destroys", 2),
+            ("storcli64 {target.dev} spindown J", "destroys", 2),
+            ("perccli64 /c0/e32/s4 set missing J", "destroys", 2),
+            ("storcli64 {target.dev} start locate J", "read", 0),
+            ("storcli64 {target.dev} stop locate J", "read", 0),
+            ("storcli64 {new.dev} start rebuild J", "destroys", 3),
+            (
+                "storcli {new.dev} start copyback target=252:3 J",
+                "destroys",
+                3,
+            ),
+            ("storcli64 {new.dev} show rebuild J", "read", 0),
+            (
+                "storcli64 {new.dev} insert dg=0 array=0 row=1 J",
+                "destroys",
+                2,
+            ),
+            ("storcli64 /c0/fall delete J", "destroys", 2),
+            ("storcli64 /c0/fall import J", "destroys", 2),
+            ("storcli64 /c0/fall show J", "read", 0),
+            ("storcli64 /c0/eall/sall show all J", "read", 0),
+            ("perccli /c0 show events J", "read", 0),
         ];
         for (line, want, index) in cases {
             let argv: Vec<&str> = line.split(' ').collect();
