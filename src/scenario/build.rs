@@ -12,6 +12,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::backend::disk::identity;
+use crate::backend::sim::machine::ControllerDrive;
 use crate::backend::sim::names::Family;
 use crate::health::model::MemberState;
 use crate::runbook::diag::{Diagnostic, Severity};
@@ -93,11 +94,18 @@ impl Builder<'_> {
         }
 
         let array_name = raw.array.name.get_ref().trim_start_matches("/dev/");
-        if array_name.is_empty() || array_name.contains('/') {
+        // A MegaRAID virtual drive is named by its controller address
+        // (`/c0/v0`), as `--array` takes it.
+        let vd_address =
+            crate::backend::sim::megaraid::parse_vd(raw.array.name.get_ref()).is_some();
+        if !vd_address && (array_name.is_empty() || array_name.contains('/')) {
             self.error(
                 span_of(raw.array.name.span()),
                 format!("`{}` is not an md array name", raw.array.name.get_ref()),
-                Some("write the kernel name, e.g. `md0`".to_string()),
+                Some(
+                    "write the kernel name, e.g. `md0` (a MegaRAID virtual drive: `/c0/v0`)"
+                        .to_string(),
+                ),
             );
         }
 
@@ -339,6 +347,8 @@ impl Builder<'_> {
                     .map_or(Duration::from_secs(60), |d| d.0),
                 partition,
                 mount,
+                auto_rebuild: raw.array.auto_rebuild,
+                drive_group: raw.array.drive_group,
             },
             drives,
             technician,
@@ -365,7 +375,7 @@ impl Builder<'_> {
         default_family: Option<Family>,
     ) -> Option<DriveSpec> {
         let span = span_of(d.span());
-        let d = d.into_inner();
+        let mut d = d.into_inner();
         let dev = match &d.dev {
             Some(dev) => {
                 let name = dev.get_ref();
@@ -418,7 +428,7 @@ impl Builder<'_> {
             .iter()
             .map(|k| (k.to_string(), 0))
             .collect();
-        for (key, value) in d.counters {
+        for (key, value) in std::mem::take(&mut d.counters) {
             let name = key.get_ref();
             match name.split_once('.') {
                 Some((ns, rest)) if !ns.is_empty() && !rest.is_empty() => {
@@ -434,6 +444,7 @@ impl Builder<'_> {
         if d.size.0 == 0 {
             self.error(span, "`size` is zero", None);
         }
+        let controller = self.controller_drive(&d, group, span);
         // Identity strings as real hardware reports them may be padded
         // (`"LAB-B-0002          "`); the simulator reads them the way the
         // md backend reads sysfs, through the same function.
@@ -459,7 +470,73 @@ impl Builder<'_> {
             counters,
             blank: d.blank.unwrap_or(group == DriveGroup::Spare),
             family,
+            controller,
         })
+    }
+
+    /// The MegaRAID keys of a drive: `intf`, `pd_state`, `dg`, `foreign`,
+    /// `smart_alert`.
+    fn controller_drive(&mut self, d: &RawDrive, group: DriveGroup, span: Span) -> ControllerDrive {
+        const INTF: [&str; 3] = ["SATA", "SAS", "NVMe"];
+        const PD_STATES: [&str; 6] = ["UGood", "UBad", "JBOD", "GHS", "DHS", "Onln"];
+        let intf = d.intf.as_ref().and_then(|i| {
+            if INTF.contains(&i.get_ref().as_str()) {
+                Some(i.get_ref().clone())
+            } else {
+                self.error(
+                    span_of(i.span()),
+                    format!(
+                        "`intf` is `{}`; a drive's interface is one of {}",
+                        i.get_ref(),
+                        backticked(&INTF)
+                    ),
+                    did_you_mean(i.get_ref(), INTF).map(|n| format!("did you mean `{n}`?")),
+                );
+                None
+            }
+        });
+        let pd_state = d.pd_state.as_ref().and_then(|p| {
+            let state = p.get_ref();
+            if group == DriveGroup::Member {
+                self.error(
+                    span_of(p.span()),
+                    "`pd_state` is for drives outside the array's drive group; a member's state is `state`",
+                    None,
+                );
+                return None;
+            }
+            if !PD_STATES.contains(&state.as_str()) {
+                self.error(
+                    span_of(p.span()),
+                    format!("`pd_state` is `{state}`; it is one of {}", backticked(&PD_STATES)),
+                    did_you_mean(state, PD_STATES).map(|n| format!("did you mean `{n}`?")),
+                );
+                return None;
+            }
+            if (state == "Onln") != d.dg.is_some() {
+                self.error(
+                    span_of(p.span()),
+                    "a drive of another drive group is `pd_state = \"Onln\"` with its `dg`, and only it",
+                    None,
+                );
+                return None;
+            }
+            Some(state.clone())
+        });
+        if d.dg.is_some() && d.pd_state.is_none() {
+            self.error(
+                span,
+                "`dg` names another drive group: give the drive `pd_state = \"Onln\"` too",
+                None,
+            );
+        }
+        ControllerDrive {
+            intf,
+            pd_state,
+            dg: d.dg,
+            foreign: d.foreign,
+            smart_alert: d.smart_alert,
+        }
     }
 
     fn check_unique(&mut self, drives: &[DriveSpec], spans: &[Span]) {

@@ -55,6 +55,8 @@ pub(crate) struct RawArray {
     pub rebuild_time: Option<HumanDuration>,
     pub partition: Option<Spanned<u32>>,
     pub mount: Option<Spanned<String>>,
+    pub auto_rebuild: Option<bool>,
+    pub drive_group: Option<u32>,
     pub members: Vec<Spanned<RawDrive>>,
     #[serde(default)]
     pub spares: Vec<Spanned<RawDrive>>,
@@ -77,6 +79,13 @@ pub(crate) struct RawDrive {
     #[serde(default)]
     pub counters: BTreeMap<Spanned<String>, u64>,
     pub blank: Option<bool>,
+    pub intf: Option<Spanned<String>>,
+    pub pd_state: Option<Spanned<String>>,
+    pub dg: Option<u32>,
+    #[serde(default)]
+    pub foreign: bool,
+    #[serde(default)]
+    pub smart_alert: bool,
 }
 
 #[derive(Deserialize)]

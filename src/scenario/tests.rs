@@ -91,6 +91,8 @@ fn healthy_scenario_in_detail() {
             rebuild_time: Duration::from_secs(120),
             partition: None,
             mount: None,
+            auto_rebuild: None,
+            drive_group: None,
         }
     );
     let groups: Vec<(DriveGroup, String)> = s.drives.iter().map(|d| (d.group, d.label())).collect();

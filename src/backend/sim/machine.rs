@@ -49,6 +49,13 @@ pub struct ArraySpec {
     pub partition: Option<u32>,
     /// btrfs: where the file system is mounted (its `name` is its UUID).
     pub mount: Option<String>,
+    /// MegaRAID: the controller starts a rebuild by itself when a good
+    /// drive goes into the bay of a missing row (`None`: not given; the
+    /// personality's default is on, as controllers ship).
+    pub auto_rebuild: Option<bool>,
+    /// MegaRAID: the drive group the virtual drive lives on (`None`: the
+    /// VD's own number).
+    pub drive_group: Option<u32>,
 }
 
 /// RAID level of the simulated array.
@@ -152,6 +159,35 @@ pub struct DriveSpec {
     pub blank: bool,
     /// The kernel name family an inserted drive's name comes from.
     pub family: Family,
+    /// What a RAID controller knows of the drive (MegaRAID scenarios only).
+    pub controller: ControllerDrive,
+}
+
+/// A drive as a MegaRAID controller holds it: the scenario's `intf`,
+/// `pd_state`, `dg`, `foreign` and `smart_alert` keys. All default to a
+/// plain drive: interface from the kernel name, unconfigured good, no
+/// foreign configuration, no SMART alert.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ControllerDrive {
+    /// `SATA`, `SAS` or `NVMe`.
+    pub intf: Option<String>,
+    /// A drive outside the array's drive group: `UGood`, `UBad`, `JBOD`,
+    /// `GHS` (global hot spare), `DHS` (dedicated to the array's group),
+    /// or `Onln` in another drive group (with `dg`).
+    pub pd_state: Option<String>,
+    /// The drive group of a drive in another drive group.
+    pub dg: Option<u32>,
+    /// The drive carries another controller's configuration.
+    pub foreign: bool,
+    /// "S.M.A.R.T alert flagged by drive" = Yes.
+    pub smart_alert: bool,
+}
+
+impl ControllerDrive {
+    /// Whether any controller key was given.
+    pub fn given(&self) -> bool {
+        *self != ControllerDrive::default()
+    }
 }
 
 impl DriveSpec {

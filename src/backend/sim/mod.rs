@@ -24,6 +24,8 @@ mod canary;
 pub mod machine;
 mod md;
 mod mdadm;
+pub(crate) mod megaraid;
+mod megaraid_cmd;
 pub mod names;
 mod personality;
 mod pool;
@@ -272,7 +274,7 @@ impl SimBackend {
         self.pool.unplug(drive);
         let now = self.now();
         let mut log = Vec::new();
-        let later = self.storage.unplugged(&self.pool, drive, &mut log);
+        let later = self.storage.unplugged(&self.pool, drive, now, &mut log);
         self.note(log);
         if let Some((member, after)) = later {
             let at = now + millis(after);
@@ -293,6 +295,10 @@ impl SimBackend {
         self.pool.plug(drive);
         let line = format!("technician inserted {}", self.pool.describe(drive));
         self.note(vec![line]);
+        let now = self.now();
+        let mut log = Vec::new();
+        self.storage.plugged(&self.pool, drive, now, &mut log);
+        self.note(log);
     }
 
     fn apply_event(&mut self, number: usize, actions: &[Action]) {
@@ -609,6 +615,8 @@ fn stamp(ms: u64) -> String {
     }
 }
 
+#[cfg(test)]
+mod megaraid_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! builds on them and how it reacts: its members and their states, its
 //! own counters, its rebuilds, its command-line tool, its snapshot: md
 //! (`md.rs`, `mdadm.rs`, `view.rs`), a ZFS pool (`zpool.rs`,
-//! `zpool_cmd.rs`) and btrfs (`btrfs.rs`, `btrfs_cmd.rs`, `btrfs_view.rs`).
+//! `zpool_cmd.rs`), btrfs (`btrfs.rs`, `btrfs_cmd.rs`, `btrfs_view.rs`) and
+//! a MegaRAID controller (`megaraid.rs`, `megaraid_cmd.rs`).
 //! Another backend is one more variant here and its own files; the
 //! simulator (`mod.rs`) asks only the questions below.
 
@@ -17,6 +18,8 @@ use crate::backend::sim::btrfs_cmd;
 use crate::backend::sim::machine::{ArraySpec, DriveSpec, Level};
 use crate::backend::sim::md::{Failure, MdArray};
 use crate::backend::sim::mdadm;
+use crate::backend::sim::megaraid::MegaRaid;
+use crate::backend::sim::megaraid_cmd;
 use crate::backend::sim::pool::Pool;
 use crate::backend::sim::zpool::Zpool;
 use crate::backend::sim::zpool_cmd;
@@ -36,13 +39,31 @@ pub(crate) enum Personality {
     Zfs(Zpool),
     /// One multi-device btrfs file system.
     Btrfs(BtrfsFs),
+    /// A MegaRAID controller and the virtual drive guarded on it.
+    Megaraid(MegaRaid),
 }
 
 impl Personality {
     /// The storage `backend` (the runbook's) builds on the drives a
     /// scenario's `[array]` describes.
     pub fn new(backend: &str, array: &ArraySpec, drives: &[DriveSpec]) -> Result<Personality> {
+        if backend != "megaraid" {
+            if array.auto_rebuild.is_some() || array.drive_group.is_some() {
+                anyhow::bail!(
+                    "`[array] auto_rebuild` and `drive_group` are for a MegaRAID controller, not `{}`",
+                    crate::sanitize::sanitize(backend, false)
+                );
+            }
+            if let Some(d) = drives.iter().find(|d| d.controller.given()) {
+                anyhow::bail!(
+                    "drive `{}`: `intf`, `pd_state`, `dg`, `foreign` and `smart_alert` are for drives behind a MegaRAID controller, not `{}`",
+                    d.label(),
+                    crate::sanitize::sanitize(backend, false)
+                );
+            }
+        }
         match backend {
+            "megaraid" => Ok(Personality::Megaraid(MegaRaid::new(array, drives)?)),
             "md" if array.level.is_zfs() || array.level == Level::Raid1c3 => {
                 anyhow::bail!(
                     "an md scenario's `[array] level` is `raid1`, `raid5`, `raid6` or `raid10`, not `{}`",
@@ -91,6 +112,9 @@ impl Personality {
             Personality::Md(_) => md_counter(counter),
             Personality::Zfs(_) => counter.starts_with("zfs."),
             Personality::Btrfs(_) => counter.starts_with("btrfs."),
+            // The controller reads its counters from the drive: they stay
+            // with it when it moves.
+            Personality::Megaraid(_) => false,
         }
     }
 
@@ -100,6 +124,7 @@ impl Personality {
             Personality::Md(md) => &md.array.name,
             Personality::Zfs(zp) => &zp.name,
             Personality::Btrfs(fs) => &fs.uuid,
+            Personality::Megaraid(mr) => &mr.name,
         }
     }
 
@@ -115,6 +140,7 @@ impl Personality {
             Personality::Md(md) => md.snapshot(pool, array, depth, now_ms),
             Personality::Zfs(zp) => zp.snapshot(pool, array, depth, now_ms),
             Personality::Btrfs(fs) => fs.snapshot(pool, array, depth, now_ms),
+            Personality::Megaraid(mr) => mr.snapshot(pool, array, depth, now_ms),
         }
     }
 
@@ -143,6 +169,9 @@ impl Personality {
                     fs.mount
                 )),
             },
+            Personality::Megaraid(_) => Err(format!(
+                "the controller keeps no `{counter}` apart from the drive's own"
+            )),
         }
     }
 
@@ -175,6 +204,10 @@ impl Personality {
             },
             Personality::Btrfs(_) => format!(
                 "btrfs keeps no such flags; {} on {who} has no meaning",
+                flags.join(",")
+            ),
+            Personality::Megaraid(_) => format!(
+                "the controller keeps no md flags; {} on {who} has no meaning",
                 flags.join(",")
             ),
         }
@@ -211,6 +244,7 @@ impl Personality {
                     fs.mount
                 )),
             },
+            Personality::Megaraid(mr) => mr.fail(pool, drive, now_ms, log),
         }
     }
 
@@ -229,6 +263,10 @@ impl Personality {
                 fs.unreadable = true;
                 format!("btrfs file system {} can no longer be read", fs.mount)
             }
+            Personality::Megaraid(mr) => {
+                mr.unreadable = true;
+                format!("controller /c{} no longer answers storcli", mr.controller)
+            }
         }
     }
 
@@ -239,15 +277,29 @@ impl Personality {
         &mut self,
         pool: &Pool,
         drive: usize,
+        now_ms: u64,
         log: &mut Vec<String>,
     ) -> Option<(usize, Duration)> {
         match self {
+            // The controller sees a drive leave at once.
+            Personality::Megaraid(mr) => {
+                mr.unplugged(pool, drive, now_ms, log);
+                None
+            }
             Personality::Md(md) => md.unplugged(drive).map(|m| (m, MD_NOTICES_AFTER)),
             Personality::Zfs(zp) => {
                 zp.unplugged(pool, drive, log);
                 None
             }
             Personality::Btrfs(fs) => fs.unplugged(drive).map(|d| (d, BTRFS_NOTICES_AFTER)),
+        }
+    }
+
+    /// The pool put `drive` on the bus (a controller looks at it at once).
+    pub fn plugged(&mut self, pool: &Pool, drive: usize, now_ms: u64, log: &mut Vec<String>) {
+        match self {
+            Personality::Megaraid(mr) => mr.plugged(pool, drive, now_ms, log),
+            Personality::Md(_) | Personality::Zfs(_) | Personality::Btrfs(_) => {}
         }
     }
 
@@ -266,7 +318,7 @@ impl Personality {
                 md.md_error(pool, member, log);
                 md.start_recovery(pool, now_ms, log);
             }
-            Personality::Zfs(_) => {}
+            Personality::Zfs(_) | Personality::Megaraid(_) => {}
             Personality::Btrfs(fs) => {
                 if fs.devices[member].detached {
                     fs.lose(pool, member, now_ms, log);
@@ -281,8 +333,9 @@ impl Personality {
         match self {
             Personality::Md(md) => md.start_recovery(pool, now_ms, log),
             Personality::Zfs(_) => {}
-            // btrfs starts nothing by itself.
-            Personality::Btrfs(_) => {}
+            // btrfs starts nothing by itself; the controller acts when a
+            // drive comes or goes.
+            Personality::Btrfs(_) | Personality::Megaraid(_) => {}
         }
     }
 
@@ -292,6 +345,7 @@ impl Personality {
             Personality::Md(md) => md.recovery_done_at(),
             Personality::Zfs(zp) => zp.resilver_done_at(),
             Personality::Btrfs(fs) => fs.due_at(),
+            Personality::Megaraid(mr) => mr.due_at(),
         }
     }
 
@@ -301,6 +355,7 @@ impl Personality {
             Personality::Md(md) => md.finish_recovery(pool, now_ms, log),
             Personality::Zfs(zp) => zp.finish_resilver(pool, log),
             Personality::Btrfs(fs) => fs.on_due(pool, now_ms, log),
+            Personality::Megaraid(mr) => mr.on_due(pool, now_ms, log),
         }
     }
 
@@ -328,6 +383,12 @@ impl Personality {
                 "findmnt" => Some(btrfs_cmd::findmnt(fs, pool, argv)),
                 _ => None,
             },
+            Personality::Megaraid(mr) => match program {
+                "storcli64" | "storcli" | "perccli64" | "perccli" => {
+                    Some(megaraid_cmd::run(mr, pool, argv, now_ms, log))
+                }
+                _ => None,
+            },
         }
     }
 
@@ -336,7 +397,7 @@ impl Personality {
     /// `balance start` without `--bg`). Zero for everything else.
     pub fn runs_for(&self, argv: &[String], now_ms: u64) -> Duration {
         match self {
-            Personality::Md(_) | Personality::Zfs(_) => Duration::ZERO,
+            Personality::Md(_) | Personality::Zfs(_) | Personality::Megaraid(_) => Duration::ZERO,
             Personality::Btrfs(fs) => btrfs_cmd::runs_for(fs, argv, now_ms),
         }
     }
@@ -383,6 +444,9 @@ impl Personality {
             // btrfs maps no file to per-device byte ranges (no FIEMAP per
             // device): the canary is read through the file system only.
             Personality::Btrfs(fs) => (fs.profile.name().to_string(), Vec::new()),
+            // The controller hides its drives: the canary is read through
+            // the virtual drive only.
+            Personality::Megaraid(mr) => (mr.level.name().to_string(), Vec::new()),
         }
     }
 }
