@@ -540,6 +540,23 @@ fn the_stand_in_injects_the_faults_a_test_asks_for() {
     assert_eq!(st["S.M.A.R.T alert flagged by drive"], "Yes");
 }
 
+/// A drive with no enclosure is addressed `/cN/sS`, as storcli prints it.
+#[test]
+fn the_stand_in_addresses_a_drive_without_an_enclosure_by_slot() {
+    let m = Machine::new(Intf::Sata);
+    m.fake(&[
+        "insert",
+        ":3",
+        &Intf::Sata.drive(NEW, "500A0751000000C3").to_string(),
+    ]);
+    let all = m.json(&["/c0/s3", "show", "all", "J"]);
+    let attrs =
+        &response(&all)["Drive /c0/s3 - Detailed Information"]["Drive /c0/s3 Device attributes"];
+    assert_eq!(attrs["SN"], NEW, "{all}");
+    let every = m.json(&["/c0/eall/sall", "show", "all", "J"]);
+    assert!(response(&every).get("Drive /c0/s3").is_some(), "{every}");
+}
+
 /// Without its state file's path the stand-in answers nothing: it never
 /// falls back to a default path outside the test's directory.
 #[test]
