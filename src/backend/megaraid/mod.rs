@@ -8,6 +8,24 @@
 //! drive on the controller, and judges every drive, never the VD's state
 //! alone. See `facts.rs` for the contract shared with the simulator.
 
+pub mod backend;
 pub mod facts;
+pub mod json;
+pub mod look;
 
 pub use facts::COUNTER_NAMES;
+
+#[cfg(test)]
+mod tests_captures;
+
+/// Open megaraid on a real host: the registry's constructor for
+/// `backend = "megaraid"`.
+pub fn open(
+    host: crate::backend::registry::Host,
+) -> anyhow::Result<Box<dyn crate::backend::Backend>> {
+    let mut backend = backend::MegaraidBackend::real(host.sysroot, host.processes);
+    if let Some(clock) = host.clock {
+        backend = backend.with_clock(Box::new(clock));
+    }
+    Ok(Box::new(backend))
+}
