@@ -228,12 +228,15 @@ impl MegaRaid {
         let mut other_rows: BTreeMap<u32, u32> = BTreeMap::new();
         for (i, spec) in specs.iter().enumerate() {
             let label = spec.label();
-            let Some(slot) = spec.slot.as_deref() else {
-                bail!(
+            // A drive on the cart goes into the bay the technician emptied.
+            let slot = match spec.slot.as_deref() {
+                Some(slot) => slot,
+                None if spec.group == DriveGroup::Spare => "",
+                None => bail!(
                     "drive `{label}` has no `slot`: every drive behind the controller sits in an enclosure slot, `slot = \"252:1\"`"
-                );
+                ),
             };
-            if parse_slot(slot).is_none() {
+            if !slot.is_empty() && parse_slot(slot).is_none() {
                 bail!(
                     "drive `{label}`: `slot` is `EID:Slt` (`252:1`), or the slot alone for a drive without enclosure, not `{}`",
                     crate::sanitize::sanitize(slot, false)
