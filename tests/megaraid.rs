@@ -4,7 +4,7 @@
 //! one RAID1 virtual drive on two SATA, SAS or NVMe drives.
 //!
 //! No MegaRAID controller was available: the stand-in speaks in the shapes
-//! of real captures (tests/fake-storcli/captures/), and the first tests here
+//! of real captures (tests/fixtures/megaraid/), and the first tests here
 //! prove that it does (every key at every level, numbers and strings) and
 //! that it moves through a swap as the runbook's commands say.
 //! docs/megaraid-testing.md says what this proves and what it cannot.
@@ -159,8 +159,15 @@ impl Machine {
 // ------------------------------------------------------------------
 // The stand-in itself.
 
+/// A real capture from tests/fixtures/megaraid/, without its `# origin`
+/// and `$ command` lines.
 fn capture(name: &str) -> String {
-    std::fs::read_to_string(root().join("tests/fake-storcli/captures").join(name)).unwrap()
+    std::fs::read_to_string(root().join("tests/fixtures/megaraid").join(name))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("# origin") && !l.starts_with("$ "))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 fn capture_json(name: &str) -> serde_json::Value {
@@ -263,38 +270,38 @@ fn the_stand_in_answers_in_the_shapes_of_real_captures() {
     for intf in ALL {
         let m = Machine::new(intf);
         assert_shape(
-            &capture_json("show_J.json"),
+            &capture_json("pystorcli2-set_state_offline_00-show_J.json.txt"),
             &m.json(&["show", "J"]),
             "show J",
         );
         assert_shape(
-            &capture_json("c0_show_J.json"),
+            &capture_json("pystorcli2-set_state_offline_00-c0_show_J.json.txt"),
             &m.json(&["/c0", "show", "J"]),
             "/c0 show J",
         );
         assert_shape(
-            &capture_json("call_eall_sall_show_all_J.json"),
+            &capture_json("textfile-call-eall-sall-show-all-J.json.txt"),
             &m.json(&["/c0/eall/sall", "show", "all", "J"]),
             "/c0/eall/sall show all J",
         );
         assert_shape(
-            &capture_json("call_eall_sall_show_all_J.json"),
+            &capture_json("textfile-call-eall-sall-show-all-J.json.txt"),
             &m.json(&["/c0/e252/s1", "show", "all", "J"]),
             "/c0/e252/s1 show all J",
         );
         assert_shape(
-            &capture_json("c0_e35_s12_show_J.json"),
+            &capture_json("pystorcli2-set_state_offline_00-c0_e35_s12_show_J.json.txt"),
             &m.json(&["/c0/e252/s1", "show", "J"]),
             "/c0/e252/s1 show J",
         );
         assert_shape(
-            &capture_json("c0_e35_s12_set_offline_J.json"),
+            &capture_json("pystorcli2-set_state_offline_00-c0_e35_s12_set_offline_J.json.txt"),
             &m.json(&["/c0/e252/s1", "set", "offline", "J"]),
             "set offline",
         );
         // Refused: the drive is offline already.
         assert_shape(
-            &capture_json("c0_e252_s7_set_good_J-failure.json"),
+            &capture_json("pystorcli2-error_codes_01-c0_e252_s7_set_good_J.json.txt"),
             &m.json(&["/c0/e252/s1", "set", "offline", "J"]),
             "set offline refused",
         );
@@ -307,7 +314,7 @@ fn the_stand_in_answers_in_the_shapes_of_real_captures() {
         ]);
         let rebuild = m.json(&["/c0/e252/s1", "show", "rebuild", "J"]);
         assert_shape(
-            response(&capture_json("c0_show_initialization_J-inprogress.json")),
+            response(&capture_json("show-initialization-J-inprogress.json.txt")),
             response(&rebuild),
             "show rebuild J",
         );
@@ -333,7 +340,7 @@ fn the_stand_in_shows_a_foreign_configuration_as_captured() {
     m.fake(&["insert", "252:1", &used.to_string()]);
     let foreign = m.json(&["/c0/fall", "show", "J"]);
     assert_shape(
-        &capture_json("c0_fall_show_J-foreign.json"),
+        &capture_json("pystorcli2-show_foreign_config_00-c0_fall_show_J.json.txt"),
         &foreign,
         "/c0/fall show J",
     );
@@ -364,7 +371,13 @@ fn the_stand_in_prints_events_as_text_like_storcli() {
     let (code, out, _) = m.storcli(&["/c0", "show", "events", "J"]);
     assert_eq!(code, 0);
     for line in ["Operating system = ", "Controller = 0", "Status = Success"] {
-        assert!(capture("c0_show_events_J.txt").contains(line), "{line}");
+        assert!(
+            capture(
+                "pystorcli2-show_events_00-c0_show_events_file=_root_raid_events.log_J.json.txt"
+            )
+            .contains(line),
+            "{line}"
+        );
         assert!(out.contains(line), "{line}\n{out}");
     }
     assert!(

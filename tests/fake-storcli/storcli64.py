@@ -9,7 +9,7 @@ counters, foreign configurations) and changes that state when a runbook's
 commands run (`set offline`, `set missing`, `spindown`, `start|stop
 locate`, `insert`, `start rebuild`, `/cN/fall delete`). Its answers are
 built in the shapes of real `storcli ... J` captures
-(/work/shared/reference/samples/storcli-*.json and storcli-pystorcli2/):
+(tests/fixtures/megaraid/, each with its origin):
 the same envelope, keys, string-typed sizes, `"-"` and `"N/A"`.
 
 The state file's path comes from the environment variable
