@@ -566,8 +566,16 @@ fn the_stand_in_addresses_a_drive_without_an_enclosure_by_slot() {
     let attrs =
         &response(&all)["Drive /c0/s3 - Detailed Information"]["Drive /c0/s3 Device attributes"];
     assert_eq!(attrs["SN"], NEW, "{all}");
+    // Listed under `/c0/sall`, not `/c0/eall/sall`.
+    let bare = m.json(&["/c0/sall", "show", "all", "J"]);
+    assert!(response(&bare).get("Drive /c0/s3").is_some(), "{bare}");
+    assert!(response(&bare).get("Drive /c0/e252/s0").is_none(), "{bare}");
     let every = m.json(&["/c0/eall/sall", "show", "all", "J"]);
-    assert!(response(&every).get("Drive /c0/s3").is_some(), "{every}");
+    assert!(response(&every).get("Drive /c0/s3").is_none(), "{every}");
+    assert!(
+        response(&every).get("Drive /c0/e252/s0").is_some(),
+        "{every}"
+    );
 }
 
 /// Without its state file's path the stand-in answers nothing: it never

@@ -573,7 +573,7 @@ def run(st, argv):
         raise Answer(doc)
     obj = words[0]
     rest = words[1:]
-    m = re.fullmatch(r"/c(\d+)(?:/(v(?:all|\d+)|fall|eall/sall|e(\d+)/s(\d+)|s(\d+)))?", obj)
+    m = re.fullmatch(r"/c(\d+)(?:/(v(?:all|\d+)|fall|eall/sall|sall|e(\d+)/s(\d+)|s(\d+)))?", obj)
     if not m:
         refuse(st, "Invalid command.", INVALID)
     if int(m.group(1)) != st.ctl:
@@ -623,16 +623,18 @@ def run(st, argv):
             st.changed = True
             ok(st, "Successfully imported foreign configuration")
         refuse(st, "Invalid command.", INVALID)
-    if sub == "eall/sall":
+    if sub in ("eall/sall", "sall"):
+        # Drives in an enclosure under eall/sall, those without under sall.
+        pds = sorted((p for p in st.pds() if (p.get("eid") is None) == (sub == "sall")),
+                     key=lambda p: (p.get("eid") or 0, p["slot"]))
         if w == "show all":
-            ok(st, "Show Drive Information Succeeded.",
-               drives_show_all(st, sorted(st.pds(), key=lambda p: (p.get("eid") or 0, p["slot"]))))
+            ok(st, "Show Drive Information Succeeded.", drives_show_all(st, pds))
         if w == "show":
             ok(st, "Show Drive Information Succeeded.",
-               {"Drive Information": [pd_row(p) for p in st.pds()]})
+               {"Drive Information": [pd_row(p) for p in pds]})
         if w == "show rebuild":
             rows = []
-            for pd in st.pds():
+            for pd in pds:
                 busy = pd["state"] == "Rbld"
                 rows.append({"Drive-ID": addr(st.ctl, pd),
                              "Progress%": pd.get("progress", 0) if busy else "-",
