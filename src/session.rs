@@ -114,11 +114,12 @@ pub(crate) fn guarded(
     crate::runbook::vars::check_params(&runbook.params, params).map_err(UsageError)?;
     // The array names the lock file and the journal: one plain name, never
     // a path (real runs have made it the kernel's name already).
-    crate::state::component("array name", &array).map_err(UsageError)?;
+    let file_name = crate::state::array_file_name(&array);
+    crate::state::component("array name", &file_name).map_err(UsageError)?;
     let started = crate::journal::rfc3339(setup.clock.wall_ms());
     let _lock = crate::lock::acquire(
         setup.state_dir,
-        &array,
+        &file_name,
         &format!("pid {} started {started}", std::process::id()),
     )?;
     let earlier = match setup.earlier {
@@ -128,7 +129,7 @@ pub(crate) fn guarded(
     if let (Earlier::Refuse { config }, false) = (&setup.earlier, earlier.is_empty()) {
         return Err(UsageError(refusal(&array, &earlier, config)).into());
     }
-    let (mut journal, session) = Journal::create_session(setup.state_dir, &array, &started)?;
+    let (mut journal, session) = Journal::create_session(setup.state_dir, &file_name, &started)?;
     for (path, _) in &earlier {
         abandon(path, &session, setup.state_dir, setup.clock)?;
         eprintln!(

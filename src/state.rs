@@ -74,6 +74,18 @@ fn refuse(text: String) -> anyhow::Error {
     Unsafe(text).into()
 }
 
+/// The name an array's lock file and journals go by: the array's own name,
+/// except a MegaRAID virtual drive's address, whose `/` become `_`
+/// (`/c0/v0` → `c0_v0`). Any other name is kept as given, for
+/// [`component`] to accept or refuse.
+pub fn array_file_name(array: &str) -> String {
+    if crate::backend::megaraid::facts::parse_vd_address(array).is_some() {
+        array.trim_start_matches('/').replace('/', "_")
+    } else {
+        array.to_string()
+    }
+}
+
 /// Check `name` can be one path component of a file in the state directory:
 /// ASCII letters, digits, `-`, `_`, `.`, `:` and `@`; not starting with `.`
 /// or `-`; at most [`MAX_NAME`] bytes. `what` names it in the error

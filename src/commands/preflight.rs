@@ -44,7 +44,8 @@ pub fn preflight(
     let array = backend
         .canonical_array(&given, &known)
         .map_err(UsageError)?;
-    crate::state::component("array name", &array).map_err(UsageError)?;
+    crate::state::component("array name", &crate::state::array_file_name(&array))
+        .map_err(UsageError)?;
     params.insert("array".into(), array.clone());
     if params.get("target").is_none_or(String::is_empty) {
         return Err(UsageError("no target given: pass `--target DEVICE|SERIAL|BAY`".into()).into());

@@ -106,7 +106,7 @@ pub fn resume(config: &Config, opts: &Options<'_>) -> Result<exit::Code> {
     let started = crate::journal::rfc3339(crate::clock::Clock::wall_ms(&clock));
     let _lock = crate::lock::acquire(
         &config.state_dir,
-        &array,
+        &crate::state::array_file_name(&array),
         &format!("pid {} resumed {started}", std::process::id()),
     )?;
     let (mut journal, dropped) = Journal::reopen(&path, &key)?;

@@ -565,6 +565,28 @@ impl<'r, 'a> Walk<'r, 'a> {
             .find(|p| p.kind == crate::runbook::model::ParamKind::Member)
             .map_or("target".to_string(), |p| p.name.clone());
         bind_drive(&mut self.vars, &target_param, &target);
+        // The bays not to touch: every other member at the baseline.
+        let key = target.key();
+        let survivors: Vec<String> = self
+            .baseline
+            .members()
+            .filter(|d| d.key() != key)
+            .map(|d| {
+                let serial = d.id.serial.as_deref().unwrap_or("unknown");
+                match &d.id.slot {
+                    Some(slot) => format!("bay {slot} (serial {serial})"),
+                    None => format!("{} (serial {serial}, bay unknown)", d.id.dev),
+                }
+            })
+            .collect();
+        self.vars.set(
+            crate::runbook::vars::SURVIVORS,
+            if survivors.is_empty() {
+                "none".to_string()
+            } else {
+                survivors.join(", ")
+            },
+        );
         Ok(())
     }
 

@@ -140,6 +140,11 @@ pub(crate) enum NewBinding<'a> {
     Bound,
 }
 
+/// `{survivors}`: the array's other members at the baseline, by bay and
+/// serial (`252:0 (serial S1), 252:2 (serial S3)`), for the bays a
+/// physical step's instruction says not to touch.
+pub const SURVIVORS: &str = "survivors";
+
 /// The names a string may use.
 pub(crate) struct Scope<'a> {
     pub params: &'a [Param],
@@ -152,7 +157,7 @@ pub(crate) struct Scope<'a> {
 impl Scope<'_> {
     /// Every name defined here, for "did you mean".
     fn names(&self) -> Vec<String> {
-        let mut names = Vec::new();
+        let mut names = vec![SURVIVORS.to_string()];
         for param in self.params {
             names.push(param.name.clone());
             if matches!(param.kind, ParamKind::Member | ParamKind::Drive) {
@@ -206,6 +211,7 @@ fn undefined(ctx: &Ctx, name: &str, scope: &Scope) -> Option<(String, Option<Str
     };
     match name.split_once('.') {
         None if param(name).is_some() => None,
+        None if name == SURVIVORS => None,
         None if name == "new" => Some((
             "`{new}` is a drive, not a value".into(),
             Some(format!(

@@ -36,15 +36,10 @@ use crate::backend::sim::machine::{ArraySpec, DriveGroup, DriveSpec, Level};
 use crate::backend::sim::names::Family;
 use crate::backend::sim::pool::Pool;
 use crate::health::model::{
-    ArrayHealth, Drive, Fault, MemberState, Membership, Problem, Snapshot, SyncProgress,
+    ArrayHealth, Drive, MemberState, Membership, Problem, Snapshot, SyncProgress,
 };
 
-/// The counters the controller keeps per drive, all read at every look.
-pub(crate) const COUNTERS: [&str; 3] = [
-    "megaraid.media_errors",
-    "megaraid.other_errors",
-    "megaraid.predictive_failures",
-];
+use crate::backend::megaraid::facts::COUNTER_NAMES as COUNTERS;
 
 /// A physical drive's state, as storcli's PD LIST spells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,9 +147,7 @@ pub(crate) struct MegaRaid {
 
 /// `/c0/v0` → `(0, 0)`.
 pub(crate) fn parse_vd(name: &str) -> Option<(u32, u32)> {
-    let rest = name.strip_prefix("/c")?;
-    let (c, v) = rest.split_once("/v")?;
-    Some((number(c)?, number(v)?))
+    crate::backend::megaraid::facts::parse_vd_address(name)
 }
 
 fn number(text: &str) -> Option<u32> {
@@ -666,11 +659,11 @@ impl MegaRaid {
             .collect();
         own.sort_by_key(|&(_, role)| role);
         for &(d, role) in &own {
-            drives.push(self.drive_view(pool, d, Some(role), depth, now_ms, &mut problems));
+            drives.push(self.drive_view(pool, d, Some(role), depth, &mut problems));
         }
         for (i, d) in pool.drives.iter().enumerate() {
             if d.present && !own.iter().any(|(o, _)| *o == i) {
-                drives.push(self.drive_view(pool, i, None, depth, now_ms, &mut problems));
+                drives.push(self.drive_view(pool, i, None, depth, &mut problems));
             }
         }
         for f in self.foreign(pool) {
@@ -732,7 +725,9 @@ impl MegaRaid {
             drives,
             problems,
         };
-        annotate(&mut snap, self.level.tolerates(width));
+        // The simulator plays a controller: its words mean what they mean
+        // to the megaraid backend.
+        crate::backend::megaraid::facts::annotate(&mut snap);
         Ok(snap)
     }
 
@@ -742,7 +737,6 @@ impl MegaRaid {
         drive: usize,
         role: Option<u32>,
         depth: Depth,
-        now_ms: u64,
         problems: &mut Vec<Problem>,
     ) -> Drive {
         let d = &pool.drives[drive];
@@ -775,104 +769,51 @@ impl MegaRaid {
             }
             view.counters = counters;
         }
-        let flags = vec![pd.state.word().to_ascii_lowercase()];
+        let mut flags = vec![pd.state.word().to_ascii_lowercase()];
+        if pd.foreign {
+            flags.push("foreign".to_string());
+        }
+        if pd.smart_alert {
+            flags.push("smart_alert".to_string());
+        }
+        let membership = |state: MemberState, role: Option<u32>| Membership {
+            state,
+            role,
+            flags: flags.clone(),
+            name: Some(address.clone()),
+        };
         view.member = match (role, pd.state) {
-            (Some(role), state) => {
-                let mut flags = flags;
-                if state == PdState::Rbld && self.progress(drive, now_ms).is_some() {
-                    flags.push("rebuilding".to_string());
-                }
-                Some(Membership {
-                    state: match state {
-                        PdState::Onln => MemberState::InSync,
-                        PdState::Rbld => MemberState::Rebuilding,
-                        _ => MemberState::Faulty,
-                    },
-                    role: Some(role),
-                    flags,
-                    name: Some(address.clone()),
-                })
+            (Some(role), state) => Some(membership(
+                match state {
+                    PdState::Onln => MemberState::InSync,
+                    PdState::Rbld => MemberState::Rebuilding,
+                    _ => MemberState::Faulty,
+                },
+                Some(role),
+            )),
+            (None, PdState::Ghs) => Some(membership(MemberState::Spare, None)),
+            (None, PdState::Dhs) if pd.dg == Some(self.dg) => {
+                Some(membership(MemberState::Spare, None))
             }
-            (None, PdState::Ghs) => Some(Membership {
-                state: MemberState::Spare,
-                role: None,
-                flags,
-                name: Some(address.clone()),
-            }),
-            (None, PdState::Dhs) if pd.dg == Some(self.dg) => Some(Membership {
-                state: MemberState::Spare,
-                role: None,
-                flags,
-                name: Some(address.clone()),
-            }),
             _ => None,
         };
-        let mut faults = Vec::new();
-        let flag = |condition: &str, meaning: &str| Fault {
-            condition: condition.to_string(),
-            value: "set".to_string(),
-            meaning: meaning.to_string(),
-            flag: true,
+        // A member's counters that cannot be read are a problem; a
+        // non-member's are left out (the megaraid backend's convention).
+        if d.counters_unreadable {
+            for p in problems.iter_mut().filter(|p| p.subject == address) {
+                p.probe = "megaraid".to_string();
+            }
+            if view.member.is_none() {
+                problems.retain(|p| !(p.subject == address && p.probe == "megaraid"));
+            }
+        }
+        // annotate() fills a member's faults; a non-member's come from the
+        // same flags here.
+        view.faults = if view.member.is_none() {
+            crate::backend::megaraid::facts::drive_faults(&flags)
+        } else {
+            Vec::new()
         };
-        if pd.smart_alert {
-            faults.push(flag(
-                "megaraid.smart_alert",
-                "the drive flagged a S.M.A.R.T alert to the controller",
-            ));
-        }
-        if view.member.is_some() {
-            match pd.state {
-                PdState::Offln => faults.push(flag(
-                    "megaraid.offline",
-                    "the drive is offline in its drive group",
-                )),
-                PdState::UBad => faults.push(flag(
-                    "megaraid.failed",
-                    "the controller failed the drive (UBad)",
-                )),
-                PdState::Msng => faults.push(flag(
-                    "megaraid.missing",
-                    "the drive is marked missing from its drive group",
-                )),
-                _ => {}
-            }
-        }
-        if pd.foreign {
-            faults.push(flag(
-                "megaraid.foreign",
-                "the drive carries a foreign configuration",
-            ));
-        }
-        view.faults = faults;
         view
-    }
-}
-
-/// `running` and `redundancy_left` from the VD state and the rows; faults
-/// for counters above zero. Stands in for the megaraid backend's
-/// `facts::annotate` until that is the shared one.
-fn annotate(snap: &mut Snapshot, tolerates: u32) {
-    snap.array.running = snap.array.state != "OfLn";
-    snap.array.redundancy_left = i64::from(tolerates) - i64::from(snap.array.degraded);
-    for d in &mut snap.drives {
-        for (name, meaning) in [
-            (
-                "megaraid.media_errors",
-                "the controller counted media errors on the drive",
-            ),
-            (
-                "megaraid.predictive_failures",
-                "the drive predicts its own failure",
-            ),
-        ] {
-            if let Some(n) = d.counters.get(name).filter(|n| **n > 0) {
-                d.faults.push(Fault {
-                    condition: name.to_string(),
-                    value: n.to_string(),
-                    meaning: meaning.to_string(),
-                    flag: false,
-                });
-            }
-        }
     }
 }

@@ -148,7 +148,8 @@ pub(crate) fn run(
         _ if tail.starts_with("/v") => {
             let vd = tail[2..].parse::<u32>().ok();
             match rest.as_slice() {
-                ["show"] | ["show", "all"] => Ok(vd_show(mr, pool, argv, vd)),
+                ["show"] => Ok(vd_show(mr, pool, argv, vd, false)),
+                ["show", "all"] => Ok(vd_show(mr, pool, argv, vd, true)),
                 _ => Err(unmodelled()),
             }
         }
@@ -501,7 +502,13 @@ fn vd_row(mr: &MegaRaid, pool: &Pool) -> Value {
 }
 
 /// `/cN/vM show [all]`.
-fn vd_show(mr: &MegaRaid, pool: &Pool, argv: &[String], vd: Option<u32>) -> CommandOutput {
+fn vd_show(
+    mr: &MegaRaid,
+    pool: &Pool,
+    argv: &[String],
+    vd: Option<u32>,
+    all: bool,
+) -> CommandOutput {
     if vd != Some(mr.vd) {
         return envelope(mr, argv, false, "No VDs have been configured.", None, None);
     }
@@ -513,10 +520,12 @@ fn vd_show(mr: &MegaRaid, pool: &Pool, argv: &[String], vd: Option<u32>) -> Comm
         .filter(|&d| pool.drives[d].present)
         .map(|d| pd_row(mr, pool, d))
         .collect();
-    let data = json!({
+    let mut data = json!({
         format!("/c{}/v{}", mr.controller, mr.vd): [vd_row(mr, pool)],
-        format!("PDs for VD {}", mr.vd): pds,
     });
+    if all {
+        data[format!("PDs for VD {}", mr.vd)] = Value::Array(pds);
+    }
     envelope(
         mr,
         argv,
