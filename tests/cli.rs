@@ -167,27 +167,6 @@ fn misspelt_key_is_reported_with_line_and_column() {
 }
 
 #[test]
-fn lint_refuses_a_backend_that_is_not_built() {
-    let backend = "megaraid";
-    let t = Test::new();
-    let source = std::fs::read_to_string(root().join("runbooks/md-replace-member.toml"))
-        .unwrap()
-        .replacen("backend = \"md\"", &format!("backend = \"{backend}\""), 1);
-    let path = t.write("other.toml", &source);
-    let done = t
-        .args(&["lint".to_string(), path.display().to_string()])
-        .run()
-        .code(2);
-    let out = format!("{}{}", done.stdout, done.stderr);
-    assert!(
-        out.contains(&format!(
-            "the `{backend}` backend is not built yet; runbooks can use `md`, `btrfs`, `zfs`"
-        )),
-        "{out}"
-    );
-}
-
-#[test]
 fn usage_errors_exit_2() {
     Test::new().args(&["frobnicate"]).run().code(2);
     Test::new()

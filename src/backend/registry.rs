@@ -73,7 +73,7 @@ pub const BACKENDS: [Entry; 5] = [
     Entry { name: "md", open: Some(md::open), runbook: true, counters: &md::COUNTER_NAMES, conditions: &md::facts::CONDITIONS, tools: &md::facts::TOOLS, array_device: md::facts::is_array_device, error_counter: Some(md::facts::ERROR_COUNTER), member_copies: Some(md::copies::member_copies) },
     Entry { name: "btrfs", open: Some(btrfs::open), runbook: true, counters: &btrfs::COUNTER_NAMES, conditions: &btrfs::facts::CONDITIONS, tools: &btrfs::facts::TOOLS, array_device: btrfs::facts::is_array_device, error_counter: Some(btrfs::facts::ERROR_COUNTER), member_copies: None },
     Entry { name: "zfs", open: Some(zfs::open), runbook: true, counters: &zfs::facts::COUNTER_NAMES, conditions: &zfs::facts::CONDITIONS, tools: &zfs::facts::TOOLS, array_device: zfs::facts::is_array_device, error_counter: Some(zfs::facts::ERROR_COUNTER), member_copies: None },
-    Entry { name: "megaraid", open: None, runbook: true, counters: &megaraid::COUNTER_NAMES, conditions: &megaraid::facts::CONDITIONS, tools: &megaraid::facts::TOOLS, array_device: megaraid::facts::is_array_device, error_counter: Some(megaraid::facts::ERROR_COUNTER), member_copies: None },
+    Entry { name: "megaraid", open: Some(megaraid::open), runbook: true, counters: &megaraid::COUNTER_NAMES, conditions: &megaraid::facts::CONDITIONS, tools: &megaraid::facts::TOOLS, array_device: megaraid::facts::is_array_device, error_counter: Some(megaraid::facts::ERROR_COUNTER), member_copies: None },
     // The simulator plays md: its counters and conditions are md's.
     Entry { name: "sim", open: None, runbook: false, counters: &[], conditions: &[], tools: &[], array_device: |_| false, error_counter: None, member_copies: None },
 ];
@@ -206,7 +206,10 @@ mod tests {
 
     #[test]
     fn md_is_built_and_the_others_are_reserved() {
-        assert_eq!(built_names().collect::<Vec<_>>(), ["md", "btrfs", "zfs"]);
+        assert_eq!(
+            built_names().collect::<Vec<_>>(),
+            ["md", "btrfs", "zfs", "megaraid"]
+        );
         assert_eq!(
             runbook_names().collect::<Vec<_>>(),
             ["md", "btrfs", "zfs", "megaraid"]
@@ -217,11 +220,11 @@ mod tests {
     #[test]
     fn a_backend_not_built_has_no_opener_and_says_what_is_built() {
         assert!(opener("md").is_some());
-        assert!(opener("megaraid").is_none());
+        assert!(opener("megaraid").is_some());
         assert!(opener("sim").is_none());
         assert_eq!(
-            not_built("megaraid"),
-            "the `megaraid` backend is not built yet; runbooks can use `md`, `btrfs`, `zfs`"
+            not_built("lvm"),
+            "the `lvm` backend is not built yet; runbooks can use `md`, `btrfs`, `zfs`, `megaraid`"
         );
     }
 }

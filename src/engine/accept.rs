@@ -73,6 +73,15 @@ pub(crate) fn check(walk: &Walk<'_, '_>, step: &Step, drive: &Drive) -> Result<(
             }
         }
     }
+    // A flag the backend set on the drive itself (MegaRAID: `UBad`, a
+    // foreign configuration, a S.M.A.R.T alert).
+    for fault in drive.faults.iter().filter(|f| f.flag) {
+        refusals.push((
+            fault.condition.clone(),
+            "clear".into(),
+            format!("set: {}", fault.meaning),
+        ));
+    }
     let smart_required = walk.run.runbook.guard.smart == Requirement::Required;
     match &drive.smart {
         Some(Smart::Read { passed: true, .. }) => {}

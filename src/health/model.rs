@@ -117,7 +117,8 @@ pub struct Membership {
     pub flags: Vec<String>,
     /// The backend's own name for this member, what its tool is given to
     /// act on it (`{target.member}` in a runbook): md the member device
-    /// (`sdb1`), ZFS the leaf's GUID, btrfs the devid, MegaRAID `EID:Slt`.
+    /// (`sdb1`), ZFS the leaf's GUID, btrfs the devid, MegaRAID the drive's
+    /// address (`/c0/e252/s1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }

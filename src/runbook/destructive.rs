@@ -158,6 +158,16 @@ pub(crate) fn classify(argv: &[&str]) -> Effect {
     // A backend's own tool (md: `mdadm`): the backend lists the options
     // that write to a drive.
     if let Some(tool) = crate::backend::registry::tool(program) {
+        // storcli and perccli take their words in any case (`Set Offline`).
+        let folded: Vec<String>;
+        let folded_args: Vec<&str>;
+        let args = if crate::backend::megaraid::facts::PROGRAMS.contains(&program) {
+            folded = args.iter().map(|a| a.to_ascii_lowercase()).collect();
+            folded_args = folded.iter().map(String::as_str).collect();
+            &folded_args[..]
+        } else {
+            args
+        };
         if let Some((at, flag, what)) = subcommand_write(tool, args) {
             return destroys(at + 1, format!("`{program} {flag}` {what}"));
         }
@@ -441,6 +451,9 @@ mod tests {
             ("storcli64 /c0/fall show J", "read", 0),
             ("storcli64 /c0/eall/sall show all J", "read", 0),
             ("perccli /c0 show events J", "read", 0),
+            ("storcli64 {target.dev} Set Offline J", "destroys", 2),
+            ("storcli64 {new.dev} START REBUILD J", "destroys", 3),
+            ("storcli64 {new.dev} Start Locate J", "read", 0),
         ];
         for (line, want, index) in cases {
             let argv: Vec<&str> = line.split(' ').collect();

@@ -250,17 +250,6 @@ fn section_rules() {
             )],
         ),
         (
-            "backend named but not built",
-            "backend = \"md\"",
-            "backend = \"megaraid\"",
-            &[(
-                E,
-                "backend = |\"megaraid\"",
-                "the `megaraid` backend is not built yet; runbooks can use `md`, `btrfs`, `zfs`",
-                "cannot be checked",
-            )],
-        ),
-        (
             "sim is not a backend",
             "backend = \"md\"",
             "backend = \"sim\"",

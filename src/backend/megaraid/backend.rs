@@ -169,6 +169,8 @@ impl MegaraidBackend {
             .and_then(serde_json::Value::as_u64)
         {
             Some(0) => Ok(Vec::new()),
+            // Host bus adapters in IT mode only: no RAID, no virtual drives.
+            Some(_) if data.get("IT System Overview").is_some() => Ok(Vec::new()),
             _ => bail!("`{shown}`: the reply lists no controllers (no `System Overview`)"),
         }
     }
@@ -370,8 +372,8 @@ impl Backend for MegaraidBackend {
         let (text, shown) = self.call(&[&format!("/c{c}/fall"), "show"])?;
         let foreign = json::foreign(&text, &shown)?;
         let mut rebuilds: BTreeMap<String, Rebuild> = BTreeMap::new();
-        for address in look::rebuilding(&details) {
-            let (text, shown) = self.call(&[&address, "show", "rebuild"])?;
+        for (address, what) in look::rebuilding(&details) {
+            let (text, shown) = self.call(&[&address, "show", what])?;
             for r in json::rebuilds(&text, &shown)? {
                 rebuilds.insert(r.drive.clone(), r);
             }

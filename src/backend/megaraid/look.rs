@@ -158,7 +158,7 @@ pub fn snapshot(
                     probe: "megaraid".into(),
                     subject: id.dev.clone(),
                     message: format!(
-                        "{} is rebuilding but `show rebuild` gives no progress for it",
+                        "{} is being rebuilt but storcli gives no progress for it",
                         id.describe()
                     ),
                 }),
@@ -227,14 +227,21 @@ pub fn snapshot(
     snap
 }
 
-/// The storcli addresses of the drives of `snap` that rebuild now:
-/// whose `show rebuild` a look asks for.
-pub fn rebuilding(details: &[PdDetail]) -> Vec<String> {
+/// The drives that are being written to now and what a look asks storcli
+/// about each: (address, `rebuild` or `copyback`).
+pub fn rebuilding(details: &[PdDetail]) -> Vec<(String, &'static str)> {
     details
         .iter()
-        .filter(|d| {
-            facts::member_state(&d.row.state.to_ascii_lowercase()) == MemberState::Rebuilding
+        .filter_map(|d| {
+            let what = match d.row.state.to_ascii_lowercase().as_str() {
+                "rbld" => "rebuild",
+                "cpybck" => "copyback",
+                _ => return None,
+            };
+            Some((
+                format!("/{}", drive_dev(d.controller, d.row.enclosure, d.row.slot)),
+                what,
+            ))
         })
-        .map(|d| format!("/{}", drive_dev(d.controller, d.row.enclosure, d.row.slot)))
         .collect()
 }

@@ -15,9 +15,6 @@ pub mod look;
 
 pub use facts::COUNTER_NAMES;
 
-#[cfg(test)]
-mod tests_captures;
-
 /// Open megaraid on a real host: the registry's constructor for
 /// `backend = "megaraid"`.
 pub fn open(
@@ -29,3 +26,7 @@ pub fn open(
     }
     Ok(Box::new(backend))
 }
+#[cfg(test)]
+mod tests_backend;
+#[cfg(test)]
+mod tests_captures;

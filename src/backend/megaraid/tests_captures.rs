@@ -38,7 +38,7 @@ fn captures() -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".txt") && !n.starts_with("LICENSE"))
+        .filter(|n| n.ends_with(".txt") && !n.starts_with("LICENSE") && !n.starts_with("derived-"))
         .collect();
     names.sort();
     names
@@ -104,6 +104,9 @@ fn every_capture_parses_or_fails_as_its_command_did() {
                 .map_err(|e| e.to_string())
         };
         let want: Result<&str, &str> = match name.as_str() {
+            "pystorcli2-test03-show_J.json.txt" => Err(
+                "`storcli64 show J` failed: Failure: None (Ctrl 0: Failed, ErrCd 59: Incomplete foreign configuration)",
+            ),
             n if n.contains("error_codes_00-c0_show") || n.contains("test03-c0_show") => Err(
                 "`storcli64 /c0 show J` failed: Failure: None (Ctrl 0: Failed, ErrCd 59: Incomplete foreign configuration)",
             ),
@@ -124,7 +127,7 @@ fn every_capture_parses_or_fails_as_its_command_did() {
             "textfile-call-show-all-J.json.txt" => Ok("1 controllers"),
             "show-initialization-J-inprogress.json.txt" => Ok("1 rebuilds"),
             "show-rebuild-text.txt" => Err(
-                "`storcli64 /c0/e252/s0 show rebuild` printed no valid JSON (expected value at line 1 column 1); it begins `------------------------------------------------------`",
+                "`storcli64 /c0/e252/s0 show rebuild` printed no valid JSON (invalid number at line 1 column 2); it begins `------------------------------------------------------`",
             ),
             n if n.contains("-show_J") => Ok("json"),
             _ => Ok("ok"),
@@ -152,34 +155,39 @@ fn the_controller_topology_vd_and_pd_lists_read_by_name() {
         (vd.group, vd.vd, vd.level.as_str(), vd.state.as_str()),
         (0, 0, "RAID6", "Optl")
     );
-    let drives: Vec<(Option<u32>, Option<(Option<u32>, u32)>, &str)> = c
+    let drives: Vec<String> = c
         .topology
         .iter()
-        .map(|t| (t.row, t.drive, t.state.as_str()))
+        .map(|t| format!("{:?} {:?} {}", t.row, t.drive, t.state))
         .collect();
     assert_eq!(
         drives,
         [
-            (None, None, "Optl"),
-            (None, None, "Optl"),
-            (Some(0), Some((Some(252), 0)), "Onln"),
-            (Some(1), Some((Some(252), 1)), "Onln"),
-            (Some(2), Some((Some(252), 5)), "Onln"),
-            (Some(3), Some((Some(252), 4)), "Onln"),
+            "None None Optl",
+            "None None Optl",
+            "Some(0) Some((Some(252), 0)) Onln",
+            "Some(1) Some((Some(252), 1)) Onln",
+            "Some(2) Some((Some(252), 5)) Onln",
+            "Some(3) Some((Some(252), 4)) Onln",
         ]
     );
-    let pds: Vec<(u32, Option<u32>, &str, Group, Option<&str>)> = c
+    let pds: Vec<String> = c
         .pds
         .iter()
-        .map(|p| (p.slot, p.did, p.state.as_str(), p.group, p.intf.as_deref()))
+        .map(|p| {
+            format!(
+                "{} {:?} {} {:?} {:?}",
+                p.slot, p.did, p.state, p.group, p.intf
+            )
+        })
         .collect();
     assert_eq!(
         pds,
         [
-            (0, Some(2), "Onln", Group::Group(0), Some("SATA")),
-            (1, Some(3), "Onln", Group::Group(0), Some("SATA")),
-            (4, Some(7), "Onln", Group::Group(0), Some("SATA")),
-            (5, Some(6), "Onln", Group::Group(0), Some("SATA")),
+            "0 Some(2) Onln Group(0) Some(\"SATA\")",
+            "1 Some(3) Onln Group(0) Some(\"SATA\")",
+            "4 Some(7) Onln Group(0) Some(\"SATA\")",
+            "5 Some(6) Onln Group(0) Some(\"SATA\")",
         ]
     );
 
