@@ -332,6 +332,9 @@ impl Snapshot {
                     || d.id.slot.as_deref() == Some(name)
                     || d.id.by_id.as_deref() == Some(name)
                     || d.member.as_ref().and_then(|m| m.name.as_deref()) == Some(name)
+                    // A controller address (`c0/e252/s1`) as its tool
+                    // spells it: `/c0/e252/s1`.
+                    || (d.id.dev.contains('/') && name.strip_prefix('/') == Some(d.id.dev.as_str()))
             })
             .collect()
     }

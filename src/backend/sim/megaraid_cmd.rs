@@ -271,7 +271,7 @@ fn drive_command(
             success(mr, argv, &succeeded)
         }
         ["insert", args @ ..] => insert(
-            mr, pool, argv, address, drive, args, &failed, &succeeded, log,
+            mr, pool, argv, address, drive, args, &failed, &succeeded, now_ms, log,
         ),
         ["start", "rebuild"] => {
             if state != PdState::Offln || mr.row_of(drive).is_none() {
@@ -344,6 +344,7 @@ fn insert(
     args: &[&str],
     failed: &str,
     succeeded: &str,
+    now_ms: u64,
     log: &mut Vec<String>,
 ) -> Result<CommandOutput> {
     let value = |key: &str| {
@@ -387,11 +388,14 @@ fn insert(
         mr.pds[old].state = PdState::UGood;
         mr.pds[old].dg = None;
     }
+    // "Replaces the configured drive that is identified as missing, and
+    // starts an automatic rebuild" (the StorCLI reference).
     mr.put_in_row(drive, r);
     log.push(format!(
-        "storcli put {} into row {dg}/{arr}/{row} (Offln until rebuilt)",
+        "storcli put {} into row {dg}/{arr}/{row}",
         mr.describe(pool, drive)
     ));
+    mr.start_rebuild(pool, drive, now_ms, log);
     success(mr, argv, succeeded)
 }
 

@@ -282,10 +282,11 @@ fn with_auto_rebuild_off_the_drive_waits_for_insert_and_start_rebuild() {
         &mut sim,
         "storcli64 /c0/e252/s1 insert dg=0 array=0 row=1 J",
     );
-    assert_eq!(flags(&look(&mut sim), "c0/e252/s1"), ["offln"]);
-    ok(&mut sim, "storcli64 /c0/e252/s1 start rebuild J");
+    // insert starts the rebuild itself; `start rebuild` is then refused.
     let snap = look(&mut sim);
     assert_eq!(state(&snap, "c0/e252/s1"), Some(MemberState::Rebuilding));
+    assert_eq!(flags(&snap, "c0/e252/s1"), ["rbld"]);
+    refused(&mut sim, "storcli64 /c0/e252/s1 start rebuild J");
 }
 
 #[test]
