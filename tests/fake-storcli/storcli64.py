@@ -450,8 +450,11 @@ def events_text(st):
 
 
 def rebuild_tick(st):
-    """Each look moves a running rebuild on by `rebuild_step` percent; at
-    100 the drive is online."""
+    """Each `/cN show` (the first call of a look) moves a running rebuild
+    on by `rebuild_step` percent; at 100 the drive is online. Between two
+    `/cN show` calls the rebuild stands still, so one look's calls agree
+    (`"rebuild_ends_between_calls": true` lets the end fall between a
+    look's `/cN show` and its `show rebuild`, as it can on a controller)."""
     step = st.s.get("rebuild_step", 25)
     for pd in st.pds():
         if pd["state"] == "Rbld":
@@ -555,7 +558,10 @@ def run(st, argv):
         # Only the JSON form is served: a call without J is a test bug.
         die("only `... J` is served; got %r" % " ".join(argv))
     words = argv[:-1]
-    rebuild_tick(st)
+    if words[1:] == ["show"] and re.fullmatch(r"/c\d+", words[0]):
+        rebuild_tick(st)
+    elif st.s.get("rebuild_ends_between_calls") and words[1:] == ["show", "rebuild"]:
+        rebuild_tick(st)
     if words == ["show"]:
         data = {"Number of Controllers": 1, "Host Name": "fake-host",
                 "Operating System ": st.s.get("os", "Linux 5.15.0-25-generic"),
@@ -587,14 +593,16 @@ def run(st, argv):
             raise Answer(None, 0, events_text(st))
         refuse(st, "Invalid command.", INVALID)
     if sub.startswith("v"):
-        if w != "show all":
-            refuse(st, "Invalid command.", INVALID)
         if sub == "vall":
             vds = st.vds()
         else:
             vds = [v for v in st.vds() if v["vd"] == int(sub[1:])]
             if not vds:
                 refuse(st, "Virtual Drive not found", (2, "VD doesn't exist"))
+        if w == "show":
+            ok(st, "None", {"Virtual Drives": [vd_row(st, v) for v in vds]})
+        if w != "show all":
+            refuse(st, "Invalid command.", INVALID)
         ok(st, "None", vd_show_all(st, vds))
     if sub == "fall":
         groups = foreign_groups(st)
