@@ -218,7 +218,7 @@ pub fn derive(runbook: &Runbook, healthy: &Scenario, times: &StepTimes) -> Deriv
         .drives
         .iter()
         .enumerate()
-        .filter(|(_, d)| d.group == DriveGroup::Other)
+        .filter(|(i, d)| *i != target && d.group == DriveGroup::Other)
         .map(|(i, _)| i)
         .collect();
     let spare = healthy
@@ -375,6 +375,17 @@ pub fn target_of(scenario: &Scenario) -> Option<usize> {
                 crate::backend::sim::machine::btrfs_devid_drive(&scenario.drives, value)
             })
         })
+        .or_else(|| {
+            // A MegaRAID drive by its storcli address: `/c0/e252/s1` is
+            // the drive in slot `252:1`.
+            use crate::backend::megaraid::facts::{drive_slot, parse_drive_address};
+            let (_, enclosure, slot) = parse_drive_address(value)?;
+            let slot = drive_slot(enclosure, slot);
+            scenario
+                .drives
+                .iter()
+                .position(|d| d.group != DriveGroup::Spare && d.slot.as_deref() == Some(&slot))
+        })
 }
 
 /// `sda (serial S3Z1NB0K100001)`, or the serial alone for a spare.
@@ -504,6 +515,39 @@ mod tests {
             sc.params.insert("target".into(), value.into());
             assert_eq!(target_of(&sc), want, "{value}");
         }
+    }
+
+    #[test]
+    fn finds_a_megaraid_target_by_its_storcli_address() {
+        let sc = scenario::load(&shipped(
+            "scenarios/megaraid-replace-drive/healthy-sas.toml",
+        ))
+        .unwrap();
+        assert_eq!(target_of(&sc), Some(1), "/c0/e252/s1 is the drive in 252:1");
+    }
+
+    /// Regression: the failed drive a `drive` target names sits among the
+    /// scenario's others; pulling it was offered as "the wrong drive".
+    #[test]
+    fn the_wrong_drive_pulled_is_never_the_target_itself() {
+        let rb = load::load(&shipped("megaraid-replace-with-hotspare.toml"))
+            .unwrap()
+            .runbook
+            .unwrap();
+        let sc = scenario::load(&shipped(
+            "scenarios/megaraid-replace-with-hotspare/healthy-sas.toml",
+        ))
+        .unwrap();
+        let target = target_of(&sc).expect("the failed drive in 252:1");
+        let derived = derive(&rb, &sc, &times(&rb));
+        let serial = sc.drives[target].serial.clone().unwrap();
+        assert!(
+            derived.variants.iter().all(|v| match &v.mutation {
+                Mutation::WrongDrivePulled { drive } => !drive.contains(&serial),
+                _ => true,
+            }),
+            "a variant pulls the target and calls it the wrong drive"
+        );
     }
 
     #[test]
