@@ -306,6 +306,11 @@ pub fn derive(runbook: &Runbook, healthy: &Scenario, times: &StepTimes) -> Deriv
 
                     let mut used = healthy.clone();
                     used.drives[sp].blank = false;
+                    // Behind a RAID controller a used drive is one that
+                    // carries another controller's configuration.
+                    if runbook.backend.name() == "megaraid" {
+                        used.drives[sp].controller.foreign = true;
+                    }
                     let mutation = Mutation::NewDriveNotBlank {
                         drive: describe(&healthy.drives[sp]),
                     };

@@ -52,6 +52,8 @@ pub(crate) struct Ctx<'a> {
     pub broken: HashSet<SpanKey>,
     /// Span of every key, by `(table span, key)`.
     pub keys: HashMap<SpanKey, Span>,
+    /// The runbook's backend, once `[runbook]` named a built one.
+    pub backend: Option<&'static str>,
 }
 
 impl<'a> Ctx<'a> {
@@ -62,6 +64,7 @@ impl<'a> Ctx<'a> {
             diagnostics: Vec::new(),
             broken: HashSet::new(),
             keys: HashMap::new(),
+            backend: None,
         }
     }
 

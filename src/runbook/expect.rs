@@ -124,11 +124,21 @@ impl StepCheck<'_, '_, '_> {
                 ),
             );
         }
-        let blank = self.loosened(
-            rules.blank.as_ref(),
-            "blank",
-            "a drive holding data or a RAID superblock will be written over",
-        );
+        // A drive behind a RAID controller cannot be read by swapguard, so
+        // its blankness is never known: `blank = false` is the only rule a
+        // MegaRAID runbook can keep, and no loosening (the controller's
+        // foreign-configuration flag tells a used drive instead).
+        let blank = if self.ctx.backend == Some("megaraid")
+            && rules.blank.as_ref().is_some_and(|b| !*b.get_ref())
+        {
+            false
+        } else {
+            self.loosened(
+                rules.blank.as_ref(),
+                "blank",
+                "a drive holding data or a RAID superblock will be written over",
+            )
+        };
         let not_quarantined = self.loosened(
             rules.not_quarantined.as_ref(),
             "not_quarantined",

@@ -116,6 +116,7 @@ fn meta(ctx: &mut Ctx, raw: &RawRunbook) -> Option<(String, BackendKind)> {
                 );
                 return None;
             }
+            ctx.backend = Some(kind.name());
             Some(kind)
         }
         None => {

@@ -753,10 +753,10 @@ impl MegaRaid {
             problems.push(p);
         }
         view.id.dev = address.trim_start_matches('/').to_string();
-        // The controller's configuration on a used drive is a signature.
-        if pd.foreign && view.blank.is_some() {
-            view.blank = Some(false);
-        }
+        // Nothing reads a drive behind the controller but the controller:
+        // blankness is unknown (the megaraid backend's convention); the
+        // foreign flag is what tells a used drive.
+        view.blank = None;
         view.id.by_id = None;
         view.id.transport = Some(pd.intf.to_ascii_lowercase());
         if !d.counters_unreadable {

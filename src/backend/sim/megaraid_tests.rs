@@ -300,7 +300,10 @@ fn a_used_drive_shows_a_foreign_configuration_and_is_not_rebuilt_onto() {
         let snap = look(&mut sim);
         let used = drive(&snap, "c0/e252/s1").expect("used drive in bay");
         assert!(used.member.is_none());
-        assert_eq!(used.blank, Some(false));
+        assert_eq!(
+            used.blank, None,
+            "nothing reads a drive behind the controller"
+        );
         assert!(has_fault(&snap, "c0/e252/s1", "megaraid.foreign"));
         assert!(
             snap.problems
