@@ -54,6 +54,8 @@ pub struct MegaraidBackend {
     /// The drives each controller had at the last look (`c0/e252/s1`):
     /// what `/cN/eall/sall` in a command reaches.
     last_drives: BTreeMap<u32, Vec<String>>,
+    /// Whether the technician was told the watch polls.
+    told: bool,
 }
 
 impl MegaraidBackend {
@@ -70,6 +72,7 @@ impl MegaraidBackend {
             vd_devices: BTreeMap::new(),
             os_drives_unread: None,
             last_drives: BTreeMap::new(),
+            told: false,
         }
     }
 
@@ -385,7 +388,7 @@ impl Backend for MegaraidBackend {
                 "megaraid.foreign",
                 &format!("/c{c}"),
                 format!(
-                    "controller {c} holds a foreign configuration ({foreign} foreign drive group(s) or drive(s)): nothing goes on while it exists; never import it (it can bring an old array back over the live one), and clear it with `/c{c}/fall delete` only in a step that names the drive carrying it"
+                    "controller {c} holds a foreign configuration ({foreign} foreign drive group(s) or drive(s)): nothing goes on while it exists; never import it (it can bring an old array back over the live one); find the drive that carries it, clear it with `/c{c}/fall delete`, then resume"
                 ),
             ));
         }
@@ -415,7 +418,11 @@ impl Backend for MegaraidBackend {
         Ok(())
     }
 
+    /// Once: there is no event source.
     fn notices(&mut self) -> Vec<String> {
+        if std::mem::replace(&mut self.told, true) {
+            return Vec::new();
+        }
         vec!["MegaRAID reports no events to swapguard: the watch asks storcli on every poll".into()]
     }
 

@@ -679,3 +679,14 @@ fn no_tool_on_the_path_is_unavailable_not_an_error() {
     let s = Storcli::default();
     assert_eq!(backend(&s).unavailable(), None);
 }
+
+/// Regression: the notice that the watch polls was repeated at every
+/// turn of the watch.
+#[test]
+fn the_polling_notice_is_given_once() {
+    let s = Storcli::default();
+    let mut b = backend(&s);
+    assert_eq!(b.notices().len(), 1);
+    assert!(b.notices().is_empty());
+    assert!(b.notices().is_empty());
+}
