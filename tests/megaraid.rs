@@ -853,6 +853,24 @@ fn a_healthy_swap_ends_with_the_virtual_drive_optimal_on_every_drive_kind() {
     }
 }
 
+/// A rebuild that ends between a look's drive list (`Rbld`) and its
+/// `show rebuild` call ("Not in progress") is the end of a healthy rebuild,
+/// not unreadable health: the look is read again. (It halted the swap at its
+/// very end before.)
+#[test]
+fn regression_a_rebuild_ending_between_a_looks_calls_is_not_a_halt() {
+    let m = Machine::new(ALL[0]);
+    m.fake(&["ctl", "rebuild_ends_between_calls=true"]);
+    let done = m.swap(Hands::Right).code(0);
+    assert!(
+        done.journal().iter().all(|e| e["event"] != "halted"),
+        "{}",
+        done.both()
+    );
+    let vd = m.json(&["/c0", "show", "J"]);
+    assert_eq!(response(&vd)["VD LIST"][0]["State"], "Optl");
+}
+
 /// The incident's first half behind a controller: the survivor's media
 /// error count rises while hands are in the chassis. The halt names its bay
 /// (EID:Slt) and serial, on the terminal and in the journal.

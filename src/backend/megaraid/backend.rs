@@ -358,29 +358,46 @@ impl Backend for MegaraidBackend {
                 sanitize(array, false)
             )
         })?;
-        let (text, shown) = self.call(&[&format!("/c{c}"), "show"])?;
-        let ctl = json::controller(&text, &shown)?;
-        let Some(vd) = ctl.vds.iter().find(|r| r.vd == v).cloned() else {
-            let listed: Vec<String> = ctl.vds.iter().map(|r| format!("/c{c}/v{}", r.vd)).collect();
-            bail!(
-                "controller {c} has no virtual drive `/c{c}/v{v}` (it has: {})",
-                if listed.is_empty() {
-                    "none".to_string()
-                } else {
-                    listed.join(", ")
+        // A rebuild can end between the drive list (`Rbld`) and its progress
+        // call ("Not in progress"): the look is read again, up to twice,
+        // rather than reported unreadable at the end of a healthy rebuild.
+        // A drive still listed as rebuilding with no progress after that is
+        // unreadable (look::snapshot says so).
+        let mut attempt = 0;
+        let (ctl, vd, details, rebuilds) = loop {
+            attempt += 1;
+            let (text, shown) = self.call(&[&format!("/c{c}"), "show"])?;
+            let ctl = json::controller(&text, &shown)?;
+            let Some(vd) = ctl.vds.iter().find(|r| r.vd == v).cloned() else {
+                let listed: Vec<String> =
+                    ctl.vds.iter().map(|r| format!("/c{c}/v{}", r.vd)).collect();
+                bail!(
+                    "controller {c} has no virtual drive `/c{c}/v{v}` (it has: {})",
+                    if listed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        listed.join(", ")
+                    }
+                );
+            };
+            let details = self.details(c, &ctl)?;
+            let mut rebuilds: BTreeMap<String, Rebuild> = BTreeMap::new();
+            let copying = look::rebuilding(&details);
+            for (address, what) in &copying {
+                let (text, shown) = self.call(&[address, "show", what])?;
+                for r in json::rebuilds(&text, &shown)? {
+                    rebuilds.insert(r.drive.clone(), r);
                 }
-            );
+            }
+            let settled = copying
+                .iter()
+                .all(|(address, _)| rebuilds.get(address).is_some_and(|r| r.percent.is_some()));
+            if settled || attempt == 3 {
+                break (ctl, vd, details, rebuilds);
+            }
         };
-        let details = self.details(c, &ctl)?;
         let (text, shown) = self.call(&[&format!("/c{c}/fall"), "show"])?;
         let foreign = json::foreign(&text, &shown)?;
-        let mut rebuilds: BTreeMap<String, Rebuild> = BTreeMap::new();
-        for (address, what) in look::rebuilding(&details) {
-            let (text, shown) = self.call(&[&address, "show", what])?;
-            for r in json::rebuilds(&text, &shown)? {
-                rebuilds.insert(r.drive.clone(), r);
-            }
-        }
         let at_ms = self.clock.now_ms();
         let mut snap = look::snapshot(c, &vd, &ctl, &details, &rebuilds, at_ms);
         if foreign > 0 {
