@@ -168,6 +168,11 @@ fn btrfs_corruption() {
 }
 
 #[test]
+fn btrfs_sata_corruption() {
+    lab("btrfs-sata-corruption", &[]);
+}
+
+#[test]
 fn btrfs_scsi_replace_hot() {
     lab("btrfs-scsi-replace-hot", &[]);
 }
