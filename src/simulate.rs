@@ -121,7 +121,7 @@ fn walk(
 
 /// Put the scenario's `[[quarantined]]` drives into the registry of the
 /// dry run's state directory, as an earlier run would have left them.
-fn seed_quarantine(scenario: &Scenario, state_dir: &Path) -> Result<()> {
+pub(crate) fn seed_quarantine(scenario: &Scenario, state_dir: &Path) -> Result<()> {
     for q in &scenario.quarantined {
         let Some(d) = scenario.drives.get(q.drive) else {
             continue;

@@ -298,13 +298,21 @@ impl Walk<'_, '_> {
         }
         let has_expect = !step.expect.is_empty() || matches!(step.kind, StepKind::Wait { .. });
         let holds = has_expect && self.expectation_holds(step, fresh);
+        // A command whose output was not journaled counts as run only when
+        // its expectation shows a change: one that already held in the look
+        // before the step acted (`expect = { degraded = 1 }` around
+        // `sgdisk -R`) holds whether the command ran or not.
+        let changed = holds
+            && u.before
+                .as_ref()
+                .is_some_and(|before| !self.expectation_holds(step, before));
         let (done, why) = match &step.kind {
             StepKind::Confirm => (
                 u.answers.iter().any(|(_, a)| a == "yes"),
                 "the technician had confirmed it",
             ),
             StepKind::Locate { .. } => (u.located, "its LED had been switched"),
-            StepKind::Command { .. } if holds => (
+            StepKind::Command { .. } if holds && (u.command.is_some() || changed) => (
                 true,
                 if u.command.is_some() {
                     "its command ran and its expected result is there"

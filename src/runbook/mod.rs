@@ -15,7 +15,7 @@
 
 mod canary;
 mod ctx;
-mod destructive;
+pub(crate) mod destructive;
 pub mod diag;
 mod expect;
 mod external_check;

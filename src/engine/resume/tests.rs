@@ -143,7 +143,52 @@ fn scenarios_of(backends: &[&str]) -> Vec<(Runbook, Scenario)> {
 /// healthy NVMe boot-mirror scenario resumes to a halt at `new-guids`
 /// (`sgdisk -G` finds no GPT), an end the unbroken run does not reach.
 fn scenarios() -> Vec<(Runbook, Scenario)> {
-    scenarios_of(&["md"])
+    scenarios_of(&["md", "zfs", "btrfs"])
+}
+
+/// The commands of the steps the technician agreed to start again after a
+/// crash, when the journal could not tell whether they had run.
+fn asked_to_run_again(journal: &[serde_json::Value]) -> Vec<String> {
+    let agreed: Vec<&str> = journal
+        .iter()
+        .filter(|e| e["event"] == "answer" && e["answer"] == "yes")
+        .filter_map(|e| e["step"].as_str()?.strip_prefix("resume-"))
+        .collect();
+    journal
+        .iter()
+        .filter(|e| e["event"] == "command")
+        .filter(|e| e["step"].as_str().is_some_and(|s| agreed.contains(&s)))
+        .filter_map(|e| e["output"]["argv"].as_array())
+        .map(|argv| {
+            let words: Vec<&str> = argv.iter().filter_map(|w| w.as_str()).collect();
+            words.join(" ")
+        })
+        .collect()
+}
+
+/// Whether running `argv` changes the array or a drive: the backend's own
+/// tool (`mdadm`, `zpool`, `btrfs`) with anything but a read, or any
+/// command the runbook lint holds as destructive. Such a command must
+/// never run twice across a crash and its resume.
+fn changes_something(argv: &[String]) -> bool {
+    let words: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let program = words.first().map(|p| p.rsplit('/').next().unwrap_or(p));
+    let read = |w: &[&str]| {
+        matches!(
+            w,
+            [_, "status", ..]
+                | [_, "list", ..]
+                | [_, "--detail", ..]
+                | [_, "--examine", ..]
+                | [_, "filesystem", "show" | "df" | "usage", ..]
+                | [_, "device", "stats" | "usage", ..]
+                | [_, "replace" | "balance" | "scrub", "status", ..]
+        )
+    };
+    if program.is_some_and(|p| matches!(p, "mdadm" | "zpool" | "btrfs")) {
+        return !read(&words);
+    }
+    crate::runbook::destructive::classify(&words) != crate::runbook::destructive::Effect::ReadOnly
 }
 
 /// What one crash-and-resume produced.
@@ -179,6 +224,8 @@ fn crash_repeatedly(
     downtime: Duration,
 ) -> Crashed {
     let dir = tempfile::tempdir().unwrap();
+    // The quarantine an earlier run left, as `swapguard test` seeds it.
+    crate::simulate::seed_quarantine(scenario, dir.path()).unwrap();
     let clock = SimClock::new();
     let dead = Arc::new(AtomicBool::new(false));
     let executed = Rc::new(RefCell::new(Vec::new()));
@@ -308,9 +355,28 @@ fn count<'a>(journal: &'a [serde_json::Value], event: &str) -> BTreeMap<&'a str,
 }
 
 #[test]
-fn killed_after_every_journal_write_every_scenario_resumes_to_the_same_end() {
+fn killed_after_every_journal_write_every_md_scenario_resumes_to_the_same_end() {
+    let runs = killed_after_every_journal_write(&["md"]);
+    assert!(runs > 100, "only {runs} crash points");
+}
+
+#[test]
+fn killed_after_every_journal_write_every_zfs_scenario_resumes_to_the_same_end() {
+    let runs = killed_after_every_journal_write(&["zfs"]);
+    assert!(runs > 100, "only {runs} crash points");
+}
+
+#[test]
+fn killed_after_every_journal_write_every_btrfs_scenario_resumes_to_the_same_end() {
+    let runs = killed_after_every_journal_write(&["btrfs"]);
+    assert!(runs > 100, "only {runs} crash points");
+}
+
+/// Kill every shipped scenario of `backends` after each of its journal
+/// writes, resume it, and check the end; returns the crash points tried.
+fn killed_after_every_journal_write(backends: &[&str]) -> usize {
     let mut runs = 0;
-    for (runbook, scenario) in scenarios() {
+    for (runbook, scenario) in scenarios_of(backends) {
         let clean = crash_and_resume(&runbook, &scenario, None, true);
         let expected = clean.first.expect("an uncrashed run finishes");
         let writes = clean.journal.len() as u64;
@@ -330,11 +396,15 @@ fn killed_after_every_journal_write_every_scenario_resumes_to_the_same_end() {
                 assert_eq!(outcome.kind(), expected.kind(), "{label}: {outcome:?}");
                 // No command ran twice.
                 let mut seen: Vec<&Vec<String>> = Vec::new();
-                for argv in &c.executed {
-                    if argv.first().is_some_and(|p| p == "mdadm") {
-                        assert!(!seen.contains(&argv), "{label}: ran twice: {argv:?}");
-                        seen.push(argv);
-                    }
+                // (Unless the technician was asked, because the journal
+                // could not tell whether it had run, and said yes.)
+                let asked = asked_to_run_again(&c.journal);
+                for argv in c.executed.iter().filter(|a| changes_something(a)) {
+                    assert!(
+                        !seen.contains(&argv) || asked.contains(&argv.join(" ")),
+                        "{label}: ran twice: {argv:?}"
+                    );
+                    seen.push(argv);
                 }
                 // The journal is whole and ends with the run's end.
                 assert!(c.verified.is_intact(), "{label}: {:?}", c.verified);
@@ -358,7 +428,7 @@ fn killed_after_every_journal_write_every_scenario_resumes_to_the_same_end() {
             }
         }
     }
-    assert!(runs > 100, "only {runs} crash points");
+    runs
 }
 
 #[test]
@@ -637,4 +707,67 @@ fn a_copy_or_rebuild_that_finished_while_no_one_watched_is_not_a_halt() {
         );
         assert!(c.verified.is_intact());
     }
+}
+
+#[test]
+fn what_must_not_run_twice_is_every_change_and_no_read() {
+    let argv = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+    for changes in [
+        "mdadm /dev/md0 --fail /dev/sdb1",
+        "zpool replace tank 123 /dev/sdc",
+        "zpool offline tank 123",
+        "btrfs replace start -r 2 /dev/sdc /mnt/data",
+        "btrfs balance start -dconvert=raid1,soft /mnt/data",
+        "sgdisk -R /dev/sdc /dev/sda",
+        "wipefs -a /dev/sdc",
+    ] {
+        assert!(changes_something(&argv(changes)), "{changes}");
+    }
+    for reads in [
+        "mdadm --detail /dev/md0",
+        "zpool status -P tank",
+        "btrfs replace status -1 /mnt/data",
+        "btrfs filesystem show --raw /mnt/data",
+        "findmnt --mountpoint /mnt/data",
+        "sgdisk -p /dev/sda",
+    ] {
+        assert!(!changes_something(&argv(reads)), "{reads}");
+    }
+}
+
+#[test]
+fn regression_a_command_whose_expectation_held_before_it_ran_is_not_taken_as_run() {
+    // zfs-replace-boot-mirror's `partition` step (`sgdisk -R`) expects only
+    // `degraded = 1`, which holds before the command as after it. Killed
+    // after the look before the command and before the command ran, the
+    // resume once counted the step done, and `sgdisk -G` then failed on a
+    // drive with no partition table.
+    let (runbook, scenario) = scenarios()
+        .into_iter()
+        .find(|(_, s)| {
+            s.path
+                .ends_with("zfs-replace-boot-mirror/healthy-nvme.toml")
+        })
+        .unwrap();
+    let clean = crash_and_resume(&runbook, &scenario, None, true);
+    let output = clean
+        .journal
+        .iter()
+        .find(|e| e["event"] == "command" && e["step"] == "partition")
+        .unwrap();
+    let n = output["seq"].as_u64().unwrap() - 1;
+    let c = crash_and_resume(&runbook, &scenario, Some(n), true);
+    assert_eq!(c.resumed, Some(Outcome::Completed), "{:?}", c.resumed);
+    let copies = c
+        .executed
+        .iter()
+        .filter(|a| a[0] == "sgdisk" && a.iter().any(|x| x == "-R"))
+        .count();
+    assert_eq!(copies, 1);
+    assert!(
+        !c.journal.iter().any(|e| e["event"] == "resume-decision"
+            && e["step"] == "partition"
+            && e["decision"] == "done-already"),
+        "the step was counted done without its command"
+    );
 }
