@@ -299,27 +299,36 @@ impl Walk<'_, '_> {
         let has_expect = !step.expect.is_empty() || matches!(step.kind, StepKind::Wait { .. });
         let holds = has_expect && self.expectation_holds(step, fresh);
         // A command whose output was not journaled counts as run only when
-        // its expectation shows a change: one that already held in the look
-        // before the step acted (`expect = { degraded = 1 }` around
-        // `sgdisk -R`) holds whether the command ran or not.
+        // the array shows a change since the look before the step acted:
+        // its expectation did not hold then, or the target's or the new
+        // drive's membership moved (MegaRAID `set missing`: `offln` to
+        // `msng`, faulty both times). An expectation that already held and
+        // nothing moved (`expect = { degraded = 1 }` around `sgdisk -R`)
+        // says nothing about whether the command ran.
         let changed = holds
-            && u.before
-                .as_ref()
-                .is_some_and(|before| !self.expectation_holds(step, before));
+            && u.before.as_ref().is_some_and(|before| {
+                !self.expectation_holds(step, before) || self.membership_moved(before, fresh)
+            });
         let (done, why) = match &step.kind {
             StepKind::Confirm => (
                 u.answers.iter().any(|(_, a)| a == "yes"),
                 "the technician had confirmed it",
             ),
             StepKind::Locate { .. } => (u.located, "its LED had been switched"),
-            StepKind::Command { .. } if holds && (u.command.is_some() || changed) => (
-                true,
-                if u.command.is_some() {
-                    "its command ran and its expected result is there"
-                } else {
-                    "its expected result is there (the command's output was not journaled before the interruption)"
-                },
-            ),
+            // A command journaled as failed is not done, whatever the array
+            // shows: the unbroken run stopped there (below).
+            StepKind::Command { .. }
+                if holds && (u.command == Some(true) || (u.command.is_none() && changed)) =>
+            {
+                (
+                    true,
+                    if u.command.is_some() {
+                        "its command ran and its expected result is there"
+                    } else {
+                        "its expected result is there (the command's output was not journaled before the interruption)"
+                    },
+                )
+            }
             StepKind::Command { .. } => (
                 !has_expect && u.command == Some(true),
                 "its command ran and succeeded",
@@ -342,7 +351,11 @@ impl Walk<'_, '_> {
         // A rebuild that finished while nothing was watching is further
         // along than the step expects, not a failure: the step is done, and
         // its end state is the one now seen.
-        let advanced = if done { None } else { advanced(step) };
+        let advanced = if done || u.command == Some(false) {
+            None
+        } else {
+            advanced(step)
+        };
         if let Some(step) = advanced.filter(|a| self.expectation_holds(a, fresh)) {
             self.record(Event::ResumeDecision {
                 step: id.clone(),
@@ -479,6 +492,19 @@ fn advanced(step: &Step) -> Option<Step> {
 }
 
 impl Walk<'_, '_> {
+    /// Whether the target's or the new drive's membership (state and the
+    /// backend's flags) differs between two looks.
+    fn membership_moved(&self, before: &Snapshot, now: &Snapshot) -> bool {
+        let member = |snap: &Snapshot, key| {
+            snap.drive(key)
+                .and_then(|d| d.member.as_ref())
+                .map(|m| (m.state, m.flags.clone()))
+        };
+        let mut keys = vec![self.target.key()];
+        keys.extend(self.new.as_ref().map(|d| d.key()));
+        keys.iter().any(|k| member(before, k) != member(now, k))
+    }
+
     /// How the target looked just before the unfinished step acted.
     fn target_before(&self, u: &Unfinished) -> Option<Drive> {
         u.before

@@ -143,7 +143,7 @@ fn scenarios_of(backends: &[&str]) -> Vec<(Runbook, Scenario)> {
 /// healthy NVMe boot-mirror scenario resumes to a halt at `new-guids`
 /// (`sgdisk -G` finds no GPT), an end the unbroken run does not reach.
 fn scenarios() -> Vec<(Runbook, Scenario)> {
-    scenarios_of(&["md", "zfs", "btrfs"])
+    scenarios_of(&["md", "zfs", "btrfs", "megaraid"])
 }
 
 /// The commands of the steps the technician agreed to start again after a
@@ -187,6 +187,14 @@ fn changes_something(argv: &[String]) -> bool {
     };
     if program.is_some_and(|p| matches!(p, "mdadm" | "zpool" | "btrfs")) {
         return !read(&words);
+    }
+    // storcli: `/c0/e252/s1 show ...` reads; `start locate`/`stop locate`
+    // only blink.
+    if program.is_some_and(|p| p.starts_with("storcli") || p.starts_with("perccli")) {
+        return !matches!(
+            &words[1..],
+            [_, "show", ..] | [_, "start" | "stop", "locate", ..] | ["show", ..]
+        );
     }
     crate::runbook::destructive::classify(&words) != crate::runbook::destructive::Effect::ReadOnly
 }
@@ -369,6 +377,12 @@ fn killed_after_every_journal_write_every_zfs_scenario_resumes_to_the_same_end()
 #[test]
 fn killed_after_every_journal_write_every_btrfs_scenario_resumes_to_the_same_end() {
     let runs = killed_after_every_journal_write(&["btrfs"]);
+    assert!(runs > 100, "only {runs} crash points");
+}
+
+#[test]
+fn killed_after_every_journal_write_every_megaraid_scenario_resumes_to_the_same_end() {
+    let runs = killed_after_every_journal_write(&["megaraid"]);
     assert!(runs > 100, "only {runs} crash points");
 }
 
