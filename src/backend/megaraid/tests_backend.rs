@@ -315,7 +315,7 @@ fn a_rebuild_shows_its_progress_from_show_rebuild() {
         .replace("\"Progress%\" : 4", "\"Progress%\" : 11");
     s.answer("/c0/e252/s1 show rebuild J", &progress);
     let snap = backend(&s).snapshot("/c0/v0", Depth::Fast).unwrap();
-    assert_eq!(s.calls()[3], "storcli64 /c0/e252/s1 show rebuild J");
+    assert_eq!(s.calls()[2], "storcli64 /c0/e252/s1 show rebuild J");
     assert_eq!(rows(&snap)[1], "c0/e252/s1 Some(1) rebuilding rbld ");
     let sync = snap.array.sync.clone().unwrap();
     assert_eq!(sync.action, "rebuild");
@@ -343,7 +343,7 @@ fn a_rebuild_shows_its_progress_from_show_rebuild() {
         &progress.replace("/c0/e252/s1", "/c0/e252/s4"),
     );
     let snap = backend(&s).snapshot("/c0/v0", Depth::Fast).unwrap();
-    assert_eq!(s.calls()[3], "storcli64 /c0/e252/s4 show copyback J");
+    assert_eq!(s.calls()[2], "storcli64 /c0/e252/s4 show copyback J");
     assert!(snap.problems.is_empty(), "{:?}", snap.problems);
     assert_eq!(snap.array.sync.unwrap().done, 960197124096 / 512 / 100 * 11);
 }
