@@ -416,14 +416,27 @@ impl Backend for MegaraidBackend {
                 .iter()
                 .map(|d| (facts::drive_dev(c, d.row.enclosure, d.row.slot), d.row.did))
                 .collect();
+            let mut unlearned = None;
             if !self.vd_devices.contains_key(array) && self.os_drives_unread.is_none() {
                 // Learn the block device (status and run ask `arrays` first;
                 // a direct snapshot may not have).
-                let _ = self.read_arrays();
+                // A failure here leaves SMART unreadable (fail closed); its
+                // reason is kept so the technician sees why.
+                if let Err(e) = self.read_arrays() {
+                    unlearned = Some(format!("{e:#}"));
+                }
             }
             for i in 0..snap.drives.len() {
                 let did = dids.get(&snap.drives[i].id.dev).copied().flatten();
-                snap.drives[i].smart = Some(self.smart(array, did));
+                let smart = match &unlearned {
+                    Some(why) if !self.vd_devices.contains_key(array) => Smart::Unreadable {
+                        reason: format!(
+                            "SMART through the controller needs the block device of `{array}`, and reading it failed: {why}"
+                        ),
+                    },
+                    _ => self.smart(array, did),
+                };
+                snap.drives[i].smart = Some(smart);
             }
         }
         Ok(snap)
