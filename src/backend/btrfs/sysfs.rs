@@ -74,13 +74,65 @@ pub fn fs_dir(root: &Path, uuid: &str) -> Result<PathBuf, String> {
     Ok(root.join("sys/fs/btrfs").join(uuid))
 }
 
+/// How many times a read torn by the kernel removing a directory mid-read
+/// is taken again before its problems stand.
+const READ_ATTEMPTS: usize = 3;
+
 /// Read `/sys/fs/btrfs/<uuid>/`. Err when the directory or its `devinfo/`
 /// cannot be listed: then the file system cannot be read at all.
+///
+/// The kernel removes directories while a look reads them: a profile's
+/// `allocation/<kind>/<profile>/` when a balance converts its last chunk,
+/// a `devinfo/<devid>/` when a replace ends. A file missing under such a
+/// directory is then no fault of the file system, only a torn read: when a
+/// directory the read listed is gone by its end, the whole read is taken
+/// again (up to [`READ_ATTEMPTS`] times) so the look is one consistent
+/// state. A file missing under a directory that is still there stays a
+/// problem, and so does a read still torn on its last attempt.
 pub fn read_fs(root: &Path, uuid: &str, problems: &mut Vec<Problem>) -> Result<FsLook, String> {
+    read_fs_observed(root, uuid, problems, &mut |_| {})
+}
+
+/// [`read_fs`], calling `listed` with every directory whose entries it has
+/// just listed (tests use it to remove a directory mid-read, as the kernel
+/// does).
+pub(super) fn read_fs_observed(
+    root: &Path,
+    uuid: &str,
+    problems: &mut Vec<Problem>,
+    listed: &mut dyn FnMut(&Path),
+) -> Result<FsLook, String> {
+    let mut attempt = 1;
+    loop {
+        let mut attempt_problems = Vec::new();
+        let mut read_dirs = Vec::new();
+        let look = read_fs_once(root, uuid, &mut attempt_problems, &mut read_dirs, listed)?;
+        let torn = read_dirs
+            .iter()
+            .any(|dir| fs::symlink_metadata(dir).is_err());
+        if !torn || attempt == READ_ATTEMPTS {
+            problems.extend(attempt_problems);
+            return Ok(look);
+        }
+        attempt += 1;
+    }
+}
+
+/// One pass over the tree; `read_dirs` gets every per-device and
+/// per-profile directory the pass read files from.
+fn read_fs_once(
+    root: &Path,
+    uuid: &str,
+    problems: &mut Vec<Problem>,
+    read_dirs: &mut Vec<PathBuf>,
+    listed: &mut dyn FnMut(&Path),
+) -> Result<FsLook, String> {
     let dir = fs_dir(root, uuid)?;
     let devinfo = dir.join("devinfo");
     let mut devids = Vec::new();
-    for name in list(&devinfo)? {
+    let names = list(&devinfo)?;
+    listed(&devinfo);
+    for name in names {
         match name.parse::<u64>() {
             Ok(devid) => devids.push(devid),
             Err(_) => problems.push(problem(
@@ -98,7 +150,12 @@ pub fn read_fs(root: &Path, uuid: &str, problems: &mut Vec<Problem>) -> Result<F
     }
     let devices = devids
         .into_iter()
-        .map(|devid| read_devinfo(&devinfo.join(devid.to_string()), devid, problems))
+        .map(|devid| {
+            let devid_dir = devinfo.join(devid.to_string());
+            let info = read_devinfo(&devid_dir, devid, problems);
+            read_dirs.push(devid_dir);
+            info
+        })
         .collect();
     let label = match read_attr(&dir.join("label")) {
         Ok(Some(label)) if label.is_empty() => None,
@@ -108,7 +165,7 @@ pub fn read_fs(root: &Path, uuid: &str, problems: &mut Vec<Problem>) -> Result<F
             None
         }
     };
-    let allocations = read_allocations(&dir.join("allocation"), uuid, problems);
+    let allocations = read_allocations(&dir.join("allocation"), uuid, problems, read_dirs, listed);
     let mut members = match list(&dir.join("devices")) {
         Ok(members) => members,
         Err(err) => {
@@ -197,7 +254,13 @@ fn read_devinfo(dir: &Path, devid: u64, problems: &mut Vec<Problem>) -> DevInfo 
     }
 }
 
-fn read_allocations(dir: &Path, uuid: &str, problems: &mut Vec<Problem>) -> Vec<Allocation> {
+fn read_allocations(
+    dir: &Path,
+    uuid: &str,
+    problems: &mut Vec<Problem>,
+    read_dirs: &mut Vec<PathBuf>,
+    listed: &mut dyn FnMut(&Path),
+) -> Vec<Allocation> {
     let mut found = Vec::new();
     for kind_name in ["data", "metadata", "system"] {
         let Some(kind) = ChunkKind::parse(kind_name) else {
@@ -211,6 +274,7 @@ fn read_allocations(dir: &Path, uuid: &str, problems: &mut Vec<Problem>) -> Vec<
                 continue;
             }
         };
+        listed(&kind_dir);
         for entry in entries {
             // Beside the profile directories sit the space-info files
             // (`total_bytes`, `flags`, `bg_reclaim_threshold`, ...).
@@ -220,6 +284,7 @@ fn read_allocations(dir: &Path, uuid: &str, problems: &mut Vec<Problem>) -> Vec<
             let profile_dir = kind_dir.join(&entry);
             let total = read_number(&profile_dir.join("total_bytes"), uuid, problems);
             let used = read_number(&profile_dir.join("used_bytes"), uuid, problems);
+            read_dirs.push(profile_dir);
             found.push(Allocation {
                 kind,
                 profile,

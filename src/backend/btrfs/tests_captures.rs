@@ -705,3 +705,98 @@ fn device_usage_refuses_what_it_cannot_read() {
         assert!(err.contains(says), "{text:?}: {err}");
     }
 }
+
+/// Seen in the lab on 6.18: the convert balance of the missing-disk
+/// runbook removed `allocation/metadata/single/` between the look listing
+/// it and reading its `total_bytes`, and the guard halted the run on an
+/// unreadable file system. A directory the kernel removes mid-read is a
+/// torn read, taken again; the file system is not unreadable.
+#[test]
+fn regression_a_profile_removed_mid_read_is_read_again_not_a_problem() {
+    let (tree, uuid) = devinfo_tree("lab-sysfs-devinfo-healthy.txt");
+    let fs_dir = tree.path().join("sys/fs/btrfs").join(&uuid);
+    let metadata = fs_dir.join("allocation/metadata");
+    let single = metadata.join("single");
+    fs::create_dir_all(&single).unwrap();
+    fs::write(single.join("total_bytes"), "8388608\n").unwrap();
+    fs::write(single.join("used_bytes"), "0\n").unwrap();
+    let mut passes = 0;
+    let mut problems = Vec::new();
+    let look = sysfs::read_fs_observed(tree.path(), &uuid, &mut problems, &mut |dir| {
+        if dir.ends_with("devinfo") {
+            passes += 1;
+        }
+        // The balance converts the last single chunk right after the
+        // first pass lists the profiles.
+        if dir == metadata && passes == 1 {
+            fs::remove_dir_all(&single).unwrap();
+        }
+    })
+    .unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(passes, 2);
+    assert!(
+        look.allocations
+            .iter()
+            .all(|a| a.profile == crate::backend::btrfs::profile::Profile::Raid1),
+        "{:?}",
+        look.allocations
+    );
+    assert_eq!(profile::tolerance(&look.allocations), Some(1));
+}
+
+/// The end of a replace removes the source's `devinfo/<devid>/` (and the
+/// target's devid 0): a look that listed it reads again.
+#[test]
+fn a_devid_removed_mid_read_is_read_again_not_a_missing_device() {
+    let (tree, uuid) = devinfo_tree("lab-sysfs-devinfo-healthy.txt");
+    let devinfo = tree.path().join("sys/fs/btrfs").join(&uuid).join("devinfo");
+    let dev2 = devinfo.join("2");
+    let mut passes = 0;
+    let mut problems = Vec::new();
+    let look = sysfs::read_fs_observed(tree.path(), &uuid, &mut problems, &mut |dir| {
+        if dir == devinfo {
+            passes += 1;
+            if passes == 1 {
+                fs::remove_dir_all(&dev2).unwrap();
+            }
+        }
+    })
+    .unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(passes, 2);
+    assert_eq!(look.devices.len(), 1);
+    assert!(!look.devices[0].missing);
+}
+
+/// A tree that keeps changing under every pass is not read as healthy:
+/// after the last attempt its problems stand (once, not once per pass).
+#[test]
+fn a_read_torn_on_every_attempt_keeps_its_problems() {
+    let (tree, uuid) = devinfo_tree("lab-sysfs-devinfo-healthy.txt");
+    let fs_dir = tree.path().join("sys/fs/btrfs").join(&uuid);
+    let metadata = fs_dir.join("allocation/metadata");
+    let single = metadata.join("single");
+    let mut passes = 0;
+    let mut problems = Vec::new();
+    let look = sysfs::read_fs_observed(tree.path(), &uuid, &mut problems, &mut |dir| {
+        if dir.ends_with("devinfo") {
+            passes += 1;
+            fs::create_dir_all(&single).unwrap();
+        }
+        if dir == metadata {
+            fs::remove_dir_all(&single).unwrap();
+        }
+    })
+    .unwrap();
+    assert_eq!(passes, 3);
+    let missing: Vec<_> = problems
+        .iter()
+        .filter(|p| {
+            p.message
+                .contains("metadata/single/total_bytes` is missing")
+        })
+        .collect();
+    assert_eq!(missing.len(), 1, "{problems:?}");
+    assert!(look.allocations.iter().any(|a| a.total_bytes == u64::MAX));
+}
