@@ -191,3 +191,102 @@ fn without_uevents_the_watch_says_so_once_and_keeps_polling() {
         done.both()
     );
 }
+
+fn health_event_of(controller: &str, aen: &str) -> Vec<u8> {
+    let devpath = format!("/devices/pci0000:00/0000:00:04.0/nvme/{controller}");
+    format!(
+        "change@{devpath}\0ACTION=change\0DEVPATH={devpath}\0SUBSYSTEM=nvme\0MAJOR=241\0\
+         MINOR=0\0DEVNAME={controller}\0NVME_AEN={aen}\0SEQNUM=4712\0"
+    )
+    .into_bytes()
+}
+
+/// A survivor's controller raises a critical warning: the SMART/health
+/// asynchronous event halts the run by itself (`nvme.health_events`),
+/// without waiting for a SMART read. Here SMART is optional and no poll
+/// is due for 10 minutes, so without the count nothing would halt at all
+/// and the 50 s command would finish.
+#[test]
+fn a_survivors_smart_health_event_halts_by_itself() {
+    let m = machine();
+    let socket = m.path("uevents.sock");
+    let mut sent = false;
+    let done = m
+        .swapguard(&[
+            "run",
+            "runbook.toml",
+            "--array",
+            "md0",
+            "--target",
+            "nvme1n1",
+            "--answers",
+            "answers.toml",
+        ])
+        .env("SWAPGUARD_TEST_UEVENT_SOCKET", &socket)
+        .run_watching(|line, _| {
+            if !sent && line.contains("$ sleep 50") {
+                sent = true;
+                send(&socket, &health_event_of("nvme0", "0x020001"));
+            }
+        })
+        .code(3)
+        .has("nvme0n1")
+        .has("nvme.health_events 0");
+    assert!(sent, "the command never ran:\n{}", done.both());
+    assert!(
+        done.took < Duration::from_secs(20),
+        "took {:?}: the event did not end the wait\n{}",
+        done.took,
+        done.both()
+    );
+    let journal = done.journal();
+    let halted = journal
+        .iter()
+        .find(|e| e["event"] == "halted")
+        .unwrap_or_else(|| panic!("no halted entry\n{}", done.both()));
+    assert!(
+        halted.to_string().contains("nvme.health_events"),
+        "{halted}"
+    );
+}
+
+/// An event about the target's controller, or a notice (a namespace
+/// changed: type 2), is no survivor's critical warning: the run goes on.
+#[test]
+fn a_notice_or_the_targets_health_event_does_not_halt() {
+    let m = machine();
+    let socket = m.path("uevents.sock");
+    std::fs::write(
+        m.path("runbook.toml"),
+        RUNBOOK
+            .replace("watch_poll = \"30s\"", "watch_poll = \"1s\"")
+            .replace("[\"sleep\", \"50\"]", "[\"sleep\", \"3\"]"),
+    )
+    .unwrap();
+    let mut sent = false;
+    let done = m
+        .swapguard(&[
+            "run",
+            "runbook.toml",
+            "--array",
+            "md0",
+            "--target",
+            "nvme1n1",
+            "--answers",
+            "answers.toml",
+        ])
+        .env("SWAPGUARD_TEST_UEVENT_SOCKET", &socket)
+        .run_watching(|line, _| {
+            if !sent && line.contains("is running; watching every drive meanwhile") {
+                sent = true;
+                send(&socket, &health_event_of("nvme0", "0x040002"));
+                send(&socket, &health_event_of("nvme1", "0x020001"));
+            }
+        });
+    assert!(sent, "{}", done.both());
+    assert!(
+        !done.journal().iter().any(|e| e["event"] == "halted"),
+        "{}",
+        done.both()
+    );
+}

@@ -23,8 +23,11 @@ use serde::{Deserialize, Serialize};
 use crate::health::model::{Identity, Snapshot};
 use crate::health::policy::DriveExpect;
 
-/// The kernel log's count of I/O errors per drive.
-pub const KERNEL_COUNTER_NAMES: [&str; 1] = ["kernel.io_errors"];
+/// Counters from the kernel's own reports: the kernel log's count of I/O
+/// errors per drive, and the SMART/health asynchronous events an NVMe
+/// controller sent (its uevents).
+pub const KERNEL_COUNTER_NAMES: [&str; 2] =
+    ["kernel.io_errors", disk::uevent::HEALTH_EVENT_COUNTER];
 
 /// Every counter name any backend produces: what a runbook's `[guard]
 /// tolerate` and `halt_on` may name.

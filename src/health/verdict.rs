@@ -109,7 +109,7 @@ pub const WEAR_LEVELING_THRESHOLD: &str = "smart.wear_leveling_threshold";
 
 /// Every condition judged, worst first. Thresholds are fixed here; a
 /// runbook can only accept a condition by name, not move its threshold.
-pub const CONDITIONS: [Condition; 16] = [
+pub const CONDITIONS: [Condition; 17] = [
     condition(
         "smart.overall_health",
         Level::Failing,
@@ -133,6 +133,12 @@ pub const CONDITIONS: [Condition; 16] = [
         Level::Failing,
         "NVMe available spare below its threshold",
         Rule::AboveZero("nvme.spare_below_threshold"),
+    ),
+    condition(
+        "nvme.health_events",
+        Level::Failing,
+        "the NVMe controller sent a SMART/health asynchronous event (a critical warning raised) during this run",
+        Rule::AboveZero("nvme.health_events"),
     ),
     condition(
         "smart.reallocated_sector_ct",

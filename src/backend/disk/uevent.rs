@@ -6,11 +6,15 @@
 //! the next timed poll, and an NVMe controller's health event (`change` with
 //! `NVME_AEN=`) can start a SMART read of that drive at once.
 //!
-//! Events only ever wake a watch. No verdict comes from an event: the look
-//! that follows reads sysfs and SMART afresh and decides from those. So a
-//! missed event (a full socket buffer, no socket at all) costs at most one
-//! timed poll, and a forged one costs at most an extra look. Names in an
-//! event are matched against disks a look found, never turned into a path.
+//! Events wake a watch; the look that follows reads sysfs and SMART afresh
+//! and decides from those. So a missed event (a full socket buffer, no
+//! socket at all) costs at most one timed poll. One event is also a fact of
+//! its own: an NVMe controller's SMART/health asynchronous event (type 1 in
+//! `NVME_AEN`'s low three bits) is the drive saying a critical warning was
+//! raised, so the watch counts it ([`HEALTH_EVENT_COUNTER`]) and the guard
+//! halts on the count's rise at once, without waiting for the `smartctl`
+//! read it also starts. Names in an event are matched against disks a look
+//! found, never turned into a path.
 //!
 //! Only the kernel is listened to: a message counts when its sender's port
 //! id is 0 and it came on multicast group 1, which user space cannot forge
@@ -48,6 +52,15 @@ const RECEIVE_BUFFER: usize = 1 << 20;
 /// Debug builds only: read uevents from a Unix datagram socket bound at this
 /// path instead of the kernel's (the whole-process tests' fake kernel).
 pub const TEST_SOCKET_ENV: &str = "SWAPGUARD_TEST_UEVENT_SOCKET";
+
+/// A drive's count of SMART/health asynchronous events its NVMe controller
+/// sent while this run listened: a cheap counter, so a rise on a survivor
+/// halts like any other.
+pub const HEALTH_EVENT_COUNTER: &str = "nvme.health_events";
+
+/// `NVME_AEN`'s event type for SMART/health status (NVMe base
+/// specification, Asynchronous Event Request completion, bits 2:0).
+const AEN_TYPE_SMART_HEALTH: u32 = 1;
 
 /// What happened to the device.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,6 +128,31 @@ impl Uevent {
             None
         }
     }
+
+    /// Whether this health event is of the SMART/health type (a critical
+    /// warning raised), not an error-status, notice or vendor one. The
+    /// kernel writes the completion's result as `NVME_AEN=%#08x`
+    /// (`0x020001`: log page 2, information 0, type 1).
+    pub fn is_smart_health(&self) -> bool {
+        self.health_event().is_some()
+            && self
+                .nvme_aen
+                .as_deref()
+                .and_then(aen_result)
+                .is_some_and(|result| result & 0x7 == AEN_TYPE_SMART_HEALTH)
+    }
+}
+
+/// `NVME_AEN`'s value as a number: `0x020001` (hex with its prefix, as the
+/// kernel writes it). `None` for anything else.
+fn aen_result(value: &str) -> Option<u32> {
+    let digits = value
+        .strip_prefix("0x")
+        .or_else(|| value.strip_prefix("0X"))?;
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    u32::from_str_radix(digits, 16).ok()
 }
 
 /// Whether block device `disk` is served by NVMe controller `controller`,
@@ -445,6 +483,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(event.health_event(), Some("nvme0"));
+        assert!(event.is_smart_health());
         assert!(is_namespace_of("nvme0n1", "nvme0"));
         assert!(is_namespace_of("nvme0c0n12", "nvme0"));
         assert!(!is_namespace_of("nvme10n1", "nvme1"));
@@ -532,5 +571,55 @@ mod tests {
             }
             Err(e) => assert!(format!("{e:#}").contains("uevent")),
         }
+    }
+
+    /// Only a SMART/health event is a critical warning: an error-status
+    /// event (type 0), a notice (type 2: a namespace changed, firmware
+    /// activation) or a vendor one (type 7) starts a SMART read, nothing
+    /// more; so does a value that is not the kernel's hex.
+    #[test]
+    fn only_a_smart_health_aen_is_a_critical_warning() {
+        let event = |aen: &str| {
+            parse(&message(
+                "change",
+                "/devices/pci0000:00/0000:00:04.0/nvme/nvme3",
+                &[
+                    "SUBSYSTEM=nvme",
+                    "DEVNAME=nvme3",
+                    &format!("NVME_AEN={aen}"),
+                ],
+            ))
+            .unwrap()
+        };
+        for (aen, smart_health) in [
+            ("0x020001", true),
+            ("0x020101", true),
+            ("0x020201", true),
+            ("0x010000", false),
+            ("0x040002", false),
+            ("0x000007", false),
+            ("0x", false),
+            ("020001", false),
+            ("0x1000000001", false),
+            ("0xzz0001", false),
+            ("", false),
+        ] {
+            let event = event(aen);
+            assert_eq!(event.health_event(), Some("nvme3"), "{aen}");
+            assert_eq!(event.is_smart_health(), smart_health, "{aen}");
+        }
+        // The same key on a block device's event is no controller's.
+        let block = parse(&message(
+            "change",
+            "/devices/pci0000:00/0000:00:04.0/nvme/nvme3/nvme3n1",
+            &[
+                "SUBSYSTEM=block",
+                "DEVNAME=nvme3n1",
+                "DEVTYPE=disk",
+                "NVME_AEN=0x020001",
+            ],
+        ))
+        .unwrap();
+        assert!(!block.is_smart_health());
     }
 }

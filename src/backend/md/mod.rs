@@ -92,8 +92,29 @@ pub struct MdBackend {
     /// The whole disks the last look found (an NVMe health event names a
     /// controller; its namespaces among these are read at once).
     last_disks: BTreeSet<String>,
+    /// SMART/health asynchronous events heard per disk while listening
+    /// (`nvme.health_events`), for the life of this run.
+    health_events: BTreeMap<String, u64>,
     /// Said once to the technician, then cleared.
     notices: Vec<String>,
+}
+
+/// Open the kernel's uevents for `watch`. A host without them keeps the
+/// timed polls, and the technician is told once.
+fn listen(watch: &mut MdstatWatch, notices: &mut Vec<String>) -> UeventState {
+    match uevent::open() {
+        Ok(source) => {
+            watch.set_uevents(source);
+            UeventState::Listening
+        }
+        Err(err) => {
+            notices.push(format!(
+                "kernel device events are not available ({err:#}): a drive that \
+                 vanishes is found by the next timed poll instead"
+            ));
+            UeventState::Unavailable
+        }
+    }
 }
 
 /// Whether the watch listens to kernel uevents.
@@ -122,6 +143,7 @@ impl MdBackend {
             kernel_log: None,
             uevents: None,
             last_disks: BTreeSet::new(),
+            health_events: BTreeMap::new(),
             notices: Vec::new(),
             root,
         }
@@ -326,6 +348,14 @@ impl MdBackend {
             }
             if let Some(log) = self.kernel_log.as_ref().filter(|l| l.is_open()) {
                 counters.insert(kmsg::COUNTER.to_string(), log.count(&disk));
+            }
+            // Counted only while the watch listens, so the count is never
+            // a zero nobody could have raised.
+            if self.uevents == Some(UeventState::Listening)
+                && id.transport.as_deref() == Some("nvme")
+            {
+                let heard = self.health_events.get(&disk).copied().unwrap_or(0);
+                counters.insert(uevent::HEALTH_EVENT_COUNTER.to_string(), heard);
             }
             let membership = member.and_then(|m| {
                 counters.extend(m.counters);
@@ -605,6 +635,12 @@ impl Backend for MdBackend {
             // once. A failure here is reported by `wait` itself.
             self.watch = MdstatWatch::open(&self.mdstat_path()).ok();
         }
+        if let (Some(watch), None, Some(_)) = (&mut self.watch, self.uevents, &self.kmsg_path) {
+            // A guarded run listens from its first look: the look a step
+            // starts from then already counts `nvme.health_events`, so its
+            // first rise reads `0 → 1`.
+            self.uevents = Some(listen(watch, &mut self.notices));
+        }
         let mut view = self.look_array(array)?;
         let mut attempt = 0;
         while !view.disagreements.is_empty() && attempt < TORN_LOOK_RETRIES {
@@ -653,21 +689,9 @@ impl Backend for MdBackend {
                 .insert(MdstatWatch::open(&self.root.join("proc/mdstat"))?),
         };
         if self.uevents.is_none() {
-            // Listen from the first wait on; a host without uevents keeps
-            // the timed polls, and the technician is told once.
-            self.uevents = Some(match uevent::open() {
-                Ok(source) => {
-                    watch.set_uevents(source);
-                    UeventState::Listening
-                }
-                Err(err) => {
-                    self.notices.push(format!(
-                        "kernel device events are not available ({err:#}): a drive that \
-                         vanishes is found by the next timed poll instead"
-                    ));
-                    UeventState::Unavailable
-                }
-            });
+            // Listen from the first wait on (a guarded run's first look
+            // already does).
+            self.uevents = Some(listen(watch, &mut self.notices));
         }
         let deadline = std::time::Instant::now() + timeout;
         loop {
@@ -687,12 +711,20 @@ impl Backend for MdBackend {
                 if let Some(controller) = event.health_event() {
                     relevant = true;
                     let sys_block = self.root.join("sys/block");
-                    urgent.extend(
-                        self.last_disks
-                            .iter()
-                            .filter(|d| uevent::served_by(&sys_block, d, controller))
-                            .cloned(),
-                    );
+                    let served: Vec<String> = self
+                        .last_disks
+                        .iter()
+                        .filter(|d| uevent::served_by(&sys_block, d, controller))
+                        .cloned()
+                        .collect();
+                    if event.is_smart_health() {
+                        // The controller raised a critical warning: that is
+                        // a fact now, before smartctl says which one.
+                        for disk in &served {
+                            *self.health_events.entry(disk.clone()).or_insert(0) += 1;
+                        }
+                    }
+                    urgent.extend(served);
                 }
             }
             if !urgent.is_empty() {
