@@ -97,6 +97,11 @@ fn smart_warning_during_rebuild() {
 }
 
 #[test]
+fn nvme_health_event() {
+    lab("nvme-health-event", &[]);
+}
+
+#[test]
 fn wrong_drive_pulled() {
     lab("wrong-drive-pulled", &[]);
 }

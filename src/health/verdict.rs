@@ -123,6 +123,12 @@ pub const CONDITIONS: [Condition; 17] = [
         Rule::AboveZero("nvme.critical_warning"),
     ),
     condition(
+        "nvme.health_events",
+        Level::Failing,
+        "the NVMe controller sent a SMART/health asynchronous event (a critical warning raised) during this run",
+        Rule::AboveZero("nvme.health_events"),
+    ),
+    condition(
         "nvme.media_errors",
         Level::Failing,
         "NVMe unrecovered media and data integrity errors",
@@ -133,12 +139,6 @@ pub const CONDITIONS: [Condition; 17] = [
         Level::Failing,
         "NVMe available spare below its threshold",
         Rule::AboveZero("nvme.spare_below_threshold"),
-    ),
-    condition(
-        "nvme.health_events",
-        Level::Failing,
-        "the NVMe controller sent a SMART/health asynchronous event (a critical warning raised) during this run",
-        Rule::AboveZero("nvme.health_events"),
     ),
     condition(
         "smart.reallocated_sector_ct",

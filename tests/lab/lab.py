@@ -542,6 +542,53 @@ def smart_warning_during_rebuild(lab, check):
                    f"SMART warning took {latency:.1f} s to halt; one poll is {SMART_POLL:.0f} s")
 
 
+@scenario("nvme-health-event", guest="nvme-aen")
+def nvme_health_event(lab, check):
+    """As smart-warning-during-rebuild, but the survivor's controller has
+    its SMART/health asynchronous events switched on (`nvme set-feature -f
+    0x0b`, which swapguard never does itself): the kernel's `NVME_AEN`
+    uevent halts the run through `nvme.health_events`, before any SMART
+    poll or the smartctl read the event starts."""
+    lab.create_array()
+    disk = lab.disk_of(SERIAL_A)
+    ctrl = lab.shell.run(f"basename $(readlink /sys/block/{disk}/device)").strip()
+    out = lab.shell.run(f"nvme set-feature /dev/{ctrl} -f 0x0b -v 0xff 2>&1; "
+                        f"nvme get-feature /dev/{ctrl} -f 0x0b 2>&1")
+    check.that("0x000000ff" in out or "0xff" in out.lower(),
+               f"the controller's asynchronous event configuration was not set: {norm(out)}")
+    lab.shell.run("echo 1000 > /proc/sys/dev/raid/speed_limit_max")
+    seen = {}
+
+    def on_step(tech, step, text):
+        if step == "pull":
+            tech.pull_as_told(text)
+        elif step == "insert":
+            tech.insert_new(SERIAL_C)
+        elif step == "rebuild" and "set_at" not in seen:
+            seen["offset"] = lab.sync_to_guest_clock()
+            lab.machine.smart_warning(SERIAL_A, 4)
+            seen["set_at"] = time.time()
+
+    out = Technician(lab, on_step).run(MEMBER, SERIAL_B)
+    check.that(out.code == 3, f"exit code {out.code}, want 3 (halted)")
+    halt = out.halted()
+    check.that(halt is not None and halt["step"] == "rebuild", f"halted at {halt and halt['step']}")
+    text = json.dumps(halt["violations"]) if halt else ""
+    check.that(SERIAL_A in text and "nvme.health_events" in text,
+               f"the halt does not name {SERIAL_A}'s health event: {text}")
+    halting = [e for e in out.journal if e.get("event") == "halting"]
+    if halting and "set_at" in seen:
+        offset, err = seen["offset"]
+        latency = journal_time(halting[0]) - (seen["set_at"] + offset)
+        lab.say(f"  health event to `halting`: {latency * 1000:.0f} ms "
+                f"(clock sync ±{err * 1000:.0f} ms)")
+        lab.figures.append(("nvme-health-event", latency))
+
+
+GUEST_KINDS["nvme-aen"] = lambda work: ({}, [], [shutil.which("nvme") or "/usr/sbin/nvme"])
+GUEST_TOOLS["nvme-aen"] = ["nvme"]
+
+
 @scenario("wrong-drive-pulled")
 def wrong_drive_pulled(lab, check):
     """The technician pulls the survivor instead of the target: halt at

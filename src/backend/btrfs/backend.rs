@@ -37,6 +37,7 @@ use crate::backend::btrfs::{ErrorStats, facts, progs, sysfs};
 use crate::backend::disk::identity::{ByIdIndex, PciSlots};
 use crate::backend::disk::ioerr::{self, IoerrLedger};
 use crate::backend::disk::kmsg::{self, KernelLog};
+use crate::backend::disk::uevent::{self, UeventSource};
 use crate::backend::disk::{blank, devpath, identity, read_attr};
 use crate::backend::led;
 use crate::backend::process::ProcessRunner;
@@ -78,6 +79,11 @@ pub struct BtrfsBackend {
     missing_sizes: Option<(MissingKey, BTreeMap<u64, u64>)>,
     /// The last look's sysfs signature, for `wait`.
     watched: Option<(String, String)>,
+    /// Kernel uevents, for a guarded run: `None` until its first look
+    /// tries to listen, then the source or why there is none.
+    uevents: Option<Result<Box<dyn UeventSource>, String>>,
+    /// Said once to the technician, then cleared.
+    notices: Vec<String>,
 }
 
 type DevmapKey = (String, Vec<u64>, Vec<(String, bool)>);
@@ -109,6 +115,8 @@ impl BtrfsBackend {
             devmap: None,
             missing_sizes: None,
             watched: None,
+            uevents: None,
+            notices: Vec::new(),
             root,
         }
     }
@@ -136,6 +144,13 @@ impl BtrfsBackend {
         self.ioerr = Arc::new(IoerrLedger::new(self.root.join("sys/block"), true));
         self.poller.set_probe(discounted_probe(&self.ioerr));
         self.kmsg_path = Some(kmsg);
+        self
+    }
+
+    /// Tests: listen to `source` instead of the kernel.
+    #[cfg(test)]
+    pub(super) fn with_uevents(mut self, source: Box<dyn UeventSource>) -> Self {
+        self.uevents = Some(Ok(source));
         self
     }
 
@@ -865,12 +880,25 @@ impl Backend for BtrfsBackend {
         };
         facts::annotate(&mut snap);
         self.watched = Some(signature);
+        if self.uevents.is_none() && self.kmsg_path.is_some() {
+            // A guarded run listens from its first look on, so a survivor
+            // pulled during any later wait ends that wait at once.
+            self.uevents = Some(uevent::open().map_err(|err| format!("{err:#}")));
+            if let Some(Err(err)) = &self.uevents {
+                self.notices.push(format!(
+                    "kernel device events are not available ({err}): a drive that \
+                     vanishes is found by the next timed poll instead"
+                ));
+            }
+        }
         Ok(snap)
     }
 
     /// btrfs has no event file: look at sysfs (devinfo, allocation,
     /// exclusive operation) and the kernel log every `POLL` until something
-    /// changed or `timeout` passes.
+    /// changed or `timeout` passes; between those reads, listen to the
+    /// kernel's device events, so a disk removed or added ends the wait at
+    /// once.
     fn wait(&mut self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let Some((uuid, before)) = self.watched.clone() else {
@@ -882,7 +910,18 @@ impl Backend for BtrfsBackend {
             if now >= deadline {
                 return Ok(());
             }
-            std::thread::sleep(POLL.min(deadline - now));
+            let slice = POLL.min(deadline - now);
+            match &mut self.uevents {
+                Some(Ok(source)) => {
+                    // A disk removed or added (a pulled survivor: btrfs
+                    // itself notices only at its next I/O) ends the wait
+                    // at once; the look that follows says what it was.
+                    if uevent::wait_on(source.as_mut(), slice)?.wakes_a_watch() {
+                        return Ok(());
+                    }
+                }
+                _ => std::thread::sleep(slice),
+            }
             if self.signature(&uuid).1 != before {
                 return Ok(());
             }
@@ -892,6 +931,10 @@ impl Backend for BtrfsBackend {
                 return Ok(());
             }
         }
+    }
+
+    fn notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
     }
 
     fn execute(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput> {

@@ -509,3 +509,38 @@ fn a_pulled_member_sysfs_still_lists_is_missing_from_filesystem_show() {
         assert!(snap.drives.iter().all(|d| d.id.dev != disks[1].0));
     }
 }
+
+/// btrfs notices a pulled member only at its next I/O; the kernel's
+/// `remove` of the disk ends the watch's wait at once, on every bus.
+#[test]
+fn a_disk_removed_ends_the_wait_at_its_uevent() {
+    use crate::backend::disk::uevent::DatagramUevents;
+    for disks in KINDS {
+        let (tree, uuid) = host("lab-sysfs-devinfo-healthy.txt", &disks);
+        let runner = Canned::default()
+            .with("filesystem show --raw /mnt/data", 0, &show_healthy(&disks))
+            .with(
+                "balance status /mnt/data",
+                0,
+                "No balance found on '/mnt/data'\n",
+            );
+        let (source, sender) = DatagramUevents::pair().unwrap();
+        let mut b = BtrfsBackend::new(tree.path().to_path_buf(), Box::new(runner))
+            .with_uevents(Box::new(source));
+        b.snapshot(&uuid, Depth::Fast).unwrap();
+        let disk = disks[1].0;
+        let devpath = format!("/devices/pci0000:00/0000:00:05.0/block/{disk}");
+        sender
+            .send(
+                format!(
+                    "remove@{devpath}\0ACTION=remove\0DEVPATH={devpath}\0SUBSYSTEM=block\0\
+                     DEVNAME={disk}\0DEVTYPE=disk\0"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        // A day's timeout, and nothing in the tree changes: only the event
+        // can end this wait.
+        b.wait(Duration::from_secs(86_400)).unwrap();
+    }
+}

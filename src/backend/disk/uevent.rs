@@ -257,6 +257,40 @@ pub struct Heard {
     pub lost: bool,
 }
 
+impl Heard {
+    /// Whether a watch should look now: a disk or controller came or
+    /// went, an NVMe controller reported its health, or messages were lost
+    /// (one of them may have been any of these).
+    pub fn wakes_a_watch(&self) -> bool {
+        self.lost
+            || self
+                .events
+                .iter()
+                .any(|e| e.is_removal() || e.is_disk_added() || e.health_event().is_some())
+    }
+}
+
+/// Block up to `timeout` until `source` has messages, then read them. For
+/// a watch with nothing else to poll (btrfs reads sysfs on a timer). A
+/// wait interrupted by a signal returns nothing heard.
+pub fn wait_on(source: &mut dyn UeventSource, timeout: std::time::Duration) -> Result<Heard> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let ready = {
+        let mut fds = [PollFd::new(source.fd(), PollFlags::POLLIN)];
+        let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, timeout) {
+            Ok(n) => n > 0,
+            Err(Errno::EINTR) => false,
+            Err(err) => return Err(err).context("cannot poll the kernel's device events"),
+        }
+    };
+    Ok(if ready {
+        source.drain()
+    } else {
+        Heard::default()
+    })
+}
+
 /// Somewhere uevents come from: the kernel, or a test's fake.
 pub trait UeventSource: Send {
     /// Readable when messages are waiting.
@@ -621,5 +655,63 @@ mod tests {
         ))
         .unwrap();
         assert!(!block.is_smart_health());
+    }
+
+    /// What wakes a watch that has nothing else to poll (btrfs): a disk
+    /// or controller leaving or a disk arriving, a health event, lost
+    /// messages; not a loop device's media change nor a partition.
+    #[test]
+    fn only_what_a_watch_cares_about_wakes_it() {
+        let (mut source, sender) = DatagramUevents::pair().unwrap();
+        // Nothing sent: the wait times out with nothing heard.
+        let heard = wait_on(&mut source, std::time::Duration::from_millis(1)).unwrap();
+        assert!(heard.events.is_empty() && !heard.wakes_a_watch());
+        let cases: [(Vec<u8>, bool); 5] = [
+            (fixture("loop0-change.bin"), false),
+            (
+                message(
+                    "add",
+                    "/devices/pci0000:00/0000:00:05.0/block/sdc/sdc1",
+                    &["SUBSYSTEM=block", "DEVNAME=sdc1", "DEVTYPE=partition"],
+                ),
+                false,
+            ),
+            (
+                message(
+                    "remove",
+                    "/devices/pci0000:00/0000:00:05.0/block/sdb",
+                    &["SUBSYSTEM=block", "DEVNAME=sdb", "DEVTYPE=disk"],
+                ),
+                true,
+            ),
+            (
+                message(
+                    "add",
+                    "/devices/pci0000:00/0000:00:05.0/block/sdc",
+                    &["SUBSYSTEM=block", "DEVNAME=sdc", "DEVTYPE=disk"],
+                ),
+                true,
+            ),
+            (
+                message(
+                    "change",
+                    "/devices/pci0000:00/0000:00:04.0/nvme/nvme1",
+                    &["SUBSYSTEM=nvme", "DEVNAME=nvme1", "NVME_AEN=0x020001"],
+                ),
+                true,
+            ),
+        ];
+        for (bytes, wakes) in cases {
+            sender.send(&bytes).unwrap();
+            // A day's timeout: the message itself ends the wait.
+            let heard = wait_on(&mut source, std::time::Duration::from_secs(86_400)).unwrap();
+            assert_eq!(heard.events.len(), 1);
+            assert_eq!(heard.wakes_a_watch(), wakes, "{:?}", heard.events[0]);
+        }
+        let lost = Heard {
+            events: Vec::new(),
+            lost: true,
+        };
+        assert!(lost.wakes_a_watch());
     }
 }
