@@ -39,6 +39,34 @@ run = ["sleep", "50"]
 timeout = "120s"
 "#;
 
+/// The run every test starts: survivor nvme0n1, target nvme1n1.
+const RUN: [&str; 8] = [
+    "run",
+    "runbook.toml",
+    "--array",
+    "md0",
+    "--target",
+    "nvme1n1",
+    "--answers",
+    "answers.toml",
+];
+
+/// RUNBOOK with another watch poll and a command of `seconds`.
+fn with_runbook(m: &Test, watch_poll: &str, seconds: u32) {
+    m.write(
+        "runbook.toml",
+        &RUNBOOK
+            .replace(
+                "watch_poll = \"30s\"",
+                &format!("watch_poll = \"{watch_poll}\""),
+            )
+            .replace(
+                "[\"sleep\", \"50\"]",
+                &format!("[\"sleep\", \"{seconds}\"]"),
+            ),
+    );
+}
+
 fn machine() -> Test {
     let t = Test::new().in_scratch().tree("tests/fixtures/md/clean");
     t.write("runbook.toml", RUNBOOK);
@@ -74,16 +102,7 @@ fn a_survivor_removed_ends_the_wait_at_its_uevent_not_at_the_poll() {
     let tree = m.path("tree");
     let mut pulled = false;
     let done = m
-        .swapguard(&[
-            "run",
-            "runbook.toml",
-            "--array",
-            "md0",
-            "--target",
-            "nvme1n1",
-            "--answers",
-            "answers.toml",
-        ])
+        .swapguard(&RUN)
         .env("SWAPGUARD_TEST_UEVENT_SOCKET", &socket)
         .run_watching(|line, _| {
             // The command is started right after this line; the watch's
@@ -113,25 +132,10 @@ fn a_survivor_removed_ends_the_wait_at_its_uevent_not_at_the_poll() {
 fn an_event_about_another_device_does_not_end_the_wait_or_halt() {
     let m = machine();
     let socket = m.path("uevents.sock");
-    std::fs::write(
-        m.path("runbook.toml"),
-        RUNBOOK
-            .replace("watch_poll = \"30s\"", "watch_poll = \"1s\"")
-            .replace("[\"sleep\", \"50\"]", "[\"sleep\", \"2\"]"),
-    )
-    .unwrap();
+    with_runbook(&m, "1s", 2);
     let mut sent = false;
     let done = m
-        .swapguard(&[
-            "run",
-            "runbook.toml",
-            "--array",
-            "md0",
-            "--target",
-            "nvme1n1",
-            "--answers",
-            "answers.toml",
-        ])
+        .swapguard(&RUN)
         .env("SWAPGUARD_TEST_UEVENT_SOCKET", &socket)
         .run_watching(|line, _| {
             if !sent && line.contains("is running; watching every drive meanwhile") {
@@ -156,25 +160,10 @@ fn an_event_about_another_device_does_not_end_the_wait_or_halt() {
 #[test]
 fn without_uevents_the_watch_says_so_once_and_keeps_polling() {
     let m = machine();
-    std::fs::write(
-        m.path("runbook.toml"),
-        RUNBOOK
-            .replace("watch_poll = \"30s\"", "watch_poll = \"200ms\"")
-            .replace("[\"sleep\", \"50\"]", "[\"sleep\", \"1\"]"),
-    )
-    .unwrap();
+    with_runbook(&m, "200ms", 1);
     // A socket that cannot be bound stands for a kernel without uevents.
     let done = m
-        .swapguard(&[
-            "run",
-            "runbook.toml",
-            "--array",
-            "md0",
-            "--target",
-            "nvme1n1",
-            "--answers",
-            "answers.toml",
-        ])
+        .swapguard(&RUN)
         .env(
             "SWAPGUARD_TEST_UEVENT_SOCKET",
             m.path("no/such/dir/uevents.sock"),
@@ -212,16 +201,7 @@ fn a_survivors_smart_health_event_halts_by_itself() {
     let socket = m.path("uevents.sock");
     let mut sent = false;
     let done = m
-        .swapguard(&[
-            "run",
-            "runbook.toml",
-            "--array",
-            "md0",
-            "--target",
-            "nvme1n1",
-            "--answers",
-            "answers.toml",
-        ])
+        .swapguard(&RUN)
         .env("SWAPGUARD_TEST_UEVENT_SOCKET", &socket)
         .run_watching(|line, _| {
             if !sent && line.contains("$ sleep 50") {
@@ -256,25 +236,10 @@ fn a_survivors_smart_health_event_halts_by_itself() {
 fn a_notice_or_the_targets_health_event_does_not_halt() {
     let m = machine();
     let socket = m.path("uevents.sock");
-    std::fs::write(
-        m.path("runbook.toml"),
-        RUNBOOK
-            .replace("watch_poll = \"30s\"", "watch_poll = \"1s\"")
-            .replace("[\"sleep\", \"50\"]", "[\"sleep\", \"3\"]"),
-    )
-    .unwrap();
+    with_runbook(&m, "1s", 3);
     let mut sent = false;
     let done = m
-        .swapguard(&[
-            "run",
-            "runbook.toml",
-            "--array",
-            "md0",
-            "--target",
-            "nvme1n1",
-            "--answers",
-            "answers.toml",
-        ])
+        .swapguard(&RUN)
         .env("SWAPGUARD_TEST_UEVENT_SOCKET", &socket)
         .run_watching(|line, _| {
             if !sent && line.contains("is running; watching every drive meanwhile") {

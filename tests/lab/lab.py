@@ -507,21 +507,20 @@ def write_errors_during_pull(lab, check):
                "mdadm --detail counts a failed device (kernel changed?)")
 
 
-@scenario("smart-warning-during-rebuild")
-def smart_warning_during_rebuild(lab, check):
-    """The survivor's NVMe critical warning is set while the rebuild runs:
-    halt within one SMART poll."""
-    lab.create_array()
-    # Slow the rebuild so it outlasts a SMART poll or two.
+def warning_during_rebuild(lab, check, seen):
+    """Cold swap with md-replace-member, the rebuild slowed so it outlasts
+    a SMART poll or two; during it the survivor's NVMe critical warning is
+    set to 4 (`seen` gets the clock offset and the moment). The run must
+    halt at `rebuild`: returns the outcome, the halt and its violations as
+    text."""
     lab.shell.run("echo 1000 > /proc/sys/dev/raid/speed_limit_max")
-    seen = {}
 
     def on_step(tech, step, text):
         if step == "pull":
             tech.pull_as_told(text)
         elif step == "insert":
             tech.insert_new(SERIAL_C)
-        elif step == "rebuild":
+        elif step == "rebuild" and "set_at" not in seen:
             seen["offset"] = lab.sync_to_guest_clock()
             lab.machine.smart_warning(SERIAL_A, 4)
             seen["set_at"] = time.time()
@@ -530,7 +529,16 @@ def smart_warning_during_rebuild(lab, check):
     check.that(out.code == 3, f"exit code {out.code}, want 3 (halted)")
     halt = out.halted()
     check.that(halt is not None and halt["step"] == "rebuild", f"halted at {halt and halt['step']}")
-    text = json.dumps(halt["violations"]) if halt else ""
+    return out, halt, json.dumps(halt["violations"]) if halt else ""
+
+
+@scenario("smart-warning-during-rebuild")
+def smart_warning_during_rebuild(lab, check):
+    """The survivor's NVMe critical warning is set while the rebuild runs:
+    halt within one SMART poll."""
+    lab.create_array()
+    seen = {}
+    out, halt, text = warning_during_rebuild(lab, check, seen)
     check.that(SERIAL_A in text and "critical_warning" in text,
                f"the halt does not name {SERIAL_A}'s critical warning: {text}")
     if halt and "set_at" in seen:
@@ -556,24 +564,8 @@ def nvme_health_event(lab, check):
                         f"nvme get-feature /dev/{ctrl} -f 0x0b 2>&1")
     check.that("0x000000ff" in out or "0xff" in out.lower(),
                f"the controller's asynchronous event configuration was not set: {norm(out)}")
-    lab.shell.run("echo 1000 > /proc/sys/dev/raid/speed_limit_max")
     seen = {}
-
-    def on_step(tech, step, text):
-        if step == "pull":
-            tech.pull_as_told(text)
-        elif step == "insert":
-            tech.insert_new(SERIAL_C)
-        elif step == "rebuild" and "set_at" not in seen:
-            seen["offset"] = lab.sync_to_guest_clock()
-            lab.machine.smart_warning(SERIAL_A, 4)
-            seen["set_at"] = time.time()
-
-    out = Technician(lab, on_step).run(MEMBER, SERIAL_B)
-    check.that(out.code == 3, f"exit code {out.code}, want 3 (halted)")
-    halt = out.halted()
-    check.that(halt is not None and halt["step"] == "rebuild", f"halted at {halt and halt['step']}")
-    text = json.dumps(halt["violations"]) if halt else ""
+    out, halt, text = warning_during_rebuild(lab, check, seen)
     check.that(SERIAL_A in text and "nvme.health_events" in text,
                f"the halt does not name {SERIAL_A}'s health event: {text}")
     halting = [e for e in out.journal if e.get("event") == "halting"]

@@ -81,11 +81,20 @@ def guest_files(work):
             conf = root / f"{name}.conf"
             conf.write_text(f"DEVICESCAN -H -l error -m <nomailer> -M exec /lab/hook-{name}\n")
             files[f"/lab/{name}.conf"] = conf
+    # smartd runs an `-M exec` hook through this script of its package; in
+    # a guest without it smartd saw every fault and ran no hook ("sh:
+    # .../smartd_warning.sh: not found"), so its column stayed empty.
+    warning = Path("/usr/share/smartmontools/smartd_warning.sh")
+    if not warning.exists():
+        raise LabError(f"`{warning}` not found: smartd cannot run its hooks without it "
+                       "(package smartmontools)")
+    files[str(warning)] = warning
     return files
 
 
 def guest_setup(lab):
-    lab.shell.run("mkdir -p /tmp/det")
+    # /var/lib/smartmontools: smartd's state files (it warns without it).
+    lab.shell.run("mkdir -p /tmp/det /var/lib/smartmontools")
 
 
 def start_watchers(lab):

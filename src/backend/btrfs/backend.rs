@@ -59,6 +59,10 @@ const SMART_TIMEOUT: Duration = Duration::from_secs(30);
 /// it sooner: btrfs has no event file to block on.
 pub const POLL: Duration = Duration::from_millis(100);
 
+/// How long a wait woken by a disk's `remove` event waits for the disk to
+/// leave `/sys/block` before the look (a few ms in the lab).
+const REMOVAL_SETTLE: Duration = Duration::from_millis(100);
+
 /// The btrfs backend.
 pub struct BtrfsBackend {
     /// `/` on a real host; a captured tree in tests.
@@ -916,7 +920,13 @@ impl Backend for BtrfsBackend {
                     // A disk removed or added (a pulled survivor: btrfs
                     // itself notices only at its next I/O) ends the wait
                     // at once; the look that follows says what it was.
-                    if uevent::wait_on(source.as_mut(), slice)?.wakes_a_watch() {
+                    let heard = uevent::wait_on(source.as_mut(), slice)?;
+                    if heard.wakes_a_watch() {
+                        uevent::settle_removals(
+                            &heard,
+                            &self.root.join("sys/block"),
+                            REMOVAL_SETTLE,
+                        );
                         return Ok(());
                     }
                 }

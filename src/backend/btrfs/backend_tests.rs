@@ -94,6 +94,18 @@ fn show_healthy(disks: &[(&str, &str)]) -> String {
         .replace("/dev/nvme1n1", &format!("/dev/{}", disks[1].0))
 }
 
+/// The btrfs tool of a healthy file system over `disks`, no balance
+/// running.
+fn healthy_runner(disks: &[(&str, &str)]) -> Canned {
+    Canned::default()
+        .with("filesystem show --raw /mnt/data", 0, &show_healthy(disks))
+        .with(
+            "balance status /mnt/data",
+            0,
+            "No balance found on '/mnt/data'\n",
+        )
+}
+
 fn look(root: &Path, uuid: &str, runner: Canned) -> Snapshot {
     let mut b = BtrfsBackend::new(root.to_path_buf(), Box::new(runner));
     b.snapshot(uuid, Depth::Fast).unwrap()
@@ -109,13 +121,7 @@ const KINDS: [[(&str, &str); 2]; 3] = [
 fn healthy_raid1_members_by_devid_on_nvme_sata_and_scsi() {
     for disks in KINDS {
         let (tree, uuid) = host("lab-sysfs-devinfo-healthy.txt", &disks);
-        let runner = Canned::default()
-            .with("filesystem show --raw /mnt/data", 0, &show_healthy(&disks))
-            .with(
-                "balance status /mnt/data",
-                0,
-                "No balance found on '/mnt/data'\n",
-            );
+        let runner = healthy_runner(&disks);
         let snap = look(tree.path(), &uuid, runner);
         assert!(snap.problems.is_empty(), "{disks:?}: {:#?}", snap.problems);
         assert_eq!(snap.array.name, uuid);
@@ -282,14 +288,7 @@ fn device_stats_are_asked_where_sysfs_has_no_error_stats() {
             )
         })
         .collect();
-    let runner = Canned::default()
-        .with("filesystem show --raw /mnt/data", 0, &show_healthy(&disks))
-        .with(
-            "balance status /mnt/data",
-            0,
-            "No balance found on '/mnt/data'\n",
-        )
-        .with("device stats /mnt/data", 0, &stats);
+    let runner = healthy_runner(&disks).with("device stats /mnt/data", 0, &stats);
     let snap = look(tree.path(), &uuid, runner.clone());
     assert!(snap.problems.is_empty(), "{:#?}", snap.problems);
     let sdb = snap.drives.iter().find(|d| d.id.dev == "sdb").unwrap();
@@ -384,13 +383,7 @@ fn a_new_drive_under_a_pulled_members_name_is_no_member() {
     std::os::unix::fs::symlink(root.join("sys/block/sda"), devices.join("sda")).unwrap();
     // The old sdb's device directory is gone: the link dangles.
     std::os::unix::fs::symlink(root.join("sys/devices/old/sdb"), devices.join("sdb")).unwrap();
-    let runner = Canned::default()
-        .with("filesystem show --raw /mnt/data", 0, &show_healthy(&disks))
-        .with(
-            "balance status /mnt/data",
-            0,
-            "No balance found on '/mnt/data'\n",
-        );
+    let runner = healthy_runner(&disks);
     let snap = look(root, &uuid, runner);
     let sda = snap.drives.iter().find(|d| d.id.dev == "sda").unwrap();
     assert_eq!(sda.member.as_ref().unwrap().name.as_deref(), Some("1"));
@@ -517,13 +510,7 @@ fn a_disk_removed_ends_the_wait_at_its_uevent() {
     use crate::backend::disk::uevent::DatagramUevents;
     for disks in KINDS {
         let (tree, uuid) = host("lab-sysfs-devinfo-healthy.txt", &disks);
-        let runner = Canned::default()
-            .with("filesystem show --raw /mnt/data", 0, &show_healthy(&disks))
-            .with(
-                "balance status /mnt/data",
-                0,
-                "No balance found on '/mnt/data'\n",
-            );
+        let runner = healthy_runner(&disks);
         let (source, sender) = DatagramUevents::pair().unwrap();
         let mut b = BtrfsBackend::new(tree.path().to_path_buf(), Box::new(runner))
             .with_uevents(Box::new(source));

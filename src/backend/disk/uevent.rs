@@ -270,6 +270,34 @@ impl Heard {
     }
 }
 
+/// The kernel sends a disk's `remove` event before it takes the disk's
+/// directory out of `/sys/block`: a look made at once may still find the
+/// disk. Wait (up to `max`, checking every 2 ms) until every whole disk
+/// `heard` says was removed is gone from `sys_block`. A name that is not
+/// a plain file name is never made a path.
+pub fn settle_removals(heard: &Heard, sys_block: &Path, max: std::time::Duration) {
+    let until = std::time::Instant::now() + max;
+    let removed: Vec<&str> = heard
+        .events
+        .iter()
+        .filter(|e| e.action == Action::Remove)
+        .filter_map(Uevent::disk)
+        .filter(|name| is_plain_name(name))
+        .collect();
+    while removed
+        .iter()
+        .any(|name| std::fs::symlink_metadata(sys_block.join(name)).is_ok())
+        && std::time::Instant::now() < until
+    {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// A single path component: not empty, not `.` or `..`, no `/` or NUL.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
+}
+
 /// Block up to `timeout` until `source` has messages, then read them. For
 /// a watch with nothing else to poll (btrfs reads sysfs on a timer). A
 /// wait interrupted by a signal returns nothing heard.
@@ -713,5 +741,54 @@ mod tests {
             lost: true,
         };
         assert!(lost.wakes_a_watch());
+    }
+
+    /// A look right after a `remove` event may still find the disk: the
+    /// wait lasts until the disk's directory is gone (or the bound), and
+    /// names that are not plain file names never become paths.
+    #[test]
+    fn settling_waits_for_the_removed_disk_to_leave_sys_block() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let sys_block = dir.path().join("sys/block");
+        std::fs::create_dir_all(sys_block.join("sdb")).unwrap();
+        std::fs::create_dir_all(dir.path().join("sys/etc")).unwrap();
+        let removal = |name: &str| {
+            parse(&message(
+                "remove",
+                &format!("/devices/pci0000:00/0000:00:05.0/block/{name}"),
+                &[
+                    "SUBSYSTEM=block",
+                    &format!("DEVNAME={name}"),
+                    "DEVTYPE=disk",
+                ],
+            ))
+            .unwrap()
+        };
+        let heard = Heard {
+            events: vec![removal("sdb")],
+            lost: false,
+        };
+        let gone = sys_block.join("sdb");
+        let remover = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            std::fs::remove_dir_all(gone).unwrap();
+        });
+        // A day's bound: only the directory leaving ends the wait.
+        settle_removals(&heard, &sys_block, std::time::Duration::from_secs(86_400));
+        assert!(!sys_block.join("sdb").exists());
+        remover.join().unwrap();
+        // `../etc` would be a directory that stays: never looked at.
+        let hostile = Heard {
+            events: vec![removal("..")],
+            lost: false,
+        };
+        let started = std::time::Instant::now();
+        settle_removals(&hostile, &sys_block, std::time::Duration::from_secs(5));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(4),
+            "`..` was looked up as a disk"
+        );
+        assert!(!is_plain_name("..") && !is_plain_name("") && !is_plain_name("a/b"));
+        assert!(is_plain_name("nvme0n1"));
     }
 }
