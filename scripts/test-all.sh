@@ -17,8 +17,9 @@ cd "$(dirname "$0")/.."
 #   (tests/canary_fs.rs, which also needs root and /dev/loop-control);
 # - btrfs-progs for the btrfs backend's real tests on loop devices
 #   (tests/btrfs_host.rs, root and a kernel with btrfs).
-# - nvme-cli and smartd (smartmontools) for the side-by-side lab run
-#   (tests/lab/sidebyside.py: it enables the NVMe health events in the guest)
+# - nvme-cli for the lab's nvme-health-event scenario and the side-by-side
+#   run (both enable the NVMe health events in the guest), smartd
+#   (smartmontools, with its smartd_warning.sh) for the side-by-side run
 # - Prometheus Alertmanager, node_exporter and promtool for the fleet tests
 #   (tests/fleet.rs, docs/fleet.md).
 required=(
