@@ -58,6 +58,41 @@ pub const TEST_SOCKET_ENV: &str = "SWAPGUARD_TEST_UEVENT_SOCKET";
 /// halts like any other.
 pub const HEALTH_EVENT_COUNTER: &str = "nvme.health_events";
 
+/// The SMART/health events heard per whole disk during a run. A count
+/// belongs to the drive that had the name when the event came: it goes
+/// when that disk is removed or a look no longer finds it, so a new drive
+/// that takes the name later (the target's replacement, often) starts at
+/// zero instead of inheriting the failing drive's events.
+#[derive(Debug, Default)]
+pub struct HealthEventCounts(std::collections::BTreeMap<String, u64>);
+
+impl HealthEventCounts {
+    /// A SMART/health event came for the controller serving `disks`.
+    pub fn heard<'a>(&mut self, disks: impl IntoIterator<Item = &'a String>) {
+        for disk in disks {
+            *self.0.entry(disk.clone()).or_insert(0) += 1;
+        }
+    }
+
+    /// What `heard` says about disks leaving: their counts go.
+    pub fn forget_removed(&mut self, heard: &Heard) {
+        for event in heard.events.iter().filter(|e| e.action == Action::Remove) {
+            if let Some(disk) = event.disk() {
+                self.0.remove(disk);
+            }
+        }
+    }
+
+    /// Keep only the disks a look found.
+    pub fn retain(&mut self, present: &std::collections::BTreeSet<String>) {
+        self.0.retain(|disk, _| present.contains(disk));
+    }
+
+    pub fn count(&self, disk: &str) -> u64 {
+        self.0.get(disk).copied().unwrap_or(0)
+    }
+}
+
 /// `NVME_AEN`'s event type for SMART/health status (NVMe base
 /// specification, Asynchronous Event Request completion, bits 2:0).
 const AEN_TYPE_SMART_HEALTH: u32 = 1;
@@ -790,5 +825,38 @@ mod tests {
         );
         assert!(!is_plain_name("..") && !is_plain_name("") && !is_plain_name("a/b"));
         assert!(is_plain_name("nvme0n1"));
+    }
+
+    /// The failing target sends health events, is pulled, and its
+    /// replacement comes up under the same name: the replacement starts
+    /// at zero, whether the `remove` event or only the next look saw the
+    /// target go.
+    #[test]
+    fn a_new_drive_under_a_used_name_does_not_inherit_health_events() {
+        let target = "nvme1n1".to_string();
+        let survivor = "nvme0n1".to_string();
+        let mut counts = HealthEventCounts::default();
+        counts.heard([&target]);
+        counts.heard([&target]);
+        counts.heard([&survivor]);
+        assert_eq!((counts.count("nvme1n1"), counts.count("nvme0n1")), (2, 1));
+        let removal = Heard {
+            events: vec![
+                parse(&message(
+                    "remove",
+                    "/devices/pci0000:00/0000:00:05.0/nvme/nvme1/nvme1n1",
+                    &["SUBSYSTEM=block", "DEVNAME=nvme1n1", "DEVTYPE=disk"],
+                ))
+                .unwrap(),
+            ],
+            lost: false,
+        };
+        counts.forget_removed(&removal);
+        assert_eq!((counts.count("nvme1n1"), counts.count("nvme0n1")), (0, 1));
+        // No event heard (lost, or no uevents): the look that no longer
+        // finds the disk drops it.
+        counts.heard([&target]);
+        counts.retain(&[survivor.clone()].into_iter().collect());
+        assert_eq!((counts.count("nvme1n1"), counts.count("nvme0n1")), (0, 1));
     }
 }

@@ -94,7 +94,7 @@ pub struct MdBackend {
     last_disks: BTreeSet<String>,
     /// SMART/health asynchronous events heard per disk while listening
     /// (`nvme.health_events`), for the life of this run.
-    health_events: BTreeMap<String, u64>,
+    health_events: uevent::HealthEventCounts,
     /// Said once to the technician, then cleared.
     notices: Vec<String>,
 }
@@ -143,7 +143,7 @@ impl MdBackend {
             kernel_log: None,
             uevents: None,
             last_disks: BTreeSet::new(),
-            health_events: BTreeMap::new(),
+            health_events: uevent::HealthEventCounts::default(),
             notices: Vec::new(),
             root,
         }
@@ -304,6 +304,7 @@ impl MdBackend {
             problems.extend(log.drain(&disks));
         }
         self.ioerr.retain(&disks);
+        self.health_events.retain(&disks);
         self.last_disks.clone_from(&disks);
         let mut background = match depth {
             Depth::Watch { smart_due } => {
@@ -354,7 +355,7 @@ impl MdBackend {
             if self.uevents == Some(UeventState::Listening)
                 && id.transport.as_deref() == Some("nvme")
             {
-                let heard = self.health_events.get(&disk).copied().unwrap_or(0);
+                let heard = self.health_events.count(&disk);
                 counters.insert(uevent::HEALTH_EVENT_COUNTER.to_string(), heard);
             }
             let membership = member.and_then(|m| {
@@ -702,6 +703,7 @@ impl Backend for MdBackend {
                 // so a wait without a look (a finishing command) cannot spin.
                 self.poller.clear_wake();
             }
+            self.health_events.forget_removed(&wake.heard);
             let mut relevant = wake.md || wake.extra || wake.heard.lost;
             let mut urgent = Vec::new();
             for event in &wake.heard.events {
@@ -720,9 +722,7 @@ impl Backend for MdBackend {
                     if event.is_smart_health() {
                         // The controller raised a critical warning: that is
                         // a fact now, before smartctl says which one.
-                        for disk in &served {
-                            *self.health_events.entry(disk.clone()).or_insert(0) += 1;
-                        }
+                        self.health_events.heard(&served);
                     }
                     urgent.extend(served);
                 }
