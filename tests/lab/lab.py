@@ -1011,12 +1011,13 @@ def latency_md_fail(lab, check, samples):
             # `before`: mdadm not yet started; `seen`: the helper saw the
             # member's state say faulty (its poll loop is a few ms late).
             before, after = seen["stamp"].split("seen", 1)
-            latency = journal_time(halt) - parse_adjtimex(after)
-            bound = journal_time(halt) - parse_adjtimex(before)
+            latency = decided_at(out) - parse_adjtimex(after)
+            bound = decided_at(out) - parse_adjtimex(before)
             lab.say(f"  md state change to halt: {latency * 1000:.0f} ms "
                     f"({bound * 1000:.0f} ms from before mdadm ran)")
             lab.figures.append(("md-state-change", latency))
             lab.figures.append(("mdadm-fail-start", bound))
+            lab.figures.append(("md-state-change (halted)", journal_time(halt) - parse_adjtimex(after)))
         reset_array(lab)
 
 
@@ -1037,10 +1038,12 @@ def latency_write_errors(lab, check, samples):
         halt = out.halted()
         ok = check.that(out.code == 3 and halt is not None, f"sample {i}: exit {out.code}, halt {halt}")
         if ok and "tv_sec" in seen.get("stamp", ""):
-            latency = journal_time(halt) - parse_adjtimex(seen["stamp"])
+            latency = decided_at(out) - parse_adjtimex(seen["stamp"])
             lab.say(f"  md bad-block record to halt: {latency * 1000:.0f} ms "
                     f"({norm(seen['stamp'].split('state=')[-1])})")
             lab.figures.append(("io-error-record", latency))
+            lab.figures.append(("io-error-record (halted)",
+                                journal_time(halt) - parse_adjtimex(seen["stamp"])))
         reset_array(lab)
 
 
@@ -1062,14 +1065,23 @@ def latency_vanish(lab, check, samples):
         ok = check.that(out.code == 3 and halt is not None, f"sample {i}: exit {out.code}, halt {halt}")
         stamp = lab.shell.run("cat /tmp/vanish.out; rm -f /tmp/vanish.out")
         if ok and "tv_sec" in stamp:
-            latency = journal_time(halt) - parse_adjtimex(stamp)
+            latency = decided_at(out) - parse_adjtimex(stamp)
             lab.say(f"  survivor vanished to halt: {latency * 1000:.0f} ms")
             lab.figures.append(("device-vanished", latency))
+            lab.figures.append(("device-vanished (halted)", journal_time(halt) - parse_adjtimex(stamp)))
         if "drive" in seen:
             drive = seen["drive"]
             lab.machine.insert(drive.bay, SERIAL_A, image=drive.image)
             wait_for_disk(lab, SERIAL_A)
         reset_array(lab)
+
+
+def decided_at(out):
+    """When the guard decided to halt: the journal's `halting` entry,
+    written before the halt's own full look (SMART of every drive), which
+    the `halted` entry follows; `halted` for builds without it."""
+    found = out.events("halting") or out.events("halted")
+    return journal_time(found[0])
 
 
 def wait_for_disk(lab, serial, timeout=60.0):
@@ -1091,7 +1103,8 @@ def reset_array(lab):
 @scenario("latency")
 def latency(lab, check):
     """Detection latency, measured: guest-side stamps of the kernel showing
-    the fault vs swapguard's halt journal entry."""
+    the fault vs swapguard's `halting` journal entry (and its `halted`
+    entry, after the halt's own look)."""
     samples = lab.samples
     lab.create_array()
     latency_md_fail(lab, check, samples)
