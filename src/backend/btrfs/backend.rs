@@ -889,10 +889,7 @@ impl Backend for BtrfsBackend {
             // pulled during any later wait ends that wait at once.
             self.uevents = Some(uevent::open().map_err(|err| format!("{err:#}")));
             if let Some(Err(err)) = &self.uevents {
-                self.notices.push(format!(
-                    "kernel device events are not available ({err}): a drive that \
-                     vanishes is found by the next timed poll instead"
-                ));
+                self.notices.push(uevent::unavailable_notice(err));
             }
         }
         Ok(snap)

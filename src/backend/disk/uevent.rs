@@ -333,6 +333,15 @@ fn is_plain_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
 }
 
+/// What the technician is told once when a watch cannot hear the
+/// kernel's device events (`why`: the error opening them).
+pub fn unavailable_notice(why: &str) -> String {
+    format!(
+        "kernel device events are not available ({why}): a drive that vanishes is \
+         found by the next timed poll instead"
+    )
+}
+
 /// Block up to `timeout` until `source` has messages, then read them. For
 /// a watch with nothing else to poll (btrfs reads sysfs on a timer). A
 /// wait interrupted by a signal returns nothing heard.

@@ -108,10 +108,7 @@ fn listen(watch: &mut MdstatWatch, notices: &mut Vec<String>) -> UeventState {
             UeventState::Listening
         }
         Err(err) => {
-            notices.push(format!(
-                "kernel device events are not available ({err:#}): a drive that \
-                 vanishes is found by the next timed poll instead"
-            ));
+            notices.push(uevent::unavailable_notice(&format!("{err:#}")));
             UeventState::Unavailable
         }
     }
